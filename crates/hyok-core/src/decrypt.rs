@@ -1,0 +1,394 @@
+//! Reading messages (ESDK spec `client-apis/decrypt.md`).
+//!
+//! The type flow makes skipping a check impossible: a [`ParsedHeader`] becomes a
+//! [`VerifiedHeader`] only after the key commitment and header tag verified, and only a
+//! `VerifiedHeader` can produce a [`Decryptor`]. The decryptor releases a frame's plaintext
+//! only after its tag verified, treats a missing final frame as an error, holds back the
+//! last frame of a signed message until the signature verified, and rejects trailing bytes.
+
+use std::io::{self, Read};
+
+use crate::codec::{read_exact_into, read_exact_or_eof};
+use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
+use crate::error::{Error, Result};
+use crate::frame::{
+    FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER, REGULAR_FRAME, SINGLE_BLOCK,
+};
+use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
+use crate::key::{derive, DataKey, DerivedKeys};
+use crate::signature::{MessageHash, MessageVerifier};
+
+/// Largest non-framed body hyok buffers (its tag covers the whole body, so it must be held
+/// in memory before any byte is released).
+pub const DEFAULT_MAX_UNFRAMED: u64 = 256 * 1024 * 1024;
+
+impl ParsedHeader {
+    /// Split the caller's reproduced context into pairs that must match the stored context
+    /// and pairs that were authenticated but not stored; return the full materials context
+    /// (stored ∪ reproduced) that key stores bind, plus the serialized auth-only pairs.
+    pub fn materials_context(
+        &self,
+        reproduced: &EncryptionContext,
+    ) -> Result<(EncryptionContext, EncryptionContext)> {
+        let stored = &self.header.context;
+        let mut auth_only = EncryptionContext::new();
+        for (k, v) in reproduced.iter() {
+            match stored.get(k) {
+                Some(sv) if sv == v => {}
+                Some(_) => {
+                    return Err(Error::Context(format!(
+                        "the message's encryption context has a different value for {k:?}"
+                    )))
+                }
+                None => {
+                    auth_only.insert(k, v);
+                }
+            }
+        }
+        Ok((stored.merged(&auth_only)?, auth_only))
+    }
+
+    /// Verify commitment and header tag with the unwrapped data key.
+    /// `reproduced` is the context the caller expects (see [`Self::materials_context`]).
+    pub fn verify(
+        self,
+        data_key: &DataKey,
+        reproduced: &EncryptionContext,
+    ) -> Result<VerifiedHeader> {
+        let suite = self.header.suite;
+        let (_, auth_only) = self.materials_context(reproduced)?;
+        let pk = self.header.context.get(PUBLIC_KEY_FIELD);
+        let verifier = match (suite.signature(), pk) {
+            (Some(alg), Some(pk)) => Some(MessageVerifier::from_context_value(alg, pk)?),
+            (Some(_), None) => {
+                return Err(Error::MalformedHeader(
+                    "signed suite without aws-crypto-public-key in the context".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::MalformedHeader(
+                    "unsigned suite with aws-crypto-public-key in the context".into(),
+                ))
+            }
+            (None, None) => None,
+        };
+        let keys = derive(suite, data_key, &self.header.message_id)?;
+        self.authenticate(&keys, &auth_only.serialize()?)?;
+        let hash = suite.signature().map(|alg| {
+            let mut h = MessageHash::new(alg);
+            h.update(&self.wire_bytes());
+            h
+        });
+        Ok(VerifiedHeader {
+            header: self.header,
+            keys,
+            verifier: verifier.zip(hash),
+        })
+    }
+}
+
+/// A header whose key commitment and authentication tag verified.
+pub struct VerifiedHeader {
+    header: Header,
+    keys: DerivedKeys,
+    verifier: Option<(MessageVerifier, MessageHash)>,
+}
+
+impl std::fmt::Debug for VerifiedHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedHeader")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for reading a message body.
+#[derive(Clone, Debug)]
+pub struct DecryptOptions {
+    /// How frames are spread over cores.
+    pub parallelism: Parallelism,
+    /// Largest non-framed body accepted.
+    pub max_unframed: u64,
+}
+
+impl Default for DecryptOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: Parallelism::default(),
+            max_unframed: DEFAULT_MAX_UNFRAMED,
+        }
+    }
+}
+
+impl VerifiedHeader {
+    /// The verified header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// A reader of the plaintext of the body that follows in `input`.
+    pub fn decryptor<R: Read>(self, input: R, opts: DecryptOptions) -> Decryptor<R> {
+        let frames_per_batch = match self.header.content_type {
+            ContentType::Framed => (BATCH_BYTES / self.header.frame_length as usize).max(1),
+            ContentType::NonFramed => 1,
+        };
+        let (verifier, hash) = match self.verifier {
+            Some((v, h)) => (Some(v), Some(h)),
+            None => (None, None),
+        };
+        Decryptor {
+            input,
+            header: self.header,
+            keys: self.keys,
+            verifier,
+            hash,
+            opts,
+            frames_per_batch,
+            next_seq: 1,
+            out: Vec::new(),
+            pos: 0,
+            state: State::Body,
+            plaintext_len: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Body,
+    Done,
+    Failed,
+}
+
+/// Streaming decryptor: `Read` yields plaintext that has been authenticated.
+pub struct Decryptor<R: Read> {
+    input: R,
+    header: Header,
+    keys: DerivedKeys,
+    verifier: Option<MessageVerifier>,
+    hash: Option<MessageHash>,
+    opts: DecryptOptions,
+    frames_per_batch: usize,
+    next_seq: u32,
+    out: Vec<u8>,
+    pos: usize,
+    state: State,
+    plaintext_len: u64,
+}
+
+impl<R: Read> std::fmt::Debug for Decryptor<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decryptor")
+            .field("suite", &self.header.suite)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+struct FrameIn {
+    seq: u32,
+    is_final: bool,
+    iv: [u8; IV_LEN],
+    data: Vec<u8>,
+    pt_len: usize,
+}
+
+impl<R: Read> Decryptor<R> {
+    /// The verified header of the message being read.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Plaintext bytes released so far.
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+
+    /// Whether the whole message, footer included, has verified.
+    pub fn is_complete(&self) -> bool {
+        self.state == State::Done && self.pos == self.out.len()
+    }
+
+    fn hashed_read(&mut self, buf: &mut Vec<u8>, n: usize, what: &'static str) -> Result<()> {
+        let start = buf.len();
+        read_exact_into(&mut self.input, buf, n, what)?;
+        if let Some(h) = self.hash.as_mut() {
+            h.update(&buf[start..]);
+        }
+        Ok(())
+    }
+
+    fn read_fixed<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        if !read_exact_or_eof(&mut self.input, &mut b, what)? {
+            return Err(Error::Truncated(what));
+        }
+        if let Some(h) = self.hash.as_mut() {
+            h.update(&b);
+        }
+        Ok(b)
+    }
+
+    fn read_frame(&mut self) -> Result<FrameIn> {
+        let first: [u8; 4] = self.read_fixed("body (missing final frame)")?;
+        let first = u32::from_be_bytes(first);
+        let is_final = first == FINAL_MARKER;
+        let seq = if is_final {
+            u32::from_be_bytes(self.read_fixed("final frame")?)
+        } else {
+            first
+        };
+        if seq != self.next_seq {
+            return Err(Error::MalformedBody(format!(
+                "frame {seq} where frame {} was expected",
+                self.next_seq
+            )));
+        }
+        let what = if is_final { "final frame" } else { "frame" };
+        let iv: [u8; IV_LEN] = self.read_fixed(what)?;
+        let len = if is_final {
+            let l = u32::from_be_bytes(self.read_fixed("final frame")?);
+            if l > self.header.frame_length {
+                return Err(Error::MalformedBody(format!(
+                    "final frame of {l} bytes exceeds the frame length {}",
+                    self.header.frame_length
+                )));
+            }
+            l as usize
+        } else {
+            self.header.frame_length as usize
+        };
+        let mut data = Vec::with_capacity((len + TAG_LEN).min(BATCH_BYTES + TAG_LEN));
+        self.hashed_read(&mut data, len + TAG_LEN, what)?;
+        self.next_seq = self.next_seq.checked_add(1).unwrap_or(FINAL_MARKER);
+        Ok(FrameIn {
+            seq,
+            is_final,
+            iv,
+            data,
+            pt_len: 0,
+        })
+    }
+
+    /// Read the footer (signed suites) and make sure nothing follows.
+    fn finish_message(&mut self) -> Result<()> {
+        if let (Some(v), Some(h)) = (self.verifier.take(), self.hash.take()) {
+            let mut len = [0u8; 2];
+            if !read_exact_or_eof(&mut self.input, &mut len, "footer")? {
+                return Err(Error::Truncated("footer"));
+            }
+            let mut sig = Vec::new();
+            read_exact_into(
+                &mut self.input,
+                &mut sig,
+                u16::from_be_bytes(len) as usize,
+                "footer",
+            )?;
+            v.verify(h, &sig)?;
+        }
+        let mut probe = [0u8; 1];
+        loop {
+            match self.input.read(&mut probe) {
+                Ok(0) => return Ok(()),
+                Ok(_) => return Err(Error::TrailingBytes),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::from_io(e)),
+            }
+        }
+    }
+
+    fn refill_framed(&mut self) -> Result<()> {
+        let mut frames = Vec::with_capacity(self.frames_per_batch);
+        while frames.len() < self.frames_per_batch {
+            let f = self.read_frame()?;
+            let fin = f.is_final;
+            frames.push(f);
+            if fin {
+                break;
+            }
+        }
+        let cipher = FrameCipher {
+            key: &self.keys.aead,
+            message_id: &self.header.message_id,
+        };
+        self.opts.parallelism.run(&mut frames, |f| {
+            let content = if f.is_final {
+                FINAL_FRAME
+            } else {
+                REGULAR_FRAME
+            };
+            f.pt_len = cipher.open(content, f.seq, f.iv, &mut f.data)?;
+            Ok(())
+        })?;
+        let ended = frames.last().is_some_and(|f| f.is_final);
+        if ended {
+            // The signature (if any) must verify before the last frame is released.
+            self.finish_message()?;
+            self.state = State::Done;
+        }
+        self.out.clear();
+        self.pos = 0;
+        for f in &frames {
+            self.out.extend_from_slice(&f.data[..f.pt_len]);
+        }
+        Ok(())
+    }
+
+    fn refill_unframed(&mut self) -> Result<()> {
+        let iv: [u8; IV_LEN] = self.read_fixed("body")?;
+        let len = u64::from_be_bytes(self.read_fixed("body")?);
+        if len > (1u64 << 36) - 32 || len > self.opts.max_unframed {
+            return Err(Error::MalformedBody(format!(
+                "non-framed body of {len} bytes exceeds the limit"
+            )));
+        }
+        let mut data = Vec::new();
+        self.hashed_read(&mut data, len as usize + TAG_LEN, "body")?;
+        let cipher = FrameCipher {
+            key: &self.keys.aead,
+            message_id: &self.header.message_id,
+        };
+        let n = cipher.open(SINGLE_BLOCK, 1, iv, &mut data)?;
+        self.finish_message()?;
+        self.state = State::Done;
+        data.truncate(n);
+        self.out = data;
+        self.pos = 0;
+        Ok(())
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        match self.header.content_type {
+            ContentType::Framed => self.refill_framed(),
+            ContentType::NonFramed => self.refill_unframed(),
+        }
+    }
+}
+
+impl<R: Read> Read for Decryptor<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.out.len() {
+                let n = buf.len().min(self.out.len() - self.pos);
+                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+                self.pos += n;
+                self.plaintext_len += n as u64;
+                return Ok(n);
+            }
+            match self.state {
+                State::Done => return Ok(0),
+                State::Failed => {
+                    return Err(io::Error::other("decryption already failed"));
+                }
+                State::Body => {
+                    if let Err(e) = self.refill() {
+                        self.state = State::Failed;
+                        self.out.clear();
+                        self.pos = 0;
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+    }
+}

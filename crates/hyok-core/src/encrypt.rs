@@ -1,0 +1,294 @@
+//! Writing messages (ESDK spec `client-apis/encrypt.md`): always message format 2 with a
+//! committing suite, framed body, frames sealed in parallel and written in order.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use crate::codec::put_u16;
+use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
+use crate::error::{Error, Result};
+use crate::frame::{FrameCipher, Parallelism, BATCH_BYTES};
+use crate::header::{seal_header, ContentType, Header, DEFAULT_FRAME_LEN, MAX_WRITE_FRAME_LEN};
+use crate::key::{derive, DataKey, DerivedKeys, EncryptedDataKey};
+use crate::signature::{MessageHash, MessageSigner};
+use crate::suite::{AlgorithmSuite, CommitmentPolicy};
+
+/// First half of encryption: the suite and full encryption context are fixed (including
+/// the signature public key for signed suites) before any key store wraps a data key,
+/// because the raw AES keyring binds the full context as AAD.
+#[derive(Debug)]
+pub struct PendingEncryption {
+    suite: AlgorithmSuite,
+    context: EncryptionContext,
+    required_keys: BTreeSet<String>,
+    signer: Option<MessageSigner>,
+    message_id: Vec<u8>,
+}
+
+impl PendingEncryption {
+    /// Start encrypting with `suite` (must be committing) and the caller's context.
+    /// `required_keys` names context keys that are authenticated but not stored in the
+    /// header; the decrypting side must supply them again.
+    pub fn new(
+        suite: AlgorithmSuite,
+        caller_context: EncryptionContext,
+        required_keys: BTreeSet<String>,
+    ) -> Result<Self> {
+        CommitmentPolicy::RequireEncryptRequireDecrypt.check_encrypt(suite)?;
+        caller_context.check_no_reserved_keys()?;
+        if let Some(k) = required_keys
+            .iter()
+            .find(|k| !caller_context.contains_key(k))
+        {
+            return Err(Error::Context(format!(
+                "required key {k:?} is not in the encryption context"
+            )));
+        }
+        let mut context = caller_context;
+        let signer = match suite.signature() {
+            Some(alg) => {
+                let s = MessageSigner::generate(alg)?;
+                context.insert(PUBLIC_KEY_FIELD, s.public_key_b64());
+                Some(s)
+            }
+            None => None,
+        };
+        let mut message_id = vec![0u8; suite.message_id_len()];
+        aws_lc_rs::rand::fill(&mut message_id).map_err(|_| Error::Crypto("random"))?;
+        Ok(Self {
+            suite,
+            context,
+            required_keys,
+            signer,
+            message_id,
+        })
+    }
+
+    /// The suite.
+    pub fn suite(&self) -> AlgorithmSuite {
+        self.suite
+    }
+
+    /// The message id the message will carry (fresh random bytes).
+    pub fn message_id(&self) -> &[u8] {
+        &self.message_id
+    }
+
+    /// The full materials context key stores must bind (stored and required pairs).
+    pub fn context(&self) -> &EncryptionContext {
+        &self.context
+    }
+
+    /// Finish the materials with the data key and its wrapped copies.
+    pub fn complete(
+        self,
+        data_key: DataKey,
+        edks: Vec<EncryptedDataKey>,
+    ) -> Result<EncryptionMaterials> {
+        data_key.check_len(self.suite)?;
+        if edks.is_empty() {
+            return Err(Error::InvalidParameter("no encrypted data keys".into()));
+        }
+        Ok(EncryptionMaterials {
+            pending: self,
+            data_key,
+            edks,
+        })
+    }
+}
+
+/// Everything needed to write one message.
+#[derive(Debug)]
+pub struct EncryptionMaterials {
+    pending: PendingEncryption,
+    data_key: DataKey,
+    edks: Vec<EncryptedDataKey>,
+}
+
+impl EncryptionMaterials {
+    /// The wrapped data keys that will be stored.
+    pub fn edks(&self) -> &[EncryptedDataKey] {
+        &self.edks
+    }
+}
+
+/// Options for writing a message.
+#[derive(Clone, Debug)]
+pub struct EncryptOptions {
+    /// Plaintext bytes per frame (1 ..= 2^31-1). Default 64 KiB.
+    pub frame_length: u32,
+    /// How frames are spread over cores.
+    pub parallelism: Parallelism,
+}
+
+impl Default for EncryptOptions {
+    fn default() -> Self {
+        Self {
+            frame_length: DEFAULT_FRAME_LEN,
+            parallelism: Parallelism::default(),
+        }
+    }
+}
+
+/// Streaming encryptor: write plaintext into it, then call [`Encryptor::finish`].
+/// A dropped, unfinished encryptor leaves a message without final frame, which every
+/// reader rejects.
+pub struct Encryptor<W: Write> {
+    out: W,
+    keys: DerivedKeys,
+    message_id: Vec<u8>,
+    frame_len: usize,
+    par: Parallelism,
+    buf: Vec<u8>,
+    sealed: Vec<u8>,
+    batch: usize,
+    next_seq: u32,
+    hash: Option<MessageHash>,
+    signer: Option<MessageSigner>,
+    header: Header,
+    plaintext_len: u64,
+}
+
+impl<W: Write> std::fmt::Debug for Encryptor<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encryptor")
+            .field("suite", &self.header.suite)
+            .field("frame_len", &self.frame_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> Encryptor<W> {
+    /// Write the header to `out` and return a writer for the body.
+    pub fn new(mut out: W, materials: EncryptionMaterials, opts: EncryptOptions) -> Result<Self> {
+        if opts.frame_length == 0 || opts.frame_length > MAX_WRITE_FRAME_LEN {
+            return Err(Error::InvalidParameter(format!(
+                "frame length must be between 1 and {MAX_WRITE_FRAME_LEN}"
+            )));
+        }
+        let EncryptionMaterials {
+            pending,
+            data_key,
+            edks,
+        } = materials;
+        let suite = pending.suite;
+        let message_id = pending.message_id.clone();
+        let keys = derive(suite, &data_key, &message_id)?;
+        drop(data_key);
+        let mut stored = pending.context.clone();
+        let mut required = EncryptionContext::new();
+        for k in &pending.required_keys {
+            if let Some(v) = stored.remove(k) {
+                required.insert(k.clone(), v);
+            }
+        }
+        let header = Header {
+            suite,
+            message_id: message_id.clone(),
+            context: stored,
+            edks,
+            content_type: ContentType::Framed,
+            frame_length: opts.frame_length,
+            suite_data: keys
+                .commitment
+                .as_ref()
+                .map(|c| c.to_vec())
+                .unwrap_or_default(),
+        };
+        let mut bytes = header.encode_body()?;
+        let tag = seal_header(&keys, &bytes, &required.serialize()?)?;
+        bytes.extend_from_slice(&tag);
+        let mut hash = suite.signature().map(MessageHash::new);
+        if let Some(h) = hash.as_mut() {
+            h.update(&bytes);
+        }
+        out.write_all(&bytes)?;
+        let frame_len = opts.frame_length as usize;
+        let frames_per_batch = (BATCH_BYTES / frame_len).max(1);
+        let batch = frames_per_batch * frame_len;
+        Ok(Self {
+            out,
+            keys,
+            message_id,
+            frame_len,
+            par: opts.parallelism,
+            buf: Vec::with_capacity(batch.min(BATCH_BYTES * 2)),
+            sealed: Vec::new(),
+            batch,
+            next_seq: 1,
+            hash,
+            signer: pending.signer,
+            header,
+            plaintext_len: 0,
+        })
+    }
+
+    /// The header that was written.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn flush_batch(&mut self, is_final: bool) -> Result<()> {
+        self.sealed.clear();
+        let cipher = FrameCipher {
+            key: &self.keys.aead,
+            message_id: &self.message_id,
+        };
+        let n = cipher.seal_batch(
+            &self.par,
+            self.frame_len,
+            self.next_seq,
+            &self.buf,
+            is_final,
+            &mut self.sealed,
+        )?;
+        self.next_seq += n;
+        self.buf.clear();
+        if let Some(h) = self.hash.as_mut() {
+            h.update(&self.sealed);
+        }
+        self.out.write_all(&self.sealed)?;
+        Ok(())
+    }
+
+    /// Seal what is buffered as the last frames, write the footer for signed suites, and
+    /// return the inner writer. Returns the number of plaintext bytes written.
+    pub fn finish(mut self) -> Result<(W, u64)> {
+        self.flush_batch(true)?;
+        if let (Some(signer), Some(hash)) = (self.signer.take(), self.hash.take()) {
+            let sig = signer.sign(hash)?;
+            let mut footer = Vec::with_capacity(sig.len() + 2);
+            put_u16(&mut footer, sig.len() as u16);
+            footer.extend_from_slice(&sig);
+            self.out.write_all(&footer)?;
+        }
+        self.out.flush()?;
+        Ok((self.out, self.plaintext_len))
+    }
+
+    /// Bytes of plaintext accepted so far.
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+}
+
+impl<W: Write> Write for Encryptor<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        // Seal a full batch only once more data follows: the last frames are sealed by
+        // `finish`, so an exact multiple of the frame length ends with a full final frame.
+        if self.buf.len() == self.batch {
+            self.flush_batch(false)?;
+        }
+        let n = data.len().min(self.batch - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        self.plaintext_len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

@@ -1,0 +1,308 @@
+//! The message header (ESDK spec `data-format/message-header.md`): parsing from a stream,
+//! encoding, and header authentication (`client-apis/encrypt.md#construct-the-header`).
+
+use std::io::Read;
+
+use aws_lc_rs::aead::{Aad, Nonce};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+
+use crate::codec::{put_u16, put_u32, put_var16, RecordingReader};
+use crate::context::EncryptionContext;
+use crate::error::{Error, Result};
+use crate::key::{DerivedKeys, EncryptedDataKey};
+use crate::suite::AlgorithmSuite;
+
+/// Length of every GCM tag in the format.
+pub const TAG_LEN: usize = 16;
+/// Length of every GCM IV in the format.
+pub const IV_LEN: usize = 12;
+/// Largest frame length a writer uses (readers such as the Python ESDK refuse more).
+pub const MAX_WRITE_FRAME_LEN: u32 = i32::MAX as u32;
+/// Default frame length of hyok (64 KiB).
+pub const DEFAULT_FRAME_LEN: u32 = 64 * 1024;
+
+/// How the body is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentType {
+    /// One GCM block for the whole plaintext (legacy; read only).
+    NonFramed,
+    /// A sequence of frames ending with a final frame.
+    Framed,
+}
+
+impl ContentType {
+    fn byte(self) -> u8 {
+        match self {
+            Self::NonFramed => 1,
+            Self::Framed => 2,
+        }
+    }
+}
+
+/// A parsed header body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Algorithm suite; also fixes the message format version.
+    pub suite: AlgorithmSuite,
+    /// Message id: 16 bytes (v1) or 32 bytes (v2).
+    pub message_id: Vec<u8>,
+    /// The encryption context stored in the header.
+    pub context: EncryptionContext,
+    /// The wrapped copies of the data key.
+    pub edks: Vec<EncryptedDataKey>,
+    /// Body layout.
+    pub content_type: ContentType,
+    /// Frame length (0 for non-framed bodies).
+    pub frame_length: u32,
+    /// Suite data: the key commitment for v2 suites, empty for v1.
+    pub suite_data: Vec<u8>,
+}
+
+/// Limits applied while reading untrusted headers.
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderLimits {
+    /// Maximum number of encrypted data keys; more is an error before any unwrap.
+    pub max_edks: usize,
+}
+
+impl Default for HeaderLimits {
+    fn default() -> Self {
+        Self { max_edks: 32 }
+    }
+}
+
+/// A header as read from a message, with its authentication fields and the exact bytes
+/// received (those bytes, not a re-encoding, are what gets authenticated).
+#[derive(Clone, Debug)]
+pub struct ParsedHeader {
+    /// The parsed fields.
+    pub header: Header,
+    pub(crate) body_bytes: Vec<u8>,
+    pub(crate) auth_iv: [u8; IV_LEN],
+    pub(crate) auth_tag: [u8; TAG_LEN],
+}
+
+impl ParsedHeader {
+    /// The header as it appeared on the wire: body ‖ authentication.
+    pub fn wire_bytes(&self) -> Vec<u8> {
+        let mut out = self.body_bytes.clone();
+        if self.header.suite.message_format_version() == 1 {
+            out.extend_from_slice(&self.auth_iv);
+        }
+        out.extend_from_slice(&self.auth_tag);
+        out
+    }
+
+    /// Read and parse a header from `r`, consuming exactly the header's bytes.
+    pub fn read<R: Read>(r: &mut R, limits: HeaderLimits) -> Result<Self> {
+        let mut rr = RecordingReader::new(r, "header");
+        let version = rr.u8()?;
+        let suite = match version {
+            1 => {
+                let ty = rr.u8()?;
+                if ty != 0x80 {
+                    return Err(Error::MalformedHeader(format!(
+                        "message type 0x{ty:02x}, expected 0x80"
+                    )));
+                }
+                let suite = AlgorithmSuite::from_id(rr.u16()?)?;
+                if suite.message_format_version() != 1 {
+                    return Err(Error::MalformedHeader(format!(
+                        "suite 0x{:04x} in a version 1 header",
+                        suite.id()
+                    )));
+                }
+                suite
+            }
+            2 => {
+                let suite = AlgorithmSuite::from_id(rr.u16()?)?;
+                if suite.message_format_version() != 2 {
+                    return Err(Error::MalformedHeader(format!(
+                        "suite 0x{:04x} in a version 2 header",
+                        suite.id()
+                    )));
+                }
+                suite
+            }
+            // The base64 encoding of a v1/v2 message starts with "AY"/"Ag": say so.
+            b'A' => {
+                return Err(Error::MalformedHeader(
+                    "input looks base64-encoded; decode it first".into(),
+                ))
+            }
+            v => return Err(Error::UnsupportedVersion(v)),
+        };
+        let message_id = rr.bytes(suite.message_id_len())?.to_vec();
+        let aad_len = rr.u16()? as usize;
+        let context = EncryptionContext::deserialize(rr.bytes(aad_len)?)?;
+        let count = rr.u16()? as usize;
+        if count == 0 {
+            return Err(Error::MalformedHeader(
+                "encrypted data key count is zero".into(),
+            ));
+        }
+        if count > limits.max_edks {
+            return Err(Error::TooManyEncryptedDataKeys {
+                found: count,
+                max: limits.max_edks,
+            });
+        }
+        let mut edks = Vec::with_capacity(count);
+        for _ in 0..count {
+            let provider_id = String::from_utf8(rr.var16()?)
+                .map_err(|_| Error::MalformedHeader("key provider id is not UTF-8".into()))?;
+            let provider_info = rr.var16()?;
+            let ciphertext = rr.var16()?;
+            edks.push(EncryptedDataKey {
+                provider_id,
+                provider_info,
+                ciphertext,
+            });
+        }
+        let content_type = match rr.u8()? {
+            1 => ContentType::NonFramed,
+            2 => ContentType::Framed,
+            t => return Err(Error::MalformedHeader(format!("content type 0x{t:02x}"))),
+        };
+        if version == 1 {
+            let reserved = rr.u32()?;
+            if reserved != 0 {
+                return Err(Error::MalformedHeader("reserved field is not zero".into()));
+            }
+            let iv_len = rr.u8()?;
+            if iv_len as usize != IV_LEN {
+                return Err(Error::MalformedHeader(format!("IV length {iv_len}")));
+            }
+        }
+        let frame_length = rr.u32()?;
+        match content_type {
+            ContentType::NonFramed if frame_length != 0 => {
+                return Err(Error::MalformedHeader(
+                    "non-framed message with a frame length".into(),
+                ))
+            }
+            ContentType::Framed if frame_length == 0 => {
+                return Err(Error::MalformedHeader(
+                    "framed message with frame length 0".into(),
+                ))
+            }
+            _ => {}
+        }
+        let suite_data = if version == 2 {
+            rr.bytes(32)?.to_vec()
+        } else {
+            Vec::new()
+        };
+        let body_len = rr.recorded.len();
+        rr.set_what("header authentication");
+        let mut auth_iv = [0u8; IV_LEN];
+        if version == 1 {
+            auth_iv.copy_from_slice(rr.bytes(IV_LEN)?);
+        }
+        let mut auth_tag = [0u8; TAG_LEN];
+        auth_tag.copy_from_slice(rr.bytes(TAG_LEN)?);
+        let mut body_bytes = rr.recorded;
+        body_bytes.truncate(body_len);
+        Ok(Self {
+            header: Header {
+                suite,
+                message_id,
+                context,
+                edks,
+                content_type,
+                frame_length,
+                suite_data,
+            },
+            body_bytes,
+            auth_iv,
+            auth_tag,
+        })
+    }
+
+    /// Check the key commitment (v2) and the header tag with the derived keys.
+    /// `auth_only` is the serialized required/reproduced context that is not stored.
+    pub(crate) fn authenticate(&self, keys: &DerivedKeys, auth_only: &[u8]) -> Result<()> {
+        if let Some(commit) = &keys.commitment {
+            verify_slices_are_equal(commit, &self.header.suite_data)
+                .map_err(|_| Error::Commitment)?;
+        }
+        let mut aad = Vec::with_capacity(self.body_bytes.len() + auth_only.len());
+        aad.extend_from_slice(&self.body_bytes);
+        aad.extend_from_slice(auth_only);
+        let mut tag = self.auth_tag;
+        keys.aead
+            .open_in_place(
+                Nonce::assume_unique_for_key(self.auth_iv),
+                Aad::from(&aad),
+                &mut tag,
+            )
+            .map_err(|_| Error::HeaderAuth)?;
+        Ok(())
+    }
+}
+
+impl Header {
+    /// Encode the header body (everything before the authentication fields).
+    pub fn encode_body(&self) -> Result<Vec<u8>> {
+        let suite = self.suite;
+        let v = suite.message_format_version();
+        if self.message_id.len() != suite.message_id_len() {
+            return Err(Error::InvalidParameter("message id length".into()));
+        }
+        let mut out = Vec::with_capacity(256);
+        out.push(v);
+        if v == 1 {
+            out.push(0x80);
+        }
+        put_u16(&mut out, suite.id());
+        out.extend_from_slice(&self.message_id);
+        let ctx = self.context.serialize()?;
+        put_var16(&mut out, &ctx, "encryption context")?;
+        if self.edks.is_empty() {
+            return Err(Error::InvalidParameter("no encrypted data keys".into()));
+        }
+        let n = u16::try_from(self.edks.len())
+            .map_err(|_| Error::InvalidParameter("more than 65535 encrypted data keys".into()))?;
+        put_u16(&mut out, n);
+        for edk in &self.edks {
+            put_var16(&mut out, edk.provider_id.as_bytes(), "key provider id")?;
+            put_var16(&mut out, &edk.provider_info, "key provider info")?;
+            put_var16(&mut out, &edk.ciphertext, "encrypted data key")?;
+        }
+        out.push(self.content_type.byte());
+        if v == 1 {
+            put_u32(&mut out, 0);
+            out.push(IV_LEN as u8);
+        }
+        put_u32(&mut out, self.frame_length);
+        if v == 2 {
+            if self.suite_data.len() != 32 {
+                return Err(Error::InvalidParameter("suite data length".into()));
+            }
+            out.extend_from_slice(&self.suite_data);
+        }
+        Ok(out)
+    }
+}
+
+/// Compute the header tag for an encoded header body.
+pub(crate) fn seal_header(
+    keys: &DerivedKeys,
+    body: &[u8],
+    auth_only: &[u8],
+) -> Result<[u8; TAG_LEN]> {
+    let mut aad = Vec::with_capacity(body.len() + auth_only.len());
+    aad.extend_from_slice(body);
+    aad.extend_from_slice(auth_only);
+    let tag = keys
+        .aead
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key([0u8; IV_LEN]),
+            Aad::from(&aad),
+            &mut [],
+        )
+        .map_err(|_| Error::Crypto("seal header"))?;
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(tag.as_ref());
+    Ok(out)
+}

@@ -1,0 +1,318 @@
+//! Round-trip and malformed-input tests of the format core.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use proptest::prelude::*;
+
+use crate::*;
+
+const COMMIT: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+const SIGNED: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
+
+fn edk() -> EncryptedDataKey {
+    EncryptedDataKey {
+        provider_id: "test".into(),
+        provider_info: b"key".to_vec(),
+        ciphertext: vec![7; 48],
+    }
+}
+
+fn ctx() -> EncryptionContext {
+    [("tenant", "a"), ("ключ", "значение")]
+        .into_iter()
+        .collect()
+}
+
+/// How the plaintext is fed in and read out.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// One write_all, one read_to_end, sequential crypto.
+    OneShot,
+    /// Many small writes and reads of odd sizes.
+    Streaming,
+    /// Parallel crypto on a 2-thread pool.
+    Parallel,
+}
+
+fn par(path: Path) -> Parallelism {
+    match path {
+        Path::Parallel => Parallelism::threads(2).unwrap(),
+        _ => Parallelism::Sequential,
+    }
+}
+
+fn encrypt_with(
+    suite: AlgorithmSuite,
+    frame: u32,
+    pt: &[u8],
+    path: Path,
+    required: &[&str],
+) -> (Vec<u8>, DataKey) {
+    let required: BTreeSet<String> = required.iter().map(|s| s.to_string()).collect();
+    let pending = PendingEncryption::new(suite, ctx(), required).unwrap();
+    let dk = DataKey::generate(suite).unwrap();
+    let copy = dk.duplicate();
+    let materials = pending.complete(dk, vec![edk()]).unwrap();
+    let opts = EncryptOptions {
+        frame_length: frame,
+        parallelism: par(path),
+    };
+    let mut enc = Encryptor::new(Vec::new(), materials, opts).unwrap();
+    match path {
+        Path::Streaming => {
+            for chunk in pt.chunks(977) {
+                enc.write_all(chunk).unwrap();
+            }
+        }
+        _ => enc.write_all(pt).unwrap(),
+    }
+    let (msg, n) = enc.finish().unwrap();
+    assert_eq!(n, pt.len() as u64);
+    (msg, copy)
+}
+
+fn decrypt_with(
+    msg: &[u8],
+    dk: &DataKey,
+    reproduced: &EncryptionContext,
+    path: Path,
+) -> Result<Vec<u8>> {
+    let mut input = msg;
+    let parsed = ParsedHeader::read(&mut input, HeaderLimits::default())?;
+    let verified = parsed.verify(dk, reproduced)?;
+    let mut dec = verified.decryptor(
+        input,
+        DecryptOptions {
+            parallelism: par(path),
+            ..Default::default()
+        },
+    );
+    let mut out = Vec::new();
+    match path {
+        Path::Streaming => {
+            let mut buf = [0u8; 1013];
+            loop {
+                let n = dec.read(&mut buf).map_err(Error::from_io)?;
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+        }
+        _ => {
+            dec.read_to_end(&mut out).map_err(Error::from_io)?;
+        }
+    }
+    assert!(dec.is_complete());
+    Ok(out)
+}
+
+fn sizes(f: usize) -> Vec<usize> {
+    vec![0, 1, f - 1, f, f + 1, 3 * f, 3 * f + 5]
+}
+
+#[test]
+fn round_trip_all_paths_and_edge_sizes() {
+    for suite in [COMMIT, SIGNED] {
+        for frame in [128u32, 4096] {
+            for size in sizes(frame as usize) {
+                let pt: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+                for path in [Path::OneShot, Path::Streaming, Path::Parallel] {
+                    let (msg, dk) = encrypt_with(suite, frame, &pt, path, &[]);
+                    for dpath in [Path::OneShot, Path::Streaming, Path::Parallel] {
+                        let out = decrypt_with(&msg, &dk, &EncryptionContext::new(), dpath)
+                            .unwrap_or_else(|e| {
+                                panic!("{suite:?} {frame} {size} {path:?}/{dpath:?}: {e}")
+                            });
+                        assert_eq!(out, pt);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn batches_larger_than_one_buffer_round_trip() {
+    let pt: Vec<u8> = (0..9 * 1024 * 1024 + 17).map(|i| (i % 253) as u8).collect();
+    for path in [Path::OneShot, Path::Parallel] {
+        let (msg, dk) = encrypt_with(COMMIT, 64 * 1024, &pt, path, &[]);
+        assert_eq!(
+            decrypt_with(&msg, &dk, &EncryptionContext::new(), path).unwrap(),
+            pt
+        );
+    }
+}
+
+#[test]
+fn required_context_must_be_reproduced() {
+    let (msg, dk) = encrypt_with(COMMIT, 256, b"secret", Path::OneShot, &["tenant"]);
+    let mut input = &msg[..];
+    let parsed = ParsedHeader::read(&mut input, HeaderLimits::default()).unwrap();
+    assert!(!parsed.header.context.contains_key("tenant"));
+    let empty = EncryptionContext::new();
+    assert!(matches!(
+        decrypt_with(&msg, &dk, &empty, Path::OneShot),
+        Err(Error::HeaderAuth)
+    ));
+    let good: EncryptionContext = [("tenant", "a")].into_iter().collect();
+    assert_eq!(
+        decrypt_with(&msg, &dk, &good, Path::OneShot).unwrap(),
+        b"secret"
+    );
+    let wrong: EncryptionContext = [("tenant", "b")].into_iter().collect();
+    assert!(decrypt_with(&msg, &dk, &wrong, Path::OneShot).is_err());
+    // A stored pair with a different value is refused before any crypto.
+    let conflict: EncryptionContext = [("ключ", "other")].into_iter().collect();
+    assert!(matches!(
+        decrypt_with(&msg, &dk, &conflict, Path::OneShot),
+        Err(Error::Context(_))
+    ));
+}
+
+#[test]
+fn wrong_key_fails_commitment() {
+    let (msg, _) = encrypt_with(COMMIT, 256, b"secret", Path::OneShot, &[]);
+    let other = DataKey::generate(COMMIT).unwrap();
+    assert!(matches!(
+        decrypt_with(&msg, &other, &EncryptionContext::new(), Path::OneShot),
+        Err(Error::Commitment)
+    ));
+}
+
+#[test]
+fn every_flipped_byte_and_every_cut_is_detected() {
+    for suite in [COMMIT, SIGNED] {
+        let pt: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
+        let (msg, dk) = encrypt_with(suite, 256, &pt, Path::OneShot, &[]);
+        for i in 0..msg.len() {
+            let mut bad = msg.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                decrypt_with(&bad, &dk, &EncryptionContext::new(), Path::OneShot).is_err(),
+                "{suite:?}: flip at {i} of {} went unnoticed",
+                msg.len()
+            );
+        }
+        for cut in 0..msg.len() {
+            assert!(
+                decrypt_with(&msg[..cut], &dk, &EncryptionContext::new(), Path::OneShot).is_err(),
+                "{suite:?}: cut at {cut} went unnoticed"
+            );
+        }
+        let mut longer = msg.clone();
+        longer.push(0);
+        assert!(matches!(
+            decrypt_with(&longer, &dk, &EncryptionContext::new(), Path::OneShot),
+            Err(Error::TrailingBytes)
+        ));
+    }
+}
+
+#[test]
+fn signed_suite_withholds_last_frame_until_signature_verifies() {
+    let pt = vec![9u8; 300];
+    let (mut msg, dk) = encrypt_with(SIGNED, 128, &pt, Path::OneShot, &[]);
+    let last = msg.len() - 1;
+    msg[last] ^= 1;
+    let mut input = &msg[..];
+    let parsed = ParsedHeader::read(&mut input, HeaderLimits::default()).unwrap();
+    let verified = parsed.verify(&dk, &EncryptionContext::new()).unwrap();
+    let mut dec = verified.decryptor(input, DecryptOptions::default());
+    let mut out = Vec::new();
+    let err = dec.read_to_end(&mut out).unwrap_err();
+    assert!(matches!(Error::from_io(err), Error::Signature));
+    // The two regular frames may have been released, the final frame (44 bytes) not.
+    assert!(out.len() <= 256, "released {} bytes", out.len());
+}
+
+fn header_bytes(msg: &[u8]) -> usize {
+    let mut input = msg;
+    ParsedHeader::read(&mut input, HeaderLimits::default()).unwrap();
+    msg.len() - input.len()
+}
+
+#[test]
+fn malformed_headers_are_rejected() {
+    let (msg, _) = encrypt_with(COMMIT, 256, b"x", Path::OneShot, &[]);
+    let h = header_bytes(&msg);
+    let parse = |b: &[u8]| ParsedHeader::read(&mut &b[..], HeaderLimits::default());
+    // Unknown version, unknown suite, suite of the wrong version.
+    let mut b = msg.clone();
+    b[0] = 3;
+    assert!(matches!(parse(&b), Err(Error::UnsupportedVersion(3))));
+    let mut b = msg.clone();
+    b[1..3].copy_from_slice(&0x0999u16.to_be_bytes());
+    assert!(matches!(parse(&b), Err(Error::UnknownSuite(0x0999))));
+    let mut b = msg.clone();
+    b[1..3].copy_from_slice(&0x0178u16.to_be_bytes());
+    assert!(matches!(parse(&b), Err(Error::MalformedHeader(_))));
+    // Context length longer than the input.
+    let mut b = msg.clone();
+    b[35..37].copy_from_slice(&0xffffu16.to_be_bytes());
+    assert!(parse(&b).is_err());
+    // Every truncation of the header.
+    for cut in 0..h {
+        assert!(parse(&msg[..cut]).is_err(), "cut {cut}");
+    }
+    // Zero EDKs, and more EDKs than the limit.
+    let aad_len = u16::from_be_bytes([msg[35], msg[36]]) as usize;
+    let count_at = 37 + aad_len;
+    let mut b = msg.clone();
+    b[count_at..count_at + 2].copy_from_slice(&0u16.to_be_bytes());
+    assert!(matches!(parse(&b), Err(Error::MalformedHeader(_))));
+    let mut b = msg.clone();
+    b[count_at..count_at + 2].copy_from_slice(&40000u16.to_be_bytes());
+    assert!(matches!(
+        parse(&b),
+        Err(Error::TooManyEncryptedDataKeys { found: 40000, .. })
+    ));
+    let limits = HeaderLimits { max_edks: 0 };
+    assert!(matches!(
+        ParsedHeader::read(&mut &msg[..], limits),
+        Err(Error::TooManyEncryptedDataKeys { found: 1, max: 0 })
+    ));
+    // Base64 input gets a helpful error.
+    assert!(matches!(parse(b"AYAAF..."), Err(Error::MalformedHeader(m)) if m.contains("base64")));
+}
+
+#[test]
+fn reserved_context_and_non_committing_suites_are_refused_on_encrypt() {
+    let bad: EncryptionContext = [("aws-crypto-public-key", "x")].into_iter().collect();
+    assert!(PendingEncryption::new(COMMIT, bad, BTreeSet::new()).is_err());
+    let legacy = AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256;
+    assert!(PendingEncryption::new(legacy, ctx(), BTreeSet::new()).is_err());
+}
+
+#[test]
+fn header_encoding_round_trips() {
+    let (msg, _) = encrypt_with(SIGNED, 512, b"abc", Path::OneShot, &[]);
+    let parsed = ParsedHeader::read(&mut &msg[..], HeaderLimits::default()).unwrap();
+    let h = header_bytes(&msg);
+    assert_eq!(parsed.wire_bytes(), &msg[..h]);
+    let mut enc = parsed.header.encode_body().unwrap();
+    enc.extend_from_slice(&msg[h - TAG_LEN..h]);
+    assert_eq!(enc, &msg[..h]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn prop_round_trip(
+        frame in prop_oneof![Just(1u32), Just(7), Just(128), 1u32..600],
+        data in proptest::collection::vec(any::<u8>(), 0..3000),
+        signed in any::<bool>(),
+        path in prop_oneof![Just(Path::OneShot), Just(Path::Streaming), Just(Path::Parallel)],
+    ) {
+        let suite = if signed { SIGNED } else { COMMIT };
+        let (msg, dk) = encrypt_with(suite, frame, &data, path, &[]);
+        let out = decrypt_with(&msg, &dk, &EncryptionContext::new(), path).unwrap();
+        prop_assert_eq!(out, data);
+    }
+
+    #[test]
+    fn prop_parser_never_panics(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = ParsedHeader::read(&mut &data[..], HeaderLimits::default());
+    }
+}

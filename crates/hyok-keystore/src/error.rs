@@ -1,0 +1,106 @@
+//! Errors of key stores.
+
+/// What went wrong in a key store. Variants carry the key's display name and the
+/// operation, never key material, PINs or tokens.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key store (HSM, Vault, KMIP server) cannot be reached or is not ready.
+    #[error("{key}: key store unavailable: {detail}")]
+    Unavailable {
+        /// Key name as shown to users.
+        key: String,
+        /// What failed (connection refused, sealed …).
+        detail: String,
+    },
+    /// Authentication to the key store failed or the operation is not permitted.
+    #[error("{key}: permission denied: {detail}")]
+    Denied {
+        /// Key name.
+        key: String,
+        /// Detail.
+        detail: String,
+    },
+    /// The key does not exist in the store.
+    #[error("{key}: key not found{}", detail_suffix(.detail))]
+    NotFound {
+        /// Key name.
+        key: String,
+        /// Detail.
+        detail: String,
+    },
+    /// The key store refused to unwrap: wrong encryption context, tampered EDK, or the
+    /// EDK was wrapped by a different key with the same name.
+    #[error("{key}: unwrapping the data key failed (wrong encryption context, tampered data key, or a different key with this name)")]
+    UnwrapFailed {
+        /// Key name.
+        key: String,
+    },
+    /// The key exists but cannot do this (wrong type, public key only, version too old …).
+    #[error("{key}: {detail}")]
+    Unsupported {
+        /// Key name.
+        key: String,
+        /// Detail.
+        detail: String,
+    },
+    /// A key URI or key file is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// None of the configured keys could unwrap any of the message's data keys.
+    #[error("no configured key can decrypt this message: it was encrypted for {edks}; configured: {configured}")]
+    NoMatchingKey {
+        /// The EDKs of the message, as provider/key names.
+        edks: String,
+        /// The configured keys.
+        configured: String,
+    },
+    /// A policy of the caller (e.g. the EDK limit) refused the operation.
+    #[error("{0}")]
+    Policy(String),
+    /// The message format core refused something.
+    #[error(transparent)]
+    Core(#[from] hyok_core::Error),
+    /// Any other backend failure.
+    #[error("{key}: {detail}")]
+    Backend {
+        /// Key name.
+        key: String,
+        /// Detail.
+        detail: String,
+    },
+}
+
+fn detail_suffix(d: &str) -> String {
+    if d.is_empty() {
+        String::new()
+    } else {
+        format!(": {d}")
+    }
+}
+
+impl Error {
+    /// Short class name for audit records and metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Unavailable { .. } => "unavailable",
+            Self::Denied { .. } => "denied",
+            Self::NotFound { .. } => "not-found",
+            Self::UnwrapFailed { .. } => "unwrap-failed",
+            Self::Unsupported { .. } => "unsupported",
+            Self::Config(_) => "config",
+            Self::NoMatchingKey { .. } => "no-matching-key",
+            Self::Policy(_) => "policy",
+            Self::Core(_) => "format",
+            Self::Backend { .. } => "backend",
+        }
+    }
+
+    /// Whether retrying the same call may succeed (network blips, throttling).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,338 @@
+//! The multi-keyring and the key manager: the single place every key use passes.
+//!
+//! [`Keyring`] is the ESDK multi-keyring: the first key generates the data key, every other
+//! key wraps the same key; on decrypt each key is tried on each EDK. [`KeyManager`] puts
+//! the data-key cache and the audit sink around it, so a cache hit is recorded exactly like
+//! a key store call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
+
+use crate::error::{Error, Result};
+use crate::observe::{context_hash, edk_hash, AuditSink, CacheId, DataKeyCache, KeyEvent, KeyOp};
+use crate::store::{KeyInfo, SharedKeyStore, WrapRequest};
+
+/// One generator key plus any number of extra wrapping keys.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    keys: Vec<SharedKeyStore>,
+}
+
+impl Keyring {
+    /// A keyring; the first key is the generator.
+    pub fn new(keys: Vec<SharedKeyStore>) -> Result<Self> {
+        if keys.is_empty() {
+            return Err(Error::Config(
+                "at least one key is needed (--key URI)".into(),
+            ));
+        }
+        Ok(Self { keys })
+    }
+
+    /// All keys, generator first.
+    pub fn keys(&self) -> &[SharedKeyStore] {
+        &self.keys
+    }
+
+    /// Stable identity of this keyring for cache ids.
+    pub fn id(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| k.info().uri.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Who and what an operation is for (for audit records).
+#[derive(Clone, Debug, Default)]
+pub struct OpLabel {
+    /// Message id, when known.
+    pub message_id: Option<Vec<u8>>,
+    /// File or object name.
+    pub subject: Option<String>,
+}
+
+/// Keyring + optional cache + optional audit sink.
+#[derive(Clone, Debug)]
+pub struct KeyManager {
+    keyring: Keyring,
+    cache: Option<Arc<dyn DataKeyCache>>,
+    audit: Option<Arc<dyn AuditSink>>,
+}
+
+fn describe_edks(edks: &[EncryptedDataKey]) -> String {
+    edks.iter()
+        .map(|e| {
+            let info = String::from_utf8_lossy(&e.provider_info);
+            let name: String = info
+                .chars()
+                .take_while(|c| !c.is_control())
+                .take(80)
+                .collect();
+            format!("{}/{}", e.provider_id, name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl KeyManager {
+    /// A manager without cache or audit.
+    pub fn new(keyring: Keyring) -> Self {
+        Self {
+            keyring,
+            cache: None,
+            audit: None,
+        }
+    }
+
+    /// Put a data-key cache in front of the key stores.
+    pub fn with_cache(mut self, cache: Arc<dyn DataKeyCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Record every key use in `sink`.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        op: KeyOp,
+        key: &KeyInfo,
+        suite: AlgorithmSuite,
+        ctx_hash: [u8; 32],
+        edk: Option<&EncryptedDataKey>,
+        label: &OpLabel,
+        error: Option<&Error>,
+        started: Instant,
+    ) {
+        if let Some(sink) = &self.audit {
+            sink.record(KeyEvent {
+                op,
+                key: key.clone(),
+                suite,
+                context_sha256: ctx_hash,
+                edk_sha256: edk.map(edk_hash),
+                message_id: label.message_id.clone(),
+                subject: label.subject.clone(),
+                error: error.map(Error::class),
+                duration: started.elapsed(),
+            });
+        }
+    }
+
+    /// Produce a data key and its EDKs for one message of about `plaintext_len` bytes
+    /// (`u64::MAX` when unknown, which a bounded cache then refuses).
+    pub async fn encryption_materials(
+        &self,
+        suite: AlgorithmSuite,
+        context: &EncryptionContext,
+        plaintext_len: u64,
+        label: &OpLabel,
+    ) -> Result<(DataKey, Vec<EncryptedDataKey>)> {
+        let ctx_hash = context_hash(context);
+        let cache_id = self
+            .cache
+            .as_ref()
+            .map(|_| CacheId::for_encrypt(&self.keyring.id(), suite, context));
+        if let (Some(cache), Some(id)) = (&self.cache, &cache_id) {
+            let started = Instant::now();
+            if let Some(hit) = cache.get_encrypt(id, plaintext_len) {
+                for (key, edk) in self.keyring.keys.iter().zip(&hit.edks) {
+                    self.record(
+                        KeyOp::CacheHitEncrypt,
+                        key.info(),
+                        suite,
+                        ctx_hash,
+                        Some(edk),
+                        label,
+                        None,
+                        started,
+                    );
+                }
+                return Ok((hit.data_key, hit.edks));
+            }
+        }
+        let req = WrapRequest { suite, context };
+        let generator = &self.keyring.keys[0];
+        let started = Instant::now();
+        let (dk, first) = match generator.generate(req).await {
+            Ok(v) => {
+                self.record(
+                    KeyOp::Generate,
+                    generator.info(),
+                    suite,
+                    ctx_hash,
+                    Some(&v.1),
+                    label,
+                    None,
+                    started,
+                );
+                v
+            }
+            Err(e) => {
+                self.record(
+                    KeyOp::Generate,
+                    generator.info(),
+                    suite,
+                    ctx_hash,
+                    None,
+                    label,
+                    Some(&e),
+                    started,
+                );
+                return Err(e);
+            }
+        };
+        let mut edks = vec![first];
+        for key in &self.keyring.keys[1..] {
+            let started = Instant::now();
+            match key.wrap(&dk, req).await {
+                Ok(edk) => {
+                    self.record(
+                        KeyOp::Wrap,
+                        key.info(),
+                        suite,
+                        ctx_hash,
+                        Some(&edk),
+                        label,
+                        None,
+                        started,
+                    );
+                    edks.push(edk);
+                }
+                Err(e) => {
+                    self.record(
+                        KeyOp::Wrap,
+                        key.info(),
+                        suite,
+                        ctx_hash,
+                        None,
+                        label,
+                        Some(&e),
+                        started,
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        if let (Some(cache), Some(id)) = (&self.cache, cache_id) {
+            cache.put_encrypt(id, &dk, &edks, plaintext_len);
+        }
+        Ok((dk, edks))
+    }
+
+    /// Recover the data key of a message: each key (generator first) is tried on each EDK
+    /// in order; the first success wins. When none succeeds, the most telling error is
+    /// returned: a key's own failure (wrong context, store down) over "no key matched".
+    pub async fn decrypt_data_key(
+        &self,
+        suite: AlgorithmSuite,
+        edks: &[EncryptedDataKey],
+        context: &EncryptionContext,
+        label: &OpLabel,
+    ) -> Result<DataKey> {
+        let ctx_hash = context_hash(context);
+        let cache_id = self
+            .cache
+            .as_ref()
+            .map(|_| CacheId::for_decrypt(&self.keyring.id(), suite, edks, context));
+        if let (Some(cache), Some(id)) = (&self.cache, &cache_id) {
+            let started = Instant::now();
+            if let Some(dk) = cache.get_decrypt(id) {
+                let key = self.keyring.keys[0].info();
+                self.record(
+                    KeyOp::CacheHitDecrypt,
+                    key,
+                    suite,
+                    ctx_hash,
+                    edks.first(),
+                    label,
+                    None,
+                    started,
+                );
+                return Ok(dk);
+            }
+        }
+        let req = WrapRequest { suite, context };
+        let mut errors: Vec<Error> = Vec::new();
+        for key in &self.keyring.keys {
+            for edk in edks {
+                let started = Instant::now();
+                match key.unwrap(edk, req).await {
+                    Ok(None) => {}
+                    Ok(Some(dk)) => {
+                        if dk.len() != suite.key_len() {
+                            let e = Error::UnwrapFailed {
+                                key: key.info().uri.clone(),
+                            };
+                            self.record(
+                                KeyOp::Unwrap,
+                                key.info(),
+                                suite,
+                                ctx_hash,
+                                Some(edk),
+                                label,
+                                Some(&e),
+                                started,
+                            );
+                            errors.push(e);
+                            continue;
+                        }
+                        self.record(
+                            KeyOp::Unwrap,
+                            key.info(),
+                            suite,
+                            ctx_hash,
+                            Some(edk),
+                            label,
+                            None,
+                            started,
+                        );
+                        if let (Some(cache), Some(id)) = (&self.cache, cache_id) {
+                            cache.put_decrypt(id, &dk);
+                        }
+                        return Ok(dk);
+                    }
+                    Err(e) => {
+                        self.record(
+                            KeyOp::Unwrap,
+                            key.info(),
+                            suite,
+                            ctx_hash,
+                            Some(edk),
+                            label,
+                            Some(&e),
+                            started,
+                        );
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Err(Error::NoMatchingKey {
+                edks: describe_edks(edks),
+                configured: self
+                    .keyring
+                    .keys
+                    .iter()
+                    .map(|k| format!("{}/{}", k.info().provider_id, k.info().key_name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The two observers every key use passes: an audit sink and a data-key cache.
+//! Implementations live elsewhere (hyok-audit, the cache module); this module only defines
+//! what they see, so that every backend and every cache hit goes through one place.
+
+use std::fmt;
+use std::time::Duration;
+
+use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
+use sha2::{Digest, Sha256};
+
+use crate::store::KeyInfo;
+
+/// What happened to a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyOp {
+    /// A data key generated (and wrapped) by a key store.
+    Generate,
+    /// An existing data key wrapped by a key store.
+    Wrap,
+    /// A data key unwrapped by a key store.
+    Unwrap,
+    /// Encryption materials served from the data-key cache (no key store call).
+    CacheHitEncrypt,
+    /// A data key for decryption served from the cache (no key store call).
+    CacheHitDecrypt,
+}
+
+impl KeyOp {
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generate => "generate",
+            Self::Wrap => "wrap",
+            Self::Unwrap => "unwrap",
+            Self::CacheHitEncrypt => "cache-hit-encrypt",
+            Self::CacheHitDecrypt => "cache-hit-decrypt",
+        }
+    }
+}
+
+/// One key use, as handed to an [`AuditSink`]. Holds hashes and names only.
+#[derive(Clone, Debug)]
+pub struct KeyEvent {
+    /// The operation.
+    pub op: KeyOp,
+    /// The key (URI without secrets).
+    pub key: KeyInfo,
+    /// Suite of the message.
+    pub suite: AlgorithmSuite,
+    /// SHA-256 of the serialized materials encryption context.
+    pub context_sha256: [u8; 32],
+    /// SHA-256 of the EDK involved (provider id ‖ info ‖ ciphertext), when there is one.
+    pub edk_sha256: Option<[u8; 32]>,
+    /// Message id, when known.
+    pub message_id: Option<Vec<u8>>,
+    /// File or object the message belongs to, when the caller named one.
+    pub subject: Option<String>,
+    /// `None` on success, else the error class (`unwrap-failed`, `unavailable` …).
+    pub error: Option<&'static str>,
+    /// Time spent in the key store.
+    pub duration: Duration,
+}
+
+/// Receives every key use. Must not block for long (buffer, then write).
+pub trait AuditSink: Send + Sync + fmt::Debug {
+    /// Record one key use.
+    fn record(&self, event: KeyEvent);
+}
+
+/// SHA-256 of the serialized context (empty context → hash of no bytes).
+pub fn context_hash(ctx: &EncryptionContext) -> [u8; 32] {
+    let bytes = ctx.serialize().unwrap_or_default();
+    Sha256::digest(&bytes).into()
+}
+
+/// SHA-256 over an EDK's three length-prefixed fields.
+pub fn edk_hash(edk: &EncryptedDataKey) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        edk.provider_id.as_bytes(),
+        &edk.provider_info,
+        &edk.ciphertext,
+    ] {
+        h.update((part.len() as u32).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// Identifies cache entries: the keyring, suite and context (never the data key).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheId(pub [u8; 32]);
+
+impl CacheId {
+    /// Cache id for encryption materials of `keyring_id` (e.g. the list of key URIs).
+    pub fn for_encrypt(keyring_id: &str, suite: AlgorithmSuite, ctx: &EncryptionContext) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"hyok-cache-encrypt\0");
+        h.update(keyring_id.as_bytes());
+        h.update([0]);
+        h.update(suite.id().to_be_bytes());
+        h.update(context_hash(ctx));
+        Self(h.finalize().into())
+    }
+
+    /// Cache id for unwrapping the EDKs of a message under a context.
+    pub fn for_decrypt(
+        keyring_id: &str,
+        suite: AlgorithmSuite,
+        edks: &[EncryptedDataKey],
+        ctx: &EncryptionContext,
+    ) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"hyok-cache-decrypt\0");
+        h.update(keyring_id.as_bytes());
+        h.update([0]);
+        h.update(suite.id().to_be_bytes());
+        h.update(context_hash(ctx));
+        for e in edks {
+            h.update(edk_hash(e));
+        }
+        Self(h.finalize().into())
+    }
+}
+
+/// Data keys and their EDKs served from a cache for encryption.
+#[derive(Debug)]
+pub struct CachedEncryption {
+    /// The reused data key (each message still derives its own key from it).
+    pub data_key: DataKey,
+    /// The EDKs wrapped when the entry was made.
+    pub edks: Vec<EncryptedDataKey>,
+}
+
+/// A bounded cache of data keys in front of the key stores.
+///
+/// Contract: entries are bounded by age, message count and byte count per data key and by
+/// the number of entries; evicted entries are zeroized. `get_encrypt` counts one message
+/// of `plaintext_len` bytes against the entry and refuses it when that would exceed a limit.
+pub trait DataKeyCache: Send + Sync + fmt::Debug {
+    /// Materials for one more message, if an entry is within its limits.
+    fn get_encrypt(&self, id: &CacheId, plaintext_len: u64) -> Option<CachedEncryption>;
+    /// Store materials just made (counts as their first message).
+    fn put_encrypt(
+        &self,
+        id: CacheId,
+        data_key: &DataKey,
+        edks: &[EncryptedDataKey],
+        plaintext_len: u64,
+    );
+    /// A data key unwrapped earlier for the same EDKs and context.
+    fn get_decrypt(&self, id: &CacheId) -> Option<DataKey>;
+    /// Remember an unwrapped data key.
+    fn put_decrypt(&self, id: CacheId, data_key: &DataKey);
+}

@@ -1,0 +1,101 @@
+//! The one trait every key store implements.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
+
+use crate::error::Result;
+
+/// Public description of a key: never secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Backend name: `raw-aes`, `raw-rsa`, `pkcs11`, `vault-transit`, `kmip` …
+    pub backend: &'static str,
+    /// The key URI with secrets removed (safe to log and to put in audit records).
+    pub uri: String,
+    /// The EDK provider id this key writes and recognises.
+    pub provider_id: String,
+    /// The key name as recorded in the EDK.
+    pub key_name: String,
+}
+
+impl fmt::Display for KeyInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.uri)
+    }
+}
+
+/// What a wrap or generate call binds the data key to.
+#[derive(Clone, Copy, Debug)]
+pub struct WrapRequest<'a> {
+    /// The message's suite (fixes the data key length).
+    pub suite: AlgorithmSuite,
+    /// The full materials encryption context (stored and required pairs).
+    pub context: &'a EncryptionContext,
+}
+
+/// A key that wraps and unwraps data keys (the ESDK "keyring" of one key).
+///
+/// Contract for implementors:
+/// - `wrap` encrypts `data_key` so that only this key can recover it, binding the
+///   request's context where the mechanism allows (AES-GCM AAD); it never logs the key.
+/// - `unwrap` returns `Ok(None)` when the EDK is **not this key's** (other provider id or key
+///   name) — the caller then tries other keys — and `Err` when it is this key's but
+///   recovering it failed (wrong context, tampering, store down), so the user sees the
+///   real cause.
+/// - Both may be called from many tasks at once.
+#[async_trait]
+pub trait KeyStore: Send + Sync + fmt::Debug {
+    /// Public description of the key.
+    fn info(&self) -> &KeyInfo;
+
+    /// Whether this key can wrap (e.g. an RSA keyring with a private key only cannot).
+    fn can_wrap(&self) -> bool {
+        true
+    }
+
+    /// Generate a fresh data key and wrap it. The default draws from the local CSPRNG;
+    /// stores that generate inside the HSM/KMS override it.
+    async fn generate(&self, req: WrapRequest<'_>) -> Result<(DataKey, EncryptedDataKey)> {
+        let dk = DataKey::generate(req.suite)?;
+        let edk = self.wrap(&dk, req).await?;
+        Ok((dk, edk))
+    }
+
+    /// Wrap an existing data key.
+    async fn wrap(&self, data_key: &DataKey, req: WrapRequest<'_>) -> Result<EncryptedDataKey>;
+
+    /// Try to unwrap one EDK: `Ok(None)` if it is not this key's.
+    async fn unwrap(&self, edk: &EncryptedDataKey, req: WrapRequest<'_>)
+        -> Result<Option<DataKey>>;
+
+    /// Wrap one data key for several contexts at once (bulk re-wrap). Stores with a batch
+    /// API (Vault `batch_input`) override it.
+    async fn wrap_batch(
+        &self,
+        items: &[(&DataKey, WrapRequest<'_>)],
+    ) -> Vec<Result<EncryptedDataKey>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (dk, req) in items {
+            out.push(self.wrap(dk, *req).await);
+        }
+        out
+    }
+
+    /// Unwrap several EDKs at once; see [`KeyStore::wrap_batch`].
+    async fn unwrap_batch(
+        &self,
+        items: &[(&EncryptedDataKey, WrapRequest<'_>)],
+    ) -> Vec<Result<Option<DataKey>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (edk, req) in items {
+            out.push(self.unwrap(edk, *req).await);
+        }
+        out
+    }
+}
+
+/// A shared key store.
+pub type SharedKeyStore = Arc<dyn KeyStore>;
