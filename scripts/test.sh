@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# hyok's test command: sets up everything the test suite talks to, then runs it.
+#
+#   scripts/test.sh [extra cargo test arguments]
+#
+# On a fresh Debian machine with a Rust toolchain this
+#   1. creates .venv with the Python AWS Encryption SDK (scripts/setup-python.sh),
+#   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1
+#      (scripts/services/*.sh; state and tools under $HYOK_STATE_DIR, default .state/),
+#   3. runs `cargo test --workspace --release` with their settings in the environment,
+# and stops the services it started when it exits, with cargo's exit status.
+#
+# Failures to set something up are warnings (the tests that need it skip and say so), unless
+# CI is set or HYOK_REQUIRE_SERVICES=1, when they are fatal.
+# The first run builds s3s-fs (about 5 minutes on 2 cores); later runs reuse .state/tools.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+strict=0
+if [[ -n "${CI:-}" || "${HYOK_REQUIRE_SERVICES:-}" == 1 ]]; then
+  strict=1
+fi
+
+note() { printf '== test.sh: %s\n' "$*" >&2; }
+
+problem() {
+  if ((strict)); then
+    note "FATAL: $* (CI / HYOK_REQUIRE_SERVICES=1: every service is required)"
+    exit 1
+  fi
+  note "WARNING: $*; the tests that need it will skip"
+}
+
+# Services this run started, stopped again on exit (ones that were already running are left be).
+started=()
+# shellcheck disable=SC2317  # run by the EXIT trap
+stop_started() {
+  local svc
+  for svc in "${started[@]}"; do
+    scripts/services/"$svc".sh stop || note "WARNING: could not stop $svc"
+  done
+}
+trap stop_started EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Credentials of a developer's real AWS session must not leak into the S3 tests' requests.
+unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
+
+t0=$SECONDS
+if scripts/setup-python.sh; then
+  export HYOK_ESDK_PYTHON="$REPO_ROOT/.venv/bin/python"
+else
+  problem "setting up the Python AWS Encryption SDK failed"
+fi
+
+for svc in softhsm openbao s3 kmip; do
+  t_svc=$SECONDS
+  if ! scripts/services/"$svc".sh status >/dev/null 2>&1; then
+    started+=("$svc")
+  fi
+  if exports="$(scripts/services/"$svc".sh start)"; then
+    eval "$exports"
+    note "$svc ready ($((SECONDS - t_svc))s)"
+  else
+    problem "$svc did not start"
+  fi
+done
+note "setup took $((SECONDS - t0))s; running cargo test --workspace --release $*"
+
+set +e
+cargo test --workspace --release "$@"
+status=$?
+set -e
+note "cargo test exited with status $status after $((SECONDS - t0))s in all"
+exit "$status"
