@@ -1,1 +1,123 @@
-fn main() {}
+//! The `hyok` command-line tool.
+#![forbid(unsafe_code)]
+
+mod args;
+mod cmd;
+mod io;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A usage or configuration error (exit status 2), with an optional hint.
+#[derive(Debug)]
+pub(crate) struct Usage {
+    msg: String,
+    hint: Option<String>,
+}
+
+impl Usage {
+    pub(crate) fn new(msg: impl Into<String>, hint: Option<&str>) -> anyhow::Error {
+        anyhow::Error::new(Self {
+            msg: msg.into(),
+            hint: hint.map(str::to_owned),
+        })
+    }
+}
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return ExitCode::from(code.clamp(0, 255) as u8);
+        }
+    };
+    if std::env::var_os("HYOK_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("HYOK_LOG"))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    match cmd::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+/// Print the error once, on one line, with a hint where one helps; return the exit code.
+fn report(e: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(e) {
+        return ExitCode::from(1);
+    }
+    let one_line = |s: String| s.replace(['\n', '\r'], " ");
+    let (code, hint) = classify(e);
+    eprintln!("hyok: error: {}", one_line(format!("{e:#}")));
+    if let Some(h) = hint {
+        eprintln!("hint: {}", one_line(h));
+    }
+    ExitCode::from(code)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
+    use hyok_core::Error as C;
+    use hyok_keystore::Error as K;
+    for cause in e.chain() {
+        if let Some(u) = cause.downcast_ref::<Usage>() {
+            return (2, u.hint.clone());
+        }
+        let core = cause
+            .downcast_ref::<C>()
+            .or_else(|| match cause.downcast_ref::<hyok::Error>() {
+                Some(hyok::Error::Format(c)) => Some(c),
+                _ => None,
+            })
+            .or_else(|| match cause.downcast_ref::<K>() {
+                Some(K::Core(c)) => Some(c),
+                _ => None,
+            });
+        if let Some(c) = core {
+            let hint = match c {
+                C::CommitmentPolicy(_) => Some("pass --allow-legacy to decrypt messages from older ESDK writers"),
+                C::HeaderAuth => Some("check the -c KEY=VALUE pairs: a pair the writer required but did not store must be given again"),
+                C::Context(_) => Some("`hyok inspect` shows the message's stored encryption context"),
+                C::Truncated(_) => Some("the message is incomplete; was the transfer cut short?"),
+                C::TooManyEncryptedDataKeys { .. } => Some("raise --max-edks if this message is trusted"),
+                _ => None,
+            };
+            return (1, hint.map(str::to_owned));
+        }
+        let ks = cause
+            .downcast_ref::<K>()
+            .or_else(|| match cause.downcast_ref::<hyok::Error>() {
+                Some(hyok::Error::KeyStore(k)) => Some(k),
+                _ => None,
+            });
+        if let Some(k) = ks {
+            return match k {
+                K::Config(_) => (2, None),
+                K::NoMatchingKey { .. } => (1, Some("pass the --key that encrypted it; `hyok inspect` lists the message's wrapping keys".into())),
+                K::UnwrapFailed { .. } => (1, Some("check the -c KEY=VALUE pairs and that the key file is the one used to encrypt".into())),
+                _ => (1, None),
+            };
+        }
+    }
+    (1, None)
+}

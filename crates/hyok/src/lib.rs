@@ -1,1 +1,183 @@
-//! placeholder
+//! # hyok
+//!
+//! The facade the CLI (and later the gateway) use: a [`Client`] ties a key manager (key
+//! stores + cache + audit) to the message format. Encrypting and decrypting are split into
+//! an async key step (talks to HSM / Vault / KMIP) and a blocking streaming step (frames on
+//! every core), so callers can run the streaming part wherever they like.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use hyok::{Client, EncryptionContext};
+//! use hyok_keystore::{raw::RawAesKey, Keyring, KeyManager};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let key = RawAesKey::new("my-ns", "key-1", &[7u8; 32]).unwrap();
+//! let client = Client::new(KeyManager::new(Keyring::new(vec![std::sync::Arc::new(key)]).unwrap()));
+//! let ctx: EncryptionContext = [("tenant", "a")].into_iter().collect();
+//! let materials = client.encryption_materials(&ctx, &Default::default(), 5, &Default::default()).await.unwrap();
+//! let mut enc = client.encryptor(Vec::new(), materials).unwrap();
+//! enc.write_all(b"hello").unwrap();
+//! let (message, _) = enc.finish().unwrap();
+//!
+//! let mut input = &message[..];
+//! let parsed = client.read_header(&mut input).unwrap();
+//! let verified = client.open(parsed, &ctx, &Default::default()).await.unwrap();
+//! let mut out = Vec::new();
+//! client.decryptor(verified, input).read_to_end(&mut out).unwrap();
+//! assert_eq!(out, b"hello");
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use hyok_core::PendingEncryption;
+pub use hyok_core::{
+    AlgorithmSuite, CommitmentPolicy, DecryptOptions, Decryptor, EncryptOptions, EncryptionContext,
+    EncryptionMaterials, Encryptor, Header, HeaderLimits, Parallelism, ParsedHeader,
+    VerifiedHeader,
+};
+pub use hyok_keystore::{KeyManager, OpLabel};
+
+/// Errors of the facade: a format error or a key store error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Message format or crypto.
+    #[error(transparent)]
+    Format(#[from] hyok_core::Error),
+    /// A key store.
+    #[error(transparent)]
+    KeyStore(#[from] hyok_keystore::Error),
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Settings of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Suite used for new messages (committing).
+    pub suite: AlgorithmSuite,
+    /// Frame length and parallelism of new messages.
+    pub encrypt: EncryptOptions,
+    /// Which suites may be decrypted.
+    pub policy: CommitmentPolicy,
+    /// Limits on untrusted headers (maximum EDKs).
+    pub limits: HeaderLimits,
+    /// Body reading options.
+    pub decrypt: DecryptOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            suite: AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+            encrypt: EncryptOptions::default(),
+            policy: CommitmentPolicy::default(),
+            limits: HeaderLimits::default(),
+            decrypt: DecryptOptions::default(),
+        }
+    }
+}
+
+/// Encrypts and decrypts messages with the keys of one key manager.
+#[derive(Clone, Debug)]
+pub struct Client {
+    keys: KeyManager,
+    settings: Settings,
+}
+
+impl Client {
+    /// A client with default settings (suite 0x0478, 64 KiB frames, all cores,
+    /// REQUIRE_ENCRYPT_REQUIRE_DECRYPT).
+    pub fn new(keys: KeyManager) -> Self {
+        Self {
+            keys,
+            settings: Settings::default(),
+        }
+    }
+
+    /// Replace the settings.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The key manager.
+    pub fn keys(&self) -> &KeyManager {
+        &self.keys
+    }
+
+    /// Key step of encryption: fix the context, have the key stores produce a data key and
+    /// its EDKs. `required` names context keys authenticated but not stored in the header.
+    /// `plaintext_len` (or `u64::MAX` when unknown) lets a data-key cache count bytes.
+    pub async fn encryption_materials(
+        &self,
+        context: &EncryptionContext,
+        required: &BTreeSet<String>,
+        plaintext_len: u64,
+        label: &OpLabel,
+    ) -> Result<EncryptionMaterials> {
+        let pending =
+            PendingEncryption::new(self.settings.suite, context.clone(), required.clone())?;
+        let mut label = label.clone();
+        label.message_id = Some(pending.message_id().to_vec());
+        let (dk, edks) = self
+            .keys
+            .encryption_materials(pending.suite(), pending.context(), plaintext_len, &label)
+            .await?;
+        Ok(pending.complete(dk, edks)?)
+    }
+
+    /// Streaming step of encryption: writes the header to `out` and returns the body writer.
+    pub fn encryptor<W: Write>(
+        &self,
+        out: W,
+        materials: EncryptionMaterials,
+    ) -> Result<Encryptor<W>> {
+        Ok(Encryptor::new(
+            out,
+            materials,
+            self.settings.encrypt.clone(),
+        )?)
+    }
+
+    /// Read a header from `input` under this client's limits.
+    pub fn read_header<R: Read>(&self, input: &mut R) -> Result<ParsedHeader> {
+        Ok(ParsedHeader::read(input, self.settings.limits)?)
+    }
+
+    /// Key step of decryption: check the commitment policy, unwrap one EDK, verify the key
+    /// commitment and header tag. `reproduced` pairs must match the stored context or are
+    /// supplied as authenticated-but-not-stored pairs.
+    pub async fn open(
+        &self,
+        parsed: ParsedHeader,
+        reproduced: &EncryptionContext,
+        label: &OpLabel,
+    ) -> Result<VerifiedHeader> {
+        let h = &parsed.header;
+        self.settings.policy.check_decrypt(h.suite)?;
+        let (materials_ctx, _) = parsed.materials_context(reproduced)?;
+        let mut label = label.clone();
+        label.message_id = Some(h.message_id.clone());
+        let dk = self
+            .keys
+            .decrypt_data_key(h.suite, &h.edks, &materials_ctx, &label)
+            .await?;
+        Ok(parsed.verify(&dk, reproduced)?)
+    }
+
+    /// Streaming step of decryption: a reader of verified plaintext.
+    pub fn decryptor<R: Read>(&self, verified: VerifiedHeader, input: R) -> Decryptor<R> {
+        verified.decryptor(input, self.settings.decrypt.clone())
+    }
+}

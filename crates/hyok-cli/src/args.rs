@@ -1,0 +1,148 @@
+//! Command-line flags. Parsing only validates syntax; no files, HSMs or networks are
+//! touched until a command runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// hyok — hold your own key: client-side encryption with keys that never leave your
+/// HSM, Vault/OpenBao or KMIP server. Messages use the AWS Encryption SDK format.
+#[derive(Debug, Parser)]
+#[command(name = "hyok", version, propagate_version = true, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Encrypt a file or stdin into an ESDK message.
+    Encrypt(EncryptArgs),
+    /// Decrypt an ESDK message; output appears only after the whole message verified.
+    Decrypt(DecryptArgs),
+    /// Show a message's header: suite, message id, context and wrapping keys (no secrets).
+    Inspect(InspectArgs),
+    /// Create and manage keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IoArgs {
+    /// Input file; `-` or absent for stdin.
+    #[arg(value_name = "IN")]
+    pub(crate) input: Option<PathBuf>,
+    /// Output file; `-` or absent for stdout. Written to a temporary file beside it and
+    /// renamed only on success.
+    #[arg(short, long, value_name = "OUT")]
+    pub(crate) output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// Wrapping key URI; repeat for several. The first one generates the data key.
+    /// `raw-aes:NAMESPACE/NAME?file=PATH`,
+    /// `raw-rsa:NAMESPACE/NAME?public=PEM&private=PEM&padding=oaep-sha256`.
+    #[arg(short, long = "key", value_name = "URI", required = true)]
+    pub(crate) keys: Vec<String>,
+    /// Encryption context pair; repeat for several.
+    #[arg(short = 'c', long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub(crate) context: Vec<(String, String)>,
+    /// Worker threads for frame crypto (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+}
+
+/// Message suites hyok writes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum SuiteArg {
+    /// 0x0478: AES-256-GCM, HKDF-SHA512, key commitment.
+    Committed,
+    /// 0x0578: as committed, plus an ECDSA P-384 signature.
+    CommittedSigned,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EncryptArgs {
+    #[command(flatten)]
+    pub(crate) io: IoArgs,
+    #[command(flatten)]
+    pub(crate) keys: KeyArgs,
+    /// Context keys to authenticate without storing them in the message; the reader must
+    /// pass them again with -c.
+    #[arg(long = "required-context", value_name = "KEY")]
+    pub(crate) required: Vec<String>,
+    /// Algorithm suite.
+    #[arg(long, value_enum, default_value = "committed")]
+    pub(crate) suite: SuiteArg,
+    /// Plaintext bytes per frame (1 to 2147483647).
+    #[arg(long, value_name = "N", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(1..=2147483647))]
+    pub(crate) frame_length: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DecryptArgs {
+    #[command(flatten)]
+    pub(crate) io: IoArgs,
+    #[command(flatten)]
+    pub(crate) keys: KeyArgs,
+    /// Also accept legacy messages whose suite does not commit to its key (message format
+    /// 1); the default refuses them.
+    #[arg(long)]
+    pub(crate) allow_legacy: bool,
+    /// Refuse messages with more wrapped data keys than this.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub(crate) max_edks: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// Message file; `-` or absent for stdin.
+    #[arg(value_name = "IN")]
+    pub(crate) input: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Create a new key: `aes-256` writes a raw key file (mode 0600); `rsa-3072` writes
+    /// NAME.pem (private, 0600) and NAME.pub.pem (public).
+    New(KeyNewArgs),
+}
+
+/// Kinds of key `key new` creates.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum KeyKind {
+    /// 32-byte AES key.
+    #[value(name = "aes-256")]
+    Aes256,
+    /// 3072-bit RSA key pair.
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    /// 4096-bit RSA key pair.
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyNewArgs {
+    /// Kind of key.
+    #[arg(value_enum)]
+    pub(crate) kind: KeyKind,
+    /// Where to create it: a file path (aes-256), a name prefix (rsa-*).
+    #[arg(short, long, value_name = "TARGET")]
+    pub(crate) output: String,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

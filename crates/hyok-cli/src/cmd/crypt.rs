@@ -1,0 +1,154 @@
+//! `hyok encrypt` and `hyok decrypt`.
+
+use std::collections::BTreeSet;
+use std::io::{BufReader, Read, Write};
+
+use anyhow::{Context, Result};
+use hyok::{
+    AlgorithmSuite, Client, CommitmentPolicy, DecryptOptions, EncryptOptions, EncryptionContext,
+    HeaderLimits, OpLabel, Parallelism, Settings,
+};
+use hyok_keystore::{KeyManager, Keyring, SharedKeyStore};
+
+use crate::args::{DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
+use crate::io::{open_input, Output};
+use crate::Usage;
+
+const IO_BUF: usize = 1 << 20;
+
+fn open_keys(args: &KeyArgs) -> Result<Vec<SharedKeyStore>> {
+    args.keys
+        .iter()
+        .map(|u| hyok_keystore::open_key(u).map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn context(args: &KeyArgs) -> Result<EncryptionContext> {
+    let mut ctx = EncryptionContext::new();
+    for (k, v) in &args.context {
+        if let Some(prev) = ctx.insert(k.clone(), v.clone()) {
+            if &prev != v {
+                return Err(Usage::new(
+                    format!("-c {k} given twice with different values"),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(ctx)
+}
+
+fn parallelism(args: &KeyArgs) -> Result<Parallelism> {
+    match args.threads {
+        None => Ok(Parallelism::Global),
+        Some(0) => Err(Usage::new("--threads must be at least 1", None)),
+        Some(n) => Ok(Parallelism::threads(n)?),
+    }
+}
+
+fn client(keys: Vec<SharedKeyStore>, settings: Settings) -> Result<Client> {
+    let manager = KeyManager::new(Keyring::new(keys)?);
+    Ok(Client::new(manager).with_settings(settings))
+}
+
+/// Copy all of `r` into `w` with a large buffer.
+fn pump(r: &mut dyn Read, w: &mut dyn Write) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; IO_BUF];
+    let mut total = 0;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
+    let ctx = context(&a.keys)?;
+    let required: BTreeSet<String> = a.required.iter().cloned().collect();
+    if let Some(k) = required.iter().find(|k| !ctx.contains_key(k)) {
+        return Err(Usage::new(
+            format!("--required-context {k} has no -c {k}=VALUE"),
+            None,
+        ));
+    }
+    let suite = match a.suite {
+        SuiteArg::Committed => AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        SuiteArg::CommittedSigned => AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+    };
+    let settings = Settings {
+        suite,
+        encrypt: EncryptOptions {
+            frame_length: a.frame_length,
+            parallelism: parallelism(&a.keys)?,
+        },
+        ..Settings::default()
+    };
+    let keys = open_keys(&a.keys)?;
+    if let Some(k) = keys.iter().find(|k| !k.can_wrap()) {
+        return Err(Usage::new(
+            format!("{} cannot encrypt (no public key)", k.info()),
+            Some("give raw-rsa keys a public=PEM attribute to encrypt"),
+        ));
+    }
+    let client = client(keys, settings)?;
+    let mut input = open_input(&a.io.input, true)?;
+    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
+    let label = OpLabel {
+        subject: input.name.clone(),
+        ..Default::default()
+    };
+    let rt = super::runtime()?;
+    let materials = rt.block_on(client.encryption_materials(
+        &ctx,
+        &required,
+        input.len.unwrap_or(u64::MAX),
+        &label,
+    ))?;
+    {
+        let mut enc = client.encryptor(output.writer(), materials)?;
+        pump(&mut input.reader, &mut enc).context("encrypting")?;
+        enc.finish()?;
+    }
+    output.commit()
+}
+
+pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
+    let reproduced = context(&a.keys)?;
+    let settings = Settings {
+        policy: if a.allow_legacy {
+            CommitmentPolicy::RequireEncryptAllowDecrypt
+        } else {
+            CommitmentPolicy::RequireEncryptRequireDecrypt
+        },
+        limits: HeaderLimits {
+            max_edks: a.max_edks,
+        },
+        decrypt: DecryptOptions {
+            parallelism: parallelism(&a.keys)?,
+            ..DecryptOptions::default()
+        },
+        ..Settings::default()
+    };
+    let keys = open_keys(&a.keys)?;
+    let client = client(keys, settings)?;
+    let input = open_input(&a.io.input, true)?;
+    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, false)?;
+    let label = OpLabel {
+        subject: input.name.clone(),
+        ..Default::default()
+    };
+    let mut reader = BufReader::with_capacity(IO_BUF, input.reader);
+    let parsed = client.read_header(&mut reader)?;
+    let rt = super::runtime()?;
+    let verified = rt.block_on(client.open(parsed, &reproduced, &label))?;
+    let mut dec = client.decryptor(verified, reader);
+    pump(&mut dec, output.writer())
+        .map_err(|e| anyhow::Error::from(hyok_core::Error::from_io(e)))?;
+    drop(dec);
+    output.commit()
+}

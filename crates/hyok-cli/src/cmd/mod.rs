@@ -1,0 +1,27 @@
+//! Commands. Each resolves its flags into stores and streams, then runs.
+
+mod crypt;
+mod inspect;
+mod key;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command, KeyCommand};
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Encrypt(a) => crypt::encrypt(a),
+        Command::Decrypt(a) => crypt::decrypt(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Key(KeyCommand::New(a)) => key::new(a),
+    }
+}
+
+/// A runtime for the async key-store calls (the streaming itself runs on this thread and
+/// the crypto pool).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
