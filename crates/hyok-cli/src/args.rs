@@ -112,8 +112,32 @@ pub(crate) struct InspectArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeyCommand {
     /// Create a new key: `aes-256` writes a raw key file (mode 0600); `rsa-3072` writes
-    /// NAME.pem (private, 0600) and NAME.pub.pem (public).
+    /// NAME.pem (private, 0600) and NAME.pub.pem (public). With a key store URI
+    /// (`pkcs11:…`, `vault-transit:…`, `kmip://…`) the key is generated inside the store.
     New(KeyNewArgs),
+    /// List the keys of a key store (no key material).
+    List(KeyUriArgs),
+    /// Create a new version of a key (stores with versioned keys).
+    Rotate(KeyUriArgs),
+    /// Destroy a key for good. Every message that only this key wraps becomes unreadable.
+    Destroy(KeyDestroyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyUriArgs {
+    /// Key store or key URI.
+    #[arg(value_name = "URI")]
+    pub(crate) uri: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyDestroyArgs {
+    /// Key URI.
+    #[arg(value_name = "URI")]
+    pub(crate) uri: String,
+    /// Confirm: data encrypted only under this key can never be decrypted again.
+    #[arg(long)]
+    pub(crate) yes: bool,
 }
 
 /// Kinds of key `key new` creates.
@@ -128,6 +152,12 @@ pub(crate) enum KeyKind {
     /// 4096-bit RSA key pair.
     #[value(name = "rsa-4096")]
     Rsa4096,
+    /// ECDSA P-256 key pair (audit checkpoint signing).
+    #[value(name = "ec-p256")]
+    EcP256,
+    /// ECDSA P-384 key pair (audit checkpoint signing).
+    #[value(name = "ec-p384")]
+    EcP384,
 }
 
 #[derive(Debug, Args)]

@@ -6,17 +6,26 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
-use crate::args::{KeyKind, KeyNewArgs};
+use hyok_keystore::admin::{is_store_uri, open_admin, KeyKind as AdminKind};
+
+use crate::args::{KeyDestroyArgs, KeyKind, KeyNewArgs, KeyUriArgs};
 use crate::io::create_new;
 use crate::Usage;
 
 pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
-    const STORE_SCHEMES: [&str; 3] = ["pkcs11:", "vault-transit:", "kmip://"];
-    if STORE_SCHEMES.iter().any(|s| a.output.starts_with(s)) {
-        return Err(Usage::new(
-            format!("this build cannot create keys in {}", a.output),
-            Some("create a local key with -o FILE"),
-        ));
+    if is_store_uri(&a.output) {
+        let kind = match a.kind {
+            KeyKind::Aes256 => AdminKind::Aes256,
+            KeyKind::Rsa3072 => AdminKind::Rsa(3072),
+            KeyKind::Rsa4096 => AdminKind::Rsa(4096),
+            KeyKind::EcP256 => AdminKind::EcP256,
+            KeyKind::EcP384 => AdminKind::EcP384,
+        };
+        let (admin, uri) = open_admin(&a.output)?;
+        let created = super::runtime()?.block_on(admin.create(&uri, kind))?;
+        println!("{}", created.uri);
+        eprintln!("created {}", created.detail);
+        return Ok(());
     }
     match a.kind {
         KeyKind::Aes256 => {
@@ -29,6 +38,12 @@ pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
                 .and_then(|_| f.sync_all())
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("created AES-256 key {} (mode 0600)", path.display());
+        }
+        KeyKind::EcP256 | KeyKind::EcP384 => {
+            return Err(Usage::new(
+                "EC keys are created inside a key store (pkcs11:…); local EC keys: use openssl genpkey",
+                None,
+            ));
         }
         KeyKind::Rsa3072 | KeyKind::Rsa4096 => {
             let bits = if matches!(a.kind, KeyKind::Rsa3072) {
@@ -62,5 +77,45 @@ pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+pub(crate) fn list(a: KeyUriArgs) -> Result<()> {
+    let (admin, uri) = open_admin(&a.uri)?;
+    let keys = super::runtime()?.block_on(admin.list(&uri))?;
+    if keys.is_empty() {
+        eprintln!("no keys");
+    }
+    for k in keys {
+        let attrs: Vec<String> = k
+            .attributes
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        println!("{}\t{}\t{}\t{}", k.name, k.id, k.kind, attrs.join(" "));
+    }
+    Ok(())
+}
+
+pub(crate) fn rotate(a: KeyUriArgs) -> Result<()> {
+    let (admin, uri) = open_admin(&a.uri)?;
+    let msg = super::runtime()?.block_on(admin.rotate(&uri))?;
+    eprintln!("{msg}");
+    Ok(())
+}
+
+pub(crate) fn destroy(a: KeyDestroyArgs) -> Result<()> {
+    if !a.yes {
+        return Err(Usage::new(
+            format!(
+                "destroying {} makes every message that only this key wraps unreadable forever",
+                a.uri
+            ),
+            Some("pass --yes to confirm (crypto-shredding)"),
+        ));
+    }
+    let (admin, uri) = open_admin(&a.uri)?;
+    let msg = super::runtime()?.block_on(admin.destroy(&uri))?;
+    eprintln!("{msg}; messages wrapped only by this key can no longer be decrypted");
     Ok(())
 }

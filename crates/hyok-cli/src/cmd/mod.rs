@@ -14,6 +14,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Decrypt(a) => crypt::decrypt(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Key(KeyCommand::New(a)) => key::new(a),
+        Command::Key(KeyCommand::List(a)) => key::list(a),
+        Command::Key(KeyCommand::Rotate(a)) => key::rotate(a),
+        Command::Key(KeyCommand::Destroy(a)) => key::destroy(a),
     }
 }
 
