@@ -293,15 +293,12 @@ where
         .collect()
 }
 
-/// Panics with every failure listed, or returns quietly when there are none.
+/// Panics with every failure listed, or returns quietly when there are none. `total` is the
+/// number of checks made (one check may report several problems).
 pub fn report(what: &str, total: usize, failures: &[String]) {
-    println!(
-        "{what}: {total} checks, {} passed, {} failed",
-        total - failures.len(),
-        failures.len()
-    );
+    println!("{what}: {total} checks, {} problems", failures.len());
     if !failures.is_empty() {
-        let mut msg = format!("{what}: {} of {total} failed:\n", failures.len());
+        let mut msg = format!("{what}: {} problems in {total} checks:\n", failures.len());
         for f in failures {
             let _ = writeln!(msg, "  - {f}");
         }
