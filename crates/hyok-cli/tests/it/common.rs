@@ -13,7 +13,8 @@ pub fn bin() -> &'static Path {
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// `testdata/esdk` in the workspace.
@@ -291,6 +292,12 @@ where
                 .expect("every item was processed")
         })
         .collect()
+}
+
+/// Prints a line straight to the process's stderr, so it shows even for passing tests
+/// (libtest captures `println!`/`eprintln!` output).
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Panics with every failure listed, or returns quietly when there are none. `total` is the

@@ -6,6 +6,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::common::{
@@ -56,7 +57,9 @@ fn python(test: &str) -> Option<PathBuf> {
     if required {
         panic!("{test}: the Python ESDK peer is required (HYOK_REQUIRE_SERVICES=1): {problem}");
     }
-    eprintln!(
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED: interop::{test}: {problem}; set HYOK_ESDK_PYTHON to a python with \
          aws-encryption-sdk==4.0.7 to run it"
     );

@@ -394,15 +394,15 @@ fn check_manifests(paths: &[PathBuf]) {
         let m = load_manifest(path);
         let (runs, ran, skipped, failures) = run_manifest(&m);
         total_cases += ran;
-        println!(
-            "{}: {} cases, {ran} run ({runs} decrypt runs), {} skipped, {} failing runs",
+        common::note(&format!(
+            "ESDK vectors {}: {} cases, {ran} run ({runs} decrypt runs), {} skipped, {} failing runs",
             m.path.display(),
             m.cases.len(),
             skipped.len(),
             failures.len()
-        );
+        ));
         for s in &skipped {
-            println!("  skipped {s}");
+            common::note(&format!("  skipped {s}"));
         }
         all_failures.extend(
             failures
@@ -457,7 +457,7 @@ fn find_manifests(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 #[test]
 fn extra_vectors() {
     let Some(list) = std::env::var_os("HYOK_EXTRA_VECTORS").filter(|v| !v.is_empty()) else {
-        println!("HYOK_EXTRA_VECTORS not set: no extra vector manifests");
+        common::note("HYOK_EXTRA_VECTORS not set: no extra vector manifests");
         return;
     };
     let mut manifests = Vec::new();
@@ -507,10 +507,10 @@ fn legacy_suites_need_allow_legacy() {
         (legacy, r)
     });
     let legacy = results.iter().filter(|(l, _)| *l).count();
-    println!(
-        "commitment policy: {legacy} format-1 and {} format-2 messages",
+    common::note(&format!(
+        "commitment policy: {legacy} format-1 messages need --allow-legacy, {} format-2 do not",
         results.len() - legacy
-    );
+    ));
     assert!(legacy > 0, "the vectors hold no format-1 message to check");
     let failures: Vec<String> = results.into_iter().filter_map(|(_, r)| r.err()).collect();
     common::report(
