@@ -73,7 +73,7 @@ impl Output {
         if is_stdio(path) {
             let out = io::stdout();
             if binary && out.is_terminal() {
-                return Err(Usage::new(
+                return Err(Usage::err(
                     "refusing to write binary ciphertext to a terminal",
                     Some("use -o FILE or redirect stdout"),
                 ));
@@ -85,12 +85,12 @@ impl Output {
             let a = input.as_ref().expect("checked by is_stdio");
             if let (Ok(a), Ok(b)) = (a.canonicalize(), target.canonicalize()) {
                 if a == b {
-                    return Err(Usage::new("input and output are the same file", None));
+                    return Err(Usage::err("input and output are the same file", None));
                 }
             }
         }
         if target.exists() && !force {
-            return Err(Usage::new(
+            return Err(Usage::err(
                 format!("{} already exists", target.display()),
                 Some("pass --force to overwrite it"),
             ));
@@ -149,7 +149,7 @@ pub(crate) fn create_new(path: &Path, mode: u32) -> Result<File> {
     let _ = mode;
     opts.open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            Usage::new(
+            Usage::err(
                 format!("{} already exists", path.display()),
                 Some("refusing to overwrite a key; choose another name"),
             )

@@ -18,7 +18,7 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
-    pub(crate) fn new(msg: impl Into<String>, hint: Option<&str>) -> anyhow::Error {
+    pub(crate) fn err(msg: impl Into<String>, hint: Option<&str>) -> anyhow::Error {
         anyhow::Error::new(Self {
             msg: msg.into(),
             hint: hint.map(str::to_owned),

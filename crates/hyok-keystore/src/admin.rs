@@ -72,9 +72,7 @@ pub fn is_store_uri(target: &str) -> bool {
 /// The admin interface of the store a URI names.
 pub fn open_admin(uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
     let parsed = KeyUri::parse(uri)?;
-    let admin: Option<Box<dyn KeyAdmin>> = match parsed.scheme.as_str() {
-        _ => None,
-    };
+    let admin: Option<Box<dyn KeyAdmin>> = None;
     match admin {
         Some(a) => Ok((a, parsed)),
         None => Err(Error::Config(format!(

@@ -28,7 +28,7 @@ fn context(args: &KeyArgs) -> Result<EncryptionContext> {
     for (k, v) in &args.context {
         if let Some(prev) = ctx.insert(k.clone(), v.clone()) {
             if &prev != v {
-                return Err(Usage::new(
+                return Err(Usage::err(
                     format!("-c {k} given twice with different values"),
                     None,
                 ));
@@ -41,7 +41,7 @@ fn context(args: &KeyArgs) -> Result<EncryptionContext> {
 fn parallelism(args: &KeyArgs) -> Result<Parallelism> {
     match args.threads {
         None => Ok(Parallelism::Global),
-        Some(0) => Err(Usage::new("--threads must be at least 1", None)),
+        Some(0) => Err(Usage::err("--threads must be at least 1", None)),
         Some(n) => Ok(Parallelism::threads(n)?),
     }
 }
@@ -71,7 +71,7 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
     let ctx = context(&a.keys)?;
     let required: BTreeSet<String> = a.required.iter().cloned().collect();
     if let Some(k) = required.iter().find(|k| !ctx.contains_key(k)) {
-        return Err(Usage::new(
+        return Err(Usage::err(
             format!("--required-context {k} has no -c {k}=VALUE"),
             None,
         ));
@@ -90,7 +90,7 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
     };
     let keys = open_keys(&a.keys)?;
     if let Some(k) = keys.iter().find(|k| !k.can_wrap()) {
-        return Err(Usage::new(
+        return Err(Usage::err(
             format!("{} cannot encrypt (no public key)", k.info()),
             Some("give raw-rsa keys a public=PEM attribute to encrypt"),
         ));

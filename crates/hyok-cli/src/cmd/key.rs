@@ -40,7 +40,7 @@ pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
             eprintln!("created AES-256 key {} (mode 0600)", path.display());
         }
         KeyKind::EcP256 | KeyKind::EcP384 => {
-            return Err(Usage::new(
+            return Err(Usage::err(
                 "EC keys are created inside a key store (pkcs11:…); local EC keys: use openssl genpkey",
                 None,
             ));
@@ -55,7 +55,7 @@ pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
             let public = PathBuf::from(format!("{}.pub.pem", a.output));
             for p in [&private, &public] {
                 if p.exists() {
-                    return Err(Usage::new(
+                    return Err(Usage::err(
                         format!("{} already exists", p.display()),
                         Some("refusing to overwrite a key; choose another name"),
                     ));
@@ -106,7 +106,7 @@ pub(crate) fn rotate(a: KeyUriArgs) -> Result<()> {
 
 pub(crate) fn destroy(a: KeyDestroyArgs) -> Result<()> {
     if !a.yes {
-        return Err(Usage::new(
+        return Err(Usage::err(
             format!(
                 "destroying {} makes every message that only this key wraps unreadable forever",
                 a.uri
