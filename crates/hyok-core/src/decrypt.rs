@@ -73,7 +73,9 @@ impl ParsedHeader {
             (None, None) => None,
         };
         let keys = derive(suite, data_key, &self.header.message_id)?;
-        self.authenticate(&keys, &auth_only.serialize()?)?;
+        let auth_only = auth_only.serialize()?;
+        self.authenticate(&keys, &auth_only)?;
+        let wire_len = self.wire_len();
         let hash = suite.signature().map(|alg| {
             let mut h = MessageHash::new(alg);
             h.update(&self.wire_bytes());
@@ -83,6 +85,8 @@ impl ParsedHeader {
             header: self.header,
             keys,
             verifier: verifier.zip(hash),
+            auth_only,
+            wire_len,
         })
     }
 }
@@ -92,6 +96,8 @@ pub struct VerifiedHeader {
     header: Header,
     keys: DerivedKeys,
     verifier: Option<(MessageVerifier, MessageHash)>,
+    auth_only: Vec<u8>,
+    wire_len: usize,
 }
 
 impl std::fmt::Debug for VerifiedHeader {
@@ -124,6 +130,44 @@ impl VerifiedHeader {
     /// The verified header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// Length of the header as it was read (body ‖ authentication).
+    pub fn wire_len(&self) -> usize {
+        self.wire_len
+    }
+
+    /// A replacement header carrying `edks` instead of the current EDKs, for re-wrapping a
+    /// message without touching its body: the body depends only on the data key and the
+    /// message id, which stay the same. The caller must have wrapped the *same* data key
+    /// into `edks`. Replace the first [`Self::wire_len`] bytes of the message with the
+    /// result. Signed suites cannot be re-wrapped (the signature covers the header and its
+    /// private key is gone), nor can non-framed legacy bodies.
+    pub fn rewrap(&self, edks: Vec<crate::EncryptedDataKey>) -> Result<Vec<u8>> {
+        if self.header.suite.signature().is_some() {
+            return Err(Error::InvalidParameter(
+                "a signed message cannot be re-wrapped; its signature covers the header".into(),
+            ));
+        }
+        if edks.is_empty() {
+            return Err(Error::InvalidParameter("no encrypted data keys".into()));
+        }
+        let mut header = self.header.clone();
+        header.edks = edks;
+        let mut bytes = header.encode_body()?;
+        if header.suite.message_format_version() == 1 {
+            bytes.extend_from_slice(&[0u8; IV_LEN]);
+            let tag = crate::header::seal_header(
+                &self.keys,
+                &bytes[..bytes.len() - IV_LEN],
+                &self.auth_only,
+            )?;
+            bytes.extend_from_slice(&tag);
+        } else {
+            let tag = crate::header::seal_header(&self.keys, &bytes, &self.auth_only)?;
+            bytes.extend_from_slice(&tag);
+        }
+        Ok(bytes)
     }
 
     /// A reader of the plaintext of the body that follows in `input`.

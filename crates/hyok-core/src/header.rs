@@ -93,6 +93,16 @@ impl ParsedHeader {
         out
     }
 
+    /// Length of the header on the wire.
+    pub fn wire_len(&self) -> usize {
+        let iv = if self.header.suite.message_format_version() == 1 {
+            IV_LEN
+        } else {
+            0
+        };
+        self.body_bytes.len() + iv + TAG_LEN
+    }
+
     /// Read and parse a header from `r`, consuming exactly the header's bytes.
     pub fn read<R: Read>(r: &mut R, limits: HeaderLimits) -> Result<Self> {
         let mut rr = RecordingReader::new(r, "header");

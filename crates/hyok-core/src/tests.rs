@@ -316,3 +316,33 @@ proptest! {
         let _ = ParsedHeader::read(&mut &data[..], HeaderLimits::default());
     }
 }
+
+#[test]
+fn rewrap_replaces_edks_and_keeps_the_body() {
+    let pt: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    let (msg, dk) = encrypt_with(COMMIT, 256, &pt, Path::OneShot, &["tenant"]);
+    let reproduced: EncryptionContext = [("tenant", "a")].into_iter().collect();
+    let parsed = ParsedHeader::read(&mut &msg[..], HeaderLimits::default()).unwrap();
+    let verified = parsed.verify(&dk, &reproduced).unwrap();
+    let new_edk = EncryptedDataKey {
+        provider_id: "other".into(),
+        provider_info: b"k2".to_vec(),
+        ciphertext: vec![1; 48],
+    };
+    let header = verified.rewrap(vec![new_edk.clone()]).unwrap();
+    let mut rewrapped = header.clone();
+    rewrapped.extend_from_slice(&msg[verified.wire_len()..]);
+    assert_ne!(rewrapped, msg);
+    let parsed = ParsedHeader::read(&mut &rewrapped[..], HeaderLimits::default()).unwrap();
+    assert_eq!(parsed.header.edks, vec![new_edk]);
+    assert_eq!(parsed.wire_len(), header.len());
+    assert_eq!(
+        decrypt_with(&rewrapped, &dk, &reproduced, Path::OneShot).unwrap(),
+        pt
+    );
+    // Signed messages refuse.
+    let (smsg, sdk) = encrypt_with(SIGNED, 256, &pt, Path::OneShot, &[]);
+    let sp = ParsedHeader::read(&mut &smsg[..], HeaderLimits::default()).unwrap();
+    let sv = sp.verify(&sdk, &EncryptionContext::new()).unwrap();
+    assert!(sv.rewrap(vec![edk()]).is_err());
+}

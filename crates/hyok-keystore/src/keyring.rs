@@ -233,6 +233,52 @@ impl KeyManager {
         Ok((dk, edks))
     }
 
+    /// Wrap an existing data key under every key of this keyring (re-wrap: the data key
+    /// came from another keyring's `decrypt_data_key`).
+    pub async fn wrap_existing(
+        &self,
+        data_key: &DataKey,
+        suite: AlgorithmSuite,
+        context: &EncryptionContext,
+        label: &OpLabel,
+    ) -> Result<Vec<EncryptedDataKey>> {
+        let ctx_hash = context_hash(context);
+        let req = WrapRequest { suite, context };
+        let mut edks = Vec::with_capacity(self.keyring.keys.len());
+        for key in &self.keyring.keys {
+            let started = Instant::now();
+            match key.wrap(data_key, req).await {
+                Ok(edk) => {
+                    self.record(
+                        KeyOp::Wrap,
+                        key.info(),
+                        suite,
+                        ctx_hash,
+                        Some(&edk),
+                        label,
+                        None,
+                        started,
+                    );
+                    edks.push(edk);
+                }
+                Err(e) => {
+                    self.record(
+                        KeyOp::Wrap,
+                        key.info(),
+                        suite,
+                        ctx_hash,
+                        None,
+                        label,
+                        Some(&e),
+                        started,
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        Ok(edks)
+    }
+
     /// Recover the data key of a message: each key (generator first) is tried on each EDK
     /// in order; the first success wins. When none succeeds, the most telling error is
     /// returned: a key's own failure (wrong context, store down) over "no key matched".
