@@ -72,7 +72,11 @@ pub fn is_store_uri(target: &str) -> bool {
 /// The admin interface of the store a URI names.
 pub fn open_admin(uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
     let parsed = KeyUri::parse(uri)?;
-    let admin: Option<Box<dyn KeyAdmin>> = None;
+    let admin: Option<Box<dyn KeyAdmin>> = match parsed.scheme.as_str() {
+        #[cfg(feature = "pkcs11")]
+        "pkcs11" => Some(Box::new(crate::pkcs11::Pkcs11Admin)),
+        _ => None,
+    };
     match admin {
         Some(a) => Ok((a, parsed)),
         None => Err(Error::Config(format!(

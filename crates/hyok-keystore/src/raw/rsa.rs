@@ -113,7 +113,7 @@ const RSA_ALG_ID: [u8; 15] = [
     0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
 ];
 
-fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let n = body.len();
     if n < 0x80 {
@@ -137,7 +137,7 @@ fn pkcs1_to_pkcs8(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 /// Wrap a PKCS#1 `RSAPublicKey` into a `SubjectPublicKeyInfo`.
-fn pkcs1_to_spki(pkcs1: &[u8]) -> Vec<u8> {
+pub(crate) fn pkcs1_to_spki(pkcs1: &[u8]) -> Vec<u8> {
     let mut bits = vec![0u8];
     bits.extend_from_slice(pkcs1);
     let mut body = RSA_ALG_ID.to_vec();
