@@ -1,0 +1,189 @@
+//! Shared helpers: the SoftHSM token from the environment, unique labels, and a minimal
+//! encrypt/decrypt through the key manager and the message format core.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hyok_core::{
+    AlgorithmSuite, DecryptOptions, EncryptOptions, EncryptionContext, Encryptor, HeaderLimits,
+    ParsedHeader, PendingEncryption,
+};
+use hyok_keystore::admin::{KeyAdmin, KeyKind};
+use hyok_keystore::observe::{AuditSink, KeyEvent, KeyOp};
+use hyok_keystore::pkcs11::Pkcs11Admin;
+use hyok_keystore::{KeyManager, KeyUri, OpLabel};
+
+pub const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+
+/// The test token, as URI parts.
+pub struct Hsm {
+    pub token: String,
+}
+
+impl Hsm {
+    /// `pkcs11:token=…;object=LABEL` (+ `?query` when given).
+    pub fn uri(&self, label: &str, query: &str) -> String {
+        let mut s = format!("pkcs11:token={};object={label}", self.token);
+        if !query.is_empty() {
+            s.push('?');
+            s.push_str(query);
+        }
+        s
+    }
+}
+
+/// The SoftHSM token, or None after a loud skip notice (a panic when services are required).
+pub fn hsm(test: &str) -> Option<Hsm> {
+    let vars = ["HYOK_PKCS11_MODULE", "HYOK_TEST_PKCS11_TOKEN", "HYOK_PKCS11_PIN"];
+    let missing: Vec<&str> = vars
+        .iter()
+        .copied()
+        .filter(|v| std::env::var_os(v).is_none_or(|x| x.is_empty()))
+        .collect();
+    if missing.is_empty() {
+        return Some(Hsm {
+            token: std::env::var("HYOK_TEST_PKCS11_TOKEN").unwrap(),
+        });
+    }
+    let problem = format!("{} not set", missing.join(", "));
+    if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+        panic!("{test}: SoftHSM is required (HYOK_REQUIRE_SERVICES=1): {problem}");
+    }
+    eprintln!(
+        "SKIPPED: {test}: {problem}; run `eval \"$(scripts/services/softhsm.sh)\"` first"
+    );
+    None
+}
+
+/// A label no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A multi-thread runtime like the CLI's.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Create a key in the token through the admin interface.
+pub fn create(uri: &str, kind: KeyKind) -> String {
+    let parsed = KeyUri::parse(uri).unwrap();
+    runtime()
+        .block_on(Pkcs11Admin.create(&parsed, kind))
+        .unwrap_or_else(|e| panic!("creating {uri}: {e}"))
+        .uri
+}
+
+/// Destroy a key (test cleanup; errors ignored).
+pub fn destroy(uri: &str) {
+    if let Ok(parsed) = KeyUri::parse(uri) {
+        let _ = runtime().block_on(Pkcs11Admin.destroy(&parsed));
+    }
+}
+
+/// Destroys a key when dropped, so a failing test leaves no key behind.
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        destroy(&self.0);
+    }
+}
+
+pub fn context(pairs: &[(&str, &str)]) -> EncryptionContext {
+    pairs.iter().copied().collect()
+}
+
+/// Encrypt `plain` into one message, as `hyok::Client` does.
+pub async fn encrypt(
+    manager: &KeyManager,
+    ctx: &EncryptionContext,
+    plain: &[u8],
+) -> Result<Vec<u8>, String> {
+    let pending =
+        PendingEncryption::new(SUITE, ctx.clone(), BTreeSet::new()).map_err(|e| e.to_string())?;
+    let label = OpLabel {
+        message_id: Some(pending.message_id().to_vec()),
+        subject: None,
+    };
+    let (dk, edks) = manager
+        .encryption_materials(pending.suite(), pending.context(), plain.len() as u64, &label)
+        .await
+        .map_err(|e| e.to_string())?;
+    let materials = pending.complete(dk, edks).map_err(|e| e.to_string())?;
+    let mut enc = Encryptor::new(Vec::new(), materials, EncryptOptions::default())
+        .map_err(|e| e.to_string())?;
+    enc.write_all(plain).map_err(|e| e.to_string())?;
+    Ok(enc.finish().map_err(|e| e.to_string())?.0)
+}
+
+/// Decrypt one message.
+pub async fn decrypt(
+    manager: &KeyManager,
+    ctx: &EncryptionContext,
+    msg: &[u8],
+) -> Result<Vec<u8>, hyok_keystore::Error> {
+    let mut input = msg;
+    let parsed = ParsedHeader::read(&mut input, HeaderLimits::default())?;
+    let (materials_ctx, _) = parsed.materials_context(ctx)?;
+    let h = &parsed.header;
+    let dk = manager
+        .decrypt_data_key(h.suite, &h.edks, &materials_ctx, &OpLabel::default())
+        .await?;
+    let verified = parsed.verify(&dk, ctx)?;
+    let mut out = Vec::new();
+    verified
+        .decryptor(input, DecryptOptions::default())
+        .read_to_end(&mut out)
+        .map_err(hyok_core::Error::from_io)?;
+    Ok(out)
+}
+
+/// An audit sink that keeps the operations it saw.
+#[derive(Debug, Default)]
+pub struct Recorder(pub Mutex<Vec<KeyOp>>);
+
+impl AuditSink for Recorder {
+    fn record(&self, event: KeyEvent) {
+        self.0.lock().unwrap().push(event.op);
+    }
+}
+
+impl Recorder {
+    pub fn count(&self, op: KeyOp) -> usize {
+        self.0.lock().unwrap().iter().filter(|o| **o == op).count()
+    }
+}
+
+pub fn shared<T: hyok_keystore::KeyStore + 'static>(k: T) -> Arc<dyn hyok_keystore::KeyStore> {
+    Arc::new(k)
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub fn pseudo(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
