@@ -45,7 +45,9 @@ pub(crate) struct IoArgs {
 pub(crate) struct KeyArgs {
     /// Wrapping key URI; repeat for several. The first one generates the data key.
     /// `raw-aes:NAMESPACE/NAME?file=PATH`,
-    /// `raw-rsa:NAMESPACE/NAME?public=PEM&private=PEM&padding=oaep-sha256`.
+    /// `raw-rsa:NAMESPACE/NAME?public=PEM&private=PEM&padding=oaep-sha256`,
+    /// `pkcs11:token=LABEL;object=KEY[?oaep-hash=sha1]` (module from HYOK_PKCS11_MODULE,
+    /// PIN from HYOK_PKCS11_PIN or ?pin-source=file:PATH; see docs/HSM.md).
     #[arg(short, long = "key", value_name = "URI", required = true)]
     pub(crate) keys: Vec<String>,
     /// Encryption context pair; repeat for several.
@@ -65,12 +67,75 @@ pub(crate) enum SuiteArg {
     CommittedSigned,
 }
 
+/// The data-key cache (off unless `--cache`). Flatten it into any command that handles
+/// messages.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct CacheArgs {
+    /// Reuse data keys across the messages this process handles, within the bounds below,
+    /// instead of asking the key store (HSM, KMS) for every message. Each message still gets
+    /// its own derived key; every reuse is audited. A single `encrypt`/`decrypt` handles one
+    /// message, so it gains nothing; commands that handle many messages do.
+    #[arg(long, help_heading = "Data-key cache")]
+    pub(crate) cache: bool,
+    /// Reuse a data key for at most this long (e.g. 90s, 5m, 1h) [default: 5m].
+    #[arg(long, value_name = "DURATION", requires = "cache", help_heading = "Data-key cache",
+          value_parser = parse_duration)]
+    pub(crate) cache_max_age: Option<std::time::Duration>,
+    /// Encrypt at most this many messages with one data key [default: 1000].
+    #[arg(long, value_name = "N", requires = "cache", help_heading = "Data-key cache",
+          value_parser = clap::value_parser!(u64).range(1..=4294967296))]
+    pub(crate) cache_max_messages: Option<u64>,
+    /// Encrypt at most this many plaintext bytes with one data key (e.g. 64MiB) [default: 1GiB].
+    #[arg(long, value_name = "BYTES", requires = "cache", help_heading = "Data-key cache",
+          value_parser = parse_bytes)]
+    pub(crate) cache_max_bytes: Option<u64>,
+    /// Hold at most this many data keys at once [default: 64].
+    #[arg(long, value_name = "N", requires = "cache", help_heading = "Data-key cache",
+          value_parser = clap::value_parser!(u64).range(1..=1000000))]
+    pub(crate) cache_max_entries: Option<u64>,
+}
+
+impl CacheArgs {
+    /// The limits, when the cache is on.
+    pub(crate) fn limits(&self) -> Option<hyok_keystore::cache::CacheLimits> {
+        if !self.cache {
+            return None;
+        }
+        let d = hyok_keystore::cache::CacheLimits::default();
+        Some(hyok_keystore::cache::CacheLimits {
+            max_age: self.cache_max_age.unwrap_or(d.max_age),
+            max_messages: self.cache_max_messages.unwrap_or(d.max_messages),
+            max_bytes: self.cache_max_bytes.unwrap_or(d.max_bytes),
+            max_entries: self
+                .cache_max_entries
+                .map_or(d.max_entries, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        })
+    }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = hyok_keystore::cache::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(d)
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    match hyok_keystore::cache::parse_bytes(s)? {
+        0 => Err("must be more than 0".into()),
+        n => Ok(n),
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct EncryptArgs {
     #[command(flatten)]
     pub(crate) io: IoArgs,
     #[command(flatten)]
     pub(crate) keys: KeyArgs,
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
     /// Context keys to authenticate without storing them in the message; the reader must
     /// pass them again with -c.
     #[arg(long = "required-context", value_name = "KEY")]
@@ -90,6 +155,8 @@ pub(crate) struct DecryptArgs {
     pub(crate) io: IoArgs,
     #[command(flatten)]
     pub(crate) keys: KeyArgs,
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
     /// Also accept legacy messages whose suite does not commit to its key (message format
     /// 1); the default refuses them.
     #[arg(long)]
@@ -165,7 +232,9 @@ pub(crate) struct KeyNewArgs {
     /// Kind of key.
     #[arg(value_enum)]
     pub(crate) kind: KeyKind,
-    /// Where to create it: a file path (aes-256), a name prefix (rsa-*).
+    /// Where to create it: a file path (aes-256), a name prefix (rsa-*), or a key store URI
+    /// such as `pkcs11:token=LABEL;object=NAME` (the key is generated inside the token:
+    /// sensitive, never extractable).
     #[arg(short, long, value_name = "TARGET")]
     pub(crate) output: String,
 }

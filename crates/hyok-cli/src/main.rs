@@ -115,6 +115,10 @@ fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
                 K::Config(_) => (2, None),
                 K::NoMatchingKey { .. } => (1, Some("pass the --key that encrypted it; `hyok inspect` lists the message's wrapping keys".into())),
                 K::UnwrapFailed { .. } => (1, Some("check the -c KEY=VALUE pairs and that the key file is the one used to encrypt".into())),
+                K::Denied { detail, .. } if detail.contains("CKR_PIN") => (1, Some("check the PIN in HYOK_PKCS11_PIN or in the ?pin-source=file:PATH file".into())),
+                K::Unavailable { detail, .. } if detail.contains("PKCS#11 module") => (1, Some("set HYOK_PKCS11_MODULE (or ?module-path=) to the vendor's PKCS#11 library; docs/HSM.md lists them".into())),
+                K::NotFound { detail, .. } if detail.starts_with("no token") => (1, Some("`pkcs11-tool --module MODULE --list-token-slots` shows the token labels".into())),
+                K::NotFound { key, detail } if key.starts_with("pkcs11:") && detail.starts_with("no key") => (1, Some("`hyok key list pkcs11:token=LABEL` lists the keys in a token".into())),
                 _ => (1, None),
             };
         }

@@ -2,15 +2,17 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Write};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use hyok::{
     AlgorithmSuite, Client, CommitmentPolicy, DecryptOptions, EncryptOptions, EncryptionContext,
     HeaderLimits, OpLabel, Parallelism, Settings,
 };
+use hyok_keystore::cache::MemoryCache;
 use hyok_keystore::{KeyManager, Keyring, SharedKeyStore};
 
-use crate::args::{DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
+use crate::args::{CacheArgs, DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
 use crate::io::{open_input, Output};
 use crate::Usage;
 
@@ -46,8 +48,11 @@ fn parallelism(args: &KeyArgs) -> Result<Parallelism> {
     }
 }
 
-fn client(keys: Vec<SharedKeyStore>, settings: Settings) -> Result<Client> {
-    let manager = KeyManager::new(Keyring::new(keys)?);
+fn client(keys: Vec<SharedKeyStore>, settings: Settings, cache: &CacheArgs) -> Result<Client> {
+    let mut manager = KeyManager::new(Keyring::new(keys)?);
+    if let Some(limits) = cache.limits() {
+        manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
+    }
     Ok(Client::new(manager).with_settings(settings))
 }
 
@@ -95,7 +100,7 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
             Some("give raw-rsa keys a public=PEM attribute to encrypt"),
         ));
     }
-    let client = client(keys, settings)?;
+    let client = client(keys, settings, &a.cache)?;
     let mut input = open_input(&a.io.input, true)?;
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
     let label = OpLabel {
@@ -135,7 +140,7 @@ pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
         ..Settings::default()
     };
     let keys = open_keys(&a.keys)?;
-    let client = client(keys, settings)?;
+    let client = client(keys, settings, &a.cache)?;
     let input = open_input(&a.io.input, true)?;
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, false)?;
     let label = OpLabel {

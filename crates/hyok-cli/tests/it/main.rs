@@ -5,9 +5,12 @@
 //! - `interop`: messages crossing between `hyok` and the official Python ESDK (needs
 //!   `HYOK_ESDK_PYTHON`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
+//! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
+//!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 
 mod cli;
 mod common;
 mod format;
 mod interop;
+mod pkcs11;
 mod vectors;

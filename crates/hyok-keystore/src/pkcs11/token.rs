@@ -163,6 +163,45 @@ fn tokens() -> MutexGuard<'static, HashMap<(PathBuf, u64), Arc<Token>>> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether a failure of a non-cryptographic call may pass on a second try. SoftHSM answers
+/// CKR_GENERAL_ERROR to token-info and object lookups while another process rewrites the
+/// token's files (its files are locked only per write).
+fn is_transient(e: &CkError) -> bool {
+    use cryptoki::context::Function as F;
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::GeneralError | RvError::FunctionFailed,
+            F::GetTokenInfo
+                | F::GetSlotList
+                | F::OpenSession
+                | F::Login
+                | F::FindObjectsInit
+                | F::FindObjects
+                | F::FindObjectsFinal
+                | F::GetAttributeValue
+        )
+    )
+}
+
+/// Pause between tries of a transient failure.
+const TRANSIENT_PAUSE: Duration = Duration::from_millis(25);
+
+fn retry_transient<T>(
+    mut f: impl FnMut() -> std::result::Result<T, CkError>,
+) -> std::result::Result<T, CkError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f() {
+            Err(e) if is_transient(&e) && attempt < 2 * ATTEMPTS => {
+                std::thread::sleep(TRANSIENT_PAUSE * attempt as u32)
+            }
+            r => return r,
+        }
+    }
+}
+
 fn trimmed(s: &str) -> &str {
     s.trim_end_matches([' ', '\0'])
 }
@@ -172,17 +211,11 @@ fn trimmed(s: &str) -> &str {
 pub(crate) fn open_token(uri: &Pkcs11Uri, who: &str) -> Result<Arc<Token>> {
     let module_path = uri.module()?;
     let module = module(&module_path, who)?;
-    let slots = module
-        .ctx
-        .get_slots_with_token()
-        .map_err(|e| map(who, &e))?;
+    let slots = retry_transient(|| module.ctx.get_slots_with_token()).map_err(|e| map(who, &e))?;
     let mut present = Vec::new();
     let mut found = None;
     for slot in slots {
-        let info = module
-            .ctx
-            .get_token_info(slot)
-            .map_err(|e| map(who, &e))?;
+        let info = retry_transient(|| module.ctx.get_token_info(slot)).map_err(|e| map(who, &e))?;
         let label = trimmed(info.label()).to_owned();
         let serial = trimmed(info.serial_number()).to_owned();
         let matches = uri.token.as_deref().is_none_or(|t| t == label)
@@ -191,14 +224,21 @@ pub(crate) fn open_token(uri: &Pkcs11Uri, who: &str) -> Result<Arc<Token>> {
         if matches && found.is_none() {
             found = Some((slot, label.clone(), info.login_required()));
         }
-        present.push(label);
+        if !label.is_empty() {
+            present.push(label);
+        }
     }
     let Some((slot, label, login_required)) = found else {
         return Err(Error::NotFound {
             key: who.to_owned(),
             detail: format!(
                 "no token {} in module {} (tokens present: {})",
-                uri.token_display().trim_start_matches("pkcs11:"),
+                match (&uri.token, &uri.serial, uri.slot_id) {
+                    (Some(t), _, _) => format!("labelled {t:?}"),
+                    (None, Some(s), _) => format!("with serial {s:?}"),
+                    (None, None, Some(n)) => format!("in slot {n}"),
+                    (None, None, None) => String::new(),
+                },
                 module_path.display(),
                 if present.is_empty() {
                     "none".to_owned()
@@ -289,7 +329,7 @@ impl Token {
                 st.open += 1;
                 let generation = st.generation;
                 drop(st);
-                return match self.open_session() {
+                return match retry_transient(|| self.open_session()) {
                     Ok(session) => Ok(Lease {
                         session,
                         generation,
@@ -347,8 +387,9 @@ impl Token {
     }
 
     /// Run `f` on a pooled, logged-in session. When the token reports the session closed,
-    /// invalid or logged out, the pool is renewed and `f` runs again (at most 3 times), so
-    /// `f` must be safe to repeat (every crypto call is).
+    /// invalid or logged out, the pool is renewed and `f` runs again (at most 3 times); a
+    /// lookup that failed with CKR_GENERAL_ERROR is tried again too. So `f` must be safe to
+    /// repeat (every crypto call and lookup is).
     pub(crate) fn run<T>(
         &self,
         f: &mut dyn FnMut(&Session) -> std::result::Result<T, CkError>,
@@ -370,6 +411,10 @@ impl Token {
                     if attempt >= ATTEMPTS {
                         return Err(OpError::Ck(e));
                     }
+                }
+                Err(e) if is_transient(&e) && attempt < ATTEMPTS => {
+                    self.checkin(lease, true);
+                    std::thread::sleep(TRANSIENT_PAUSE * attempt as u32);
                 }
                 Err(e) => {
                     self.checkin(lease, true);
