@@ -130,9 +130,14 @@ pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
-        _ => return Err(format!("{s:?}: unknown unit (use K, M, G, T or KiB, MiB, …)")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit (use K, M, G, T or KiB, MiB, …)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[derive(Deserialize)]

@@ -42,7 +42,11 @@ pub fn open_key(uri: &str) -> Result<SharedKeyStore> {
         )?)),
         other => Err(Error::Config(format!(
             "unknown key URI scheme {other:?} (supported: raw-aes, raw-rsa{})",
-            if cfg!(feature = "pkcs11") { ", pkcs11" } else { "" }
+            if cfg!(feature = "pkcs11") {
+                ", pkcs11"
+            } else {
+                ""
+            }
         ))),
     }
 }

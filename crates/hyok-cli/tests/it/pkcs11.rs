@@ -171,7 +171,10 @@ fn key_new_in_token_is_sensitive_and_never_extractable() {
         .find(|l| l.starts_with(&format!("{label}\t")))
         .map(str::to_owned);
     match line {
-        None => fails.push(format!("key list does not show {label}: {}", list.describe())),
+        None => fails.push(format!(
+            "key list does not show {label}: {}",
+            list.describe()
+        )),
         Some(l) => {
             for want in [
                 "\tAES-256\t",
@@ -193,7 +196,15 @@ fn key_new_in_token_is_sensitive_and_never_extractable() {
         None if required() => fails.push("pkcs11-tool (opensc) is not installed".into()),
         None => eprintln!("SKIPPED: part of pkcs11::key_new…: pkcs11-tool is not installed"),
         Some(tool) => {
-            let base = ["--module", &module, "--token-label", &token, "--login", "--pin", &pin];
+            let base = [
+                "--module",
+                &module,
+                "--token-label",
+                &token,
+                "--login",
+                "--pin",
+                &pin,
+            ];
             let out = Command::new(&tool)
                 .args(base)
                 .args(["--list-objects", "--type", "secrkey", "--label", &label])
@@ -257,7 +268,10 @@ fn round_trips_with_aes_rsa_and_both() {
                 let _ = fs::remove_file(&out);
                 let run = decrypt(&msg, &out, &[k], &[]);
                 if !run.success() {
-                    fails.push(format!("{name} {size}: decrypt with {k}: {}", run.describe()));
+                    fails.push(format!(
+                        "{name} {size}: decrypt with {k}: {}",
+                        run.describe()
+                    ));
                 } else if fs::read(&out).unwrap() != plain {
                     fails.push(format!("{name} {size}: wrong plaintext with {k}"));
                 }
@@ -265,9 +279,15 @@ fn round_trips_with_aes_rsa_and_both() {
         }
     }
     // inspect shows the HSM key's namespace and label.
-    let run = hyok(["inspect", &dir.path().join("aes+rsa-1.hyok").display().to_string()]);
+    let run = hyok([
+        "inspect",
+        &dir.path().join("aes+rsa-1.hyok").display().to_string(),
+    ]);
     let label = aes.split("object=").nth(1).unwrap_or_default();
-    if !run.stdout_text().contains(&format!("provider \"pkcs11\", key \"{label}\"")) {
+    if !run
+        .stdout_text()
+        .contains(&format!("provider \"pkcs11\", key \"{label}\""))
+    {
         fails.push(format!("inspect: {}", run.stdout_text()));
     }
     common::report("pkcs11 round trips", checks, &fails);
@@ -275,8 +295,7 @@ fn round_trips_with_aes_rsa_and_both() {
 
 #[test]
 fn failures_exit_1_with_one_line_naming_the_cause_and_no_output() {
-    let Some(token) = token("failures_exit_1_with_one_line_naming_the_cause_and_no_output")
-    else {
+    let Some(token) = token("failures_exit_1_with_one_line_naming_the_cause_and_no_output") else {
         return;
     };
     let aes = key_new(&token, "aes-256", &unique("aes"));
@@ -291,7 +310,8 @@ fn failures_exit_1_with_one_line_naming_the_cause_and_no_output() {
     assert!(run.success(), "{}", run.describe());
 
     let aes_label = aes.split("object=").nth(1).unwrap().to_owned();
-    let cases: Vec<(&str, String, Vec<(&str, Option<&str>)>, &str)> = vec![
+    type Env<'a> = Vec<(&'a str, Option<&'a str>)>;
+    let cases: Vec<(&str, String, Env<'_>, &str)> = vec![
         (
             "wrong PIN",
             aes.clone(),
@@ -301,7 +321,10 @@ fn failures_exit_1_with_one_line_naming_the_cause_and_no_output() {
         (
             "missing module",
             aes.clone(),
-            vec![("HYOK_PKCS11_MODULE", Some("/nonexistent/libvendor-pkcs11.so"))],
+            vec![(
+                "HYOK_PKCS11_MODULE",
+                Some("/nonexistent/libvendor-pkcs11.so"),
+            )],
             "cannot load the PKCS#11 module /nonexistent/libvendor-pkcs11.so",
         ),
         (
@@ -316,7 +339,12 @@ fn failures_exit_1_with_one_line_naming_the_cause_and_no_output() {
             vec![],
             "no key labelled",
         ),
-        ("key of the wrong type", ec.clone(), vec![], "is an EC-P256 key"),
+        (
+            "key of the wrong type",
+            ec.clone(),
+            vec![],
+            "is an EC-P256 key",
+        ),
     ];
     let mut fails = Vec::new();
     let mut checks = 0;
@@ -442,13 +470,30 @@ fn escrow_hsm_generator_plus_offline_rsa_key() {
     let hsm = key_new(&token, "aes-256", &unique("escrow-gen"));
     let cleanup = Cleanup(hsm.clone());
     let prefix = dir.path().join("escrow-rsa");
-    let run = hyok(["key", "new", "rsa-3072", "-o", &prefix.display().to_string()]);
+    let run = hyok([
+        "key",
+        "new",
+        "rsa-3072",
+        "-o",
+        &prefix.display().to_string(),
+    ]);
     assert!(run.success(), "{}", run.describe());
     let public = dir.path().join("escrow-rsa.pub.pem");
     let private = dir.path().join("escrow-rsa.pem");
-    let escrow_pub = raw_rsa_uri("hyok-escrow", "offline-2026", Some(&public), None, "oaep-sha256");
-    let escrow_priv =
-        raw_rsa_uri("hyok-escrow", "offline-2026", None, Some(&private), "oaep-sha256");
+    let escrow_pub = raw_rsa_uri(
+        "hyok-escrow",
+        "offline-2026",
+        Some(&public),
+        None,
+        "oaep-sha256",
+    );
+    let escrow_priv = raw_rsa_uri(
+        "hyok-escrow",
+        "offline-2026",
+        None,
+        Some(&private),
+        "oaep-sha256",
+    );
 
     let plain = pseudo_random(100_000, 99);
     let input = dir.path().join("records.csv");

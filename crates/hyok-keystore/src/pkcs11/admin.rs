@@ -147,11 +147,12 @@ fn create_blocking(p: Pkcs11Uri, original: KeyUri, kind: KeyKind) -> Result<Crea
                 Attribute::Derive(false),
             ]);
             token
-                .run(&mut |s| {
-                    s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
-                })
+                .run(&mut |s| s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private))
                 .map_err(|e| e.into_error(&who))?;
-            (format!("RSA-{bits}"), "decrypt (RSA-OAEP); public key: encrypt")
+            (
+                format!("RSA-{bits}"),
+                "decrypt (RSA-OAEP); public key: encrypt",
+            )
         }
         KeyKind::EcP256 | KeyKind::EcP384 => {
             let (oid, name) = if kind == KeyKind::EcP256 {
@@ -211,7 +212,9 @@ fn create_blocking(p: Pkcs11Uri, original: KeyUri, kind: KeyKind) -> Result<Crea
 fn group(objs: Vec<Obj>) -> BTreeMap<(String, Vec<u8>), Vec<Obj>> {
     let mut m: BTreeMap<(String, Vec<u8>), Vec<Obj>> = BTreeMap::new();
     for o in objs {
-        m.entry((o.label.clone(), o.id.clone())).or_default().push(o);
+        m.entry((o.label.clone(), o.id.clone()))
+            .or_default()
+            .push(o);
     }
     m
 }
@@ -278,7 +281,10 @@ fn destroy_blocking(p: Pkcs11Uri) -> Result<String> {
                     "{who}: {} different keys are labelled {label:?} (ids {}); add ;id=… to \
                      destroy exactly one",
                     keys.len(),
-                    keys.keys().map(|(_, id)| hex(id)).collect::<Vec<_>>().join(", ")
+                    keys.keys()
+                        .map(|(_, id)| hex(id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))));
             }
             let mut described = Vec::new();

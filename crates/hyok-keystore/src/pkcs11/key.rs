@@ -21,11 +21,11 @@ use cryptoki::types::Ulong;
 use hyok_core::{DataKey, EncryptedDataKey};
 use zeroize::Zeroizing;
 
+use super::blocking;
 use super::error::{describe, is_bad_ciphertext};
 use super::objects::{self, Obj};
 use super::token::{open_token, CachedHandle, OpError, Token};
 use super::uri::{OaepHash, Pkcs11Uri};
-use super::blocking;
 use crate::error::{Error, Result};
 use crate::store::{KeyInfo, KeyStore, WrapRequest};
 

@@ -58,7 +58,11 @@ pub(crate) fn find(
         for handle in s.find_objects(&t)? {
             let attrs = s.get_attributes(
                 handle,
-                &[AttributeType::KeyType, AttributeType::Label, AttributeType::Id],
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::Label,
+                    AttributeType::Id,
+                ],
             )?;
             let mut obj = Obj {
                 handle,
@@ -87,7 +91,11 @@ pub(crate) fn kind(s: &Session, o: &Obj) -> Result<String, CkError> {
         return Ok("unknown".into());
     };
     if kt == KeyType::AES || kt == KeyType::GENERIC_SECRET {
-        let name = if kt == KeyType::AES { "AES" } else { "GENERIC-SECRET" };
+        let name = if kt == KeyType::AES {
+            "AES"
+        } else {
+            "GENERIC-SECRET"
+        };
         let bits = s
             .get_attributes(o.handle, &[AttributeType::ValueLen])?
             .into_iter()

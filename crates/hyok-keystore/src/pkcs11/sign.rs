@@ -101,7 +101,9 @@ impl EcSigner {
         let private = objs
             .iter()
             .find(|o| o.is_private() && o.type_is(KeyType::EC));
-        let public = objs.iter().find(|o| o.is_public() && o.type_is(KeyType::EC));
+        let public = objs
+            .iter()
+            .find(|o| o.is_public() && o.type_is(KeyType::EC));
         let (Some(private), Some(public)) = (private, public) else {
             let kind = token
                 .run(&mut |s| objects::kind(s, &objs[0]))
@@ -116,7 +118,10 @@ impl EcSigner {
         };
         let attrs = token
             .run(&mut |s| {
-                s.get_attributes(public.handle, &[AttributeType::EcParams, AttributeType::EcPoint])
+                s.get_attributes(
+                    public.handle,
+                    &[AttributeType::EcParams, AttributeType::EcPoint],
+                )
             })
             .map_err(|e| e.into_error(&who))?;
         let mut params = None;

@@ -155,8 +155,11 @@ impl From<CkError> for OpError {
     }
 }
 
-fn tokens() -> MutexGuard<'static, HashMap<(PathBuf, u64), Arc<Token>>> {
-    static TOKENS: OnceLock<Mutex<HashMap<(PathBuf, u64), Arc<Token>>>> = OnceLock::new();
+/// Tokens by (module path, slot id).
+type TokenRegistry = HashMap<(PathBuf, u64), Arc<Token>>;
+
+fn tokens() -> MutexGuard<'static, TokenRegistry> {
+    static TOKENS: OnceLock<Mutex<TokenRegistry>> = OnceLock::new();
     TOKENS
         .get_or_init(Default::default)
         .lock()
@@ -304,7 +307,9 @@ impl Token {
 
     fn open_session(&self) -> std::result::Result<Session, CkError> {
         let s = self.module.ctx.open_rw_session(self.slot)?;
-        self.counters.sessions_opened.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .sessions_opened
+            .fetch_add(1, Ordering::Relaxed);
         if let Some(pin) = &self.pin {
             let auth = AuthPin::from(pin.as_str().to_owned());
             match s.login(UserType::User, Some(&auth)) {

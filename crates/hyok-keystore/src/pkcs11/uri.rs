@@ -91,7 +91,10 @@ impl PinSource {
             Self::Env => Ok(std::env::var(PIN_ENV).ok().map(Zeroizing::new)),
             Self::File(p) => {
                 let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
-                    Error::Config(format!("pkcs11: cannot read the PIN file {}: {e}", p.display()))
+                    Error::Config(format!(
+                        "pkcs11: cannot read the PIN file {}: {e}",
+                        p.display()
+                    ))
                 })?);
                 let line = text.lines().next().unwrap_or("");
                 Ok(Some(Zeroizing::new(line.trim_end_matches('\r').to_owned())))
@@ -172,7 +175,11 @@ impl Pkcs11Uri {
                     .into(),
             ));
         }
-        if let Some(k) = uri.query.keys().find(|k| !QUERY_ATTRS.contains(&k.as_str())) {
+        if let Some(k) = uri
+            .query
+            .keys()
+            .find(|k| !QUERY_ATTRS.contains(&k.as_str()))
+        {
             return Err(Error::Config(format!(
                 "pkcs11: unknown query attribute {k:?} (allowed: module-path, pin-source, \
                  oaep-hash, namespace, pool-size)"

@@ -12,7 +12,9 @@ use hyok_keystore::raw::RawAesKey;
 use hyok_keystore::{KeyManager, Keyring};
 use serial_test::serial;
 
-use crate::common::{self, context, create, decrypt, encrypt, hsm, runtime, unique, Cleanup, Recorder};
+use crate::common::{
+    self, context, create, decrypt, encrypt, hsm, runtime, unique, Cleanup, Recorder,
+};
 
 const OBJECTS: usize = 1000;
 const MAX_MESSAGES: u64 = 100;

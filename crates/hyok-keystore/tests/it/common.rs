@@ -36,7 +36,11 @@ impl Hsm {
 
 /// The SoftHSM token, or None after a loud skip notice (a panic when services are required).
 pub fn hsm(test: &str) -> Option<Hsm> {
-    let vars = ["HYOK_PKCS11_MODULE", "HYOK_TEST_PKCS11_TOKEN", "HYOK_PKCS11_PIN"];
+    let vars = [
+        "HYOK_PKCS11_MODULE",
+        "HYOK_TEST_PKCS11_TOKEN",
+        "HYOK_PKCS11_PIN",
+    ];
     let missing: Vec<&str> = vars
         .iter()
         .copied()
@@ -51,9 +55,7 @@ pub fn hsm(test: &str) -> Option<Hsm> {
     if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
         panic!("{test}: SoftHSM is required (HYOK_REQUIRE_SERVICES=1): {problem}");
     }
-    eprintln!(
-        "SKIPPED: {test}: {problem}; run `eval \"$(scripts/services/softhsm.sh)\"` first"
-    );
+    eprintln!("SKIPPED: {test}: {problem}; run `eval \"$(scripts/services/softhsm.sh)\"` first");
     None
 }
 
@@ -122,7 +124,12 @@ pub async fn encrypt(
         subject: None,
     };
     let (dk, edks) = manager
-        .encryption_materials(pending.suite(), pending.context(), plain.len() as u64, &label)
+        .encryption_materials(
+            pending.suite(),
+            pending.context(),
+            plain.len() as u64,
+            &label,
+        )
         .await
         .map_err(|e| e.to_string())?;
     let materials = pending.complete(dk, edks).map_err(|e| e.to_string())?;

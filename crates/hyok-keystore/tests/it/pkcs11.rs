@@ -107,7 +107,10 @@ fn rsa_key_pair_round_trip_and_oaep_hash_check() {
     let e = rt
         .block_on(encrypt(&manager(&sha256), &ctx, &plain))
         .unwrap_err();
-    assert!(e.contains("CKR_ARGUMENTS_BAD") && e.contains("oaep-hash"), "{e}");
+    assert!(
+        e.contains("CKR_ARGUMENTS_BAD") && e.contains("oaep-hash"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -124,7 +127,9 @@ fn keys_are_sensitive_and_cannot_be_read_or_wrapped_out() {
     let _c2 = Cleanup(rsa.clone());
     let key = open(&aes); // loads and initialises the module once for the process
     let ctx = shared_context(&key.module_path()).unwrap();
-    let session = ctx.open_rw_session(Slot::try_from(key.slot_id()).unwrap()).unwrap();
+    let session = ctx
+        .open_rw_session(Slot::try_from(key.slot_id()).unwrap())
+        .unwrap();
     let pin = AuthPin::from(std::env::var("HYOK_PKCS11_PIN").unwrap());
     match session.login(UserType::User, Some(&pin)) {
         Ok(()) => {}
@@ -204,7 +209,14 @@ fn keys_are_sensitive_and_cannot_be_read_or_wrapped_out() {
         );
         // Usages: only what hyok needs.
         let usage = session
-            .get_attributes(h, &[AttributeType::Sign, AttributeType::Derive, AttributeType::Unwrap])
+            .get_attributes(
+                h,
+                &[
+                    AttributeType::Sign,
+                    AttributeType::Derive,
+                    AttributeType::Unwrap,
+                ],
+            )
             .unwrap();
         assert!(
             usage.iter().all(|a| matches!(
@@ -253,7 +265,8 @@ fn refusals_name_the_cause() {
         }
     }
     // Creating over an existing label is refused.
-    let again = runtime().block_on(Pkcs11Admin.create(&KeyUri::parse(&ec).unwrap(), KeyKind::Aes256));
+    let again =
+        runtime().block_on(Pkcs11Admin.create(&KeyUri::parse(&ec).unwrap(), KeyKind::Aes256));
     match again {
         Ok(_) => fails.push("a second key with the same label was created".into()),
         Err(e) if e.to_string().contains("already exists") => {}
@@ -313,7 +326,11 @@ fn close_all_sessions(module: &std::path::Path, slot: u64) {
         let lib = cryptoki_sys::Pkcs11::new(module).expect("load the PKCS#11 module");
         lib.C_CloseAllSessions(slot as cryptoki_sys::CK_SLOT_ID)
     };
-    assert_eq!(rv, cryptoki_sys::CKR_OK, "C_CloseAllSessions returned {rv:#x}");
+    assert_eq!(
+        rv,
+        cryptoki_sys::CKR_OK,
+        "C_CloseAllSessions returned {rv:#x}"
+    );
 }
 
 #[test]
