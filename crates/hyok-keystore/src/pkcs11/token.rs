@@ -214,21 +214,34 @@ fn trimmed(s: &str) -> &str {
 pub(crate) fn open_token(uri: &Pkcs11Uri, who: &str) -> Result<Arc<Token>> {
     let module_path = uri.module()?;
     let module = module(&module_path, who)?;
-    let slots = retry_transient(|| module.ctx.get_slots_with_token()).map_err(|e| map(who, &e))?;
     let mut present = Vec::new();
     let mut found = None;
-    for slot in slots {
-        let info = retry_transient(|| module.ctx.get_token_info(slot)).map_err(|e| map(who, &e))?;
-        let label = trimmed(info.label()).to_owned();
-        let serial = trimmed(info.serial_number()).to_owned();
-        let matches = uri.token.as_deref().is_none_or(|t| t == label)
-            && uri.serial.as_deref().is_none_or(|s| s == serial)
-            && uri.slot_id.is_none_or(|n| n == slot.id());
-        if matches && found.is_none() {
-            found = Some((slot, label.clone(), info.login_required()));
+    // SoftHSM can briefly report no (or an unlabelled) token while another process rewrites
+    // the token's files, so a miss is confirmed by looking again (bounded).
+    for attempt in 1..=ATTEMPTS {
+        present.clear();
+        let slots =
+            retry_transient(|| module.ctx.get_slots_with_token()).map_err(|e| map(who, &e))?;
+        for slot in slots {
+            let info =
+                retry_transient(|| module.ctx.get_token_info(slot)).map_err(|e| map(who, &e))?;
+            let label = trimmed(info.label()).to_owned();
+            let serial = trimmed(info.serial_number()).to_owned();
+            let matches = uri.token.as_deref().is_none_or(|t| t == label)
+                && uri.serial.as_deref().is_none_or(|s| s == serial)
+                && uri.slot_id.is_none_or(|n| n == slot.id());
+            if matches && found.is_none() {
+                found = Some((slot, label.clone(), info.login_required()));
+            }
+            if !label.is_empty() {
+                present.push(label);
+            }
         }
-        if !label.is_empty() {
-            present.push(label);
+        if found.is_some() {
+            break;
+        }
+        if attempt < ATTEMPTS {
+            std::thread::sleep(TRANSIENT_PAUSE * 2 * attempt as u32);
         }
     }
     let Some((slot, label, login_required)) = found else {
