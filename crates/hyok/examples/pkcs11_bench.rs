@@ -40,6 +40,15 @@ fn current() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+thread_local! {
+    /// One runtime per benchmark thread; key-store calls run inline on it.
+    static RT: tokio::runtime::Runtime = current();
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    RT.with(|rt| rt.block_on(f))
+}
+
 /// Runs `per_thread` operations on each of `threads` threads; returns operations per second.
 fn ops_per_sec(threads: usize, per_thread: usize, op: impl Fn() + Sync) -> f64 {
     let start = Instant::now();
@@ -164,15 +173,14 @@ fn main() {
             "AES-256 wrap (C_Encrypt AES-GCM)",
             ops,
             Box::new(|| {
-                current().block_on(aes.wrap(&dk, req)).expect("wrap");
+                block_on(aes.wrap(&dk, req)).expect("wrap");
             }),
         ),
         (
             "AES-256 unwrap (C_Decrypt AES-GCM)",
             ops,
             Box::new(|| {
-                assert!(current()
-                    .block_on(aes.unwrap(&aes_edk, req))
+                assert!(block_on(aes.unwrap(&aes_edk, req))
                     .expect("unwrap")
                     .is_some());
             }),
@@ -181,15 +189,14 @@ fn main() {
             "RSA-3072 wrap (local OAEP, no token call)",
             ops,
             Box::new(|| {
-                current().block_on(rsa.wrap(&dk, req)).expect("wrap");
+                block_on(rsa.wrap(&dk, req)).expect("wrap");
             }),
         ),
         (
             "RSA-3072 unwrap (C_Decrypt RSA-OAEP)",
             (ops / 8).max(50),
             Box::new(|| {
-                assert!(current()
-                    .block_on(rsa.unwrap(&rsa_edk, req))
+                assert!(block_on(rsa.unwrap(&rsa_edk, req))
                     .expect("unwrap")
                     .is_some());
             }),
