@@ -72,7 +72,13 @@ pub fn is_store_uri(target: &str) -> bool {
 /// The admin interface of the store a URI names.
 pub fn open_admin(uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
     let parsed = KeyUri::parse(uri)?;
-    let admin: Option<Box<dyn KeyAdmin>> = None;
+    let admin: Option<Box<dyn KeyAdmin>> = match parsed.scheme.as_str() {
+        #[cfg(feature = "vault")]
+        "vault-transit" => Some(Box::new(crate::vault::VaultAdmin::from_uri(&parsed)?)),
+        #[cfg(feature = "kmip")]
+        "kmip" => Some(Box::new(crate::kmip::KmipAdmin::from_uri(&parsed)?)),
+        _ => None,
+    };
     match admin {
         Some(a) => Ok((a, parsed)),
         None => Err(Error::Config(format!(
