@@ -115,6 +115,8 @@ fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
                 K::Config(_) => (2, None),
                 K::NoMatchingKey { .. } => (1, Some("pass the --key that encrypted it; `hyok inspect` lists the message's wrapping keys".into())),
                 K::UnwrapFailed { .. } => (1, Some("check the -c KEY=VALUE pairs and that the key file is the one used to encrypt".into())),
+                K::KeyVersionTooOld { .. } => (1, Some("an operator raised the key's minimum decryption version above the version that wrapped this message (`hyok inspect` shows it); lowering it again makes the message readable".into())),
+                K::Unavailable { .. } => (1, Some("is the key store running and reachable? `timeout=SECONDS` and `retries=N` in the key URI bound the wait".into())),
                 _ => (1, None),
             };
         }

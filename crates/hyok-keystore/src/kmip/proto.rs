@@ -250,8 +250,11 @@ pub(crate) fn parse_response(msg: Ttlv, expected: usize) -> Result<Vec<BatchResu
         return Err(TtlvError::WrongType("Response Message"));
     };
     let mut out: Vec<Option<BatchResult>> = (0..expected).map(|_| None).collect();
-    let mut next = 0;
-    for item in items.into_iter().filter(|i| i.tag == tag::BATCH_ITEM) {
+    for (next, item) in items
+        .into_iter()
+        .filter(|i| i.tag == tag::BATCH_ITEM)
+        .enumerate()
+    {
         let index = match item.child(tag::UNIQUE_BATCH_ITEM_ID) {
             Some(id) if expected > 1 => {
                 let b = id.as_bytes("Unique Batch Item ID")?;
@@ -264,7 +267,6 @@ pub(crate) fn parse_response(msg: Ttlv, expected: usize) -> Result<Vec<BatchResu
             }
             _ => next,
         };
-        next += 1;
         let status = item
             .need(tag::RESULT_STATUS, "Result Status")?
             .as_enum("Result Status")?;

@@ -280,7 +280,7 @@ impl Client {
                 ),
             });
         }
-        let detail = format!("cannot reach Vault at {}: {}", self.addr, strip_url(&chain));
+        let detail = format!("cannot reach Vault at {}: {}", self.addr, innermost(e));
         if e.is_connect() || e.is_request() || e.is_body() {
             AttemptError::retryable(Error::Unavailable {
                 key: key.to_owned(),
@@ -465,7 +465,7 @@ impl Client {
         let detail = match token_ok {
             Some(false) => format!(
                 "Vault refused {method} {path} with {source}: the token is invalid or expired \
-                 (or lacks both this capability and the default policy)"
+                 (or has neither this capability nor the default policy)"
             ),
             Some(true) => format!(
                 "the policies of {source} do not allow {} on {path}",
@@ -497,11 +497,18 @@ fn copy(s: &Secret) -> Secret {
     Secret::new(s.expose().to_owned())
 }
 
-/// reqwest prints the URL in its errors; the URL is known from the context already.
-fn strip_url(s: &str) -> String {
-    match s.find(": ") {
-        Some(i) if s[..i].starts_with("error sending request") => s[i + 2..].to_owned(),
-        _ => s.to_owned(),
+/// The innermost cause of an error ("Connection refused (os error 111)"), which is the
+/// telling part of reqwest's nested transport errors.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let s = cur.to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => one_line(&(f.to_lowercase().collect::<String>() + c.as_str()), 200),
+        None => s,
     }
 }
 

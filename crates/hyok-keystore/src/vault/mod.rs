@@ -359,7 +359,8 @@ fn check_addr(addr: &str) -> Result<String> {
                 .into(),
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() || url.path().trim_matches('/') != "" {
+    if url.query().is_some() || url.fragment().is_some() || !url.path().trim_matches('/').is_empty()
+    {
         return Err(Error::Config(format!(
             "vault-transit: addr={addr:?} must be scheme://host:port only (the mount goes in \
              mount=)"

@@ -1,5 +1,6 @@
 //! Service settings, skipping, unique names, dead and silent addresses.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -16,7 +17,7 @@ pub fn skip(test: &str, why: &str) {
     if required() {
         panic!("{test}: {why}, and HYOK_REQUIRE_SERVICES=1");
     }
-    eprintln!("SKIPPED: {test}: {why}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
 }
 
 fn var(name: &str) -> Option<String> {
