@@ -119,6 +119,8 @@ fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
                 K::Unavailable { detail, .. } if detail.contains("PKCS#11 module") => (1, Some("set HYOK_PKCS11_MODULE (or ?module-path=) to the vendor's PKCS#11 library; docs/HSM.md lists them".into())),
                 K::NotFound { detail, .. } if detail.starts_with("no token") => (1, Some("`pkcs11-tool --module MODULE --list-token-slots` shows the token labels".into())),
                 K::NotFound { key, detail } if key.starts_with("pkcs11:") && detail.starts_with("no key") => (1, Some("`hyok key list pkcs11:token=LABEL` lists the keys in a token".into())),
+                K::KeyVersionTooOld { .. } => (1, Some("an operator raised the key's minimum decryption version above the version that wrapped this message (`hyok inspect` shows it); lowering it again makes the message readable".into())),
+                K::Unavailable { .. } => (1, Some("is the key store running and reachable? `timeout=SECONDS` and `retries=N` in the key URI bound the wait".into())),
                 _ => (1, None),
             };
         }

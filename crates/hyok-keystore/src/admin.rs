@@ -75,6 +75,10 @@ pub fn open_admin(uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
     let admin: Option<Box<dyn KeyAdmin>> = match parsed.scheme.as_str() {
         #[cfg(feature = "pkcs11")]
         "pkcs11" => Some(Box::new(crate::pkcs11::Pkcs11Admin)),
+        #[cfg(feature = "vault")]
+        "vault-transit" => Some(Box::new(crate::vault::VaultAdmin::from_uri(&parsed)?)),
+        #[cfg(feature = "kmip")]
+        "kmip" => Some(Box::new(crate::kmip::KmipAdmin::from_uri(&parsed)?)),
         _ => None,
     };
     match admin {

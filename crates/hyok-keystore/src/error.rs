@@ -44,6 +44,17 @@ pub enum Error {
         /// Detail.
         detail: String,
     },
+    /// The key version that wrapped the data key may no longer decrypt: the store's
+    /// minimum decryption version (Vault `min_decryption_version`) was raised above it.
+    #[error("{key}: key version {version} is too old: the key store no longer decrypts with it ({detail})")]
+    KeyVersionTooOld {
+        /// Key name.
+        key: String,
+        /// The version recorded in the wrapped data key (e.g. `1`).
+        version: String,
+        /// What the store said.
+        detail: String,
+    },
     /// A key URI or key file is invalid.
     #[error("{0}")]
     Config(String),
@@ -88,6 +99,7 @@ impl Error {
             Self::NotFound { .. } => "not-found",
             Self::UnwrapFailed { .. } => "unwrap-failed",
             Self::Unsupported { .. } => "unsupported",
+            Self::KeyVersionTooOld { .. } => "version-too-old",
             Self::Config(_) => "config",
             Self::NoMatchingKey { .. } => "no-matching-key",
             Self::Policy(_) => "policy",

@@ -26,6 +26,16 @@ pub(crate) fn edk_key_name(edk: &EncryptedDataKey) -> String {
     }
 }
 
+/// The key version an EDK records, for stores with versioned keys (Vault Transit
+/// `vault:vN:`).
+fn key_version(edk: &EncryptedDataKey) -> Option<u32> {
+    if edk.provider_id == hyok_keystore::vault::PROVIDER_ID {
+        hyok_keystore::vault::ciphertext_version(&edk.ciphertext)
+    } else {
+        None
+    }
+}
+
 fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -41,7 +51,14 @@ pub(crate) fn run(a: InspectArgs) -> Result<()> {
     let edks: Vec<_> = h
         .edks
         .iter()
-        .map(|e| (e.provider_id.clone(), edk_key_name(e), e.ciphertext.len()))
+        .map(|e| {
+            (
+                e.provider_id.clone(),
+                edk_key_name(e),
+                e.ciphertext.len(),
+                key_version(e),
+            )
+        })
         .collect();
     let framing = match h.content_type {
         ContentType::Framed => format!("framed, {} bytes per frame", h.frame_length),
@@ -56,7 +73,13 @@ pub(crate) fn run(a: InspectArgs) -> Result<()> {
             "signed": h.suite.signature().is_some(),
             "message_id": hex_encode(&h.message_id),
             "encryption_context": h.context.iter().collect::<std::collections::BTreeMap<_, _>>(),
-            "encrypted_data_keys": edks.iter().map(|(p, n, l)| json!({"provider_id": p, "key_name": n, "wrapped_len": l})).collect::<Vec<_>>(),
+            "encrypted_data_keys": edks.iter().map(|(p, n, l, v)| {
+                let mut e = json!({"provider_id": p, "key_name": n, "wrapped_len": l});
+                if let Some(v) = v {
+                    e["key_version"] = json!(v);
+                }
+                e
+            }).collect::<Vec<_>>(),
             "content_type": if h.content_type == ContentType::Framed { "framed" } else { "non-framed" },
             "frame_length": h.frame_length,
         });
@@ -83,8 +106,11 @@ pub(crate) fn run(a: InspectArgs) -> Result<()> {
         }
     }
     println!("wrapped data keys: {}", edks.len());
-    for (p, n, l) in &edks {
-        println!("  provider {p:?}, key {n:?} ({l} bytes)");
+    for (p, n, l, v) in &edks {
+        match v {
+            Some(v) => println!("  provider {p:?}, key {n:?}, version {v} ({l} bytes)"),
+            None => println!("  provider {p:?}, key {n:?} ({l} bytes)"),
+        }
     }
     Ok(())
 }

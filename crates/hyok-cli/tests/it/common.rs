@@ -312,3 +312,115 @@ pub fn report(what: &str, total: usize, failures: &[String]) {
         panic!("{msg}");
     }
 }
+
+/// Runs `hyok args...` with `env` set and `remove` unset on top of the test's environment,
+/// stdin from `stdin`. Panics if it runs longer than `limit`: the binary must bound its own
+/// waits (network timeouts, retries), so a hang is a failure, not a slow pass.
+pub fn hyok_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    remove: &[&str],
+    stdin: Option<&[u8]>,
+    limit: std::time::Duration,
+) -> Run {
+    use std::io::Read as _;
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd.spawn().expect("start hyok");
+    let input = stdin.unwrap_or_default().to_vec();
+    let mut child_stdin = child.stdin.take().expect("stdin is piped");
+    let feeder = std::thread::spawn(move || {
+        let _ = child_stdin.write_all(&input);
+    });
+    let mut out = child.stdout.take().expect("stdout is piped");
+    let mut err = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waiting for hyok") {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hyok {args:?} did not finish within {limit:?} (hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = feeder.join();
+    Run {
+        code: status.code(),
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
+    }
+}
+
+/// Skips a test loudly (straight to stderr), or fails it when `HYOK_REQUIRE_SERVICES=1`.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+        panic!("{test}: {why}, and HYOK_REQUIRE_SERVICES=1");
+    }
+    note(&format!("SKIPPED: {test}: {why}"));
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// `127.0.0.1:PORT` where nothing listens (a port that was free a moment ago).
+pub fn dead_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = l.local_addr().expect("local addr");
+    drop(l);
+    addr.to_string()
+}
+
+/// Flip one byte in the middle of the first occurrence of `needle` in `msg` (to another
+/// base64 letter, so text stays text).
+pub fn tamper_inside(msg: &mut [u8], needle: &[u8]) -> bool {
+    let Some(at) = msg.windows(needle.len()).position(|w| w == needle) else {
+        return false;
+    };
+    let i = at + needle.len() / 2;
+    msg[i] = if msg[i] == b'A' { b'B' } else { b'A' };
+    true
+}
+
+/// The EDKs of a message file.
+pub fn message_edks(msg: &[u8]) -> Vec<hyok_core::EncryptedDataKey> {
+    let mut r = msg;
+    hyok_core::ParsedHeader::read(&mut r, hyok_core::HeaderLimits { max_edks: 64 })
+        .expect("a message header")
+        .header
+        .edks
+}

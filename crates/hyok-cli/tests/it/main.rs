@@ -4,6 +4,8 @@
 //!   `HYOK_EXTRA_VECTORS`) through `hyok decrypt`.
 //! - `interop`: messages crossing between `hyok` and the official Python ESDK (needs
 //!   `HYOK_ESDK_PYTHON`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
+//! - `vault`, `kmip`: Vault/OpenBao Transit and KMIP keys against the services of
+//!   `scripts/services/` (skip loudly without them unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
@@ -12,5 +14,7 @@ mod cli;
 mod common;
 mod format;
 mod interop;
+mod kmip;
 mod pkcs11;
+mod vault;
 mod vectors;
