@@ -4,12 +4,17 @@
 //!
 //! Needs `HYOK_PKCS11_MODULE`, `HYOK_TEST_PKCS11_TOKEN`, `HYOK_PKCS11_PIN` (and
 //! `SOFTHSM2_CONF`); each test prints `SKIPPED:` without them unless
-//! `HYOK_REQUIRE_SERVICES=1`, where it fails instead. Every test uses its own key labels.
+//! `HYOK_REQUIRE_SERVICES=1`, where it fails instead. Every test uses its own key labels, and
+//! the tests run one at a time: SoftHSM reads its token list when a process initialises it,
+//! and a process that starts while another one rewrites the token's files may not see the
+//! token at all.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use serial_test::serial;
 
 use crate::common::{self, check_failed, hyok, pseudo_random, raw_rsa_uri, Run};
 
@@ -144,6 +149,7 @@ fn pkcs11_tool() -> Option<PathBuf> {
 }
 
 #[test]
+#[serial(hsm)]
 fn key_new_in_token_is_sensitive_and_never_extractable() {
     let Some(token) = token("key_new_in_token_is_sensitive_and_never_extractable") else {
         return;
@@ -235,6 +241,7 @@ fn key_new_in_token_is_sensitive_and_never_extractable() {
 }
 
 #[test]
+#[serial(hsm)]
 fn round_trips_with_aes_rsa_and_both() {
     let Some(token) = token("round_trips_with_aes_rsa_and_both") else {
         return;
@@ -294,6 +301,7 @@ fn round_trips_with_aes_rsa_and_both() {
 }
 
 #[test]
+#[serial(hsm)]
 fn failures_exit_1_with_one_line_naming_the_cause_and_no_output() {
     let Some(token) = token("failures_exit_1_with_one_line_naming_the_cause_and_no_output") else {
         return;
@@ -398,6 +406,7 @@ fn failures_exit_1_with_one_line_naming_the_cause_and_no_output() {
 }
 
 #[test]
+#[serial(hsm)]
 fn cache_flags_are_checked_and_work() {
     let Some(token) = token("cache_flags_are_checked_and_work") else {
         return;
@@ -461,6 +470,7 @@ fn python(test: &str) -> Option<PathBuf> {
 /// destroyed (crypto-shredded), the RSA private key alone still decrypts, in hyok and in the
 /// official Python ESDK.
 #[test]
+#[serial(hsm)]
 fn escrow_hsm_generator_plus_offline_rsa_key() {
     let test = "escrow_hsm_generator_plus_offline_rsa_key";
     let Some(token) = token(test) else {
