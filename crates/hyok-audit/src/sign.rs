@@ -18,6 +18,14 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+/// PEM text with `\n` line endings (the `pem` crate defaults to `\r\n`).
+fn pem_lf(p: &pem::Pem) -> String {
+    pem::encode_config(
+        p,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 /// Signature algorithm of a checkpoint key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SignatureAlgorithm {
@@ -214,7 +222,7 @@ impl PublicKey {
 
     /// PEM `PUBLIC KEY` text.
     pub fn to_pem(&self) -> String {
-        pem::encode(&pem::Pem::new("PUBLIC KEY", self.spki.clone()))
+        pem_lf(&pem::Pem::new("PUBLIC KEY", self.spki.clone()))
     }
 }
 
@@ -262,8 +270,9 @@ impl PemSigner {
                 block.tag()
             )));
         }
+        let der = Zeroizing::new(block.into_contents());
         for alg in SignatureAlgorithm::ALL {
-            if let Ok(pair) = EcdsaKeyPair::from_private_key_der(alg.signing(), block.contents()) {
+            if let Ok(pair) = EcdsaKeyPair::from_private_key_der(alg.signing(), &der) {
                 let spki = pair
                     .public_key()
                     .as_der()
@@ -295,10 +304,7 @@ impl PemSigner {
     pub fn generate(alg: SignatureAlgorithm) -> Result<Self> {
         let doc = EcdsaKeyPair::generate_pkcs8(alg.signing(), &SystemRandom::new())
             .map_err(|_| Error::Key("generating an EC key failed".into()))?;
-        let text = Zeroizing::new(pem::encode(&pem::Pem::new(
-            "PRIVATE KEY",
-            doc.as_ref().to_vec(),
-        )));
+        let text = Zeroizing::new(pem_lf(&pem::Pem::new("PRIVATE KEY", doc.as_ref().to_vec())));
         Self::from_pem(&text)
     }
 
@@ -306,12 +312,9 @@ impl PemSigner {
     pub fn generate_pem(alg: SignatureAlgorithm) -> Result<(Zeroizing<String>, String)> {
         let doc = EcdsaKeyPair::generate_pkcs8(alg.signing(), &SystemRandom::new())
             .map_err(|_| Error::Key("generating an EC key failed".into()))?;
-        let private = Zeroizing::new(pem::encode(&pem::Pem::new(
-            "PRIVATE KEY",
-            doc.as_ref().to_vec(),
-        )));
+        let private = Zeroizing::new(pem_lf(&pem::Pem::new("PRIVATE KEY", doc.as_ref().to_vec())));
         let signer = Self::from_pem(&private)?;
-        let public = pem::encode(&pem::Pem::new("PUBLIC KEY", signer.spki.clone()));
+        let public = pem_lf(&pem::Pem::new("PUBLIC KEY", signer.spki.clone()));
         Ok((private, public))
     }
 
