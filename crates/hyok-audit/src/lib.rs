@@ -51,6 +51,7 @@
 
 mod error;
 mod io;
+mod json;
 mod line;
 mod log;
 pub mod merkle;

@@ -432,13 +432,6 @@ pub enum Line {
     Checkpoint(Checkpoint),
 }
 
-/// Borrowed form of [`Line`] for writing without copies.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub(crate) enum LineRef<'a> {
-    Record(&'a Record),
-}
-
 /// Parse one line (without its newline). Untrusted input: bounded, never panics.
 pub fn parse_line(bytes: &[u8]) -> Result<Line, String> {
     if bytes.len() > MAX_LINE {
@@ -474,14 +467,19 @@ pub fn parse_line(bytes: &[u8]) -> Result<Line, String> {
 
 /// Cut `s` to at most `max` bytes at a character boundary, marking the cut with `…`.
 pub(crate) fn cap(s: &str, max: usize) -> String {
+    cap_cow(s, max).into_owned()
+}
+
+/// [`cap`] without a copy when nothing is cut.
+pub(crate) fn cap_cow(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if s.len() <= max {
-        return s.to_owned();
+        return std::borrow::Cow::Borrowed(s);
     }
     let mut end = max.saturating_sub('…'.len_utf8());
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &s[..end])
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! ends them with a newline and records a `torn-tail` record that names them, so nothing is
 //! dropped silently.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
@@ -21,14 +22,17 @@ use hyok_keystore::observe::{AdminEvent, AuditSink, KeyEvent, KeyOp, MessageEven
 
 use crate::error::{Error, Result};
 use crate::io::{lock, LineReader, ReadAt};
+use crate::json::{who_fragment, write_record, RecordView};
 use crate::line::{
-    cap, line_hash, parse_line, Checkpoint, Hex32, HexBytes, Line, LineRef, Op, Outcome, Record,
-    MAX_FIELD,
+    cap, cap_cow, line_hash, parse_line, Checkpoint, Hex32, Line, Op, Outcome, MAX_FIELD,
 };
 use crate::merkle::{CompactTree, Hash};
 use crate::sign::CheckpointSigner;
 use crate::time::Timestamp;
 use crate::who::Who;
+
+/// Most records one commit writes (bounds the write buffer).
+const MAX_BATCH: usize = 16_384;
 
 /// Settings of an [`AuditLog`].
 #[derive(Clone, Debug)]
@@ -50,6 +54,10 @@ pub struct LogConfig {
     pub lock_timeout: Duration,
     /// Queued records beyond which callers wait for the writer (back-pressure).
     pub max_pending: usize,
+    /// Group-commit window: once a record is queued, the writer waits this long for more
+    /// before it writes (skipped when someone waits in [`AuditLog::flush`], asks for a
+    /// checkpoint or closes). Default 2 ms.
+    pub commit_delay: Duration,
 }
 
 impl LogConfig {
@@ -65,6 +73,7 @@ impl LogConfig {
             sync: true,
             lock_timeout: Duration::from_secs(30),
             max_pending: 65_536,
+            commit_delay: Duration::from_millis(2),
         }
     }
 
@@ -88,6 +97,10 @@ impl LogConfig {
 pub struct CloseSummary {
     /// Records this process wrote.
     pub records: u64,
+    /// Appends (group commits) it made.
+    pub commits: u64,
+    /// CPU time of its writer thread.
+    pub writer_cpu: Duration,
     /// The final checkpoint, if one was written at close.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -117,9 +130,15 @@ struct Queue {
     failed: Option<String>,
     closing: bool,
     stopped: bool,
+    /// The writer sleeps waiting for records (so a new one must wake it).
+    writer_idle: bool,
+    /// Callers blocked in `flush` (the writer then skips its commit window).
+    flushers: u32,
     final_checkpoint: Option<Checkpoint>,
     /// Records this process wrote (after torn-tail markers are excluded).
     records: u64,
+    commits: u64,
+    writer_cpu: Duration,
 }
 
 struct Shared {
@@ -209,11 +228,12 @@ impl AuditLog {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        let was_empty = q.pending.is_empty();
         q.pending.push(Entry { time, kind });
         q.queued += 1;
+        let wake = q.writer_idle;
+        q.writer_idle = false;
         drop(q);
-        if was_empty {
+        if wake {
             s.work.notify_one();
         }
     }
@@ -224,7 +244,23 @@ impl AuditLog {
         let s = &*self.shared;
         let mut q = s.queue();
         let target = q.queued;
+        if q.written >= target {
+            return match &q.failed {
+                Some(f) => Err(self.writer_error(f.clone())),
+                None => Ok(()),
+            };
+        }
+        q.flushers += 1;
+        drop(q);
         s.work.notify_one();
+        let result = self.wait_written(target);
+        s.queue().flushers -= 1;
+        result
+    }
+
+    fn wait_written(&self, target: u64) -> Result<()> {
+        let s = &*self.shared;
+        let mut q = s.queue();
         let deadline = Instant::now() + s.lock_timeout + Duration::from_secs(30);
         while q.written < target {
             if let Some(f) = &q.failed {
@@ -307,6 +343,8 @@ impl AuditLog {
         }
         Ok(CloseSummary {
             records: q.records,
+            commits: q.commits,
+            writer_cpu: q.writer_cpu,
             checkpoint: q.final_checkpoint.clone(),
         })
     }
@@ -414,102 +452,177 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn error_outcome(e: Option<&'static str>) -> (Outcome, Option<String>) {
-    match e {
-        None => (Outcome::Ok, None),
-        Some(class) => (Outcome::Error, Some(class.to_owned())),
+/// Per-writer caches that make rendering a record cheap: the process's fields rendered
+/// once, redacted key URIs, suite names.
+struct Render {
+    who: Vec<u8>,
+    uris: HashMap<String, String>,
+    suites: Vec<(u16, String)>,
+}
+
+impl Render {
+    fn new(who: &Who) -> Self {
+        Self {
+            who: who_fragment(
+                &who.host,
+                &who.user,
+                who.uid,
+                who.pid,
+                who.identity.as_deref(),
+            ),
+            uris: HashMap::new(),
+            suites: Vec::new(),
+        }
+    }
+
+    fn learn_uri(&mut self, uri: &str) {
+        if !self.uris.contains_key(uri) {
+            if self.uris.len() >= 1024 {
+                self.uris.clear();
+            }
+            self.uris
+                .insert(uri.to_owned(), cap(&redact_uri(uri), MAX_FIELD));
+        }
+    }
+
+    fn learn_suite(&mut self, s: hyok_core::AlgorithmSuite) {
+        if !self.suites.iter().any(|(id, _)| *id == s.id()) {
+            self.suites.push((s.id(), suite_name(s)));
+        }
+    }
+
+    fn uri(&self, uri: &str) -> &str {
+        self.uris.get(uri).map_or("", String::as_str)
+    }
+
+    fn suite(&self, s: hyok_core::AlgorithmSuite) -> &str {
+        self.suites
+            .iter()
+            .find(|(id, _)| *id == s.id())
+            .map_or("", |(_, n)| n.as_str())
+    }
+
+    /// Append the record line of `e` (no newline) to `buf`.
+    fn entry(&mut self, e: &Entry, seq: u64, prev: &Hash, buf: &mut Vec<u8>) {
+        match &e.kind {
+            EventKind::Key(k) => {
+                self.learn_uri(&k.key.uri);
+                self.learn_suite(k.suite);
+            }
+            EventKind::Message(m) => {
+                for k in m.keys.iter().take(MAX_KEYS) {
+                    self.learn_uri(k);
+                }
+                if let Some(s) = m.suite {
+                    self.learn_suite(s);
+                }
+            }
+            EventKind::Admin(a) => {
+                if let Some(k) = &a.key {
+                    self.learn_uri(k);
+                }
+            }
+        }
+        let this = &*self;
+        let outcome = |err: Option<&'static str>| {
+            if err.is_some() {
+                Outcome::Error
+            } else {
+                Outcome::Ok
+            }
+        };
+        let mut view = RecordView {
+            seq,
+            time: e.time,
+            op: Op::Encrypt,
+            outcome: Outcome::Ok,
+            error: None,
+            key: None,
+            keys: &[],
+            backend: None,
+            suite: None,
+            ctx_sha256: None,
+            edk_sha256: None,
+            message_id: None,
+            subject: None,
+            bytes: None,
+            detail: None,
+            torn_offset: None,
+            torn_len: None,
+            torn_sha256: None,
+            duration_us: 0,
+            who: &this.who,
+            prev,
+        };
+        let subject;
+        let detail;
+        let keys: Vec<&str>;
+        match &e.kind {
+            EventKind::Key(k) => {
+                view.op = match k.op {
+                    KeyOp::Generate => Op::Generate,
+                    KeyOp::Wrap => Op::Wrap,
+                    KeyOp::Unwrap => Op::Unwrap,
+                    KeyOp::CacheHitEncrypt => Op::CacheHitEncrypt,
+                    KeyOp::CacheHitDecrypt => Op::CacheHitDecrypt,
+                };
+                view.outcome = outcome(k.error);
+                view.error = k.error;
+                view.key = Some(this.uri(&k.key.uri));
+                view.backend = Some(k.key.backend);
+                view.suite = Some(this.suite(k.suite));
+                view.ctx_sha256 = Some(&k.context_sha256);
+                view.edk_sha256 = k.edk_sha256.as_ref();
+                view.message_id = k.message_id.as_deref().map(cap_bytes);
+                subject = k.subject.as_deref().map(|s| cap_cow(s, MAX_FIELD));
+                view.subject = subject.as_deref();
+                view.duration_us = micros(k.duration);
+            }
+            EventKind::Message(m) => {
+                view.op = match m.op {
+                    MessageOp::Encrypt => Op::Encrypt,
+                    MessageOp::Decrypt => Op::Decrypt,
+                };
+                view.outcome = outcome(m.error);
+                view.error = m.error;
+                keys = m.keys.iter().take(MAX_KEYS).map(|k| this.uri(k)).collect();
+                view.keys = &keys;
+                view.suite = m.suite.map(|s| this.suite(s));
+                view.ctx_sha256 = m.context_sha256.as_ref();
+                view.message_id = m.message_id.as_deref().map(cap_bytes);
+                subject = m.subject.as_deref().map(|s| cap_cow(s, MAX_FIELD));
+                view.subject = subject.as_deref();
+                view.bytes = m.bytes;
+                view.duration_us = micros(m.duration);
+            }
+            EventKind::Admin(a) => {
+                view.op = match a.op {
+                    AdminOp::KeyNew => Op::KeyNew,
+                    AdminOp::KeyRotate => Op::KeyRotate,
+                    AdminOp::KeyDestroy => Op::KeyDestroy,
+                    AdminOp::PolicyRefusal => Op::PolicyRefusal,
+                };
+                view.outcome = outcome(a.error);
+                view.error = a.error;
+                view.key = a.key.as_deref().map(|k| this.uri(k));
+                subject = a.subject.as_deref().map(|s| cap_cow(s, MAX_FIELD));
+                view.subject = subject.as_deref();
+                view.message_id = a.message_id.as_deref().map(cap_bytes);
+                detail = a.detail.as_deref().map(|s| cap_cow(s, MAX_FIELD));
+                view.detail = detail.as_deref();
+                view.duration_us = micros(a.duration);
+            }
+        }
+        write_record(buf, &view);
     }
 }
 
-/// A record with the process's identity and nothing else (`seq`/`prev` are assigned
-/// by the writer when it appends).
-fn blank_record(time: Timestamp, op: Op, who: &Who) -> Record {
-    Record {
-        seq: 0,
-        time,
-        op,
-        outcome: Outcome::Ok,
-        error: None,
-        key: None,
-        keys: Vec::new(),
-        backend: None,
-        suite: None,
-        ctx_sha256: None,
-        edk_sha256: None,
-        message_id: None,
-        subject: None,
-        bytes: None,
-        detail: None,
-        torn_offset: None,
-        torn_len: None,
-        torn_sha256: None,
-        duration_us: 0,
-        host: who.host.clone(),
-        user: who.user.clone(),
-        uid: who.uid,
-        pid: who.pid,
-        identity: who.identity.clone(),
-        prev: Hex32::default(),
-    }
-}
+/// Key URIs recorded per message at most.
+const MAX_KEYS: usize = 64;
 
-/// Turn a queued event into a record.
-fn to_record(e: Entry, who: &Who) -> Record {
-    let mut r = blank_record(e.time, Op::Encrypt, who);
-    match e.kind {
-        EventKind::Key(k) => {
-            r.op = match k.op {
-                KeyOp::Generate => Op::Generate,
-                KeyOp::Wrap => Op::Wrap,
-                KeyOp::Unwrap => Op::Unwrap,
-                KeyOp::CacheHitEncrypt => Op::CacheHitEncrypt,
-                KeyOp::CacheHitDecrypt => Op::CacheHitDecrypt,
-            };
-            (r.outcome, r.error) = error_outcome(k.error);
-            r.key = Some(cap(&redact_uri(&k.key.uri), MAX_FIELD));
-            r.backend = Some(k.key.backend.to_owned());
-            r.suite = Some(suite_name(k.suite));
-            r.ctx_sha256 = Some(Hex32(k.context_sha256));
-            r.edk_sha256 = k.edk_sha256.map(Hex32);
-            r.message_id = k.message_id.map(HexBytes);
-            r.subject = k.subject.map(|s| cap(&s, MAX_FIELD));
-            r.duration_us = micros(k.duration);
-        }
-        EventKind::Message(m) => {
-            r.op = match m.op {
-                MessageOp::Encrypt => Op::Encrypt,
-                MessageOp::Decrypt => Op::Decrypt,
-            };
-            (r.outcome, r.error) = error_outcome(m.error);
-            r.keys = m
-                .keys
-                .iter()
-                .take(64)
-                .map(|k| cap(&redact_uri(k), MAX_FIELD))
-                .collect();
-            r.suite = m.suite.map(suite_name);
-            r.ctx_sha256 = m.context_sha256.map(Hex32);
-            r.message_id = m.message_id.map(HexBytes);
-            r.subject = m.subject.map(|s| cap(&s, MAX_FIELD));
-            r.bytes = m.bytes;
-            r.duration_us = micros(m.duration);
-        }
-        EventKind::Admin(a) => {
-            r.op = match a.op {
-                AdminOp::KeyNew => Op::KeyNew,
-                AdminOp::KeyRotate => Op::KeyRotate,
-                AdminOp::KeyDestroy => Op::KeyDestroy,
-                AdminOp::PolicyRefusal => Op::PolicyRefusal,
-            };
-            (r.outcome, r.error) = error_outcome(a.error);
-            r.key = a.key.map(|k| cap(&redact_uri(&k), MAX_FIELD));
-            r.subject = a.subject.map(|s| cap(&s, MAX_FIELD));
-            r.message_id = a.message_id.map(HexBytes);
-            r.detail = a.detail.map(|s| cap(&s, MAX_FIELD));
-            r.duration_us = micros(a.duration);
-        }
-    }
-    r
+/// Message ids are 16 or 32 bytes; anything longer is cut (they come from messages).
+fn cap_bytes(b: &[u8]) -> &[u8] {
+    &b[..b.len().min(64)]
 }
 
 /// The writer thread's view of the file.
@@ -518,6 +631,8 @@ struct Writer {
     signer: Arc<dyn CheckpointSigner>,
     who: Who,
     file: File,
+    /// A duplicate of `file` for `flock` (same open file description).
+    lock_fd: Arc<File>,
     /// (device, inode) of `file`, to notice a log replaced under the same path.
     id: (u64, u64),
     /// Bytes of the file accounted for in the fields below.
@@ -533,8 +648,9 @@ struct Writer {
     /// A checkpoint could not be signed; retry at every commit until one is.
     sign_failed: Option<String>,
     buf: Vec<u8>,
-    /// Records taken from the queue but not yet written (a failed append).
-    backlog: Vec<Record>,
+    render: Render,
+    /// Events taken from the queue but not yet written (a failed append).
+    backlog: Vec<Entry>,
 }
 
 /// State that a failed append must roll back.
@@ -552,10 +668,16 @@ impl Writer {
         let meta = file
             .metadata()
             .map_err(|e| Error::io(&config.path, "reading metadata of", e))?;
+        let lock_fd = Arc::new(
+            file.try_clone()
+                .map_err(|e| Error::io(&config.path, "opening", e))?,
+        );
         Ok(Self {
             signer,
+            render: Render::new(&who),
             who,
             file,
+            lock_fd,
             id: (meta.dev(), meta.ino()),
             offset: 0,
             tree: CompactTree::new(),
@@ -572,11 +694,8 @@ impl Writer {
 
     fn with_lock<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.reopen_if_replaced()?;
-        // Locking a clone of the descriptor locks the same open file description.
-        let lock_fd = self
-            .file
-            .try_clone()
-            .map_err(|e| Error::io(&self.config.path, "locking", e))?;
+        // `lock_fd` is a duplicate of `file`: locking it locks the same open file.
+        let lock_fd = Arc::clone(&self.lock_fd);
         let _guard = lock(&lock_fd, &self.config.path, true, self.config.lock_timeout)?;
         f(self)
     }
@@ -737,18 +856,40 @@ impl Writer {
         tracing::warn!(path = %self.config.path.display(), offset, len, "audit log ends in an interrupted append; keeping it and recording a torn-tail record");
         let saved = self.save();
         self.fold(&bytes, too_long, hash);
-        let mut r = blank_record(Timestamp::now(), Op::TornTail, &self.who);
-        r.outcome = Outcome::Error;
-        r.error = Some("interrupted-append".into());
-        r.detail = Some(format!(
+        let detail = format!(
             "an append was interrupted: {len} bytes at offset {offset} had no newline; kept as a line of their own"
-        ));
-        r.torn_offset = Some(offset);
-        r.torn_len = Some(len);
-        r.torn_sha256 = Some(Hex32(hash));
+        );
         self.buf.clear();
         self.buf.push(b'\n');
-        self.append_record(&mut r);
+        let start = self.buf.len();
+        let prev = self.last_leaf;
+        write_record(
+            &mut self.buf,
+            &RecordView {
+                seq: self.tree.size(),
+                time: Timestamp::now(),
+                op: Op::TornTail,
+                outcome: Outcome::Error,
+                error: Some("interrupted-append"),
+                key: None,
+                keys: &[],
+                backend: None,
+                suite: None,
+                ctx_sha256: None,
+                edk_sha256: None,
+                message_id: None,
+                subject: None,
+                bytes: None,
+                detail: Some(&detail),
+                torn_offset: Some(offset),
+                torn_len: Some(len),
+                torn_sha256: Some(&hash),
+                duration_us: 0,
+                who: &self.render.who,
+                prev: &prev,
+            },
+        );
+        self.finish_line(start);
         self.commit(saved, offset + len)
     }
 
@@ -770,16 +911,16 @@ impl Writer {
         self.cp_time = s.cp_time;
     }
 
-    /// Serialize a record with the next seq and link into `buf`.
-    fn append_record(&mut self, r: &mut Record) {
-        r.seq = self.tree.size();
-        r.prev = Hex32(self.last_leaf);
+    /// Render an event as the next record into `buf`.
+    fn append_entry(&mut self, e: &Entry) {
         let start = self.buf.len();
-        // Serializing a record cannot fail (strings, numbers, no maps).
-        if serde_json::to_writer(&mut self.buf, &LineRef::Record(r)).is_err() {
-            self.buf.truncate(start);
-            return;
-        }
+        let (seq, prev) = (self.tree.size(), self.last_leaf);
+        self.render.entry(e, seq, &prev, &mut self.buf);
+        self.finish_line(start);
+    }
+
+    /// The record line in `buf[start..]` is complete: hash it into the chain and tree.
+    fn finish_line(&mut self, start: usize) {
         let h = line_hash(&self.buf[start..]);
         self.buf.push(b'\n');
         self.tree.push(h);
@@ -867,14 +1008,35 @@ impl Writer {
                             t.saturating_duration_since(Instant::now())
                         })
                         .max(Duration::from_millis(1));
+                    q.writer_idle = true;
                     q = s
                         .work
                         .wait_timeout(q, wait)
                         .map(|(g, _)| g)
                         .unwrap_or_else(|p| p.into_inner().0);
+                    q.writer_idle = false;
+                }
+                // Group commit: give more records a moment to arrive, unless someone waits.
+                let window_end = Instant::now() + self.config.commit_delay;
+                loop {
+                    let urgent = q.flushers > 0 || q.cp_wanted > q.cp_served || q.closing;
+                    let now = Instant::now();
+                    if urgent || now >= window_end || q.pending.len() >= MAX_BATCH {
+                        break;
+                    }
+                    q = s
+                        .work
+                        .wait_timeout(q, window_end - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
                 }
                 let ticket = (q.cp_wanted > q.cp_served).then_some(q.cp_wanted);
-                (std::mem::take(&mut q.pending), ticket, q.closing)
+                let batch = if q.pending.len() > MAX_BATCH {
+                    q.pending.drain(..MAX_BATCH).collect()
+                } else {
+                    std::mem::take(&mut q.pending)
+                };
+                (batch, ticket, q.closing && q.pending.is_empty())
             };
             let result = self.write_batch(batch, cp_ticket.is_some(), closing);
             let mut q = s.queue();
@@ -882,6 +1044,7 @@ impl Writer {
                 Ok((n, checkpoint)) => {
                     q.written += n;
                     q.records += n;
+                    q.commits += 1;
                     q.failed = self.sign_failed.clone();
                     if let Some(t) = cp_ticket {
                         q.cp_served = t;
@@ -907,11 +1070,16 @@ impl Writer {
                     }
                     retry_at = Some(Instant::now() + Duration::from_millis(500));
                     // At close there is nobody left to retry for: report and stop.
-                    closing
+                    q.closing
                 }
             };
             if stop {
                 q.stopped = true;
+                let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+                q.writer_cpu = Duration::new(
+                    u64::try_from(t.tv_sec).unwrap_or(0),
+                    u32::try_from(t.tv_nsec).unwrap_or(0),
+                );
             }
             drop(q);
             s.progress.notify_all();
@@ -930,7 +1098,7 @@ impl Writer {
         closing: bool,
     ) -> Result<(u64, Option<Checkpoint>)> {
         let mut records = std::mem::take(&mut self.backlog);
-        records.extend(batch.into_iter().map(|e| to_record(e, &self.who)));
+        records.extend(batch);
         let res = self.with_lock(|w| {
             w.catch_up()?;
             let saved = w.save();
@@ -938,8 +1106,8 @@ impl Writer {
             w.buf.clear();
             let mut checkpoint = None;
             let mut sign_error = w.sign_failed.clone();
-            for r in records.iter_mut() {
-                w.append_record(r);
+            for r in &records {
+                w.append_entry(r);
                 w.dirty = true;
                 if w.tree.size() - w.cp_size >= w.config.checkpoint_every {
                     match w.append_checkpoint() {

@@ -134,20 +134,22 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// (year, month, day, hour, minute, second, microsecond), UTC.
+    pub(crate) fn parts(self) -> (i64, i64, i64, i64, i64, i64, i64) {
         let secs = self.0.div_euclid(MICROS_PER_SEC);
         let micros = self.0.rem_euclid(MICROS_PER_SEC);
         let days = secs.div_euclid(SECS_PER_DAY);
         let sod = secs.rem_euclid(SECS_PER_DAY);
         let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
+        (y, m, d, sod / 3600, (sod / 60) % 60, sod % 60, micros)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d, h, mi, s, us) = self.parts();
+        write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p hyok --example audit_overhead -- [--messages 10000] [--size 4096]
-//!     [--rounds 10] [--dir DIR] [--no-sync]
+//!     [--rounds 10] [--dir DIR] [--no-sync] [--commit-delay-ms 2]
 //! ```
 //!
 //! Each encrypt is what `hyok encrypt` does per message: the key step (raw AES key,
@@ -31,6 +31,7 @@ struct Args {
     rounds: usize,
     dir: Option<std::path::PathBuf>,
     sync: bool,
+    commit_delay: Option<Duration>,
 }
 
 fn args() -> Args {
@@ -40,6 +41,7 @@ fn args() -> Args {
         rounds: 10,
         dir: None,
         sync: true,
+        commit_delay: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +52,11 @@ fn args() -> Args {
             "--rounds" => a.rounds = value().parse().expect("--rounds N"),
             "--dir" => a.dir = Some(value().into()),
             "--no-sync" => a.sync = false,
+            "--commit-delay-ms" => {
+                a.commit_delay = Some(Duration::from_millis(
+                    value().parse().expect("--commit-delay-ms N"),
+                ))
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -118,6 +125,10 @@ fn main() {
     let plain_client = Client::new(KeyManager::new(Keyring::new(vec![key.clone()]).unwrap()));
     let mut config = LogConfig::new(&log_path);
     config.sync = a.sync;
+    if let Some(d) = a.commit_delay {
+        config.commit_delay = d;
+    }
+    let commit_delay = config.commit_delay;
     let log = Arc::new(AuditLog::open(config, signer).unwrap());
     let audited_client =
         Client::new(KeyManager::new(Keyring::new(vec![key]).unwrap()).with_audit(log.clone()));
@@ -132,6 +143,22 @@ fn main() {
     let per_round = a.messages / a.rounds;
     let mut without = Duration::ZERO;
     let mut with = Duration::ZERO;
+    // CPU time of the whole process (both threads: the caller and the log writer), which
+    // is steadier than wall time on a loaded machine.
+    let cpu = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let mut cpu_without = Duration::ZERO;
+    let mut cpu_with = Duration::ZERO;
+    // CPU time of the calling thread alone: what adds to wall time when the log writer
+    // thread has a core of its own.
+    let thread_cpu = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let mut caller_without = Duration::ZERO;
+    let mut caller_with = Duration::ZERO;
     let mut bytes = 0usize;
     for round in 0..a.rounds {
         // Alternate which variant goes first, so neither always follows the other.
@@ -147,23 +174,35 @@ fn main() {
                 &plain_client
             };
             let t = Instant::now();
+            let c = cpu();
+            let tc = thread_cpu();
             rt.block_on(async {
                 for i in 0..per_round {
                     bytes += encrypt_one(client, &plain, &ctx, i).await;
                 }
             });
+            let caller = thread_cpu() - tc;
             if audited {
+                // Let the writer finish this round's records, so their CPU time is
+                // counted here and not in the next (unaudited) round.
+                log.flush().expect("flush");
                 with += t.elapsed();
+                cpu_with += cpu() - c;
+                caller_with += caller;
             } else {
                 without += t.elapsed();
+                cpu_without += cpu() - c;
+                caller_without += caller;
             }
         }
     }
     // Everything the audited run recorded must be durable and signed: part of its cost.
     let t = Instant::now();
+    let c = cpu();
     let closed = log.close().expect("close");
     let close_time = t.elapsed();
     with += close_time;
+    cpu_with += cpu() - c;
 
     let t = Instant::now();
     let summary = verify_file(&log_path, &VerifyOptions::new(vec![&public])).expect("verify");
@@ -173,11 +212,12 @@ fn main() {
     let n = (per_round * a.rounds) as f64;
     let us = |d: Duration| d.as_secs_f64() * 1e6 / n;
     println!(
-        "audit_overhead: {} encrypts of {} bytes per variant, {} rounds, fsync {}",
+        "audit_overhead: {} encrypts of {} bytes per variant, {} rounds, fsync {}, commit window {} ms",
         per_round * a.rounds,
         a.size,
         a.rounds,
-        if a.sync { "on" } else { "off" }
+        if a.sync { "on" } else { "off" },
+        commit_delay.as_millis()
     );
     println!(
         "  without log: {:8.3} s  {:7.2} us/encrypt",
@@ -191,8 +231,20 @@ fn main() {
         close_time.as_secs_f64() * 1e3
     );
     println!(
-        "  overhead:    {:+.1} %",
+        "  overhead:    {:+.1} % wall time",
         (with.as_secs_f64() / without.as_secs_f64() - 1.0) * 100.0
+    );
+    println!(
+        "  CPU, all threads:    {:6.2} vs {:6.2} us/encrypt: {:+.1} %",
+        us(cpu_without),
+        us(cpu_with),
+        (cpu_with.as_secs_f64() / cpu_without.as_secs_f64() - 1.0) * 100.0
+    );
+    println!(
+        "  CPU, calling thread: {:6.2} vs {:6.2} us/encrypt: {:+.1} %",
+        us(caller_without),
+        us(caller_with),
+        (caller_with.as_secs_f64() / caller_without.as_secs_f64() - 1.0) * 100.0
     );
     println!(
         "  log: {} records, {} checkpoints, {} bytes ({:.0} bytes/record); verified in {:.3} s",
@@ -201,6 +253,12 @@ fn main() {
         size,
         size as f64 / summary.records.max(1) as f64,
         verify_time.as_secs_f64()
+    );
+    println!(
+        "  writer thread: {} commits ({:.0} records each), {:.2} us CPU per record",
+        closed.commits,
+        closed.records as f64 / closed.commits.max(1) as f64,
+        closed.writer_cpu.as_secs_f64() * 1e6 / closed.records.max(1) as f64
     );
     assert_eq!(summary.records, closed.records);
     assert_eq!(summary.unsigned_tail, 0);
