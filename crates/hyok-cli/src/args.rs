@@ -25,6 +25,11 @@ pub(crate) enum Command {
     /// Create and manage keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Tamper-evident audit log of every key use: checkpoint, verify, show. Logging is on
+    /// when HYOK_AUDIT_LOG=PATH is set; checkpoints are signed with HYOK_AUDIT_KEY (a PEM
+    /// EC private key path or a pkcs11: URI); HYOK_AUDIT_IDENTITY names who acts.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +242,100 @@ pub(crate) struct KeyNewArgs {
     /// sensitive, never extractable).
     #[arg(short, long, value_name = "TARGET")]
     pub(crate) output: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Sign a checkpoint of the log now and print it as one JSON line. Keep it: later,
+    /// `verify --trusted-checkpoint` proves the log was not cut or rewritten below it.
+    Checkpoint(AuditCheckpointArgs),
+    /// Verify a log offline: every record against the hash chain and Merkle tree, every
+    /// checkpoint signature. Names the first line that does not hold and exits 1.
+    Verify(AuditVerifyArgs),
+    /// Print the records of a log, optionally filtered (--json: the logged lines as they
+    /// are, for a SIEM).
+    Show(AuditShowArgs),
+    /// Print the public key (PEM) of the checkpoint signing key HYOK_AUDIT_KEY, for
+    /// auditors.
+    PublicKey,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditCheckpointArgs {
+    /// The log (default: $HYOK_AUDIT_LOG).
+    #[arg(value_name = "PATH")]
+    pub(crate) log: Option<PathBuf>,
+    /// Also write the checkpoint to this new file.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditVerifyArgs {
+    /// The log file.
+    #[arg(value_name = "PATH")]
+    pub(crate) log: PathBuf,
+    /// PEM public key of the checkpoint signer; repeat for several (after a key change).
+    #[arg(long = "public-key", value_name = "PEM", required = true)]
+    pub(crate) public_keys: Vec<PathBuf>,
+    /// A checkpoint kept earlier (`hyok audit checkpoint` output): the log must still
+    /// contain exactly the records it signed.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trusted_checkpoint: Option<PathBuf>,
+}
+
+/// `--since`: an RFC 3339 time or date, or an age (`30m`, `12h`, `7d`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Since {
+    At(hyok::audit::Timestamp),
+    Ago(std::time::Duration),
+}
+
+fn parse_since(s: &str) -> Result<Since, String> {
+    if let Some(t) = hyok::audit::Timestamp::parse(s) {
+        return Ok(Since::At(t));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match num.parse::<u64>() {
+        Ok(n) if secs > 0 => Ok(Since::Ago(std::time::Duration::from_secs(
+            n.saturating_mul(secs),
+        ))),
+        _ => Err(format!(
+            "{s:?} is neither an RFC 3339 time (2026-05-04T12:00:00Z), a date (2026-05-04) nor an age (30m, 12h, 7d)"
+        )),
+    }
+}
+
+fn parse_op(s: &str) -> Result<hyok::audit::OpFilter, String> {
+    s.parse()
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditShowArgs {
+    /// The log file.
+    #[arg(value_name = "PATH")]
+    pub(crate) log: PathBuf,
+    /// Only records of this key (a key URI or its beginning).
+    #[arg(long, value_name = "URI")]
+    pub(crate) key: Option<String>,
+    /// Only this operation: generate, wrap, unwrap, cache-hit-encrypt, cache-hit-decrypt,
+    /// encrypt, decrypt, key-new, key-rotate, key-destroy, policy-refusal, torn-tail;
+    /// or cache-hit, key-use.
+    #[arg(long, value_name = "OP", value_parser = parse_op)]
+    pub(crate) op: Option<hyok::audit::OpFilter>,
+    /// Only records at or after this time: RFC 3339, a date, or an age (30m, 12h, 7d).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub(crate) since: Option<Since>,
+    /// Print the matching lines exactly as logged (JSON, one per line).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {

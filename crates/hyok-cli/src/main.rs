@@ -83,6 +83,22 @@ fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(u) = cause.downcast_ref::<Usage>() {
             return (2, u.hint.clone());
         }
+        let audit = cause.downcast_ref::<hyok::audit::AuditError>().or_else(|| {
+            match cause.downcast_ref::<hyok::Error>() {
+                Some(hyok::Error::Audit(a)) => Some(a),
+                _ => None,
+            }
+        });
+        if let Some(a) = audit {
+            use hyok::audit::AuditError as A;
+            return match a {
+                A::Config(_) => (2, Some("see `hyok audit --help` for HYOK_AUDIT_LOG and HYOK_AUDIT_KEY".into())),
+                A::Key(_) => (2, Some("HYOK_AUDIT_KEY names a PEM EC (P-256/P-384) private key; `hyok key new ec-p256 -o NAME` makes one".into())),
+                A::Verification(_) => (1, Some("the log changed after it was written; compare it with a copy (SIEM, backup) from the line named on".into())),
+                A::Locked { .. } => (1, Some("another hyok process holds the audit log; retry".into())),
+                _ => (1, None),
+            };
+        }
         let core = cause
             .downcast_ref::<C>()
             .or_else(|| match cause.downcast_ref::<hyok::Error>() {

@@ -55,6 +55,9 @@ pub enum Error {
         /// What the store said.
         detail: String,
     },
+    /// The audit log cannot record, so key operations are refused (fail closed).
+    #[error("audit log unavailable: {0}; key operations are refused until it can record again")]
+    Audit(String),
     /// A key URI or key file is invalid.
     #[error("{0}")]
     Config(String),
@@ -94,6 +97,7 @@ impl Error {
     /// Short class name for audit records and metrics.
     pub fn class(&self) -> &'static str {
         match self {
+            Self::Audit(_) => "audit",
             Self::Unavailable { .. } => "unavailable",
             Self::Denied { .. } => "denied",
             Self::NotFound { .. } => "not-found",

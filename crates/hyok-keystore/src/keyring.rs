@@ -11,7 +11,10 @@ use std::time::Instant;
 use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
 
 use crate::error::{Error, Result};
-use crate::observe::{context_hash, edk_hash, AuditSink, CacheId, DataKeyCache, KeyEvent, KeyOp};
+use crate::observe::{
+    context_hash, edk_hash, AdminEvent, AuditSink, CacheId, DataKeyCache, KeyEvent, KeyOp,
+    MessageEvent,
+};
 use crate::store::{KeyInfo, SharedKeyStore, WrapRequest};
 
 /// One generator key plus any number of extra wrapping keys.
@@ -105,6 +108,33 @@ impl KeyManager {
         &self.keyring
     }
 
+    /// The audit sink, if one is attached.
+    pub fn audit(&self) -> Option<&Arc<dyn AuditSink>> {
+        self.audit.as_ref()
+    }
+
+    /// Hand a message-level event to the audit sink (no-op without one).
+    pub fn record_message(&self, event: MessageEvent) {
+        if let Some(sink) = &self.audit {
+            sink.message(event);
+        }
+    }
+
+    /// Hand a key lifecycle or policy event to the audit sink (no-op without one).
+    pub fn record_admin(&self, event: AdminEvent) {
+        if let Some(sink) = &self.audit {
+            sink.admin(event);
+        }
+    }
+
+    /// Fail closed: refuse key operations while the audit sink cannot record.
+    fn check_audit(&self) -> Result<()> {
+        match &self.audit {
+            Some(sink) => sink.check().map_err(Error::Audit),
+            None => Ok(()),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -141,6 +171,7 @@ impl KeyManager {
         plaintext_len: u64,
         label: &OpLabel,
     ) -> Result<(DataKey, Vec<EncryptedDataKey>)> {
+        self.check_audit()?;
         let ctx_hash = context_hash(context);
         let cache_id = self
             .cache
@@ -289,6 +320,7 @@ impl KeyManager {
         context: &EncryptionContext,
         label: &OpLabel,
     ) -> Result<DataKey> {
+        self.check_audit()?;
         let ctx_hash = context_hash(context);
         let cache_id = self
             .cache

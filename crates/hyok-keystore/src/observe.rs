@@ -61,10 +61,117 @@ pub struct KeyEvent {
     pub duration: Duration,
 }
 
+/// What happened to a whole message (one per message, besides its key uses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageOp {
+    /// A message was encrypted (or an attempt failed).
+    Encrypt,
+    /// A message was decrypted (or an attempt failed).
+    Decrypt,
+}
+
+impl MessageOp {
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Encrypt => "encrypt",
+            Self::Decrypt => "decrypt",
+        }
+    }
+}
+
+/// One message encrypted or decrypted, or one failed attempt. Holds hashes and names only.
+#[derive(Clone, Debug)]
+pub struct MessageEvent {
+    /// The operation.
+    pub op: MessageOp,
+    /// URIs (without secrets) of the keys configured for the operation, generator first.
+    pub keys: Vec<String>,
+    /// Suite of the message, when known.
+    pub suite: Option<AlgorithmSuite>,
+    /// SHA-256 of the serialized encryption context *stored in the header*, when known
+    /// (key events hash the full materials context, which adds required-only pairs).
+    pub context_sha256: Option<[u8; 32]>,
+    /// Message id, when known.
+    pub message_id: Option<Vec<u8>>,
+    /// File or object the message belongs to, when the caller named one.
+    pub subject: Option<String>,
+    /// Plaintext bytes processed.
+    pub bytes: Option<u64>,
+    /// `None` on success, else the error class (`format`, `unwrap-failed`, `policy` …).
+    pub error: Option<&'static str>,
+    /// Wall time of the whole operation.
+    pub duration: Duration,
+}
+
+/// Key lifecycle and policy decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AdminOp {
+    /// A key was created (`hyok key new`).
+    KeyNew,
+    /// A new key version was made (`hyok key rotate`).
+    KeyRotate,
+    /// A key was destroyed (`hyok key destroy`).
+    KeyDestroy,
+    /// A policy refused an operation (commitment policy, EDK limit, …).
+    PolicyRefusal,
+}
+
+impl AdminOp {
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyNew => "key-new",
+            Self::KeyRotate => "key-rotate",
+            Self::KeyDestroy => "key-destroy",
+            Self::PolicyRefusal => "policy-refusal",
+        }
+    }
+}
+
+/// One key lifecycle operation or policy refusal. Never holds key material or secrets.
+#[derive(Clone, Debug)]
+pub struct AdminEvent {
+    /// The operation.
+    pub op: AdminOp,
+    /// The key URI or key file path, without secrets.
+    pub key: Option<String>,
+    /// File or object concerned (policy refusals), when there is one.
+    pub subject: Option<String>,
+    /// Message id concerned, when there is one.
+    pub message_id: Option<Vec<u8>>,
+    /// What the store or policy said (key kind, version, refused suite …), no secrets.
+    pub detail: Option<String>,
+    /// `None` on success, else the error class.
+    pub error: Option<&'static str>,
+    /// Wall time of the operation.
+    pub duration: Duration,
+}
+
 /// Receives every key use. Must not block for long (buffer, then write).
+///
+/// Contract for implementors: `record`, `message` and `admin` are called from any thread,
+/// possibly from async tasks, so they queue and return. `check` is called by the key
+/// manager *before* every key operation: while it returns `Err`, key operations are
+/// refused (fail closed), because a key use that cannot be recorded must not happen.
 pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Record one key use.
     fn record(&self, event: KeyEvent);
+
+    /// Record one message operation (encrypt/decrypt, success or failure).
+    fn message(&self, event: MessageEvent) {
+        let _ = event;
+    }
+
+    /// Record one key lifecycle operation or policy refusal.
+    fn admin(&self, event: AdminEvent) {
+        let _ = event;
+    }
+
+    /// `Err(reason)` when the sink can no longer record (disk full, log replaced …).
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// SHA-256 of the serialized context (empty context → hash of no bytes).

@@ -30,6 +30,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
@@ -51,6 +53,9 @@ pub enum Error {
     /// A key store.
     #[error(transparent)]
     KeyStore(#[from] hyok_keystore::Error),
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] hyok_audit::Error),
 }
 
 /// Result alias.
@@ -114,6 +119,17 @@ impl Client {
     /// The key manager.
     pub fn keys(&self) -> &KeyManager {
         &self.keys
+    }
+
+    /// Record one message operation in the audit log, if one is attached (the key uses
+    /// of the message are recorded by the key manager itself).
+    pub fn record_message(&self, event: audit::MessageEvent) {
+        self.keys.record_message(event);
+    }
+
+    /// Record a key lifecycle step or policy refusal in the audit log, if one is attached.
+    pub fn record_admin(&self, event: audit::AdminEvent) {
+        self.keys.record_admin(event);
     }
 
     /// Key step of encryption: fix the context, have the key stores produce a data key and

@@ -3,15 +3,19 @@
 use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
+use hyok::audit::{AdminEvent, AdminOp, MessageEvent, MessageOp};
 use hyok::{
     AlgorithmSuite, Client, CommitmentPolicy, DecryptOptions, EncryptOptions, EncryptionContext,
     HeaderLimits, OpLabel, Parallelism, Settings,
 };
 use hyok_keystore::cache::MemoryCache;
+use hyok_keystore::observe::context_hash;
 use hyok_keystore::{KeyManager, Keyring, SharedKeyStore};
 
+use super::audit::{error_class, policy_refusal, Session};
 use crate::args::{CacheArgs, DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
 use crate::io::{open_input, Output};
 use crate::Usage;
@@ -48,12 +52,56 @@ fn parallelism(args: &KeyArgs) -> Result<Parallelism> {
     }
 }
 
-fn client(keys: Vec<SharedKeyStore>, settings: Settings, cache: &CacheArgs) -> Result<Client> {
+fn client(
+    keys: Vec<SharedKeyStore>,
+    settings: Settings,
+    cache: &CacheArgs,
+    audit: &Session,
+) -> Result<Client> {
     let mut manager = KeyManager::new(Keyring::new(keys)?);
     if let Some(limits) = cache.limits() {
         manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
     }
+    if let Some(sink) = audit.sink() {
+        manager = manager.with_audit(sink);
+    }
     Ok(Client::new(manager).with_settings(settings))
+}
+
+/// The message record of one command, filled in as the command learns more.
+fn message_event(op: MessageOp, args: &KeyArgs) -> MessageEvent {
+    MessageEvent {
+        op,
+        keys: args.keys.clone(),
+        suite: None,
+        context_sha256: None,
+        message_id: None,
+        subject: None,
+        bytes: None,
+        error: None,
+        duration: Default::default(),
+    }
+}
+
+/// Record the message (and a policy refusal), close the log, return the outcome.
+fn finish(audit: Session, mut m: MessageEvent, started: Instant, result: Result<()>) -> Result<()> {
+    if let Err(e) = &result {
+        if let Some(detail) = policy_refusal(e) {
+            audit.admin(AdminEvent {
+                op: AdminOp::PolicyRefusal,
+                key: None,
+                subject: m.subject.clone(),
+                message_id: m.message_id.clone(),
+                detail: Some(detail),
+                error: Some("policy"),
+                duration: started.elapsed(),
+            });
+        }
+    }
+    m.error = result.as_ref().err().map(error_class);
+    m.duration = started.elapsed();
+    audit.message(m);
+    audit.finish(result)
 }
 
 /// Copy all of `r` into `w` with a large buffer.
@@ -73,6 +121,14 @@ fn pump(r: &mut dyn Read, w: &mut dyn Write) -> std::io::Result<u64> {
 }
 
 pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
+    let audit = Session::open()?;
+    let started = Instant::now();
+    let mut m = message_event(MessageOp::Encrypt, &a.keys);
+    let result = encrypt_run(a, &audit, &mut m);
+    finish(audit, m, started, result)
+}
+
+fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<()> {
     let ctx = context(&a.keys)?;
     let required: BTreeSet<String> = a.required.iter().cloned().collect();
     if let Some(k) = required.iter().find(|k| !ctx.contains_key(k)) {
@@ -94,14 +150,16 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
         ..Settings::default()
     };
     let keys = open_keys(&a.keys)?;
+    m.keys = keys.iter().map(|k| k.info().uri.clone()).collect();
     if let Some(k) = keys.iter().find(|k| !k.can_wrap()) {
         return Err(Usage::err(
             format!("{} cannot encrypt (no public key)", k.info()),
             Some("give raw-rsa keys a public=PEM attribute to encrypt"),
         ));
     }
-    let client = client(keys, settings, &a.cache)?;
+    let client = client(keys, settings, &a.cache, audit)?;
     let mut input = open_input(&a.io.input, true)?;
+    m.subject.clone_from(&input.name);
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
     let label = OpLabel {
         subject: input.name.clone(),
@@ -116,13 +174,26 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
     ))?;
     {
         let mut enc = client.encryptor(output.writer(), materials)?;
+        let h = enc.header();
+        m.suite = Some(h.suite);
+        m.message_id = Some(h.message_id.clone());
+        m.context_sha256 = Some(context_hash(&h.context));
         pump(&mut input.reader, &mut enc).context("encrypting")?;
-        enc.finish()?;
+        let (_, n) = enc.finish()?;
+        m.bytes = Some(n);
     }
     output.commit()
 }
 
 pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
+    let audit = Session::open()?;
+    let started = Instant::now();
+    let mut m = message_event(MessageOp::Decrypt, &a.keys);
+    let result = decrypt_run(a, &audit, &mut m);
+    finish(audit, m, started, result)
+}
+
+fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<()> {
     let reproduced = context(&a.keys)?;
     let settings = Settings {
         policy: if a.allow_legacy {
@@ -140,8 +211,10 @@ pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
         ..Settings::default()
     };
     let keys = open_keys(&a.keys)?;
-    let client = client(keys, settings, &a.cache)?;
+    m.keys = keys.iter().map(|k| k.info().uri.clone()).collect();
+    let client = client(keys, settings, &a.cache, audit)?;
     let input = open_input(&a.io.input, true)?;
+    m.subject.clone_from(&input.name);
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, false)?;
     let label = OpLabel {
         subject: input.name.clone(),
@@ -149,11 +222,18 @@ pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
     };
     let mut reader = BufReader::with_capacity(IO_BUF, input.reader);
     let parsed = client.read_header(&mut reader)?;
+    let h = &parsed.header;
+    m.suite = Some(h.suite);
+    m.message_id = Some(h.message_id.clone());
+    m.context_sha256 = Some(context_hash(&h.context));
     let rt = super::runtime()?;
     let verified = rt.block_on(client.open(parsed, &reproduced, &label))?;
+    // Fail closed: no plaintext leaves before the key use is on disk in the audit log.
+    audit.flush()?;
     let mut dec = client.decryptor(verified, reader);
-    pump(&mut dec, output.writer())
+    let n = pump(&mut dec, output.writer())
         .map_err(|e| anyhow::Error::from(hyok_core::Error::from_io(e)))?;
+    m.bytes = Some(n);
     drop(dec);
     output.commit()
 }

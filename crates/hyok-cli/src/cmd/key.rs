@@ -1,18 +1,40 @@
-//! `hyok key new`.
+//! `hyok key new|list|rotate|destroy`. With logging on, new, rotate and destroy leave a
+//! record in the audit log, failures included.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
+use hyok::audit::{AdminOp, PemSigner, SignatureAlgorithm};
 use hyok_keystore::admin::{is_store_uri, open_admin, KeyKind as AdminKind};
 
+use super::audit::Session;
 use crate::args::{KeyDestroyArgs, KeyKind, KeyNewArgs, KeyUriArgs};
 use crate::io::create_new;
 use crate::Usage;
 
+/// What `key new` made: the key's name for the audit record and a description.
+struct Made {
+    key: String,
+    detail: String,
+}
+
 pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
+    let audit = Session::open()?;
+    let started = Instant::now();
+    let result = new_run(&a);
+    let (key, detail) = match &result {
+        Ok(m) => (m.key.clone(), Some(m.detail.clone())),
+        Err(_) => (a.output.clone(), None),
+    };
+    audit.key_admin(AdminOp::KeyNew, &key, detail, started, &result);
+    audit.finish(result.map(|_| ()))
+}
+
+fn new_run(a: &KeyNewArgs) -> Result<Made> {
     if is_store_uri(&a.output) {
         let kind = match a.kind {
             KeyKind::Aes256 => AdminKind::Aes256,
@@ -25,7 +47,10 @@ pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
         let created = super::runtime()?.block_on(admin.create(&uri, kind))?;
         println!("{}", created.uri);
         eprintln!("created {}", created.detail);
-        return Ok(());
+        return Ok(Made {
+            key: created.uri,
+            detail: created.detail,
+        });
     }
     match a.kind {
         KeyKind::Aes256 => {
@@ -38,12 +63,29 @@ pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
                 .and_then(|_| f.sync_all())
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("created AES-256 key {} (mode 0600)", path.display());
+            Ok(Made {
+                key: path.display().to_string(),
+                detail: "AES-256 key file".into(),
+            })
         }
         KeyKind::EcP256 | KeyKind::EcP384 => {
-            return Err(Usage::err(
-                "EC keys are created inside a key store (pkcs11:…); local EC keys: use openssl genpkey",
-                None,
-            ));
+            // Local EC keys sign audit checkpoints (HYOK_AUDIT_KEY=NAME.pem).
+            let (alg, name) = match a.kind {
+                KeyKind::EcP256 => (SignatureAlgorithm::EcdsaP256Sha256, "P-256"),
+                _ => (SignatureAlgorithm::EcdsaP384Sha384, "P-384"),
+            };
+            let (private, public) = pair_paths(&a.output)?;
+            let (priv_pem, pub_pem) = PemSigner::generate_pem(alg).map_err(hyok::Error::from)?;
+            write_pair(&private, priv_pem.as_bytes(), &public, pub_pem.as_bytes())?;
+            eprintln!(
+                "created EC {name} key pair {} (private, mode 0600) and {} (public)",
+                private.display(),
+                public.display()
+            );
+            Ok(Made {
+                key: private.display().to_string(),
+                detail: format!("EC {name} key pair"),
+            })
         }
         KeyKind::Rsa3072 | KeyKind::Rsa4096 => {
             let bits = if matches!(a.kind, KeyKind::Rsa3072) {
@@ -51,32 +93,46 @@ pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
             } else {
                 4096
             };
-            let private = PathBuf::from(format!("{}.pem", a.output));
-            let public = PathBuf::from(format!("{}.pub.pem", a.output));
-            for p in [&private, &public] {
-                if p.exists() {
-                    return Err(Usage::err(
-                        format!("{} already exists", p.display()),
-                        Some("refusing to overwrite a key; choose another name"),
-                    ));
-                }
-            }
+            let (private, public) = pair_paths(&a.output)?;
             let (priv_pem, pub_pem) = hyok_keystore::raw::rsa::generate_pem(bits)?;
-            let mut f = create_new(&private, 0o600)?;
-            f.write_all(priv_pem.as_bytes())
-                .and_then(|_| f.sync_all())
-                .with_context(|| format!("writing {}", private.display()))?;
-            let mut f = create_new(&public, 0o644)?;
-            f.write_all(pub_pem.as_bytes())
-                .and_then(|_| f.sync_all())
-                .with_context(|| format!("writing {}", public.display()))?;
+            write_pair(&private, priv_pem.as_bytes(), &public, pub_pem.as_bytes())?;
             eprintln!(
                 "created RSA-{bits} key pair {} (private, mode 0600) and {} (public)",
                 private.display(),
                 public.display()
             );
+            Ok(Made {
+                key: private.display().to_string(),
+                detail: format!("RSA-{bits} key pair"),
+            })
         }
     }
+}
+
+/// NAME.pem and NAME.pub.pem, refusing to overwrite either.
+fn pair_paths(prefix: &str) -> Result<(PathBuf, PathBuf)> {
+    let private = PathBuf::from(format!("{prefix}.pem"));
+    let public = PathBuf::from(format!("{prefix}.pub.pem"));
+    for p in [&private, &public] {
+        if p.exists() {
+            return Err(Usage::err(
+                format!("{} already exists", p.display()),
+                Some("refusing to overwrite a key; choose another name"),
+            ));
+        }
+    }
+    Ok((private, public))
+}
+
+fn write_pair(private: &Path, priv_pem: &[u8], public: &Path, pub_pem: &[u8]) -> Result<()> {
+    let mut f = create_new(private, 0o600)?;
+    f.write_all(priv_pem)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", private.display()))?;
+    let mut f = create_new(public, 0o644)?;
+    f.write_all(pub_pem)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", public.display()))?;
     Ok(())
 }
 
@@ -98,8 +154,20 @@ pub(crate) fn list(a: KeyUriArgs) -> Result<()> {
 }
 
 pub(crate) fn rotate(a: KeyUriArgs) -> Result<()> {
-    let (admin, uri) = open_admin(&a.uri)?;
-    let msg = super::runtime()?.block_on(admin.rotate(&uri))?;
+    let audit = Session::open()?;
+    let started = Instant::now();
+    let result = (|| -> Result<String> {
+        let (admin, uri) = open_admin(&a.uri)?;
+        Ok(super::runtime()?.block_on(admin.rotate(&uri))?)
+    })();
+    audit.key_admin(
+        AdminOp::KeyRotate,
+        &a.uri,
+        result.as_ref().ok().cloned(),
+        started,
+        &result,
+    );
+    let msg = audit.finish(result)?;
     eprintln!("{msg}");
     Ok(())
 }
@@ -114,8 +182,20 @@ pub(crate) fn destroy(a: KeyDestroyArgs) -> Result<()> {
             Some("pass --yes to confirm (crypto-shredding)"),
         ));
     }
-    let (admin, uri) = open_admin(&a.uri)?;
-    let msg = super::runtime()?.block_on(admin.destroy(&uri))?;
+    let audit = Session::open()?;
+    let started = Instant::now();
+    let result = (|| -> Result<String> {
+        let (admin, uri) = open_admin(&a.uri)?;
+        Ok(super::runtime()?.block_on(admin.destroy(&uri))?)
+    })();
+    audit.key_admin(
+        AdminOp::KeyDestroy,
+        &a.uri,
+        result.as_ref().ok().cloned(),
+        started,
+        &result,
+    );
+    let msg = audit.finish(result)?;
     eprintln!("{msg}; messages wrapped only by this key can no longer be decrypted");
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! Commands. Each resolves its flags into stores and streams, then runs.
 
+pub(crate) mod audit;
 mod crypt;
 mod inspect;
 mod key;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, KeyCommand};
+use crate::args::{AuditCommand, Cli, Command, KeyCommand};
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -17,6 +18,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::List(a)) => key::list(a),
         Command::Key(KeyCommand::Rotate(a)) => key::rotate(a),
         Command::Key(KeyCommand::Destroy(a)) => key::destroy(a),
+        Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a),
+        Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
+        Command::Audit(AuditCommand::Show(a)) => audit::show(a),
+        Command::Audit(AuditCommand::PublicKey) => audit::public_key(),
     }
 }
 

@@ -6,10 +6,12 @@
 //!   `HYOK_ESDK_PYTHON`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `vault`, `kmip`: Vault/OpenBao Transit and KMIP keys against the services of
 //!   `scripts/services/` (skip loudly without them unless `HYOK_REQUIRE_SERVICES=1`).
+//! - `audit`: the audit log: records of every key use, `hyok audit verify/show/checkpoint`.
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 
+mod audit;
 mod cli;
 mod common;
 mod format;

@@ -1,0 +1,194 @@
+//! The key manager hands every key use to the log, data-key cache hits included, and
+//! refuses key operations when the log cannot record them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hyok_audit::{parse_line, Line, Op, Outcome, Record};
+use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
+use hyok_keystore::observe::{
+    context_hash, edk_hash, CacheId, CachedEncryption, DataKeyCache, MessageEvent, MessageOp,
+};
+use hyok_keystore::raw::RawAesKey;
+use hyok_keystore::{KeyManager, Keyring, OpLabel};
+
+use crate::common::{is_record, TestLog};
+
+/// An unbounded cache, enough to produce hits.
+#[derive(Debug, Default)]
+struct TestCache {
+    enc: Mutex<HashMap<CacheId, (DataKey, Vec<EncryptedDataKey>)>>,
+    dec: Mutex<HashMap<CacheId, DataKey>>,
+}
+
+impl DataKeyCache for TestCache {
+    fn get_encrypt(&self, id: &CacheId, _len: u64) -> Option<CachedEncryption> {
+        self.enc
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|(dk, edks)| CachedEncryption {
+                data_key: dk.duplicate(),
+                edks: edks.clone(),
+            })
+    }
+
+    fn put_encrypt(&self, id: CacheId, dk: &DataKey, edks: &[EncryptedDataKey], _len: u64) {
+        self.enc
+            .lock()
+            .unwrap()
+            .insert(id, (dk.duplicate(), edks.to_vec()));
+    }
+
+    fn get_decrypt(&self, id: &CacheId) -> Option<DataKey> {
+        self.dec.lock().unwrap().get(id).map(DataKey::duplicate)
+    }
+
+    fn put_decrypt(&self, id: CacheId, dk: &DataKey) {
+        self.dec.lock().unwrap().insert(id, dk.duplicate());
+    }
+}
+
+const KEY_BYTES: [u8; 32] = [0x5a; 32];
+
+fn records(t: &TestLog) -> Vec<Record> {
+    t.lines()
+        .iter()
+        .filter(|l| is_record(l))
+        .map(|l| match parse_line(l) {
+            Ok(Line::Record(r)) => r,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_key_use_and_cache_hit_is_recorded() {
+    let t = TestLog::new();
+    let log = Arc::new(t.open(1000));
+    let key = RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap();
+    let manager = KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap())
+        .with_cache(Arc::new(TestCache::default()))
+        .with_audit(log.clone());
+    let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+    let ctx: EncryptionContext = [("tenant", "a")].into_iter().collect();
+    let label = OpLabel {
+        message_id: Some(vec![1; 32]),
+        subject: Some("reports/q1.pdf".into()),
+    };
+    let (dk1, edks) = manager
+        .encryption_materials(suite, &ctx, 100, &label)
+        .await
+        .unwrap();
+    let (dk2, _) = manager
+        .encryption_materials(suite, &ctx, 100, &label)
+        .await
+        .unwrap();
+    assert_eq!(dk1.expose(), dk2.expose(), "the second call is a cache hit");
+    let back = manager
+        .decrypt_data_key(suite, &edks, &ctx, &label)
+        .await
+        .unwrap();
+    assert_eq!(back.expose(), dk1.expose());
+    let _ = manager
+        .decrypt_data_key(suite, &edks, &ctx, &label)
+        .await
+        .unwrap();
+    // Wrong context: the store refuses, and that is recorded too.
+    let other: EncryptionContext = [("tenant", "b")].into_iter().collect();
+    assert!(manager
+        .decrypt_data_key(suite, &edks, &other, &label)
+        .await
+        .is_err());
+    manager.record_message(MessageEvent {
+        op: MessageOp::Encrypt,
+        keys: vec!["raw-aes:audit-ns/key-1".into()],
+        suite: Some(suite),
+        context_sha256: Some(context_hash(&ctx)),
+        message_id: Some(vec![1; 32]),
+        subject: Some("reports/q1.pdf".into()),
+        bytes: Some(100),
+        error: None,
+        duration: Default::default(),
+    });
+    log.close().unwrap();
+
+    let recs = records(&t);
+    let ops: Vec<Op> = recs.iter().map(|r| r.op).collect();
+    assert_eq!(
+        ops,
+        [
+            Op::Generate,
+            Op::CacheHitEncrypt,
+            Op::Unwrap,
+            Op::CacheHitDecrypt,
+            Op::Unwrap,
+            Op::Encrypt
+        ]
+    );
+    let edk = edk_hash(&edks[0]);
+    for r in &recs[..4] {
+        assert_eq!(r.key.as_deref(), Some("raw-aes:audit-ns/key-1"));
+        assert_eq!(r.backend.as_deref(), Some("raw-aes"));
+        assert_eq!(r.suite.as_deref(), Some("0x0478"));
+        assert_eq!(r.ctx_sha256.unwrap().0, context_hash(&ctx));
+        assert_eq!(r.edk_sha256.unwrap().0, edk);
+        assert_eq!(r.message_id.as_ref().unwrap().0, vec![1; 32]);
+        assert_eq!(r.subject.as_deref(), Some("reports/q1.pdf"));
+        assert_eq!(r.outcome, Outcome::Ok);
+    }
+    assert_eq!(recs[4].outcome, Outcome::Error);
+    assert_eq!(recs[4].error.as_deref(), Some("unwrap-failed"));
+    assert_eq!(recs[5].keys, ["raw-aes:audit-ns/key-1"]);
+    assert_eq!(recs[5].bytes, Some(100));
+
+    // No key material anywhere in the log: not the wrapping key, not the data key.
+    let text = std::fs::read(&t.path).unwrap();
+    for secret in [&KEY_BYTES[..], dk1.expose()] {
+        for needle in [
+            hex::encode(secret),
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret),
+        ] {
+            assert!(
+                !text.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "key material in the log"
+            );
+        }
+    }
+    assert!(t.verify().is_ok());
+}
+
+#[tokio::test]
+async fn key_operations_are_refused_when_the_log_cannot_record() {
+    let t = TestLog::new();
+    let log = Arc::new(t.open(1000));
+    let key = RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap();
+    let manager =
+        KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap()).with_audit(log.clone());
+    let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+    let ctx = EncryptionContext::new();
+    manager
+        .encryption_materials(suite, &ctx, 1, &OpLabel::default())
+        .await
+        .unwrap();
+    log.flush().unwrap();
+    // The log file is replaced by something that cannot be appended to.
+    std::fs::remove_file(&t.path).unwrap();
+    std::fs::create_dir(&t.path).unwrap();
+    manager
+        .encryption_materials(suite, &ctx, 1, &OpLabel::default())
+        .await
+        .unwrap();
+    assert!(log.flush().is_err(), "the write must fail");
+    let refused = manager
+        .encryption_materials(suite, &ctx, 1, &OpLabel::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.class(), "audit", "{refused}");
+    assert!(
+        refused.to_string().contains("audit log unavailable"),
+        "{refused}"
+    );
+    let e = log.close().unwrap_err();
+    assert!(e.to_string().contains("could not be written"), "{e}");
+}

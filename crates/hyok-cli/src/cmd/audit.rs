@@ -1,0 +1,321 @@
+//! `hyok audit checkpoint|verify|show|public-key`, and the audit session that every
+//! key-using command opens when logging is on.
+
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use hyok::audit::{
+    describe, verify_file, AdminEvent, AdminOp, AuditLog, AuditSettings, AuditSink, Checkpoint,
+    CheckpointVerifier, Filter, Line, LogReader, MessageEvent, PublicKey, Timestamp, VerifyOptions,
+};
+
+use crate::args::{AuditCheckpointArgs, AuditShowArgs, AuditVerifyArgs, Since};
+use crate::io::create_new;
+use crate::Usage;
+
+/// The audit log of one command run (nothing when logging is off).
+pub(crate) struct Session {
+    log: Option<Arc<AuditLog>>,
+}
+
+impl Session {
+    /// Open the log if `HYOK_AUDIT_LOG` is set.
+    ///
+    /// Config hook: once `hyok.toml` is read, this becomes
+    /// `AuditSettings::from_env()?.or(config.audit)`, so the file's `[audit]` section
+    /// applies and the environment overrides it field by field.
+    pub(crate) fn open() -> Result<Self> {
+        let settings = AuditSettings::from_env()?;
+        Ok(Self {
+            log: settings.open()?,
+        })
+    }
+
+    /// The sink to hand to the key manager.
+    pub(crate) fn sink(&self) -> Option<Arc<dyn AuditSink>> {
+        self.log.clone().map(|l| l as Arc<dyn AuditSink>)
+    }
+
+    /// Wait until everything recorded so far is on disk (before releasing plaintext).
+    pub(crate) fn flush(&self) -> Result<()> {
+        if let Some(l) = &self.log {
+            l.flush().map_err(hyok::Error::from)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn message(&self, e: MessageEvent) {
+        if let Some(l) = &self.log {
+            l.message(e);
+        }
+    }
+
+    pub(crate) fn admin(&self, e: AdminEvent) {
+        if let Some(l) = &self.log {
+            l.admin(e);
+        }
+    }
+
+    /// Record a key lifecycle step with its outcome.
+    pub(crate) fn key_admin<T>(
+        &self,
+        op: AdminOp,
+        key: &str,
+        detail: Option<String>,
+        started: Instant,
+        result: &Result<T>,
+    ) {
+        self.admin(AdminEvent {
+            op,
+            key: Some(key.to_owned()),
+            subject: None,
+            message_id: None,
+            detail,
+            error: result.as_ref().err().map(error_class),
+            duration: started.elapsed(),
+        });
+    }
+
+    /// Close the log (writes the exit checkpoint) and fold its outcome into the command's.
+    pub(crate) fn finish<T>(self, result: Result<T>) -> Result<T> {
+        let closed = match &self.log {
+            Some(l) => l.close().map(|_| ()),
+            None => Ok(()),
+        };
+        match (result, closed) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Ok(_), Err(c)) => Err(hyok::Error::from(c).into()),
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(c)) => Err(e.context(format!("the audit log failed too ({c})"))),
+        }
+    }
+}
+
+/// Short class of a command's failure, for audit records.
+pub(crate) fn error_class(e: &anyhow::Error) -> &'static str {
+    for c in e.chain() {
+        if let Some(h) = c.downcast_ref::<hyok::Error>() {
+            return hyok::audit::error_class(h);
+        }
+        if let Some(k) = c.downcast_ref::<hyok_keystore::Error>() {
+            return k.class();
+        }
+        if let Some(f) = c.downcast_ref::<hyok_core::Error>() {
+            return hyok::audit::core_error_class(f);
+        }
+        if c.downcast_ref::<Usage>().is_some() {
+            return "usage";
+        }
+        if c.downcast_ref::<std::io::Error>().is_some() {
+            return "io";
+        }
+    }
+    "other"
+}
+
+/// The policy that refused, if a policy refused the command.
+pub(crate) fn policy_refusal(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|c| {
+        let refused = c
+            .downcast_ref::<hyok::Error>()
+            .is_some_and(hyok::audit::is_policy_refusal)
+            || c.downcast_ref::<hyok_core::Error>()
+                .is_some_and(hyok::audit::is_core_policy_refusal)
+            || matches!(
+                c.downcast_ref::<hyok_keystore::Error>(),
+                Some(hyok_keystore::Error::Policy(_))
+            );
+        refused.then(|| c.to_string())
+    })
+}
+
+pub(crate) fn checkpoint(a: AuditCheckpointArgs) -> Result<()> {
+    let mut settings = AuditSettings::from_env()?;
+    if let Some(p) = a.log {
+        settings.log = Some(p);
+    }
+    if !settings.enabled() {
+        return Err(Usage::err(
+            "which log? give PATH or set HYOK_AUDIT_LOG",
+            None,
+        ));
+    }
+    if let Some(out) = &a.output {
+        if out.exists() {
+            return Err(Usage::err(
+                format!("{} already exists", out.display()),
+                Some("choose a new file name for the checkpoint"),
+            ));
+        }
+    }
+    let log = settings.open()?.context("opening the audit log")?;
+    let cp = log.checkpoint().map_err(hyok::Error::from);
+    let closed = log.close().map_err(hyok::Error::from);
+    let cp = cp?;
+    closed?;
+    let json = cp.to_json();
+    if let Some(out) = &a.output {
+        let mut f = create_new(out, 0o644)?;
+        f.write_all(json.as_bytes())
+            .and_then(|_| f.write_all(b"\n"))
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    println!("{json}");
+    eprintln!(
+        "signed checkpoint: {} records, root {}, key {}, {}",
+        cp.size, cp.root, cp.key_id, cp.time
+    );
+    Ok(())
+}
+
+/// Files an auditor hands us are read with a size limit.
+fn read_small(path: &std::path::Path, what: &str) -> Result<String> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Usage::err(format!("cannot open {what} {}: {e}", path.display()), None))?;
+    let mut text = String::new();
+    f.take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| Usage::err(format!("cannot read {what} {}: {e}", path.display()), None))?;
+    Ok(text)
+}
+
+pub(crate) fn verify(a: AuditVerifyArgs) -> Result<()> {
+    let mut keys = Vec::new();
+    for p in &a.public_keys {
+        let text = read_small(p, "public key")?;
+        let k = PublicKey::from_pem(&text).map_err(|e| {
+            Usage::err(
+                format!("{}: {e}", p.display()),
+                Some("`hyok audit public-key` prints the signer's public key"),
+            )
+        })?;
+        keys.push(k);
+    }
+    let trusted = match &a.trusted_checkpoint {
+        Some(p) => {
+            let text = read_small(p, "trusted checkpoint")?;
+            Some(Checkpoint::from_json(&text).map_err(|e| {
+                Usage::err(
+                    format!("{} is not a checkpoint: {e}", p.display()),
+                    Some("use a line printed by `hyok audit checkpoint`"),
+                )
+            })?)
+        }
+        None => None,
+    };
+    let mut opts = VerifyOptions::new(keys.iter().map(|k| k as &dyn CheckpointVerifier).collect());
+    opts.trusted = trusted.as_ref();
+    let s = verify_file(&a.log, &opts)
+        .map_err(hyok::Error::from)
+        .with_context(|| format!("audit log {}", a.log.display()))?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    writeln!(
+        out,
+        "{}: OK: {} records, {} signed checkpoints, root {}",
+        a.log.display(),
+        s.records,
+        s.checkpoints,
+        hex(&s.root)
+    )?;
+    if let Some(c) = &s.last_checkpoint {
+        writeln!(
+            out,
+            "last checkpoint: line {}, {} records, signed {} by key {}",
+            c.line, c.size, c.time, c.key_id
+        )?;
+    }
+    if let Some(n) = s.extends_trusted {
+        writeln!(
+            out,
+            "extends the trusted checkpoint of {n} records: nothing it signed was removed or changed"
+        )?;
+    }
+    if s.unsigned_tail > 0 {
+        writeln!(
+            out,
+            "warning: the last {} records are not covered by a checkpoint yet (run `hyok audit checkpoint`)",
+            s.unsigned_tail
+        )?;
+    }
+    for t in &s.torn_recovered {
+        writeln!(
+            out,
+            "note: line {}: an interrupted append ({} bytes at offset {}) was kept and recorded by the next writer",
+            t.line, t.len, t.offset
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn hex(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn show(a: AuditShowArgs) -> Result<()> {
+    let filter = Filter {
+        key: a.key,
+        op: a.op,
+        since: a.since.map(|s| match s {
+            Since::At(t) => t,
+            Since::Ago(d) => Timestamp::now().saturating_sub(d),
+        }),
+    };
+    let mut reader = LogReader::open(&a.log).map_err(hyok::Error::from)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut bad = 0u64;
+    while let Some(e) = reader.next_entry().map_err(hyok::Error::from)? {
+        match &e.parsed {
+            Ok(Line::Record(r)) if filter.matches(r) => {
+                if a.json {
+                    out.write_all(&e.raw)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    writeln!(out, "{}", describe(r))?;
+                }
+            }
+            Ok(_) => {}
+            Err(why) => {
+                bad += 1;
+                out.flush()?;
+                eprintln!(
+                    "hyok: warning: {} line {}: {why}{}",
+                    a.log.display(),
+                    e.line,
+                    if e.torn { " (torn last line)" } else { "" }
+                );
+            }
+        }
+    }
+    out.flush()?;
+    if bad > 0 {
+        eprintln!(
+            "hyok: warning: {bad} line(s) are not valid records; run `hyok audit verify` on {}",
+            a.log.display()
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn public_key() -> Result<()> {
+    let settings = AuditSettings::from_env()?;
+    if settings.key.is_none() {
+        return Err(Usage::err(
+            "HYOK_AUDIT_KEY is not set",
+            Some("set HYOK_AUDIT_KEY to the checkpoint signing key (PEM path or pkcs11: URI)"),
+        ));
+    }
+    let signer = settings.signer()?;
+    let public = PublicKey::from_der(signer.public_key_der()).map_err(hyok::Error::from)?;
+    print!("{}", public.to_pem());
+    eprintln!(
+        "checkpoint key {} ({})",
+        public.key_id(),
+        public.algorithm()
+    );
+    Ok(())
+}

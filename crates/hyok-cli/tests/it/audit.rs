@@ -1,0 +1,608 @@
+//! The audit log through the `hyok` binary: every encrypt/decrypt with logging on leaves a
+//! record of each key use and of the message; `hyok audit verify` passes on an untouched
+//! log and names the line of every kind of tampering; `show`, `checkpoint`, `public-key`.
+
+use std::ffi::OsStr;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::{self, check_error_stderr, pseudo_random, raw_aes_uri, raw_rsa_uri, Run};
+
+/// A directory with keys, a checkpoint key pair and a log path.
+struct Env {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    signing_key: PathBuf,
+    public_key: PathBuf,
+    aes: String,
+    rsa_public: String,
+    rsa_private: String,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let aes_file = d.join("aes.key");
+    std::fs::write(&aes_file, pseudo_random(32, 6)).unwrap();
+    let run = hyok_in(d, &[], ["key", "new", "ec-p256", "-o", "checkpoint"]);
+    assert!(run.success(), "{}", run.describe());
+    let run = hyok_in(d, &[], ["key", "new", "rsa-3072", "-o", "escrow"]);
+    assert!(run.success(), "{}", run.describe());
+    Env {
+        log: d.join("audit.log"),
+        signing_key: d.join("checkpoint.pem"),
+        public_key: d.join("checkpoint.pub.pem"),
+        aes: raw_aes_uri("audit-test", "aes-key", &aes_file),
+        rsa_public: raw_rsa_uri(
+            "audit-escrow",
+            "rsa-key",
+            Some(&d.join("escrow.pub.pem")),
+            None,
+            "oaep-sha256",
+        ),
+        rsa_private: raw_rsa_uri(
+            "audit-escrow",
+            "rsa-key",
+            None,
+            Some(&d.join("escrow.pem")),
+            "oaep-sha256",
+        ),
+        dir,
+    }
+}
+
+/// Runs `hyok` in `cwd` with only the given HYOK_AUDIT_* variables set.
+fn hyok_in<I, S>(cwd: &Path, vars: &[(&str, &OsStr)], args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(common::bin());
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for v in [
+        "HYOK_AUDIT_LOG",
+        "HYOK_AUDIT_KEY",
+        "HYOK_AUDIT_IDENTITY",
+        "HYOK_AUDIT_ORIGIN",
+        "HYOK_AUDIT_CHECKPOINT_EVERY",
+        "HYOK_AUDIT_CHECKPOINT_SECS",
+        "RUST_LOG",
+        "HYOK_LOG",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Env {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `hyok` with logging on.
+    fn logged<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        hyok_in(
+            self.dir.path(),
+            &[
+                ("HYOK_AUDIT_LOG", self.log.as_os_str()),
+                ("HYOK_AUDIT_KEY", self.signing_key.as_os_str()),
+                ("HYOK_AUDIT_IDENTITY", OsStr::new("svc-backup")),
+            ],
+            args,
+        )
+    }
+
+    fn plain<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        hyok_in(self.dir.path(), &[], args)
+    }
+
+    fn records(&self) -> Vec<Value> {
+        self.lines()
+            .iter()
+            .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+            .filter(|v| v["type"] == "record")
+            .collect()
+    }
+
+    fn lines(&self) -> Vec<Vec<u8>> {
+        let data = std::fs::read(&self.log).unwrap();
+        data.strip_suffix(b"\n")
+            .unwrap_or(&data)
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn write_lines(&self, lines: &[Vec<u8>]) {
+        let mut f = std::fs::File::create(&self.log).unwrap();
+        for l in lines {
+            f.write_all(l).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
+    }
+
+    fn verify(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "audit".to_string(),
+            "verify".into(),
+            self.log.display().to_string(),
+            "--public-key".into(),
+            self.public_key.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.plain(args)
+    }
+
+    /// Encrypt `name` (created with some content) to `name.enc` with logging on.
+    fn encrypt(&self, name: &str, keys: &[&str]) -> Run {
+        std::fs::write(self.path(name), pseudo_random(5000, name.len() as u64)).unwrap();
+        let mut args = vec![
+            "encrypt".to_string(),
+            name.into(),
+            "-o".into(),
+            format!("{name}.enc"),
+        ];
+        for k in keys {
+            args.push("-k".into());
+            args.push(k.to_string());
+        }
+        args.extend(["-c".into(), "case=4711".into()]);
+        self.logged(args)
+    }
+
+    fn decrypt(&self, name: &str, key: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "decrypt".to_string(),
+            format!("{name}.enc"),
+            "-o".into(),
+            format!("{name}.out"),
+            "-k".into(),
+            key.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.logged(args)
+    }
+}
+
+fn ops(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["op"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn message_id(msg: &Path) -> String {
+    let run = common::hyok(["inspect", "--json", &msg.display().to_string()]);
+    assert!(run.success(), "{}", run.describe());
+    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let id = v["message_id"].as_str().unwrap().to_string();
+    // `inspect` may print base64 or hex; normalise to hex.
+    if id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+        id
+    } else {
+        use base64::Engine as _;
+        hex::encode(
+            base64::engine::general_purpose::STANDARD
+                .decode(id)
+                .unwrap(),
+        )
+    }
+}
+
+#[test]
+fn encrypt_and_decrypt_record_every_key_use_and_message() {
+    let e = env();
+    let run = e.encrypt("a.bin", &[&e.aes, &e.rsa_public]);
+    assert!(run.success(), "{}", run.describe());
+    let run = e.decrypt("a.bin", &e.aes, &["-c", "case=4711"]);
+    assert!(run.success(), "{}", run.describe());
+    let run = e.decrypt("a.bin", &e.rsa_private, &["-c", "case=4711", "--force"]);
+    assert!(run.success(), "{}", run.describe());
+
+    let recs = e.records();
+    assert_eq!(
+        ops(&recs),
+        ["generate", "wrap", "encrypt", "unwrap", "decrypt", "unwrap", "decrypt"]
+    );
+    let id = message_id(&e.path("a.bin.enc"));
+    for r in &recs {
+        assert_eq!(r["message_id"], id.as_str(), "{r}");
+        assert_eq!(r["outcome"], "ok", "{r}");
+        assert_eq!(r["identity"], "svc-backup");
+        assert_eq!(r["suite"], "0x0478");
+        assert!(r["ctx_sha256"].as_str().unwrap().len() == 64);
+        assert!(r["host"].is_string() && r["user"].is_string() && r["pid"].is_u64());
+        assert!(r["time"].as_str().unwrap().ends_with('Z'));
+        assert!(r["duration_us"].is_u64());
+    }
+    assert_eq!(recs[0]["subject"], "a.bin");
+    assert_eq!(recs[3]["subject"], "a.bin.enc");
+    assert!(recs[0]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("raw-aes:audit-test/aes-key"));
+    assert!(recs[1]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("raw-rsa:audit-escrow/rsa-key"));
+    assert!(recs[5]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("raw-rsa:audit-escrow/rsa-key"));
+    for r in [&recs[0], &recs[1], &recs[3], &recs[5]] {
+        assert!(r["edk_sha256"].as_str().unwrap().len() == 64, "{r}");
+    }
+    assert_eq!(recs[2]["bytes"], 5000);
+    assert_eq!(recs[4]["bytes"], 5000);
+    assert_eq!(recs[2]["keys"].as_array().unwrap().len(), 2);
+
+    // Each process signed a checkpoint at exit; everything verifies.
+    let run = e.verify(&[]);
+    assert!(run.success(), "{}", run.describe());
+    let out = run.stdout_text();
+    assert!(out.contains("OK: 7 records, 3 signed checkpoints"), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+
+    // No key material in the log.
+    let log = std::fs::read_to_string(&e.log).unwrap();
+    let aes = std::fs::read(e.path("aes.key")).unwrap();
+    assert!(!log.contains(&hex::encode(&aes)));
+    {
+        use base64::Engine as _;
+        assert!(!log.contains(&base64::engine::general_purpose::STANDARD.encode(&aes)));
+    }
+    assert!(!log.contains("PRIVATE KEY"));
+}
+
+#[test]
+fn failures_and_policy_refusals_are_recorded() {
+    let e = env();
+    assert!(e.encrypt("b.bin", &[&e.aes]).success());
+    // A context value that contradicts the message: refused before any key use.
+    let run = e.decrypt("b.bin", &e.aes, &["-c", "case=9999"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    check_error_stderr(&run.stderr).unwrap();
+    // A key with the right name but other bytes: the key store fails to unwrap.
+    let other = e.path("other.key");
+    std::fs::write(&other, pseudo_random(32, 99)).unwrap();
+    let wrong = raw_aes_uri("audit-test", "aes-key", &other);
+    let run = e.decrypt("b.bin", &wrong, &["-c", "case=4711"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    check_error_stderr(&run.stderr).unwrap();
+    // A policy (the EDK limit) refuses the message before any key is used.
+    let run = e.decrypt("b.bin", &e.aes, &["--max-edks", "0"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+
+    let recs = e.records();
+    assert_eq!(
+        ops(&recs),
+        [
+            "generate",
+            "encrypt",
+            "decrypt",
+            "unwrap",
+            "decrypt",
+            "policy-refusal",
+            "decrypt"
+        ]
+    );
+    assert_eq!(recs[2]["outcome"], "error");
+    assert_eq!(recs[2]["error"], "context");
+    assert_eq!(recs[3]["outcome"], "error");
+    assert_eq!(recs[3]["error"], "unwrap-failed");
+    assert_eq!(recs[4]["error"], "unwrap-failed");
+    assert_eq!(recs[5]["error"], "policy");
+    assert!(
+        recs[5]["detail"].as_str().unwrap().contains("data keys"),
+        "{}",
+        recs[5]
+    );
+    assert_eq!(recs[6]["error"], "policy");
+    assert!(e.verify(&[]).success());
+}
+
+#[test]
+fn key_lifecycle_is_recorded() {
+    let e = env();
+    let run = e.logged(["key", "new", "aes-256", "-o", "new.key"]);
+    assert!(run.success(), "{}", run.describe());
+    // Refused (exists): recorded as a failed key-new.
+    let run = e.logged(["key", "new", "aes-256", "-o", "new.key"]);
+    assert_eq!(run.code, Some(2));
+    let recs = e.records();
+    assert_eq!(ops(&recs), ["key-new", "key-new"]);
+    assert_eq!(recs[0]["key"], "new.key");
+    assert_eq!(recs[0]["outcome"], "ok");
+    assert_eq!(recs[1]["outcome"], "error");
+    assert!(e.verify(&[]).success());
+}
+
+#[test]
+fn verify_names_the_place_of_every_kind_of_tampering() {
+    let e = env();
+    for i in 0..4 {
+        assert!(e.encrypt(&format!("f{i}.bin"), &[&e.aes]).success());
+    }
+    let run = e.logged(["audit", "checkpoint", "-o", "trusted.json"]);
+    assert!(run.success(), "{}", run.describe());
+    for i in 4..6 {
+        assert!(e.encrypt(&format!("f{i}.bin"), &[&e.aes]).success());
+    }
+    let trusted = e.path("trusted.json").display().to_string();
+    let run = e.verify(&["--trusted-checkpoint", &trusted]);
+    assert!(run.success(), "{}", run.describe());
+    assert!(run
+        .stdout_text()
+        .contains("extends the trusted checkpoint of 8 records"));
+
+    let original = e.lines();
+    let record_lines: Vec<usize> = (0..original.len())
+        .filter(|&i| original[i].starts_with(br#"{"type":"record""#))
+        .collect();
+    let checkpoint_lines: Vec<usize> = (0..original.len())
+        .filter(|&i| original[i].starts_with(br#"{"type":"checkpoint""#))
+        .collect();
+    // Records 2 and 3 are the two of f1's encrypt; a checkpoint follows them.
+    let (r2, r3) = (record_lines[2], record_lines[3]);
+    let cases: Vec<(&str, Vec<Vec<u8>>, usize, &str)> = vec![
+        (
+            "one byte changed",
+            {
+                let mut l = original.clone();
+                let pos = l[r2].len() / 2;
+                l[r2][pos] ^= 0x01;
+                l
+            },
+            r2,
+            "",
+        ),
+        (
+            "a record deleted",
+            {
+                let mut l = original.clone();
+                l.remove(r2);
+                l
+            },
+            r2,
+            "deleted",
+        ),
+        (
+            "a record inserted",
+            {
+                let mut l = original.clone();
+                l.insert(record_lines[6], original[r2].clone());
+                l
+            },
+            record_lines[6],
+            "inserted",
+        ),
+        (
+            "two records swapped",
+            {
+                let mut l = original.clone();
+                l.swap(r2, r3);
+                l
+            },
+            r2,
+            "reordered",
+        ),
+        (
+            "a checkpoint signature altered",
+            {
+                let mut l = original.clone();
+                let i = checkpoint_lines[1];
+                let text = String::from_utf8(l[i].clone()).unwrap();
+                let at = text.find("\"sig\":\"").unwrap() + 10;
+                let mut b = text.into_bytes();
+                b[at] = if b[at] == b'A' { b'B' } else { b'A' };
+                l[i] = b;
+                l
+            },
+            checkpoint_lines[1],
+            "bad signature",
+        ),
+    ];
+    for (what, lines, bad, word) in cases {
+        e.write_lines(&lines);
+        let run = e.verify(&[]);
+        assert_eq!(run.code, Some(1), "{what}: {}", run.describe());
+        check_error_stderr(&run.stderr).unwrap();
+        let first = run.stderr.lines().next().unwrap();
+        assert!(
+            first.contains(&format!(": line {}: ", bad + 1)),
+            "{what}: expected line {}: {first}",
+            bad + 1
+        );
+        assert!(first.contains(word), "{what}: {first}");
+        assert!(first.contains(&e.log.display().to_string()), "{first}");
+    }
+
+    // A torn last line.
+    e.write_lines(&original);
+    let data = std::fs::read(&e.log).unwrap();
+    std::fs::write(&e.log, &data[..data.len() - 30]).unwrap();
+    let run = e.verify(&[]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains(&format!("line {}: torn last line", original.len())),
+        "{}",
+        run.stderr
+    );
+
+    // Cut below the trusted checkpoint (at a line boundary, so the rest verifies).
+    e.write_lines(&original[..record_lines[5]]);
+    assert!(e.verify(&[]).success(), "a clean cut alone is invisible");
+    let run = e.verify(&["--trusted-checkpoint", &trusted]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(run.stderr.contains("cut below it"), "{}", run.stderr);
+    check_error_stderr(&run.stderr).unwrap();
+}
+
+#[test]
+fn show_filters_and_exports() {
+    let e = env();
+    assert!(e.encrypt("s.bin", &[&e.aes, &e.rsa_public]).success());
+    assert!(e.decrypt("s.bin", &e.aes, &["-c", "case=4711"]).success());
+    let log = e.log.display().to_string();
+
+    let run = e.plain(["audit", "show", &log]);
+    assert!(run.success(), "{}", run.describe());
+    assert_eq!(run.stdout_text().lines().count(), 5);
+
+    let run = e.plain(["audit", "show", &log, "--op", "unwrap", "--json"]);
+    assert!(run.success(), "{}", run.describe());
+    let out = run.stdout_text();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1);
+    // Exactly the logged line, byte for byte.
+    let logged = std::fs::read_to_string(&e.log).unwrap();
+    assert!(logged.lines().any(|l| l == lines[0]));
+
+    let run = e.plain([
+        "audit",
+        "show",
+        &log,
+        "--key",
+        "raw-rsa:audit-escrow",
+        "--json",
+    ]);
+    let out = run.stdout_text();
+    // The wrap record and the encrypt record (which lists both keys).
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    let run = e.plain(["audit", "show", &log, "--since", "2999-01-01"]);
+    assert!(run.success() && run.stdout.is_empty());
+    let run = e.plain(["audit", "show", &log, "--since", "1h", "--op", "key-use"]);
+    assert_eq!(run.stdout_text().lines().count(), 3);
+
+    let run = e.plain(["audit", "show", &log, "--op", "steal"]);
+    assert_eq!(run.code, Some(2));
+    let run = e.plain(["audit", "show", &log, "--since", "yesterday"]);
+    assert_eq!(run.code, Some(2));
+}
+
+#[test]
+fn exported_public_key_alone_verifies_the_log() {
+    let e = env();
+    assert!(e.encrypt("p.bin", &[&e.aes]).success());
+    let run = e.logged(["audit", "public-key"]);
+    assert!(run.success(), "{}", run.describe());
+    let exported = e.path("exported.pub.pem");
+    std::fs::write(&exported, &run.stdout).unwrap();
+    let run = e.plain([
+        "audit",
+        "verify",
+        &e.log.display().to_string(),
+        "--public-key",
+        &exported.display().to_string(),
+    ]);
+    assert!(run.success(), "{}", run.describe());
+
+    // Another key does not verify it.
+    assert!(e.plain(["key", "new", "ec-p384", "-o", "other"]).success());
+    let run = e.plain([
+        "audit",
+        "verify",
+        &e.log.display().to_string(),
+        "--public-key",
+        &e.path("other.pub.pem").display().to_string(),
+    ]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("bad signature"), "{}", run.stderr);
+}
+
+#[test]
+fn checkpoint_prints_one_json_line() {
+    let e = env();
+    assert!(e.encrypt("c.bin", &[&e.aes]).success());
+    let run = e.logged(["audit", "checkpoint"]);
+    assert!(run.success(), "{}", run.describe());
+    let out = run.stdout_text();
+    assert_eq!(out.lines().count(), 1);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["type"], "checkpoint");
+    assert_eq!(v["size"], 2);
+    assert!(v.get("frontier").is_none());
+    // Without a log to name: usage error.
+    let run = e.plain(["audit", "checkpoint"]);
+    assert_eq!(run.code, Some(2), "{}", run.describe());
+}
+
+#[test]
+fn audit_configuration_errors_exit_2_and_do_nothing() {
+    let e = env();
+    std::fs::write(e.path("x.bin"), b"data").unwrap();
+    let args = ["encrypt", "x.bin", "-o", "x.enc", "-k", &e.aes];
+    // A log without a signing key.
+    let run = hyok_in(e.dir.path(), &[("HYOK_AUDIT_LOG", e.log.as_os_str())], args);
+    assert_eq!(run.code, Some(2), "{}", run.describe());
+    check_error_stderr(&run.stderr).unwrap();
+    assert!(run.stderr.contains("HYOK_AUDIT_KEY"), "{}", run.stderr);
+    // A signing key that is not an EC private key.
+    let run = hyok_in(
+        e.dir.path(),
+        &[
+            ("HYOK_AUDIT_LOG", e.log.as_os_str()),
+            ("HYOK_AUDIT_KEY", e.public_key.as_os_str()),
+        ],
+        args,
+    );
+    assert_eq!(run.code, Some(2), "{}", run.describe());
+    check_error_stderr(&run.stderr).unwrap();
+    assert!(!e.path("x.enc").exists());
+    // A log that cannot be written: the encrypt fails and leaves nothing.
+    let nowhere = e.path("no/such/dir/audit.log");
+    let run = hyok_in(
+        e.dir.path(),
+        &[
+            ("HYOK_AUDIT_LOG", nowhere.as_os_str()),
+            ("HYOK_AUDIT_KEY", e.signing_key.as_os_str()),
+        ],
+        args,
+    );
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    check_error_stderr(&run.stderr).unwrap();
+    assert!(!e.path("x.enc").exists());
+    // verify: a public key file that is not one is a usage error.
+    let run = e.plain([
+        "audit",
+        "verify",
+        &e.log.display().to_string(),
+        "--public-key",
+        &e.path("x.bin").display().to_string(),
+    ]);
+    assert_eq!(run.code, Some(2), "{}", run.describe());
+}
+
+#[test]
+fn logging_off_writes_nothing() {
+    let e = env();
+    std::fs::write(e.path("q.bin"), b"data").unwrap();
+    let run = e.plain(["encrypt", "q.bin", "-o", "q.enc", "-k", &e.aes]);
+    assert!(run.success(), "{}", run.describe());
+    assert!(!e.log.exists());
+}
