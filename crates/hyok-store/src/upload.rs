@@ -210,10 +210,13 @@ impl Drop for ObjectWriter {
 
 impl Write for ObjectWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.capacity() == 0 {
-            self.buf.reserve_exact(self.part_size);
-        }
         let n = data.len().min(self.part_size - self.buf.len());
+        let needed = self.buf.len() + n;
+        if self.buf.capacity() < needed {
+            // Grow by doubling, never past one part: small objects stay small in memory.
+            let target = (self.buf.capacity() * 2).max(needed).min(self.part_size);
+            self.buf.reserve_exact(target - self.buf.len());
+        }
         self.buf.extend_from_slice(&data[..n]);
         self.written += n as u64;
         if self.buf.len() == self.part_size {
@@ -263,7 +266,6 @@ async fn run(
     match first {
         None => Err(Error::Abandoned(url.to_string())),
         Some(Msg::Last(b)) => {
-            let _permit = transfer.permits.acquire().await;
             let opts = PutOptions {
                 attributes: attrs,
                 ..Default::default()

@@ -1,15 +1,24 @@
 //! Commands. Each resolves its flags into stores and streams, then runs.
 
 mod crypt;
+mod init;
 mod inspect;
 mod key;
+mod storage;
 
 use anyhow::Result;
 
 use crate::args::{Cli, Command, KeyCommand};
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
+    let config = cli.config;
+    let load = || hyok::config::Config::load(config.as_deref());
     match cli.command {
+        Command::Init(a) => init::run(config.as_deref(), a),
+        Command::Cp(a) => storage::cp(load()?, a),
+        Command::Cat(a) => storage::cat(load()?, a),
+        Command::Ls(a) => storage::ls(load()?, a),
+        Command::Rm(a) => storage::rm(load()?, a),
         Command::Encrypt(a) => crypt::encrypt(a),
         Command::Decrypt(a) => crypt::decrypt(a),
         Command::Inspect(a) => inspect::run(a),
