@@ -345,6 +345,8 @@ fn rewrap_replaces_edks_and_keeps_the_body() {
     let sp = ParsedHeader::read(&mut &smsg[..], HeaderLimits::default()).unwrap();
     let sv = sp.verify(&sdk, &EncryptionContext::new()).unwrap();
     assert!(sv.rewrap(vec![edk()]).is_err());
+}
+
 /// Ranged reads: every (first, last) frame window of small messages returns exactly those
 /// frames' plaintext; the layout arithmetic matches the real body; signed suites are refused.
 #[test]

@@ -422,7 +422,7 @@ impl Objects {
             )));
         }
         check_location(url, &parsed.header)?;
-        let h = parsed.wire_len();
+        let h = parsed.wire_len() as u64;
         let header: Header = parsed.header.clone();
         let f = u64::from(header.frame_length);
         let (n_regular, last_len) = info
@@ -532,7 +532,7 @@ impl Objects {
         if h.suite.signature().is_none() {
             s.plaintext_len = info
                 .size
-                .checked_sub(parsed.wire_len())
+                .checked_sub(parsed.wire_len() as u64)
                 .and_then(|b| h.framed_layout(b))
                 .map(|(n, last)| n * u64::from(h.frame_length) + last);
         }

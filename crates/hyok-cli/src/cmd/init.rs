@@ -24,19 +24,19 @@ fn private_dir(dir: &Path) -> Result<()> {
 
 pub(crate) fn run(explicit: Option<&Path>, a: InitArgs) -> Result<()> {
     let (config_path, _) = config_location(explicit).ok_or_else(|| {
-        Usage::new(
+        Usage::err(
             "no home directory to put the configuration in",
             Some("pass --config PATH or set HYOK_CONFIG"),
         )
     })?;
     if config_path.exists() && !a.force {
-        return Err(Usage::new(
+        return Err(Usage::err(
             format!("{} already exists", config_path.display()),
             Some("pass --force to replace it (key files are never replaced)"),
         ));
     }
     let data = user_data_dir().ok_or_else(|| {
-        Usage::new("no home directory for the key and the store", Some("set HOME or XDG_DATA_HOME"))
+        Usage::err("no home directory for the key and the store", Some("set HOME or XDG_DATA_HOME"))
     })?;
     let key_dir = data.join("keys");
     let key_file = key_dir.join("default.key");

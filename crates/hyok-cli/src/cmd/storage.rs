@@ -87,7 +87,7 @@ impl Env {
                 .clone()
                 .or_else(|| self.cfg.defaults.keyring.clone())
                 .ok_or_else(|| {
-                    Usage::new(
+                    Usage::err(
                         "no key given",
                         Some("pass --key URI or --keyring NAME, or run `hyok init` to create a default keyring"),
                     )
@@ -120,7 +120,7 @@ fn context(pairs: &[(String, String)]) -> Result<EncryptionContext> {
     for (k, v) in pairs {
         if let Some(prev) = ctx.insert(k.clone(), v.clone()) {
             if &prev != v {
-                return Err(Usage::new(
+                return Err(Usage::err(
                     format!("-c {k} given twice with different values"),
                     None,
                 ));
@@ -193,7 +193,7 @@ pub(crate) fn cp(loaded: Loaded, a: CpArgs) -> Result<()> {
     match (src_store, dst_store) {
         (false, true) => {
             if a.range.is_some() {
-                return Err(Usage::new("--range applies to downloads only", None));
+                return Err(Usage::err("--range applies to downloads only", None));
             }
             if a.recursive {
                 upload_tree(&env, &a)
@@ -204,18 +204,18 @@ pub(crate) fn cp(loaded: Loaded, a: CpArgs) -> Result<()> {
         (true, false) => {
             if a.recursive {
                 if a.range.is_some() {
-                    return Err(Usage::new("--range cannot be combined with -r", None));
+                    return Err(Usage::err("--range cannot be combined with -r", None));
                 }
                 download_tree(&env, &a)
             } else {
                 download_one(&env, &a)
             }
         }
-        (true, true) => Err(Usage::new(
+        (true, true) => Err(Usage::err(
             "copying from one store to another is not supported yet",
             Some("download with `hyok cp STORE-LOCATION FILE`, then upload the file"),
         )),
-        (false, false) => Err(Usage::new(
+        (false, false) => Err(Usage::err(
             format!("neither {:?} nor {:?} is a store location", a.src, a.dst),
             Some("store locations are s3://BUCKET/KEY, file:///DIR/KEY, NAME:KEY (configured store) or :KEY (default store)"),
         )),
@@ -241,7 +241,7 @@ fn upload_one(env: &Env, a: &CpArgs) -> Result<()> {
             .and_then(|n| n.to_str())
             .filter(|_| !stdin)
             .ok_or_else(|| {
-                Usage::new(
+                Usage::err(
                     format!("{url} is a folder; name the object to write stdin to"),
                     None,
                 )
@@ -255,7 +255,7 @@ fn upload_one(env: &Env, a: &CpArgs) -> Result<()> {
     } else {
         let path = PathBuf::from(&a.src);
         if path.is_dir() {
-            return Err(Usage::new(
+            return Err(Usage::err(
                 format!("{} is a folder", path.display()),
                 Some("pass -r to copy a folder"),
             ));
@@ -372,7 +372,7 @@ fn finish_many(pb: Option<ProgressBar>, results: Vec<(String, Result<Done>)>, ve
 fn upload_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let root = PathBuf::from(&a.src);
     if !root.is_dir() {
-        return Err(Usage::new(
+        return Err(Usage::err(
             format!("{} is not a folder", root.display()),
             Some("-r copies the contents of a folder"),
         ));
@@ -451,7 +451,7 @@ fn upload_tree(env: &Env, a: &CpArgs) -> Result<()> {
 fn local_target(dst: &str, name: Option<&str>) -> Result<PathBuf> {
     let p = PathBuf::from(dst);
     if dst.ends_with('/') || p.is_dir() {
-        let name = name.ok_or_else(|| Usage::new("the source names no object", None))?;
+        let name = name.ok_or_else(|| Usage::err("the source names no object", None))?;
         Ok(p.join(name))
     } else {
         Ok(p)
@@ -472,7 +472,7 @@ fn local_is_copy(path: &Path, s: &ObjectSummary) -> bool {
 fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
     let (url, opts) = env.cfg.resolve_location(&a.src)?;
     if url.is_folder() {
-        return Err(Usage::new(
+        return Err(Usage::err(
             format!("{url} is a prefix, not an object"),
             Some("pass -r to copy everything under it"),
         ));
@@ -596,7 +596,7 @@ pub(crate) fn cat(loaded: Loaded, a: CatArgs) -> Result<()> {
     let env = Env::new(loaded)?;
     let (url, opts) = env.cfg.resolve_location(&a.src)?;
     if url.is_folder() {
-        return Err(Usage::new(format!("{url} is a prefix, not an object"), None));
+        return Err(Usage::err(format!("{url} is a prefix, not an object"), None));
     }
     let store = env.open_store(&url, opts)?;
     let keyring = env.keyring(&a.keys)?;
@@ -695,7 +695,7 @@ pub(crate) fn rm(loaded: Loaded, a: RmArgs) -> Result<()> {
     let store = env.open_store(&url, opts)?;
     if !a.recursive {
         if url.is_folder() {
-            return Err(Usage::new(
+            return Err(Usage::err(
                 format!("{url} is a prefix"),
                 Some("pass -r to delete everything under it"),
             ));
@@ -716,7 +716,7 @@ pub(crate) fn rm(loaded: Loaded, a: RmArgs) -> Result<()> {
     }
     if !a.yes {
         if !io::stdin().is_terminal() {
-            return Err(Usage::new(
+            return Err(Usage::err(
                 format!("refusing to delete {} object(s) under {folder} without confirmation", all.len()),
                 Some("pass --yes to confirm"),
             ));

@@ -36,9 +36,10 @@ fn round_trip(store: &Store, base: &StoreUrl, rt: &tokio::runtime::Runtime) {
             assert_eq!(info.metadata["hyok-test"], "yes %C3%A9");
         }
         let (s, u, t, h) = (store.clone(), url.clone(), transfer.clone(), rt.handle().clone());
+        let (size, tag) = (info.size, info.e_tag.clone());
         let got = std::thread::spawn(move || {
             let mut out = Vec::new();
-            s.reader(&h, &u, 0..info.size, info.e_tag.clone(), &t)
+            s.reader(&h, &u, 0..size, tag, &t)
                 .read_to_end(&mut out)
                 .unwrap();
             out
