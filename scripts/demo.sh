@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# hyok's main job on the embedded default, with no server: encrypt a file under a local AES-256
-# key, look at the message, decrypt it, and check the round trip.
+# hyok's main job on the embedded default, with no server: `hyok init` (a local AES-256 key and
+# a local folder as the object store), `hyok cp` a file in (encrypted), `hyok ls`, `hyok cp` it
+# back out (decrypted), and check the round trip.
 #
 #   scripts/demo.sh
 #
-# Builds the CLI (cargo build --release -p hyok-cli), creates the key
-# ${HYOK_HOME:-~/.local/share/hyok}/keys/default.key the first time (later runs reuse it), and
-# works in a temporary directory that is removed at exit. Set HYOK_BIN to use an hyok binary
-# that is already built instead of building one.
+# Builds the CLI (cargo build --release -p hyok-cli) and works in a temporary directory, used as
+# HOME for hyok's configuration, key and store, that is removed at exit. Set HYOK_BIN to use an
+# hyok binary that is already built instead of building one.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,25 +33,21 @@ else
 fi
 [[ -x "$hyok" ]] || fail "no hyok binary at $hyok"
 
-hyok_home="${HYOK_HOME:-$HOME/.local/share/hyok}"
-key_file="$hyok_home/keys/default.key"
-key_uri="raw-aes:hyok/default?file=$key_file"
-
-if [[ -f "$key_file" ]]; then
-  key_note="reused $key_file"
-else
-  mkdir -p "$(dirname "$key_file")"
-  chmod 700 "$(dirname "$key_file")"
-  step "hyok key new aes-256 -o $key_file"
-  "$hyok" key new aes-256 -o "$key_file" || fail "hyok key new"
-  key_note="created $key_file"
-fi
-mode="$(stat -c %a "$key_file")"
-[[ "$mode" == 600 ]] || printf 'demo: warning: %s has mode %s, expected 600\n' "$key_file" "$mode" >&2
-
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
+# A private HOME: `hyok init` writes its configuration, key and local store in here, and
+# nothing of the user's own hyok setup is read or changed.
+export HOME="$work/home"
+mkdir -p "$HOME"
+unset HYOK_CONFIG XDG_CONFIG_HOME XDG_DATA_HOME XDG_STATE_HOME
+
+step "hyok init"
+"$hyok" init || fail "hyok init"
+key_file="$HOME/.local/share/hyok/keys/default.key"
+store_dir="$HOME/.local/share/hyok/store"
+mode="$(stat -c %a "$key_file")"
+[[ "$mode" == 600 ]] || fail "$key_file has mode $mode, expected 600"
 
 # 8 MiB of random bytes with a readable marker at both ends.
 marker="hyok demo: this sentence is plaintext and must not appear in the ciphertext"
@@ -61,40 +57,50 @@ marker="hyok demo: this sentence is plaintext and must not appear in the ciphert
   printf '%s\n' "$marker"
 } >sample
 
-step "hyok encrypt sample --key '$key_uri' -c purpose=demo -o sample.hyok"
+step "hyok cp sample :demo/sample      # encrypt into the default (local folder) store"
 t=$(now_ms)
-"$hyok" encrypt sample --key "$key_uri" -c purpose=demo -o sample.hyok || fail "hyok encrypt"
+"$hyok" cp sample :demo/sample || fail "hyok cp (upload)"
 encrypt_ms=$(($(now_ms) - t))
 
-step "hyok inspect sample.hyok"
-"$hyok" inspect sample.hyok || fail "hyok inspect"
+step "hyok ls :demo/"
+"$hyok" ls :demo/ || fail "hyok ls"
 
-step "hyok decrypt sample.hyok --key '$key_uri' -c purpose=demo -o sample.out"
+step "hyok cp :demo/sample sample.out  # decrypt it back"
 t=$(now_ms)
-"$hyok" decrypt sample.hyok --key "$key_uri" -c purpose=demo -o sample.out || fail "hyok decrypt"
+"$hyok" cp :demo/sample sample.out || fail "hyok cp (download)"
 decrypt_ms=$(($(now_ms) - t))
 
 cmp -s sample sample.out || fail "the decrypted file differs from the original"
-if LC_ALL=C grep -qaF "$marker" sample.hyok; then
-  fail "the plaintext marker is readable in the ciphertext"
+stored="$store_dir/demo/sample"
+[[ -f "$stored" ]] || fail "no object at $stored"
+if LC_ALL=C grep -qaF "$marker" "$stored"; then
+  fail "the plaintext marker is readable in the stored object"
 fi
 
-# The encryption context is authenticated: asking for a different value must be refused.
-step "hyok decrypt sample.hyok --key '$key_uri' -c purpose=other -o wrong.out   (must fail)"
+step "hyok cat :demo/sample --range 0-20   # an authenticated byte range"
+"$hyok" cat :demo/sample --range 0-20 | cmp -s - <(head -c 21 sample) || fail "hyok cat --range"
+head -c 21 sample
+printf '\n'
+
+# The object is bound to its name: a ciphertext moved to another name is refused.
+cp "$stored" "$store_dir/demo/moved"
+step "hyok cp :demo/moved moved.out   (must fail: the object was moved)"
 set +e
-"$hyok" decrypt sample.hyok --key "$key_uri" -c purpose=other -o wrong.out
+"$hyok" cp :demo/moved moved.out
 rc=$?
 set -e
-[[ "$rc" -eq 1 ]] || fail "decrypting with the wrong encryption context exited $rc, expected 1"
+[[ "$rc" -eq 1 ]] || fail "decrypting a moved object exited $rc, expected 1"
+[[ ! -e moved.out ]] || fail "a refused download left moved.out behind"
 
 plain_bytes=$(stat -c %s sample)
-cipher_bytes=$(stat -c %s sample.hyok)
+cipher_bytes=$(stat -c %s "$stored")
 cat <<SUMMARY
 
 demo OK
-  key:         $key_note
+  key:         $key_file (created by hyok init)
+  store:       $store_dir (local folder, ciphertext only)
   plaintext:   $plain_bytes bytes
   ciphertext:  $cipher_bytes bytes ($((cipher_bytes - plain_bytes)) bytes of header, framing and tags)
-  encrypt:     ${encrypt_ms} ms    decrypt: ${decrypt_ms} ms
-  checks:      round trip identical; marker not in ciphertext; wrong context refused
+  upload:      ${encrypt_ms} ms    download: ${decrypt_ms} ms
+  checks:      round trip identical; marker not in the store; byte range exact; moved object refused
 SUMMARY

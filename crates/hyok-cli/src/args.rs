@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "hyok", version, propagate_version = true, max_term_width = 100)]
 pub(crate) struct Cli {
+    /// Configuration file (default: $HYOK_CONFIG, then ~/.config/hyok/hyok.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -30,6 +33,123 @@ pub(crate) enum Command {
     /// EC private key path or a pkcs11: URI); HYOK_AUDIT_IDENTITY names who acts.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a starter configuration: a new local AES-256 key and a local folder store.
+    Init(InitArgs),
+    /// Copy between local files and a store: uploads encrypt, downloads decrypt. Store
+    /// locations are s3://BUCKET/KEY, file:///DIR/KEY, NAME:KEY (a configured store) or
+    /// :KEY (the default store); anything else is a local path (`-` = stdin/stdout).
+    Cp(CpArgs),
+    /// Decrypt an object (or a byte range of it) to stdout.
+    Cat(CatArgs),
+    /// List encrypted objects under a location: name, plaintext size, suite, wrapping keys.
+    Ls(LsArgs),
+    /// Delete an object, or with -r everything under a prefix.
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Replace an existing configuration file (the key file is never replaced).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreKeyArgs {
+    /// Wrapping key URI; repeat for several (the first generates data keys). Default: the
+    /// keyring named by --keyring or [defaults] keyring in the configuration.
+    #[arg(short, long = "key", value_name = "URI")]
+    pub(crate) keys: Vec<String>,
+    /// A keyring from the configuration file.
+    #[arg(long, value_name = "NAME", conflicts_with = "keys")]
+    pub(crate) keyring: Option<String>,
+    /// Encryption context pair; repeat for several. On download, pairs the object must have.
+    #[arg(short = 'c', long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub(crate) context: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CpArgs {
+    /// Source: a local file or folder, `-` for stdin, or a store location.
+    #[arg(value_name = "SRC")]
+    pub(crate) src: String,
+    /// Destination: a store location, or a local file or folder, `-` for stdout.
+    #[arg(value_name = "DST")]
+    pub(crate) dst: String,
+    #[command(flatten)]
+    pub(crate) keys: StoreKeyArgs,
+    /// Copy a folder or prefix: the contents of SRC go under DST (as `aws s3 cp --recursive`).
+    #[arg(short, long)]
+    pub(crate) recursive: bool,
+    /// Download only plaintext bytes START-END (inclusive, from 0; `START-` to the end),
+    /// fetching only the header and the frames that cover them.
+    #[arg(long, value_name = "START-END", value_parser = parse_range)]
+    pub(crate) range: Option<hyok::objects::ByteRange>,
+    /// Overwrite existing local files, and copy even objects that are already identical.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Do not bind new objects to their bucket and key (their encryption context then lets
+    /// them be moved or renamed and still decrypt).
+    #[arg(long)]
+    pub(crate) no_bind_location: bool,
+    /// Algorithm suite of new objects.
+    #[arg(long, value_enum, default_value = "committed")]
+    pub(crate) suite: SuiteArg,
+    /// Plaintext bytes per frame of new objects.
+    #[arg(long, value_name = "N", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(1..=2147483647))]
+    pub(crate) frame_length: u32,
+    /// Objects copied at once by -r (default 8, or [transfer] jobs).
+    #[arg(short, long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// Parts or ranged GETs in flight at once (default 8, or [transfer] concurrency).
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+    /// Multipart part size in MiB (default 8, minimum 5, or [transfer] part_size_mib).
+    #[arg(long, value_name = "MIB")]
+    pub(crate) part_size: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CatArgs {
+    /// The object.
+    #[arg(value_name = "LOCATION")]
+    pub(crate) src: String,
+    #[command(flatten)]
+    pub(crate) keys: StoreKeyArgs,
+    /// Only plaintext bytes START-END (inclusive, from 0; `START-` to the end).
+    #[arg(long, value_name = "START-END", value_parser = parse_range)]
+    pub(crate) range: Option<hyok::objects::ByteRange>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// A prefix (folder) or object location.
+    #[arg(value_name = "LOCATION")]
+    pub(crate) location: String,
+    /// Also show stored size, modification time and encryption context (reads each header).
+    #[arg(short, long)]
+    pub(crate) long: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// The object, or with -r the prefix.
+    #[arg(value_name = "LOCATION")]
+    pub(crate) location: String,
+    /// Delete every object under the prefix.
+    #[arg(short, long)]
+    pub(crate) recursive: bool,
+    /// Do not ask for confirmation of -r (needed when stdin is not a terminal).
+    #[arg(short, long)]
+    pub(crate) yes: bool,
+}
+
+fn parse_range(s: &str) -> Result<hyok::objects::ByteRange, String> {
+    s.parse()
 }
 
 #[derive(Debug, Args)]

@@ -120,6 +120,19 @@ fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
             };
             return (1, hint.map(str::to_owned));
         }
+        if let Some(h) = cause.downcast_ref::<hyok::Error>() {
+            use hyok::store::Error as S;
+            match h {
+                hyok::Error::Config(_) => return (2, Some("check the configuration file (hyok --config PATH, $HYOK_CONFIG, ~/.config/hyok/hyok.toml)".into())),
+                hyok::Error::Residency(_) => return (1, Some("the [residency] rules of the configuration list the only places data may be stored".into())),
+                hyok::Error::ObjectMoved { .. } => return (1, Some("objects are bound to their bucket and key; copy them with hyok (download, upload) instead of moving them, or upload with --no-bind-location".into())),
+                hyok::Error::Range(_) => return (1, None),
+                hyok::Error::Store(S::Config(_) | S::InvalidUrl(_)) => return (2, None),
+                hyok::Error::Store(S::NotFound(_)) => return (1, None),
+                hyok::Error::Store(_) => return (1, Some("check the endpoint, credentials (AWS_* variables or ~/.aws) and that the bucket exists".into())),
+                _ => {}
+            }
+        }
         let ks = cause
             .downcast_ref::<K>()
             .or_else(|| match cause.downcast_ref::<hyok::Error>() {

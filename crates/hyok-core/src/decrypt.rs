@@ -193,7 +193,45 @@ impl VerifiedHeader {
             pos: 0,
             state: State::Body,
             plaintext_len: 0,
+            stop_after: None,
         }
+    }
+
+    /// A reader of the plaintext of frames `first ..= last` (sequence numbers from 1) only,
+    /// for ranged reads: `input` must start at frame `first` (see [`Header::frame_offset`])
+    /// and may end after frame `last`. Every frame is authenticated before its plaintext is
+    /// released, and a frame out of place (wrong sequence number) is refused. Reading ends
+    /// after frame `last` or after the final frame, whichever comes first.
+    ///
+    /// Only unsigned framed messages: a signed message's signature covers the whole message,
+    /// so no part of it can be authenticated without reading all of it.
+    pub fn frame_range_decryptor<R: Read>(
+        self,
+        input: R,
+        first: u32,
+        last: u32,
+        opts: DecryptOptions,
+    ) -> Result<Decryptor<R>> {
+        if self.header.suite.signature().is_some() {
+            return Err(Error::InvalidParameter(format!(
+                "suite 0x{:04X} is signed: its signature covers the whole message, so a byte range cannot be authenticated alone",
+                self.header.suite.id()
+            )));
+        }
+        if self.header.content_type != ContentType::Framed {
+            return Err(Error::InvalidParameter(
+                "a non-framed message cannot be read by range".into(),
+            ));
+        }
+        if first == 0 || last < first || last == FINAL_MARKER {
+            return Err(Error::InvalidParameter(format!(
+                "invalid frame range {first}..={last}"
+            )));
+        }
+        let mut d = self.decryptor(input, opts);
+        d.next_seq = first;
+        d.stop_after = Some(last);
+        Ok(d)
     }
 }
 
@@ -218,6 +256,7 @@ pub struct Decryptor<R: Read> {
     pos: usize,
     state: State,
     plaintext_len: u64,
+    stop_after: Option<u32>,
 }
 
 impl<R: Read> std::fmt::Debug for Decryptor<R> {
@@ -343,11 +382,13 @@ impl<R: Read> Decryptor<R> {
 
     fn refill_framed(&mut self) -> Result<()> {
         let mut frames = Vec::with_capacity(self.frames_per_batch);
+        let mut reached_stop = false;
         while frames.len() < self.frames_per_batch {
             let f = self.read_frame()?;
             let fin = f.is_final;
+            reached_stop = self.stop_after == Some(f.seq);
             frames.push(f);
-            if fin {
+            if fin || reached_stop {
                 break;
             }
         }
@@ -368,6 +409,9 @@ impl<R: Read> Decryptor<R> {
         if ended {
             // The signature (if any) must verify before the last frame is released.
             self.finish_message()?;
+            self.state = State::Done;
+        } else if reached_stop {
+            // A ranged read ends here; the rest of the message was not fetched.
             self.state = State::Done;
         }
         self.out.clear();

@@ -251,7 +251,32 @@ impl ParsedHeader {
     }
 }
 
+/// Bytes of a regular frame around its plaintext: sequence number, IV and tag.
+pub const REGULAR_FRAME_OVERHEAD: u64 = 4 + IV_LEN as u64 + TAG_LEN as u64;
+/// Bytes of the final frame around its plaintext: marker, sequence number, IV, length, tag.
+pub const FINAL_FRAME_OVERHEAD: u64 = 4 + 4 + IV_LEN as u64 + 4 + TAG_LEN as u64;
+
 impl Header {
+    /// Offset of frame `seq` (from 1) from the start of the body of a framed message: every
+    /// frame before it is a regular frame of `frame_length` plaintext bytes.
+    pub fn frame_offset(&self, seq: u32) -> u64 {
+        u64::from(seq.saturating_sub(1)) * (u64::from(self.frame_length) + REGULAR_FRAME_OVERHEAD)
+    }
+
+    /// For a framed message whose body (frames, no footer) is `body_len` bytes: the number
+    /// of regular frames and the plaintext length of the final frame, or `None` when no
+    /// framed body has that length.
+    pub fn framed_layout(&self, body_len: u64) -> Option<(u64, u64)> {
+        if self.content_type != ContentType::Framed || self.frame_length == 0 {
+            return None;
+        }
+        let rest = body_len.checked_sub(FINAL_FRAME_OVERHEAD)?;
+        let regular = u64::from(self.frame_length) + REGULAR_FRAME_OVERHEAD;
+        let n = rest / regular;
+        let last = rest % regular;
+        (last <= u64::from(self.frame_length)).then_some((n, last))
+    }
+
     /// Encode the header body (everything before the authentication fields).
     pub fn encode_body(&self) -> Result<Vec<u8>> {
         let suite = self.suite;

@@ -188,6 +188,12 @@ pub fn error_class(e: &Error) -> &'static str {
         Error::KeyStore(k) => k.class(),
         Error::Audit(_) => "audit",
         Error::Format(c) => core_error_class(c),
+        Error::Store(_) => "storage",
+        Error::Config(_) => "config",
+        Error::Residency(_) => "policy",
+        Error::ObjectMoved { .. } => "object-moved",
+        Error::Range(_) => "range",
+        Error::Io { .. } => "io",
     }
 }
 

@@ -31,6 +31,9 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod config;
+pub mod objects;
+pub mod policy;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -42,6 +45,7 @@ pub use hyok_core::{
     VerifiedHeader,
 };
 pub use hyok_keystore::{KeyManager, OpLabel};
+pub use hyok_store as store;
 
 /// Errors of the facade: a format error or a key store error.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,35 @@ pub enum Error {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] hyok_audit::Error),
+    /// Object storage.
+    #[error(transparent)]
+    Store(#[from] hyok_store::Error),
+    /// The configuration file or a setting in it.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The residency guard refused a destination.
+    #[error("residency: {0}")]
+    Residency(String),
+    /// A stored object's header binds it to another location (moved or renamed).
+    #[error("{object} was encrypted for {bound_to}; refusing an object that was moved or renamed")]
+    ObjectMoved {
+        /// Where the object was read from.
+        object: String,
+        /// The location in its encryption context.
+        bound_to: String,
+    },
+    /// A ranged read that cannot be served.
+    #[error("{0}")]
+    Range(String),
+    /// Local I/O.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Result alias.

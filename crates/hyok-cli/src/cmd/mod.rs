@@ -2,15 +2,24 @@
 
 pub(crate) mod audit;
 mod crypt;
+mod init;
 mod inspect;
 mod key;
+mod storage;
 
 use anyhow::Result;
 
 use crate::args::{AuditCommand, Cli, Command, KeyCommand};
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
+    let config = cli.config;
+    let load = || hyok::config::Config::load(config.as_deref());
     match cli.command {
+        Command::Init(a) => init::run(config.as_deref(), a),
+        Command::Cp(a) => storage::cp(load()?, a),
+        Command::Cat(a) => storage::cat(load()?, a),
+        Command::Ls(a) => storage::ls(load()?, a),
+        Command::Rm(a) => storage::rm(load()?, a),
         Command::Encrypt(a) => crypt::encrypt(a),
         Command::Decrypt(a) => crypt::decrypt(a),
         Command::Inspect(a) => inspect::run(a),

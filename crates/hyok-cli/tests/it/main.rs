@@ -7,6 +7,7 @@
 //! - `vault`, `kmip`: Vault/OpenBao Transit and KMIP keys against the services of
 //!   `scripts/services/` (skip loudly without them unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `audit`: the audit log: records of every key use, `hyok audit verify/show/checkpoint`.
+//! - `storage`: `cp`/`cat`/`ls`/`rm`/`init` on a local folder and a real S3 server.
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
@@ -18,5 +19,6 @@ mod format;
 mod interop;
 mod kmip;
 mod pkcs11;
+mod storage;
 mod vault;
 mod vectors;

@@ -1,0 +1,423 @@
+//! # hyok-store
+//!
+//! Object storage for hyok on top of the [`object_store`] crate: a local folder (the embedded
+//! default, no server) or any S3-compatible store (`s3` feature, on by default). The crate
+//! knows nothing about encryption: it moves bytes, with bounded memory, between synchronous
+//! `Read`/`Write` code (where hyok's streaming crypto runs) and the async object store.
+//!
+//! - [`StoreUrl`] parses `s3://BUCKET/KEY`, `file:///PATH` and plain local paths.
+//! - [`Store::open`] builds the client (credentials, region and endpoint from the options, the
+//!   standard `AWS_*` variables and the shared `~/.aws` files) without sending a request.
+//! - [`Store::writer`] returns an [`ObjectWriter`]: a `Write` that streams into a single PUT
+//!   or a parallel multipart upload, aborted on any failure so no partial object appears.
+//! - [`Store::reader`] returns a [`RangedReader`]: a `Read` fed by parallel ranged GETs.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use hyok_store::{Store, StoreOptions, StoreUrl, Transfer};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let rt = tokio::runtime::Runtime::new().unwrap();
+//! let url = StoreUrl::local(dir.path()).unwrap().as_folder();
+//! let store = Store::open(&url, &StoreOptions::default()).unwrap();
+//! let key = url.join("hello.txt").unwrap();
+//! let transfer = Transfer::default();
+//! let mut w = store.writer(rt.handle(), &key, Default::default(), &transfer).unwrap();
+//! w.write_all(b"hello").unwrap();
+//! w.finish().unwrap();
+//! let info = rt.block_on(store.head(&key)).unwrap();
+//! let mut r = store.reader(rt.handle(), &key, 0..info.size, info.e_tag.clone(), &transfer);
+//! let mut out = String::new();
+//! r.read_to_string(&mut out).unwrap();
+//! assert_eq!(out, "hello");
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "s3")]
+mod aws_files;
+mod download;
+mod error;
+mod upload;
+mod url;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{Attribute, GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+
+pub use download::RangedReader;
+pub use error::{Error, Result};
+pub use upload::{ObjectWriter, Transfer};
+pub use url::{Backend, StoreUrl};
+
+/// Connection settings of a store. Unset fields fall back to the standard AWS variables and
+/// shared files, then to AWS defaults.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// Endpoint URL of an S3-compatible server (`http://127.0.0.1:9000`); requests are then
+    /// path-style (`ENDPOINT/BUCKET/KEY`). Default: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
+    /// the profile's `endpoint_url`, else AWS itself.
+    pub endpoint: Option<String>,
+    /// Region. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else
+    /// `us-east-1`.
+    pub region: Option<String>,
+    /// Profile in the shared files. Default: `AWS_PROFILE`, else `default`.
+    pub profile: Option<String>,
+    /// Retries of transient errors (connection failures, 5xx, throttling). `None`: 10
+    /// retries within 3 minutes, with exponential backoff.
+    pub retry: Option<RetrySettings>,
+    /// Directory recording multipart uploads in flight, so that an upload a crash or an
+    /// unreachable server left behind is aborted by a later run. `None` disables it.
+    pub journal_dir: Option<PathBuf>,
+}
+
+/// How transient errors are retried.
+#[derive(Clone, Copy, Debug)]
+pub struct RetrySettings {
+    /// Most retries of one request.
+    pub max_retries: usize,
+    /// Give up retrying a request after this long.
+    pub timeout: Duration,
+}
+
+/// What an object's listing or HEAD says about it.
+#[derive(Clone, Debug)]
+pub struct ObjectInfo {
+    /// The object's URL.
+    pub url: StoreUrl,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub last_modified: SystemTime,
+    /// Entity tag, when the store has one.
+    pub e_tag: Option<String>,
+    /// User metadata (S3 `x-amz-meta-*`; empty for local folders and for listings).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An opened store: one bucket of an S3-compatible service or the local file system.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    #[cfg(feature = "s3")]
+    multipart: Option<Arc<object_store::aws::AmazonS3>>,
+    backend: Backend,
+    bucket: String,
+    endpoint: Option<String>,
+    region: Option<String>,
+    journal_dir: Option<PathBuf>,
+    fetched: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Build a client for the bucket (or local file system) of `url`. Sends no request.
+    pub fn open(url: &StoreUrl, opts: &StoreOptions) -> Result<Self> {
+        match url.backend() {
+            Backend::Local => Ok(Self {
+                inner: Arc::new(object_store::local::LocalFileSystem::new()),
+                #[cfg(feature = "s3")]
+                multipart: None,
+                backend: Backend::Local,
+                bucket: String::new(),
+                endpoint: None,
+                region: None,
+                journal_dir: None,
+                fetched: Arc::default(),
+            }),
+            #[cfg(feature = "s3")]
+            Backend::S3 => Self::open_s3(url, opts),
+            #[cfg(not(feature = "s3"))]
+            Backend::S3 => {
+                let _ = opts;
+                Err(Error::Config(
+                    "this hyok was built without S3 support (feature `s3`)".into(),
+                ))
+            }
+        }
+    }
+
+    #[cfg(feature = "s3")]
+    fn open_s3(url: &StoreUrl, opts: &StoreOptions) -> Result<Self> {
+        use object_store::aws::AmazonS3Builder;
+        use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let profile_name = opts
+            .profile
+            .clone()
+            .or_else(|| env("AWS_PROFILE"))
+            .unwrap_or_else(|| "default".into());
+        let profile = aws_files::load(&profile_name);
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or(profile.endpoint_url.clone());
+        let region = opts
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or(profile.region.clone())
+            .unwrap_or_else(|| "us-east-1".into());
+        let retry = opts.retry.unwrap_or(RetrySettings {
+            max_retries: 10,
+            timeout: Duration::from_secs(180),
+        });
+        let mut client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(120))
+            .with_user_agent(http_value(concat!("hyok/", env!("CARGO_PKG_VERSION"))));
+        if endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+        {
+            client = client.with_allow_http(true);
+        }
+        // Start from the standard environment (container and web-identity credentials …),
+        // then make the settings hyok resolved itself explicit.
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(url.bucket())
+            .with_region(&region)
+            .with_client_options(client)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(8),
+                    base: 2.0,
+                },
+                max_retries: retry.max_retries,
+                retry_timeout: retry.timeout,
+            });
+        if let Some(e) = &endpoint {
+            b = b
+                .with_endpoint(e.trim_end_matches('/'))
+                .with_virtual_hosted_style_request(false);
+        }
+        if env("AWS_ACCESS_KEY_ID").is_none() {
+            if let (Some(id), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key) {
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(t) = &profile.session_token {
+                    b = b.with_token(t);
+                }
+            }
+        }
+        let s3 = Arc::new(
+            b.build()
+                .map_err(|e| Error::Config(format!("s3://{}: {e}", url.bucket())))?,
+        );
+        Ok(Self {
+            inner: s3.clone(),
+            multipart: Some(s3),
+            backend: Backend::S3,
+            bucket: url.bucket().to_owned(),
+            endpoint: Some(
+                endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+            ),
+            region: Some(region),
+            journal_dir: opts.journal_dir.clone(),
+            fetched: Arc::default(),
+        })
+    }
+
+    /// Wrap any `ObjectStore` (tests, other backends); `bucket` names it in messages.
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, backend: Backend, bucket: &str) -> Self {
+        Self {
+            inner,
+            #[cfg(feature = "s3")]
+            multipart: None,
+            backend,
+            bucket: bucket.to_owned(),
+            endpoint: None,
+            region: None,
+            journal_dir: None,
+            fetched: Arc::default(),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The endpoint requests go to (S3 only).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// The region (S3 only).
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// The bucket (empty for local stores).
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Object body bytes received by GETs through this handle so far.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+
+    /// The underlying object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    pub(crate) fn path(&self, url: &StoreUrl) -> Result<Path> {
+        let key = url.key().trim_end_matches('/');
+        Path::parse(key).map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))
+    }
+
+    fn url_of(&self, path: &Path) -> StoreUrl {
+        StoreUrl::from_parts(self.backend, &self.bucket, path.as_ref())
+    }
+
+    /// HEAD one object: size, time, entity tag and user metadata.
+    pub async fn head(&self, url: &StoreUrl) -> Result<ObjectInfo> {
+        let path = self.path(url)?;
+        let res = self
+            .inner
+            .get_opts(&path, GetOptions::new().with_head(true))
+            .await
+            .map_err(|e| Error::store("head", url.to_string(), e))?;
+        let mut metadata = BTreeMap::new();
+        for (k, v) in res.attributes.iter() {
+            if let Attribute::Metadata(name) = k {
+                metadata.insert(name.to_ascii_lowercase(), v.to_string());
+            }
+        }
+        Ok(ObjectInfo {
+            url: url.clone(),
+            size: res.meta.size,
+            last_modified: res.meta.last_modified.into(),
+            e_tag: res.meta.e_tag,
+            metadata,
+        })
+    }
+
+    /// Whether an object exists (HEAD; not-found is `Ok(None)`).
+    pub async fn try_head(&self, url: &StoreUrl) -> Result<Option<ObjectInfo>> {
+        match self.head(url).await {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET a byte range of an object (end exclusive). `e_tag` pins the version read.
+    pub async fn get_range(
+        &self,
+        url: &StoreUrl,
+        range: std::ops::Range<u64>,
+        e_tag: Option<&str>,
+    ) -> Result<bytes::Bytes> {
+        let path = self.path(url)?;
+        get_range(&self.inner, &path, range, e_tag, &self.fetched)
+            .await
+            .map_err(|e| Error::store("download", url.to_string(), e))
+    }
+
+    /// Every object under a prefix (recursive), in the store's order. A URL that names an
+    /// object lists that object only when `exact` is set; otherwise it is read as a prefix
+    /// folder (`KEY/`).
+    pub fn list(&self, url: &StoreUrl) -> BoxStream<'static, Result<ObjectInfo>> {
+        let prefix = url.key().trim_end_matches('/');
+        let prefix = match Path::parse(prefix) {
+            Ok(p) => p,
+            Err(e) => {
+                let err = Error::InvalidUrl(format!("{url}: {e}"));
+                return futures::stream::once(async move { Err(err) }).boxed();
+            }
+        };
+        let this = self.clone();
+        let shown = url.to_string();
+        let local_missing = url.local_path().is_some_and(|p| !p.exists());
+        if local_missing {
+            return futures::stream::empty().boxed();
+        }
+        self.inner
+            .list(Some(&prefix))
+            .map(move |r| match r {
+                Ok(m) => Ok(ObjectInfo {
+                    url: this.url_of(&m.location),
+                    size: m.size,
+                    last_modified: m.last_modified.into(),
+                    e_tag: m.e_tag,
+                    metadata: BTreeMap::new(),
+                }),
+                Err(e) => Err(Error::store("list", shown.clone(), e)),
+            })
+            .boxed()
+    }
+
+    /// Delete one object (deleting a missing object is not an error on S3).
+    pub async fn delete(&self, url: &StoreUrl) -> Result<()> {
+        let path = self.path(url)?;
+        self.inner
+            .delete(&path)
+            .await
+            .map_err(|e| Error::store("delete", url.to_string(), e))
+    }
+
+    /// A `Write` that stores what is written as the object `url`, with user `metadata`.
+    /// Call [`ObjectWriter::finish`] to make the object visible; anything else aborts.
+    /// Must be written from a thread that is not a runtime worker (e.g. `spawn_blocking`).
+    pub fn writer(
+        &self,
+        rt: &tokio::runtime::Handle,
+        url: &StoreUrl,
+        metadata: BTreeMap<String, String>,
+        transfer: &Transfer,
+    ) -> Result<ObjectWriter> {
+        ObjectWriter::start(self, rt, url, metadata, transfer)
+    }
+
+    /// A `Read` of the bytes `range` of `url`, fetched with parallel ranged GETs (pinned to
+    /// `e_tag` when given). Must be read from a thread that is not a runtime worker.
+    pub fn reader(
+        &self,
+        rt: &tokio::runtime::Handle,
+        url: &StoreUrl,
+        range: std::ops::Range<u64>,
+        e_tag: Option<String>,
+        transfer: &Transfer,
+    ) -> RangedReader {
+        RangedReader::start(self, rt, url, range, e_tag, transfer)
+    }
+
+    /// Abort multipart uploads to this bucket that an earlier, failed run recorded and could
+    /// not abort (for example because the server was unreachable). Returns how many.
+    pub async fn abort_stale_uploads(&self) -> Result<usize> {
+        upload::abort_stale(self).await
+    }
+}
+
+pub(crate) async fn get_range(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    range: std::ops::Range<u64>,
+    e_tag: Option<&str>,
+    fetched: &AtomicU64,
+) -> object_store::Result<bytes::Bytes> {
+    let opts = GetOptions::new()
+        .with_range(Some(GetRange::Bounded(range)))
+        .with_if_match(e_tag.map(str::to_owned));
+    let bytes = store.get_opts(path, opts).await?.bytes().await?;
+    fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    Ok(bytes)
+}
+
+#[cfg(feature = "s3")]
+fn http_value(s: &'static str) -> object_store::HeaderValue {
+    object_store::HeaderValue::from_static(s)
+}

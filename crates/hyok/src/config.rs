@@ -1,0 +1,446 @@
+//! The configuration file `hyok.toml`: named keyrings, named stores, transfer defaults and the
+//! residency allowlist.
+//!
+//! Found, in order: an explicit path (`hyok --config PATH`), `$HYOK_CONFIG`, then the per-user
+//! file `$XDG_CONFIG_HOME/hyok/hyok.toml` (default `~/.config/hyok/hyok.toml`). Without any,
+//! hyok runs with an empty configuration (every key and location given on the command line).
+//!
+//! ```toml
+//! [defaults]
+//! keyring = "default"        # used by `hyok cp` when no --key/--keyring is given
+//! store = "local"            # `hyok cp FILE :NAME` puts NAME into this store
+//!
+//! [keyrings.default]
+//! keys = ["raw-aes:hyok/default?file=/home/me/.local/share/hyok/keys/default.key"]
+//!
+//! [stores.local]
+//! url = "file:///home/me/.local/share/hyok/store/"
+//!
+//! [stores.eu]
+//! url = "s3://my-bucket/backups/"
+//! region = "eu-central-1"
+//! endpoint = "https://s3.eu-central-1.amazonaws.com"
+//!
+//! [[residency.allow]]
+//! name = "eu-only"
+//! region = "eu-central-1"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyok_store::{RetrySettings, StoreOptions, StoreUrl, Transfer};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Residency;
+use crate::{Error, Result};
+
+/// Environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "HYOK_CONFIG";
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Defaults for commands.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Named keyrings.
+    #[serde(default)]
+    pub keyrings: BTreeMap<String, KeyringConfig>,
+    /// Named stores.
+    #[serde(default)]
+    pub stores: BTreeMap<String, StoreConfig>,
+    /// Transfer settings.
+    #[serde(default)]
+    pub transfer: TransferConfig,
+    /// Where data may be stored.
+    #[serde(default)]
+    pub residency: Residency,
+}
+
+/// `[defaults]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Keyring used when a command names none.
+    pub keyring: Option<String>,
+    /// Store that `:NAME` locations refer to.
+    pub store: Option<String>,
+    /// Bind each object's bucket and key into its encryption context (default true).
+    pub bind_location: Option<bool>,
+}
+
+/// `[keyrings.NAME]`: a list of key URIs; the first generates data keys.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyringConfig {
+    /// Key URIs, generator first.
+    pub keys: Vec<String>,
+    /// Data-key cache limits for this keyring.
+    ///
+    /// ISSUE-3 HOOK: the data-key cache (with its serde `CacheLimits`) is being written in
+    /// parallel; until it lands this section is accepted and kept as raw TOML, and no cache
+    /// is used. When it lands, change the type to `Option<CacheLimits>` and wire it into
+    /// `KeyManager::with_cache` in the CLI's keyring resolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<toml::Value>,
+}
+
+/// `[stores.NAME]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `s3://BUCKET/PREFIX/` or `file:///DIR/` (or a local path).
+    pub url: String,
+    /// Endpoint of an S3-compatible server (path-style requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Profile in `~/.aws/config` and `~/.aws/credentials`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Most retries of a request that failed transiently (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<usize>,
+    /// Seconds after which a failing request is no longer retried (default 180).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_timeout_secs: Option<u64>,
+}
+
+/// `[transfer]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Multipart part size and ranged-GET size in MiB (default 8, minimum 5).
+    pub part_size_mib: Option<usize>,
+    /// Parts or ranged GETs in flight at once over all objects (default 8).
+    pub concurrency: Option<usize>,
+    /// Objects copied at once by recursive copies (default 8).
+    pub jobs: Option<usize>,
+}
+
+impl TransferConfig {
+    /// The transfer settings (defaults filled in).
+    pub fn transfer(&self) -> Transfer {
+        Transfer::new(
+            self.part_size_mib.unwrap_or(8) * 1024 * 1024,
+            self.concurrency.unwrap_or(8),
+        )
+    }
+
+    /// Objects at once.
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or(8).max(1)
+    }
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// The configuration (empty when no file was found).
+    pub config: Config,
+    /// The file it was read from.
+    pub path: Option<PathBuf>,
+}
+
+/// The per-user configuration file location.
+pub fn user_config_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(base.join("hyok").join("hyok.toml"))
+}
+
+/// The per-user data directory (`$XDG_DATA_HOME/hyok`, default `~/.local/share/hyok`).
+pub fn user_data_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+    };
+    Some(base.join("hyok"))
+}
+
+/// The per-user state directory (`$XDG_STATE_HOME/hyok`, default `~/.local/state/hyok`),
+/// where the journal of multipart uploads in flight lives.
+pub fn user_state_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/state"),
+    };
+    Some(base.join("hyok"))
+}
+
+/// Where the configuration file is (or would be): the explicit path, `$HYOK_CONFIG`, or the
+/// per-user location. The flag says whether the file must exist (explicitly named).
+pub fn config_location(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
+    if let Some(p) = explicit {
+        return Some((p.to_path_buf(), true));
+    }
+    match std::env::var_os(CONFIG_ENV) {
+        Some(p) if !p.is_empty() => Some((PathBuf::from(p), true)),
+        _ => user_config_path().map(|p| (p, false)),
+    }
+}
+
+impl Config {
+    /// Load the configuration (see the module docs for the search order).
+    pub fn load(explicit: Option<&Path>) -> Result<Loaded> {
+        let Some((path, required)) = config_location(explicit) else {
+            return Ok(Loaded::default());
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Loaded::default())
+            }
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let config = Self::parse(&text).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
+        Ok(Loaded {
+            config,
+            path: Some(path),
+        })
+    }
+
+    /// Parse and check a configuration text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: Self =
+            toml::from_str(text).map_err(|e| Error::Config(e.message().to_owned()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        for (name, k) in &self.keyrings {
+            if k.keys.is_empty() {
+                return Err(Error::Config(format!("keyring {name:?} lists no keys")));
+            }
+        }
+        for (name, s) in &self.stores {
+            check_name(name, "store")?;
+            StoreUrl::parse(&s.url).map_err(|e| Error::Config(format!("store {name:?}: {e}")))?;
+        }
+        for which in [
+            ("keyring", &self.defaults.keyring),
+            ("store", &self.defaults.store),
+        ] {
+            if let (kind, Some(n)) = which {
+                let known = match kind {
+                    "keyring" => self.keyrings.contains_key(n),
+                    _ => self.stores.contains_key(n),
+                };
+                if !known {
+                    return Err(Error::Config(format!(
+                        "[defaults] {kind} = {n:?} names no [{kind}s.{n}] section"
+                    )));
+                }
+            }
+        }
+        self.residency.check()
+    }
+
+    /// The key URIs of a keyring.
+    pub fn keyring(&self, name: &str) -> Result<&KeyringConfig> {
+        self.keyrings.get(name).ok_or_else(|| {
+            Error::Config(format!(
+                "no keyring named {name:?} in the configuration (known: {})",
+                list(self.keyrings.keys())
+            ))
+        })
+    }
+
+    /// Resolve a location: `s3://…`, `file://…`, `NAME:PATH` for a named store, `:PATH` for
+    /// the default store, or a local path. Returns the URL and the store's options.
+    pub fn resolve_location(&self, loc: &str) -> Result<(StoreUrl, StoreOptions)> {
+        if !loc.contains("://") {
+            if let Some((name, rest)) = loc.split_once(':') {
+                let name = if name.is_empty() {
+                    self.defaults.store.as_deref().ok_or_else(|| {
+                        Error::Config(format!(
+                            "{loc:?} refers to the default store, but [defaults] store is not set"
+                        ))
+                    })?
+                } else {
+                    name
+                };
+                if let Some(s) = self.stores.get(name) {
+                    let base = StoreUrl::parse(&s.url)
+                        .map_err(|e| Error::Config(format!("store {name:?}: {e}")))?;
+                    let url = if rest.is_empty() {
+                        base.as_folder()
+                    } else {
+                        let mut u = base.join(rest)?;
+                        if rest.ends_with('/') {
+                            u = u.as_folder();
+                        }
+                        u
+                    };
+                    return Ok((url, s.options()));
+                }
+                // Only names that look like store names are taken as such; `C:…` or
+                // `./a:b` stay local paths.
+                if name.len() > 1 && is_name(name) && !Path::new(loc).exists() {
+                    return Err(Error::Config(format!(
+                        "no store named {name:?} in the configuration (known: {})",
+                        list(self.stores.keys())
+                    )));
+                }
+            }
+        }
+        let url = StoreUrl::parse(loc)?;
+        // A URL inside a configured store's bucket uses that store's connection settings.
+        let opts = self
+            .stores
+            .values()
+            .find(|s| {
+                StoreUrl::parse(&s.url)
+                    .is_ok_and(|u| u.backend() == url.backend() && u.bucket() == url.bucket())
+            })
+            .map(StoreConfig::options)
+            .unwrap_or_default();
+        Ok((url, opts))
+    }
+
+    /// A starter configuration: one local AES key, one local folder store, both default.
+    pub fn starter(key_file: &Path, store_dir: &Path) -> Result<String> {
+        const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'/')
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.');
+        let key_uri = format!(
+            "raw-aes:hyok/default?file={}",
+            percent_encoding::utf8_percent_encode(&key_file.display().to_string(), KEEP)
+        );
+        let store_url = StoreUrl::local(store_dir)?.as_folder().to_string();
+        Ok(format!(
+            r#"# hyok configuration (written by `hyok init`). Reference: docs/DESIGN.md.
+
+[defaults]
+# Keyring used when a command gets no --key/--keyring.
+keyring = "default"
+# Store meant by locations like ":reports/q3.pdf" (NAME:PATH picks another store).
+store = "local"
+
+[keyrings.default]
+# Key URIs; the first generates each object's data key, every other one wraps it too.
+keys = ["{key_uri}"]
+# Data-key cache (see `hyok help`): not configured.
+
+[stores.local]
+# The embedded default: a local folder, no server.
+url = "{store_url}"
+
+# An S3 bucket (AWS or any S3-compatible server):
+# [stores.eu]
+# url = "s3://my-bucket/backups/"
+# region = "eu-central-1"
+# endpoint = "https://s3.eu-central-1.amazonaws.com"
+
+# Residency guard: when rules are listed, `hyok cp` refuses any S3 destination that matches
+# none of them, before sending a byte.
+# [[residency.allow]]
+# name = "eu-only"
+# region = "eu-central-1"
+# bucket = "my-bucket"
+"#
+        ))
+    }
+}
+
+impl StoreConfig {
+    /// Connection options of this store.
+    pub fn options(&self) -> StoreOptions {
+        let retry = match (self.max_retries, self.retry_timeout_secs) {
+            (None, None) => None,
+            (r, t) => Some(RetrySettings {
+                max_retries: r.unwrap_or(10),
+                timeout: Duration::from_secs(t.unwrap_or(180)),
+            }),
+        };
+        StoreOptions {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            retry,
+            journal_dir: None,
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_name(name: &str, what: &str) -> Result<()> {
+    if is_name(name) && name.len() > 1 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "{what} name {name:?}: use two or more letters, digits, `-` or `_`"
+        )))
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starter_parses_and_resolves() {
+        let text = Config::starter(Path::new("/h/k e y.key"), Path::new("/h/store")).unwrap();
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.defaults.keyring.as_deref(), Some("default"));
+        assert!(c.keyrings["default"].keys[0].contains("file=/h/k%20e%20y.key"));
+        let (u, _) = c.resolve_location(":a/b.txt").unwrap();
+        assert_eq!(u.to_string(), "file:///h/store/a/b.txt");
+        let (u, _) = c.resolve_location("local:").unwrap();
+        assert_eq!(u.to_string(), "file:///h/store/");
+        let (u, _) = c.resolve_location("s3://b/k").unwrap();
+        assert_eq!(u.to_string(), "s3://b/k");
+        assert!(c.resolve_location("nosuch:x").is_err());
+        let (u, _) = c.resolve_location("/tmp/x").unwrap();
+        assert_eq!(u.to_string(), "file:///tmp/x");
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        assert!(Config::parse("[defaults]\nkeyring = \"x\"\n").is_err());
+        assert!(Config::parse("[keyrings.a]\nkeys = []\n").is_err());
+        assert!(Config::parse("[stores.a]\nurl = \"s3://b/\"\n").is_err());
+        assert!(Config::parse("[stores.ab]\nurl = \"gs://b/\"\n").is_err());
+        assert!(Config::parse("unknown = 1\n").is_err());
+        let c = Config::parse(
+            "[stores.eu]\nurl = \"s3://b/p/\"\nregion = \"eu-central-1\"\nretry_timeout_secs = 5\n[keyrings.k]\nkeys = [\"raw-aes:a/b?file=x\"]\n[keyrings.k.cache]\nmax_age_secs = 60\n",
+        )
+        .unwrap();
+        let (u, o) = c.resolve_location("eu:x/y").unwrap();
+        assert_eq!(u.to_string(), "s3://b/p/x/y");
+        assert_eq!(o.region.as_deref(), Some("eu-central-1"));
+        assert_eq!(o.retry.unwrap().timeout, Duration::from_secs(5));
+    }
+}

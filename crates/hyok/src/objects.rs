@@ -1,0 +1,676 @@
+//! Encrypted objects in a store: each object is one complete ESDK message, plus user metadata
+//! (S3) that describes it without downloading the body.
+//!
+//! Upload and download are blocking calls meant for a blocking thread (`spawn_blocking`):
+//! the frame crypto runs there while the store's async client runs on the runtime whose
+//! handle the [`Objects`] holds.
+//!
+//! By default the encryption context of every object includes its location,
+//! [`CTX_BUCKET`] and [`CTX_KEY`], and a download refuses an object whose header names
+//! another location, so a ciphertext moved or renamed by someone with write access to the
+//! bucket is detected. [`Objects::bind_location`] turns this off for new objects; objects
+//! written that way can be moved freely.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, BufReader, Read, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyok_core::{ContentType, EncryptedDataKey, Header, ParsedHeader, TAG_LEN};
+use hyok_store::{Backend, ObjectInfo, Store, StoreUrl, Transfer};
+use tokio::runtime::Handle;
+
+use crate::{Client, EncryptionContext, Error, OpLabel, Result};
+
+/// Encryption context key holding the object's bucket (`(local)` for local folders).
+pub const CTX_BUCKET: &str = "hyok-bucket";
+/// Encryption context key holding the object's key (the absolute path for local folders).
+pub const CTX_KEY: &str = "hyok-key";
+/// Bucket value of local-folder objects.
+pub const LOCAL_BUCKET: &str = "(local)";
+
+/// Metadata: version of this object layout (`1`).
+pub const META_LAYOUT: &str = "hyok-layout";
+/// Metadata: ESDK message format version (`2`).
+pub const META_MESSAGE_FORMAT: &str = "hyok-message-format";
+/// Metadata: algorithm suite id (`0x0478`).
+pub const META_SUITE: &str = "hyok-suite";
+/// Metadata: wrapping keys, `PROVIDER/KEY-NAME` separated by `,` (percent-encoded).
+pub const META_KEYS: &str = "hyok-wrapping-keys";
+/// Metadata: frame length.
+pub const META_FRAME_LEN: &str = "hyok-frame-length";
+/// Metadata: header length (where the body starts).
+pub const META_HEADER_LEN: &str = "hyok-header-length";
+/// Metadata: plaintext length, when known before the upload.
+pub const META_PLAINTEXT_LEN: &str = "hyok-plaintext-length";
+/// Metadata: modification time of the source file (`SECONDS.NANOS`), for resuming.
+pub const META_SOURCE_MTIME: &str = "hyok-source-mtime";
+/// Metadata: `bound` when the location is in the encryption context, else `unbound`.
+pub const META_LOCATION: &str = "hyok-location";
+
+/// Largest header read when describing or range-reading an object.
+const MAX_HEADER: u64 = 16 * 1024 * 1024;
+const IO_BUF: usize = 1 << 20;
+
+/// An inclusive byte range of plaintext, as in HTTP `Range: bytes=START-END`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive); `None` means to the end.
+    pub end: Option<u64>,
+}
+
+impl std::str::FromStr for ByteRange {
+    type Err = String;
+
+    /// `START-END` or `START-` (inclusive, from 0).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("expected START-END, got {s:?}"))?;
+        let start: u64 = a
+            .parse()
+            .map_err(|_| format!("range start {a:?} is not a number"))?;
+        let end = if b.is_empty() {
+            None
+        } else {
+            let e: u64 = b
+                .parse()
+                .map_err(|_| format!("range end {b:?} is not a number"))?;
+            if e < start {
+                return Err(format!("range end {e} is before its start {start}"));
+            }
+            Some(e)
+        };
+        Ok(Self { start, end })
+    }
+}
+
+/// What a stored object is, from its metadata or its header.
+#[derive(Clone, Debug)]
+pub struct ObjectSummary {
+    /// The object.
+    pub url: StoreUrl,
+    /// Bytes stored.
+    pub stored_len: u64,
+    /// Last modification of the stored object.
+    pub last_modified: SystemTime,
+    /// Whether it is an ESDK message hyok can read (`false`: foreign or unreadable header).
+    pub is_message: bool,
+    /// Plaintext length, when known.
+    pub plaintext_len: Option<u64>,
+    /// Suite id (`0x0478`).
+    pub suite: Option<String>,
+    /// Wrapping keys, `PROVIDER/KEY-NAME`.
+    pub wrapping_keys: Vec<String>,
+    /// The stored encryption context (only from the header: `describe(…, true)`).
+    pub context: Option<EncryptionContext>,
+    /// The source's modification time recorded at upload (local folders: the file's).
+    pub source_mtime: Option<SystemTime>,
+}
+
+/// What an upload did.
+#[derive(Clone, Copy, Debug)]
+pub struct PutReport {
+    /// Plaintext bytes read.
+    pub plaintext_len: u64,
+    /// Bytes stored.
+    pub stored_len: u64,
+}
+
+/// What a download did.
+#[derive(Clone, Copy, Debug)]
+pub struct GetReport {
+    /// Plaintext bytes written.
+    pub plaintext_len: u64,
+    /// The source mtime recorded with the object (or its last modification).
+    pub mtime: SystemTime,
+    /// Object bytes received from the store.
+    pub fetched: u64,
+}
+
+/// An upload's description of its source.
+#[derive(Clone, Debug, Default)]
+pub struct Source {
+    /// Plaintext length, when known in advance (a file).
+    pub len: Option<u64>,
+    /// Modification time of a source file.
+    pub mtime: Option<SystemTime>,
+    /// Caller's encryption context pairs.
+    pub context: EncryptionContext,
+}
+
+/// The encryption context pairs that bind an object to its location.
+pub fn location_context(url: &StoreUrl) -> EncryptionContext {
+    let mut ctx = EncryptionContext::new();
+    match url.backend() {
+        Backend::S3 => {
+            ctx.insert(CTX_BUCKET, url.bucket());
+            ctx.insert(CTX_KEY, url.key());
+        }
+        Backend::Local => {
+            ctx.insert(CTX_BUCKET, LOCAL_BUCKET);
+            ctx.insert(CTX_KEY, format!("/{}", url.key()));
+        }
+    }
+    ctx
+}
+
+/// `PROVIDER/KEY-NAME` of an EDK: the raw-AES key-info layout (name ‖ tag length ‖ IV length
+/// ‖ IV) is recognised; other infos are shown as UTF-8 or hex.
+pub fn edk_label(edk: &EncryptedDataKey) -> String {
+    let info = &edk.provider_info;
+    let name = if info.len() >= 20
+        && info[info.len() - 20..info.len() - 12] == [0, 0, 0, 0x80, 0, 0, 0, 12]
+    {
+        String::from_utf8_lossy(&info[..info.len() - 20]).into_owned()
+    } else {
+        match std::str::from_utf8(info) {
+            Ok(s) => s.to_owned(),
+            Err(_) => info.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    };
+    format!("{}/{}", edk.provider_id, name)
+}
+
+fn encode_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+fn decode_time(s: &str) -> Option<SystemTime> {
+    let (a, b) = s.split_once('.').unwrap_or((s, "0"));
+    let secs: u64 = a.parse().ok()?;
+    let nanos: u32 = b.parse().ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos.min(999_999_999)))
+}
+
+/// Whether two modification times are the same (to the millisecond: file systems differ).
+pub fn same_time(a: SystemTime, b: SystemTime) -> bool {
+    let d = match a.duration_since(b) {
+        Ok(d) => d,
+        Err(e) => e.duration(),
+    };
+    d < Duration::from_millis(1)
+}
+
+const KEY_LIST_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b',').add(b'%');
+
+/// Encrypts into and decrypts out of one store.
+#[derive(Clone, Debug)]
+pub struct Objects {
+    client: Client,
+    store: Store,
+    transfer: Transfer,
+    rt: Handle,
+    bind_location: bool,
+}
+
+impl Objects {
+    /// Objects of `store`, with keys of `client`; async work runs on `rt`.
+    pub fn new(client: Client, store: Store, transfer: Transfer, rt: Handle) -> Self {
+        Self {
+            client,
+            store,
+            transfer,
+            rt,
+            bind_location: true,
+        }
+    }
+
+    /// Whether new objects bind their bucket and key into the encryption context (default
+    /// true). Reading always checks a binding that an object has.
+    pub fn bind_location(mut self, on: bool) -> Self {
+        self.bind_location = on;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Encrypt everything `src` yields into the object `url` (blocking). Nothing becomes
+    /// visible unless the whole message was written; any failure aborts the upload.
+    pub fn put(&self, url: &StoreUrl, src: &mut dyn Read, source: &Source) -> Result<PutReport> {
+        let mut ctx = source.context.clone();
+        if self.bind_location {
+            for (k, v) in location_context(url).iter() {
+                if ctx.contains_key(k) {
+                    return Err(Error::Config(format!(
+                        "the encryption context key {k:?} is reserved for the object's location"
+                    )));
+                }
+                ctx.insert(k, v);
+            }
+        }
+        let label = OpLabel {
+            subject: Some(url.to_string()),
+            ..Default::default()
+        };
+        let materials = self.rt.block_on(self.client.encryption_materials(
+            &ctx,
+            &BTreeSet::new(),
+            source.len.unwrap_or(u64::MAX),
+            &label,
+        ))?;
+        let suite = self.client.settings().suite;
+        let mut meta = BTreeMap::new();
+        meta.insert(META_LAYOUT.to_owned(), "1".to_owned());
+        meta.insert(
+            META_MESSAGE_FORMAT.to_owned(),
+            suite.message_format_version().to_string(),
+        );
+        meta.insert(META_SUITE.to_owned(), format!("0x{:04X}", suite.id()));
+        let keys: Vec<String> = materials
+            .edks()
+            .iter()
+            .map(|e| percent_encoding::utf8_percent_encode(&edk_label(e), KEY_LIST_SET).to_string())
+            .collect();
+        meta.insert(META_KEYS.to_owned(), keys.join(","));
+        meta.insert(
+            META_FRAME_LEN.to_owned(),
+            self.client.settings().encrypt.frame_length.to_string(),
+        );
+        if let Some(n) = source.len {
+            meta.insert(META_PLAINTEXT_LEN.to_owned(), n.to_string());
+        }
+        if let Some(t) = source.mtime {
+            meta.insert(META_SOURCE_MTIME.to_owned(), encode_time(t));
+        }
+        meta.insert(
+            META_LOCATION.to_owned(),
+            if self.bind_location {
+                "bound"
+            } else {
+                "unbound"
+            }
+            .to_owned(),
+        );
+        let mut writer = self.store.writer(&self.rt, url, meta, &self.transfer)?;
+        let handle = writer.metadata();
+        let res = (|| -> Result<u64> {
+            let mut enc = self.client.encryptor(&mut writer, materials)?;
+            let header_len = enc.header().encode_body()?.len() + TAG_LEN;
+            if let Ok(mut m) = handle.lock() {
+                m.insert(META_HEADER_LEN.to_owned(), header_len.to_string());
+            }
+            let n = copy(src, &mut enc, "uploading", |e| Error::Io {
+                what: "reading the source".into(),
+                source: e,
+            })?;
+            if let Some(len) = source.len {
+                if n != len {
+                    return Err(Error::Io {
+                        what: format!(
+                            "the source changed size while being read ({len} → {n} bytes)"
+                        ),
+                        source: io::Error::other("source changed"),
+                    });
+                }
+            }
+            enc.finish()?;
+            Ok(n)
+        })();
+        match res {
+            Ok(n) => {
+                let stored_len = writer.finish()?;
+                if let (Some(path), Some(t)) = (url.local_path(), source.mtime) {
+                    set_mtime(&path, t)?;
+                }
+                Ok(PutReport {
+                    plaintext_len: n,
+                    stored_len,
+                })
+            }
+            Err(e) => match writer.abort() {
+                // The store's own failure is the root cause of a failed write.
+                Some(upload_err) => Err(upload_err.into()),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Decrypt the object `url` (all of it, or `range` of its plaintext) into `out`
+    /// (blocking). Every byte written has been authenticated; on error, the caller must
+    /// discard what was written (an atomic output does).
+    pub fn get(
+        &self,
+        url: &StoreUrl,
+        out: &mut dyn Write,
+        range: Option<ByteRange>,
+        reproduced: &EncryptionContext,
+    ) -> Result<GetReport> {
+        let info = self.rt.block_on(self.store.head(url))?;
+        let before = self.store.bytes_fetched();
+        let label = OpLabel {
+            subject: Some(url.to_string()),
+            ..Default::default()
+        };
+        let mtime = info
+            .metadata
+            .get(META_SOURCE_MTIME)
+            .and_then(|s| decode_time(s))
+            .unwrap_or(info.last_modified);
+        let n = match range {
+            None => {
+                let reader = self.store.reader(
+                    &self.rt,
+                    url,
+                    0..info.size,
+                    info.e_tag.clone(),
+                    &self.transfer,
+                );
+                let mut reader = BufReader::with_capacity(IO_BUF, reader);
+                let parsed = self.client.read_header(&mut reader)?;
+                check_location(url, &parsed.header)?;
+                let verified = self
+                    .rt
+                    .block_on(self.client.open(parsed, reproduced, &label))?;
+                let mut dec = self.client.decryptor(verified, reader);
+                copy(&mut dec, out, "writing the output", |e| {
+                    Error::Format(hyok_core::Error::from_io(e))
+                })?
+            }
+            Some(r) => self.get_range(url, &info, r, out, reproduced, &label)?,
+        };
+        Ok(GetReport {
+            plaintext_len: n,
+            mtime,
+            fetched: self.store.bytes_fetched() - before,
+        })
+    }
+
+    fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
+        let mut n = 4096u64.min(info.size);
+        loop {
+            let bytes =
+                self.rt
+                    .block_on(self.store.get_range(&info.url, 0..n, info.e_tag.as_deref()));
+            let bytes = bytes?;
+            match self.client.read_header(&mut &bytes[..]) {
+                Ok(p) => return Ok(p),
+                Err(Error::Format(hyok_core::Error::Truncated(_)))
+                    if n < info.size && n < MAX_HEADER =>
+                {
+                    n = (n * 8).min(info.size).min(MAX_HEADER);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn get_range(
+        &self,
+        url: &StoreUrl,
+        info: &ObjectInfo,
+        r: ByteRange,
+        out: &mut dyn Write,
+        reproduced: &EncryptionContext,
+        label: &OpLabel,
+    ) -> Result<u64> {
+        if info.size == 0 {
+            return Err(Error::Format(hyok_core::Error::Truncated("header")));
+        }
+        let parsed = self.read_header(info)?;
+        let suite = parsed.header.suite;
+        if suite.signature().is_some() {
+            return Err(Error::Range(format!(
+                "{url} uses the signed suite 0x{:04X}: its signature covers the whole message, so a byte range cannot be authenticated alone; download the whole object",
+                suite.id()
+            )));
+        }
+        if parsed.header.content_type != ContentType::Framed {
+            return Err(Error::Range(format!(
+                "{url} is a non-framed message; download the whole object"
+            )));
+        }
+        check_location(url, &parsed.header)?;
+        let h = parsed.wire_len() as u64;
+        let header: Header = parsed.header.clone();
+        let f = u64::from(header.frame_length);
+        let (n_regular, last_len) = info
+            .size
+            .checked_sub(h)
+            .and_then(|body| header.framed_layout(body))
+            .ok_or_else(|| {
+                Error::Range(format!(
+                    "{url}: the object's size does not match a framed message (truncated or not an unsigned message)"
+                ))
+            })?;
+        let total = n_regular * f + last_len;
+        if r.start >= total {
+            return Err(Error::Range(format!(
+                "range starts at byte {} but {url} has {total} bytes of plaintext",
+                r.start
+            )));
+        }
+        let end = r.end.map_or(total - 1, |e| e.min(total - 1));
+        let first = u32::try_from(r.start / f + 1)
+            .map_err(|_| Error::Range("range beyond the last frame".into()))?;
+        let last = u32::try_from(end / f + 1)
+            .map_err(|_| Error::Range("range beyond the last frame".into()))?;
+        let from = h + header.frame_offset(first);
+        let to = if u64::from(last) > n_regular {
+            info.size
+        } else {
+            h + header.frame_offset(last + 1)
+        };
+        let verified = self
+            .rt
+            .block_on(self.client.open(parsed, reproduced, label))?;
+        let reader = self
+            .store
+            .reader(&self.rt, url, from..to, info.e_tag.clone(), &self.transfer);
+        let mut dec = verified.frame_range_decryptor(
+            BufReader::with_capacity(IO_BUF, reader),
+            first,
+            last,
+            self.client.settings().decrypt.clone(),
+        )?;
+        let skip = r.start - u64::from(first - 1) * f;
+        let conv = |e: io::Error| Error::Format(hyok_core::Error::from_io(e));
+        io::copy(&mut (&mut dec).take(skip), &mut io::sink()).map_err(conv)?;
+        let want = end - r.start + 1;
+        let n = copy(&mut (&mut dec).take(want), out, "writing the output", conv)?;
+        if n != want {
+            return Err(Error::Format(hyok_core::Error::Truncated("frame")));
+        }
+        Ok(n)
+    }
+
+    /// Describe an object from its metadata, or from its header when the metadata does not
+    /// say (local folders, objects written by other tools) or `long` asks for the context.
+    pub fn describe(&self, info: &ObjectInfo, long: bool) -> ObjectSummary {
+        let mut s = ObjectSummary {
+            url: info.url.clone(),
+            stored_len: info.size,
+            last_modified: info.last_modified,
+            is_message: false,
+            plaintext_len: None,
+            suite: None,
+            wrapping_keys: Vec::new(),
+            context: None,
+            source_mtime: info
+                .metadata
+                .get(META_SOURCE_MTIME)
+                .and_then(|t| decode_time(t)),
+        };
+        if self.store.backend() == Backend::Local {
+            s.source_mtime = Some(info.last_modified);
+        }
+        let m = &info.metadata;
+        if m.contains_key(META_LAYOUT) && !long {
+            s.is_message = true;
+            s.suite = m.get(META_SUITE).cloned();
+            s.wrapping_keys = m
+                .get(META_KEYS)
+                .map(|k| {
+                    k.split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(|x| {
+                            percent_encoding::percent_decode_str(x)
+                                .decode_utf8_lossy()
+                                .into_owned()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
+            s.plaintext_len = num(META_PLAINTEXT_LEN).or_else(|| {
+                let hl = num(META_HEADER_LEN)?;
+                let f = num(META_FRAME_LEN)?;
+                if s.suite.as_deref() != Some("0x0478") {
+                    return None;
+                }
+                let body = info.size.checked_sub(hl)?;
+                let rest = body.checked_sub(hyok_core::FINAL_FRAME_OVERHEAD)?;
+                let reg = f + hyok_core::REGULAR_FRAME_OVERHEAD;
+                Some(rest / reg * f + rest % reg)
+            });
+            return s;
+        }
+        let Ok(parsed) = self.read_header(info) else {
+            return s;
+        };
+        let h = &parsed.header;
+        s.is_message = true;
+        s.suite = Some(format!("0x{:04X}", h.suite.id()));
+        s.wrapping_keys = h.edks.iter().map(edk_label).collect();
+        s.context = Some(h.context.clone());
+        if h.suite.signature().is_none() {
+            s.plaintext_len = info
+                .size
+                .checked_sub(parsed.wire_len() as u64)
+                .and_then(|b| h.framed_layout(b))
+                .map(|(n, last)| n * u64::from(h.frame_length) + last);
+        }
+        if let Some(n) = info
+            .metadata
+            .get(META_PLAINTEXT_LEN)
+            .and_then(|v| v.parse().ok())
+        {
+            s.plaintext_len = Some(n);
+        }
+        s
+    }
+
+    /// HEAD and describe one object (`None` when it does not exist).
+    pub fn describe_url(&self, url: &StoreUrl) -> Result<Option<ObjectSummary>> {
+        Ok(self
+            .rt
+            .block_on(self.store.try_head(url))?
+            .map(|info| self.describe(&info, false)))
+    }
+
+    /// Whether `url` already holds a complete copy of a source of `len` bytes modified at
+    /// `mtime` (resuming an interrupted recursive copy).
+    pub fn holds_copy_of(&self, url: &StoreUrl, len: u64, mtime: SystemTime) -> Result<bool> {
+        let Some(s) = self.describe_url(url)? else {
+            return Ok(false);
+        };
+        Ok(s.is_message
+            && s.plaintext_len == Some(len)
+            && s.source_mtime.is_some_and(|t| same_time(t, mtime)))
+    }
+}
+
+/// Refuse an object whose header binds it to another location.
+fn check_location(url: &StoreUrl, header: &Header) -> Result<()> {
+    let expected = location_context(url);
+    let stored = &header.context;
+    let (b, k) = (stored.get(CTX_BUCKET), stored.get(CTX_KEY));
+    if b.is_none() && k.is_none() {
+        return Ok(());
+    }
+    if b != expected.get(CTX_BUCKET) || k != expected.get(CTX_KEY) {
+        let key = k.unwrap_or("?");
+        let bound = match b {
+            Some(LOCAL_BUCKET) => format!("file://{key}"),
+            Some(bucket) => format!("s3://{bucket}/{key}"),
+            None => format!("key {key}"),
+        };
+        return Err(Error::ObjectMoved {
+            object: url.to_string(),
+            bound_to: bound,
+        });
+    }
+    Ok(())
+}
+
+/// Set a file's modification time.
+pub fn set_mtime(path: &std::path::Path, t: SystemTime) -> Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(t))
+        .map_err(|e| Error::Io {
+            what: format!("setting the modification time of {}", path.display()),
+            source: e,
+        })
+}
+
+/// Copy with a large buffer; read errors are converted by `on_read`, write errors are
+/// described by `what`.
+fn copy(
+    r: &mut dyn Read,
+    w: &mut dyn Write,
+    what: &str,
+    on_read: impl Fn(io::Error) -> Error,
+) -> Result<u64> {
+    let mut buf = vec![0u8; IO_BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(on_read(e)),
+        };
+        w.write_all(&buf[..n]).map_err(|e| Error::Io {
+            what: what.to_owned(),
+            source: e,
+        })?;
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(
+            "0-9".parse::<ByteRange>().unwrap(),
+            ByteRange {
+                start: 0,
+                end: Some(9)
+            }
+        );
+        assert_eq!(
+            "5-".parse::<ByteRange>().unwrap(),
+            ByteRange {
+                start: 5,
+                end: None
+            }
+        );
+        assert!("9-5".parse::<ByteRange>().is_err());
+        assert!("x-5".parse::<ByteRange>().is_err());
+        assert!("5".parse::<ByteRange>().is_err());
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(decode_time(&encode_time(t)), Some(t));
+        assert!(same_time(t, t + Duration::from_micros(10)));
+        assert!(!same_time(t, t + Duration::from_secs(1)));
+    }
+}
