@@ -39,7 +39,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn store(op: &'static str, object: impl Into<String>, e: object_store::Error) -> Self {
+    pub(crate) fn store(
+        op: &'static str,
+        object: impl Into<String>,
+        e: object_store::Error,
+    ) -> Self {
         match e {
             object_store::Error::NotFound { .. } => Self::NotFound(object.into()),
             source => Self::Store {

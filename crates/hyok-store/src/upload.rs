@@ -19,8 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{
-    Attribute, AttributeValue, Attributes, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload,
+    Attribute, AttributeValue, Attributes, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Semaphore};
@@ -377,15 +376,23 @@ async fn multipart_s3(
     let journal = Journal::record(store, &path, &id);
     let mut set = JoinSet::new();
     let mut done = Vec::new();
-    let res = pump_parts(first, &mut rx, &transfer, &url, &mut set, &mut done, |i, data| {
-        let s3 = s3.clone();
-        let (p, id, u) = (path.clone(), id.clone(), url.to_string());
-        Box::pin(async move {
-            s3.put_part(&p, &id, i, PutPayload::from_bytes(data))
-                .await
-                .map_err(|e| Error::store("upload", u, e))
-        })
-    })
+    let res = pump_parts(
+        first,
+        &mut rx,
+        &transfer,
+        &url,
+        &mut set,
+        &mut done,
+        |i, data| {
+            let s3 = s3.clone();
+            let (p, id, u) = (path.clone(), id.clone(), url.to_string());
+            Box::pin(async move {
+                s3.put_part(&p, &id, i, PutPayload::from_bytes(data))
+                    .await
+                    .map_err(|e| Error::store("upload", u, e))
+            })
+        },
+    )
     .await;
     let res = match res {
         Ok(()) => {
@@ -408,11 +415,8 @@ async fn multipart_s3(
             set.abort_all();
             drop(rx);
             // A bounded abort: the server may be the thing that failed.
-            let aborted = tokio::time::timeout(
-                Duration::from_secs(20),
-                s3.abort_multipart(&path, &id),
-            )
-            .await;
+            let aborted =
+                tokio::time::timeout(Duration::from_secs(20), s3.abort_multipart(&path, &id)).await;
             match aborted {
                 Ok(Ok(())) => {
                     if let Some(j) = journal {
@@ -451,11 +455,19 @@ async fn multipart_generic(
         .map_err(|e| Error::store("upload", url.to_string(), e))?;
     let mut set = JoinSet::new();
     let mut done = Vec::new();
-    let res = pump_parts(first, &mut rx, &transfer, &url, &mut set, &mut done, |_, data| {
-        let fut = upload.put_part(PutPayload::from_bytes(data));
-        let u = url.to_string();
-        Box::pin(async move { fut.await.map_err(|e| Error::store("upload", u, e)) })
-    })
+    let res = pump_parts(
+        first,
+        &mut rx,
+        &transfer,
+        &url,
+        &mut set,
+        &mut done,
+        |_, data| {
+            let fut = upload.put_part(PutPayload::from_bytes(data));
+            let u = url.to_string();
+            Box::pin(async move { fut.await.map_err(|e| Error::store("upload", u, e)) })
+        },
+    )
     .await;
     let res = match res {
         Ok(()) => upload

@@ -99,9 +99,9 @@ impl StoreUrl {
         let abs = std::path::absolute(path).map_err(|e| {
             Error::InvalidUrl(format!("cannot make {} absolute: {e}", path.display()))
         })?;
-        let text = abs.to_str().ok_or_else(|| {
-            Error::InvalidUrl(format!("{} is not valid UTF-8", path.display()))
-        })?;
+        let text = abs
+            .to_str()
+            .ok_or_else(|| Error::InvalidUrl(format!("{} is not valid UTF-8", path.display())))?;
         // Normalise `a/./b` and drop a repeated separator; keep a trailing `/` as a folder mark.
         let dir_mark = text.ends_with('/') && text.len() > 1;
         let mut segs: Vec<&str> = Vec::new();

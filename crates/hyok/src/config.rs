@@ -231,10 +231,12 @@ impl Config {
         }
         for (name, s) in &self.stores {
             check_name(name, "store")?;
-            StoreUrl::parse(&s.url)
-                .map_err(|e| Error::Config(format!("store {name:?}: {e}")))?;
+            StoreUrl::parse(&s.url).map_err(|e| Error::Config(format!("store {name:?}: {e}")))?;
         }
-        for which in [("keyring", &self.defaults.keyring), ("store", &self.defaults.store)] {
+        for which in [
+            ("keyring", &self.defaults.keyring),
+            ("store", &self.defaults.store),
+        ] {
             if let (kind, Some(n)) = which {
                 let known = match kind {
                     "keyring" => self.keyrings.contains_key(n),
@@ -304,9 +306,8 @@ impl Config {
             .stores
             .values()
             .find(|s| {
-                StoreUrl::parse(&s.url).is_ok_and(|u| {
-                    u.backend() == url.backend() && u.bucket() == url.bucket()
-                })
+                StoreUrl::parse(&s.url)
+                    .is_ok_and(|u| u.backend() == url.backend() && u.bucket() == url.bucket())
             })
             .map(StoreConfig::options)
             .unwrap_or_default();
@@ -382,8 +383,7 @@ impl StoreConfig {
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

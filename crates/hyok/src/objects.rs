@@ -160,7 +160,9 @@ pub fn location_context(url: &StoreUrl) -> EncryptionContext {
 /// ‖ IV) is recognised; other infos are shown as UTF-8 or hex.
 pub fn edk_label(edk: &EncryptedDataKey) -> String {
     let info = &edk.provider_info;
-    let name = if info.len() >= 20 && info[info.len() - 20..info.len() - 12] == [0, 0, 0, 0x80, 0, 0, 0, 12] {
+    let name = if info.len() >= 20
+        && info[info.len() - 20..info.len() - 12] == [0, 0, 0, 0x80, 0, 0, 0, 12]
+    {
         String::from_utf8_lossy(&info[..info.len() - 20]).into_owned()
     } else {
         match std::str::from_utf8(info) {
@@ -283,7 +285,12 @@ impl Objects {
         }
         meta.insert(
             META_LOCATION.to_owned(),
-            if self.bind_location { "bound" } else { "unbound" }.to_owned(),
+            if self.bind_location {
+                "bound"
+            } else {
+                "unbound"
+            }
+            .to_owned(),
         );
         let mut writer = self.store.writer(&self.rt, url, meta, &self.transfer)?;
         let handle = writer.metadata();
@@ -300,7 +307,9 @@ impl Objects {
             if let Some(len) = source.len {
                 if n != len {
                     return Err(Error::Io {
-                        what: format!("the source changed size while being read ({len} → {n} bytes)"),
+                        what: format!(
+                            "the source changed size while being read ({len} → {n} bytes)"
+                        ),
                         source: io::Error::other("source changed"),
                     });
                 }
@@ -360,7 +369,9 @@ impl Objects {
                 let mut reader = BufReader::with_capacity(IO_BUF, reader);
                 let parsed = self.client.read_header(&mut reader)?;
                 check_location(url, &parsed.header)?;
-                let verified = self.rt.block_on(self.client.open(parsed, reproduced, &label))?;
+                let verified = self
+                    .rt
+                    .block_on(self.client.open(parsed, reproduced, &label))?;
                 let mut dec = self.client.decryptor(verified, reader);
                 copy(&mut dec, out, "writing the output", |e| {
                     Error::Format(hyok_core::Error::from_io(e))
@@ -378,11 +389,9 @@ impl Objects {
     fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
         let mut n = 4096u64.min(info.size);
         loop {
-            let bytes = self.rt.block_on(self.store.get_range(
-                &info.url,
-                0..n,
-                info.e_tag.as_deref(),
-            ));
+            let bytes =
+                self.rt
+                    .block_on(self.store.get_range(&info.url, 0..n, info.e_tag.as_deref()));
             let bytes = bytes?;
             match self.client.read_header(&mut &bytes[..]) {
                 Ok(p) => return Ok(p),
@@ -452,7 +461,9 @@ impl Objects {
         } else {
             h + header.frame_offset(last + 1)
         };
-        let verified = self.rt.block_on(self.client.open(parsed, reproduced, label))?;
+        let verified = self
+            .rt
+            .block_on(self.client.open(parsed, reproduced, label))?;
         let reader = self
             .store
             .reader(&self.rt, url, from..to, info.e_tag.clone(), &self.transfer);
@@ -485,7 +496,10 @@ impl Objects {
             suite: None,
             wrapping_keys: Vec::new(),
             context: None,
-            source_mtime: info.metadata.get(META_SOURCE_MTIME).and_then(|t| decode_time(t)),
+            source_mtime: info
+                .metadata
+                .get(META_SOURCE_MTIME)
+                .and_then(|t| decode_time(t)),
         };
         if self.store.backend() == Backend::Local {
             s.source_mtime = Some(info.last_modified);
@@ -536,7 +550,11 @@ impl Objects {
                 .and_then(|b| h.framed_layout(b))
                 .map(|(n, last)| n * u64::from(h.frame_length) + last);
         }
-        if let Some(n) = info.metadata.get(META_PLAINTEXT_LEN).and_then(|v| v.parse().ok()) {
+        if let Some(n) = info
+            .metadata
+            .get(META_PLAINTEXT_LEN)
+            .and_then(|v| v.parse().ok())
+        {
             s.plaintext_len = Some(n);
         }
         s
@@ -631,11 +649,17 @@ mod tests {
     fn ranges_parse() {
         assert_eq!(
             "0-9".parse::<ByteRange>().unwrap(),
-            ByteRange { start: 0, end: Some(9) }
+            ByteRange {
+                start: 0,
+                end: Some(9)
+            }
         );
         assert_eq!(
             "5-".parse::<ByteRange>().unwrap(),
-            ByteRange { start: 5, end: None }
+            ByteRange {
+                start: 5,
+                end: None
+            }
         );
         assert!("9-5".parse::<ByteRange>().is_err());
         assert!("x-5".parse::<ByteRange>().is_err());

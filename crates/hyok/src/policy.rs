@@ -99,7 +99,10 @@ impl AllowRule {
 impl Residency {
     pub(crate) fn check(&self) -> Result<()> {
         for (i, r) in self.allow.iter().enumerate() {
-            if r.endpoint.is_none() && r.region.is_none() && r.bucket.is_none() && r.prefix.is_none()
+            if r.endpoint.is_none()
+                && r.region.is_none()
+                && r.bucket.is_none()
+                && r.prefix.is_none()
             {
                 return Err(Error::Config(format!(
                     "residency rule {} sets none of endpoint, region, bucket, prefix (it would allow everything)",
@@ -168,12 +171,16 @@ mod tests {
             }],
         };
         r.check().unwrap();
-        r.permits(&dest("eu-central-1", "eu-data", "backups/a")).unwrap();
+        r.permits(&dest("eu-central-1", "eu-data", "backups/a"))
+            .unwrap();
         let e = r
             .permits(&dest("us-east-1", "eu-data", "backups/a"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("\"eu-only\"") && e.contains("region must be eu-central-1"), "{e}");
+        assert!(
+            e.contains("\"eu-only\"") && e.contains("region must be eu-central-1"),
+            "{e}"
+        );
         let e = r
             .permits(&dest("eu-central-1", "eu-data", "other/a"))
             .unwrap_err()

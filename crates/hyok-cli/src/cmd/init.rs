@@ -36,7 +36,10 @@ pub(crate) fn run(explicit: Option<&Path>, a: InitArgs) -> Result<()> {
         ));
     }
     let data = user_data_dir().ok_or_else(|| {
-        Usage::err("no home directory for the key and the store", Some("set HOME or XDG_DATA_HOME"))
+        Usage::err(
+            "no home directory for the key and the store",
+            Some("set HOME or XDG_DATA_HOME"),
+        )
     })?;
     let key_dir = data.join("keys");
     let key_file = key_dir.join("default.key");

@@ -109,7 +109,13 @@ impl Env {
         )
     }
 
-    fn objects(&self, store: Store, keyring: Keyring, settings: Settings, transfer: Transfer) -> Objects {
+    fn objects(
+        &self,
+        store: Store,
+        keyring: Keyring,
+        settings: Settings,
+        transfer: Transfer,
+    ) -> Objects {
         let client = Client::new(KeyManager::new(keyring)).with_settings(settings);
         Objects::new(client, store, transfer, self.rt.handle().clone())
     }
@@ -143,6 +149,26 @@ impl<R: Read> Read for Counting<R> {
             pb.inc(n as u64);
         }
         Ok(n)
+    }
+}
+
+/// A writer that counts bytes into a progress bar.
+struct CountingW<'a> {
+    inner: &'a mut dyn Write,
+    pb: Option<ProgressBar>,
+}
+
+impl Write for CountingW<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(pb) = &self.pb {
+            pb.inc(n as u64);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -226,8 +252,12 @@ fn stale_uploads(env: &Env, store: &Store) {
     if store.backend() == Backend::S3 {
         match env.rt.block_on(store.abort_stale_uploads()) {
             Ok(0) => {}
-            Ok(n) => eprintln!("hyok: aborted {n} multipart upload(s) left by an earlier failed run"),
-            Err(e) => eprintln!("hyok: warning: could not abort multipart uploads left by an earlier run: {e}"),
+            Ok(n) => {
+                eprintln!("hyok: aborted {n} multipart upload(s) left by an earlier failed run")
+            }
+            Err(e) => eprintln!(
+                "hyok: warning: could not abort multipart uploads left by an earlier run: {e}"
+            ),
         }
     }
 }
@@ -283,7 +313,10 @@ fn upload_one(env: &Env, a: &CpArgs) -> Result<()> {
     stale_uploads(env, &store);
     if let (false, Some(len), Some(mtime)) = (a.force, source.len, source.mtime) {
         if objects.holds_copy_of(&url, len, mtime)? {
-            eprintln!("hyok: {url} is already a complete copy of {} (skipped; --force copies anyway)", a.src);
+            eprintln!(
+                "hyok: {url} is already a complete copy of {} (skipped; --force copies anyway)",
+                a.src
+            );
             return Ok(());
         }
     }
@@ -309,7 +342,8 @@ fn walk(root: &Path) -> Result<Vec<(PathBuf, String, u64, Option<SystemTime>)>> 
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        let rd =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
         for ent in rd {
             let ent = ent.with_context(|| format!("cannot read {}", dir.display()))?;
             let path = ent.path();
@@ -336,7 +370,11 @@ fn walk(root: &Path) -> Result<Vec<(PathBuf, String, u64, Option<SystemTime>)>> 
     Ok(out)
 }
 
-fn finish_many(pb: Option<ProgressBar>, results: Vec<(String, Result<Done>)>, verb: &str) -> Result<()> {
+fn finish_many(
+    pb: Option<ProgressBar>,
+    results: Vec<(String, Result<Done>)>,
+    verb: &str,
+) -> Result<()> {
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -360,7 +398,10 @@ fn finish_many(pb: Option<ProgressBar>, results: Vec<(String, Result<Done>)>, ve
         return Ok(());
     }
     for (name, e) in failures.iter().skip(1) {
-        eprintln!("hyok: failed: {name}: {}", format!("{e:#}").replace('\n', " "));
+        eprintln!(
+            "hyok: failed: {name}: {}",
+            format!("{e:#}").replace('\n', " ")
+        );
     }
     let (name, first) = failures.swap_remove(0);
     Err(first.context(format!(
@@ -405,7 +446,8 @@ fn upload_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let results: Vec<(String, Result<Done>)> = env.rt.block_on(
         futures::stream::iter(items)
             .map(|(path, url, len, mtime)| {
-                let (objects, ctx, pb, done) = (objects.clone(), ctx.clone(), pb.clone(), done.clone());
+                let (objects, ctx, pb, done) =
+                    (objects.clone(), ctx.clone(), pb.clone(), done.clone());
                 let name = path.display().to_string();
                 async move {
                     let res = tokio::task::spawn_blocking(move || -> Result<Done> {
@@ -426,7 +468,10 @@ fn upload_tree(env: &Env, a: &CpArgs) -> Result<()> {
                         }
                         let f = File::open(&path)
                             .with_context(|| format!("cannot open {}", path.display()))?;
-                        let mut r = Counting { inner: f, pb: pb.clone() };
+                        let mut r = Counting {
+                            inner: f,
+                            pb: pb.clone(),
+                        };
                         let src = Source {
                             len: Some(len),
                             mtime,
@@ -466,7 +511,9 @@ fn local_is_copy(path: &Path, s: &ObjectSummary) -> bool {
     let want_time = s.source_mtime.unwrap_or(s.last_modified);
     meta.is_file()
         && Some(meta.len()) == s.plaintext_len
-        && meta.modified().is_ok_and(|t| objects::same_time(t, want_time))
+        && meta
+            .modified()
+            .is_ok_and(|t| objects::same_time(t, want_time))
 }
 
 fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
@@ -497,8 +544,28 @@ fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
         }
     }
     let mut out = Output::open(&target, &None, a.force, false)?;
-    let report = objects.get(&url, out.writer(), a.range, &reproduced)?;
-    out.commit()?;
+    // A bar for big whole-object downloads (one HEAD more, only on a terminal).
+    let pb = if a.quiet || a.range.is_some() || !io::stderr().is_terminal() {
+        None
+    } else {
+        objects
+            .describe_url(&url)?
+            .and_then(|s| s.plaintext_len)
+            .filter(|n| *n >= 64 * 1024 * 1024)
+            .and_then(|n| progress(false, n, 1))
+    };
+    let res = {
+        let mut w = CountingW {
+            inner: out.writer(),
+            pb: pb.clone(),
+        };
+        objects.get(&url, &mut w, a.range, &reproduced)
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let report = res?;
+    out.commit_with(a.fsync)?;
     if let (Some(t), None) = (&target, a.range) {
         objects::set_mtime(t, report.mtime)?;
     }
@@ -540,12 +607,16 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let done = Arc::new(AtomicU64::new(0));
     let n_items = items.len();
     let jobs = a.jobs.unwrap_or_else(|| env.cfg.transfer.jobs()).max(1);
-    let force = a.force;
+    let (force, fsync) = (a.force, a.fsync);
     let results: Vec<(String, Result<Done>)> = env.rt.block_on(
         futures::stream::iter(items)
             .map(|(info, _rel, target)| {
-                let (objects, pb, done, reproduced) =
-                    (objects.clone(), pb.clone(), done.clone(), reproduced.clone());
+                let (objects, pb, done, reproduced) = (
+                    objects.clone(),
+                    pb.clone(),
+                    done.clone(),
+                    reproduced.clone(),
+                );
                 let name = info.url.to_string();
                 async move {
                     let res = tokio::task::spawn_blocking(move || -> Result<Done> {
@@ -572,7 +643,7 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
                         }
                         let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
                         let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
-                        out.commit()?;
+                        out.commit_with(fsync)?;
                         objects::set_mtime(&target, rep.mtime)?;
                         if let Some(pb) = &pb {
                             pb.inc(info.size);
@@ -596,11 +667,19 @@ pub(crate) fn cat(loaded: Loaded, a: CatArgs) -> Result<()> {
     let env = Env::new(loaded)?;
     let (url, opts) = env.cfg.resolve_location(&a.src)?;
     if url.is_folder() {
-        return Err(Usage::err(format!("{url} is a prefix, not an object"), None));
+        return Err(Usage::err(
+            format!("{url} is a prefix, not an object"),
+            None,
+        ));
     }
     let store = env.open_store(&url, opts)?;
     let keyring = env.keyring(&a.keys)?;
-    let objects = env.objects(store, keyring, Settings::default(), env.transfer(None, None));
+    let objects = env.objects(
+        store,
+        keyring,
+        Settings::default(),
+        env.transfer(None, None),
+    );
     let reproduced = context(&a.keys.context)?;
     let mut out = Output::open(&None, &None, false, false)?;
     objects.get(&url, out.writer(), a.range, &reproduced)?;
@@ -615,7 +694,9 @@ pub(crate) fn ls(loaded: Loaded, a: LsArgs) -> Result<()> {
     let single = if url.is_folder() {
         None
     } else {
-        env.rt.block_on(store.try_head(&url)).map_err(hyok::Error::from)?
+        env.rt
+            .block_on(store.try_head(&url))
+            .map_err(hyok::Error::from)?
     };
     let (base, infos) = match single {
         Some(i) => (url.clone(), vec![i]),
@@ -662,9 +743,14 @@ pub(crate) fn ls(loaded: Loaded, a: LsArgs) -> Result<()> {
         } else {
             s.url.key()[base.key().len()..].to_owned()
         };
-        let size = s.plaintext_len.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        let size = s
+            .plaintext_len
+            .map_or_else(|| "?".to_owned(), |n| n.to_string());
         let line = if !s.is_message {
-            format!("{:>12}  {:<6}  {:<24}  {name}", "-", "-", "(not an hyok object)")
+            format!(
+                "{:>12}  {:<6}  {:<24}  {name}",
+                "-", "-", "(not an hyok object)"
+            )
         } else {
             format!(
                 "{size:>12}  {:<6}  {:<24}  {name}",
@@ -678,7 +764,15 @@ pub(crate) fn ls(loaded: Loaded, a: LsArgs) -> Result<()> {
             writeln!(out, "    stored {} bytes, modified {t}", s.stored_len)?;
             if let Some(ctx) = &s.context {
                 let pairs: Vec<String> = ctx.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                writeln!(out, "    context: {}", if pairs.is_empty() { "(empty)".to_owned() } else { pairs.join(", ") })?;
+                writeln!(
+                    out,
+                    "    context: {}",
+                    if pairs.is_empty() {
+                        "(empty)".to_owned()
+                    } else {
+                        pairs.join(", ")
+                    }
+                )?;
             }
         }
     }
@@ -700,11 +794,12 @@ pub(crate) fn rm(loaded: Loaded, a: RmArgs) -> Result<()> {
                 Some("pass -r to delete everything under it"),
             ));
         }
-        env.rt.block_on(async {
-            store.head(&url).await?;
-            store.delete(&url).await
-        })
-        .map_err(hyok::Error::from)?;
+        env.rt
+            .block_on(async {
+                store.head(&url).await?;
+                store.delete(&url).await
+            })
+            .map_err(hyok::Error::from)?;
         eprintln!("hyok: deleted {url}");
         return Ok(());
     }
@@ -717,7 +812,10 @@ pub(crate) fn rm(loaded: Loaded, a: RmArgs) -> Result<()> {
     if !a.yes {
         if !io::stdin().is_terminal() {
             return Err(Usage::err(
-                format!("refusing to delete {} object(s) under {folder} without confirmation", all.len()),
+                format!(
+                    "refusing to delete {} object(s) under {folder} without confirmation",
+                    all.len()
+                ),
                 Some("pass --yes to confirm"),
             ));
         }

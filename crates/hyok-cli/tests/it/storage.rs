@@ -53,7 +53,10 @@ fn s3(test: &str) -> Option<S3> {
             region: v("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
         }),
         _ => {
-            skip(test, "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET / AWS_* credentials are not set");
+            skip(
+                test,
+                "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET / AWS_* credentials are not set",
+            );
             None
         }
     }
@@ -170,9 +173,16 @@ fn curl(s3: &S3, method: &str, key: &str, body: Option<&Path>) -> (u16, Vec<u8>)
     if let Some(p) = body {
         c.arg("--data-binary").arg(format!("@{}", p.display()));
     }
-    c.arg(format!("{}/{}/{key}", s3.endpoint.trim_end_matches('/'), s3.bucket));
+    c.arg(format!(
+        "{}/{}/{key}",
+        s3.endpoint.trim_end_matches('/'),
+        s3.bucket
+    ));
     let out = c.output().expect("curl is needed for raw S3 requests");
-    let code = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     (code, std::fs::read(out_file.path()).unwrap())
 }
 
@@ -198,7 +208,9 @@ impl CountingProxy {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 c.fetch_add(1, Ordering::Relaxed);
-                let Ok(server) = TcpStream::connect(&target) else { continue };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let d = d.clone();
                 std::thread::spawn(move || pipe(client, server, None));
@@ -268,8 +280,15 @@ fn round_trip_tree(sb: &Sandbox, dst: &str, raw: impl Fn(&str) -> Vec<u8>) {
     // The store holds ciphertext only.
     for (rel, plain) in tree(&src) {
         let stored = raw(&rel);
-        assert!(stored.len() > plain.len(), "{rel}: stored {} bytes", stored.len());
-        assert!(!contains(&stored, MARKER), "{rel}: plaintext marker found in the store");
+        assert!(
+            stored.len() > plain.len(),
+            "{rel}: stored {} bytes",
+            stored.len()
+        );
+        assert!(
+            !contains(&stored, MARKER),
+            "{rel}: plaintext marker found in the store"
+        );
     }
     let ls = sb.ok(&["ls", dst]);
     let listing = ls.stdout_text();
@@ -284,7 +303,11 @@ fn round_trip_tree(sb: &Sandbox, dst: &str, raw: impl Fn(&str) -> Vec<u8>) {
     assert!(listing.contains("hyok/test"), "{listing}");
     let back = sb.path("back");
     let down = sb.ok(&["cp", "-r", dst, back.to_str().unwrap(), "-q"]);
-    assert!(down.stderr.contains("downloaded 6 object(s)"), "{}", down.stderr);
+    assert!(
+        down.stderr.contains("downloaded 6 object(s)"),
+        "{}",
+        down.stderr
+    );
     assert!(tree(&src) == tree(&back), "downloaded tree differs");
     // A re-run after an interruption skips what is complete and identical.
     let again = sb.ok(&["cp", "-r", src.to_str().unwrap(), dst, "-q"]);
@@ -298,12 +321,16 @@ fn tree_round_trip_local_folder() {
     let sb = Sandbox::new();
     let store = sb.path("store");
     let dst = format!("file://{}/t/", store.display());
-    round_trip_tree(&sb, &dst, |rel| std::fs::read(store.join("t").join(rel)).unwrap());
+    round_trip_tree(&sb, &dst, |rel| {
+        std::fs::read(store.join("t").join(rel)).unwrap()
+    });
 }
 
 #[test]
 fn tree_round_trip_s3() {
-    let Some(s3) = s3("tree_round_trip_s3") else { return };
+    let Some(s3) = s3("tree_round_trip_s3") else {
+        return;
+    };
     let sb = Sandbox::new();
     let prefix = unique("tree");
     let dst = format!("s3://{}/{prefix}/", s3.bucket);
@@ -317,7 +344,9 @@ fn tree_round_trip_s3() {
 
 #[test]
 fn raw_object_decrypts_with_hyok_decrypt_and_python_esdk() {
-    let Some(s3) = s3("raw_object_decrypts_with_hyok_decrypt_and_python_esdk") else { return };
+    let Some(s3) = s3("raw_object_decrypts_with_hyok_decrypt_and_python_esdk") else {
+        return;
+    };
     let sb = Sandbox::new();
     let key = format!("{}/doc.bin", unique("raw"));
     let plain = sample(300_000, 9);
@@ -338,13 +367,19 @@ fn raw_object_decrypts_with_hyok_decrypt_and_python_esdk() {
     ]);
     assert!(std::fs::read(&out).unwrap() == plain);
     let insp = sb.ok(&["inspect", sb.path("raw.hyok").to_str().unwrap()]);
-    assert!(insp.stdout_text().contains(&format!("hyok-key = {key}")), "{}", insp.stdout_text());
+    assert!(
+        insp.stdout_text().contains(&format!("hyok-key = {key}")),
+        "{}",
+        insp.stdout_text()
+    );
     match std::env::var_os("HYOK_ESDK_PYTHON").filter(|v| !v.is_empty()) {
         None => {
             if required() {
                 panic!("HYOK_ESDK_PYTHON is required (HYOK_REQUIRE_SERVICES=1)");
             }
-            eprintln!("SKIPPED: storage::raw_object_decrypts…: Python part (HYOK_ESDK_PYTHON not set)");
+            eprintln!(
+                "SKIPPED: storage::raw_object_decrypts…: Python part (HYOK_ESDK_PYTHON not set)"
+            );
         }
         Some(py) => {
             let py_out = sb.path("py.bin");
@@ -374,7 +409,9 @@ fn raw_object_decrypts_with_hyok_decrypt_and_python_esdk() {
 
 #[test]
 fn range_reads_fetch_only_the_frames_they_need() {
-    let Some(s3) = s3("range_reads_fetch_only_the_frames_they_need") else { return };
+    let Some(s3) = s3("range_reads_fetch_only_the_frames_they_need") else {
+        return;
+    };
     let sb = Sandbox::new();
     let plain = sample(100 * MIB, 11);
     std::fs::write(sb.path("big"), &plain).unwrap();
@@ -396,7 +433,10 @@ fn range_reads_fetch_only_the_frames_they_need() {
             None => format!("{start}-"),
         };
         let before = proxy.down.load(Ordering::Relaxed);
-        let r = sb.run_env(&["cat", &url, "--range", &range], &[("AWS_ENDPOINT_URL", &via)]);
+        let r = sb.run_env(
+            &["cat", &url, "--range", &range],
+            &[("AWS_ENDPOINT_URL", &via)],
+        );
         assert!(r.success(), "cat --range {range}: {}", r.describe());
         let e = end.map_or(n - 1, |e| e.min(n - 1));
         assert!(
@@ -405,7 +445,10 @@ fn range_reads_fetch_only_the_frames_they_need() {
             r.stdout.len()
         );
         let moved = proxy.down.load(Ordering::Relaxed) - before;
-        assert!(moved < MIB as u64, "range {range}: {moved} bytes transferred");
+        assert!(
+            moved < MIB as u64,
+            "range {range}: {moved} bytes transferred"
+        );
         assert!(moved > 0, "the proxy saw no traffic");
     }
     // cp --range writes the same bytes to a file.
@@ -419,7 +462,13 @@ fn range_reads_fetch_only_the_frames_they_need() {
     // Signed suites cannot be range-read: said so, nothing printed.
     std::fs::write(sb.path("small"), b"signed content").unwrap();
     let signed = format!("s3://{}/{}/signed", s3.bucket, unique("range"));
-    sb.ok(&["cp", sb.path("small").to_str().unwrap(), &signed, "--suite", "committed-signed"]);
+    sb.ok(&[
+        "cp",
+        sb.path("small").to_str().unwrap(),
+        &signed,
+        "--suite",
+        "committed-signed",
+    ]);
     let r = sb.run(&["cat", &signed, "--range", "0-3"]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
     assert!(r.stderr.contains("signed suite 0x0578"), "{}", r.stderr);
@@ -432,7 +481,9 @@ fn range_reads_fetch_only_the_frames_they_need() {
 
 #[test]
 fn tampered_or_moved_object_is_refused_and_leaves_no_file() {
-    let Some(s3) = s3("tampered_or_moved_object_is_refused_and_leaves_no_file") else { return };
+    let Some(s3) = s3("tampered_or_moved_object_is_refused_and_leaves_no_file") else {
+        return;
+    };
     let sb = Sandbox::new();
     let prefix = unique("tamper");
     let plain = sample(300_000, 5);
@@ -454,10 +505,19 @@ fn tampered_or_moved_object_is_refused_and_leaves_no_file() {
     assert_eq!(r.code, Some(1), "{}", r.describe());
     check_error_stderr(&r.stderr).unwrap();
     assert!(r.stderr.contains("frame"), "{}", r.stderr);
-    assert!(dir_entries(&outdir).is_empty(), "left behind: {:?}", dir_entries(&outdir));
+    assert!(
+        dir_entries(&outdir).is_empty(),
+        "left behind: {:?}",
+        dir_entries(&outdir)
+    );
     // The intact ciphertext under another name: refused as moved.
     std::fs::write(sb.path("good"), &raw).unwrap();
-    let (code, _) = curl(&s3, "PUT", &format!("{prefix}/renamed"), Some(&sb.path("good")));
+    let (code, _) = curl(
+        &s3,
+        "PUT",
+        &format!("{prefix}/renamed"),
+        Some(&sb.path("good")),
+    );
     assert_eq!(code, 200);
     let moved = format!("s3://{}/{prefix}/renamed", s3.bucket);
     let r = sb.run(&["cp", &moved, target.to_str().unwrap()]);
@@ -466,18 +526,35 @@ fn tampered_or_moved_object_is_refused_and_leaves_no_file() {
     assert!(dir_entries(&outdir).is_empty());
     // Written with --no-bind-location, an object may move.
     let free = format!("s3://{}/{prefix}/free", s3.bucket);
-    sb.ok(&["cp", sb.path("doc").to_str().unwrap(), &free, "--no-bind-location"]);
+    sb.ok(&[
+        "cp",
+        sb.path("doc").to_str().unwrap(),
+        &free,
+        "--no-bind-location",
+    ]);
     let (_, raw) = curl(&s3, "GET", &format!("{prefix}/free"), None);
     std::fs::write(sb.path("free"), &raw).unwrap();
-    curl(&s3, "PUT", &format!("{prefix}/elsewhere"), Some(&sb.path("free")));
+    curl(
+        &s3,
+        "PUT",
+        &format!("{prefix}/elsewhere"),
+        Some(&sb.path("free")),
+    );
     let r = sb.ok(&["cat", &format!("s3://{}/{prefix}/elsewhere", s3.bucket)]);
     assert!(r.stdout == plain);
-    sb.ok(&["rm", "-r", "--yes", &format!("s3://{}/{prefix}/", s3.bucket)]);
+    sb.ok(&[
+        "rm",
+        "-r",
+        "--yes",
+        &format!("s3://{}/{prefix}/", s3.bucket),
+    ]);
 }
 
 #[test]
 fn residency_refuses_before_any_request() {
-    let Some(s3) = s3("residency_refuses_before_any_request") else { return };
+    let Some(s3) = s3("residency_refuses_before_any_request") else {
+        return;
+    };
     let sb = Sandbox::new();
     let proxy = CountingProxy::start(&s3.endpoint);
     sb.config(
@@ -486,13 +563,29 @@ fn residency_refuses_before_any_request() {
     std::fs::write(sb.path("f"), b"data").unwrap();
     let dst = format!("s3://{}/{}/f", s3.bucket, unique("res"));
     let via = proxy.endpoint();
-    let r = sb.run_env(&["cp", sb.path("f").to_str().unwrap(), &dst], &[("AWS_ENDPOINT_URL", &via)]);
+    let r = sb.run_env(
+        &["cp", sb.path("f").to_str().unwrap(), &dst],
+        &[("AWS_ENDPOINT_URL", &via)],
+    );
     assert_eq!(r.code, Some(1), "{}", r.describe());
     check_error_stderr(&r.stderr).unwrap();
     assert!(r.stderr.contains("residency"), "{}", r.stderr);
-    assert!(r.stderr.contains("\"eu-only\": region must be eu-central-1"), "{}", r.stderr);
-    assert!(r.stderr.contains("\"archive\": bucket must be archive-bucket"), "{}", r.stderr);
-    let r = sb.run_env(&["cp", "-r", sb.dir.path().to_str().unwrap(), &dst], &[("AWS_ENDPOINT_URL", &via)]);
+    assert!(
+        r.stderr
+            .contains("\"eu-only\": region must be eu-central-1"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("\"archive\": bucket must be archive-bucket"),
+        "{}",
+        r.stderr
+    );
+    let r = sb.run_env(
+        &["cp", "-r", sb.dir.path().to_str().unwrap(), &dst],
+        &[("AWS_ENDPOINT_URL", &via)],
+    );
     assert_eq!(r.code, Some(1), "{}", r.describe());
     assert_eq!(proxy.conns.load(Ordering::Relaxed), 0, "a request was sent");
     // A destination the rules allow goes through.
@@ -533,11 +626,22 @@ fn init_writes_a_working_config() {
     assert_eq!(again.code, Some(2), "{}", again.describe());
     let env = [("HYOK_CONFIG", cfg.to_str().unwrap())];
     std::fs::write(sb.path("note.txt"), sample(200_000, 3)).unwrap();
-    let r = sb.run_env(&["cp", sb.path("note.txt").to_str().unwrap(), ":notes/"], &env);
+    let r = sb.run_env(
+        &["cp", sb.path("note.txt").to_str().unwrap(), ":notes/"],
+        &env,
+    );
     assert!(r.success(), "{}", r.describe());
     let r = sb.run_env(&["ls", ":"], &env);
-    assert!(r.stdout_text().contains("notes/note.txt"), "{}", r.stdout_text());
-    assert!(r.stdout_text().contains("hyok/default"), "{}", r.stdout_text());
+    assert!(
+        r.stdout_text().contains("notes/note.txt"),
+        "{}",
+        r.stdout_text()
+    );
+    assert!(
+        r.stdout_text().contains("hyok/default"),
+        "{}",
+        r.stdout_text()
+    );
     let out = sb.path("note.out");
     let r = sb.run_env(&["cp", ":notes/note.txt", out.to_str().unwrap()], &env);
     assert!(r.success(), "{}", r.describe());
@@ -546,10 +650,16 @@ fn init_writes_a_working_config() {
     assert!(!contains(&stored, MARKER));
     let key = sb.path(".local/share/hyok/keys/default.key");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // Bad configurations are usage errors naming the file.
     std::fs::write(sb.path("bad.toml"), "[defaults]\nkeyring = \"nope\"\n").unwrap();
-    let r = sb.run_env(&["ls", ":"], &[("HYOK_CONFIG", sb.path("bad.toml").to_str().unwrap())]);
+    let r = sb.run_env(
+        &["ls", ":"],
+        &[("HYOK_CONFIG", sb.path("bad.toml").to_str().unwrap())],
+    );
     assert_eq!(r.code, Some(2), "{}", r.describe());
     assert!(r.stderr.contains("bad.toml"), "{}", r.stderr);
 }
@@ -622,13 +732,20 @@ impl Drop for OwnS3 {
 fn server_stopped_mid_upload_leaves_nothing_and_rerun_succeeds() {
     let test = "server_stopped_mid_upload_leaves_nothing_and_rerun_succeeds";
     let Some(bin) = s3s_fs_binary() else {
-        skip(test, "no s3s-fs binary (HYOK_S3S_FS_BIN or $HYOK_STATE_DIR/tools/bin/s3s-fs)");
+        skip(
+            test,
+            "no s3s-fs binary (HYOK_S3S_FS_BIN or $HYOK_STATE_DIR/tools/bin/s3s-fs)",
+        );
         return;
     };
     let sb = Sandbox::new();
     let data = sb.path("s3data");
     std::fs::create_dir_all(data.join("own-bucket")).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = OwnS3 {
         bin,
         port,
@@ -646,7 +763,10 @@ fn server_stopped_mid_upload_leaves_nothing_and_rerun_succeeds() {
             f.write_all(&sample(16 * MIB, 100 + i)).unwrap();
         }
     }
-    let env = [("AWS_ACCESS_KEY_ID", "own-access"), ("AWS_SECRET_ACCESS_KEY", "own-secret")];
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "own-access"),
+        ("AWS_SECRET_ACCESS_KEY", "own-secret"),
+    ];
     let mut child = {
         let mut c = sb.cmd(&["cp", big.to_str().unwrap(), "own:big", "-q"]);
         for (k, v) in env {
@@ -657,12 +777,18 @@ fn server_stopped_mid_upload_leaves_nothing_and_rerun_succeeds() {
     // Wait until parts are arriving, then stop the server.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let parts = dir_entries(&data).iter().filter(|n| n.contains(".part-")).count();
+        let parts = dir_entries(&data)
+            .iter()
+            .filter(|n| n.contains(".part-"))
+            .count();
         if parts >= 3 {
             break;
         }
         assert!(Instant::now() < deadline, "no multipart parts arrived");
-        assert!(child.try_wait().unwrap().is_none(), "hyok ended before the server was stopped");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "hyok ended before the server was stopped"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     server.kill();
@@ -678,22 +804,50 @@ fn server_stopped_mid_upload_leaves_nothing_and_rerun_succeeds() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
     check_error_stderr(&stderr).unwrap();
     assert!(stderr.contains("own-bucket/big"), "{stderr}");
-    assert!(!data.join("own-bucket/big").exists(), "a partial object became visible");
+    assert!(
+        !data.join("own-bucket/big").exists(),
+        "a partial object became visible"
+    );
     // Restart: the re-run aborts the upload the dead server could not, and succeeds.
     server.start();
     let r = sb.run_env(&["cp", big.to_str().unwrap(), "own:big", "-q"], &env);
     assert!(r.success(), "re-run: {}", r.describe());
-    assert!(r.stderr.contains("aborted 1 multipart upload"), "{}", r.stderr);
-    assert!(server.uploads().is_empty(), "dangling uploads: {:?}", server.uploads());
+    assert!(
+        r.stderr.contains("aborted 1 multipart upload"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        server.uploads().is_empty(),
+        "dangling uploads: {:?}",
+        server.uploads()
+    );
     let plain = std::fs::read(&big).unwrap();
     let off = 700 * MIB;
-    let r = sb.run_env(&["cat", "own:big", "--range", &format!("{off}-{}", off + 99_999)], &env);
+    let r = sb.run_env(
+        &[
+            "cat",
+            "own:big",
+            "--range",
+            &format!("{off}-{}", off + 99_999),
+        ],
+        &env,
+    );
     assert!(r.success(), "{}", r.describe());
     assert!(r.stdout == plain[off..off + 100_000]);
     let ls = sb.run_env(&["ls", "own:"], &env);
-    assert!(ls.stdout_text().contains(&format!("{}", 1024 * MIB)), "{}", ls.stdout_text());
+    assert!(
+        ls.stdout_text().contains(&format!("{}", 1024 * MIB)),
+        "{}",
+        ls.stdout_text()
+    );
 }

@@ -14,7 +14,13 @@ fn data(len: usize) -> Vec<u8> {
 fn round_trip(store: &Store, base: &StoreUrl, rt: &tokio::runtime::Runtime) {
     // Small parts so a few MiB exercise the multipart path.
     let transfer = Transfer::new(5 * 1024 * 1024, 3);
-    for len in [0usize, 1, 5 * 1024 * 1024 - 1, 5 * 1024 * 1024, 12 * 1024 * 1024 + 7] {
+    for len in [
+        0usize,
+        1,
+        5 * 1024 * 1024 - 1,
+        5 * 1024 * 1024,
+        12 * 1024 * 1024 + 7,
+    ] {
         let url = base.join(&format!("obj-{len}")).unwrap();
         let body = data(len);
         let (s, u, t, b) = (store.clone(), url.clone(), transfer.clone(), body.clone());
@@ -35,7 +41,12 @@ fn round_trip(store: &Store, base: &StoreUrl, rt: &tokio::runtime::Runtime) {
         if store.backend() == hyok_store::Backend::S3 {
             assert_eq!(info.metadata["hyok-test"], "yes %C3%A9");
         }
-        let (s, u, t, h) = (store.clone(), url.clone(), transfer.clone(), rt.handle().clone());
+        let (s, u, t, h) = (
+            store.clone(),
+            url.clone(),
+            transfer.clone(),
+            rt.handle().clone(),
+        );
         let (size, tag) = (info.size, info.e_tag.clone());
         let got = std::thread::spawn(move || {
             let mut out = Vec::new();
@@ -57,7 +68,12 @@ fn round_trip(store: &Store, base: &StoreUrl, rt: &tokio::runtime::Runtime) {
     // A writer dropped or aborted without finish leaves no object behind.
     for abort in [false, true] {
         let url = base.join(&format!("abandoned-{abort}")).unwrap();
-        let (s, u, t, h) = (store.clone(), url.clone(), transfer.clone(), rt.handle().clone());
+        let (s, u, t, h) = (
+            store.clone(),
+            url.clone(),
+            transfer.clone(),
+            rt.handle().clone(),
+        );
         std::thread::spawn(move || {
             let mut w = s.writer(&h, &u, Default::default(), &t).unwrap();
             w.write_all(&data(11 * 1024 * 1024)).unwrap();
@@ -93,11 +109,16 @@ fn local_folder_round_trip() {
 
 #[test]
 fn s3_round_trip() {
-    let (Ok(_), Ok(bucket)) = (std::env::var("AWS_ENDPOINT_URL"), std::env::var("HYOK_TEST_S3_BUCKET")) else {
+    let (Ok(_), Ok(bucket)) = (
+        std::env::var("AWS_ENDPOINT_URL"),
+        std::env::var("HYOK_TEST_S3_BUCKET"),
+    ) else {
         if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
             panic!("s3_round_trip: AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET required");
         }
-        eprintln!("SKIPPED: hyok-store s3_round_trip: AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set");
+        eprintln!(
+            "SKIPPED: hyok-store s3_round_trip: AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set"
+        );
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
