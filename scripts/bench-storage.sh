@@ -27,6 +27,8 @@ else
 fi
 aws="${AWS_CLI:-$(command -v aws || true)}"
 rclone="${RCLONE:-$(command -v rclone || true)}"
+# rclone 1.60 (Debian 12) fails with "unsupported transport" when AWS_CA_BUNDLE is set.
+[[ -n "$rclone" ]] && rclone="env -u AWS_CA_BUNDLE $rclone"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -75,8 +77,8 @@ if [[ -n "$aws" ]]; then
   rm -f "$work/big.aws"
 fi
 if [[ -n "$rclone" ]]; then
-  measure rclone-up "$rclone" copyto "$work/big" "bench:$BUCKET/$prefix/rclone.bin"
-  measure rclone-down "$rclone" copyto "bench:$BUCKET/$prefix/rclone.bin" "$work/big.rclone"
+  measure rclone-up $rclone copyto "$work/big" "bench:$BUCKET/$prefix/rclone.bin"
+  measure rclone-down $rclone copyto "bench:$BUCKET/$prefix/rclone.bin" "$work/big.rclone"
   rm -f "$work/big.rclone"
 fi
 measure hyok-sup "$hyok" cp -r "$work/small" "s3://$BUCKET/$prefix/hs/" --key "$key" -q
@@ -88,18 +90,19 @@ if [[ -n "$aws" ]]; then
   rm -rf "$work/as"
 fi
 if [[ -n "$rclone" ]]; then
-  measure rclone-sup "$rclone" copy "$work/small" "bench:$BUCKET/$prefix/rs/"
-  measure rclone-sdown "$rclone" copy "bench:$BUCKET/$prefix/rs/" "$work/rs"
+  measure rclone-sup $rclone copy "$work/small" "bench:$BUCKET/$prefix/rs/"
+  measure rclone-sdown $rclone copy "bench:$BUCKET/$prefix/rs/" "$work/rs"
   rm -rf "$work/rs"
 fi
 "$hyok" rm -r --yes "s3://$BUCKET/$prefix/" >/dev/null 2>&1 || true
 
-rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.1f", n / t; else print "-" }'; }
+rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t ~ /^[0-9.]+$/ && t > 0) printf "%.1f", n / t; else print "-" }'; }
 best() { # best OTHER-A OTHER-B KIND: the higher rate among the present other tools
   local a="${T[$1]:-}" b="${T[$2]:-}" n="$3" best=0 r
   for t in $a $b; do
     [[ "$t" == fail ]] && continue
     r=$(rate "$n" "$t")
+    [[ "$r" == - ]] && continue
     awk -v r="$r" -v b="$best" 'BEGIN { exit !(r > b) }' && best=$r
   done
   echo "$best"

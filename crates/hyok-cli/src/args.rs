@@ -111,6 +111,11 @@ pub(crate) struct CpArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// Flush each downloaded file to disk (fsync) before it appears under its name. Without
+    /// it a file still appears only complete and verified, but a power loss right after
+    /// may lose it (as with `aws s3 cp` and rclone).
+    #[arg(long)]
+    pub(crate) fsync: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,12 +116,20 @@ impl Output {
 
     /// Make the output visible: flush stdout, or fsync and rename the temporary file.
     pub(crate) fn commit(self) -> Result<()> {
+        self.commit_with(true)
+    }
+
+    /// As [`Self::commit`]; `sync` false skips the fsync before the rename (the file is
+    /// still complete when it appears; only a power loss right after may lose it).
+    pub(crate) fn commit_with(self, sync: bool) -> Result<()> {
         match self {
             Self::Stdout(mut s) => s.flush().context("writing stdout")?,
             Self::File { tmp, target, force } => {
-                tmp.as_file()
-                    .sync_all()
-                    .context("flushing output to disk")?;
+                if sync {
+                    tmp.as_file()
+                        .sync_all()
+                        .context("flushing output to disk")?;
+                }
                 let res = if force {
                     tmp.persist(&target).map(|_| ())
                 } else {

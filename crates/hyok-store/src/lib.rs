@@ -208,6 +208,17 @@ impl Store {
                 if let Some(t) = &profile.session_token {
                     b = b.with_token(t);
                 }
+            } else if env("AWS_EC2_METADATA_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                && env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_none()
+                && env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_none()
+                && env("AWS_WEB_IDENTITY_TOKEN_FILE").is_none()
+            {
+                // Without this, the client would ask the instance metadata service.
+                return Err(Error::Config(format!(
+                    "s3://{}: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or keys for profile {profile_name:?} in ~/.aws/credentials (instance metadata is off: AWS_EC2_METADATA_DISABLED)",
+                    url.bucket()
+                )));
             }
         }
         let s3 = Arc::new(
@@ -327,9 +338,8 @@ impl Store {
             .map_err(|e| Error::store("download", url.to_string(), e))
     }
 
-    /// Every object under a prefix (recursive), in the store's order. A URL that names an
-    /// object lists that object only when `exact` is set; otherwise it is read as a prefix
-    /// folder (`KEY/`).
+    /// Every object under a prefix (recursive), in the store's order. The URL is read as a
+    /// folder (`KEY/`): `s3://b/a` lists `a/x` but not `ab`.
     pub fn list(&self, url: &StoreUrl) -> BoxStream<'static, Result<ObjectInfo>> {
         let prefix = url.key().trim_end_matches('/');
         let prefix = match Path::parse(prefix) {

@@ -152,6 +152,26 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// A writer that counts bytes into a progress bar.
+struct CountingW<'a> {
+    inner: &'a mut dyn Write,
+    pb: Option<ProgressBar>,
+}
+
+impl Write for CountingW<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(pb) = &self.pb {
+            pb.inc(n as u64);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// One progress bar for a whole command: bytes, objects, rate, ETA (only on a terminal).
 fn progress(quiet: bool, total_bytes: u64, objects: usize) -> Option<ProgressBar> {
     if quiet || !io::stderr().is_terminal() {
@@ -527,8 +547,28 @@ fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
         }
     }
     let mut out = Output::open(&target, &None, a.force, false)?;
-    let report = objects.get(&url, out.writer(), a.range, &reproduced)?;
-    out.commit()?;
+    // A bar for big whole-object downloads (one HEAD more, only on a terminal).
+    let pb = if a.quiet || a.range.is_some() || !io::stderr().is_terminal() {
+        None
+    } else {
+        objects
+            .describe_url(&url)?
+            .and_then(|s| s.plaintext_len)
+            .filter(|n| *n >= 64 * 1024 * 1024)
+            .and_then(|n| progress(false, n, 1))
+    };
+    let res = {
+        let mut w = CountingW {
+            inner: out.writer(),
+            pb: pb.clone(),
+        };
+        objects.get(&url, &mut w, a.range, &reproduced)
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let report = res?;
+    out.commit_with(a.fsync)?;
     if let (Some(t), None) = (&target, a.range) {
         objects::set_mtime(t, report.mtime)?;
     }
@@ -570,7 +610,7 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let done = Arc::new(AtomicU64::new(0));
     let n_items = items.len();
     let jobs = a.jobs.unwrap_or_else(|| env.cfg.transfer.jobs()).max(1);
-    let force = a.force;
+    let (force, fsync) = (a.force, a.fsync);
     let results: Vec<(String, Result<Done>)> = env.rt.block_on(
         futures::stream::iter(items)
             .map(|(info, _rel, target)| {
@@ -606,7 +646,7 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
                         }
                         let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
                         let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
-                        out.commit()?;
+                        out.commit_with(fsync)?;
                         objects::set_mtime(&target, rep.mtime)?;
                         if let Some(pb) = &pb {
                             pb.inc(info.size);
