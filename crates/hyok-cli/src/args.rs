@@ -177,7 +177,10 @@ pub(crate) struct KeyArgs {
     /// `raw-aes:NAMESPACE/NAME?file=PATH`,
     /// `raw-rsa:NAMESPACE/NAME?public=PEM&private=PEM&padding=oaep-sha256`,
     /// `pkcs11:token=LABEL;object=KEY[?oaep-hash=sha1]` (module from HYOK_PKCS11_MODULE,
-    /// PIN from HYOK_PKCS11_PIN or ?pin-source=file:PATH; see docs/HSM.md).
+    /// PIN from HYOK_PKCS11_PIN or ?pin-source=file:PATH; see docs/HSM.md),
+    /// `vault-transit:NAME?addr=https://HOST:8200` (token from VAULT_TOKEN),
+    /// `kmip://HOST:5696/NAME_OR_ID` (certificates from HYOK_KMIP_CA/CERT/KEY; see
+    /// docs/KEYSTORES.md).
     #[arg(short, long = "key", value_name = "URI", required = true)]
     pub(crate) keys: Vec<String>,
     /// Encryption context pair; repeat for several.

@@ -15,6 +15,9 @@
 //! after refused connections. A name is looked up with Locate; the key must be an AES key in
 //! the Active state to wrap (Deactivated keys still unwrap).
 //!
+//! Calls need a tokio runtime with I/O and time enabled. Up to 16 idle TLS connections are kept
+//! for reuse; calls in flight each use their own connection.
+//!
 //! EDK: provider id `kmip`, provider info = the key's Unique Identifier, ciphertext =
 //! IV length (1 byte) ‖ IV ‖ encrypted data key ‖ 16-byte tag. The 12-byte IV is random,
 //! drawn by hyok.

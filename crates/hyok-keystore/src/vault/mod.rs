@@ -15,6 +15,8 @@
 //! EDK: provider id `vault-transit`, provider info = the key name, ciphertext = Transit's
 //! `vault:vN:…` string, which records the key version.
 //!
+//! Calls need a tokio runtime with I/O and time enabled (the CLI and the facade have one).
+//!
 //! Hyok never creates a key by encrypting: Transit creates a missing key on encrypt when the
 //! token may (upsert), so the first wrap of a process reads `MOUNT/keys/NAME` and fails with
 //! "key not found" if it is missing (when the policy does not allow that read, the check is
@@ -662,7 +664,14 @@ impl VaultTransit {
                 })
                 .collect(),
         };
-        let mut body = Zeroizing::new(Vec::new());
+        // Sized up front so that no reallocation leaves a copy of the data keys behind.
+        let estimate = 32
+            + batch
+                .batch_input
+                .iter()
+                .map(|i| 48 + i.plaintext.len() + i.associated_data.as_ref().map_or(0, String::len))
+                .sum::<usize>();
+        let mut body = Zeroizing::new(Vec::with_capacity(estimate * 2));
         serde_json::to_writer(&mut *body, &batch).map_err(|e| Error::Backend {
             key: self.key().to_owned(),
             detail: format!("encoding the request: {e}"),
