@@ -1,7 +1,7 @@
 //! `hyok` with KMIP keys (`kmip://HOST:PORT/ID`), against the PyKMIP server of
 //! `scripts/services/kmip.sh`: key new/list/destroy, round trips by name and by unique
 //! identifier, failures as exit 1 with one line naming the cause and no output file, and one
-//! message wrapped by several stores at once that each store decrypts alone.
+//! message wrapped by an HSM, Vault and KMIP at once that each store decrypts alone.
 
 use std::path::Path;
 use std::process::Command;
@@ -283,17 +283,28 @@ fn failures_are_one_line_exit_1_without_output() {
     let _ = run(&["key", "destroy", "--yes", &uri]);
 }
 
-/// One message wrapped by a raw AES key, Vault Transit and KMIP at once decrypts with any one
-/// of them alone. (With the PKCS#11 backend, an HSM key joins this list.)
+/// The acceptance case: one message wrapped by an HSM key (PKCS#11), Vault Transit and
+/// KMIP at once — plus a raw AES key — decrypts with any one of them alone.
 #[test]
-fn one_message_many_stores_each_decrypts_alone() {
-    let Some(s) = server("one_message_many_stores_each_decrypts_alone") else {
+fn one_message_hsm_vault_kmip_each_decrypts_alone() {
+    let test = "one_message_hsm_vault_kmip_each_decrypts_alone";
+    let Some(s) = server(test) else {
         return;
     };
     let Ok(vault_addr) = std::env::var("VAULT_ADDR") else {
         skip(
-            "kmip::one_message_many_stores_each_decrypts_alone",
+            &format!("kmip::{test}"),
             "VAULT_ADDR not set (eval \"$(scripts/services/openbao.sh)\")",
+        );
+        return;
+    };
+    let Some(token) = std::env::var("HYOK_TEST_PKCS11_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty() && std::env::var_os("HYOK_PKCS11_MODULE").is_some())
+    else {
+        skip(
+            &format!("kmip::{test}"),
+            "HYOK_TEST_PKCS11_TOKEN/HYOK_PKCS11_MODULE not set (eval \"$(scripts/services/softhsm.sh)\")",
         );
         return;
     };
@@ -308,6 +319,17 @@ fn one_message_many_stores_each_decrypts_alone() {
         run(&["key", "new", "aes-256", "-o", &vault_uri]),
         "vault key new",
     );
+    let hsm = ok(
+        run(&[
+            "key",
+            "new",
+            "aes-256",
+            "-o",
+            &format!("pkcs11:token={token};object={}", unique("hyok-cli-multi")),
+        ]),
+        "pkcs11 key new",
+    );
+    let hsm_uri = hsm.stdout_text().trim().to_owned();
     ok(
         run(&["key", "new", "aes-256", "-o", &p("raw.key")]),
         "raw key new",
@@ -320,6 +342,8 @@ fn one_message_many_stores_each_decrypts_alone() {
         run(&[
             "encrypt",
             "-k",
+            &hsm_uri,
+            "-k",
             &vault_uri,
             "-k",
             &kmip_uri,
@@ -331,15 +355,20 @@ fn one_message_many_stores_each_decrypts_alone() {
             "-o",
             &p("msg"),
         ]),
-        "encrypt for three stores",
+        "encrypt for four stores",
     );
     let edks = message_edks(&std::fs::read(p("msg")).unwrap());
     let providers: Vec<&str> = edks.iter().map(|e| e.provider_id.as_str()).collect();
-    assert_eq!(providers, ["vault-transit", "kmip", "hyok-test"]);
-    for (i, key) in [&vault_uri, &kmip_uri, &raw_uri].iter().enumerate() {
+    assert_eq!(providers.len(), 4, "{providers:?}");
+    assert_eq!(&providers[1..], ["vault-transit", "kmip", "hyok-test"]);
+    for (i, key) in [&hsm_uri, &vault_uri, &kmip_uri, &raw_uri]
+        .iter()
+        .enumerate()
+    {
         let out = p(&format!("out{i}"));
         ok(run(&["decrypt", "-k", key, &p("msg"), "-o", &out]), key);
         assert_eq!(std::fs::read(&out).unwrap(), plain, "{key}");
     }
     let _ = run(&["key", "destroy", "--yes", &kmip_uri]);
+    let _ = run(&["key", "destroy", "--yes", &hsm_uri]);
 }

@@ -9,7 +9,7 @@ use hyok_keystore::admin::{open_admin, KeyKind};
 use hyok_keystore::testing::context;
 use hyok_keystore::{open_key, Error, WrapRequest};
 
-use crate::net_common::{dead_addr, kmip, parse, silent_listener, skip, unique};
+use crate::common::{dead_addr, kmip, parse, silent_listener, skip, unique};
 
 const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
 

@@ -17,7 +17,7 @@ use hyok_keystore::testing::context;
 use hyok_keystore::vault::{ciphertext_version, VaultAdmin, VaultTransitBuilder};
 use hyok_keystore::{open_key, Error, KeyStore, WrapRequest};
 
-use crate::net_common::{dead_addr, parse, required, silent_listener, skip, unique, vault};
+use crate::common::{dead_addr, parse, required, silent_listener, skip, unique, vault};
 
 const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
 
