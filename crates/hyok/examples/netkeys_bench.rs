@@ -11,21 +11,25 @@
 //!    and batched (`wrap_batch`/`unwrap_batch`, 64 keys per call: Transit `batch_input`, one
 //!    KMIP message with 64 batch items); OPS (default 400) keys each;
 //! 2. OBJECTS (default 300) objects of 4 KiB encrypted, then decrypted, one message at a time
-//!    through `hyok::Client` (one wrap and one unwrap per object), against a local raw AES key
-//!    as the baseline without a network.
+//!    through `hyok::Client`, against a local raw AES key as the baseline without a network:
+//!    without the data-key cache (one wrap and one unwrap per object) and with it (defaults:
+//!    1,000 messages per data key, 5 minutes), counting the key-store calls.
 //!
 //! It creates one key per store under a unique name (the KMIP key is destroyed at the end;
 //! the OpenBao dev server forgets its keys on restart).
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_trait::async_trait;
 use hyok::{AlgorithmSuite, Client, EncryptionContext, OpLabel};
 use hyok_core::{DataKey, EncryptedDataKey};
 use hyok_keystore::admin::{open_admin, KeyKind};
-use hyok_keystore::{KeyManager, Keyring, SharedKeyStore, WrapRequest};
+use hyok_keystore::cache::{CacheLimits, MemoryCache};
+use hyok_keystore::{KeyInfo, KeyManager, KeyStore, Keyring, SharedKeyStore, WrapRequest};
 
 const SIZE: usize = 4096;
 const BATCH: usize = 64;
@@ -147,9 +151,86 @@ async fn measure(store: &SharedKeyStore, ops: usize) -> Rates {
     }
 }
 
-/// Objects per second: (encrypt, decrypt) of `objects` 4 KiB messages, one at a time.
-async fn objects_per_sec(store: SharedKeyStore, objects: usize) -> (f64, f64) {
-    let client = Client::new(KeyManager::new(Keyring::new(vec![store]).expect("keyring")));
+/// Counts the calls that reach the key store (a batch counts once).
+#[derive(Debug)]
+struct Counting {
+    inner: SharedKeyStore,
+    calls: AtomicU64,
+}
+
+#[async_trait]
+impl KeyStore for Counting {
+    fn info(&self) -> &KeyInfo {
+        self.inner.info()
+    }
+
+    fn can_wrap(&self) -> bool {
+        self.inner.can_wrap()
+    }
+
+    async fn generate(
+        &self,
+        req: WrapRequest<'_>,
+    ) -> hyok_keystore::Result<(DataKey, EncryptedDataKey)> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.generate(req).await
+    }
+
+    async fn wrap(
+        &self,
+        data_key: &DataKey,
+        req: WrapRequest<'_>,
+    ) -> hyok_keystore::Result<EncryptedDataKey> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.wrap(data_key, req).await
+    }
+
+    async fn unwrap(
+        &self,
+        edk: &EncryptedDataKey,
+        req: WrapRequest<'_>,
+    ) -> hyok_keystore::Result<Option<DataKey>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.unwrap(edk, req).await
+    }
+
+    async fn wrap_batch(
+        &self,
+        items: &[(&DataKey, WrapRequest<'_>)],
+    ) -> Vec<hyok_keystore::Result<EncryptedDataKey>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.wrap_batch(items).await
+    }
+
+    async fn unwrap_batch(
+        &self,
+        items: &[(&EncryptedDataKey, WrapRequest<'_>)],
+    ) -> Vec<hyok_keystore::Result<Option<DataKey>>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.unwrap_batch(items).await
+    }
+}
+
+struct ObjectRates {
+    enc: f64,
+    dec: f64,
+    enc_calls: u64,
+    dec_calls: u64,
+}
+
+/// Encrypt then decrypt `objects` 4 KiB messages one at a time, with or without the cache.
+async fn objects_per_sec(store: SharedKeyStore, objects: usize, cache: bool) -> ObjectRates {
+    let counting = Arc::new(Counting {
+        inner: store,
+        calls: AtomicU64::new(0),
+    });
+    let mut manager = KeyManager::new(Keyring::new(vec![counting.clone()]).expect("keyring"));
+    if cache {
+        manager = manager.with_cache(Arc::new(
+            MemoryCache::new(CacheLimits::default()).expect("cache limits"),
+        ));
+    }
+    let client = Client::new(manager);
     let plain = vec![0x5au8; SIZE];
     let c = ctx(0);
     let t = Instant::now();
@@ -166,6 +247,7 @@ async fn objects_per_sec(store: SharedKeyStore, objects: usize) -> (f64, f64) {
         msgs.push(enc.finish().expect("finish").0);
     }
     let enc = objects as f64 / t.elapsed().as_secs_f64();
+    let enc_calls = counting.calls.swap(0, Ordering::Relaxed);
     let t = Instant::now();
     for m in &msgs {
         let mut input = &m[..];
@@ -181,7 +263,12 @@ async fn objects_per_sec(store: SharedKeyStore, objects: usize) -> (f64, f64) {
             .expect("decrypt");
         assert_eq!(out.len(), SIZE);
     }
-    (enc, objects as f64 / t.elapsed().as_secs_f64())
+    ObjectRates {
+        enc,
+        dec: objects as f64 / t.elapsed().as_secs_f64(),
+        enc_calls,
+        dec_calls: counting.calls.load(Ordering::Relaxed),
+    }
 }
 
 async fn create(uri: &str) -> String {
@@ -250,17 +337,27 @@ async fn main() {
     aws_lc_rs::rand::fill(&mut kek).expect("random key");
     let raw: SharedKeyStore =
         Arc::new(hyok_keystore::raw::RawAesKey::new("bench", "local", &kek).expect("raw key"));
-    let (raw_enc, raw_dec) = objects_per_sec(raw, objects).await;
-    println!("\n| 4 KiB objects, one at a time, no data-key cache | encrypt /s | decrypt /s | encrypt vs local key | decrypt vs local key |");
-    println!("|---|---:|---:|---:|---:|");
-    println!("| local raw AES key (no network) | {raw_enc:.0} | {raw_dec:.0} | 1.00 | 1.00 |");
+    let base = objects_per_sec(raw, objects, false).await;
+    println!("\n| 4 KiB objects, one at a time | cache | encrypt /s | decrypt /s | encrypt vs local key | decrypt vs local key | key-store calls (enc + dec) |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| local raw AES key (no network) | off | {:.0} | {:.0} | 1.00 | 1.00 | {} + {} |",
+        base.enc, base.dec, base.enc_calls, base.dec_calls
+    );
     for (name, store, _) in &stores {
-        let (enc, dec) = objects_per_sec(store.clone(), objects).await;
-        println!(
-            "| {name} | {enc:.0} | {dec:.0} | {:.3} | {:.3} |",
-            enc / raw_enc,
-            dec / raw_dec
-        );
+        for cache in [false, true] {
+            let r = objects_per_sec(store.clone(), objects, cache).await;
+            println!(
+                "| {name} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {} + {} |",
+                if cache { "on" } else { "off" },
+                r.enc,
+                r.dec,
+                r.enc / base.enc,
+                r.dec / base.dec,
+                r.enc_calls,
+                r.dec_calls
+            );
+        }
     }
 
     for (_, _, cleanup) in &stores {
