@@ -176,10 +176,70 @@ pub fn open_signer(uri: &str) -> Result<Arc<dyn CheckpointSigner>> {
     Ok(Arc::new(PemSigner::from_pem_file(path.as_ref())?))
 }
 
+#[cfg(feature = "pkcs11")]
+fn pkcs11_signer(uri: &str) -> Result<Arc<dyn CheckpointSigner>> {
+    Ok(Arc::new(Pkcs11Signer::open(uri)?))
+}
+
+#[cfg(not(feature = "pkcs11"))]
 fn pkcs11_signer(_uri: &str) -> Result<Arc<dyn CheckpointSigner>> {
     Err(config(format!(
-        "{ENV_KEY}: PKCS#11 checkpoint keys need the pkcs11 key store, which is not in this build yet; use a PEM private key file"
+        "{ENV_KEY}: this build has no PKCS#11 support (feature `pkcs11`); use a PEM private key file"
     )))
+}
+
+/// A checkpoint signer whose EC key stays inside a PKCS#11 token: hyok hashes the
+/// checkpoint (SHA-256 for P-256, SHA-384 for P-384) and the token signs the digest with
+/// `CKM_ECDSA`. The PIN comes from the URI's `pin-source` or `HYOK_PKCS11_PIN`.
+#[cfg(feature = "pkcs11")]
+pub struct Pkcs11Signer {
+    inner: hyok_keystore::pkcs11::EcSigner,
+    alg: SignatureAlgorithm,
+    spki: Vec<u8>,
+}
+
+#[cfg(feature = "pkcs11")]
+impl std::fmt::Debug for Pkcs11Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Signer")
+            .field("key", &self.inner.key())
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+#[cfg(feature = "pkcs11")]
+impl Pkcs11Signer {
+    /// Open the EC key pair a `pkcs11:` URI names.
+    pub fn open(uri: &str) -> Result<Self> {
+        use hyok_keystore::pkcs11::{EcCurve, EcSigner};
+        let inner = EcSigner::from_uri_str(uri)?;
+        let alg = match inner.curve() {
+            EcCurve::P256 => SignatureAlgorithm::EcdsaP256Sha256,
+            EcCurve::P384 => SignatureAlgorithm::EcdsaP384Sha384,
+        };
+        // The same DER encoding verifiers compute the key id over.
+        let spki = PublicKey::from_der(&inner.public_key_der())?.der().to_vec();
+        Ok(Self { inner, alg, spki })
+    }
+}
+
+#[cfg(feature = "pkcs11")]
+impl CheckpointSigner for Pkcs11Signer {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.alg
+    }
+
+    fn public_key_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign(&self, message: &[u8]) -> hyok_audit::Result<Vec<u8>> {
+        let digest = self.alg.digest(message);
+        self.inner
+            .sign_digest(&digest)
+            .map_err(|e| AuditError::Sign(e.to_string()))
+    }
 }
 
 /// Short class of a failed operation, for audit records.
@@ -260,7 +320,6 @@ mod tests {
         let e = s.open().unwrap_err().to_string();
         assert!(e.contains("HYOK_AUDIT_KEY"), "{e}");
         assert!(open_signer("vault-transit:x").is_err());
-        assert!(open_signer("pkcs11:token=t").is_err());
         assert!(AuditSettings::default().open().unwrap().is_none());
     }
 }

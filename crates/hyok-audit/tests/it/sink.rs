@@ -1,53 +1,16 @@
 //! The key manager hands every key use to the log, data-key cache hits included, and
 //! refuses key operations when the log cannot record them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hyok_audit::{parse_line, Line, Op, Outcome, Record};
-use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
-use hyok_keystore::observe::{
-    context_hash, edk_hash, CacheId, CachedEncryption, DataKeyCache, MessageEvent, MessageOp,
-};
+use hyok_core::{AlgorithmSuite, EncryptionContext};
+use hyok_keystore::cache::{CacheLimits, MemoryCache};
+use hyok_keystore::observe::{context_hash, edk_hash, MessageEvent, MessageOp};
 use hyok_keystore::raw::RawAesKey;
 use hyok_keystore::{KeyManager, Keyring, OpLabel};
 
 use crate::common::{is_record, TestLog};
-
-/// An unbounded cache, enough to produce hits.
-#[derive(Debug, Default)]
-struct TestCache {
-    enc: Mutex<HashMap<CacheId, (DataKey, Vec<EncryptedDataKey>)>>,
-    dec: Mutex<HashMap<CacheId, DataKey>>,
-}
-
-impl DataKeyCache for TestCache {
-    fn get_encrypt(&self, id: &CacheId, _len: u64) -> Option<CachedEncryption> {
-        self.enc
-            .lock()
-            .unwrap()
-            .get(id)
-            .map(|(dk, edks)| CachedEncryption {
-                data_key: dk.duplicate(),
-                edks: edks.clone(),
-            })
-    }
-
-    fn put_encrypt(&self, id: CacheId, dk: &DataKey, edks: &[EncryptedDataKey], _len: u64) {
-        self.enc
-            .lock()
-            .unwrap()
-            .insert(id, (dk.duplicate(), edks.to_vec()));
-    }
-
-    fn get_decrypt(&self, id: &CacheId) -> Option<DataKey> {
-        self.dec.lock().unwrap().get(id).map(DataKey::duplicate)
-    }
-
-    fn put_decrypt(&self, id: CacheId, dk: &DataKey) {
-        self.dec.lock().unwrap().insert(id, dk.duplicate());
-    }
-}
 
 const KEY_BYTES: [u8; 32] = [0x5a; 32];
 
@@ -68,7 +31,7 @@ async fn every_key_use_and_cache_hit_is_recorded() {
     let log = Arc::new(t.open(1000));
     let key = RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap();
     let manager = KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap())
-        .with_cache(Arc::new(TestCache::default()))
+        .with_cache(Arc::new(MemoryCache::new(CacheLimits::default()).unwrap()))
         .with_audit(log.clone());
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let ctx: EncryptionContext = [("tenant", "a")].into_iter().collect();
