@@ -606,3 +606,83 @@ fn logging_off_writes_nothing() {
     assert!(run.success(), "{}", run.describe());
     assert!(!e.log.exists());
 }
+
+/// Acceptance: a checkpoint signed by an EC key inside SoftHSM verifies with its exported
+/// public key alone (no token, no PIN, no PKCS#11 module at verification time).
+#[test]
+#[serial_test::serial]
+fn checkpoints_signed_in_softhsm_verify_with_the_exported_public_key_alone() {
+    let Some(token) = crate::pkcs11::token("audit_checkpoint_key_in_softhsm") else {
+        return;
+    };
+    for kind in ["ec-p256", "ec-p384"] {
+        let e = env();
+        let label = crate::pkcs11::unique(&format!("audit-{kind}"));
+        let uri = crate::pkcs11::key_new(&token, kind, &label);
+        let _cleanup = crate::pkcs11::Cleanup(uri.clone());
+        let vars = |log: &Path| -> Vec<(&'static str, std::ffi::OsString)> {
+            vec![
+                ("HYOK_AUDIT_LOG", log.as_os_str().to_owned()),
+                ("HYOK_AUDIT_KEY", uri.clone().into()),
+            ]
+        };
+        let with = |args: &[&str]| {
+            let v = vars(&e.log);
+            let refs: Vec<(&str, &OsStr)> = v.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+            hyok_in(e.dir.path(), &refs, args)
+        };
+        std::fs::write(e.path("h.bin"), b"signed in the HSM").unwrap();
+        let run = with(&["encrypt", "h.bin", "-o", "h.enc", "-k", &e.aes]);
+        assert!(run.success(), "{kind}: {}", run.describe());
+        let run = with(&["audit", "checkpoint", "-o", "trusted.json"]);
+        assert!(run.success(), "{kind}: {}", run.describe());
+        let run = with(&["audit", "public-key"]);
+        assert!(run.success(), "{kind}: {}", run.describe());
+        let exported = e.path("hsm.pub.pem");
+        std::fs::write(&exported, &run.stdout).unwrap();
+
+        // Verify with nothing but the log and the PEM: no PKCS#11 settings at all.
+        let mut cmd = Command::new(common::bin());
+        cmd.args([
+            "audit",
+            "verify",
+            &e.log.display().to_string(),
+            "--public-key",
+            &exported.display().to_string(),
+            "--trusted-checkpoint",
+            &e.path("trusted.json").display().to_string(),
+        ])
+        .env_clear()
+        .current_dir(e.dir.path());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{kind}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("OK: 2 records, 2 signed checkpoints"), "{kind}: {stdout}");
+        let alg = if kind == "ec-p256" { "ecdsa-p256-sha256" } else { "ecdsa-p384-sha384" };
+        let trusted = std::fs::read_to_string(e.path("trusted.json")).unwrap();
+        assert!(trusted.contains(alg), "{kind}: {trusted}");
+
+        // An altered signature from the token fails.
+        let mut lines = e.lines();
+        let last = lines.len() - 1;
+        let text = String::from_utf8(lines[last].clone()).unwrap();
+        let at = text.find("\"sig\":\"").unwrap() + 8;
+        let mut b = text.into_bytes();
+        b[at] = if b[at] == b'A' { b'B' } else { b'A' };
+        lines[last] = b;
+        e.write_lines(&lines);
+        let run = e.plain([
+            "audit",
+            "verify",
+            &e.log.display().to_string(),
+            "--public-key",
+            &exported.display().to_string(),
+        ]);
+        assert_eq!(run.code, Some(1), "{kind}: {}", run.describe());
+        assert!(run.stderr.contains("bad signature"), "{kind}: {}", run.stderr);
+    }
+}

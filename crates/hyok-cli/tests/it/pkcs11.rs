@@ -23,7 +23,7 @@ fn required() -> bool {
 }
 
 /// The token label, or None after a loud skip notice.
-fn token(test: &str) -> Option<String> {
+pub(crate) fn token(test: &str) -> Option<String> {
     let vars = [
         "HYOK_PKCS11_MODULE",
         "HYOK_TEST_PKCS11_TOKEN",
@@ -48,7 +48,7 @@ fn token(test: &str) -> Option<String> {
     None
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -88,7 +88,7 @@ where
 }
 
 /// `hyok key new KIND -o pkcs11:token=T;object=LABEL`, returning the URI it prints.
-fn key_new(token: &str, kind: &str, label: &str) -> String {
+pub(crate) fn key_new(token: &str, kind: &str, label: &str) -> String {
     let run = hyok([
         "key",
         "new",
@@ -103,7 +103,7 @@ fn key_new(token: &str, kind: &str, label: &str) -> String {
 }
 
 /// Destroys a key when dropped (test cleanup).
-struct Cleanup(String);
+pub(crate) struct Cleanup(pub(crate) String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
