@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! Network key-store benchmark (docs/BENCHMARKS.md, section "Vault/OpenBao Transit and KMIP").
 //!
 //! ```sh

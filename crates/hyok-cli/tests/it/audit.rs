@@ -661,8 +661,15 @@ fn checkpoints_signed_in_softhsm_verify_with_the_exported_public_key_alone() {
             "{kind}: {stdout} {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(stdout.contains("OK: 2 records, 2 signed checkpoints"), "{kind}: {stdout}");
-        let alg = if kind == "ec-p256" { "ecdsa-p256-sha256" } else { "ecdsa-p384-sha384" };
+        assert!(
+            stdout.contains("OK: 2 records, 2 signed checkpoints"),
+            "{kind}: {stdout}"
+        );
+        let alg = if kind == "ec-p256" {
+            "ecdsa-p256-sha256"
+        } else {
+            "ecdsa-p384-sha384"
+        };
         let trusted = std::fs::read_to_string(e.path("trusted.json")).unwrap();
         assert!(trusted.contains(alg), "{kind}: {trusted}");
 
@@ -683,6 +690,10 @@ fn checkpoints_signed_in_softhsm_verify_with_the_exported_public_key_alone() {
             &exported.display().to_string(),
         ]);
         assert_eq!(run.code, Some(1), "{kind}: {}", run.describe());
-        assert!(run.stderr.contains("bad signature"), "{kind}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("bad signature"),
+            "{kind}: {}",
+            run.stderr
+        );
     }
 }
