@@ -30,8 +30,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hyok_keystore::cache::CacheLimits;
 use hyok_store::{RetrySettings, StoreOptions, StoreUrl, Transfer};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::policy::Residency;
 use crate::{Error, Result};
@@ -40,7 +41,7 @@ use crate::{Error, Result};
 pub const CONFIG_ENV: &str = "HYOK_CONFIG";
 
 /// The whole configuration file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Defaults for commands.
@@ -61,7 +62,7 @@ pub struct Config {
 }
 
 /// `[defaults]`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     /// Keyring used when a command names none.
@@ -73,46 +74,37 @@ pub struct Defaults {
 }
 
 /// `[keyrings.NAME]`: a list of key URIs; the first generates data keys.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyringConfig {
     /// Key URIs, generator first.
     pub keys: Vec<String>,
-    /// Data-key cache limits for this keyring.
-    ///
-    /// ISSUE-3 HOOK: the data-key cache (with its serde `CacheLimits`) is being written in
-    /// parallel; until it lands this section is accepted and kept as raw TOML, and no cache
-    /// is used. When it lands, change the type to `Option<CacheLimits>` and wire it into
-    /// `KeyManager::with_cache` in the CLI's keyring resolution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<toml::Value>,
+    /// Data-key cache for this keyring (`[keyrings.NAME.cache]`: max-age, max-messages,
+    /// max-bytes, max-entries); absent means every object gets a key-store call.
+    #[serde(default)]
+    pub cache: Option<CacheLimits>,
 }
 
 /// `[stores.NAME]`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `s3://BUCKET/PREFIX/` or `file:///DIR/` (or a local path).
     pub url: String,
     /// Endpoint of an S3-compatible server (path-style requests).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// Region.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Profile in `~/.aws/config` and `~/.aws/credentials`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     /// Most retries of a request that failed transiently (default 10).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<usize>,
     /// Seconds after which a failing request is no longer retried (default 180).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_timeout_secs: Option<u64>,
 }
 
 /// `[transfer]`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferConfig {
     /// Multipart part size and ranged-GET size in MiB (default 8, minimum 5).
@@ -228,6 +220,10 @@ impl Config {
             if k.keys.is_empty() {
                 return Err(Error::Config(format!("keyring {name:?} lists no keys")));
             }
+            if let Some(c) = &k.cache {
+                c.validate()
+                    .map_err(|e| Error::Config(format!("keyring {name:?}: {e}")))?;
+            }
         }
         for (name, s) in &self.stores {
             check_name(name, "store")?;
@@ -338,7 +334,11 @@ store = "local"
 [keyrings.default]
 # Key URIs; the first generates each object's data key, every other one wraps it too.
 keys = ["{key_uri}"]
-# Data-key cache (see `hyok help`): not configured.
+# Data-key cache: reuse one data key for several objects, within limits (off when absent).
+# [keyrings.default.cache]
+# max-age = "5m"
+# max-messages = 1000
+# max-bytes = "1GiB"
 
 [stores.local]
 # The embedded default: a local folder, no server.
@@ -435,12 +435,20 @@ mod tests {
         assert!(Config::parse("[stores.ab]\nurl = \"gs://b/\"\n").is_err());
         assert!(Config::parse("unknown = 1\n").is_err());
         let c = Config::parse(
-            "[stores.eu]\nurl = \"s3://b/p/\"\nregion = \"eu-central-1\"\nretry_timeout_secs = 5\n[keyrings.k]\nkeys = [\"raw-aes:a/b?file=x\"]\n[keyrings.k.cache]\nmax_age_secs = 60\n",
+            "[stores.eu]\nurl = \"s3://b/p/\"\nregion = \"eu-central-1\"\nretry_timeout_secs = 5\n[keyrings.k]\nkeys = [\"raw-aes:a/b?file=x\"]\n[keyrings.k.cache]\nmax-age = \"60s\"\n",
         )
         .unwrap();
         let (u, o) = c.resolve_location("eu:x/y").unwrap();
         assert_eq!(u.to_string(), "s3://b/p/x/y");
         assert_eq!(o.region.as_deref(), Some("eu-central-1"));
         assert_eq!(o.retry.unwrap().timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.keyrings["k"].cache.unwrap().max_age,
+            Duration::from_secs(60)
+        );
+        assert!(Config::parse(
+            "[keyrings.k]\nkeys = [\"x:y\"]\n[keyrings.k.cache]\nmax-messages = 0\n"
+        )
+        .is_err());
     }
 }

@@ -6,24 +6,24 @@
 //! and the refusal names each rule and why it did not match. Local folders are allowed
 //! unless `allow_local = false`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{Error, Result};
 
 /// `[residency]`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Residency {
     /// Whether local folders are allowed destinations (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub allow_local: Option<bool>,
     /// Allowed S3 locations; empty means no restriction.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub allow: Vec<AllowRule>,
 }
 
 /// One allowed S3 location. Unset fields match anything.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowRule {
     /// Name shown in refusals (default `#N`, counting from 1).

@@ -15,6 +15,7 @@ use hyok::objects::{self, ObjectSummary, Objects, Source};
 use hyok::policy::Destination;
 use hyok::store::{Backend, ObjectInfo, Store, StoreOptions, StoreUrl, Transfer};
 use hyok::{AlgorithmSuite, Client, EncryptOptions, EncryptionContext, Settings};
+use hyok_keystore::cache::{CacheLimits, MemoryCache};
 use hyok_keystore::{KeyManager, Keyring};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -78,7 +79,9 @@ impl Env {
         Ok(self.cfg.residency.permits(&d)?)
     }
 
-    fn keyring(&self, a: &StoreKeyArgs) -> Result<Keyring> {
+    /// The keys of a command and, for a configured keyring, its data-key cache.
+    fn keyring(&self, a: &StoreKeyArgs) -> Result<(Keyring, Option<CacheLimits>)> {
+        let mut cache = None;
         let uris: Vec<String> = if !a.keys.is_empty() {
             a.keys.clone()
         } else {
@@ -92,13 +95,15 @@ impl Env {
                         Some("pass --key URI or --keyring NAME, or run `hyok init` to create a default keyring"),
                     )
                 })?;
-            self.cfg.keyring(&name)?.keys.clone()
+            let k = self.cfg.keyring(&name)?;
+            cache = k.cache;
+            k.keys.clone()
         };
         let keys = uris
             .iter()
             .map(|u| hyok_keystore::open_key(u).map_err(anyhow::Error::from))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Keyring::new(keys)?)
+        Ok((Keyring::new(keys)?, cache))
     }
 
     fn transfer(&self, concurrency: Option<usize>, part_size: Option<usize>) -> Transfer {
@@ -112,12 +117,21 @@ impl Env {
     fn objects(
         &self,
         store: Store,
-        keyring: Keyring,
+        (keyring, cache): (Keyring, Option<CacheLimits>),
         settings: Settings,
         transfer: Transfer,
-    ) -> Objects {
-        let client = Client::new(KeyManager::new(keyring)).with_settings(settings);
-        Objects::new(client, store, transfer, self.rt.handle().clone())
+    ) -> Result<Objects> {
+        let mut manager = KeyManager::new(keyring);
+        if let Some(limits) = cache {
+            manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
+        }
+        let client = Client::new(manager).with_settings(settings);
+        Ok(Objects::new(
+            client,
+            store,
+            transfer,
+            self.rt.handle().clone(),
+        ))
     }
 }
 
@@ -308,7 +322,7 @@ fn upload_one(env: &Env, a: &CpArgs) -> Result<()> {
     let keyring = env.keyring(&a.keys)?;
     let transfer = env.transfer(a.concurrency, a.part_size);
     let objects = env
-        .objects(store.clone(), keyring, settings(a), transfer)
+        .objects(store.clone(), keyring, settings(a), transfer)?
         .bind_location(!a.no_bind_location && env.cfg.defaults.bind_location.unwrap_or(true));
     stale_uploads(env, &store);
     if let (false, Some(len), Some(mtime)) = (a.force, source.len, source.mtime) {
@@ -437,7 +451,7 @@ fn upload_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let transfer = env.transfer(a.concurrency, a.part_size);
     let ctx = context(&a.keys.context)?;
     let objects = env
-        .objects(store.clone(), keyring, settings(a), transfer)
+        .objects(store.clone(), keyring, settings(a), transfer)?
         .bind_location(!a.no_bind_location && env.cfg.defaults.bind_location.unwrap_or(true));
     stale_uploads(env, &store);
     let total_bytes: u64 = items.iter().map(|i| i.2).sum();
@@ -530,7 +544,7 @@ fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
     let store = env.open_store(&url, opts)?;
     let keyring = env.keyring(&a.keys)?;
     let transfer = env.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, keyring, settings(a), transfer);
+    let objects = env.objects(store, keyring, settings(a), transfer)?;
     let reproduced = context(&a.keys.context)?;
     let to_stdout = a.dst == "-";
     let target = (!to_stdout)
@@ -593,7 +607,7 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let root = PathBuf::from(&a.dst);
     let keyring = env.keyring(&a.keys)?;
     let transfer = env.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, keyring, settings(a), transfer);
+    let objects = env.objects(store, keyring, settings(a), transfer)?;
     let reproduced = context(&a.keys.context)?;
     let mut items = Vec::new();
     for info in listed {
@@ -682,7 +696,7 @@ pub(crate) fn cat(loaded: Loaded, a: CatArgs) -> Result<()> {
         keyring,
         Settings::default(),
         env.transfer(None, None),
-    );
+    )?;
     let reproduced = context(&a.keys.context)?;
     let mut out = Output::open(&None, &None, false, false)?;
     objects.get(&url, out.writer(), a.range, &reproduced)?;
