@@ -80,7 +80,8 @@ pub struct KeyringConfig {
     /// Key URIs, generator first.
     pub keys: Vec<String>,
     /// Data-key cache for this keyring (`[keyrings.NAME.cache]`: max-age, max-messages,
-    /// max-bytes, max-entries); absent means every object gets a key-store call.
+    /// max-bytes, max-entries); absent means every object gets a key-store call. Entries are
+    /// per encryption context, so objects bound to their location never share a data key.
     #[serde(default)]
     pub cache: Option<CacheLimits>,
 }
@@ -334,7 +335,8 @@ store = "local"
 [keyrings.default]
 # Key URIs; the first generates each object's data key, every other one wraps it too.
 keys = ["{key_uri}"]
-# Data-key cache: reuse one data key for several objects, within limits (off when absent).
+# Data-key cache: reuse one data key for several objects with the same encryption context,
+# within limits (off when absent; location-bound objects each have their own context).
 # [keyrings.default.cache]
 # max-age = "5m"
 # max-messages = 1000

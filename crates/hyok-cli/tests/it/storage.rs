@@ -857,3 +857,41 @@ fn server_stopped_mid_upload_leaves_nothing_and_rerun_succeeds() {
         ls.stdout_text()
     );
 }
+
+/// A `[keyrings.NAME.cache]` section makes `hyok cp` reuse data keys within its limits, for
+/// objects whose encryption contexts are equal: location-bound objects each have their own
+/// context (bucket and key), so they never share a data key.
+#[test]
+fn configured_cache_reuses_data_keys_across_objects() {
+    let distinct_edks = |cache: &str, bind: bool| {
+        let sb = Sandbox::new();
+        sb.config(cache);
+        let src = sb.path("src");
+        std::fs::create_dir(&src).unwrap();
+        for name in ["a", "b", "c"] {
+            std::fs::write(src.join(name), name.repeat(1000)).unwrap();
+        }
+        let store = sb.path("store");
+        let dst = format!("file://{}/", store.display());
+        let mut args = vec!["cp", "-r", "-j", "1", src.to_str().unwrap(), &dst];
+        if !bind {
+            args.push("--no-bind-location");
+        }
+        sb.ok(&args);
+        let mut edks: Vec<Vec<u8>> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                let msg = std::fs::read(store.join(n)).unwrap();
+                let p = hyok_core::ParsedHeader::read(&mut &msg[..], Default::default()).unwrap();
+                p.header.edks[0].ciphertext.clone()
+            })
+            .collect();
+        edks.sort();
+        edks.dedup();
+        edks.len()
+    };
+    let cache = "[keyrings.default.cache]\nmax-messages = 2\n";
+    assert_eq!(distinct_edks("", false), 3);
+    assert_eq!(distinct_edks(cache, false), 2);
+    assert_eq!(distinct_edks(cache, true), 3);
+}
