@@ -227,41 +227,52 @@ impl KeyManager {
             }
         };
         let mut edks = vec![first];
-        for key in &self.keyring.keys[1..] {
-            let started = Instant::now();
-            match key.wrap(&dk, req).await {
-                Ok(edk) => {
-                    self.record(
-                        KeyOp::Wrap,
-                        key.info(),
-                        suite,
-                        ctx_hash,
-                        Some(&edk),
-                        label,
-                        None,
-                        started,
-                    );
-                    edks.push(edk);
-                }
-                Err(e) => {
-                    self.record(
-                        KeyOp::Wrap,
-                        key.info(),
-                        suite,
-                        ctx_hash,
-                        None,
-                        label,
-                        Some(&e),
-                        started,
-                    );
-                    return Err(e);
-                }
-            }
-        }
+        self.wrap_with(
+            &self.keyring.keys[1..],
+            &dk,
+            req,
+            ctx_hash,
+            label,
+            &mut edks,
+        )
+        .await?;
         if let (Some(cache), Some(id)) = (&self.cache, cache_id) {
             cache.put_encrypt(id, &dk, &edks, plaintext_len);
         }
         Ok((dk, edks))
+    }
+
+    /// Wrap `data_key` with each of `keys` in order, recording every call; the first
+    /// failure fails the whole operation (ESDK multi-keyring semantics).
+    async fn wrap_with(
+        &self,
+        keys: &[SharedKeyStore],
+        data_key: &DataKey,
+        req: WrapRequest<'_>,
+        ctx_hash: [u8; 32],
+        label: &OpLabel,
+        edks: &mut Vec<EncryptedDataKey>,
+    ) -> Result<()> {
+        for key in keys {
+            let started = Instant::now();
+            let result = key.wrap(data_key, req).await;
+            let (edk, err) = match &result {
+                Ok(edk) => (Some(edk), None),
+                Err(e) => (None, Some(e)),
+            };
+            self.record(
+                KeyOp::Wrap,
+                key.info(),
+                req.suite,
+                ctx_hash,
+                edk,
+                label,
+                err,
+                started,
+            );
+            edks.push(result?);
+        }
+        Ok(())
     }
 
     /// Wrap an existing data key under every key of this keyring (re-wrap: the data key
@@ -276,37 +287,15 @@ impl KeyManager {
         let ctx_hash = context_hash(context);
         let req = WrapRequest { suite, context };
         let mut edks = Vec::with_capacity(self.keyring.keys.len());
-        for key in &self.keyring.keys {
-            let started = Instant::now();
-            match key.wrap(data_key, req).await {
-                Ok(edk) => {
-                    self.record(
-                        KeyOp::Wrap,
-                        key.info(),
-                        suite,
-                        ctx_hash,
-                        Some(&edk),
-                        label,
-                        None,
-                        started,
-                    );
-                    edks.push(edk);
-                }
-                Err(e) => {
-                    self.record(
-                        KeyOp::Wrap,
-                        key.info(),
-                        suite,
-                        ctx_hash,
-                        None,
-                        label,
-                        Some(&e),
-                        started,
-                    );
-                    return Err(e);
-                }
-            }
-        }
+        self.wrap_with(
+            &self.keyring.keys,
+            data_key,
+            req,
+            ctx_hash,
+            label,
+            &mut edks,
+        )
+        .await?;
         Ok(edks)
     }
 
