@@ -301,6 +301,15 @@ pub(crate) fn open_token(uri: &Pkcs11Uri, who: &str) -> Result<Arc<Token>> {
     Ok(reg.entry(key).or_insert(token).clone())
 }
 
+/// Forget a session that the token has (probably) closed, without calling `C_CloseSession`.
+/// A token may hand the same handle number to a session opened since by another thread,
+/// and closing by number would close that one under it (tokens then fail, or crash: SoftHSM
+/// frees the session object another thread is using). If the session was in fact still open,
+/// the token keeps it until the process ends; that is the price of never closing a stranger.
+fn abandon(session: Session) {
+    std::mem::forget(session);
+}
+
 /// A checked-out session and the pool generation it belongs to.
 struct Lease {
     session: Session,
@@ -379,8 +388,7 @@ impl Token {
         } else {
             st.open -= 1;
             drop(st);
-            // Closing a session the token already dropped just fails quietly.
-            let _ = lease.session.close();
+            abandon(lease.session);
         }
         self.freed.notify_one();
     }
@@ -398,9 +406,7 @@ impl Token {
             dead
         };
         self.counters.sessions_lost.fetch_add(1, Ordering::Relaxed);
-        for s in dead {
-            let _ = s.close();
-        }
+        dead.into_iter().for_each(abandon);
         self.freed.notify_all();
     }
 

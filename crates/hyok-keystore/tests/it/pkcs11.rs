@@ -349,20 +349,26 @@ fn eight_streams_share_the_pool_and_survive_close_all_sessions() {
     let m = Arc::new(manager(&key));
     let rt = Arc::new(runtime());
     let done = Arc::new(AtomicUsize::new(0));
+    // Sessions are closed between operations, never under one: a token that loses its
+    // sessions while a call is running inside it is undefined (SoftHSM frees the session
+    // object under the caller and crashes). Streams hold the gate for reading per message.
+    let gate = Arc::new(std::sync::RwLock::new(()));
     let lost_before = key.sessions_lost();
     let opened_before = key.sessions_opened();
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..STREAMS)
             .map(|i| {
-                let (m, rt, done) = (m.clone(), rt.clone(), done.clone());
+                let (m, rt, done, gate) = (m.clone(), rt.clone(), done.clone(), gate.clone());
                 s.spawn(move || {
                     let mut out = Vec::new();
                     for j in 0..MESSAGES {
                         let ctx = context(&[("stream", &i.to_string()), ("n", &j.to_string())]);
                         let plain = common::pseudo(16 * 1024 + j, (i * 1000 + j) as u64);
-                        let msg = rt
-                            .block_on(encrypt(&m, &ctx, &plain))
-                            .map_err(|e| format!("stream {i} message {j}: {e}"))?;
+                        let msg = {
+                            let _running = gate.read().unwrap_or_else(|p| p.into_inner());
+                            rt.block_on(encrypt(&m, &ctx, &plain))
+                        }
+                        .map_err(|e| format!("stream {i} message {j}: {e}"))?;
                         out.push((ctx, plain, msg));
                         done.fetch_add(1, Ordering::SeqCst);
                     }
@@ -376,6 +382,7 @@ fn eight_streams_share_the_pool_and_survive_close_all_sessions() {
             while done.load(Ordering::SeqCst) < at && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(2));
             }
+            let _quiet = gate.write().unwrap_or_else(|p| p.into_inner());
             close_all_sessions(&key.module_path(), key.slot_id());
         }
         handles.into_iter().map(|h| h.join().unwrap()).collect()
