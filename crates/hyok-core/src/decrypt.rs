@@ -6,7 +6,7 @@
 //! only after its tag verified, treats a missing final frame as an error, holds back the
 //! last frame of a signed message until the signature verified, and rejects trailing bytes.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use crate::codec::{read_exact_into, read_exact_or_eof};
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
@@ -189,7 +189,10 @@ impl VerifiedHeader {
             opts,
             frames_per_batch,
             next_seq: 1,
-            out: Vec::new(),
+            buf: Vec::new(),
+            frames: Vec::new(),
+            spans: Vec::new(),
+            span: 0,
             pos: 0,
             state: State::Body,
             plaintext_len: 0,
@@ -242,7 +245,11 @@ enum State {
     Failed,
 }
 
-/// Streaming decryptor: `Read` yields plaintext that has been authenticated.
+/// Streaming decryptor: `Read` (and `BufRead`, which saves a copy) yields plaintext that
+/// has been authenticated.
+///
+/// A batch of frames is read into one reused buffer, opened in place (in parallel) and
+/// released from there, so memory stays at about one batch whatever the message size.
 pub struct Decryptor<R: Read> {
     input: R,
     header: Header,
@@ -252,7 +259,15 @@ pub struct Decryptor<R: Read> {
     opts: DecryptOptions,
     frames_per_batch: usize,
     next_seq: u32,
-    out: Vec<u8>,
+    /// Frames of the current batch (ciphertext ‖ tag each), opened in place. Its length is
+    /// kept at the largest batch seen so the bytes are not initialized again per batch.
+    buf: Vec<u8>,
+    /// The frames of the batch being read (reused).
+    frames: Vec<FrameIn>,
+    /// Verified plaintext ranges of `buf` (start, end), released in order.
+    spans: Vec<(usize, usize)>,
+    /// Index of the span being released, and the position in `buf` within it.
+    span: usize,
     pos: usize,
     state: State,
     plaintext_len: u64,
@@ -268,12 +283,13 @@ impl<R: Read> std::fmt::Debug for Decryptor<R> {
     }
 }
 
+/// A frame read into the batch buffer: `len` bytes of ciphertext at `start`, then the tag.
 struct FrameIn {
     seq: u32,
     is_final: bool,
     iv: [u8; IV_LEN],
-    data: Vec<u8>,
-    pt_len: usize,
+    start: usize,
+    len: usize,
 }
 
 impl<R: Read> Decryptor<R> {
@@ -289,14 +305,38 @@ impl<R: Read> Decryptor<R> {
 
     /// Whether the whole message, footer included, has verified.
     pub fn is_complete(&self) -> bool {
-        self.state == State::Done && self.pos == self.out.len()
+        self.state == State::Done && !self.has_buffered()
     }
 
-    fn hashed_read(&mut self, buf: &mut Vec<u8>, n: usize, what: &'static str) -> Result<()> {
-        let start = buf.len();
-        read_exact_into(&mut self.input, buf, n, what)?;
+    /// Whether verified plaintext is waiting to be released.
+    fn has_buffered(&self) -> bool {
+        self.spans
+            .get(self.span)
+            .is_some_and(|&(_, end)| self.pos < end)
+            || self
+                .spans
+                .iter()
+                .skip(self.span + 1)
+                .any(|&(start, end)| start < end)
+    }
+
+    /// Read `n` bytes into `buf[at..]` and hash them (signed suites). Within the part of
+    /// `buf` already initialized the bytes are read in place; beyond it `buf` grows only as
+    /// data arrives, so a hostile length cannot make us allocate more than is sent.
+    fn read_body(&mut self, at: usize, n: usize, what: &'static str) -> Result<()> {
+        match at.checked_add(n) {
+            Some(end) if end <= self.buf.len() => {
+                if !read_exact_or_eof(&mut self.input, &mut self.buf[at..end], what)? {
+                    return Err(Error::Truncated(what));
+                }
+            }
+            _ => {
+                self.buf.truncate(at);
+                read_exact_into(&mut self.input, &mut self.buf, n, what)?;
+            }
+        }
         if let Some(h) = self.hash.as_mut() {
-            h.update(&buf[start..]);
+            h.update(&self.buf[at..at + n]);
         }
         Ok(())
     }
@@ -312,7 +352,8 @@ impl<R: Read> Decryptor<R> {
         Ok(b)
     }
 
-    fn read_frame(&mut self) -> Result<FrameIn> {
+    /// Read the next frame's fields, and its ciphertext and tag into `buf[at..]`.
+    fn read_frame(&mut self, at: usize) -> Result<FrameIn> {
         let first: [u8; 4] = self.read_fixed("body (missing final frame)")?;
         let first = u32::from_be_bytes(first);
         let is_final = first == FINAL_MARKER;
@@ -341,15 +382,14 @@ impl<R: Read> Decryptor<R> {
         } else {
             self.header.frame_length as usize
         };
-        let mut data = Vec::with_capacity((len + TAG_LEN).min(BATCH_BYTES + TAG_LEN));
-        self.hashed_read(&mut data, len + TAG_LEN, what)?;
+        self.read_body(at, len + TAG_LEN, what)?;
         self.next_seq = self.next_seq.checked_add(1).unwrap_or(FINAL_MARKER);
         Ok(FrameIn {
             seq,
             is_final,
             iv,
-            data,
-            pt_len: 0,
+            start: at,
+            len,
         })
     }
 
@@ -381,10 +421,13 @@ impl<R: Read> Decryptor<R> {
     }
 
     fn refill_framed(&mut self) -> Result<()> {
-        let mut frames = Vec::with_capacity(self.frames_per_batch);
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        let mut at = 0;
         let mut reached_stop = false;
         while frames.len() < self.frames_per_batch {
-            let f = self.read_frame()?;
+            let f = self.read_frame(at)?;
+            at = f.start + f.len + TAG_LEN;
             let fin = f.is_final;
             reached_stop = self.stop_after == Some(f.seq);
             frames.push(f);
@@ -396,15 +439,23 @@ impl<R: Read> Decryptor<R> {
             key: &self.keys.aead,
             message_id: &self.header.message_id,
         };
-        self.opts.parallelism.run(&mut frames, |f| {
+        let mut items = Vec::with_capacity(frames.len());
+        let mut rest = &mut self.buf[..at];
+        for f in &frames {
+            let (this, tail) = rest.split_at_mut(f.len + TAG_LEN);
+            rest = tail;
+            items.push((f, this));
+        }
+        self.opts.parallelism.run(&mut items, |(f, ct_tag)| {
             let content = if f.is_final {
                 FINAL_FRAME
             } else {
                 REGULAR_FRAME
             };
-            f.pt_len = cipher.open(content, f.seq, f.iv, &mut f.data)?;
+            cipher.open(content, f.seq, f.iv, ct_tag)?;
             Ok(())
         })?;
+        drop(items);
         let ended = frames.last().is_some_and(|f| f.is_final);
         if ended {
             // The signature (if any) must verify before the last frame is released.
@@ -414,11 +465,9 @@ impl<R: Read> Decryptor<R> {
             // A ranged read ends here; the rest of the message was not fetched.
             self.state = State::Done;
         }
-        self.out.clear();
-        self.pos = 0;
-        for f in &frames {
-            self.out.extend_from_slice(&f.data[..f.pt_len]);
-        }
+        self.spans
+            .extend(frames.iter().map(|f| (f.start, f.start + f.len)));
+        self.frames = frames;
         Ok(())
     }
 
@@ -430,53 +479,81 @@ impl<R: Read> Decryptor<R> {
                 "non-framed body of {len} bytes exceeds the limit"
             )));
         }
-        let mut data = Vec::new();
-        self.hashed_read(&mut data, len as usize + TAG_LEN, "body")?;
+        self.read_body(0, len as usize + TAG_LEN, "body")?;
         let cipher = FrameCipher {
             key: &self.keys.aead,
             message_id: &self.header.message_id,
         };
-        let n = cipher.open(SINGLE_BLOCK, 1, iv, &mut data)?;
+        let n = cipher.open(SINGLE_BLOCK, 1, iv, &mut self.buf[..len as usize + TAG_LEN])?;
         self.finish_message()?;
         self.state = State::Done;
-        data.truncate(n);
-        self.out = data;
-        self.pos = 0;
+        self.spans.push((0, n));
         Ok(())
     }
 
+    /// Read, verify and queue the next batch; nothing is queued unless all of it verified.
     fn refill(&mut self) -> Result<()> {
-        match self.header.content_type {
+        self.spans.clear();
+        self.span = 0;
+        self.pos = 0;
+        let res = match self.header.content_type {
             ContentType::Framed => self.refill_framed(),
             ContentType::NonFramed => self.refill_unframed(),
+        };
+        match res {
+            Ok(()) => {
+                self.pos = self.spans.first().map_or(0, |s| s.0);
+                Ok(())
+            }
+            Err(e) => {
+                self.state = State::Failed;
+                self.spans.clear();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<R: Read> BufRead for Decryptor<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        loop {
+            while let Some(&(_, end)) = self.spans.get(self.span) {
+                if self.pos < end {
+                    break;
+                }
+                self.span += 1;
+                if let Some(&(start, _)) = self.spans.get(self.span) {
+                    self.pos = start;
+                }
+            }
+            if self.span < self.spans.len() {
+                break;
+            }
+            match self.state {
+                State::Done => return Ok(&[]),
+                State::Failed => return Err(io::Error::other("decryption already failed")),
+                State::Body => self.refill()?,
+            }
+        }
+        let (_, end) = self.spans[self.span];
+        Ok(&self.buf[self.pos..end])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Some(&(_, end)) = self.spans.get(self.span) {
+            let amt = amt.min(end - self.pos);
+            self.pos += amt;
+            self.plaintext_len += amt as u64;
         }
     }
 }
 
 impl<R: Read> Read for Decryptor<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.out.len() {
-                let n = buf.len().min(self.out.len() - self.pos);
-                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-                self.pos += n;
-                self.plaintext_len += n as u64;
-                return Ok(n);
-            }
-            match self.state {
-                State::Done => return Ok(0),
-                State::Failed => {
-                    return Err(io::Error::other("decryption already failed"));
-                }
-                State::Body => {
-                    if let Err(e) = self.refill() {
-                        self.state = State::Failed;
-                        self.out.clear();
-                        self.pos = 0;
-                        return Err(e.into());
-                    }
-                }
-            }
-        }
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }

@@ -139,8 +139,12 @@ pub struct Encryptor<W: Write> {
     message_id: Vec<u8>,
     frame_len: usize,
     par: Parallelism,
+    /// Plaintext not sealed yet; starts on a frame boundary, at most `batch` bytes.
     buf: Vec<u8>,
+    /// Encoded frames of the last batch (reused; only `..n` of it is meaningful).
     sealed: Vec<u8>,
+    /// Frames sealed together (`batch` = this × `frame_len`).
+    frames_per_batch: usize,
     batch: usize,
     next_seq: u32,
     hash: Option<MessageHash>,
@@ -214,6 +218,7 @@ impl<W: Write> Encryptor<W> {
             par: opts.parallelism,
             buf: Vec::with_capacity(batch.min(BATCH_BYTES * 2)),
             sealed: Vec::new(),
+            frames_per_batch,
             batch,
             next_seq: 1,
             hash,
@@ -228,33 +233,79 @@ impl<W: Write> Encryptor<W> {
         &self.header
     }
 
-    fn flush_batch(&mut self, is_final: bool) -> Result<()> {
-        self.sealed.clear();
+    /// Seal the buffered frames followed by the frames of `direct` (whole frames taken
+    /// straight from the caller's data), write them out and empty the buffer. The last
+    /// frame is the final frame when `is_final`.
+    fn seal_and_write(&mut self, direct: &[u8], is_final: bool) -> Result<()> {
         let cipher = FrameCipher {
             key: &self.keys.aead,
             message_id: &self.message_id,
         };
-        let n = cipher.seal_batch(
+        let frames: Vec<&[u8]> = self
+            .buf
+            .chunks(self.frame_len)
+            .chain(direct.chunks(self.frame_len))
+            .collect();
+        let n = cipher.seal_frames(
             &self.par,
-            self.frame_len,
             self.next_seq,
-            &self.buf,
+            &frames,
             is_final,
             &mut self.sealed,
         )?;
-        self.next_seq += n;
+        // `seal_frames` checked that the last sequence number fits.
+        self.next_seq += frames.len().max(1) as u32;
         self.buf.clear();
+        let sealed = &self.sealed[..n];
         if let Some(h) = self.hash.as_mut() {
-            h.update(&self.sealed);
+            h.update(sealed);
         }
-        self.out.write_all(&self.sealed)?;
+        self.out.write_all(sealed)?;
         Ok(())
+    }
+
+    /// Take up to a batch of `data` into the buffer (small writes).
+    fn write_buffered(&mut self, data: &[u8]) -> Result<usize> {
+        // Seal a full batch only once more data follows: the last frames are sealed by
+        // `finish`, so an exact multiple of the frame length ends with a full final frame.
+        if self.buf.len() == self.batch {
+            self.seal_and_write(&[], false)?;
+        }
+        let n = data.len().min(self.batch - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    /// Seal whole frames straight from `data` (more than one frame long) without copying
+    /// them into the buffer first. At least one byte of `data` is left for later calls, so
+    /// a frame sealed here is never the final one, and the frame layout is the same as if
+    /// every byte had gone through the buffer.
+    fn write_direct(&mut self, data: &[u8]) -> Result<usize> {
+        let fl = self.frame_len;
+        if self.buf.len() == self.batch {
+            // More data follows, so none of these is the final frame.
+            self.seal_and_write(&[], false)?;
+        }
+        // Complete a partly buffered frame first (fewer than `fl` bytes < `data.len()`).
+        // Then either the buffer is full (and `used` > 0) or there is room for `k` ≥ 1
+        // more frames: every call makes progress.
+        let mut used = 0;
+        let partial = self.buf.len() % fl;
+        if partial != 0 {
+            used = fl - partial;
+            self.buf.extend_from_slice(&data[..used]);
+        }
+        let rest = &data[used..];
+        let room = self.frames_per_batch - self.buf.len() / fl;
+        let k = ((rest.len() - 1) / fl).min(room);
+        self.seal_and_write(&rest[..k * fl], false)?;
+        Ok(used + k * fl)
     }
 
     /// Seal what is buffered as the last frames, write the footer for signed suites, and
     /// return the inner writer. Returns the number of plaintext bytes written.
     pub fn finish(mut self) -> Result<(W, u64)> {
-        self.flush_batch(true)?;
+        self.seal_and_write(&[], true)?;
         if let (Some(signer), Some(hash)) = (self.signer.take(), self.hash.take()) {
             let sig = signer.sign(hash)?;
             let mut footer = Vec::with_capacity(sig.len() + 2);
@@ -277,13 +328,11 @@ impl<W: Write> Write for Encryptor<W> {
         if data.is_empty() {
             return Ok(0);
         }
-        // Seal a full batch only once more data follows: the last frames are sealed by
-        // `finish`, so an exact multiple of the frame length ends with a full final frame.
-        if self.buf.len() == self.batch {
-            self.flush_batch(false)?;
-        }
-        let n = data.len().min(self.batch - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
+        let n = if data.len() > self.frame_len {
+            self.write_direct(data)?
+        } else {
+            self.write_buffered(data)?
+        };
         self.plaintext_len += n as u64;
         Ok(n)
     }
