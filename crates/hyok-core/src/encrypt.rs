@@ -79,6 +79,18 @@ impl PendingEncryption {
         &self.context
     }
 
+    /// A fixed message id and signing key instead of fresh random ones, so that a fuzz
+    /// input always makes the same message. For `fuzzing` only: never for real messages.
+    pub(crate) fn fix_for_fuzzing(&mut self) {
+        self.message_id.fill(7);
+        if let Some(alg) = self.suite.signature() {
+            let signer = MessageSigner::fixed_for_fuzzing(alg);
+            self.context
+                .insert(PUBLIC_KEY_FIELD, signer.public_key_b64());
+            self.signer = Some(signer);
+        }
+    }
+
     /// Finish the materials with the data key and its wrapped copies.
     pub fn complete(
         self,
