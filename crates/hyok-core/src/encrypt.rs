@@ -153,8 +153,11 @@ pub struct Encryptor<W: Write> {
     par: Parallelism,
     /// Plaintext not sealed yet; starts on a frame boundary, at most `batch` bytes.
     buf: Vec<u8>,
-    /// Encoded frames of the last batch (reused; only `..n` of it is meaningful).
+    /// Encoded frames sealed but not written yet: `sealed[..sealed_len]`. They are written
+    /// while the next batch is sealed into `spare` (the two then swap).
     sealed: Vec<u8>,
+    sealed_len: usize,
+    spare: Vec<u8>,
     /// Frames sealed together (`batch` = this × `frame_len`).
     frames_per_batch: usize,
     batch: usize,
@@ -230,6 +233,8 @@ impl<W: Write> Encryptor<W> {
             par: opts.parallelism,
             buf: Vec::with_capacity(batch.min(BATCH_BYTES * 2)),
             sealed: Vec::new(),
+            sealed_len: 0,
+            spare: Vec::new(),
             frames_per_batch,
             batch,
             next_seq: 1,
@@ -246,8 +251,10 @@ impl<W: Write> Encryptor<W> {
     }
 
     /// Seal the buffered frames followed by the frames of `direct` (whole frames taken
-    /// straight from the caller's data), write them out and empty the buffer. The last
-    /// frame is the final frame when `is_final`.
+    /// straight from the caller's data) and empty the buffer. The last frame is the final
+    /// frame when `is_final`. The frames sealed by the previous call are written out (and
+    /// hashed, for signed suites) on this thread meanwhile; the new ones wait for the next
+    /// call, or for [`Self::finish`].
     fn seal_and_write(&mut self, direct: &[u8], is_final: bool) -> Result<()> {
         let cipher = FrameCipher {
             key: &self.keys.aead,
@@ -258,21 +265,26 @@ impl<W: Write> Encryptor<W> {
             .chunks(self.frame_len)
             .chain(direct.chunks(self.frame_len))
             .collect();
-        let n = cipher.seal_frames(
-            &self.par,
-            self.next_seq,
-            &frames,
-            is_final,
-            &mut self.sealed,
-        )?;
+        let (par, first_seq, spare) = (&self.par, self.next_seq, &mut self.spare);
+        let (out, hash, pending) = (
+            &mut self.out,
+            &mut self.hash,
+            &self.sealed[..self.sealed_len],
+        );
+        let bytes = self.buf.len() + direct.len();
+        let (sealed, written) = par.overlap(
+            bytes,
+            || cipher.seal_frames(par, first_seq, &frames, is_final, spare),
+            || write_sealed(out, hash, pending),
+        );
+        written?;
+        self.sealed_len = 0;
+        let n = sealed?;
         // `seal_frames` checked that the last sequence number fits.
         self.next_seq += frames.len().max(1) as u32;
+        std::mem::swap(&mut self.sealed, &mut self.spare);
+        self.sealed_len = n;
         self.buf.clear();
-        let sealed = &self.sealed[..n];
-        if let Some(h) = self.hash.as_mut() {
-            h.update(sealed);
-        }
-        self.out.write_all(sealed)?;
         Ok(())
     }
 
@@ -318,6 +330,12 @@ impl<W: Write> Encryptor<W> {
     /// return the inner writer. Returns the number of plaintext bytes written.
     pub fn finish(mut self) -> Result<(W, u64)> {
         self.seal_and_write(&[], true)?;
+        write_sealed(
+            &mut self.out,
+            &mut self.hash,
+            &self.sealed[..self.sealed_len],
+        )?;
+        self.sealed_len = 0;
         if let (Some(signer), Some(hash)) = (self.signer.take(), self.hash.take()) {
             let sig = signer.sign(hash)?;
             let mut footer = Vec::with_capacity(sig.len() + 2);
@@ -335,6 +353,22 @@ impl<W: Write> Encryptor<W> {
     }
 }
 
+/// Hash (signed suites) and write encoded frames.
+fn write_sealed<W: Write>(
+    out: &mut W,
+    hash: &mut Option<MessageHash>,
+    frames: &[u8],
+) -> Result<()> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    if let Some(h) = hash.as_mut() {
+        h.update(frames);
+    }
+    out.write_all(frames)?;
+    Ok(())
+}
+
 impl<W: Write> Write for Encryptor<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if data.is_empty() {
@@ -349,7 +383,15 @@ impl<W: Write> Write for Encryptor<W> {
         Ok(n)
     }
 
+    /// Writes out the frames sealed so far (a partial frame stays buffered until more
+    /// data or `finish` completes it) and flushes the inner writer.
     fn flush(&mut self) -> io::Result<()> {
+        write_sealed(
+            &mut self.out,
+            &mut self.hash,
+            &self.sealed[..self.sealed_len],
+        )?;
+        self.sealed_len = 0;
         self.out.flush()
     }
 }

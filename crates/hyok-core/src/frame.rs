@@ -16,6 +16,9 @@ pub(crate) const FINAL_MARKER: u32 = u32::MAX;
 /// Bytes a frame's plaintext is batched in before it is sealed (bounded memory).
 pub(crate) const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
+/// Background work smaller than this is not handed to the pool by `Parallelism::overlap`.
+pub(crate) const OVERLAP_MIN_BYTES: usize = 256 * 1024;
+
 /// How frame crypto is spread over cores.
 #[derive(Clone, Debug, Default)]
 pub enum Parallelism {
@@ -82,6 +85,60 @@ impl Parallelism {
             Self::Pool(pool) => {
                 use rayon::prelude::*;
                 pool.install(|| items.par_iter_mut().try_for_each(f))
+            }
+        }
+    }
+}
+
+impl Parallelism {
+    /// Run `background` on the pool (frame crypto inside it spreads over the pool) while
+    /// `foreground` runs on the calling thread, and return when both are done: I/O on the
+    /// caller's reader or writer (which need not be `Send`) overlaps with the crypto.
+    /// Sequential, or when the background work is under [`OVERLAP_MIN_BYTES`] (waking the
+    /// pool would cost more than it saves): one after the other on the calling thread.
+    pub(crate) fn overlap<A, B, RA, RB>(
+        &self,
+        background_bytes: usize,
+        background: A,
+        foreground: B,
+    ) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        RA: Send,
+        B: FnOnce() -> RB,
+    {
+        if background_bytes < OVERLAP_MIN_BYTES {
+            let a = background();
+            return (a, foreground());
+        }
+        match self {
+            Self::Sequential => {
+                let a = background();
+                (a, foreground())
+            }
+            #[cfg(feature = "parallel")]
+            Self::Global => {
+                let mut ra = None;
+                let rb = rayon::in_place_scope(|s| {
+                    s.spawn(|_| ra = Some(background()));
+                    foreground()
+                });
+                // The scope returns only after the spawned job ran (or re-raises its panic).
+                (ra.expect("the scope waited for the job"), rb)
+            }
+            #[cfg(not(feature = "parallel"))]
+            Self::Global => {
+                let a = background();
+                (a, foreground())
+            }
+            #[cfg(feature = "parallel")]
+            Self::Pool(pool) => {
+                let mut ra = None;
+                let rb = pool.in_place_scope(|s| {
+                    s.spawn(|_| ra = Some(background()));
+                    foreground()
+                });
+                (ra.expect("the scope waited for the job"), rb)
             }
         }
     }

@@ -322,10 +322,16 @@ mod tests {
             }
             let header_len = msg.len() - input.len();
             header(&msg);
-            // Every cut and a flip of every bit-position class in the header region.
+            // Every cut and a flipped low bit at every position of the header region;
+            // other flips at every fifth position.
             for at in 0..header_len.min(msg.len()) {
                 header(&msg[..at]);
-                for mask in [0x01, 0x80, 0xff] {
+                let masks: &[u8] = if at % 5 == 0 {
+                    &[0x01, 0x80, 0xff]
+                } else {
+                    &[0x01]
+                };
+                for &mask in masks {
                     let mut m = msg[..header_len.max(1)].to_vec();
                     m[at] ^= mask;
                     header(&m);
@@ -359,7 +365,7 @@ mod tests {
     #[test]
     fn generated_messages_with_one_change_never_decrypt() {
         let mut rng = Rng(0x0123_4567_89ab_cdef);
-        for i in 0..240u32 {
+        for i in 0..160u32 {
             let mut input = vec![1u8];
             let len = 16 + (rng.next() % 600) as usize;
             input.extend((0..len).map(|_| rng.next() as u8));
