@@ -8,9 +8,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
 
 /// Bytes per chunk handed between threads.
-pub(crate) const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 4 << 20;
 /// Chunks in flight per direction (one being filled, one queued, one being drained).
-const DEPTH: usize = 3;
+const DEPTH: usize = 2;
 
 /// A `BufRead` over a reader that a helper thread reads [`CHUNK`]s ahead of the consumer.
 pub(crate) struct ReadAhead {
