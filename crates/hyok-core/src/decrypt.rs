@@ -402,8 +402,15 @@ impl<R: Read> Source<R> {
         })
     }
 
-    /// Read up to `max` frames into `batch`, stopping after the final frame.
-    fn read_batch(&mut self, batch: &mut Batch, max: usize) -> Result<()> {
+    /// Read up to `max` frames into `batch`, stopping after the final frame. With
+    /// `open_each`, each frame is also opened right after it was read, while it is still
+    /// in cache (one core: nothing to overlap with).
+    fn read_batch(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        open_each: Option<&FrameCipher<'_>>,
+    ) -> Result<()> {
         batch.frames.clear();
         batch.ended = false;
         batch.stopped = false;
@@ -411,6 +418,9 @@ impl<R: Read> Source<R> {
         while batch.frames.len() < max && !batch.ended && !batch.stopped {
             let f = self.read_frame(&mut batch.buf, at)?;
             at = f.start + f.len + TAG_LEN;
+            if let Some(cipher) = open_each {
+                cipher.open(f.content, f.seq, f.iv, &mut batch.buf[f.start..at])?;
+            }
             batch.ended = f.content == FINAL_FRAME;
             batch.stopped = self.stop_after == Some(f.seq);
             batch.frames.push(f);
@@ -488,16 +498,30 @@ impl<R: Read> Decryptor<R> {
             || frames.iter().skip(self.span + 1).any(|f| f.len > 0)
     }
 
-    /// Open the batch read ahead (reading it first on the first call) while reading the
-    /// next one. After the final frame, the footer and the end of input are checked once
+    /// One core: read and open the next batch frame by frame. Several: open the batch read
+    /// ahead (reading it first on the first call) while reading the next one. After the final frame, the footer and the end of input are checked once
     /// the batch opened, and before any of it is released.
     fn refill_framed(&mut self) -> Result<()> {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
+        if matches!(self.opts.parallelism, Parallelism::Sequential) {
+            let cipher = FrameCipher {
+                key: &self.keys.aead,
+                message_id: &self.header.message_id,
+            };
+            self.src
+                .read_batch(&mut self.ready, self.frames_per_batch, Some(&cipher))?;
+            if self.ready.ended {
+                // The signature (if any) must verify before the last frame is released.
+                self.src.finish_message()?;
+                self.state = State::Done;
+            }
+            return Ok(());
+        }
         if !self.ahead.filled {
             self.src
-                .read_batch(&mut self.ahead, self.frames_per_batch)?;
+                .read_batch(&mut self.ahead, self.frames_per_batch, None)?;
         }
         std::mem::swap(&mut self.ready, &mut self.ahead);
         self.ahead.filled = false;
@@ -525,7 +549,7 @@ impl<R: Read> Decryptor<R> {
         let (opened, next) = par.overlap(
             bytes,
             || open_batch(&cipher, par, ready),
-            || src.read_batch(ahead, fpb),
+            || src.read_batch(ahead, fpb, None),
         );
         opened?;
         if let Err(e) = next {
