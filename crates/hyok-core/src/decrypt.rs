@@ -516,6 +516,9 @@ impl<R: Read> Decryptor<R> {
                 // The signature (if any) must verify before the last frame is released.
                 self.src.finish_message()?;
                 self.state = State::Done;
+            } else if self.ready.stopped {
+                // A ranged read ends here; the rest of the message was not fetched.
+                self.state = State::Done;
             }
             return Ok(());
         }

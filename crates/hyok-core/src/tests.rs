@@ -468,6 +468,48 @@ fn rewrap_replaces_edks_and_keeps_the_body() {
 /// Ranged reads: every (first, last) frame window of small messages returns exactly those
 /// frames' plaintext; the layout arithmetic matches the real body; signed suites are refused.
 #[test]
+fn frame_range_reads_across_batches() {
+    // Ranges that span several 4 MiB batches (read ahead while the previous one opens),
+    // on one core, a 2-thread pool and the global pool.
+    let frame = 64 * 1024u32;
+    let pt: Vec<u8> = (0..9 * 1024 * 1024 + 100)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let (msg, dk) = encrypt_with(COMMIT, frame, &pt, Path::Parallel, &[]);
+    let parsed = ParsedHeader::read(&mut &msg[..], HeaderLimits::default()).unwrap();
+    let h = parsed.wire_len();
+    let header = parsed.header.clone();
+    let frames = pt.len().div_ceil(frame as usize) as u32;
+    let pars = [
+        Parallelism::Sequential,
+        Parallelism::threads(2).unwrap(),
+        Parallelism::Global,
+    ];
+    for (first, last) in [(1, 64), (3, 140), (64, 65), (100, frames), (1, frames)] {
+        for parallelism in &pars {
+            let v = ParsedHeader::read(&mut &msg[..], HeaderLimits::default())
+                .unwrap()
+                .verify(&dk, &ctx())
+                .unwrap();
+            let start = h + header.frame_offset(first) as usize;
+            // The input goes on past `last`: reading must stop there anyway.
+            let opts = DecryptOptions {
+                parallelism: parallelism.clone(),
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            v.frame_range_decryptor(&msg[start..], first, last, opts)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            let a = (first as usize - 1) * frame as usize;
+            let b = (last as usize * frame as usize).min(pt.len());
+            assert!(out == pt[a..b], "frames {first}..={last} {parallelism:?}");
+        }
+    }
+}
+
+#[test]
 fn frame_range_reads_match_the_plaintext() {
     let frame = 7u32;
     for len in [0usize, 1, 6, 7, 8, 21, 30] {
@@ -494,7 +536,15 @@ fn frame_range_reads_match_the_plaintext() {
                     h + header.frame_offset(last + 1) as usize
                 };
                 let mut out = Vec::new();
-                v.frame_range_decryptor(&msg[start..end], first, last, DecryptOptions::default())
+                let opts = DecryptOptions {
+                    parallelism: par(if last % 2 == 0 {
+                        Path::OneShot
+                    } else {
+                        Path::Parallel
+                    }),
+                    ..Default::default()
+                };
+                v.frame_range_decryptor(&msg[start..end], first, last, opts)
                     .unwrap()
                     .read_to_end(&mut out)
                     .unwrap();
