@@ -113,6 +113,10 @@ def render(meta, best, inproc):
     w(BEGIN)
     w("## Core: streaming encryption (bench/run.sh)")
     w("")
+    w("Command: `bench/run.sh` (5 to 10 minutes on 2 cores; it installs what it needs: age, "
+      "GNU time and openssl from apt, the Python ESDK and Tink into `.venv`; settings in its "
+      "header). It rewrites only this section, between the `core-bench` markers.")
+    w("")
     w("Measured %s on %s (%s cores), Linux %s, commit %s, by `bench/run.sh` in %s s. "
       "Load average before / after: %s / %s. The machine is shared with other builds and "
       "tests, so absolute times drift from run to run; the ratios below compare runs made "
