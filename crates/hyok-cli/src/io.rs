@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tempfile::NamedTempFile;
 
+use crate::pipe::WriteBehind;
 use crate::Usage;
 
 /// Input bigger than this shows a progress bar (when stderr is a terminal).
@@ -21,14 +22,15 @@ fn is_stdio(p: &Option<PathBuf>) -> bool {
 
 /// An opened input with its size when known.
 pub(crate) struct Input {
-    pub(crate) reader: Box<dyn Read>,
+    pub(crate) reader: Box<dyn Read + Send>,
     pub(crate) len: Option<u64>,
     pub(crate) name: Option<String>,
 }
 
 pub(crate) fn open_input(path: &Option<PathBuf>, show_progress: bool) -> Result<Input> {
-    let (reader, len, name): (Box<dyn Read>, Option<u64>, Option<String>) = if is_stdio(path) {
-        (Box::new(io::stdin().lock()), None, None)
+    let (reader, len, name): (Box<dyn Read + Send>, Option<u64>, Option<String>) = if is_stdio(path)
+    {
+        (Box::new(io::stdin()), None, None)
     } else {
         let p = path.as_ref().expect("checked by is_stdio");
         let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
@@ -44,18 +46,20 @@ pub(crate) fn open_input(path: &Option<PathBuf>, show_progress: bool) -> Result<
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            Box::new(pb.wrap_read(reader)) as Box<dyn Read>
+            Box::new(pb.wrap_read(reader)) as Box<dyn Read + Send>
         }
         _ => reader,
     };
     Ok(Input { reader, len, name })
 }
 
-/// Where output goes until the command commits it.
+/// Where output goes until the command commits it. A writer thread does the writing
+/// (`pipe::WriteBehind`), so it overlaps with the crypto.
 pub(crate) enum Output {
-    Stdout(io::StdoutLock<'static>),
+    Stdout(WriteBehind<io::Stdout>),
     File {
         tmp: NamedTempFile,
+        pipe: WriteBehind<File>,
         target: PathBuf,
         force: bool,
     },
@@ -78,7 +82,7 @@ impl Output {
                     Some("use -o FILE or redirect stdout"),
                 ));
             }
-            return Ok(Self::Stdout(out.lock()));
+            return Ok(Self::Stdout(WriteBehind::new(out)?));
         }
         let target = path.clone().expect("checked by is_stdio");
         if !is_stdio(input) {
@@ -104,17 +108,24 @@ impl Output {
             .suffix(".partial")
             .tempfile_in(&dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-        Ok(Self::File { tmp, target, force })
+        let pipe = WriteBehind::new(tmp.as_file().try_clone()?)?;
+        Ok(Self::File {
+            tmp,
+            pipe,
+            target,
+            force,
+        })
     }
 
     pub(crate) fn writer(&mut self) -> &mut dyn Write {
         match self {
             Self::Stdout(s) => s,
-            Self::File { tmp, .. } => tmp.as_file_mut(),
+            Self::File { pipe, .. } => pipe,
         }
     }
 
-    /// Make the output visible: flush stdout, or fsync and rename the temporary file.
+    /// Make the output visible: write out what is queued, then flush stdout, or fsync and
+    /// rename the temporary file.
     pub(crate) fn commit(self) -> Result<()> {
         self.commit_with(true)
     }
@@ -123,8 +134,17 @@ impl Output {
     /// still complete when it appears; only a power loss right after may lose it).
     pub(crate) fn commit_with(self, sync: bool) -> Result<()> {
         match self {
-            Self::Stdout(mut s) => s.flush().context("writing stdout")?,
-            Self::File { tmp, target, force } => {
+            Self::Stdout(s) => {
+                s.finish().context("writing stdout")?;
+            }
+            Self::File {
+                tmp,
+                pipe,
+                target,
+                force,
+            } => {
+                // Every byte written (or the writer thread's error) before the rename.
+                pipe.finish().context("writing the output")?;
                 if sync {
                     tmp.as_file()
                         .sync_all()

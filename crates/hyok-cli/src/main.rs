@@ -4,6 +4,7 @@
 mod args;
 mod cmd;
 mod io;
+mod pipe;
 
 use std::fmt;
 use std::process::ExitCode;

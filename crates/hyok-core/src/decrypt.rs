@@ -6,7 +6,7 @@
 //! only after its tag verified, treats a missing final frame as an error, holds back the
 //! last frame of a signed message until the signature verified, and rejects trailing bytes.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use crate::codec::{read_exact_into, read_exact_or_eof};
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
@@ -180,20 +180,27 @@ impl VerifiedHeader {
             Some((v, h)) => (Some(v), Some(h)),
             None => (None, None),
         };
+        let frame_length = self.header.frame_length;
         Decryptor {
-            input,
+            src: Source {
+                input,
+                hash,
+                verifier,
+                next_seq: 1,
+                frame_length,
+                stop_after: None,
+            },
             header: self.header,
             keys: self.keys,
-            verifier,
-            hash,
             opts,
             frames_per_batch,
-            next_seq: 1,
-            out: Vec::new(),
+            ready: Batch::default(),
+            ahead: Batch::default(),
+            deferred: None,
+            span: 0,
             pos: 0,
             state: State::Body,
             plaintext_len: 0,
-            stop_after: None,
         }
     }
 
@@ -229,8 +236,8 @@ impl VerifiedHeader {
             )));
         }
         let mut d = self.decryptor(input, opts);
-        d.next_seq = first;
-        d.stop_after = Some(last);
+        d.src.next_seq = first;
+        d.src.stop_after = Some(last);
         Ok(d)
     }
 }
@@ -242,61 +249,103 @@ enum State {
     Failed,
 }
 
-/// Streaming decryptor: `Read` yields plaintext that has been authenticated.
+/// Streaming decryptor: `Read` (and `BufRead`, which saves a copy) yields plaintext that
+/// has been authenticated.
+///
+/// Frames are read in batches into reused buffers, opened in place (in parallel) and
+/// released from there. A framed body is read one batch ahead: the next batch is read
+/// while the pool opens the current one. Memory stays at about two batches whatever the
+/// message size.
 pub struct Decryptor<R: Read> {
-    input: R,
+    src: Source<R>,
     header: Header,
     keys: DerivedKeys,
-    verifier: Option<MessageVerifier>,
-    hash: Option<MessageHash>,
     opts: DecryptOptions,
     frames_per_batch: usize,
-    next_seq: u32,
-    out: Vec<u8>,
+    /// The batch being released: opened, verified (and, if it holds the final frame, the
+    /// footer and the end of input checked too).
+    ready: Batch,
+    /// The next batch, read but not opened yet.
+    ahead: Batch,
+    /// An error met while reading ahead, reported once the batch before it is released.
+    deferred: Option<Error>,
+    /// Index of the frame of `ready` being released, and the position in its buffer.
+    span: usize,
     pos: usize,
     state: State,
     plaintext_len: u64,
-    stop_after: Option<u32>,
 }
 
 impl<R: Read> std::fmt::Debug for Decryptor<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decryptor")
             .field("suite", &self.header.suite)
-            .field("next_seq", &self.next_seq)
+            .field("next_seq", &self.src.next_seq)
             .finish_non_exhaustive()
     }
 }
 
+/// A frame read into a batch buffer: `len` bytes of ciphertext at `start`, then the tag
+/// (after opening: `len` bytes of plaintext at `start`).
 struct FrameIn {
     seq: u32,
-    is_final: bool,
+    content: &'static [u8],
     iv: [u8; IV_LEN],
-    data: Vec<u8>,
-    pt_len: usize,
+    start: usize,
+    len: usize,
 }
 
-impl<R: Read> Decryptor<R> {
-    /// The verified header of the message being read.
-    pub fn header(&self) -> &Header {
-        &self.header
-    }
+/// Frames read from the input into one buffer.
+#[derive(Default)]
+struct Batch {
+    /// Ciphertext ‖ tag of each frame. Its length is kept at the largest batch seen, so the
+    /// bytes are not initialized again for every batch.
+    buf: Vec<u8>,
+    frames: Vec<FrameIn>,
+    /// Whether `frames` holds a batch that was read (and not yet handed on).
+    filled: bool,
+    /// Whether the batch ends with the final frame.
+    ended: bool,
+    /// Whether the batch ends with the last frame of a ranged read.
+    stopped: bool,
+}
 
-    /// Plaintext bytes released so far.
-    pub fn plaintext_len(&self) -> u64 {
-        self.plaintext_len
-    }
+/// The input side of a body: the reader, the running signature hash and the frame
+/// sequence.
+struct Source<R: Read> {
+    input: R,
+    hash: Option<MessageHash>,
+    verifier: Option<MessageVerifier>,
+    next_seq: u32,
+    frame_length: u32,
+    /// A ranged read stops after this frame (see `frame_range_decryptor`).
+    stop_after: Option<u32>,
+}
 
-    /// Whether the whole message, footer included, has verified.
-    pub fn is_complete(&self) -> bool {
-        self.state == State::Done && self.pos == self.out.len()
-    }
-
-    fn hashed_read(&mut self, buf: &mut Vec<u8>, n: usize, what: &'static str) -> Result<()> {
-        let start = buf.len();
-        read_exact_into(&mut self.input, buf, n, what)?;
+impl<R: Read> Source<R> {
+    /// Read `n` bytes into `buf[at..]` and hash them (signed suites). Within the part of
+    /// `buf` already initialized the bytes are read in place; beyond it `buf` grows only as
+    /// data arrives, so a hostile length cannot make us allocate more than is sent.
+    fn read_body(
+        &mut self,
+        buf: &mut Vec<u8>,
+        at: usize,
+        n: usize,
+        what: &'static str,
+    ) -> Result<()> {
+        match at.checked_add(n) {
+            Some(end) if end <= buf.len() => {
+                if !read_exact_or_eof(&mut self.input, &mut buf[at..end], what)? {
+                    return Err(Error::Truncated(what));
+                }
+            }
+            _ => {
+                buf.truncate(at);
+                read_exact_into(&mut self.input, buf, n, what)?;
+            }
+        }
         if let Some(h) = self.hash.as_mut() {
-            h.update(&buf[start..]);
+            h.update(&buf[at..at + n]);
         }
         Ok(())
     }
@@ -312,7 +361,8 @@ impl<R: Read> Decryptor<R> {
         Ok(b)
     }
 
-    fn read_frame(&mut self) -> Result<FrameIn> {
+    /// Read the next frame's fields, and its ciphertext and tag into `buf[at..]`.
+    fn read_frame(&mut self, buf: &mut Vec<u8>, at: usize) -> Result<FrameIn> {
         let first: [u8; 4] = self.read_fixed("body (missing final frame)")?;
         let first = u32::from_be_bytes(first);
         let is_final = first == FINAL_MARKER;
@@ -331,26 +381,52 @@ impl<R: Read> Decryptor<R> {
         let iv: [u8; IV_LEN] = self.read_fixed(what)?;
         let len = if is_final {
             let l = u32::from_be_bytes(self.read_fixed("final frame")?);
-            if l > self.header.frame_length {
+            if l > self.frame_length {
                 return Err(Error::MalformedBody(format!(
                     "final frame of {l} bytes exceeds the frame length {}",
-                    self.header.frame_length
+                    self.frame_length
                 )));
             }
             l as usize
         } else {
-            self.header.frame_length as usize
+            self.frame_length as usize
         };
-        let mut data = Vec::with_capacity((len + TAG_LEN).min(BATCH_BYTES + TAG_LEN));
-        self.hashed_read(&mut data, len + TAG_LEN, what)?;
+        self.read_body(buf, at, len + TAG_LEN, what)?;
         self.next_seq = self.next_seq.checked_add(1).unwrap_or(FINAL_MARKER);
         Ok(FrameIn {
             seq,
-            is_final,
+            content: if is_final { FINAL_FRAME } else { REGULAR_FRAME },
             iv,
-            data,
-            pt_len: 0,
+            start: at,
+            len,
         })
+    }
+
+    /// Read up to `max` frames into `batch`, stopping after the final frame. With
+    /// `open_each`, each frame is also opened right after it was read, while it is still
+    /// in cache (one core: nothing to overlap with).
+    fn read_batch(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        open_each: Option<&FrameCipher<'_>>,
+    ) -> Result<()> {
+        batch.frames.clear();
+        batch.ended = false;
+        batch.stopped = false;
+        let mut at = 0;
+        while batch.frames.len() < max && !batch.ended && !batch.stopped {
+            let f = self.read_frame(&mut batch.buf, at)?;
+            at = f.start + f.len + TAG_LEN;
+            if let Some(cipher) = open_each {
+                cipher.open(f.content, f.seq, f.iv, &mut batch.buf[f.start..at])?;
+            }
+            batch.ended = f.content == FINAL_FRAME;
+            batch.stopped = self.stop_after == Some(f.seq);
+            batch.frames.push(f);
+        }
+        batch.filled = true;
+        Ok(())
     }
 
     /// Read the footer (signed suites) and make sure nothing follows.
@@ -379,104 +455,209 @@ impl<R: Read> Decryptor<R> {
             }
         }
     }
+}
 
+/// Open every frame of `batch` in place, on the cores `par` allows.
+fn open_batch(cipher: &FrameCipher<'_>, par: &Parallelism, batch: &mut Batch) -> Result<()> {
+    let mut items = Vec::with_capacity(batch.frames.len());
+    let end = batch.frames.last().map_or(0, |f| f.start + f.len + TAG_LEN);
+    let mut rest = &mut batch.buf[..end];
+    for f in &batch.frames {
+        let (this, tail) = rest.split_at_mut(f.len + TAG_LEN);
+        rest = tail;
+        items.push((f, this));
+    }
+    par.run(&mut items, |(f, ct_tag)| {
+        cipher.open(f.content, f.seq, f.iv, ct_tag)?;
+        Ok(())
+    })
+}
+
+impl<R: Read> Decryptor<R> {
+    /// The verified header of the message being read.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Plaintext bytes released so far.
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+
+    /// Whether the whole message, footer included, has verified.
+    pub fn is_complete(&self) -> bool {
+        self.state == State::Done && !self.has_buffered()
+    }
+
+    /// Whether verified plaintext is waiting to be released.
+    fn has_buffered(&self) -> bool {
+        let frames = &self.ready.frames;
+        frames
+            .get(self.span)
+            .is_some_and(|f| self.pos < f.start + f.len)
+            || frames.iter().skip(self.span + 1).any(|f| f.len > 0)
+    }
+
+    /// One core: read and open the next batch frame by frame. Several: open the batch read
+    /// ahead (reading it first on the first call) while reading the next one. After the final frame, the footer and the end of input are checked once
+    /// the batch opened, and before any of it is released.
     fn refill_framed(&mut self) -> Result<()> {
-        let mut frames = Vec::with_capacity(self.frames_per_batch);
-        let mut reached_stop = false;
-        while frames.len() < self.frames_per_batch {
-            let f = self.read_frame()?;
-            let fin = f.is_final;
-            reached_stop = self.stop_after == Some(f.seq);
-            frames.push(f);
-            if fin || reached_stop {
-                break;
-            }
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
         }
+        if matches!(self.opts.parallelism, Parallelism::Sequential) {
+            let cipher = FrameCipher {
+                key: &self.keys.aead,
+                message_id: &self.header.message_id,
+            };
+            self.src
+                .read_batch(&mut self.ready, self.frames_per_batch, Some(&cipher))?;
+            if self.ready.ended {
+                // The signature (if any) must verify before the last frame is released.
+                self.src.finish_message()?;
+                self.state = State::Done;
+            } else if self.ready.stopped {
+                // A ranged read ends here; the rest of the message was not fetched.
+                self.state = State::Done;
+            }
+            return Ok(());
+        }
+        if !self.ahead.filled {
+            self.src
+                .read_batch(&mut self.ahead, self.frames_per_batch, None)?;
+        }
+        std::mem::swap(&mut self.ready, &mut self.ahead);
+        self.ahead.filled = false;
         let cipher = FrameCipher {
             key: &self.keys.aead,
             message_id: &self.header.message_id,
         };
-        self.opts.parallelism.run(&mut frames, |f| {
-            let content = if f.is_final {
-                FINAL_FRAME
-            } else {
-                REGULAR_FRAME
-            };
-            f.pt_len = cipher.open(content, f.seq, f.iv, &mut f.data)?;
-            Ok(())
-        })?;
-        let ended = frames.last().is_some_and(|f| f.is_final);
-        if ended {
+        let par = &self.opts.parallelism;
+        if self.ready.ended {
+            open_batch(&cipher, par, &mut self.ready)?;
             // The signature (if any) must verify before the last frame is released.
-            self.finish_message()?;
+            self.src.finish_message()?;
             self.state = State::Done;
-        } else if reached_stop {
-            // A ranged read ends here; the rest of the message was not fetched.
-            self.state = State::Done;
+            return Ok(());
         }
-        self.out.clear();
-        self.pos = 0;
-        for f in &frames {
-            self.out.extend_from_slice(&f.data[..f.pt_len]);
+        if self.ready.stopped {
+            // A ranged read ends here; the rest of the message was not fetched.
+            open_batch(&cipher, par, &mut self.ready)?;
+            self.state = State::Done;
+            return Ok(());
+        }
+        let (ready, ahead, src) = (&mut self.ready, &mut self.ahead, &mut self.src);
+        let fpb = self.frames_per_batch;
+        let bytes = ready.frames.last().map_or(0, |f| f.start + f.len);
+        let (opened, next) = par.overlap(
+            bytes,
+            || open_batch(&cipher, par, ready),
+            || src.read_batch(ahead, fpb, None),
+        );
+        opened?;
+        if let Err(e) = next {
+            // This batch verified and may go out; the error comes with the next refill.
+            self.deferred = Some(e);
         }
         Ok(())
     }
 
     fn refill_unframed(&mut self) -> Result<()> {
-        let iv: [u8; IV_LEN] = self.read_fixed("body")?;
-        let len = u64::from_be_bytes(self.read_fixed("body")?);
+        let iv: [u8; IV_LEN] = self.src.read_fixed("body")?;
+        let len = u64::from_be_bytes(self.src.read_fixed("body")?);
         if len > (1u64 << 36) - 32 || len > self.opts.max_unframed {
             return Err(Error::MalformedBody(format!(
                 "non-framed body of {len} bytes exceeds the limit"
             )));
         }
-        let mut data = Vec::new();
-        self.hashed_read(&mut data, len as usize + TAG_LEN, "body")?;
+        let batch = &mut self.ready;
+        batch.frames.clear();
+        self.src
+            .read_body(&mut batch.buf, 0, len as usize + TAG_LEN, "body")?;
         let cipher = FrameCipher {
             key: &self.keys.aead,
             message_id: &self.header.message_id,
         };
-        let n = cipher.open(SINGLE_BLOCK, 1, iv, &mut data)?;
-        self.finish_message()?;
+        let n = cipher.open(
+            SINGLE_BLOCK,
+            1,
+            iv,
+            &mut batch.buf[..len as usize + TAG_LEN],
+        )?;
+        self.src.finish_message()?;
         self.state = State::Done;
-        data.truncate(n);
-        self.out = data;
-        self.pos = 0;
+        batch.frames.push(FrameIn {
+            seq: 1,
+            content: SINGLE_BLOCK,
+            iv,
+            start: 0,
+            len: n,
+        });
         Ok(())
     }
 
+    /// Verify and queue the next batch; nothing is queued unless all of it verified.
     fn refill(&mut self) -> Result<()> {
-        match self.header.content_type {
+        self.span = 0;
+        self.pos = 0;
+        let res = match self.header.content_type {
             ContentType::Framed => self.refill_framed(),
             ContentType::NonFramed => self.refill_unframed(),
+        };
+        match res {
+            Ok(()) => {
+                self.pos = self.ready.frames.first().map_or(0, |f| f.start);
+                Ok(())
+            }
+            Err(e) => {
+                self.state = State::Failed;
+                self.ready.frames.clear();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<R: Read> BufRead for Decryptor<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        loop {
+            while let Some(f) = self.ready.frames.get(self.span) {
+                if self.pos < f.start + f.len {
+                    break;
+                }
+                self.span += 1;
+                if let Some(next) = self.ready.frames.get(self.span) {
+                    self.pos = next.start;
+                }
+            }
+            if self.span < self.ready.frames.len() {
+                break;
+            }
+            match self.state {
+                State::Done => return Ok(&[]),
+                State::Failed => return Err(io::Error::other("decryption already failed")),
+                State::Body => self.refill()?,
+            }
+        }
+        let f = &self.ready.frames[self.span];
+        Ok(&self.ready.buf[self.pos..f.start + f.len])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Some(f) = self.ready.frames.get(self.span) {
+            let amt = amt.min(f.start + f.len - self.pos);
+            self.pos += amt;
+            self.plaintext_len += amt as u64;
         }
     }
 }
 
 impl<R: Read> Read for Decryptor<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.out.len() {
-                let n = buf.len().min(self.out.len() - self.pos);
-                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-                self.pos += n;
-                self.plaintext_len += n as u64;
-                return Ok(n);
-            }
-            match self.state {
-                State::Done => return Ok(0),
-                State::Failed => {
-                    return Err(io::Error::other("decryption already failed"));
-                }
-                State::Body => {
-                    if let Err(e) = self.refill() {
-                        self.state = State::Failed;
-                        self.out.clear();
-                        self.pos = 0;
-                        return Err(e.into());
-                    }
-                }
-            }
-        }
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }

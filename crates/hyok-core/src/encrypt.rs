@@ -79,6 +79,18 @@ impl PendingEncryption {
         &self.context
     }
 
+    /// A fixed message id and signing key instead of fresh random ones, so that a fuzz
+    /// input always makes the same message. For `fuzzing` only: never for real messages.
+    pub(crate) fn fix_for_fuzzing(&mut self) {
+        self.message_id.fill(7);
+        if let Some(alg) = self.suite.signature() {
+            let signer = MessageSigner::fixed_for_fuzzing(alg);
+            self.context
+                .insert(PUBLIC_KEY_FIELD, signer.public_key_b64());
+            self.signer = Some(signer);
+        }
+    }
+
     /// Finish the materials with the data key and its wrapped copies.
     pub fn complete(
         self,
@@ -139,8 +151,15 @@ pub struct Encryptor<W: Write> {
     message_id: Vec<u8>,
     frame_len: usize,
     par: Parallelism,
+    /// Plaintext not sealed yet; starts on a frame boundary, at most `batch` bytes.
     buf: Vec<u8>,
+    /// Encoded frames sealed but not written yet: `sealed[..sealed_len]`. They are written
+    /// while the next batch is sealed into `spare` (the two then swap).
     sealed: Vec<u8>,
+    sealed_len: usize,
+    spare: Vec<u8>,
+    /// Frames sealed together (`batch` = this × `frame_len`).
+    frames_per_batch: usize,
     batch: usize,
     next_seq: u32,
     hash: Option<MessageHash>,
@@ -214,6 +233,9 @@ impl<W: Write> Encryptor<W> {
             par: opts.parallelism,
             buf: Vec::with_capacity(batch.min(BATCH_BYTES * 2)),
             sealed: Vec::new(),
+            sealed_len: 0,
+            spare: Vec::new(),
+            frames_per_batch,
             batch,
             next_seq: 1,
             hash,
@@ -228,33 +250,92 @@ impl<W: Write> Encryptor<W> {
         &self.header
     }
 
-    fn flush_batch(&mut self, is_final: bool) -> Result<()> {
-        self.sealed.clear();
+    /// Seal the buffered frames followed by the frames of `direct` (whole frames taken
+    /// straight from the caller's data) and empty the buffer. The last frame is the final
+    /// frame when `is_final`. The frames sealed by the previous call are written out (and
+    /// hashed, for signed suites) on this thread meanwhile; the new ones wait for the next
+    /// call, or for [`Self::finish`].
+    fn seal_and_write(&mut self, direct: &[u8], is_final: bool) -> Result<()> {
         let cipher = FrameCipher {
             key: &self.keys.aead,
             message_id: &self.message_id,
         };
-        let n = cipher.seal_batch(
-            &self.par,
-            self.frame_len,
-            self.next_seq,
-            &self.buf,
-            is_final,
-            &mut self.sealed,
-        )?;
-        self.next_seq += n;
+        let frames: Vec<&[u8]> = self
+            .buf
+            .chunks(self.frame_len)
+            .chain(direct.chunks(self.frame_len))
+            .collect();
+        let (par, first_seq, spare) = (&self.par, self.next_seq, &mut self.spare);
+        let (out, hash, pending) = (
+            &mut self.out,
+            &mut self.hash,
+            &self.sealed[..self.sealed_len],
+        );
+        let bytes = self.buf.len() + direct.len();
+        let (sealed, written) = par.overlap(
+            bytes,
+            || cipher.seal_frames(par, first_seq, &frames, is_final, spare),
+            || write_sealed(out, hash, pending),
+        );
+        written?;
+        self.sealed_len = 0;
+        let n = sealed?;
+        // `seal_frames` checked that the last sequence number fits.
+        self.next_seq += frames.len().max(1) as u32;
+        std::mem::swap(&mut self.sealed, &mut self.spare);
+        self.sealed_len = n;
         self.buf.clear();
-        if let Some(h) = self.hash.as_mut() {
-            h.update(&self.sealed);
-        }
-        self.out.write_all(&self.sealed)?;
         Ok(())
+    }
+
+    /// Take up to a batch of `data` into the buffer (small writes).
+    fn write_buffered(&mut self, data: &[u8]) -> Result<usize> {
+        // Seal a full batch only once more data follows: the last frames are sealed by
+        // `finish`, so an exact multiple of the frame length ends with a full final frame.
+        if self.buf.len() == self.batch {
+            self.seal_and_write(&[], false)?;
+        }
+        let n = data.len().min(self.batch - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    /// Seal whole frames straight from `data` (more than one frame long) without copying
+    /// them into the buffer first. At least one byte of `data` is left for later calls, so
+    /// a frame sealed here is never the final one, and the frame layout is the same as if
+    /// every byte had gone through the buffer.
+    fn write_direct(&mut self, data: &[u8]) -> Result<usize> {
+        let fl = self.frame_len;
+        if self.buf.len() == self.batch {
+            // More data follows, so none of these is the final frame.
+            self.seal_and_write(&[], false)?;
+        }
+        // Complete a partly buffered frame first (fewer than `fl` bytes < `data.len()`).
+        // Then either the buffer is full (and `used` > 0) or there is room for `k` ≥ 1
+        // more frames: every call makes progress.
+        let mut used = 0;
+        let partial = self.buf.len() % fl;
+        if partial != 0 {
+            used = fl - partial;
+            self.buf.extend_from_slice(&data[..used]);
+        }
+        let rest = &data[used..];
+        let room = self.frames_per_batch - self.buf.len() / fl;
+        let k = ((rest.len() - 1) / fl).min(room);
+        self.seal_and_write(&rest[..k * fl], false)?;
+        Ok(used + k * fl)
     }
 
     /// Seal what is buffered as the last frames, write the footer for signed suites, and
     /// return the inner writer. Returns the number of plaintext bytes written.
     pub fn finish(mut self) -> Result<(W, u64)> {
-        self.flush_batch(true)?;
+        self.seal_and_write(&[], true)?;
+        write_sealed(
+            &mut self.out,
+            &mut self.hash,
+            &self.sealed[..self.sealed_len],
+        )?;
+        self.sealed_len = 0;
         if let (Some(signer), Some(hash)) = (self.signer.take(), self.hash.take()) {
             let sig = signer.sign(hash)?;
             let mut footer = Vec::with_capacity(sig.len() + 2);
@@ -272,23 +353,45 @@ impl<W: Write> Encryptor<W> {
     }
 }
 
+/// Hash (signed suites) and write encoded frames.
+fn write_sealed<W: Write>(
+    out: &mut W,
+    hash: &mut Option<MessageHash>,
+    frames: &[u8],
+) -> Result<()> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    if let Some(h) = hash.as_mut() {
+        h.update(frames);
+    }
+    out.write_all(frames)?;
+    Ok(())
+}
+
 impl<W: Write> Write for Encryptor<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if data.is_empty() {
             return Ok(0);
         }
-        // Seal a full batch only once more data follows: the last frames are sealed by
-        // `finish`, so an exact multiple of the frame length ends with a full final frame.
-        if self.buf.len() == self.batch {
-            self.flush_batch(false)?;
-        }
-        let n = data.len().min(self.batch - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
+        let n = if data.len() > self.frame_len {
+            self.write_direct(data)?
+        } else {
+            self.write_buffered(data)?
+        };
         self.plaintext_len += n as u64;
         Ok(n)
     }
 
+    /// Writes out the frames sealed so far (a partial frame stays buffered until more
+    /// data or `finish` completes it) and flushes the inner writer.
     fn flush(&mut self) -> io::Result<()> {
+        write_sealed(
+            &mut self.out,
+            &mut self.hash,
+            &self.sealed[..self.sealed_len],
+        )?;
+        self.sealed_len = 0;
         self.out.flush()
     }
 }

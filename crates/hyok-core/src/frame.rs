@@ -16,6 +16,9 @@ pub(crate) const FINAL_MARKER: u32 = u32::MAX;
 /// Bytes a frame's plaintext is batched in before it is sealed (bounded memory).
 pub(crate) const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
+/// Background work smaller than this is not handed to the pool by `Parallelism::overlap`.
+pub(crate) const OVERLAP_MIN_BYTES: usize = 256 * 1024;
+
 /// How frame crypto is spread over cores.
 #[derive(Clone, Debug, Default)]
 pub enum Parallelism {
@@ -87,6 +90,60 @@ impl Parallelism {
     }
 }
 
+impl Parallelism {
+    /// Run `background` on the pool (frame crypto inside it spreads over the pool) while
+    /// `foreground` runs on the calling thread, and return when both are done: I/O on the
+    /// caller's reader or writer (which need not be `Send`) overlaps with the crypto.
+    /// Sequential, or when the background work is under [`OVERLAP_MIN_BYTES`] (waking the
+    /// pool would cost more than it saves): one after the other on the calling thread.
+    pub(crate) fn overlap<A, B, RA, RB>(
+        &self,
+        background_bytes: usize,
+        background: A,
+        foreground: B,
+    ) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        RA: Send,
+        B: FnOnce() -> RB,
+    {
+        if background_bytes < OVERLAP_MIN_BYTES {
+            let a = background();
+            return (a, foreground());
+        }
+        match self {
+            Self::Sequential => {
+                let a = background();
+                (a, foreground())
+            }
+            #[cfg(feature = "parallel")]
+            Self::Global => {
+                let mut ra = None;
+                let rb = rayon::in_place_scope(|s| {
+                    s.spawn(|_| ra = Some(background()));
+                    foreground()
+                });
+                // The scope returns only after the spawned job ran (or re-raises its panic).
+                (ra.expect("the scope waited for the job"), rb)
+            }
+            #[cfg(not(feature = "parallel"))]
+            Self::Global => {
+                let a = background();
+                (a, foreground())
+            }
+            #[cfg(feature = "parallel")]
+            Self::Pool(pool) => {
+                let mut ra = None;
+                let rb = pool.in_place_scope(|s| {
+                    s.spawn(|_| ra = Some(background()));
+                    foreground()
+                });
+                (ra.expect("the scope waited for the job"), rb)
+            }
+        }
+    }
+}
+
 /// IV of frame `seq`: the sequence number, left-padded with zeros to 12 bytes.
 pub(crate) fn frame_iv(seq: u32) -> [u8; IV_LEN] {
     let mut iv = [0u8; IV_LEN];
@@ -111,23 +168,6 @@ pub(crate) struct FrameCipher<'a> {
 }
 
 impl FrameCipher<'_> {
-    /// Seal `buf` in place as frame `seq`; returns the tag.
-    pub(crate) fn seal(&self, seq: u32, is_final: bool, buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
-        let content = if is_final { FINAL_FRAME } else { REGULAR_FRAME };
-        let aad = body_aad(self.message_id, content, seq, buf.len() as u64);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(frame_iv(seq)),
-                Aad::from(&aad),
-                buf,
-            )
-            .map_err(|_| Error::Crypto("seal frame"))?;
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
-    }
-
     /// Open `ct_tag` (ciphertext ‖ tag) in place; returns the plaintext length.
     pub(crate) fn open(
         &self,
@@ -144,23 +184,29 @@ impl FrameCipher<'_> {
         Ok(len)
     }
 
-    /// Seal a batch of plaintext into frames starting at `first_seq`, appending the encoded
-    /// frames to `out`. All frames are regular except, when `last_is_final`, the last one.
-    pub(crate) fn seal_batch(
+    /// Seal `frames` (each at most one frame length of plaintext) as the frames
+    /// `first_seq..`, encoded one after another into `out[..n]`; returns `n`. All frames are
+    /// regular except, when `last_is_final`, the last one (an empty list with
+    /// `last_is_final` gives one empty final frame). Each frame is encrypted straight from
+    /// its plaintext into `out` (no copy first), on the cores `par` allows. `out` only ever
+    /// grows and is not cleared: every byte of `out[..n]` is overwritten.
+    pub(crate) fn seal_frames(
         &self,
         par: &Parallelism,
-        frame_len: usize,
         first_seq: u32,
-        plaintext: &[u8],
+        frames: &[&[u8]],
         last_is_final: bool,
         out: &mut Vec<u8>,
-    ) -> Result<u32> {
-        let mut n = plaintext.len().div_ceil(frame_len);
+    ) -> Result<usize> {
+        const EMPTY: &[&[u8]] = &[&[]];
+        let frames = if frames.is_empty() && last_is_final {
+            EMPTY
+        } else {
+            frames
+        };
+        let n = frames.len();
         if n == 0 {
-            if !last_is_final {
-                return Ok(0);
-            }
-            n = 1;
+            return Ok(0);
         }
         let last = first_seq as u64 + n as u64 - 1;
         if last >= FINAL_MARKER as u64 {
@@ -168,25 +214,22 @@ impl FrameCipher<'_> {
                 "message would need more than 2^32-1 frames; use a larger frame length".into(),
             ));
         }
-        let start = out.len();
-        let mut total = 0;
-        for i in 0..n {
-            let len = (plaintext.len() - i * frame_len).min(frame_len);
-            let is_final = last_is_final && i == n - 1;
-            total += if is_final { 8 + IV_LEN + 4 } else { 4 + IV_LEN } + len + TAG_LEN;
+        let is_final = |i: usize| last_is_final && i == n - 1;
+        let hdr = |i: usize| if is_final(i) { 12 + IV_LEN } else { 4 + IV_LEN };
+        let total: usize = frames
+            .iter()
+            .enumerate()
+            .map(|(i, pt)| hdr(i) + pt.len() + TAG_LEN)
+            .sum();
+        if out.len() < total {
+            out.resize(total, 0);
         }
-        out.resize(start + total, 0);
-        let mut rest = &mut out[start..];
+        let mut rest = &mut out[..total];
         let mut items = Vec::with_capacity(n);
-        for i in 0..n {
-            let seq = first_seq + i as u32;
-            let off = i * frame_len;
-            let len = (plaintext.len().saturating_sub(off)).min(frame_len);
-            let is_final = last_is_final && i == n - 1;
-            let hdr = if is_final { 8 + IV_LEN + 4 } else { 4 + IV_LEN };
-            let (this, tail) = rest.split_at_mut(hdr + len + TAG_LEN);
+        for (i, pt) in frames.iter().enumerate() {
+            let (this, tail) = rest.split_at_mut(hdr(i) + pt.len() + TAG_LEN);
             rest = tail;
-            items.push((seq, is_final, &plaintext[off..off + len], this));
+            items.push((first_seq + i as u32, is_final(i), *pt, this));
         }
         par.run(&mut items, |(seq, is_final, pt, dst)| {
             let mut p = 0;
@@ -202,10 +245,31 @@ impl FrameCipher<'_> {
                 p += 4;
             }
             let (body, tag) = dst[p..].split_at_mut(pt.len());
-            body.copy_from_slice(pt);
-            tag.copy_from_slice(&self.seal(*seq, *is_final, body)?);
-            Ok(())
+            self.seal_into(*seq, *is_final, pt, body, tag)
         })?;
-        Ok(n as u32)
+        Ok(total)
+    }
+
+    /// Seal `pt` as frame `seq` into `body` (same length) and `tag`, in one pass.
+    fn seal_into(
+        &self,
+        seq: u32,
+        is_final: bool,
+        pt: &[u8],
+        body: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<()> {
+        let content = if is_final { FINAL_FRAME } else { REGULAR_FRAME };
+        let aad = body_aad(self.message_id, content, seq, pt.len() as u64);
+        self.key
+            .seal_out_of_place_scatter(
+                Nonce::assume_unique_for_key(frame_iv(seq)),
+                Aad::from(&aad),
+                pt,
+                body,
+                &[],
+                tag,
+            )
+            .map_err(|_| Error::Crypto("seal frame"))
     }
 }

@@ -43,6 +43,8 @@ mod decrypt;
 mod encrypt;
 mod error;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod key;
 mod signature;

@@ -72,6 +72,20 @@ impl MessageSigner {
         Err(Error::Crypto("signing key generation"))
     }
 
+    /// A key pair from a fixed scalar, so that fuzzing is reproducible. For `fuzzing` only.
+    pub(crate) fn fixed_for_fuzzing(alg: SignatureAlgorithm) -> Self {
+        // Constant scalars in [1, n): `from_slice` cannot fail on them.
+        let key = match alg {
+            SignatureAlgorithm::EcdsaP256Sha256 => SignerKey::P256(
+                p256::ecdsa::SigningKey::from_slice(&[1u8; 32]).expect("a valid P-256 scalar"),
+            ),
+            SignatureAlgorithm::EcdsaP384Sha384 => SignerKey::P384(
+                p384::ecdsa::SigningKey::from_slice(&[1u8; 48]).expect("a valid P-384 scalar"),
+            ),
+        };
+        Self { key }
+    }
+
     /// The public key as carried in the context: base64 of the compressed SEC1 point.
     pub fn public_key_b64(&self) -> String {
         let point = match &self.key {

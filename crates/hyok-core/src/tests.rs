@@ -145,6 +145,124 @@ fn batches_larger_than_one_buffer_round_trip() {
     }
 }
 
+/// Encrypt `pt` feeding it in writes of the sizes in `pattern` (cycled).
+fn encrypt_in_writes(frame: u32, pt: &[u8], pattern: &[usize], path: Path) -> (Vec<u8>, DataKey) {
+    let pending = PendingEncryption::new(COMMIT, ctx(), BTreeSet::new()).unwrap();
+    let dk = DataKey::generate(COMMIT).unwrap();
+    let copy = dk.duplicate();
+    let materials = pending.complete(dk, vec![edk()]).unwrap();
+    let opts = EncryptOptions {
+        frame_length: frame,
+        parallelism: par(path),
+    };
+    let mut enc = Encryptor::new(Vec::new(), materials, opts).unwrap();
+    let mut rest = pt;
+    for &n in pattern.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (now, later) = rest.split_at(n.min(rest.len()));
+        enc.write_all(now).unwrap();
+        rest = later;
+    }
+    let (msg, n) = enc.finish().unwrap();
+    assert_eq!(n, pt.len() as u64);
+    (msg, copy)
+}
+
+#[test]
+fn frame_layout_does_not_depend_on_write_sizes() {
+    // Large writes are sealed straight from the caller's data, small ones buffered; the
+    // frames must come out the same either way (same length = same frames), including a
+    // full buffered batch followed by a large write.
+    let f = 64 * 1024;
+    let pt: Vec<u8> = (0..(4 << 20) + 5 * f + 3)
+        .map(|i| (i % 241) as u8)
+        .collect();
+    let patterns: [&[usize]; 6] = [
+        &[pt.len()],
+        &[f; 1],
+        &[f + 1, 7, 3 * f - 2],
+        &[1 << 20],
+        &[977, 5 * f + 11],
+        &[f / 2; 1],
+    ];
+    let mut lengths = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let path = if i % 2 == 0 {
+            Path::Parallel
+        } else {
+            Path::OneShot
+        };
+        let (msg, dk) = encrypt_in_writes(f as u32, &pt, pattern, path);
+        assert_eq!(
+            decrypt_with(&msg, &dk, &EncryptionContext::new(), path).unwrap(),
+            pt,
+            "pattern {pattern:?}"
+        );
+        lengths.push(msg.len());
+    }
+    assert!(lengths.windows(2).all(|w| w[0] == w[1]), "{lengths:?}");
+    // 4 MiB of frame-sized writes fill the buffer exactly; a large write follows.
+    let mut pattern = vec![f; 64];
+    pattern.push(3 * f + 9);
+    let (msg, dk) = encrypt_in_writes(f as u32, &pt, &pattern, Path::OneShot);
+    assert_eq!(msg.len(), lengths[0]);
+    assert_eq!(
+        decrypt_with(&msg, &dk, &EncryptionContext::new(), Path::Parallel).unwrap(),
+        pt
+    );
+}
+
+#[test]
+fn buf_read_releases_the_same_plaintext_and_stops_after_an_error() {
+    use std::io::BufRead;
+    let pt: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+    let (msg, dk) = encrypt_with(COMMIT, 128, &pt, Path::OneShot, &[]);
+    fn open<'a>(msg: &'a [u8], dk: &DataKey) -> (Decryptor<&'a [u8]>, usize) {
+        let mut input = msg;
+        let parsed = ParsedHeader::read(&mut input, HeaderLimits::default()).unwrap();
+        let verified = parsed.verify(dk, &EncryptionContext::new()).unwrap();
+        let header_len = msg.len() - input.len();
+        (
+            verified.decryptor(input, DecryptOptions::default()),
+            header_len,
+        )
+    }
+    let (mut dec, header_len) = open(&msg, &dk);
+    let mut out = Vec::new();
+    loop {
+        let buf = dec.fill_buf().unwrap();
+        if buf.is_empty() {
+            break;
+        }
+        // Take odd amounts to cross frame boundaries.
+        let n = buf.len().min(77);
+        out.extend_from_slice(&buf[..n]);
+        dec.consume(n);
+    }
+    assert_eq!(out, pt);
+    assert!(dec.is_complete());
+    assert_eq!(dec.plaintext_len(), pt.len() as u64);
+
+    // A tag broken in frame 3: frames 1 and 2 may come out, nothing after, and the error
+    // sticks.
+    let mut bad = msg.clone();
+    let frame_bytes = 4 + IV_LEN + 128 + TAG_LEN;
+    bad[header_len + 2 * frame_bytes + 40] ^= 1;
+    let (mut dec, _) = open(&bad, &dk);
+    let mut out = Vec::new();
+    let err = dec.read_to_end(&mut out).unwrap_err();
+    assert!(matches!(Error::from_io(err), Error::FrameAuth(3)));
+    assert!(
+        pt.starts_with(&out) && out.len() <= 2 * 128,
+        "{}",
+        out.len()
+    );
+    assert!(dec.fill_buf().is_err());
+    assert!(!dec.is_complete());
+}
+
 #[test]
 fn required_context_must_be_reproduced() {
     let (msg, dk) = encrypt_with(COMMIT, 256, b"secret", Path::OneShot, &["tenant"]);
@@ -350,6 +468,48 @@ fn rewrap_replaces_edks_and_keeps_the_body() {
 /// Ranged reads: every (first, last) frame window of small messages returns exactly those
 /// frames' plaintext; the layout arithmetic matches the real body; signed suites are refused.
 #[test]
+fn frame_range_reads_across_batches() {
+    // Ranges that span several 4 MiB batches (read ahead while the previous one opens),
+    // on one core, a 2-thread pool and the global pool.
+    let frame = 64 * 1024u32;
+    let pt: Vec<u8> = (0..9 * 1024 * 1024 + 100)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let (msg, dk) = encrypt_with(COMMIT, frame, &pt, Path::Parallel, &[]);
+    let parsed = ParsedHeader::read(&mut &msg[..], HeaderLimits::default()).unwrap();
+    let h = parsed.wire_len();
+    let header = parsed.header.clone();
+    let frames = pt.len().div_ceil(frame as usize) as u32;
+    let pars = [
+        Parallelism::Sequential,
+        Parallelism::threads(2).unwrap(),
+        Parallelism::Global,
+    ];
+    for (first, last) in [(1, 64), (3, 140), (64, 65), (100, frames), (1, frames)] {
+        for parallelism in &pars {
+            let v = ParsedHeader::read(&mut &msg[..], HeaderLimits::default())
+                .unwrap()
+                .verify(&dk, &ctx())
+                .unwrap();
+            let start = h + header.frame_offset(first) as usize;
+            // The input goes on past `last`: reading must stop there anyway.
+            let opts = DecryptOptions {
+                parallelism: parallelism.clone(),
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            v.frame_range_decryptor(&msg[start..], first, last, opts)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            let a = (first as usize - 1) * frame as usize;
+            let b = (last as usize * frame as usize).min(pt.len());
+            assert!(out == pt[a..b], "frames {first}..={last} {parallelism:?}");
+        }
+    }
+}
+
+#[test]
 fn frame_range_reads_match_the_plaintext() {
     let frame = 7u32;
     for len in [0usize, 1, 6, 7, 8, 21, 30] {
@@ -376,7 +536,15 @@ fn frame_range_reads_match_the_plaintext() {
                     h + header.frame_offset(last + 1) as usize
                 };
                 let mut out = Vec::new();
-                v.frame_range_decryptor(&msg[start..end], first, last, DecryptOptions::default())
+                let opts = DecryptOptions {
+                    parallelism: par(if last % 2 == 0 {
+                        Path::OneShot
+                    } else {
+                        Path::Parallel
+                    }),
+                    ..Default::default()
+                };
+                v.frame_range_decryptor(&msg[start..end], first, last, opts)
                     .unwrap()
                     .read_to_end(&mut out)
                     .unwrap();

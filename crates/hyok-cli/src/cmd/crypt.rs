@@ -1,7 +1,7 @@
 //! `hyok encrypt` and `hyok decrypt`.
 
 use std::collections::BTreeSet;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,9 +18,8 @@ use hyok_keystore::{KeyManager, Keyring, SharedKeyStore};
 use super::audit::{error_class, policy_refusal, Session};
 use crate::args::{CacheArgs, DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
 use crate::io::{open_input, Output};
+use crate::pipe::ReadAhead;
 use crate::Usage;
-
-const IO_BUF: usize = 1 << 20;
 
 fn open_keys(args: &KeyArgs) -> Result<Vec<SharedKeyStore>> {
     args.keys
@@ -104,18 +103,19 @@ fn finish(audit: Session, mut m: MessageEvent, started: Instant, result: Result<
     audit.finish(result)
 }
 
-/// Copy all of `r` into `w` with a large buffer.
-fn pump(r: &mut dyn Read, w: &mut dyn Write) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; IO_BUF];
+/// Copy all of `r` into `w` straight from `r`'s buffer (no copy in between).
+fn pump_buffered(r: &mut dyn BufRead, w: &mut dyn Write) -> std::io::Result<u64> {
     let mut total = 0;
     loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
+        let buf = match r.fill_buf() {
+            Ok([]) => return Ok(total),
+            Ok(buf) => buf,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        w.write_all(&buf[..n])?;
+        w.write_all(buf)?;
+        let n = buf.len();
+        r.consume(n);
         total += n as u64;
     }
 }
@@ -158,7 +158,7 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         ));
     }
     let client = client(keys, settings, &a.cache, audit)?;
-    let mut input = open_input(&a.io.input, true)?;
+    let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
     let label = OpLabel {
@@ -178,7 +178,8 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         m.suite = Some(h.suite);
         m.message_id = Some(h.message_id.clone());
         m.context_sha256 = Some(context_hash(&h.context));
-        pump(&mut input.reader, &mut enc).context("encrypting")?;
+        let mut reader = ReadAhead::new(input.reader)?;
+        pump_buffered(&mut reader, &mut enc).context("encrypting")?;
         let (_, n) = enc.finish()?;
         m.bytes = Some(n);
     }
@@ -220,7 +221,7 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         subject: input.name.clone(),
         ..Default::default()
     };
-    let mut reader = BufReader::with_capacity(IO_BUF, input.reader);
+    let mut reader = ReadAhead::new(input.reader)?;
     let parsed = client.read_header(&mut reader)?;
     let h = &parsed.header;
     m.suite = Some(h.suite);
@@ -231,7 +232,7 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     // Fail closed: no plaintext leaves before the key use is on disk in the audit log.
     audit.flush()?;
     let mut dec = client.decryptor(verified, reader);
-    let n = pump(&mut dec, output.writer())
+    let n = pump_buffered(&mut dec, output.writer())
         .map_err(|e| anyhow::Error::from(hyok_core::Error::from_io(e)))?;
     m.bytes = Some(n);
     drop(dec);

@@ -8,6 +8,7 @@
 //!   `scripts/services/` (skip loudly without them unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `audit`: the audit log: records of every key use, `hyok audit verify/show/checkpoint`.
 //! - `storage`: `cp`/`cat`/`ls`/`rm`/`init` on a local folder and a real S3 server.
+//! - `pipeline`: large inputs through the reader/writer threads of `encrypt`/`decrypt`.
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
@@ -18,6 +19,7 @@ mod common;
 mod format;
 mod interop;
 mod kmip;
+mod pipeline;
 mod pkcs11;
 mod storage;
 mod vault;
