@@ -254,9 +254,9 @@ fn cp_run(env: &Env, a: &CpArgs) -> Result<()> {
                 return Err(Usage::err("--range applies to downloads only", None));
             }
             if a.recursive {
-                upload_tree(&env, &a)
+                upload_tree(env, a)
             } else {
-                upload_one(&env, &a)
+                upload_one(env, a)
             }
         }
         (true, false) => {
@@ -264,9 +264,9 @@ fn cp_run(env: &Env, a: &CpArgs) -> Result<()> {
                 if a.range.is_some() {
                     return Err(Usage::err("--range cannot be combined with -r", None));
                 }
-                download_tree(&env, &a)
+                download_tree(env, a)
             } else {
-                download_one(&env, &a)
+                download_one(env, a)
             }
         }
         (true, true) => Err(Usage::err(
