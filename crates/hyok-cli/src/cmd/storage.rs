@@ -27,6 +27,8 @@ use crate::Usage;
 struct Env {
     cfg: Config,
     rt: tokio::runtime::Runtime,
+    /// The audit log (HYOK_AUDIT_LOG): every key use of every object, cache hits included.
+    audit: super::audit::Session,
 }
 
 impl Env {
@@ -34,7 +36,15 @@ impl Env {
         Ok(Self {
             cfg: loaded.config,
             rt: super::runtime()?,
+            audit: super::audit::Session::open()?,
         })
+    }
+
+    /// Close the audit log (exit checkpoint) and fold its outcome into the command's.
+    fn finish(self, result: Result<()>) -> Result<()> {
+        let Self { audit, rt, .. } = self;
+        drop(rt);
+        audit.finish(result)
     }
 
     /// Whether `s` names a store location (as opposed to a local plaintext file).
@@ -124,6 +134,9 @@ impl Env {
         let mut manager = KeyManager::new(keyring);
         if let Some(limits) = cache {
             manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
+        }
+        if let Some(sink) = self.audit.sink() {
+            manager = manager.with_audit(sink);
         }
         let client = Client::new(manager).with_settings(settings);
         Ok(Objects::new(
@@ -228,6 +241,11 @@ enum Done {
 
 pub(crate) fn cp(loaded: Loaded, a: CpArgs) -> Result<()> {
     let env = Env::new(loaded)?;
+    let result = cp_run(&env, &a);
+    env.finish(result)
+}
+
+fn cp_run(env: &Env, a: &CpArgs) -> Result<()> {
     let src_store = env.is_store(&a.src);
     let dst_store = env.is_store(&a.dst);
     match (src_store, dst_store) {
@@ -236,9 +254,9 @@ pub(crate) fn cp(loaded: Loaded, a: CpArgs) -> Result<()> {
                 return Err(Usage::err("--range applies to downloads only", None));
             }
             if a.recursive {
-                upload_tree(&env, &a)
+                upload_tree(env, a)
             } else {
-                upload_one(&env, &a)
+                upload_one(env, a)
             }
         }
         (true, false) => {
@@ -246,9 +264,9 @@ pub(crate) fn cp(loaded: Loaded, a: CpArgs) -> Result<()> {
                 if a.range.is_some() {
                     return Err(Usage::err("--range cannot be combined with -r", None));
                 }
-                download_tree(&env, &a)
+                download_tree(env, a)
             } else {
-                download_one(&env, &a)
+                download_one(env, a)
             }
         }
         (true, true) => Err(Usage::err(
@@ -682,6 +700,11 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
 
 pub(crate) fn cat(loaded: Loaded, a: CatArgs) -> Result<()> {
     let env = Env::new(loaded)?;
+    let result = cat_run(&env, &a);
+    env.finish(result)
+}
+
+fn cat_run(env: &Env, a: &CatArgs) -> Result<()> {
     let (url, opts) = env.cfg.resolve_location(&a.src)?;
     if url.is_folder() {
         return Err(Usage::err(

@@ -697,3 +697,35 @@ fn checkpoints_signed_in_softhsm_verify_with_the_exported_public_key_alone() {
         );
     }
 }
+
+#[test]
+fn cp_records_every_key_use_of_every_object() {
+    let e = env();
+    let src = e.path("tree");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..3 {
+        std::fs::write(src.join(format!("f{i}.txt")), format!("object {i}")).unwrap();
+    }
+    let store = format!("file://{}/", e.path("store").display());
+    std::fs::create_dir(e.path("store")).unwrap();
+    let run = e.logged(["cp", "-r", "tree", &store, "-k", &e.aes]);
+    assert!(run.success(), "{}", run.describe());
+    let run = e.logged(["cp", "-r", &store, "back", "-k", &e.aes]);
+    assert!(run.success(), "{}", run.describe());
+    let recs = e.records();
+    assert_eq!(
+        ops(&recs),
+        ["generate", "generate", "generate", "unwrap", "unwrap", "unwrap"]
+    );
+    for r in &recs {
+        assert!(r["subject"].as_str().unwrap().starts_with("file://"), "{r}");
+        assert!(r["message_id"].is_string(), "{r}");
+    }
+    let run = e.verify(&[]);
+    assert!(run.success(), "{}", run.describe());
+    assert!(
+        run.stdout_text().contains("2 signed checkpoints"),
+        "{}",
+        run.stdout_text()
+    );
+}
