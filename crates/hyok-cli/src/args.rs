@@ -169,6 +169,11 @@ pub(crate) struct IoArgs {
     /// Overwrite an existing output file.
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Flush the output file to disk (fsync) before it appears under its name. Without it
+    /// the file still appears only complete, but a power loss in the next seconds may lose
+    /// it (as with cp, age or gpg): use it before deleting the input.
+    #[arg(long)]
+    pub(crate) fsync: bool,
 }
 
 #[derive(Debug, Args)]

@@ -124,15 +124,11 @@ impl Output {
         }
     }
 
-    /// Make the output visible: write out what is queued, then flush stdout, or fsync and
-    /// rename the temporary file.
-    pub(crate) fn commit(self) -> Result<()> {
-        self.commit_with(true)
-    }
-
-    /// As [`Self::commit`]; `sync` false skips the fsync before the rename (the file is
-    /// still complete when it appears; only a power loss right after may lose it).
-    pub(crate) fn commit_with(self, sync: bool) -> Result<()> {
+    /// Make the output visible: write out what is queued, then flush stdout, or rename the
+    /// temporary file into place. `sync` fsyncs the file before the rename and its directory
+    /// after; without it the file is still complete when it appears, only a power loss in
+    /// the next seconds may lose it.
+    pub(crate) fn commit(self, sync: bool) -> Result<()> {
         match self {
             Self::Stdout(s) => {
                 s.finish().context("writing stdout")?;
@@ -157,6 +153,17 @@ impl Output {
                 };
                 if let Err(e) = res {
                     bail!("cannot create {}: {}", target.display(), e.error);
+                }
+                if sync {
+                    // The rename itself is durable once the directory is.
+                    let dir = match target.parent() {
+                        Some(p) if !p.as_os_str().is_empty() => p,
+                        _ => Path::new("."),
+                    };
+                    #[cfg(unix)]
+                    File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .with_context(|| format!("flushing directory {}", dir.display()))?;
                 }
             }
         }

@@ -161,6 +161,7 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
+    let fsync = a.io.fsync;
     let label = OpLabel {
         subject: input.name.clone(),
         ..Default::default()
@@ -183,7 +184,7 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         let (_, n) = enc.finish()?;
         m.bytes = Some(n);
     }
-    output.commit()
+    output.commit(fsync)
 }
 
 pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
@@ -217,6 +218,7 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, false)?;
+    let fsync = a.io.fsync;
     let label = OpLabel {
         subject: input.name.clone(),
         ..Default::default()
@@ -236,5 +238,5 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         .map_err(|e| anyhow::Error::from(hyok_core::Error::from_io(e)))?;
     m.bytes = Some(n);
     drop(dec);
-    output.commit()
+    output.commit(fsync)
 }

@@ -600,7 +600,7 @@ fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
         pb.finish_and_clear();
     }
     let report = res?;
-    out.commit_with(a.fsync)?;
+    out.commit(a.fsync)?;
     if let (Some(t), None) = (&target, a.range) {
         objects::set_mtime(t, report.mtime)?;
     }
@@ -678,7 +678,7 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
                         }
                         let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
                         let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
-                        out.commit_with(fsync)?;
+                        out.commit(fsync)?;
                         objects::set_mtime(&target, rep.mtime)?;
                         if let Some(pb) = &pb {
                             pb.inc(info.size);
@@ -723,7 +723,7 @@ fn cat_run(env: &Env, a: &CatArgs) -> Result<()> {
     let reproduced = context(&a.keys.context)?;
     let mut out = Output::open(&None, &None, false, false)?;
     objects.get(&url, out.writer(), a.range, &reproduced)?;
-    out.commit()
+    out.commit(false)
 }
 
 pub(crate) fn ls(loaded: Loaded, a: LsArgs) -> Result<()> {

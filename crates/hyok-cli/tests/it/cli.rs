@@ -845,3 +845,38 @@ fn usage_errors_exit_2() {
         assert!(run.stdout.is_empty(), "{what}: wrote to stdout");
     }
 }
+
+#[test]
+fn fsync_flag_writes_the_same_files() {
+    let k = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let plain_path = dir.path().join("plain");
+    let plain = pseudo_random(300_000, 11);
+    fs::write(&plain_path, &plain).unwrap();
+    let msg_path = dir.path().join("msg");
+    let out = dir.path().join("out");
+    let run = hyok([
+        "encrypt".to_string(),
+        plain_path.display().to_string(),
+        "-o".into(),
+        msg_path.display().to_string(),
+        "--key".into(),
+        k.aes.clone(),
+        "--fsync".into(),
+    ]);
+    assert!(run.success(), "encrypt --fsync: {}", run.describe());
+    let run = hyok([
+        "decrypt".to_string(),
+        msg_path.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "--key".into(),
+        k.aes.clone(),
+        "--fsync".into(),
+    ]);
+    assert!(run.success(), "decrypt --fsync: {}", run.describe());
+    assert!(fs::read(&out).unwrap() == plain, "wrong plaintext");
+    let mut names = dir_entries(dir.path());
+    names.sort();
+    assert_eq!(names, ["msg", "out", "plain"], "temporary files left");
+}
