@@ -33,6 +33,8 @@ use crate::who::Who;
 
 /// Most records one commit writes (bounds the write buffer).
 const MAX_BATCH: usize = 16_384;
+/// Capacity kept between batches (about 1 MiB of queued events).
+const SPARE_ENTRIES: usize = 4096;
 
 /// Settings of an [`AuditLog`].
 #[derive(Clone, Debug)]
@@ -651,6 +653,8 @@ struct Writer {
     render: Render,
     /// Events taken from the queue but not yet written (a failed append).
     backlog: Vec<Entry>,
+    /// An empty vector with capacity, swapped in for the queue's at the next batch.
+    spare: Vec<Entry>,
 }
 
 /// State that a failed append must roll back.
@@ -688,6 +692,7 @@ impl Writer {
             sign_failed: None,
             buf: Vec::with_capacity(64 * 1024),
             backlog: Vec::new(),
+            spare: Vec::new(),
             config,
         })
     }
@@ -1034,7 +1039,9 @@ impl Writer {
                 let batch = if q.pending.len() > MAX_BATCH {
                     q.pending.drain(..MAX_BATCH).collect()
                 } else {
-                    std::mem::take(&mut q.pending)
+                    // The emptied vector of the last batch takes its place, so callers
+                    // push into reserved space instead of growing a new vector each time.
+                    std::mem::replace(&mut q.pending, std::mem::take(&mut self.spare))
                 };
                 (batch, ticket, q.closing && q.pending.is_empty())
             };
@@ -1097,8 +1104,13 @@ impl Writer {
         force_cp: bool,
         closing: bool,
     ) -> Result<(u64, Option<Checkpoint>)> {
-        let mut records = std::mem::take(&mut self.backlog);
-        records.extend(batch);
+        let mut records = if self.backlog.is_empty() {
+            batch
+        } else {
+            let mut r = std::mem::take(&mut self.backlog);
+            r.extend(batch);
+            r
+        };
         let res = self.with_lock(|w| {
             w.catch_up()?;
             let saved = w.save();
@@ -1134,7 +1146,14 @@ impl Writer {
             Ok(checkpoint)
         });
         match res {
-            Ok(c) => Ok((records.len() as u64, c)),
+            Ok(c) => {
+                let n = records.len() as u64;
+                // Events are freed here; the vector is kept for the next batch.
+                records.clear();
+                records.shrink_to(SPARE_ENTRIES);
+                self.spare = records;
+                Ok((n, c))
+            }
             Err(e) => {
                 self.backlog = records;
                 Err(e)

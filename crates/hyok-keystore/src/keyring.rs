@@ -43,7 +43,7 @@ impl Keyring {
     pub fn id(&self) -> String {
         self.keys
             .iter()
-            .map(|k| k.info().uri.as_str())
+            .map(|k| &*k.info().uri)
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -342,7 +342,7 @@ impl KeyManager {
                     Ok(Some(dk)) => {
                         if dk.len() != suite.key_len() {
                             let e = Error::UnwrapFailed {
-                                key: key.info().uri.clone(),
+                                key: key.info().uri.to_string(),
                             };
                             self.record(
                                 KeyOp::Unwrap,

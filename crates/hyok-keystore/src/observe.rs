@@ -86,7 +86,7 @@ pub struct MessageEvent {
     /// The operation.
     pub op: MessageOp,
     /// URIs (without secrets) of the keys configured for the operation, generator first.
-    pub keys: Vec<String>,
+    pub keys: Vec<std::sync::Arc<str>>,
     /// Suite of the message, when known.
     pub suite: Option<AlgorithmSuite>,
     /// SHA-256 of the serialized encryption context *stored in the header*, when known

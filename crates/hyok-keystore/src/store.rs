@@ -8,17 +8,18 @@ use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
 
 use crate::error::Result;
 
-/// Public description of a key: never secrets.
+/// Public description of a key: never secrets. Cheap to clone (shared strings): every
+/// audit event carries one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
     /// Backend name: `raw-aes`, `raw-rsa`, `pkcs11`, `vault-transit`, `kmip` …
     pub backend: &'static str,
     /// The key URI with secrets removed (safe to log and to put in audit records).
-    pub uri: String,
+    pub uri: Arc<str>,
     /// The EDK provider id this key writes and recognises.
-    pub provider_id: String,
+    pub provider_id: Arc<str>,
     /// The key name as recorded in the EDK.
-    pub key_name: String,
+    pub key_name: Arc<str>,
 }
 
 impl fmt::Display for KeyInfo {

@@ -71,7 +71,7 @@ fn client(
 fn message_event(op: MessageOp, args: &KeyArgs) -> MessageEvent {
     MessageEvent {
         op,
-        keys: args.keys.clone(),
+        keys: args.keys.iter().map(|k| k.as_str().into()).collect(),
         suite: None,
         context_sha256: None,
         message_id: None,

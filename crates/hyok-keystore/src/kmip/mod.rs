@@ -275,9 +275,9 @@ impl KmipBuilder {
         Ok(KmipKey {
             info: KeyInfo {
                 backend: SCHEME,
-                uri: format!("kmip://{}/{target}", client.addr),
-                provider_id: PROVIDER_ID.to_owned(),
-                key_name: target.clone(),
+                uri: format!("kmip://{}/{target}", client.addr).into(),
+                provider_id: PROVIDER_ID.into(),
+                key_name: target.as_str().into(),
             },
             target,
             client,

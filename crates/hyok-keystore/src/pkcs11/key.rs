@@ -246,9 +246,9 @@ impl Pkcs11Key {
         let generation = token.generation();
         let info = KeyInfo {
             backend: "pkcs11",
-            uri: who.clone(),
-            provider_id: uri.namespace.clone(),
-            key_name: label.clone(),
+            uri: who.as_str().into(),
+            provider_id: uri.namespace.as_str().into(),
+            key_name: label.as_str().into(),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -372,7 +372,7 @@ impl Inner {
         info.extend_from_slice(&(IV_LEN as u32).to_be_bytes());
         info.extend_from_slice(&iv);
         Ok(EncryptedDataKey {
-            provider_id: self.info.provider_id.clone(),
+            provider_id: self.info.provider_id.to_string(),
             provider_info: info,
             ciphertext: ct,
         })
@@ -381,7 +381,7 @@ impl Inner {
     fn aes_owns(&self, edk: &EncryptedDataKey) -> bool {
         let name = self.label.as_bytes();
         let info = &edk.provider_info;
-        edk.provider_id == self.info.provider_id
+        *edk.provider_id == *self.info.provider_id
             && info.len() == name.len() + 8 + IV_LEN
             && info.starts_with(name)
             && info[name.len()..name.len() + 4] == TAG_BITS.to_be_bytes()
@@ -493,7 +493,7 @@ impl Inner {
             }
         }
         Ok(EncryptedDataKey {
-            provider_id: self.info.provider_id.clone(),
+            provider_id: self.info.provider_id.to_string(),
             provider_info: self.label.as_bytes().to_vec(),
             ciphertext: encrypt(data_key)?,
         })
@@ -567,7 +567,7 @@ impl KeyStore for Pkcs11Key {
                 blocking(move || inner.aes_unwrap(&edk, &aad, key_len).map(Some)).await
             }
             Material::Rsa { .. } => {
-                if edk.provider_id != inner.info.provider_id
+                if *edk.provider_id != *inner.info.provider_id
                     || edk.provider_info != inner.label.as_bytes()
                 {
                     return Ok(None);

@@ -49,9 +49,9 @@ impl RawAesKey {
         Ok(Self {
             info: KeyInfo {
                 backend: "raw-aes",
-                uri: format!("raw-aes:{namespace}/{name}"),
-                provider_id: namespace.to_owned(),
-                key_name: name.to_owned(),
+                uri: format!("raw-aes:{namespace}/{name}").into(),
+                provider_id: namespace.into(),
+                key_name: name.into(),
             },
             key,
         })
@@ -68,7 +68,7 @@ impl RawAesKey {
         })?;
         let bytes = read_key_file(Path::new(file))?;
         let mut k = Self::new(&ns, &name, &bytes)?;
-        k.info.uri = format!("raw-aes:{}?file={}", uri.path, file);
+        k.info.uri = format!("raw-aes:{}?file={}", uri.path, file).into();
         Ok(k)
     }
 
@@ -79,7 +79,7 @@ impl RawAesKey {
     fn owns(&self, edk: &EncryptedDataKey) -> bool {
         let name = self.info.key_name.as_bytes();
         let info = &edk.provider_info;
-        edk.provider_id == self.info.provider_id
+        *edk.provider_id == *self.info.provider_id
             && info.len() == name.len() + 8 + IV_LEN
             && info.starts_with(name)
             && info[name.len()..name.len() + 4] == TAG_BITS.to_be_bytes()
@@ -121,7 +121,7 @@ impl KeyStore for RawAesKey {
     async fn wrap(&self, data_key: &DataKey, req: WrapRequest<'_>) -> Result<EncryptedDataKey> {
         let mut iv = [0u8; IV_LEN];
         aws_lc_rs::rand::fill(&mut iv).map_err(|_| Error::Backend {
-            key: self.info.uri.clone(),
+            key: self.info.uri.to_string(),
             detail: "random IV".into(),
         })?;
         let aad = Self::aad(&req)?;
@@ -130,7 +130,7 @@ impl KeyStore for RawAesKey {
             .key
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(&aad), &mut buf)
             .map_err(|_| Error::Backend {
-                key: self.info.uri.clone(),
+                key: self.info.uri.to_string(),
                 detail: "AES-GCM wrap failed".into(),
             })?;
         buf.extend_from_slice(tag.as_ref());
@@ -139,7 +139,7 @@ impl KeyStore for RawAesKey {
         info.extend_from_slice(&(IV_LEN as u32).to_be_bytes());
         info.extend_from_slice(&iv);
         Ok(EncryptedDataKey {
-            provider_id: self.info.provider_id.clone(),
+            provider_id: self.info.provider_id.to_string(),
             provider_info: info,
             ciphertext: buf,
         })
@@ -155,7 +155,7 @@ impl KeyStore for RawAesKey {
         }
         if edk.ciphertext.len() != req.suite.key_len() + TAG_LEN {
             return Err(Error::UnwrapFailed {
-                key: self.info.uri.clone(),
+                key: self.info.uri.to_string(),
             });
         }
         let name_len = self.info.key_name.len();
@@ -167,7 +167,7 @@ impl KeyStore for RawAesKey {
             .key
             .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(&aad), &mut buf)
             .map_err(|_| Error::UnwrapFailed {
-                key: self.info.uri.clone(),
+                key: self.info.uri.to_string(),
             })?;
         Ok(Some(DataKey::from_slice(pt)))
     }

@@ -222,9 +222,9 @@ impl RawRsaKey {
         Ok(Self {
             info: KeyInfo {
                 backend: "raw-rsa",
-                uri: format!("raw-rsa:{namespace}/{name}"),
-                provider_id: namespace.to_owned(),
-                key_name: name.to_owned(),
+                uri: format!("raw-rsa:{namespace}/{name}").into(),
+                provider_id: namespace.into(),
+                key_name: name.into(),
             },
             padding,
             public,
@@ -255,13 +255,13 @@ impl RawRsaKey {
                 uri_s.push_str(&format!("&{a}={p}"));
             }
         }
-        k.info.uri = uri_s;
+        k.info.uri = uri_s.into();
         Ok(k)
     }
 
     fn fail(&self, detail: &str) -> Error {
         Error::Backend {
-            key: self.info.uri.clone(),
+            key: self.info.uri.to_string(),
             detail: detail.into(),
         }
     }
@@ -280,7 +280,7 @@ impl KeyStore for RawRsaKey {
     async fn wrap(&self, data_key: &DataKey, _req: WrapRequest<'_>) -> Result<EncryptedDataKey> {
         // The spec forbids deriving the public key from the private one for encryption.
         let public = self.public.as_ref().ok_or_else(|| Error::Unsupported {
-            key: self.info.uri.clone(),
+            key: self.info.uri.to_string(),
             detail: "this RSA key has no public key (public=PEM) and cannot encrypt".into(),
         })?;
         let ct = match self.padding.oaep() {
@@ -308,7 +308,7 @@ impl KeyStore for RawRsaKey {
             }
         };
         Ok(EncryptedDataKey {
-            provider_id: self.info.provider_id.clone(),
+            provider_id: self.info.provider_id.to_string(),
             provider_info: self.info.key_name.as_bytes().to_vec(),
             ciphertext: ct,
         })
@@ -319,17 +319,17 @@ impl KeyStore for RawRsaKey {
         edk: &EncryptedDataKey,
         req: WrapRequest<'_>,
     ) -> Result<Option<DataKey>> {
-        if edk.provider_id != self.info.provider_id
+        if *edk.provider_id != *self.info.provider_id
             || edk.provider_info != self.info.key_name.as_bytes()
         {
             return Ok(None);
         }
         let private = self.private.as_ref().ok_or_else(|| Error::Unsupported {
-            key: self.info.uri.clone(),
+            key: self.info.uri.to_string(),
             detail: "this RSA key has only a public key (add private=PEM to decrypt)".into(),
         })?;
         let failed = || Error::UnwrapFailed {
-            key: self.info.uri.clone(),
+            key: self.info.uri.to_string(),
         };
         let mut out = Zeroizing::new(vec![0u8; edk.ciphertext.len().max(16)]);
         let n = match self.padding.oaep() {

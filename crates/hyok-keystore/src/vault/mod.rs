@@ -508,9 +508,9 @@ impl VaultTransit {
         Self {
             info: KeyInfo {
                 backend: SCHEME,
-                uri,
-                provider_id: PROVIDER_ID.to_owned(),
-                key_name: name.clone(),
+                uri: uri.into(),
+                provider_id: PROVIDER_ID.into(),
+                key_name: name.as_str().into(),
             },
             name,
             mount,
@@ -1062,7 +1062,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            k.info().uri,
+            &*k.info().uri,
             "vault-transit:k?addr=http://127.0.0.1:8200&mount=transit"
         );
         assert!(!format!("{k:?}").contains("\"t\""));
