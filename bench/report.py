@@ -122,7 +122,7 @@ def render(meta, best, inproc):
       "Load average before / after: %s / %s. The machine is shared with other builds and "
       "tests, so absolute times drift from run to run; the ratios below compare runs made "
       "in the same script, round by round, and are what to read. The file-to-file runs "
-      "are the best of %s interleaved rounds on one %d MiB file of random bytes (in the "
+      "are the best of %s rounds (the order of the tools rotates from round to round) on one %d MiB file of random bytes (in the "
       "page cache); every run starts after a `sync`, right after a file of the same size "
       "was written and deleted (see the header of `bench/run.sh`: on this virtual machine "
       "writing into long-free memory costs several times more than into just-freed memory)."
@@ -136,6 +136,17 @@ def render(meta, best, inproc):
           "engineers' builds and tests): every tool got only part of the cores, unevenly, and "
           "the 2-thread figures in particular say more about the load than about hyok. Re-run "
           "`bench/run.sh` on an idle machine for figures to rely on." % (busy, meta["cores"]))
+    w("")
+    w("**Reading the file-to-file rows on this machine.** This is a virtual machine whose host "
+      "reclaims memory the guest does not use, and writing into the page cache costs whatever "
+      "the host charges for handing pages back: the same `dd bs=4M` copy of 1 GiB took from "
+      "0.40 s to 3.84 s in consecutive runs (2026-11-28), nearly all of it system time in the "
+      "kernel's copy into new page-cache pages (`copy_folio_from_iter_atomic`). Best-of-N with "
+      "a rotating order evens this out only partly, and which tool draws the slow pages differs "
+      "from run to run, so single file-to-file ratios below (including dd's own row) can be off "
+      "by a factor of 2 to 4. What holds regardless: hyok's user time (the crypto) is about "
+      "0.6 CPU-seconds per GiB, `hyok encrypt`/`decrypt` into `/dev/null` run at about "
+      "1.5 GB/s, and the in-process rows below are free of the file system.")
     w("")
     w("### Goals of issue 2")
     w("")
