@@ -330,12 +330,7 @@ impl<W: Write> Encryptor<W> {
     /// return the inner writer. Returns the number of plaintext bytes written.
     pub fn finish(mut self) -> Result<(W, u64)> {
         self.seal_and_write(&[], true)?;
-        write_sealed(
-            &mut self.out,
-            &mut self.hash,
-            &self.sealed[..self.sealed_len],
-        )?;
-        self.sealed_len = 0;
+        self.drain_sealed()?;
         if let (Some(signer), Some(hash)) = (self.signer.take(), self.hash.take()) {
             let sig = signer.sign(hash)?;
             let mut footer = Vec::with_capacity(sig.len() + 2);
@@ -350,6 +345,17 @@ impl<W: Write> Encryptor<W> {
     /// Bytes of plaintext accepted so far.
     pub fn plaintext_len(&self) -> u64 {
         self.plaintext_len
+    }
+
+    /// Hash and write the frames sealed so far.
+    fn drain_sealed(&mut self) -> Result<()> {
+        write_sealed(
+            &mut self.out,
+            &mut self.hash,
+            &self.sealed[..self.sealed_len],
+        )?;
+        self.sealed_len = 0;
+        Ok(())
     }
 }
 
@@ -386,12 +392,7 @@ impl<W: Write> Write for Encryptor<W> {
     /// Writes out the frames sealed so far (a partial frame stays buffered until more
     /// data or `finish` completes it) and flushes the inner writer.
     fn flush(&mut self) -> io::Result<()> {
-        write_sealed(
-            &mut self.out,
-            &mut self.hash,
-            &self.sealed[..self.sealed_len],
-        )?;
-        self.sealed_len = 0;
+        self.drain_sealed()?;
         self.out.flush()
     }
 }

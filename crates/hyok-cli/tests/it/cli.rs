@@ -850,33 +850,17 @@ fn usage_errors_exit_2() {
 fn fsync_flag_writes_the_same_files() {
     let k = keys();
     let dir = tempfile::tempdir().unwrap();
-    let plain_path = dir.path().join("plain");
+    let p = |name: &str| dir.path().join(name).display().to_string();
     let plain = pseudo_random(300_000, 11);
-    fs::write(&plain_path, &plain).unwrap();
-    let msg_path = dir.path().join("msg");
-    let out = dir.path().join("out");
-    let run = hyok([
-        "encrypt".to_string(),
-        plain_path.display().to_string(),
-        "-o".into(),
-        msg_path.display().to_string(),
-        "--key".into(),
-        k.aes.clone(),
-        "--fsync".into(),
-    ]);
-    assert!(run.success(), "encrypt --fsync: {}", run.describe());
-    let run = hyok([
-        "decrypt".to_string(),
-        msg_path.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-        "--key".into(),
-        k.aes.clone(),
-        "--fsync".into(),
-    ]);
-    assert!(run.success(), "decrypt --fsync: {}", run.describe());
-    assert!(fs::read(&out).unwrap() == plain, "wrong plaintext");
-    let mut names = dir_entries(dir.path());
-    names.sort();
-    assert_eq!(names, ["msg", "out", "plain"], "temporary files left");
+    fs::write(p("plain"), &plain).unwrap();
+    for (op, input, output) in [("encrypt", "plain", "msg"), ("decrypt", "msg", "out")] {
+        let run = hyok([op, &p(input), "-o", &p(output), "--key", &k.aes, "--fsync"]);
+        assert!(run.success(), "{op} --fsync: {}", run.describe());
+    }
+    assert!(fs::read(p("out")).unwrap() == plain, "wrong plaintext");
+    assert_eq!(
+        dir_entries(dir.path()),
+        ["msg", "out", "plain"],
+        "temporary files left"
+    );
 }
