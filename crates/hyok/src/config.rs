@@ -24,6 +24,13 @@
 //! [[residency.allow]]
 //! name = "eu-only"
 //! region = "eu-central-1"
+//!
+//! [audit]                    # the environment (HYOK_AUDIT_LOG, …) overrides each field
+//! log = "/var/log/hyok/audit.log"
+//! key = "/etc/hyok/audit-signing.pem"   # or a pkcs11: URI of an EC key
+//! identity = "backup-job@host-7"
+//! checkpoint_every = 1000
+//! checkpoint_secs = 60
 //! ```
 
 use std::collections::BTreeMap;
@@ -59,6 +66,48 @@ pub struct Config {
     /// Where data may be stored.
     #[serde(default)]
     pub residency: Residency,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the same settings as the `HYOK_AUDIT_*` variables, which override them field
+/// by field. A relative `log` path is taken relative to the configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log file; logging is off without one.
+    pub log: Option<PathBuf>,
+    /// Checkpoint signing key: a PEM private key path or a `pkcs11:` URI of an EC key.
+    pub key: Option<String>,
+    /// Identity written into every record.
+    pub identity: Option<String>,
+    /// Log origin written into checkpoints.
+    pub origin: Option<String>,
+    /// Checkpoint every N records.
+    pub checkpoint_every: Option<u64>,
+    /// Checkpoint every T seconds (when records follow the last checkpoint).
+    pub checkpoint_secs: Option<u64>,
+}
+
+impl Loaded {
+    /// The `[audit]` section as settings, with a relative log path resolved against the
+    /// directory of the configuration file.
+    pub fn audit_settings(&self) -> crate::audit::AuditSettings {
+        let a = &self.config.audit;
+        let base = self.path.as_deref().and_then(Path::parent);
+        crate::audit::AuditSettings {
+            log: a.log.as_ref().map(|p| match base {
+                Some(b) if p.is_relative() => b.join(p),
+                _ => p.clone(),
+            }),
+            key: a.key.clone(),
+            identity: a.identity.clone(),
+            origin: a.origin.clone(),
+            checkpoint_every: a.checkpoint_every,
+            checkpoint_interval: a.checkpoint_secs.map(Duration::from_secs),
+        }
+    }
 }
 
 /// `[defaults]`.
@@ -217,6 +266,11 @@ impl Config {
     }
 
     fn check(&self) -> Result<()> {
+        if self.audit.checkpoint_every == Some(0) || self.audit.checkpoint_secs == Some(0) {
+            return Err(Error::Config(
+                "[audit] checkpoint_every and checkpoint_secs must be positive".into(),
+            ));
+        }
         for (name, k) in &self.keyrings {
             if k.keys.is_empty() {
                 return Err(Error::Config(format!("keyring {name:?} lists no keys")));

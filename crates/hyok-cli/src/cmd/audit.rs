@@ -21,13 +21,10 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Open the log if `HYOK_AUDIT_LOG` is set.
-    ///
-    /// Config hook: once `hyok.toml` is read, this becomes
-    /// `AuditSettings::from_env()?.or(config.audit)`, so the file's `[audit]` section
-    /// applies and the environment overrides it field by field.
-    pub(crate) fn open() -> Result<Self> {
-        let settings = AuditSettings::from_env()?;
+    /// Open the log if `HYOK_AUDIT_LOG` or the configuration's `[audit] log` is set; the
+    /// environment overrides the file field by field.
+    pub(crate) fn open(file: AuditSettings) -> Result<Self> {
+        let settings = AuditSettings::from_env()?.or(file);
         Ok(Self {
             log: settings.open()?,
         })
@@ -131,14 +128,14 @@ pub(crate) fn policy_refusal(e: &anyhow::Error) -> Option<String> {
     })
 }
 
-pub(crate) fn checkpoint(a: AuditCheckpointArgs) -> Result<()> {
-    let mut settings = AuditSettings::from_env()?;
+pub(crate) fn checkpoint(a: AuditCheckpointArgs, file: AuditSettings) -> Result<()> {
+    let mut settings = AuditSettings::from_env()?.or(file);
     if let Some(p) = a.log {
         settings.log = Some(p);
     }
     if !settings.enabled() {
         return Err(Usage::err(
-            "which log? give PATH or set HYOK_AUDIT_LOG",
+            "which log? give PATH, set HYOK_AUDIT_LOG or [audit] log in hyok.toml",
             None,
         ));
     }
@@ -301,12 +298,12 @@ pub(crate) fn show(a: AuditShowArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn public_key() -> Result<()> {
-    let settings = AuditSettings::from_env()?;
+pub(crate) fn public_key(file: AuditSettings) -> Result<()> {
+    let settings = AuditSettings::from_env()?.or(file);
     if settings.key.is_none() {
         return Err(Usage::err(
-            "HYOK_AUDIT_KEY is not set",
-            Some("set HYOK_AUDIT_KEY to the checkpoint signing key (PEM path or pkcs11: URI)"),
+            "no checkpoint signing key: HYOK_AUDIT_KEY is not set",
+            Some("set HYOK_AUDIT_KEY (or [audit] key in hyok.toml) to the checkpoint signing key (PEM path or pkcs11: URI)"),
         ));
     }
     let signer = settings.signer()?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use hyok::audit::{AdminEvent, AdminOp, MessageEvent, MessageOp};
+use hyok::audit::{AdminEvent, AdminOp, AuditSettings, MessageEvent, MessageOp};
 use hyok::{
     AlgorithmSuite, Client, CommitmentPolicy, DecryptOptions, EncryptOptions, EncryptionContext,
     HeaderLimits, OpLabel, Parallelism, Settings,
@@ -120,8 +120,8 @@ fn pump_buffered(r: &mut dyn BufRead, w: &mut dyn Write) -> std::io::Result<u64>
     }
 }
 
-pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
-    let audit = Session::open()?;
+pub(crate) fn encrypt(a: EncryptArgs, audit_file: AuditSettings) -> Result<()> {
+    let audit = Session::open(audit_file)?;
     let started = Instant::now();
     let mut m = message_event(MessageOp::Encrypt, &a.keys);
     let result = encrypt_run(a, &audit, &mut m);
@@ -187,8 +187,8 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     output.commit(fsync)
 }
 
-pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
-    let audit = Session::open()?;
+pub(crate) fn decrypt(a: DecryptArgs, audit_file: AuditSettings) -> Result<()> {
+    let audit = Session::open(audit_file)?;
     let started = Instant::now();
     let mut m = message_event(MessageOp::Decrypt, &a.keys);
     let result = decrypt_run(a, &audit, &mut m);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
-use hyok::audit::{AdminOp, PemSigner, SignatureAlgorithm};
+use hyok::audit::{AdminOp, AuditSettings, PemSigner, SignatureAlgorithm};
 use hyok_keystore::admin::{is_store_uri, open_admin, KeyKind as AdminKind};
 
 use super::audit::Session;
@@ -22,8 +22,8 @@ struct Made {
     detail: String,
 }
 
-pub(crate) fn new(a: KeyNewArgs) -> Result<()> {
-    let audit = Session::open()?;
+pub(crate) fn new(a: KeyNewArgs, audit_file: AuditSettings) -> Result<()> {
+    let audit = Session::open(audit_file)?;
     let started = Instant::now();
     let result = new_run(&a);
     let (key, detail) = match &result {
@@ -153,8 +153,8 @@ pub(crate) fn list(a: KeyUriArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn rotate(a: KeyUriArgs) -> Result<()> {
-    let audit = Session::open()?;
+pub(crate) fn rotate(a: KeyUriArgs, audit_file: AuditSettings) -> Result<()> {
+    let audit = Session::open(audit_file)?;
     let started = Instant::now();
     let result = (|| -> Result<String> {
         let (admin, uri) = open_admin(&a.uri)?;
@@ -172,7 +172,7 @@ pub(crate) fn rotate(a: KeyUriArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn destroy(a: KeyDestroyArgs) -> Result<()> {
+pub(crate) fn destroy(a: KeyDestroyArgs, audit_file: AuditSettings) -> Result<()> {
     if !a.yes {
         return Err(Usage::err(
             format!(
@@ -182,7 +182,7 @@ pub(crate) fn destroy(a: KeyDestroyArgs) -> Result<()> {
             Some("pass --yes to confirm (crypto-shredding)"),
         ));
     }
-    let audit = Session::open()?;
+    let audit = Session::open(audit_file)?;
     let started = Instant::now();
     let result = (|| -> Result<String> {
         let (admin, uri) = open_admin(&a.uri)?;

@@ -27,16 +27,17 @@ use crate::Usage;
 struct Env {
     cfg: Config,
     rt: tokio::runtime::Runtime,
-    /// The audit log (HYOK_AUDIT_LOG): every key use of every object, cache hits included.
+    /// The audit log (HYOK_AUDIT_LOG or [audit]): every key use of every object, cache hits included.
     audit: super::audit::Session,
 }
 
 impl Env {
     fn new(loaded: Loaded) -> Result<Self> {
+        let audit = super::audit::Session::open(loaded.audit_settings())?;
         Ok(Self {
             cfg: loaded.config,
             rt: super::runtime()?,
-            audit: super::audit::Session::open()?,
+            audit,
         })
     }
 

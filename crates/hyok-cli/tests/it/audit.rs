@@ -54,7 +54,7 @@ fn env() -> Env {
     }
 }
 
-/// Runs `hyok` in `cwd` with only the given HYOK_AUDIT_* variables set.
+/// Runs `hyok` in `cwd` with only the given HYOK_AUDIT_* (or HYOK_CONFIG) variables set.
 fn hyok_in<I, S>(cwd: &Path, vars: &[(&str, &OsStr)], args: I) -> Run
 where
     I: IntoIterator<Item = S>,
@@ -66,18 +66,7 @@ where
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for v in [
-        "HYOK_AUDIT_LOG",
-        "HYOK_AUDIT_KEY",
-        "HYOK_AUDIT_IDENTITY",
-        "HYOK_AUDIT_ORIGIN",
-        "HYOK_AUDIT_CHECKPOINT_EVERY",
-        "HYOK_AUDIT_CHECKPOINT_SECS",
-        "RUST_LOG",
-        "HYOK_LOG",
-    ] {
-        cmd.env_remove(v);
-    }
+    common::hermetic(&mut cmd);
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -728,4 +717,76 @@ fn cp_records_every_key_use_of_every_object() {
         "{}",
         run.stdout_text()
     );
+}
+
+#[test]
+fn config_audit_section_turns_logging_on_and_env_overrides_it() {
+    let e = env();
+    // A relative log path is taken relative to the configuration file.
+    std::fs::create_dir(e.path("etc")).unwrap();
+    let cfg = e.path("etc/hyok.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[audit]\nlog = \"from-config.log\"\nkey = {:?}\nidentity = \"cfg-job\"\n",
+            e.signing_key.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(e.path("c.bin"), b"configured").unwrap();
+    let with_cfg = [("HYOK_CONFIG", cfg.as_os_str())];
+    let run = hyok_in(
+        e.dir.path(),
+        &with_cfg,
+        ["encrypt", "c.bin", "-o", "c.enc", "-k", &e.aes],
+    );
+    assert!(run.success(), "{}", run.describe());
+    let log = e.path("etc/from-config.log");
+    let text = std::fs::read_to_string(&log).expect("the [audit] log was not written");
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "record")
+        .collect();
+    assert_eq!(ops(&records), ["generate", "encrypt"], "{text}");
+    assert!(
+        text.contains("cfg-job"),
+        "identity from [audit] missing: {text}"
+    );
+    let run = e.plain([
+        "audit",
+        "verify",
+        &log.display().to_string(),
+        "--public-key",
+        &e.public_key.display().to_string(),
+    ]);
+    assert!(run.success(), "{}", run.describe());
+
+    // The environment overrides the file field by field: HYOK_AUDIT_LOG moves the log,
+    // the key still comes from the file.
+    let run = hyok_in(
+        e.dir.path(),
+        &[
+            ("HYOK_CONFIG", cfg.as_os_str()),
+            ("HYOK_AUDIT_LOG", e.log.as_os_str()),
+        ],
+        ["decrypt", "c.enc", "-o", "c.out", "-k", &e.aes],
+    );
+    assert!(run.success(), "{}", run.describe());
+    assert_eq!(ops(&e.records()), ["unwrap", "decrypt"]);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        text,
+        "the overridden log was written to"
+    );
+
+    // A broken [audit] section is a configuration error (exit 2) before anything is done.
+    std::fs::write(&cfg, "[audit]\ncheckpoint_every = 0\n").unwrap();
+    let run = hyok_in(
+        e.dir.path(),
+        &with_cfg,
+        ["encrypt", "c.bin", "-o", "c2.enc", "-k", &e.aes],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.describe());
+    assert!(!e.path("c2.enc").exists());
 }

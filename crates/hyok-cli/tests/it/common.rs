@@ -54,6 +54,30 @@ impl Run {
     }
 }
 
+/// Keep a test's `hyok` independent of the developer's shell: no log settings, no audit
+/// log, and no configuration file (a per-user `hyok.toml` would add keyrings, stores or an
+/// `[audit]` section). Tests that want one set `HYOK_CONFIG` or `HYOK_AUDIT_*` after this.
+pub fn hermetic(cmd: &mut Command) {
+    for v in [
+        "RUST_LOG",
+        "RUST_BACKTRACE",
+        "HYOK_LOG",
+        "HYOK_CONFIG",
+        "HYOK_AUDIT_LOG",
+        "HYOK_AUDIT_KEY",
+        "HYOK_AUDIT_IDENTITY",
+        "HYOK_AUDIT_ORIGIN",
+        "HYOK_AUDIT_CHECKPOINT_EVERY",
+        "HYOK_AUDIT_CHECKPOINT_SECS",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.env(
+        "XDG_CONFIG_HOME",
+        "/nonexistent/hyok-tests-have-no-user-config",
+    );
+}
+
 /// Runs `program args...` with the given stdin bytes (an empty stdin when `None`).
 pub fn run_program<I, S>(program: &Path, args: I, stdin: Option<&[u8]>) -> Run
 where
@@ -64,10 +88,8 @@ where
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Keep log output predictable whatever the developer's shell has set.
-        .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE");
+        .stderr(Stdio::piped());
+    hermetic(&mut cmd);
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
@@ -328,9 +350,8 @@ pub fn hyok_env(
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE");
+        .stderr(Stdio::piped());
+    hermetic(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }
