@@ -71,17 +71,13 @@ async fn measure(store: &SharedKeyStore, ops: usize) -> Rates {
 
     let t = Instant::now();
     let mut edks = Vec::with_capacity(ops);
-    for i in 0..ops {
-        edks.push(store.wrap(&keys[i], req(i)).await.expect("wrap"));
+    for (i, key) in keys.iter().enumerate() {
+        edks.push(store.wrap(key, req(i)).await.expect("wrap"));
     }
     let single_wrap = ops as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
-    for i in 0..ops {
-        assert!(store
-            .unwrap(&edks[i], req(i))
-            .await
-            .expect("unwrap")
-            .is_some());
+    for (i, edk) in edks.iter().enumerate() {
+        assert!(store.unwrap(edk, req(i)).await.expect("unwrap").is_some());
     }
     let single_unwrap = ops as f64 / t.elapsed().as_secs_f64();
 
