@@ -6,7 +6,8 @@
 //! by (module, slot), so every key store and the audit signer on one token share one pool of
 //! logged-in sessions. A session the token reports as closed, invalid or logged out is thrown
 //! away, the idle ones with it (they are likely dead too: `C_CloseAllSessions`), and the
-//! operation is retried on a fresh, logged-in session.
+//! operation is retried on a fresh, logged-in session. Thrown-away sessions are forgotten,
+//! never closed by handle: the token may already have given that handle to a new session.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
