@@ -92,19 +92,21 @@ RESULTS="$D/results.txt"
 TIMES="$D/time.out"
 ERRS="$D/stderr.out"
 
-# run NAME CMD...: one timed run after a sync; appends "NAME wall user sys maxrss_kib".
-# Before it, a file of the input's size is written and deleted, so every tool writes its
-# output into memory the kernel has just freed. On a virtual machine whose host reclaims the
-# guest's free memory (this one), writing into pages freed long ago costs several times more
-# system time than into pages freed a moment ago; without this the order of the runs, not
-# the tools, decided the result (a tool writing a new file while its input stays cached paid
-# the most).
+# run NAME CMD...: one timed run; appends "NAME wall user sys maxrss_kib".
+# Before it: a sync (nothing of the previous run is left to write back), then a file of the
+# input's size is written into the page cache and deleted unwritten, so every tool writes its
+# output into memory the kernel freed a moment ago. On a virtual machine whose host reclaims
+# the guest's free memory (this one: free pages are handed back after about 2 s), writing
+# into long-free pages costs several times more system time than into just-freed ones;
+# without this, what ran before decided the result: a decrypt right after its encrypt (which
+# used up the recently freed memory) took 2-4 s for 1 GiB, the same decrypt after a freed
+# file 0.6-1.7 s.
 run() {
   local name=$1
   shift
+  sync
   cp "$IN" "$D/scratch"
   rm -f "$D/scratch"
-  sync
   if ! /usr/bin/time -f '%e %U %S %M' -o "$TIMES" "$@" >/dev/null 2>"$ERRS"; then
     cat "$ERRS" >&2
     die "$name failed: $*"
@@ -136,6 +138,8 @@ openssl speed -evp aes-256-gcm -bytes 65536 -seconds 3 2>/dev/null |
 
 step_dd() {
   run dd dd if="$IN" of="$D/out.dd" bs=4M
+  rm -f "$D/out.dd"
+  run dd_256k dd if="$IN" of="$D/out.dd" bs=256K
   rm -f "$D/out.dd"
   run dd_fsync dd if="$IN" of="$D/out.dd" bs=4M conv=fsync
   rm -f "$D/out.dd"

@@ -9,6 +9,11 @@ use std::thread::{self, JoinHandle};
 
 /// Bytes per chunk handed between threads.
 pub(crate) const CHUNK: usize = 4 << 20;
+/// Largest single `write` the writer thread issues. Measured on the project machine (Linux
+/// 6.18, ext4, a VM): copying 1 GiB into the page cache took 0.35 s in writes of up to
+/// 256 KiB, 0.4-0.7 s in 1 MiB writes and 1.5-2.9 s in 4 MiB writes (`dd bs=…`), nearly all
+/// of it system time; smaller writes cost only more syscalls (4,096 per GiB).
+const WRITE_PIECE: usize = 256 << 10;
 /// Chunks in flight per direction (one being filled, one queued, one being drained).
 const DEPTH: usize = 2;
 
@@ -183,7 +188,9 @@ impl<W: Write + Send + 'static> WriteBehind<W> {
             .spawn(move || {
                 let mut inner = inner;
                 for mut buf in queued {
-                    inner.write_all(&buf)?;
+                    for piece in buf.chunks(WRITE_PIECE) {
+                        inner.write_all(piece)?;
+                    }
                     buf.clear();
                     let _ = recycle.try_send(buf);
                 }
