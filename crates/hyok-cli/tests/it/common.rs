@@ -445,3 +445,52 @@ pub fn message_edks(msg: &[u8]) -> Vec<hyok_core::EncryptedDataKey> {
         .header
         .edks
 }
+
+/// One failure case of a key store: what, the arguments, extra environment, and a word the
+/// one-line error must contain.
+pub type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
+/// One failure check: exit 1, the one-line convention, no output file, and `word` in the
+/// message.
+pub fn failed(r: &Run, out: &Path, word: &str, what: &str) -> Result<(), String> {
+    check_failed(r, Some(out)).map_err(|e| format!("{what}: {e}"))?;
+    let first = r.stderr.lines().next().unwrap_or("");
+    if !first.contains(word) {
+        return Err(format!("{what}: the error does not say {word:?}: {first}"));
+    }
+    Ok(())
+}
+
+/// The failures every network key store must name the same way: a key that does not exist,
+/// an EDK changed inside its ciphertext, and a wrong encryption context. `ctx` is the `-c`
+/// pair the message was made with.
+pub fn key_store_failure_cases<'a>(
+    uri: &'a str,
+    missing: &'a str,
+    ctx: [&'a str; 2],
+    plain: &'a str,
+    msg: &'a str,
+    tampered: &'a str,
+    out: &'a str,
+) -> Vec<Case<'a>> {
+    vec![
+        (
+            "missing key",
+            vec!["encrypt", "-k", missing, plain, "-o", out],
+            vec![],
+            "key not found",
+        ),
+        (
+            "tampered EDK",
+            vec!["decrypt", "-k", uri, ctx[0], ctx[1], tampered, "-o", out],
+            vec![],
+            "unwrapping the data key failed",
+        ),
+        (
+            "wrong context",
+            vec!["decrypt", "-k", uri, "-c", "tenant=evil", msg, "-o", out],
+            vec![],
+            "unwrapping the data key failed",
+        ),
+    ]
+}

@@ -8,12 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{
-    check_failed, dead_addr, hyok_env, message_edks, pseudo_random, raw_aes_uri, skip,
-    tamper_inside, unique, Run,
+    dead_addr, failed, hyok_env, key_store_failure_cases, message_edks, pseudo_random, raw_aes_uri,
+    skip, tamper_inside, unique, Case, Run,
 };
-
-/// One failure case: what, arguments, extra environment, a word the error must contain.
-type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 
 /// Longest any one `hyok` run may take here (the binary bounds its own waits far below it).
 const LIMIT: Duration = Duration::from_secs(90);
@@ -54,15 +51,6 @@ fn run(args: &[&str]) -> Run {
 fn ok(r: Run, what: &str) -> Run {
     assert!(r.success(), "{what}: {}", r.describe());
     r
-}
-
-fn failed(r: &Run, out: &Path, word: &str, what: &str) -> Result<(), String> {
-    check_failed(r, Some(out)).map_err(|e| format!("{what}: {e}"))?;
-    let first = r.stderr.lines().next().unwrap_or("");
-    if !first.contains(word) {
-        return Err(format!("{what}: the error does not say {word:?}: {first}"));
-    }
-    Ok(())
 }
 
 /// `key new` prints the key's URI by unique identifier.
@@ -211,7 +199,7 @@ fn failures_are_one_line_exit_1_without_output() {
         ("HYOK_KMIP_CERT", cert.as_str()),
         ("HYOK_KMIP_KEY", key.as_str()),
     ];
-    let cases: Vec<Case<'_>> = vec![
+    let mut cases: Vec<Case<'_>> = vec![
         (
             "server down (encrypt)",
             vec!["encrypt", "-k", &down, &fplain, "-o", &out],
@@ -242,36 +230,10 @@ fn failures_are_one_line_exit_1_without_output() {
             vec![("HYOK_KMIP_CA", cert.as_str())],
             "not trusted",
         ),
-        (
-            "missing key",
-            vec!["encrypt", "-k", &missing, &fplain, "-o", &out],
-            vec![],
-            "key not found",
-        ),
-        (
-            "tampered EDK",
-            vec![
-                "decrypt", "-k", &uri, ctx[0], ctx[1], &ftampered, "-o", &out,
-            ],
-            vec![],
-            "unwrapping the data key failed",
-        ),
-        (
-            "wrong context",
-            vec![
-                "decrypt",
-                "-k",
-                &uri,
-                "-c",
-                "tenant=evil",
-                &fmsg,
-                "-o",
-                &out,
-            ],
-            vec![],
-            "unwrapping the data key failed",
-        ),
     ];
+    cases.extend(key_store_failure_cases(
+        &uri, &missing, ctx, &fplain, &fmsg, &ftampered, &out,
+    ));
     let mut problems = Vec::new();
     for (what, args, env, word) in &cases {
         let r = hyok_env(args, env, &[], None, LIMIT);

@@ -9,10 +9,9 @@ use std::time::Duration;
 use hyok_keystore::uri::KeyUri;
 use hyok_keystore::vault::VaultAdmin;
 
-use crate::common::{check_failed, dead_addr, hyok_env, pseudo_random, skip, unique, Run};
-
-/// One failure case: what, arguments, extra environment, a word the error must contain.
-type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+use crate::common::{
+    dead_addr, failed, hyok_env, key_store_failure_cases, pseudo_random, skip, unique, Case, Run,
+};
 
 /// Longest any one `hyok` run may take here (the binary bounds its own waits far below it).
 const LIMIT: Duration = Duration::from_secs(90);
@@ -73,17 +72,6 @@ fn key_versions(msg: &Path) -> Vec<u64> {
         .iter()
         .filter_map(|e| e["key_version"].as_u64())
         .collect()
-}
-
-/// One failure check: exit 1, the one-line convention, no output file, and `word` in the
-/// message.
-fn failed(r: &Run, out: &Path, word: &str, what: &str) -> Result<(), String> {
-    check_failed(r, Some(out)).map_err(|e| format!("{what}: {e}"))?;
-    let first = r.stderr.lines().next().unwrap_or("");
-    if !first.contains(word) {
-        return Err(format!("{what}: the error does not say {word:?}: {first}"));
-    }
-    Ok(())
 }
 
 #[test]
@@ -222,7 +210,7 @@ fn failures_are_one_line_exit_1_without_output() {
     let missing = b.uri(&unique("hyok-cli-missing"));
     let out = p("out");
     let ctx = ["-c", "tenant=acme"];
-    let cases: Vec<Case<'_>> = vec![
+    let mut cases: Vec<Case<'_>> = vec![
         (
             "server down (encrypt)",
             vec!["encrypt", "-k", &down, &fplain, "-o", &out],
@@ -247,36 +235,10 @@ fn failures_are_one_line_exit_1_without_output() {
             vec![("VAULT_TOKEN", "s.wrong-token")],
             "permission denied",
         ),
-        (
-            "missing key",
-            vec!["encrypt", "-k", &missing, &fplain, "-o", &out],
-            vec![],
-            "key not found",
-        ),
-        (
-            "tampered EDK",
-            vec![
-                "decrypt", "-k", &uri, ctx[0], ctx[1], &ftampered, "-o", &out,
-            ],
-            vec![],
-            "unwrapping the data key failed",
-        ),
-        (
-            "wrong context",
-            vec![
-                "decrypt",
-                "-k",
-                &uri,
-                "-c",
-                "tenant=evil",
-                &fmsg,
-                "-o",
-                &out,
-            ],
-            vec![],
-            "unwrapping the data key failed",
-        ),
     ];
+    cases.extend(key_store_failure_cases(
+        &uri, &missing, ctx, &fplain, &fmsg, &ftampered, &out,
+    ));
     let mut problems = Vec::new();
     for (what, args, env, word) in &cases {
         let r = hyok_env(args, env, &[], None, LIMIT);
