@@ -288,6 +288,48 @@ pub fn one_line(s: &str, max: usize) -> String {
 }
 
 #[cfg(any(feature = "vault", feature = "kmip"))]
+/// Run a batched server call over `items` in chunks of at most `max`, one result per item in
+/// order. A chunk that fails as a whole gives its error to its first item and a reference to
+/// it to the others (so the full cause is reported once).
+pub(crate) async fn in_chunks<'a, T, U, F, Fut>(
+    key: &str,
+    items: &'a [T],
+    max: usize,
+    mut call: F,
+) -> Vec<Result<U>>
+where
+    F: FnMut(&'a [T]) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<U>>>>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(max.max(1)) {
+        match call(chunk).await {
+            Ok(v) => out.extend(v),
+            Err(e) => {
+                let text = one_line(&e.to_string(), 400);
+                out.push(Err(e));
+                for _ in 1..chunk.len() {
+                    out.push(Err(Error::Backend {
+                        key: key.to_owned(),
+                        detail: format!("batch failed: {text}"),
+                    }));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The one result of a batched call made for a single item.
+pub(crate) fn single<U>(key: &str, server: &str, results: Result<Vec<Result<U>>>) -> Result<U> {
+    results?.pop().unwrap_or_else(|| {
+        Err(Error::Backend {
+            key: key.to_owned(),
+            detail: format!("{server} returned no result"),
+        })
+    })
+}
+
 pub(crate) mod pem_files {
     //! Certificates and keys from PEM files.
 

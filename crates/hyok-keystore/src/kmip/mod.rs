@@ -839,13 +839,8 @@ impl KeyStore for KmipKey {
     }
 
     async fn wrap(&self, data_key: &DataKey, req: WrapRequest<'_>) -> Result<EncryptedDataKey> {
-        let mut out = self.encrypt_batch(&[(data_key, req)]).await?;
-        out.pop().unwrap_or_else(|| {
-            Err(Error::Backend {
-                key: self.key().to_owned(),
-                detail: "KMIP server returned no result".into(),
-            })
-        })
+        let out = self.encrypt_batch(&[(data_key, req)]).await;
+        net::single(self.key(), "KMIP server", out)
     }
 
     async fn unwrap(
@@ -861,23 +856,7 @@ impl KeyStore for KmipKey {
         &self,
         items: &[(&DataKey, WrapRequest<'_>)],
     ) -> Vec<Result<EncryptedDataKey>> {
-        let mut out = Vec::with_capacity(items.len());
-        for chunk in items.chunks(MAX_BATCH) {
-            match self.encrypt_batch(chunk).await {
-                Ok(v) => out.extend(v),
-                Err(e) => {
-                    let text = net::one_line(&e.to_string(), 400);
-                    out.push(Err(e));
-                    for _ in 1..chunk.len() {
-                        out.push(Err(Error::Backend {
-                            key: self.key().to_owned(),
-                            detail: format!("batch failed: {text}"),
-                        }));
-                    }
-                }
-            }
-        }
-        out
+        net::in_chunks(self.key(), items, MAX_BATCH, |c| self.encrypt_batch(c)).await
     }
 
     async fn unwrap_batch(

@@ -871,13 +871,8 @@ impl KeyStore for VaultTransit {
     }
 
     async fn wrap(&self, data_key: &DataKey, req: WrapRequest<'_>) -> Result<EncryptedDataKey> {
-        let mut out = self.encrypt_batch(&[(data_key, req)]).await?;
-        out.pop().unwrap_or_else(|| {
-            Err(Error::Backend {
-                key: self.key().to_owned(),
-                detail: "Vault returned no result".into(),
-            })
-        })
+        let out = self.encrypt_batch(&[(data_key, req)]).await;
+        net::single(self.key(), "Vault", out)
     }
 
     async fn unwrap(
@@ -903,23 +898,7 @@ impl KeyStore for VaultTransit {
         &self,
         items: &[(&DataKey, WrapRequest<'_>)],
     ) -> Vec<Result<EncryptedDataKey>> {
-        let mut out = Vec::with_capacity(items.len());
-        for chunk in items.chunks(MAX_BATCH) {
-            match self.encrypt_batch(chunk).await {
-                Ok(v) => out.extend(v),
-                Err(e) => {
-                    let class = one_line(&e.to_string(), 400);
-                    out.push(Err(e));
-                    for _ in 1..chunk.len() {
-                        out.push(Err(Error::Backend {
-                            key: self.key().to_owned(),
-                            detail: format!("batch failed: {class}"),
-                        }));
-                    }
-                }
-            }
-        }
-        out
+        net::in_chunks(self.key(), items, MAX_BATCH, |c| self.encrypt_batch(c)).await
     }
 
     async fn unwrap_batch(
