@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hyok_core::{
-    AlgorithmSuite, DecryptOptions, EncryptOptions, EncryptionContext, Encryptor, HeaderLimits,
-    ParsedHeader, PendingEncryption,
+    AlgorithmSuite, DataKey, DecryptOptions, EncryptOptions, EncryptionContext, Encryptor,
+    HeaderLimits, ParsedHeader, PendingEncryption,
 };
 use hyok_keystore::admin::{open_admin, KeyAdmin, KeyKind};
 use hyok_keystore::observe::{AuditSink, KeyEvent, KeyOp};
 use hyok_keystore::pkcs11::Pkcs11Admin;
-use hyok_keystore::{KeyManager, KeyUri, OpLabel};
+use hyok_keystore::{KeyManager, KeyStore, KeyUri, OpLabel, WrapRequest};
 
+/// Suite of the key-store tests' messages and wrap requests.
 pub const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
 
 /// The test token, as URI parts.
@@ -179,7 +180,7 @@ impl Recorder {
     }
 }
 
-pub fn shared<T: hyok_keystore::KeyStore + 'static>(k: T) -> Arc<dyn hyok_keystore::KeyStore> {
+pub fn shared<T: KeyStore + 'static>(k: T) -> Arc<dyn KeyStore> {
     Arc::new(k)
 }
 
@@ -347,4 +348,50 @@ impl Kmip {
 /// Parse a URI in tests.
 pub fn parse(uri: &str) -> KeyUri {
     KeyUri::parse(uri).expect("valid key URI")
+}
+
+/// A wrap request for `ctx` under [`SUITE`].
+pub fn req(ctx: &EncryptionContext) -> WrapRequest<'_> {
+    WrapRequest {
+        suite: SUITE,
+        context: ctx,
+    }
+}
+
+/// Wrap `n` data keys under `n` different contexts with one `wrap_batch` call and unwrap them
+/// with one `unwrap_batch` call (more than one server request each for large `n`): every
+/// key comes back, in order.
+pub async fn batch_round_trip(store: &dyn KeyStore, n: usize) {
+    let contexts: Vec<EncryptionContext> = (0..n)
+        .map(|i| {
+            let mut c = hyok_keystore::testing::context(1);
+            c.insert("n", i.to_string());
+            c
+        })
+        .collect();
+    let keys: Vec<DataKey> = contexts
+        .iter()
+        .map(|_| DataKey::generate(SUITE).unwrap())
+        .collect();
+    let items: Vec<_> = keys
+        .iter()
+        .zip(&contexts)
+        .map(|(k, c)| (k, req(c)))
+        .collect();
+    let edks: Vec<_> = store
+        .wrap_batch(&items)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let items: Vec<_> = edks
+        .iter()
+        .zip(&contexts)
+        .map(|(e, c)| (e, req(c)))
+        .collect();
+    let back = store.unwrap_batch(&items).await;
+    assert_eq!(back.len(), n);
+    for (r, k) in back.into_iter().zip(&keys) {
+        assert_eq!(r.unwrap().unwrap().expose(), k.expose());
+    }
 }

@@ -4,21 +4,14 @@
 use std::path::Path;
 use std::process::Command;
 
-use hyok_core::{AlgorithmSuite, DataKey, EncryptionContext};
+use hyok_core::DataKey;
 use hyok_keystore::admin::{open_admin, KeyKind};
 use hyok_keystore::testing::context;
-use hyok_keystore::{open_key, Error, WrapRequest};
+use hyok_keystore::{open_key, Error};
 
-use crate::common::{dead_addr, kmip, parse, silent_listener, skip, unique};
-
-const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
-
-fn req(ctx: &EncryptionContext) -> WrapRequest<'_> {
-    WrapRequest {
-        suite: SUITE,
-        context: ctx,
-    }
-}
+use crate::common::{
+    batch_round_trip, dead_addr, kmip, parse, req, silent_listener, skip, unique, SUITE,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_lifecycle_by_name_and_unique_id() {
@@ -180,37 +173,6 @@ async fn batches_span_several_messages() {
     let name = unique("hyok-batch");
     let uri = k.create_key(&name).await;
     let store = open_key(&uri).unwrap();
-    let contexts: Vec<EncryptionContext> = (0..150)
-        .map(|i| {
-            let mut c = context(1);
-            c.insert("n", i.to_string());
-            c
-        })
-        .collect();
-    let keys: Vec<DataKey> = contexts
-        .iter()
-        .map(|_| DataKey::generate(SUITE).unwrap())
-        .collect();
-    let items: Vec<_> = keys
-        .iter()
-        .zip(&contexts)
-        .map(|(d, c)| (d, req(c)))
-        .collect();
-    let edks: Vec<_> = store
-        .wrap_batch(&items)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let items: Vec<_> = edks
-        .iter()
-        .zip(&contexts)
-        .map(|(e, c)| (e, req(c)))
-        .collect();
-    let back = store.unwrap_batch(&items).await;
-    assert_eq!(back.len(), 150);
-    for (r, d) in back.into_iter().zip(&keys) {
-        assert_eq!(r.unwrap().unwrap().expose(), d.expose());
-    }
+    batch_round_trip(store.as_ref(), 150).await;
     k.destroy(&uri).await;
 }

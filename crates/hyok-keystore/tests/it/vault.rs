@@ -10,23 +10,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyok_core::{AlgorithmSuite, DataKey, EncryptionContext};
+use hyok_core::DataKey;
 use hyok_keystore::admin::{open_admin, KeyKind};
 use hyok_keystore::net::Secret;
 use hyok_keystore::testing::context;
 use hyok_keystore::vault::{ciphertext_version, VaultAdmin, VaultTransitBuilder};
-use hyok_keystore::{open_key, Error, KeyStore, WrapRequest};
+use hyok_keystore::{open_key, Error, KeyStore};
 
-use crate::common::{dead_addr, parse, required, silent_listener, skip, unique, vault};
-
-const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
-
-fn req(ctx: &EncryptionContext) -> WrapRequest<'_> {
-    WrapRequest {
-        suite: SUITE,
-        context: ctx,
-    }
-}
+use crate::common::{
+    batch_round_trip, dead_addr, parse, req, required, silent_listener, skip, unique, vault, SUITE,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_keeps_old_messages_until_min_decryption_version_rises() {
@@ -342,38 +335,7 @@ async fn batches_span_several_requests() {
     let name = unique("hyok-batch");
     v.create_key(&name).await;
     let store = open_key(&v.uri(&name)).unwrap();
-    let contexts: Vec<EncryptionContext> = (0..300)
-        .map(|i| {
-            let mut c = context(1);
-            c.insert("n", i.to_string());
-            c
-        })
-        .collect();
-    let keys: Vec<DataKey> = contexts
-        .iter()
-        .map(|_| DataKey::generate(SUITE).unwrap())
-        .collect();
-    let items: Vec<_> = keys
-        .iter()
-        .zip(&contexts)
-        .map(|(k, c)| (k, req(c)))
-        .collect();
-    let edks: Vec<_> = store
-        .wrap_batch(&items)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let items: Vec<_> = edks
-        .iter()
-        .zip(&contexts)
-        .map(|(e, c)| (e, req(c)))
-        .collect();
-    let back = store.unwrap_batch(&items).await;
-    assert_eq!(back.len(), 300);
-    for (r, k) in back.into_iter().zip(&keys) {
-        assert_eq!(r.unwrap().unwrap().expose(), k.expose());
-    }
+    batch_round_trip(store.as_ref(), 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
