@@ -406,6 +406,67 @@ fn walk(root: &Path) -> Result<Vec<WalkEntry>> {
     Ok(out)
 }
 
+/// Progress of a recursive copy: bytes on the bar, finished objects in its message.
+#[derive(Clone)]
+struct Tally {
+    pb: Option<ProgressBar>,
+    done: Arc<AtomicU64>,
+    total: usize,
+}
+
+impl Tally {
+    fn new(pb: Option<ProgressBar>, total: usize) -> Self {
+        Self {
+            pb,
+            done: Arc::new(AtomicU64::new(0)),
+            total,
+        }
+    }
+
+    /// One more object finished; `bytes` of it not yet on the bar.
+    fn object_done(&self, bytes: u64) {
+        let d = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(pb) = &self.pb {
+            pb.inc(bytes);
+            pb.set_message(format!("{d}/{} objects", self.total));
+        }
+    }
+}
+
+/// Run `work` on every item on blocking threads, `jobs` at a time; each result comes back
+/// with the item's name (`name`), in completion order.
+fn run_jobs<T, N, W>(
+    env: &Env,
+    items: Vec<T>,
+    jobs: usize,
+    name: N,
+    work: W,
+    tally: &Tally,
+) -> Vec<(String, Result<Done>)>
+where
+    T: Send + 'static,
+    N: Fn(&T) -> String,
+    W: Fn(T, &Tally) -> Result<Done> + Send + Sync + 'static,
+{
+    let work = Arc::new(work);
+    env.rt.block_on(
+        futures::stream::iter(items)
+            .map(|item| {
+                let (work, tally) = (work.clone(), tally.clone());
+                let name = name(&item);
+                async move {
+                    let res = tokio::task::spawn_blocking(move || work(item, &tally))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("worker failed: {e}"))
+                        .and_then(|r| r);
+                    (name, res)
+                }
+            })
+            .buffer_unordered(jobs)
+            .collect(),
+    )
+}
+
 fn finish_many(
     pb: Option<ProgressBar>,
     results: Vec<(String, Result<Done>)>,
@@ -474,59 +535,39 @@ fn upload_tree(env: &Env, a: &CpArgs) -> Result<()> {
         .bind_location(!a.no_bind_location && env.cfg.defaults.bind_location.unwrap_or(true));
     stale_uploads(env, &store);
     let total_bytes: u64 = items.iter().map(|i| i.2).sum();
-    let pb = progress(a.quiet, total_bytes, items.len());
-    let done = Arc::new(AtomicU64::new(0));
-    let n_items = items.len();
+    let tally = Tally::new(progress(a.quiet, total_bytes, items.len()), items.len());
     let jobs = a.jobs.unwrap_or_else(|| env.cfg.transfer.jobs()).max(1);
     let force = a.force;
-    let results: Vec<(String, Result<Done>)> = env.rt.block_on(
-        futures::stream::iter(items)
-            .map(|(path, url, len, mtime)| {
-                let (objects, ctx, pb, done) =
-                    (objects.clone(), ctx.clone(), pb.clone(), done.clone());
-                let name = path.display().to_string();
-                async move {
-                    let res = tokio::task::spawn_blocking(move || -> Result<Done> {
-                        let bump = |pb: &Option<ProgressBar>| {
-                            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                            if let Some(pb) = pb {
-                                pb.set_message(format!("{d}/{n_items} objects"));
-                            }
-                        };
-                        if let (false, Some(t)) = (force, mtime) {
-                            if objects.holds_copy_of(&url, len, t)? {
-                                if let Some(pb) = &pb {
-                                    pb.inc(len);
-                                }
-                                bump(&pb);
-                                return Ok(Done::Skipped);
-                            }
-                        }
-                        let f = File::open(&path)
-                            .with_context(|| format!("cannot open {}", path.display()))?;
-                        let mut r = Counting {
-                            inner: f,
-                            pb: pb.clone(),
-                        };
-                        let src = Source {
-                            len: Some(len),
-                            mtime,
-                            context: ctx,
-                        };
-                        let rep = objects.put(&url, &mut r, &src)?;
-                        bump(&pb);
-                        Ok(Done::Copied(rep.plaintext_len))
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("worker failed: {e}"))
-                    .and_then(|r| r);
-                    (name, res)
+    let results = run_jobs(
+        env,
+        items,
+        jobs,
+        |(path, ..)| path.display().to_string(),
+        move |(path, url, len, mtime), tally| {
+            if let (false, Some(t)) = (force, mtime) {
+                if objects.holds_copy_of(&url, len, t)? {
+                    tally.object_done(len);
+                    return Ok(Done::Skipped);
                 }
-            })
-            .buffer_unordered(jobs)
-            .collect(),
+            }
+            let f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            // The bar counts the bytes as they are read.
+            let mut r = Counting {
+                inner: f,
+                pb: tally.pb.clone(),
+            };
+            let src = Source {
+                len: Some(len),
+                mtime,
+                context: ctx.clone(),
+            };
+            let rep = objects.put(&url, &mut r, &src)?;
+            tally.object_done(0);
+            Ok(Done::Copied(rep.plaintext_len))
+        },
+        &tally,
     );
-    finish_many(pb, results, "uploaded")
+    finish_many(tally.pb, results, "uploaded")
 }
 
 fn local_target(dst: &str, name: Option<&str>) -> Result<PathBuf> {
@@ -639,64 +680,37 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     }
     // Plaintext sizes are only known per object; the bar counts stored bytes as an estimate.
     let total: u64 = items.iter().map(|i| i.0.size).sum();
-    let pb = progress(a.quiet, total, items.len());
-    let done = Arc::new(AtomicU64::new(0));
-    let n_items = items.len();
+    let tally = Tally::new(progress(a.quiet, total, items.len()), items.len());
     let jobs = a.jobs.unwrap_or_else(|| env.cfg.transfer.jobs()).max(1);
     let (force, fsync) = (a.force, a.fsync);
-    let results: Vec<(String, Result<Done>)> = env.rt.block_on(
-        futures::stream::iter(items)
-            .map(|(info, _rel, target)| {
-                let (objects, pb, done, reproduced) = (
-                    objects.clone(),
-                    pb.clone(),
-                    done.clone(),
-                    reproduced.clone(),
-                );
-                let name = info.url.to_string();
-                async move {
-                    let res = tokio::task::spawn_blocking(move || -> Result<Done> {
-                        let bump = |pb: &Option<ProgressBar>| {
-                            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                            if let Some(pb) = pb {
-                                pb.set_message(format!("{d}/{n_items} objects"));
-                            }
-                        };
-                        if let Some(dir) = target.parent() {
-                            std::fs::create_dir_all(dir)
-                                .with_context(|| format!("cannot create {}", dir.display()))?;
-                        }
-                        if !force && target.exists() {
-                            if let Some(s) = objects.describe_url(&info.url)? {
-                                if local_is_copy(&target, &s) {
-                                    if let Some(pb) = &pb {
-                                        pb.inc(info.size);
-                                    }
-                                    bump(&pb);
-                                    return Ok(Done::Skipped);
-                                }
-                            }
-                        }
-                        let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
-                        let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
-                        out.commit(fsync)?;
-                        objects::set_mtime(&target, rep.mtime)?;
-                        if let Some(pb) = &pb {
-                            pb.inc(info.size);
-                        }
-                        bump(&pb);
-                        Ok(Done::Copied(rep.plaintext_len))
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("worker failed: {e}"))
-                    .and_then(|r| r);
-                    (name, res)
+    let results = run_jobs(
+        env,
+        items,
+        jobs,
+        |(info, ..)| info.url.to_string(),
+        move |(info, _rel, target), tally| {
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            if !force && target.exists() {
+                if let Some(s) = objects.describe_url(&info.url)? {
+                    if local_is_copy(&target, &s) {
+                        tally.object_done(info.size);
+                        return Ok(Done::Skipped);
+                    }
                 }
-            })
-            .buffer_unordered(jobs)
-            .collect(),
+            }
+            let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
+            let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
+            out.commit(fsync)?;
+            objects::set_mtime(&target, rep.mtime)?;
+            tally.object_done(info.size);
+            Ok(Done::Copied(rep.plaintext_len))
+        },
+        &tally,
     );
-    finish_many(pb, results, "downloaded")
+    finish_many(tally.pb, results, "downloaded")
 }
 
 pub(crate) fn cat(loaded: Loaded, a: CatArgs) -> Result<()> {
