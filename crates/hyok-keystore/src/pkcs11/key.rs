@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use super::blocking;
 use super::error::{describe, is_bad_ciphertext};
 use super::objects::{self, Obj};
-use super::token::{open_token, CachedHandle, OpError, Token};
+use super::token::{CachedHandle, OpError, Token};
 use super::uri::{OaepHash, Pkcs11Uri};
 use crate::error::{Error, Result};
 use crate::store::{KeyInfo, KeyStore, WrapRequest};
@@ -132,12 +132,12 @@ impl Pkcs11Key {
     /// Open the key a `pkcs11:` URI names: load the module (once per process), find the
     /// token, log in (once per token), find the key and check its type. Blocks.
     pub fn open(uri: &Pkcs11Uri) -> Result<Self> {
-        let who = uri.display();
-        let label = uri.object_label()?.to_owned();
-        let token = open_token(uri, &who)?;
-        let objs = token
-            .run(&mut |s| objects::find(s, Some(&label), uri.id.as_deref()))
-            .map_err(|e| e.into_error(&who))?;
+        let objects::Found {
+            who,
+            label,
+            token,
+            objs,
+        } = objects::find_uri(uri)?;
         let objs: Vec<Obj> = objs
             .into_iter()
             .filter(|o| match uri.object_type.as_deref() {

@@ -35,6 +35,31 @@ impl Obj {
 }
 
 /// Key objects (secret, private, public) with `label` (all labels when `None`) and `id`.
+/// What a key URI led to: its display name, object label, token and the objects found.
+pub(crate) struct Found {
+    pub(crate) who: String,
+    pub(crate) label: String,
+    pub(crate) token: std::sync::Arc<super::token::Token>,
+    pub(crate) objs: Vec<Obj>,
+}
+
+/// Open the token a `pkcs11:` URI names (module loaded and logged in once per process) and
+/// find the objects with the URI's label (and id, if given).
+pub(crate) fn find_uri(uri: &super::uri::Pkcs11Uri) -> crate::error::Result<Found> {
+    let who = uri.display();
+    let label = uri.object_label()?.to_owned();
+    let token = super::token::open_token(uri, &who)?;
+    let objs = token
+        .run(&mut |s| find(s, Some(&label), uri.id.as_deref()))
+        .map_err(|e| e.into_error(&who))?;
+    Ok(Found {
+        who,
+        label,
+        token,
+        objs,
+    })
+}
+
 pub(crate) fn find(
     s: &Session,
     label: Option<&str>,

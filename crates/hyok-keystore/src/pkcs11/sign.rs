@@ -9,7 +9,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectHandle};
 use cryptoki::session::Session;
 
 use super::objects::{self, P256_OID, P384_OID};
-use super::token::{open_token, CachedHandle, Token};
+use super::token::{CachedHandle, Token};
 use super::uri::Pkcs11Uri;
 use crate::error::{Error, Result};
 
@@ -86,12 +86,12 @@ fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
 impl EcSigner {
     /// Open the EC key a `pkcs11:` URI names (private key to sign, public key to export).
     pub fn open(uri: &Pkcs11Uri) -> Result<Self> {
-        let who = uri.display();
-        let label = uri.object_label()?.to_owned();
-        let token = open_token(uri, &who)?;
-        let objs = token
-            .run(&mut |s| objects::find(s, Some(&label), uri.id.as_deref()))
-            .map_err(|e| e.into_error(&who))?;
+        let objects::Found {
+            who,
+            label,
+            token,
+            objs,
+        } = objects::find_uri(uri)?;
         if objs.is_empty() {
             return Err(Error::NotFound {
                 key: who,
