@@ -127,6 +127,17 @@ impl KeyManager {
         }
     }
 
+    /// The context hash that audit records and cache ids use, computed only when one of
+    /// them is attached (it serializes and hashes the context on every message). Without
+    /// either nothing reads it.
+    fn context_hash(&self, context: &EncryptionContext) -> [u8; 32] {
+        if self.audit.is_some() || self.cache.is_some() {
+            context_hash(context)
+        } else {
+            [0; 32]
+        }
+    }
+
     /// Fail closed: refuse key operations while the audit sink cannot record.
     fn check_audit(&self) -> Result<()> {
         match &self.audit {
@@ -172,11 +183,11 @@ impl KeyManager {
         label: &OpLabel,
     ) -> Result<(DataKey, Vec<EncryptedDataKey>)> {
         self.check_audit()?;
-        let ctx_hash = context_hash(context);
+        let ctx_hash = self.context_hash(context);
         let cache_id = self
             .cache
             .as_ref()
-            .map(|_| CacheId::for_encrypt(&self.keyring.id(), suite, context));
+            .map(|_| CacheId::for_encrypt(&self.keyring.id(), suite, &ctx_hash));
         if let (Some(cache), Some(id)) = (&self.cache, &cache_id) {
             let started = Instant::now();
             if let Some(hit) = cache.get_encrypt(id, plaintext_len) {
@@ -284,7 +295,7 @@ impl KeyManager {
         context: &EncryptionContext,
         label: &OpLabel,
     ) -> Result<Vec<EncryptedDataKey>> {
-        let ctx_hash = context_hash(context);
+        let ctx_hash = self.context_hash(context);
         let req = WrapRequest { suite, context };
         let mut edks = Vec::with_capacity(self.keyring.keys.len());
         self.wrap_with(
@@ -310,11 +321,11 @@ impl KeyManager {
         label: &OpLabel,
     ) -> Result<DataKey> {
         self.check_audit()?;
-        let ctx_hash = context_hash(context);
+        let ctx_hash = self.context_hash(context);
         let cache_id = self
             .cache
             .as_ref()
-            .map(|_| CacheId::for_decrypt(&self.keyring.id(), suite, edks, context));
+            .map(|_| CacheId::for_decrypt(&self.keyring.id(), suite, edks, &ctx_hash));
         if let (Some(cache), Some(id)) = (&self.cache, &cache_id) {
             let started = Instant::now();
             if let Some(dk) = cache.get_decrypt(id) {

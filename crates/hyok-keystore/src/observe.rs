@@ -199,30 +199,32 @@ pub fn edk_hash(edk: &EncryptedDataKey) -> [u8; 32] {
 pub struct CacheId(pub [u8; 32]);
 
 impl CacheId {
-    /// Cache id for encryption materials of `keyring_id` (e.g. the list of key URIs).
-    pub fn for_encrypt(keyring_id: &str, suite: AlgorithmSuite, ctx: &EncryptionContext) -> Self {
+    /// Cache id for encryption materials of `keyring_id` (e.g. the list of key URIs) under
+    /// the context whose [`context_hash`] is `ctx_hash`.
+    pub fn for_encrypt(keyring_id: &str, suite: AlgorithmSuite, ctx_hash: &[u8; 32]) -> Self {
         let mut h = Sha256::new();
         h.update(b"hyok-cache-encrypt\0");
         h.update(keyring_id.as_bytes());
         h.update([0]);
         h.update(suite.id().to_be_bytes());
-        h.update(context_hash(ctx));
+        h.update(ctx_hash);
         Self(h.finalize().into())
     }
 
-    /// Cache id for unwrapping the EDKs of a message under a context.
+    /// Cache id for unwrapping the EDKs of a message under the context whose
+    /// [`context_hash`] is `ctx_hash`.
     pub fn for_decrypt(
         keyring_id: &str,
         suite: AlgorithmSuite,
         edks: &[EncryptedDataKey],
-        ctx: &EncryptionContext,
+        ctx_hash: &[u8; 32],
     ) -> Self {
         let mut h = Sha256::new();
         h.update(b"hyok-cache-decrypt\0");
         h.update(keyring_id.as_bytes());
         h.update([0]);
         h.update(suite.id().to_be_bytes());
-        h.update(context_hash(ctx));
+        h.update(ctx_hash);
         for e in edks {
             h.update(edk_hash(e));
         }
