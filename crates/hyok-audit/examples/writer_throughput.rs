@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use hyok_audit::{AuditLog, LogConfig, PemSigner, SignatureAlgorithm};
 use hyok_core::AlgorithmSuite;
-use hyok_keystore::observe::{AuditSink, KeyEvent, KeyOp};
-use hyok_keystore::KeyInfo;
+use hyok_audit::{KeyEvent, KeyOp, KeyRef};
 
 fn cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
@@ -29,11 +28,9 @@ fn main() {
     config.sync = !args.iter().any(|a| a == "--no-sync");
     let signer = Arc::new(PemSigner::generate(SignatureAlgorithm::EcdsaP256Sha256).unwrap());
     let log = AuditLog::open(config, signer).unwrap();
-    let info = KeyInfo {
+    let info = KeyRef {
         backend: "raw-aes",
         uri: "raw-aes:bench/key-1?file=/keys/bench.key".into(),
-        provider_id: "bench".into(),
-        key_name: "key-1".into(),
     };
     let (t, c) = (Instant::now(), cpu());
     for i in 0..n {

@@ -24,7 +24,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use hyok_audit::{verify_file, AuditLog, LogConfig, PemSigner, SignatureAlgorithm, VerifyOptions};
-//! use hyok_keystore::observe::{AdminEvent, AdminOp, AuditSink};
+//! use hyok_audit::{AdminEvent, AdminOp};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("audit.log");
@@ -50,6 +50,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod event;
 mod io;
 mod json;
 mod line;
@@ -62,6 +63,7 @@ mod verify;
 mod who;
 
 pub use error::{Error, Result};
+pub use event::{AdminEvent, AdminOp, KeyEvent, KeyOp, KeyRef, MessageEvent, MessageOp};
 pub use line::{
     line_hash, parse_line, Base64, Checkpoint, Hex32, HexBytes, Line, Op, Outcome, Record,
     CHECKPOINT_HEADER, MAX_FIELD, MAX_LINE,

@@ -1,6 +1,6 @@
 //! The writer: an append-only log file shared by any number of processes.
 //!
-//! Callers queue events ([`AuditLog`] implements the key store's `AuditSink`); one writer
+//! Callers queue events ([`AuditLog::record`], `message`, `admin`); one writer
 //! thread per process takes everything queued so far (group commit), locks the file
 //! (`flock`, exclusive), catches up with what other processes appended since its last
 //! write, appends its records and any due checkpoint in one `write`, `fdatasync`s, and
@@ -17,8 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hyok_keystore::observe::AdminOp;
-use hyok_keystore::observe::{AdminEvent, AuditSink, KeyEvent, KeyOp, MessageEvent, MessageOp};
+use crate::event::{AdminEvent, AdminOp, KeyEvent, KeyOp, MessageEvent, MessageOp};
 
 use crate::error::{Error, Result};
 use crate::io::{lock, LineReader, ReadAt};
@@ -161,7 +160,7 @@ impl Shared {
     }
 }
 
-/// An open audit log: queue events with the `AuditSink` methods, [`AuditLog::flush`] to
+/// An open audit log: queue events with [`AuditLog::record`], `message` and `admin`, [`AuditLog::flush`] to
 /// wait until they are durable, [`AuditLog::close`] at exit (writes the exit checkpoint).
 pub struct AuditLog {
     shared: Arc<Shared>,
@@ -367,20 +366,27 @@ impl Drop for AuditLog {
     }
 }
 
-impl AuditSink for AuditLog {
-    fn record(&self, event: KeyEvent) {
+/// Queueing records: these return at once (one writer thread writes them), so they can be
+/// called from any thread or async task.
+impl AuditLog {
+    /// Queue one key use.
+    pub fn record(&self, event: KeyEvent) {
         self.push(EventKind::Key(event));
     }
 
-    fn message(&self, event: MessageEvent) {
+    /// Queue one message operation.
+    pub fn message(&self, event: MessageEvent) {
         self.push(EventKind::Message(event));
     }
 
-    fn admin(&self, event: AdminEvent) {
+    /// Queue one key lifecycle step or policy refusal.
+    pub fn admin(&self, event: AdminEvent) {
         self.push(EventKind::Admin(event));
     }
 
-    fn check(&self) -> std::result::Result<(), String> {
+    /// `Err(reason)` when the log can no longer record (key operations must then be
+    /// refused: fail closed).
+    pub fn check(&self) -> std::result::Result<(), String> {
         let q = self.shared.queue();
         match &q.failed {
             Some(f) => Err(format!("{}: {f}", self.shared.path.display())),

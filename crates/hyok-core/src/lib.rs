@@ -49,6 +49,7 @@ mod header;
 mod key;
 mod signature;
 mod suite;
+pub mod text;
 
 pub use context::{EncryptionContext, PUBLIC_KEY_FIELD, RESERVED_PREFIX};
 pub use decrypt::{DecryptOptions, Decryptor, VerifiedHeader, DEFAULT_MAX_UNFRAMED};

@@ -59,33 +59,12 @@ pub trait KeyAdmin: Send + Sync {
     async fn destroy(&self, uri: &KeyUri) -> Result<String>;
 }
 
-/// URI schemes of key stores that live outside the local file system.
-pub const STORE_SCHEMES: [&str; 3] = ["pkcs11", "vault-transit", "kmip"];
-
-/// Whether `target` names a key in a key store (rather than a local file).
+/// Whether `target` names a key in a key store of this build (rather than a local file).
 pub fn is_store_uri(target: &str) -> bool {
-    target
-        .split_once(':')
-        .is_some_and(|(s, _)| STORE_SCHEMES.contains(&s.to_ascii_lowercase().as_str()))
+    crate::Registry::builtin().is_store_uri(target)
 }
 
-/// The admin interface of the store a URI names.
+/// The admin interface of the store a URI names (schemes of this build).
 pub fn open_admin(uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
-    let parsed = KeyUri::parse(uri)?;
-    let admin: Option<Box<dyn KeyAdmin>> = match parsed.scheme.as_str() {
-        #[cfg(feature = "pkcs11")]
-        "pkcs11" => Some(Box::new(crate::pkcs11::Pkcs11Admin)),
-        #[cfg(feature = "vault")]
-        "vault-transit" => Some(Box::new(crate::vault::VaultAdmin::from_uri(&parsed)?)),
-        #[cfg(feature = "kmip")]
-        "kmip" => Some(Box::new(crate::kmip::KmipAdmin::from_uri(&parsed)?)),
-        _ => None,
-    };
-    match admin {
-        Some(a) => Ok((a, parsed)),
-        None => Err(Error::Config(format!(
-            "key store {:?} has no key management in this build",
-            parsed.scheme
-        ))),
-    }
+    crate::Registry::builtin().open_admin(uri)
 }

@@ -13,6 +13,30 @@ pub enum Error {
         /// What failed (connection refused, sealed …).
         detail: String,
     },
+    /// The PKCS#11 module (the vendor's library) cannot be loaded or initialised.
+    #[error("{key}: key store unavailable: {detail}")]
+    ModuleUnavailable {
+        /// Key name as shown to users.
+        key: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The token (HSM partition) refused the PIN: wrong, locked, expired or missing.
+    #[error("{key}: permission denied: {detail}")]
+    PinRejected {
+        /// Key name.
+        key: String,
+        /// What the token said (`C_Login: CKR_PIN_INCORRECT` …).
+        detail: String,
+    },
+    /// The module has no token with the URI's label, serial or slot.
+    #[error("{key}: key store not found: {detail}")]
+    TokenNotFound {
+        /// Key name.
+        key: String,
+        /// Which tokens the module has.
+        detail: String,
+    },
     /// Authentication to the key store failed or the operation is not permitted.
     #[error("{key}: permission denied: {detail}")]
     Denied {
@@ -94,27 +118,132 @@ fn detail_suffix(d: &str) -> String {
 }
 
 impl Error {
-    /// Short class name for audit records and metrics.
-    pub fn class(&self) -> &'static str {
+    /// The stable class of this failure (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Audit(_) => "audit",
-            Self::Unavailable { .. } => "unavailable",
-            Self::Denied { .. } => "denied",
-            Self::NotFound { .. } => "not-found",
-            Self::UnwrapFailed { .. } => "unwrap-failed",
-            Self::Unsupported { .. } => "unsupported",
-            Self::KeyVersionTooOld { .. } => "version-too-old",
-            Self::Config(_) => "config",
-            Self::NoMatchingKey { .. } => "no-matching-key",
-            Self::Policy(_) => "policy",
-            Self::Core(_) => "format",
-            Self::Backend { .. } => "backend",
+            Self::Audit(_) => ErrorClass::Audit,
+            Self::Unavailable { .. } | Self::ModuleUnavailable { .. } => ErrorClass::Unavailable,
+            Self::Denied { .. } | Self::PinRejected { .. } => ErrorClass::Denied,
+            Self::NotFound { .. } | Self::TokenNotFound { .. } => ErrorClass::NotFound,
+            Self::UnwrapFailed { .. } => ErrorClass::UnwrapFailed,
+            Self::Unsupported { .. } => ErrorClass::Unsupported,
+            Self::KeyVersionTooOld { .. } => ErrorClass::VersionTooOld,
+            Self::Config(_) => ErrorClass::Config,
+            Self::NoMatchingKey { .. } => ErrorClass::WrongKey,
+            Self::Policy(_) => ErrorClass::Policy,
+            Self::Core(c) => ErrorClass::of_core(c),
+            Self::Backend { .. } => ErrorClass::Backend,
         }
     }
 
     /// Whether retrying the same call may succeed (network blips, throttling).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// The stable meaning of a failure, whatever layer it came from: the one table that exit
+/// codes, audit records and (in servers) status codes are derived from. `as_str` names are
+/// written into audit records and never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The audit log cannot record (key operations are refused).
+    Audit,
+    /// A key store failed in a way with no better class.
+    Backend,
+    /// The configuration (file, key URI, environment) is unusable.
+    Config,
+    /// The encryption context does not match the message or is not allowed.
+    Context,
+    /// Authentication to a key store failed or the operation is not permitted.
+    Denied,
+    /// The input is not a well-formed message hyok can read.
+    Format,
+    /// The header tag did not verify: wrong required context pairs or a tampered header.
+    HeaderAuth,
+    /// Local input or output failed.
+    Io,
+    /// Something named (key, token, object, file) does not exist.
+    NotFound,
+    /// A stored object is bound to another location (moved or renamed).
+    ObjectMoved,
+    /// A policy refused (commitment policy, EDK limit, residency).
+    Policy,
+    /// A byte range that cannot be served.
+    Range,
+    /// Object storage failed.
+    Storage,
+    /// The message was changed: key commitment, frame tag or signature did not verify.
+    Tampered,
+    /// The message ended early.
+    Truncated,
+    /// A key store, server or file that should answer cannot be reached.
+    Unavailable,
+    /// The key exists but cannot do this.
+    Unsupported,
+    /// The key is the message's but refused to unwrap: wrong context or a tampered key.
+    UnwrapFailed,
+    /// A command line that cannot be run as given.
+    Usage,
+    /// The key version that wrapped the message may no longer decrypt.
+    VersionTooOld,
+    /// None of the given keys is one the message was encrypted for.
+    WrongKey,
+}
+
+impl ErrorClass {
+    /// Stable lowercase name (audit records, metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Audit => "audit",
+            Self::Backend => "backend",
+            Self::Config => "config",
+            Self::Context => "context",
+            Self::Denied => "denied",
+            Self::Format => "format",
+            Self::HeaderAuth => "header-auth",
+            Self::Io => "io",
+            Self::NotFound => "not-found",
+            Self::ObjectMoved => "object-moved",
+            Self::Policy => "policy",
+            Self::Range => "range",
+            Self::Storage => "storage",
+            Self::Tampered => "tampered",
+            Self::Truncated => "truncated",
+            Self::Unavailable => "unavailable",
+            Self::Unsupported => "unsupported",
+            Self::UnwrapFailed => "unwrap-failed",
+            Self::Usage => "usage",
+            Self::VersionTooOld => "version-too-old",
+            Self::WrongKey => "wrong-key",
+        }
+    }
+
+    /// The class of a message format error.
+    pub fn of_core(c: &hyok_core::Error) -> Self {
+        use hyok_core::Error as C;
+        match c {
+            C::CommitmentPolicy(_) | C::TooManyEncryptedDataKeys { .. } => Self::Policy,
+            C::HeaderAuth => Self::HeaderAuth,
+            C::Commitment | C::FrameAuth(_) | C::Signature => Self::Tampered,
+            C::Truncated(_) => Self::Truncated,
+            C::Context(_) => Self::Context,
+            C::Io(_) => Self::Io,
+            _ => Self::Format,
+        }
+    }
+}
+
+impl PartialEq<&str> for ErrorClass {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -66,19 +66,24 @@ pub struct KeyManager {
     audit: Option<Arc<dyn AuditSink>>,
 }
 
+/// The EDKs of a message for an error message: escaped, each label and the list bounded
+/// (they come from an untrusted header).
 fn describe_edks(edks: &[EncryptedDataKey]) -> String {
-    edks.iter()
+    let mut v: Vec<String> = edks
+        .iter()
+        .take(8)
         .map(|e| {
-            let info = String::from_utf8_lossy(&e.provider_info);
-            let name: String = info
-                .chars()
-                .take_while(|c| !c.is_control())
-                .take(80)
-                .collect();
-            format!("{}/{}", e.provider_id, name)
+            let l = crate::store::edk_label(e);
+            match l.char_indices().nth(100) {
+                Some((i, _)) => format!("{}…", &l[..i]),
+                None => l,
+            }
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if edks.len() > 8 {
+        v.push(format!("and {} more", edks.len() - 8));
+    }
+    v.join(", ")
 }
 
 impl KeyManager {
@@ -167,7 +172,7 @@ impl KeyManager {
                 edk_sha256: edk.map(edk_hash),
                 message_id: label.message_id.clone(),
                 subject: label.subject.clone(),
-                error: error.map(Error::class),
+                error: error.map(|e| e.class().as_str()),
                 duration: started.elapsed(),
             });
         }

@@ -9,8 +9,8 @@
 //! and [`KeyManager`] is the single place every key use passes, where the data-key cache
 //! and the audit sink observe it.
 //!
-//! [`open_key`] builds a key store from a key URI; [`admin::open_admin`] the key management
-//! of a store.
+//! [`Registry`] knows every key-store scheme: it builds a key store from a key URI
+//! ([`open_key`]) and opens the key management of a store ([`admin::open_admin`]).
 //!
 //! Features (all but `testing` on by default):
 //! - `vault`: Vault/OpenBao Transit over HTTPS (reqwest + rustls).
@@ -31,6 +31,7 @@ pub mod observe;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod raw;
+pub mod registry;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -38,47 +39,14 @@ pub mod uri;
 #[cfg(feature = "vault")]
 pub mod vault;
 
-use std::sync::Arc;
-
-pub use error::{Error, Result};
+pub use error::{Error, ErrorClass, Result};
 pub use keyring::{KeyManager, Keyring, OpLabel};
-pub use store::{KeyInfo, KeyStore, SharedKeyStore, WrapRequest};
+pub use store::{edk_key_name, edk_label, KeyInfo, KeyStore, SharedKeyStore, WrapRequest};
+pub use registry::{Registry, Scheme};
 pub use uri::KeyUri;
 
-/// Open the key store a URI names (`raw-aes:…`, `raw-rsa:…`, `pkcs11:…`,
-/// `vault-transit:…`, `kmip://…`). Opening a PKCS#11 key loads the module, logs in and finds
-/// the key (it blocks); network stores connect on first use, not here.
+/// Open the key store a URI names, with the schemes of this build
+/// ([`Registry::builtin`]).
 pub fn open_key(uri: &str) -> Result<SharedKeyStore> {
-    let parsed = KeyUri::parse(uri)?;
-    match parsed.scheme.as_str() {
-        "raw-aes" => Ok(Arc::new(raw::RawAesKey::from_uri(&parsed)?)),
-        "raw-rsa" => Ok(Arc::new(raw::RawRsaKey::from_uri(&parsed)?)),
-        #[cfg(feature = "pkcs11")]
-        "pkcs11" => Ok(Arc::new(pkcs11::Pkcs11Key::open(
-            &pkcs11::Pkcs11Uri::from_key_uri(&parsed)?,
-        )?)),
-        #[cfg(feature = "vault")]
-        "vault-transit" => Ok(Arc::new(vault::VaultTransit::from_uri(&parsed)?)),
-        #[cfg(feature = "kmip")]
-        "kmip" => Ok(Arc::new(kmip::KmipKey::from_uri(&parsed)?)),
-        other => Err(Error::Config(format!(
-            "unknown key URI scheme {other:?} (supported: {})",
-            supported_schemes().join(", ")
-        ))),
-    }
-}
-
-/// Key URI schemes this build can open.
-pub fn supported_schemes() -> Vec<&'static str> {
-    let mut v = vec!["raw-aes", "raw-rsa"];
-    if cfg!(feature = "pkcs11") {
-        v.push("pkcs11");
-    }
-    if cfg!(feature = "vault") {
-        v.push("vault-transit");
-    }
-    if cfg!(feature = "kmip") {
-        v.push("kmip");
-    }
-    v
+    Registry::builtin().open_key(uri)
 }

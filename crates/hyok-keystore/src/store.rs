@@ -28,6 +28,27 @@ impl fmt::Display for KeyInfo {
     }
 }
 
+/// The key name an EDK records: for the raw-AES layout (name ‖ tag bits 128 ‖ IV length 12
+/// ‖ IV) the name, otherwise the whole provider info. Untrusted bytes: escape them
+/// ([`hyok_core::text::escape_bytes`]) before showing them.
+pub fn edk_key_name(edk: &EncryptedDataKey) -> &[u8] {
+    let info = &edk.provider_info;
+    if info.len() >= 20 && info[info.len() - 20..info.len() - 12] == [0, 0, 0, 0x80, 0, 0, 0, 12] {
+        &info[..info.len() - 20]
+    } else {
+        info
+    }
+}
+
+/// `PROVIDER/KEY-NAME` of an EDK, escaped for display.
+pub fn edk_label(edk: &EncryptedDataKey) -> String {
+    format!(
+        "{}/{}",
+        hyok_core::text::escape_str(&edk.provider_id),
+        hyok_core::text::escape_bytes(edk_key_name(edk))
+    )
+}
+
 /// What a wrap or generate call binds the data key to.
 #[derive(Clone, Copy, Debug)]
 pub struct WrapRequest<'a> {

@@ -393,7 +393,7 @@ pub async fn key_missing(fx: &Fixture) {
     };
     let store = match open() {
         Ok(s) => s,
-        Err(e) if matches!(e.class(), "config" | "not-found") => {
+        Err(e) if matches!(e.class().as_str(), "config" | "not-found") => {
             fx.pass(S, " (refused when opened)");
             return;
         }

@@ -25,6 +25,7 @@ pub use hyok_audit::{
     SignatureAlgorithm, Summary, Timestamp, VerifyOptions,
 };
 pub use hyok_keystore::observe::{AdminEvent, AdminOp, AuditSink, MessageEvent, MessageOp};
+use hyok_keystore::observe::{KeyEvent, KeyOp};
 
 use crate::{Error, Result};
 
@@ -154,6 +155,94 @@ impl AuditSettings {
     }
 }
 
+/// The audit log as the key manager's [`AuditSink`]: maps each key-store observation into
+/// the audit crate's own record types (`hyok-audit` knows no key store).
+#[derive(Clone, Debug)]
+pub struct LogSink(Arc<AuditLog>);
+
+impl LogSink {
+    /// A sink writing into `log`.
+    pub fn new(log: Arc<AuditLog>) -> Self {
+        Self(log)
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Arc<AuditLog> {
+        &self.0
+    }
+}
+
+fn key_op(op: KeyOp) -> hyok_audit::KeyOp {
+    match op {
+        KeyOp::Generate => hyok_audit::KeyOp::Generate,
+        KeyOp::Wrap => hyok_audit::KeyOp::Wrap,
+        KeyOp::Unwrap => hyok_audit::KeyOp::Unwrap,
+        KeyOp::CacheHitEncrypt => hyok_audit::KeyOp::CacheHitEncrypt,
+        KeyOp::CacheHitDecrypt => hyok_audit::KeyOp::CacheHitDecrypt,
+    }
+}
+
+fn admin_op(op: AdminOp) -> hyok_audit::AdminOp {
+    match op {
+        AdminOp::KeyNew => hyok_audit::AdminOp::KeyNew,
+        AdminOp::KeyRotate => hyok_audit::AdminOp::KeyRotate,
+        AdminOp::KeyDestroy => hyok_audit::AdminOp::KeyDestroy,
+        AdminOp::PolicyRefusal => hyok_audit::AdminOp::PolicyRefusal,
+    }
+}
+
+impl AuditSink for LogSink {
+    fn record(&self, e: KeyEvent) {
+        self.0.record(hyok_audit::KeyEvent {
+            op: key_op(e.op),
+            key: hyok_audit::KeyRef {
+                backend: e.key.backend,
+                uri: e.key.uri,
+            },
+            suite: e.suite,
+            context_sha256: e.context_sha256,
+            edk_sha256: e.edk_sha256,
+            message_id: e.message_id,
+            subject: e.subject,
+            error: e.error,
+            duration: e.duration,
+        });
+    }
+
+    fn message(&self, e: MessageEvent) {
+        self.0.message(hyok_audit::MessageEvent {
+            op: match e.op {
+                MessageOp::Encrypt => hyok_audit::MessageOp::Encrypt,
+                MessageOp::Decrypt => hyok_audit::MessageOp::Decrypt,
+            },
+            keys: e.keys,
+            suite: e.suite,
+            context_sha256: e.context_sha256,
+            message_id: e.message_id,
+            subject: e.subject,
+            bytes: e.bytes,
+            error: e.error,
+            duration: e.duration,
+        });
+    }
+
+    fn admin(&self, e: AdminEvent) {
+        self.0.admin(hyok_audit::AdminEvent {
+            op: admin_op(e.op),
+            key: e.key,
+            subject: e.subject,
+            message_id: e.message_id,
+            detail: e.detail,
+            error: e.error,
+            duration: e.duration,
+        });
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        self.0.check()
+    }
+}
+
 /// The checkpoint signer a key URI names: a PEM EC private key file (`PATH` or
 /// `file:PATH`), or an EC key inside a PKCS#11 token (`pkcs11:…`).
 pub fn open_signer(uri: &str) -> Result<Arc<dyn CheckpointSigner>> {
@@ -239,55 +328,6 @@ impl CheckpointSigner for Pkcs11Signer {
         self.inner
             .sign_digest(&digest)
             .map_err(|e| AuditError::Sign(e.to_string()))
-    }
-}
-
-/// Short class of a failed operation, for audit records.
-pub fn error_class(e: &Error) -> &'static str {
-    match e {
-        Error::KeyStore(k) => k.class(),
-        Error::Audit(_) => "audit",
-        Error::Format(c) => core_error_class(c),
-        Error::Store(_) => "storage",
-        Error::Config(_) => "config",
-        Error::Residency(_) => "policy",
-        Error::ObjectMoved { .. } => "object-moved",
-        Error::Range(_) => "range",
-        Error::Io { .. } => "io",
-    }
-}
-
-/// Short class of a message format error, for audit records.
-pub fn core_error_class(c: &hyok_core::Error) -> &'static str {
-    use hyok_core::Error as C;
-    match c {
-        C::CommitmentPolicy(_) | C::TooManyEncryptedDataKeys { .. } => "policy",
-        C::HeaderAuth => "header-auth",
-        C::Commitment => "commitment",
-        C::FrameAuth(_) => "frame-auth",
-        C::Signature => "signature",
-        C::Truncated(_) => "truncated",
-        C::Context(_) => "context",
-        C::Io(_) => "io",
-        _ => "format",
-    }
-}
-
-/// Whether a format error is a policy refusal (recorded as `policy-refusal` as well).
-pub fn is_core_policy_refusal(c: &hyok_core::Error) -> bool {
-    use hyok_core::Error as C;
-    matches!(
-        c,
-        C::CommitmentPolicy(_) | C::TooManyEncryptedDataKeys { .. }
-    )
-}
-
-/// Whether a failure is a policy refusal (recorded as `policy-refusal` as well).
-pub fn is_policy_refusal(e: &Error) -> bool {
-    match e {
-        Error::Format(c) => is_core_policy_refusal(c),
-        Error::KeyStore(hyok_keystore::Error::Policy(_)) => true,
-        _ => false,
     }
 }
 

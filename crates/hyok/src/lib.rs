@@ -31,14 +31,17 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+mod client;
 pub mod config;
+mod error;
+pub mod inspect;
 pub mod objects;
 pub mod policy;
+pub mod session;
 
-use std::collections::BTreeSet;
-use std::io::{Read, Write};
-
-use hyok_core::PendingEncryption;
+pub use client::{Client, Settings};
+pub use error::{Error, ErrorClass, ErrorKind, Result};
+pub use hyok_core::text;
 pub use hyok_core::{
     AlgorithmSuite, CommitmentPolicy, DecryptOptions, Decryptor, EncryptOptions, EncryptionContext,
     EncryptionMaterials, Encryptor, Header, HeaderLimits, Parallelism, ParsedHeader,
@@ -46,216 +49,16 @@ pub use hyok_core::{
 };
 pub use hyok_keystore::{KeyManager, OpLabel};
 pub use hyok_store as store;
+pub use session::{CacheChoice, KeySource, Session, SessionConfig};
 
-/// Errors of the facade: a format error or a key store error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Message format or crypto.
-    #[error(transparent)]
-    Format(#[from] hyok_core::Error),
-    /// A key store.
-    #[error(transparent)]
-    KeyStore(#[from] hyok_keystore::Error),
-    /// The audit log.
-    #[error(transparent)]
-    Audit(#[from] hyok_audit::Error),
-    /// Object storage.
-    #[error(transparent)]
-    Store(#[from] hyok_store::Error),
-    /// The configuration file or a setting in it.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The residency guard refused a destination.
-    #[error("residency: {0}")]
-    Residency(String),
-    /// A stored object's header binds it to another location (moved or renamed).
-    #[error("{object} was encrypted for {bound_to}; refusing an object that was moved or renamed")]
-    ObjectMoved {
-        /// Where the object was read from.
-        object: String,
-        /// The location in its encryption context.
-        bound_to: String,
-    },
-    /// A ranged read that cannot be served.
-    #[error("{0}")]
-    Range(String),
-    /// Local I/O.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+/// The data-key cache: limits and their textual forms (`5m`, `64MiB`).
+pub mod cache {
+    pub use hyok_keystore::cache::{parse_bytes, parse_duration, CacheLimits, MemoryCache};
 }
 
-/// Result alias.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Settings of a [`Client`].
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Suite used for new messages (committing).
-    pub suite: AlgorithmSuite,
-    /// Frame length and parallelism of new messages.
-    pub encrypt: EncryptOptions,
-    /// Which suites may be decrypted.
-    pub policy: CommitmentPolicy,
-    /// Limits on untrusted headers (maximum EDKs).
-    pub limits: HeaderLimits,
-    /// Body reading options.
-    pub decrypt: DecryptOptions,
+/// Key-store schemes and key administration.
+pub mod keys {
+    pub use hyok_keystore::admin::{Created, KeyAdmin, KeyKind, KeyListing};
+    pub use hyok_keystore::{KeyUri, Registry, Scheme};
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            suite: AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
-            encrypt: EncryptOptions::default(),
-            policy: CommitmentPolicy::default(),
-            limits: HeaderLimits::default(),
-            decrypt: DecryptOptions::default(),
-        }
-    }
-}
-
-/// Encrypts and decrypts messages with the keys of one key manager.
-#[derive(Clone, Debug)]
-pub struct Client {
-    keys: KeyManager,
-    settings: Settings,
-}
-
-impl Client {
-    /// A client with default settings (suite 0x0478, 64 KiB frames, all cores,
-    /// REQUIRE_ENCRYPT_REQUIRE_DECRYPT).
-    pub fn new(keys: KeyManager) -> Self {
-        Self {
-            keys,
-            settings: Settings::default(),
-        }
-    }
-
-    /// Replace the settings.
-    pub fn with_settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// The key manager.
-    pub fn keys(&self) -> &KeyManager {
-        &self.keys
-    }
-
-    /// Record one message operation in the audit log, if one is attached (the key uses
-    /// of the message are recorded by the key manager itself).
-    pub fn record_message(&self, event: audit::MessageEvent) {
-        self.keys.record_message(event);
-    }
-
-    /// Record a key lifecycle step or policy refusal in the audit log, if one is attached.
-    pub fn record_admin(&self, event: audit::AdminEvent) {
-        self.keys.record_admin(event);
-    }
-
-    /// Key step of encryption: fix the context, have the key stores produce a data key and
-    /// its EDKs. `required` names context keys authenticated but not stored in the header.
-    /// `plaintext_len` (or `u64::MAX` when unknown) lets a data-key cache count bytes.
-    pub async fn encryption_materials(
-        &self,
-        context: &EncryptionContext,
-        required: &BTreeSet<String>,
-        plaintext_len: u64,
-        label: &OpLabel,
-    ) -> Result<EncryptionMaterials> {
-        let pending =
-            PendingEncryption::new(self.settings.suite, context.clone(), required.clone())?;
-        let mut label = label.clone();
-        label.message_id = Some(pending.message_id().to_vec());
-        let (dk, edks) = self
-            .keys
-            .encryption_materials(pending.suite(), pending.context(), plaintext_len, &label)
-            .await?;
-        Ok(pending.complete(dk, edks)?)
-    }
-
-    /// Streaming step of encryption: writes the header to `out` and returns the body writer.
-    pub fn encryptor<W: Write>(
-        &self,
-        out: W,
-        materials: EncryptionMaterials,
-    ) -> Result<Encryptor<W>> {
-        Ok(Encryptor::new(
-            out,
-            materials,
-            self.settings.encrypt.clone(),
-        )?)
-    }
-
-    /// Read a header from `input` under this client's limits.
-    pub fn read_header<R: Read>(&self, input: &mut R) -> Result<ParsedHeader> {
-        Ok(ParsedHeader::read(input, self.settings.limits)?)
-    }
-
-    /// Key step of decryption: check the commitment policy, unwrap one EDK, verify the key
-    /// commitment and header tag. `reproduced` pairs must match the stored context or are
-    /// supplied as authenticated-but-not-stored pairs.
-    pub async fn open(
-        &self,
-        parsed: ParsedHeader,
-        reproduced: &EncryptionContext,
-        label: &OpLabel,
-    ) -> Result<VerifiedHeader> {
-        let h = &parsed.header;
-        self.settings.policy.check_decrypt(h.suite)?;
-        let (materials_ctx, _) = parsed.materials_context(reproduced)?;
-        let mut label = label.clone();
-        label.message_id = Some(h.message_id.clone());
-        let dk = self
-            .keys
-            .decrypt_data_key(h.suite, &h.edks, &materials_ctx, &label)
-            .await?;
-        Ok(parsed.verify(&dk, reproduced)?)
-    }
-
-    /// Re-wrap a message's data key for `target` keys without touching its body: unwrap
-    /// with this client's keys, wrap the same data key with `target`, and return the new
-    /// header together with the length of the old one (replace that many leading bytes).
-    /// Unsigned, framed suites only (see [`VerifiedHeader::rewrap`]).
-    pub async fn rewrap(
-        &self,
-        parsed: ParsedHeader,
-        reproduced: &EncryptionContext,
-        target: &KeyManager,
-        label: &OpLabel,
-    ) -> Result<(Vec<u8>, usize)> {
-        let h = &parsed.header;
-        self.settings.policy.check_decrypt(h.suite)?;
-        let (materials_ctx, _) = parsed.materials_context(reproduced)?;
-        let mut label = label.clone();
-        label.message_id = Some(h.message_id.clone());
-        let suite = h.suite;
-        let dk = self
-            .keys
-            .decrypt_data_key(suite, &h.edks, &materials_ctx, &label)
-            .await?;
-        let verified = parsed.verify(&dk, reproduced)?;
-        let edks = target
-            .wrap_existing(&dk, suite, &materials_ctx, &label)
-            .await?;
-        let header = verified.rewrap(edks)?;
-        Ok((header, verified.wire_len()))
-    }
-
-    /// Streaming step of decryption: a reader of verified plaintext.
-    pub fn decryptor<R: Read>(&self, verified: VerifiedHeader, input: R) -> Decryptor<R> {
-        verified.decryptor(input, self.settings.decrypt.clone())
-    }
-}

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufReader, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyok_core::{ContentType, EncryptedDataKey, Header, ParsedHeader, TAG_LEN};
+use hyok_core::{ContentType, EncryptedDataKey, Header, HeaderLimits, ParsedHeader, TAG_LEN};
 use hyok_store::{Backend, ObjectInfo, Store, StoreUrl, Transfer};
 use tokio::runtime::Handle;
 
@@ -156,19 +156,14 @@ pub fn location_context(url: &StoreUrl) -> EncryptionContext {
     ctx
 }
 
-/// `PROVIDER/KEY-NAME` of an EDK: the raw-AES key-info layout (name ‖ tag length ‖ IV length
-/// ‖ IV) is recognised; other infos are shown as UTF-8 or hex.
+/// `PROVIDER/KEY-NAME` of an EDK as stored in object metadata (percent-encoded there):
+/// the key name ([`hyok_keystore::edk_key_name`]) as UTF-8, or hex when it is not. Not
+/// escaped: escape it before it reaches a terminal.
 pub fn edk_label(edk: &EncryptedDataKey) -> String {
-    let info = &edk.provider_info;
-    let name = if info.len() >= 20
-        && info[info.len() - 20..info.len() - 12] == [0, 0, 0, 0x80, 0, 0, 0, 12]
-    {
-        String::from_utf8_lossy(&info[..info.len() - 20]).into_owned()
-    } else {
-        match std::str::from_utf8(info) {
-            Ok(s) => s.to_owned(),
-            Err(_) => info.iter().map(|b| format!("{b:02x}")).collect(),
-        }
+    let name = hyok_keystore::edk_key_name(edk);
+    let name = match std::str::from_utf8(name) {
+        Ok(s) => s.to_owned(),
+        Err(_) => name.iter().map(|b| format!("{b:02x}")).collect(),
     };
     format!("{}/{}", edk.provider_id, name)
 }
@@ -200,22 +195,42 @@ const KEY_LIST_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.ad
 #[derive(Clone, Debug)]
 pub struct Objects {
     client: Client,
-    store: Store,
+    catalog: Catalog,
     transfer: Transfer,
-    rt: Handle,
     bind_location: bool,
 }
 
 impl Objects {
     /// Objects of `store`, with keys of `client`; async work runs on `rt`.
     pub fn new(client: Client, store: Store, transfer: Transfer, rt: Handle) -> Self {
+        let mut catalog = Catalog::new(store, rt);
+        catalog.limits = client.settings().limits;
         Self {
             client,
-            store,
+            catalog,
             transfer,
-            rt,
             bind_location: true,
         }
+    }
+
+    /// The key-less view of the store: describing objects.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Describe an object (see [`Catalog::describe`]).
+    pub fn describe(&self, info: &ObjectInfo, long: bool) -> ObjectSummary {
+        self.catalog.describe(info, long)
+    }
+
+    /// HEAD and describe one object (see [`Catalog::describe_url`]).
+    pub fn describe_url(&self, url: &StoreUrl) -> Result<Option<ObjectSummary>> {
+        self.catalog.describe_url(url)
+    }
+
+    /// See [`Catalog::holds_copy_of`].
+    pub fn holds_copy_of(&self, url: &StoreUrl, len: u64, mtime: SystemTime) -> Result<bool> {
+        self.catalog.holds_copy_of(url, len, mtime)
     }
 
     /// Whether new objects bind their bucket and key into the encryption context (default
@@ -227,7 +242,7 @@ impl Objects {
 
     /// The store.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.catalog.store
     }
 
     /// The client.
@@ -253,7 +268,7 @@ impl Objects {
             subject: Some(url.to_string()),
             ..Default::default()
         };
-        let materials = self.rt.block_on(self.client.encryption_materials(
+        let materials = self.catalog.rt.block_on(self.client.encryption_materials(
             &ctx,
             &BTreeSet::new(),
             source.len.unwrap_or(u64::MAX),
@@ -292,7 +307,7 @@ impl Objects {
             }
             .to_owned(),
         );
-        let mut writer = self.store.writer(&self.rt, url, meta, &self.transfer)?;
+        let mut writer = self.catalog.store.writer(&self.catalog.rt, url, meta, &self.transfer)?;
         let handle = writer.metadata();
         let res = (|| -> Result<u64> {
             let mut enc = self.client.encryptor(&mut writer, materials)?;
@@ -346,8 +361,8 @@ impl Objects {
         range: Option<ByteRange>,
         reproduced: &EncryptionContext,
     ) -> Result<GetReport> {
-        let info = self.rt.block_on(self.store.head(url))?;
-        let before = self.store.bytes_fetched();
+        let info = self.catalog.rt.block_on(self.catalog.store.head(url))?;
+        let before = self.catalog.store.bytes_fetched();
         let label = OpLabel {
             subject: Some(url.to_string()),
             ..Default::default()
@@ -359,8 +374,8 @@ impl Objects {
             .unwrap_or(info.last_modified);
         let n = match range {
             None => {
-                let reader = self.store.reader(
-                    &self.rt,
+                let reader = self.catalog.store.reader(
+                    &self.catalog.rt,
                     url,
                     0..info.size,
                     info.e_tag.clone(),
@@ -370,7 +385,7 @@ impl Objects {
                 let parsed = self.client.read_header(&mut reader)?;
                 check_location(url, &parsed.header)?;
                 let verified = self
-                    .rt
+                    .catalog.rt
                     .block_on(self.client.open(parsed, reproduced, &label))?;
                 let mut dec = self.client.decryptor(verified, reader);
                 copy(&mut dec, out, "writing the output", |e| {
@@ -382,27 +397,8 @@ impl Objects {
         Ok(GetReport {
             plaintext_len: n,
             mtime,
-            fetched: self.store.bytes_fetched() - before,
+            fetched: self.catalog.store.bytes_fetched() - before,
         })
-    }
-
-    fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
-        let mut n = 4096u64.min(info.size);
-        loop {
-            let bytes =
-                self.rt
-                    .block_on(self.store.get_range(&info.url, 0..n, info.e_tag.as_deref()));
-            let bytes = bytes?;
-            match self.client.read_header(&mut &bytes[..]) {
-                Ok(p) => return Ok(p),
-                Err(Error::Format(hyok_core::Error::Truncated(_)))
-                    if n < info.size && n < MAX_HEADER =>
-                {
-                    n = (n * 8).min(info.size).min(MAX_HEADER);
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     fn get_range(
@@ -417,7 +413,7 @@ impl Objects {
         if info.size == 0 {
             return Err(Error::Format(hyok_core::Error::Truncated("header")));
         }
-        let parsed = self.read_header(info)?;
+        let parsed = self.catalog.read_header(info)?;
         let suite = parsed.header.suite;
         if suite.signature().is_some() {
             return Err(Error::Range(format!(
@@ -462,11 +458,11 @@ impl Objects {
             h + header.frame_offset(last + 1)
         };
         let verified = self
-            .rt
+            .catalog.rt
             .block_on(self.client.open(parsed, reproduced, label))?;
         let reader = self
-            .store
-            .reader(&self.rt, url, from..to, info.e_tag.clone(), &self.transfer);
+            .catalog.store
+            .reader(&self.catalog.rt, url, from..to, info.e_tag.clone(), &self.transfer);
         let mut dec = verified.frame_range_decryptor(
             BufReader::with_capacity(IO_BUF, reader),
             first,
@@ -482,6 +478,31 @@ impl Objects {
             return Err(Error::Format(hyok_core::Error::Truncated("frame")));
         }
         Ok(n)
+    }
+
+}
+
+/// Describes the objects of one store without any key: what `ls` needs.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    store: Store,
+    rt: Handle,
+    limits: HeaderLimits,
+}
+
+impl Catalog {
+    /// The objects of `store`; async work runs on `rt`.
+    pub fn new(store: Store, rt: Handle) -> Self {
+        Self {
+            store,
+            rt,
+            limits: HeaderLimits::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Describe an object from its metadata, or from its header when the metadata does not
@@ -578,6 +599,26 @@ impl Objects {
             && s.plaintext_len == Some(len)
             && s.source_mtime.is_some_and(|t| same_time(t, mtime)))
     }
+
+    pub(crate) fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
+        let mut n = 4096u64.min(info.size);
+        loop {
+            let bytes =
+                self.rt
+                    .block_on(self.store.get_range(&info.url, 0..n, info.e_tag.as_deref()));
+            let bytes = bytes?;
+            match ParsedHeader::read(&mut &bytes[..], self.limits) {
+                Ok(p) => return Ok(p),
+                Err(hyok_core::Error::Truncated(_))
+                    if n < info.size && n < MAX_HEADER =>
+                {
+                    n = (n * 8).min(info.size).min(MAX_HEADER);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
 }
 
 /// Refuse an object whose header binds it to another location.
@@ -589,10 +630,11 @@ fn check_location(url: &StoreUrl, header: &Header) -> Result<()> {
         return Ok(());
     }
     if b != expected.get(CTX_BUCKET) || k != expected.get(CTX_KEY) {
-        let key = k.unwrap_or("?");
+        // The stored pairs come from the object: escaped before they are shown.
+        let key = crate::text::escape_str(k.unwrap_or("?"));
         let bound = match b {
             Some(LOCAL_BUCKET) => format!("file://{key}"),
-            Some(bucket) => format!("s3://{bucket}/{key}"),
+            Some(bucket) => format!("s3://{}/{key}", crate::text::escape_str(bucket)),
             None => format!("key {key}"),
         };
         return Err(Error::ObjectMoved {

@@ -8,7 +8,7 @@ use hyok_audit::{
     verify_file, AuditLog, Checkpoint, Error, Failure, LogConfig, PemSigner, PublicKey,
     SignatureAlgorithm, Summary, VerifyOptions,
 };
-use hyok_keystore::observe::{AdminEvent, AdminOp, AuditSink};
+use hyok_audit::{AdminEvent, AdminOp};
 
 /// A temporary log with its signing key.
 pub struct TestLog {

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyok_audit::{parse_line, AuditLog, FailureKind, Line, PemSigner, SignatureAlgorithm};
-use hyok_keystore::observe::AuditSink;
 
 use crate::common::{event, is_record, TestLog};
 

@@ -3,10 +3,8 @@
 //! - `tamper`: every kind of change to a log is found and named (acceptance list).
 //! - `malformed`: the parsers and the verifier on hostile bytes never panic.
 //! - `concurrent`: several processes append to one log; crashes leave it verifiable.
-//! - `sink`: the key manager's every key use (cache hits included) lands in the log.
 
 mod common;
 mod concurrent;
 mod malformed;
-mod sink;
 mod tamper;

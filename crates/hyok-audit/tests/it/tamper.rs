@@ -319,7 +319,7 @@ fn a_log_cut_below_a_trusted_checkpoint_fails() {
     let t = TestLog::new();
     let log = t.open(1000);
     for i in 0..10 {
-        hyok_keystore::observe::AuditSink::admin(&log, crate::common::event(i));
+        log.admin(crate::common::event(i));
     }
     let trusted = log.checkpoint().unwrap();
     assert_eq!(trusted.size, 10);
@@ -328,7 +328,7 @@ fn a_log_cut_below_a_trusted_checkpoint_fails() {
         "exported checkpoints carry no tree fields"
     );
     for i in 10..15 {
-        hyok_keystore::observe::AuditSink::admin(&log, crate::common::event(i));
+        log.admin(crate::common::event(i));
     }
     log.close().unwrap();
     // The auditor keeps the checkpoint as text.
@@ -370,7 +370,7 @@ fn a_log_rewritten_below_a_trusted_checkpoint_fails() {
         if i == 4 {
             e.subject = Some("history rewritten".into());
         }
-        hyok_keystore::observe::AuditSink::admin(&log, e);
+        log.admin(e);
     }
     log.close().unwrap();
     assert!(t.verify().is_ok());

@@ -42,6 +42,16 @@ use crate::store::{KeyInfo, KeyStore, WrapRequest};
 use crate::uri::{decode, KeyUri};
 
 pub use admin::KmipAdmin;
+use crate::registry::{shared, Scheme};
+
+/// `kmip://`: a key on a KMIP 1.4 server (mutual TLS).
+pub(crate) const REGISTRATION: Scheme = Scheme {
+    name: SCHEME,
+    syntax: "kmip://HOST:5696/NAME_OR_ID",
+    note: "certificates from HYOK_KMIP_CA/CERT/KEY; see docs/KEYSTORES.md",
+    open: |u| Ok(shared(KmipKey::from_uri(u)?)),
+    admin: Some(|u| Ok(Box::new(KmipAdmin::from_uri(u)?))),
+};
 use conn::Connector;
 use proto::{reason, tag, value, BatchResult, Operation, Version};
 use ttlv::{Ttlv, TtlvError};

@@ -105,8 +105,8 @@ pub(crate) fn map(key: &str, e: &CkError) -> Error {
             | RvError::PinInvalid
             | RvError::PinLenRange
             | RvError::PinExpired
-            | RvError::PinLocked
-            | RvError::UserPinNotInitialized
+            | RvError::PinLocked => Error::PinRejected { key, detail },
+            RvError::UserPinNotInitialized
             | RvError::UserNotLoggedIn
             | RvError::KeyFunctionNotPermitted => Error::Denied { key, detail },
             RvError::DeviceError
@@ -134,7 +134,7 @@ pub(crate) fn map(key: &str, e: &CkError) -> Error {
             | RvError::AttributeValueInvalid => Error::Unsupported { key, detail },
             _ => Error::Backend { key, detail },
         },
-        CkError::LibraryLoading(_) => Error::Unavailable { key, detail },
+        CkError::LibraryLoading(_) => Error::ModuleUnavailable { key, detail },
         _ => Error::Backend { key, detail },
     }
 }
@@ -158,7 +158,7 @@ mod tests {
         assert!(describe(&e).starts_with("C_Decrypt: CKR_KEY_HANDLE_INVALID"));
         assert!(matches!(map("k", &e), Error::NotFound { .. }));
         let e = CkError::Pkcs11(RvError::PinIncorrect, Function::Login);
-        assert!(matches!(map("k", &e), Error::Denied { .. }));
+        assert!(matches!(map("k", &e), Error::PinRejected { .. }));
         assert!(is_bad_ciphertext(&CkError::Pkcs11(
             RvError::GeneralError,
             Function::Decrypt

@@ -38,6 +38,16 @@ pub use token::{shared_context, DEFAULT_POOL_SIZE};
 pub use uri::{OaepHash, PinSource, Pkcs11Uri};
 
 use crate::error::{Error, Result};
+use crate::registry::{shared, Scheme};
+
+/// `pkcs11:`: a key inside an HSM token (RFC 7512 URI).
+pub(crate) const REGISTRATION: Scheme = Scheme {
+    name: "pkcs11",
+    syntax: "pkcs11:token=LABEL;object=KEY[?oaep-hash=sha1]",
+    note: "module from HYOK_PKCS11_MODULE, PIN from HYOK_PKCS11_PIN or ?pin-source=file:PATH; see docs/HSM.md",
+    open: |u| Ok(shared(Pkcs11Key::open(&Pkcs11Uri::from_key_uri(u)?)?)),
+    admin: Some(|_| Ok(Box::new(Pkcs11Admin))),
+};
 
 /// Run a blocking PKCS#11 call: on tokio's blocking pool inside a multi-thread runtime,
 /// inline anywhere else.

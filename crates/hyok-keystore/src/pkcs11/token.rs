@@ -51,7 +51,7 @@ fn modules() -> MutexGuard<'static, HashMap<PathBuf, Arc<Module>>> {
 /// The process's context for the module at `path`, loading and initialising it once.
 /// `who` names the key in error messages.
 pub(crate) fn module(path: &Path, who: &str) -> Result<Arc<Module>> {
-    let key = std::fs::canonicalize(path).map_err(|e| Error::Unavailable {
+    let key = std::fs::canonicalize(path).map_err(|e| Error::ModuleUnavailable {
         key: who.to_owned(),
         detail: format!(
             "cannot load the PKCS#11 module {}: {e} (check {MODULE_ENV} or module-path=)",
@@ -62,7 +62,7 @@ pub(crate) fn module(path: &Path, who: &str) -> Result<Arc<Module>> {
     if let Some(m) = reg.get(&key) {
         return Ok(m.clone());
     }
-    let ctx = Pkcs11::new(&key).map_err(|e| Error::Unavailable {
+    let ctx = Pkcs11::new(&key).map_err(|e| Error::ModuleUnavailable {
         key: who.to_owned(),
         detail: format!(
             "cannot load the PKCS#11 module {}: {}",
@@ -246,7 +246,7 @@ pub(crate) fn open_token(uri: &Pkcs11Uri, who: &str) -> Result<Arc<Token>> {
         }
     }
     let Some((slot, label, login_required)) = found else {
-        return Err(Error::NotFound {
+        return Err(Error::TokenNotFound {
             key: who.to_owned(),
             detail: format!(
                 "no token {} in module {} (tokens present: {})",

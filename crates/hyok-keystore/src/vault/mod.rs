@@ -44,6 +44,16 @@ use crate::store::{KeyInfo, KeyStore, WrapRequest};
 use crate::uri::{decode, KeyUri};
 
 pub use admin::VaultAdmin;
+use crate::registry::{shared, Scheme};
+
+/// `vault-transit:`: a key of a Vault/OpenBao Transit engine.
+pub(crate) const REGISTRATION: Scheme = Scheme {
+    name: SCHEME,
+    syntax: "vault-transit:NAME?addr=https://HOST:8200",
+    note: "token from VAULT_TOKEN; see docs/KEYSTORES.md",
+    open: |u| Ok(shared(VaultTransit::from_uri(u)?)),
+    admin: Some(|u| Ok(Box::new(VaultAdmin::from_uri(u)?))),
+};
 use client::{AuthConfig, Client, Reply};
 
 /// EDK provider id of Transit-wrapped data keys.

@@ -1,16 +1,62 @@
-//! The key manager hands every key use to the log, data-key cache hits included, and
-//! refuses key operations when the log cannot record them.
+//! The key manager hands every key use to the log through the facade's `LogSink`, data-key
+//! cache hits included, and refuses key operations when the log cannot record them.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use hyok_audit::{parse_line, Line, Op, Outcome, Record};
-use hyok_core::{AlgorithmSuite, EncryptionContext};
+use hyok::audit::{
+    parse_line, verify_file, AuditLog, Line, LogConfig, LogSink, MessageEvent, MessageOp, Op,
+    Outcome, PemSigner, PublicKey, Record, SignatureAlgorithm, VerifyOptions,
+};
+use hyok::{AlgorithmSuite, EncryptionContext};
 use hyok_keystore::cache::{CacheLimits, MemoryCache};
-use hyok_keystore::observe::{context_hash, edk_hash, MessageEvent, MessageOp};
+use hyok_keystore::observe::{context_hash, edk_hash};
 use hyok_keystore::raw::RawAesKey;
 use hyok_keystore::{KeyManager, Keyring, OpLabel};
 
-use crate::common::{is_record, TestLog};
+/// A temporary log with its signing key.
+struct TestLog {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    signer: Arc<PemSigner>,
+    public: PublicKey,
+}
+
+impl TestLog {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let signer = Arc::new(PemSigner::generate(SignatureAlgorithm::EcdsaP256Sha256).unwrap());
+        let public = signer.public_key().unwrap();
+        Self {
+            _dir: dir,
+            path,
+            signer,
+            public,
+        }
+    }
+
+    fn open(&self) -> Arc<AuditLog> {
+        Arc::new(AuditLog::open(LogConfig::new(&self.path), self.signer.clone()).unwrap())
+    }
+
+    fn lines(&self) -> Vec<Vec<u8>> {
+        std::fs::read(&self.path)
+            .unwrap()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn verify(&self) -> bool {
+        verify_file(&self.path, &VerifyOptions::new(vec![&self.public])).is_ok()
+    }
+}
+
+fn is_record(line: &[u8]) -> bool {
+    matches!(parse_line(line), Ok(Line::Record(_)))
+}
 
 const KEY_BYTES: [u8; 32] = [0x5a; 32];
 
@@ -28,11 +74,11 @@ fn records(t: &TestLog) -> Vec<Record> {
 #[tokio::test]
 async fn every_key_use_and_cache_hit_is_recorded() {
     let t = TestLog::new();
-    let log = Arc::new(t.open(1000));
+    let log = t.open();
     let key = RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap();
     let manager = KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap())
         .with_cache(Arc::new(MemoryCache::new(CacheLimits::default()).unwrap()))
-        .with_audit(log.clone());
+        .with_audit(Arc::new(LogSink::new(log.clone())));
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let ctx: EncryptionContext = [("tenant", "a")].into_iter().collect();
     let label = OpLabel {
@@ -118,16 +164,16 @@ async fn every_key_use_and_cache_hit_is_recorded() {
             );
         }
     }
-    assert!(t.verify().is_ok());
+    assert!(t.verify());
 }
 
 #[tokio::test]
 async fn key_operations_are_refused_when_the_log_cannot_record() {
     let t = TestLog::new();
-    let log = Arc::new(t.open(1000));
+    let log = t.open();
     let key = RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap();
     let manager =
-        KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap()).with_audit(log.clone());
+        KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap()).with_audit(Arc::new(LogSink::new(log.clone())));
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let ctx = EncryptionContext::new();
     manager

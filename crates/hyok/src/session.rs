@@ -1,0 +1,373 @@
+//! [`Session`]: one place that turns configuration into a working hyok. It reads
+//! `hyok.toml` and the environment once ([`SessionConfig`]), opens the audit log, opens the
+//! key stores of the chosen keys or keyring through the scheme [`Registry`] with the data-key
+//! cache and the audit sink attached, and hands out what front ends need: [`Client`]s
+//! (encrypt/decrypt streams), [`Objects`] and [`Catalog`]s (object storage), key
+//! administration, and audit records of message and key-lifecycle outcomes.
+//!
+//! Every CLI command starts from a session; a server (S3 gateway, XKS proxy) opens one at
+//! start-up and shares it between requests (see `docs/DESIGN.md`).
+//!
+//! ```
+//! # fn main() -> Result<(), hyok::Error> {
+//! use hyok::{KeySource, Session, SessionConfig, Settings};
+//! let dir = tempfile::tempdir().unwrap();
+//! let key = dir.path().join("k.key");
+//! std::fs::write(&key, [7u8; 32]).unwrap();
+//! let config = SessionConfig::default()
+//!     .keys(KeySource::Uris(vec![format!("raw-aes:ns/k?file={}", key.display())]));
+//! let session = Session::open(config)?;
+//! let client = session.client(Settings::default())?;
+//! assert_eq!(client.keys().keyring().keys().len(), 1);
+//! session.close()?;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hyok_keystore::admin::KeyAdmin;
+use hyok_keystore::cache::{CacheLimits, MemoryCache};
+use hyok_keystore::{KeyManager, KeyUri, Keyring, Registry};
+use hyok_store::{Backend, Store, StoreOptions, StoreUrl, Transfer};
+use tokio::runtime::Handle;
+
+use crate::audit::{
+    AdminEvent, AdminOp, AuditLog, AuditSettings, AuditSink, LogSink, MessageEvent,
+};
+use crate::config::{self, Loaded};
+use crate::objects::{Catalog, Objects};
+use crate::policy::Destination;
+use crate::{Client, Error, ErrorClass, Result, Settings};
+
+/// Which keys a session encrypts and decrypts with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeySource {
+    /// The configuration's `[defaults] keyring`.
+    #[default]
+    Default,
+    /// Key URIs, generator first (`--key`).
+    Uris(Vec<String>),
+    /// A keyring of the configuration (`--keyring NAME`).
+    Keyring(String),
+}
+
+/// Whether a session caches data keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum CacheChoice {
+    /// As the configured keyring says (`[keyrings.NAME.cache]`); off for explicit keys.
+    #[default]
+    Keyring,
+    /// Never.
+    Off,
+    /// With these limits, whatever the keyring says (`--cache`).
+    On(CacheLimits),
+}
+
+/// Everything a [`Session`] is built from: the configuration file, the environment, and the
+/// caller's explicit choices (the CLI's `--key`, `--keyring`, `--cache` flags).
+#[derive(Clone, Debug, Default)]
+pub struct SessionConfig {
+    /// The configuration file (empty when there is none).
+    pub file: Loaded,
+    /// The keys.
+    pub keys: KeySource,
+    /// The data-key cache.
+    pub cache: CacheChoice,
+    /// The audit log: the environment (`HYOK_AUDIT_*`) over the file's `[audit]` section.
+    pub audit: AuditSettings,
+    /// The key-store schemes keys may use.
+    pub registry: Registry,
+}
+
+impl SessionConfig {
+    /// Read `hyok.toml` (an explicit path, `$HYOK_CONFIG`, or the per-user file) and the
+    /// `HYOK_AUDIT_*` environment, which overrides the file's `[audit]` field by field.
+    pub fn load(explicit: Option<&Path>) -> Result<Self> {
+        let file = config::Config::load(explicit)?;
+        let audit = AuditSettings::from_env()?.or(file.audit_settings());
+        Ok(Self {
+            file,
+            audit,
+            ..Self::default()
+        })
+    }
+
+    /// Use these keys.
+    pub fn keys(mut self, keys: KeySource) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Use this cache setting.
+    pub fn cache(mut self, cache: CacheChoice) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Use these key-store schemes (the default is every scheme of this build).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+}
+
+/// A configured hyok: key stores, cache and audit log composed once, shared by everything
+/// the front end does. Cheap to share behind an `Arc`; key stores are opened on first use,
+/// so commands that need no keys never touch an HSM or a key server.
+#[derive(Debug)]
+pub struct Session {
+    file: config::Config,
+    file_path: Option<PathBuf>,
+    keys: KeySource,
+    cache: CacheChoice,
+    registry: Registry,
+    audit: Option<Arc<AuditLog>>,
+    manager: Mutex<Option<KeyManager>>,
+}
+
+/// The outcome of an operation for its audit record: `None` on success, else the failure's
+/// class and text.
+pub type Failure<'a> = Option<(ErrorClass, &'a str)>;
+
+impl Session {
+    /// Open the audit log (when configured); nothing else is opened yet.
+    pub fn open(config: SessionConfig) -> Result<Self> {
+        let audit = config.audit.open()?;
+        Ok(Self {
+            file: config.file.config,
+            file_path: config.file.path,
+            keys: config.keys,
+            cache: config.cache,
+            registry: config.registry,
+            audit,
+            manager: Mutex::new(None),
+        })
+    }
+
+    /// The configuration file's content (empty when there is none).
+    pub fn file(&self) -> &config::Config {
+        &self.file
+    }
+
+    /// The key-store schemes of this session.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The key URIs this session uses and the cache limits that go with them.
+    fn key_uris(&self) -> Result<(Vec<String>, Option<CacheLimits>)> {
+        let (uris, keyring_cache) = match &self.keys {
+            KeySource::Uris(u) if !u.is_empty() => (u.clone(), None),
+            KeySource::Keyring(name) => {
+                let k = self.file.keyring(name)?;
+                (k.keys.clone(), k.cache)
+            }
+            KeySource::Default | KeySource::Uris(_) => match &self.file.defaults.keyring {
+                Some(name) => {
+                    let k = self.file.keyring(name)?;
+                    (k.keys.clone(), k.cache)
+                }
+                None => {
+                    return Err(Error::NoKeys {
+                        has_config: self.file_path.is_some(),
+                    })
+                }
+            },
+        };
+        let cache = match self.cache {
+            CacheChoice::Keyring => keyring_cache,
+            CacheChoice::Off => None,
+            CacheChoice::On(limits) => Some(limits),
+        };
+        Ok((uris, cache))
+    }
+
+    /// The key manager: the keys opened (once), with the cache and the audit sink attached.
+    pub fn key_manager(&self) -> Result<KeyManager> {
+        let mut slot = self.manager.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = &*slot {
+            return Ok(m.clone());
+        }
+        let (uris, cache) = self.key_uris()?;
+        let keys = uris
+            .iter()
+            .map(|u| self.registry.open_key(u))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut manager = KeyManager::new(Keyring::new(keys)?);
+        if let Some(limits) = cache {
+            manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
+        }
+        if let Some(log) = &self.audit {
+            manager = manager.with_audit(Arc::new(LogSink::new(log.clone())));
+        }
+        *slot = Some(manager.clone());
+        Ok(manager)
+    }
+
+    /// A client with these settings over the session's keys.
+    pub fn client(&self, settings: Settings) -> Result<Client> {
+        Ok(Client::new(self.key_manager()?).with_settings(settings))
+    }
+
+    /// Whether `s` names a store location rather than a local plaintext file:
+    /// `s3://…`, `file://…`, `:KEY` (default store) or `NAME:KEY` (a configured store, or a
+    /// name-like prefix that is not an existing local path).
+    pub fn is_location(&self, s: &str) -> bool {
+        if s.starts_with(':') || s.contains("://") {
+            return true; // an unsupported scheme: `resolve` says so
+        }
+        match s.split_once(':') {
+            Some((name, _)) => {
+                self.file.stores.contains_key(name)
+                    || (name.len() > 1
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                        && !Path::new(s).exists())
+            }
+            None => false,
+        }
+    }
+
+    /// Resolve a location to its URL and its store's connection settings.
+    pub fn resolve(&self, location: &str) -> Result<(StoreUrl, StoreOptions)> {
+        if location.starts_with(':') && self.file.defaults.store.is_none() {
+            return Err(Error::NoDefaultStore {
+                location: location.to_owned(),
+                config: self.file_path.clone(),
+            });
+        }
+        self.file.resolve_location(location)
+    }
+
+    /// Open the store of a resolved location (multipart uploads are journaled under the
+    /// per-user state directory unless the options say otherwise).
+    pub fn open_store(&self, url: &StoreUrl, mut opts: StoreOptions) -> Result<Store> {
+        if opts.journal_dir.is_none() {
+            opts.journal_dir = config::user_state_dir().map(|d| d.join("uploads"));
+        }
+        Ok(Store::open(url, &opts)?)
+    }
+
+    /// The residency guard: refuse a destination before any request or key use.
+    pub fn permit(&self, store: &Store, url: &StoreUrl) -> Result<()> {
+        let shown = url.to_string();
+        let d = Destination {
+            url: &shown,
+            local: url.backend() == Backend::Local,
+            endpoint: store.endpoint(),
+            region: store.region(),
+            bucket: url.bucket(),
+            key: url.key(),
+        };
+        self.file.residency.permits(&d)
+    }
+
+    /// Transfer settings: explicit values over `[transfer]` over the defaults (8 MiB parts,
+    /// 8 in flight).
+    pub fn transfer(&self, concurrency: Option<usize>, part_size_mib: Option<usize>) -> Transfer {
+        let t = &self.file.transfer;
+        Transfer::new(
+            part_size_mib.or(t.part_size_mib).unwrap_or(8) * 1024 * 1024,
+            concurrency.or(t.concurrency).unwrap_or(8),
+        )
+    }
+
+    /// Objects copied at once by recursive copies: explicit, `[transfer] jobs`, or 8.
+    pub fn jobs(&self, explicit: Option<usize>) -> usize {
+        explicit.unwrap_or_else(|| self.file.transfer.jobs()).max(1)
+    }
+
+    /// Whether new objects are bound to their location: unless the caller or
+    /// `[defaults] bind_location = false` says not to.
+    pub fn bind_location(&self, caller_says_no: bool) -> bool {
+        !caller_says_no && self.file.defaults.bind_location.unwrap_or(true)
+    }
+
+    /// Encrypted objects of `store`, with the session's keys; async work runs on `rt`.
+    pub fn objects(
+        &self,
+        store: Store,
+        settings: Settings,
+        transfer: Transfer,
+        rt: Handle,
+    ) -> Result<Objects> {
+        Ok(Objects::new(self.client(settings)?, store, transfer, rt))
+    }
+
+    /// The objects of `store` described without keys (`ls`).
+    pub fn catalog(&self, store: Store, rt: Handle) -> Catalog {
+        Catalog::new(store, rt)
+    }
+
+    /// Whether `target` names a key in a key store (not a local key file).
+    pub fn is_store_uri(&self, target: &str) -> bool {
+        self.registry.is_store_uri(target)
+    }
+
+    /// The key administration of the store a URI names.
+    pub fn key_admin(&self, uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
+        Ok(self.registry.open_admin(uri)?)
+    }
+
+    /// Record one message operation (the key manager records its key uses itself).
+    pub fn record_message(&self, mut event: MessageEvent, started: Instant, failure: Failure) {
+        if let Some(log) = &self.audit {
+            let sink = LogSink::new(log.clone());
+            if let Some((ErrorClass::Policy, detail)) = failure {
+                sink.admin(AdminEvent {
+                    op: AdminOp::PolicyRefusal,
+                    key: None,
+                    subject: event.subject.clone(),
+                    message_id: event.message_id.clone(),
+                    detail: Some(detail.to_owned()),
+                    error: Some(ErrorClass::Policy.as_str()),
+                    duration: started.elapsed(),
+                });
+            }
+            event.error = failure.map(|(c, _)| c.as_str());
+            event.duration = started.elapsed();
+            sink.message(event);
+        }
+    }
+
+    /// Record a key lifecycle step (`key new`, `rotate`, `destroy`) with its outcome.
+    pub fn record_key_admin(
+        &self,
+        op: AdminOp,
+        key: &str,
+        detail: Option<String>,
+        started: Instant,
+        failure: Failure,
+    ) {
+        if let Some(log) = &self.audit {
+            LogSink::new(log.clone()).admin(AdminEvent {
+                op,
+                key: Some(key.to_owned()),
+                subject: None,
+                message_id: None,
+                detail,
+                error: failure.map(|(c, _)| c.as_str()),
+                duration: started.elapsed(),
+            });
+        }
+    }
+
+    /// Wait until everything recorded so far is on disk (before releasing plaintext).
+    pub fn flush(&self) -> Result<()> {
+        match &self.audit {
+            Some(l) => Ok(l.flush()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Close the audit log (it writes its exit checkpoint).
+    pub fn close(self) -> Result<()> {
+        match &self.audit {
+            Some(l) => l.close().map(|_| ()).map_err(Error::from),
+            None => Ok(()),
+        }
+    }
+}
