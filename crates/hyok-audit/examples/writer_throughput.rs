@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyok_audit::{AuditLog, LogConfig, PemSigner, SignatureAlgorithm};
-use hyok_core::AlgorithmSuite;
 use hyok_audit::{KeyEvent, KeyOp, KeyRef};
+use hyok_core::AlgorithmSuite;
 
 fn cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);

@@ -21,7 +21,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Encrypt a file or stdin into an ESDK message.
     Encrypt(EncryptArgs),
-    /// Decrypt an ESDK message; output appears only after the whole message verified.
+    /// Decrypt an ESDK message. A file output (-o) appears only after the whole message
+    /// verified; on stdout, verified frames stream out as they are checked, and a later
+    /// failure (tampering, truncation) ends the command with exit status 1.
     Decrypt(DecryptArgs),
     /// Show a message's header: suite, message id, context and wrapping keys (no secrets).
     Inspect(InspectArgs),
@@ -54,15 +56,46 @@ pub(crate) struct InitArgs {
     pub(crate) force: bool,
 }
 
+/// Which keys a command uses. Flattened into every command that takes keys, so `--key`,
+/// `--keyring` and (with [`CacheArgs`]) the cache flags mean the same everywhere.
 #[derive(Debug, Args)]
-pub(crate) struct StoreKeyArgs {
+pub(crate) struct KeySelection {
     /// Wrapping key URI; repeat for several (the first generates data keys). Default: the
     /// keyring named by --keyring or [defaults] keyring in the configuration.
-    #[arg(short, long = "key", value_name = "URI")]
+    #[arg(short, long = "key", value_name = "URI", long_help = key_help())]
     pub(crate) keys: Vec<String>,
-    /// A keyring from the configuration file.
+    /// A keyring from the configuration file (its [keyrings.NAME.cache] section turns the
+    /// data-key cache on unless --cache overrides it).
     #[arg(long, value_name = "NAME", conflicts_with = "keys")]
     pub(crate) keyring: Option<String>,
+}
+
+impl KeySelection {
+    /// The session's key source.
+    pub(crate) fn source(&self) -> hyok::KeySource {
+        match (&self.keyring, self.keys.is_empty()) {
+            (Some(name), _) => hyok::KeySource::Keyring(name.clone()),
+            (None, false) => hyok::KeySource::Uris(self.keys.clone()),
+            (None, true) => hyok::KeySource::Default,
+        }
+    }
+}
+
+/// The long help of `--key`: every scheme of the registry.
+fn key_help() -> String {
+    format!(
+        "Wrapping key URI; repeat for several (the first generates data keys). Default: the \
+         keyring named by --keyring or [defaults] keyring in the configuration. Schemes: {}.",
+        hyok::keys::Registry::builtin().help()
+    )
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreKeyArgs {
+    #[command(flatten)]
+    pub(crate) select: KeySelection,
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
     /// Encryption context pair; repeat for several. On download, pairs the object must have.
     #[arg(short = 'c', long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub(crate) context: Vec<(String, String)>,
@@ -178,16 +211,8 @@ pub(crate) struct IoArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct KeyArgs {
-    /// Wrapping key URI; repeat for several. The first one generates the data key.
-    /// `raw-aes:NAMESPACE/NAME?file=PATH`,
-    /// `raw-rsa:NAMESPACE/NAME?public=PEM&private=PEM&padding=oaep-sha256`,
-    /// `pkcs11:token=LABEL;object=KEY[?oaep-hash=sha1]` (module from HYOK_PKCS11_MODULE,
-    /// PIN from HYOK_PKCS11_PIN or ?pin-source=file:PATH; see docs/HSM.md),
-    /// `vault-transit:NAME?addr=https://HOST:8200` (token from VAULT_TOKEN),
-    /// `kmip://HOST:5696/NAME_OR_ID` (certificates from HYOK_KMIP_CA/CERT/KEY; see
-    /// docs/KEYSTORES.md).
-    #[arg(short, long = "key", value_name = "URI", required = true)]
-    pub(crate) keys: Vec<String>,
+    #[command(flatten)]
+    pub(crate) select: KeySelection,
     /// Encryption context pair; repeat for several.
     #[arg(short = 'c', long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub(crate) context: Vec<(String, String)>,
@@ -212,7 +237,8 @@ pub(crate) struct CacheArgs {
     /// Reuse data keys across the messages this process handles, within the bounds below,
     /// instead of asking the key store (HSM, KMS) for every message. Each message still gets
     /// its own derived key; every reuse is audited. A single `encrypt`/`decrypt` handles one
-    /// message, so it gains nothing; commands that handle many messages do.
+    /// message, so it gains nothing; commands that handle many messages do. Overrides a
+    /// keyring's [keyrings.NAME.cache] section.
     #[arg(long, help_heading = "Data-key cache")]
     pub(crate) cache: bool,
     /// Reuse a data key for at most this long (e.g. 90s, 5m, 1h) [default: 5m].
@@ -234,13 +260,21 @@ pub(crate) struct CacheArgs {
 }
 
 impl CacheArgs {
+    /// The session's cache choice: `--cache` overrides the keyring's own setting.
+    pub(crate) fn choice(&self) -> hyok::CacheChoice {
+        match self.limits() {
+            Some(l) => hyok::CacheChoice::On(l),
+            None => hyok::CacheChoice::Keyring,
+        }
+    }
+
     /// The limits, when the cache is on.
-    pub(crate) fn limits(&self) -> Option<hyok_keystore::cache::CacheLimits> {
+    pub(crate) fn limits(&self) -> Option<hyok::cache::CacheLimits> {
         if !self.cache {
             return None;
         }
-        let d = hyok_keystore::cache::CacheLimits::default();
-        Some(hyok_keystore::cache::CacheLimits {
+        let d = hyok::cache::CacheLimits::default();
+        Some(hyok::cache::CacheLimits {
             max_age: self.cache_max_age.unwrap_or(d.max_age),
             max_messages: self.cache_max_messages.unwrap_or(d.max_messages),
             max_bytes: self.cache_max_bytes.unwrap_or(d.max_bytes),
@@ -252,7 +286,7 @@ impl CacheArgs {
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let d = hyok_keystore::cache::parse_duration(s)?;
+    let d = hyok::cache::parse_duration(s)?;
     if d.is_zero() {
         return Err("must be more than 0".into());
     }
@@ -260,7 +294,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
-    match hyok_keystore::cache::parse_bytes(s)? {
+    match hyok::cache::parse_bytes(s)? {
         0 => Err("must be more than 0".into()),
         n => Ok(n),
     }

@@ -236,7 +236,11 @@ mod tests {
         assert_eq!(e.to_string(), "toy: cannot create k1");
         assert!(r.store_schemes().contains(&"toy"));
         // Help text.
-        assert!(r.help().contains("`toy:NAME` (a test scheme)"), "{}", r.help());
+        assert!(
+            r.help().contains("`toy:NAME` (a test scheme)"),
+            "{}",
+            r.help()
+        );
         assert!(!builtin.help().contains("toy:"));
     }
 
@@ -244,7 +248,11 @@ mod tests {
     fn local_key_schemes_have_no_administration() {
         let r = Registry::builtin();
         assert!(!r.is_store_uri("raw-aes:ns/k?file=x"));
-        let e = r.open_admin("raw-aes:ns/k?file=x").err().unwrap().to_string();
+        let e = r
+            .open_admin("raw-aes:ns/k?file=x")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("raw-aes: keys are local files"), "{e}");
     }
 }

@@ -130,8 +130,10 @@ fn main() {
     }
     let commit_delay = config.commit_delay;
     let log = Arc::new(AuditLog::open(config, signer).unwrap());
-    let audited_client =
-        Client::new(KeyManager::new(Keyring::new(vec![key]).unwrap()).with_audit(Arc::new(hyok::audit::LogSink::new(log.clone()))));
+    let audited_client = Client::new(
+        KeyManager::new(Keyring::new(vec![key]).unwrap())
+            .with_audit(Arc::new(hyok::audit::LogSink::new(log.clone()))),
+    );
 
     // Warm up both paths (allocator, rayon pool, page cache).
     rt.block_on(async {

@@ -24,7 +24,9 @@ pub use hyok_audit::{
     Line, LogConfig, LogEntry, LogReader, Op, OpFilter, Outcome, PemSigner, PublicKey, Record,
     SignatureAlgorithm, Summary, Timestamp, VerifyOptions,
 };
-pub use hyok_keystore::observe::{AdminEvent, AdminOp, AuditSink, MessageEvent, MessageOp};
+pub use hyok_keystore::observe::{
+    context_hash, AdminEvent, AdminOp, AuditSink, MessageEvent, MessageOp,
+};
 use hyok_keystore::observe::{KeyEvent, KeyOp};
 
 use crate::{Error, Result};

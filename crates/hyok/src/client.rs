@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 
 use hyok_core::{
     AlgorithmSuite, CommitmentPolicy, DecryptOptions, Decryptor, EncryptOptions, EncryptionContext,
-    EncryptionMaterials, Encryptor, HeaderLimits, ParsedHeader, PendingEncryption,
-    VerifiedHeader, RESERVED_PREFIX,
+    EncryptionMaterials, Encryptor, HeaderLimits, ParsedHeader, PendingEncryption, VerifiedHeader,
+    RESERVED_PREFIX,
 };
 use hyok_keystore::{KeyManager, OpLabel};
 

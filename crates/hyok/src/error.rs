@@ -135,6 +135,12 @@ impl Error {
         }
     }
 
+    /// An I/O error out of an encrypting or decrypting stream: the format error it carries
+    /// (a frame that did not verify, a truncated message) or the I/O failure itself.
+    pub fn from_stream(e: std::io::Error) -> Self {
+        Self::Format(hyok_core::Error::from_io(e))
+    }
+
     /// Usage, configuration or operation.
     pub fn kind(&self) -> ErrorKind {
         use hyok_audit::Error as A;
@@ -303,7 +309,10 @@ mod tests {
         assert!(pin.hint().unwrap().contains("HYOK_PKCS11_PIN"));
         let not_esdk = Error::Format(hyok_core::Error::UnsupportedVersion(0x68));
         assert_eq!(not_esdk.class(), ErrorClass::Format);
-        assert!(not_esdk.hint().unwrap().contains("not an AWS Encryption SDK message"));
+        assert!(not_esdk
+            .hint()
+            .unwrap()
+            .contains("not an AWS Encryption SDK message"));
         let reserved = Error::ReservedContextKey("aws-crypto-x".into());
         assert_eq!(reserved.kind().exit_code(), 2);
         assert_eq!(Error::Config("x".into()).kind().exit_code(), 2);

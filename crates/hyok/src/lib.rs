@@ -60,5 +60,10 @@ pub mod cache {
 pub mod keys {
     pub use hyok_keystore::admin::{Created, KeyAdmin, KeyKind, KeyListing};
     pub use hyok_keystore::{KeyUri, Registry, Scheme};
-}
 
+    /// A new RSA key pair of `bits` as (private PKCS#8 PEM, zeroized on drop; public SPKI
+    /// PEM).
+    pub fn generate_rsa_pem(bits: usize) -> crate::Result<(zeroize::Zeroizing<String>, String)> {
+        Ok(hyok_keystore::raw::rsa::generate_pem(bits)?)
+    }
+}

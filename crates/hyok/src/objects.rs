@@ -307,7 +307,10 @@ impl Objects {
             }
             .to_owned(),
         );
-        let mut writer = self.catalog.store.writer(&self.catalog.rt, url, meta, &self.transfer)?;
+        let mut writer = self
+            .catalog
+            .store
+            .writer(&self.catalog.rt, url, meta, &self.transfer)?;
         let handle = writer.metadata();
         let res = (|| -> Result<u64> {
             let mut enc = self.client.encryptor(&mut writer, materials)?;
@@ -385,7 +388,8 @@ impl Objects {
                 let parsed = self.client.read_header(&mut reader)?;
                 check_location(url, &parsed.header)?;
                 let verified = self
-                    .catalog.rt
+                    .catalog
+                    .rt
                     .block_on(self.client.open(parsed, reproduced, &label))?;
                 let mut dec = self.client.decryptor(verified, reader);
                 copy(&mut dec, out, "writing the output", |e| {
@@ -458,11 +462,16 @@ impl Objects {
             h + header.frame_offset(last + 1)
         };
         let verified = self
-            .catalog.rt
+            .catalog
+            .rt
             .block_on(self.client.open(parsed, reproduced, label))?;
-        let reader = self
-            .catalog.store
-            .reader(&self.catalog.rt, url, from..to, info.e_tag.clone(), &self.transfer);
+        let reader = self.catalog.store.reader(
+            &self.catalog.rt,
+            url,
+            from..to,
+            info.e_tag.clone(),
+            &self.transfer,
+        );
         let mut dec = verified.frame_range_decryptor(
             BufReader::with_capacity(IO_BUF, reader),
             first,
@@ -479,7 +488,6 @@ impl Objects {
         }
         Ok(n)
     }
-
 }
 
 /// Describes the objects of one store without any key: what `ls` needs.
@@ -609,16 +617,13 @@ impl Catalog {
             let bytes = bytes?;
             match ParsedHeader::read(&mut &bytes[..], self.limits) {
                 Ok(p) => return Ok(p),
-                Err(hyok_core::Error::Truncated(_))
-                    if n < info.size && n < MAX_HEADER =>
-                {
+                Err(hyok_core::Error::Truncated(_)) if n < info.size && n < MAX_HEADER => {
                     n = (n * 8).min(info.size).min(MAX_HEADER);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
     }
-
 }
 
 /// Refuse an object whose header binds it to another location.

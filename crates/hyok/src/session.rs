@@ -355,6 +355,16 @@ impl Session {
         }
     }
 
+    /// Sign a checkpoint of the audit log now.
+    pub fn checkpoint(&self) -> Result<crate::audit::Checkpoint> {
+        match &self.audit {
+            Some(l) => Ok(l.checkpoint()?),
+            None => Err(Error::Audit(hyok_audit::Error::Config(
+                "no audit log configured (set HYOK_AUDIT_LOG=PATH)".into(),
+            ))),
+        }
+    }
+
     /// Wait until everything recorded so far is on disk (before releasing plaintext).
     pub fn flush(&self) -> Result<()> {
         match &self.audit {

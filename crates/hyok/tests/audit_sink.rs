@@ -172,8 +172,8 @@ async fn key_operations_are_refused_when_the_log_cannot_record() {
     let t = TestLog::new();
     let log = t.open();
     let key = RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap();
-    let manager =
-        KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap()).with_audit(Arc::new(LogSink::new(log.clone())));
+    let manager = KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap())
+        .with_audit(Arc::new(LogSink::new(log.clone())));
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let ctx = EncryptionContext::new();
     manager

@@ -1,139 +1,27 @@
-//! `hyok audit checkpoint|verify|show|public-key`, and the audit session that every
-//! key-using command opens when logging is on.
+//! `hyok audit checkpoint|verify|show|public-key`. Every key-using command records into the
+//! log through its [`hyok::Session`]; these commands manage and read the log.
 
 use std::io::{BufWriter, Write};
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use hyok::audit::{
-    describe, verify_file, AdminEvent, AdminOp, AuditLog, AuditSettings, AuditSink, Checkpoint,
-    CheckpointVerifier, Filter, Line, LogReader, MessageEvent, PublicKey, Timestamp, VerifyOptions,
+    describe, verify_file, Checkpoint, CheckpointVerifier, Filter, Line, LogReader, PublicKey,
+    Timestamp, VerifyOptions,
 };
+use hyok::text::escape_controls;
+use hyok::{Session, SessionConfig};
 
 use crate::args::{AuditCheckpointArgs, AuditShowArgs, AuditVerifyArgs, Since};
 use crate::io::create_new;
 use crate::Usage;
 
-/// The audit log of one command run (nothing when logging is off).
-pub(crate) struct Session {
-    log: Option<Arc<AuditLog>>,
-}
-
-impl Session {
-    /// Open the log if `HYOK_AUDIT_LOG` or the configuration's `[audit] log` is set; the
-    /// environment overrides the file field by field.
-    pub(crate) fn open(file: AuditSettings) -> Result<Self> {
-        let settings = AuditSettings::from_env()?.or(file);
-        Ok(Self {
-            log: settings.open()?,
-        })
-    }
-
-    /// The sink to hand to the key manager.
-    pub(crate) fn sink(&self) -> Option<Arc<dyn AuditSink>> {
-        self.log.clone().map(|l| l as Arc<dyn AuditSink>)
-    }
-
-    /// Wait until everything recorded so far is on disk (before releasing plaintext).
-    pub(crate) fn flush(&self) -> Result<()> {
-        if let Some(l) = &self.log {
-            l.flush().map_err(hyok::Error::from)?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn message(&self, e: MessageEvent) {
-        if let Some(l) = &self.log {
-            l.message(e);
-        }
-    }
-
-    pub(crate) fn admin(&self, e: AdminEvent) {
-        if let Some(l) = &self.log {
-            l.admin(e);
-        }
-    }
-
-    /// Record a key lifecycle step with its outcome.
-    pub(crate) fn key_admin<T>(
-        &self,
-        op: AdminOp,
-        key: &str,
-        detail: Option<String>,
-        started: Instant,
-        result: &Result<T>,
-    ) {
-        self.admin(AdminEvent {
-            op,
-            key: Some(key.to_owned()),
-            subject: None,
-            message_id: None,
-            detail,
-            error: result.as_ref().err().map(error_class),
-            duration: started.elapsed(),
-        });
-    }
-
-    /// Close the log (writes the exit checkpoint) and fold its outcome into the command's.
-    pub(crate) fn finish<T>(self, result: Result<T>) -> Result<T> {
-        let closed = match &self.log {
-            Some(l) => l.close().map(|_| ()),
-            None => Ok(()),
-        };
-        match (result, closed) {
-            (Ok(v), Ok(())) => Ok(v),
-            (Ok(_), Err(c)) => Err(hyok::Error::from(c).into()),
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(c)) => Err(e.context(format!("the audit log failed too ({c})"))),
-        }
-    }
-}
-
-/// Short class of a command's failure, for audit records.
-pub(crate) fn error_class(e: &anyhow::Error) -> &'static str {
-    for c in e.chain() {
-        if let Some(h) = c.downcast_ref::<hyok::Error>() {
-            return hyok::audit::error_class(h);
-        }
-        if let Some(k) = c.downcast_ref::<hyok_keystore::Error>() {
-            return k.class();
-        }
-        if let Some(f) = c.downcast_ref::<hyok_core::Error>() {
-            return hyok::audit::core_error_class(f);
-        }
-        if c.downcast_ref::<Usage>().is_some() {
-            return "usage";
-        }
-        if c.downcast_ref::<std::io::Error>().is_some() {
-            return "io";
-        }
-    }
-    "other"
-}
-
-/// The policy that refused, if a policy refused the command.
-pub(crate) fn policy_refusal(e: &anyhow::Error) -> Option<String> {
-    e.chain().find_map(|c| {
-        let refused = c
-            .downcast_ref::<hyok::Error>()
-            .is_some_and(hyok::audit::is_policy_refusal)
-            || c.downcast_ref::<hyok_core::Error>()
-                .is_some_and(hyok::audit::is_core_policy_refusal)
-            || matches!(
-                c.downcast_ref::<hyok_keystore::Error>(),
-                Some(hyok_keystore::Error::Policy(_))
-            );
-        refused.then(|| c.to_string())
-    })
-}
-
-pub(crate) fn checkpoint(a: AuditCheckpointArgs, file: AuditSettings) -> Result<()> {
-    let mut settings = AuditSettings::from_env()?.or(file);
+pub(crate) fn checkpoint(config: Option<&Path>, a: AuditCheckpointArgs) -> Result<()> {
+    let mut settings = SessionConfig::load(config)?;
     if let Some(p) = a.log {
-        settings.log = Some(p);
+        settings.audit.log = Some(p);
     }
-    if !settings.enabled() {
+    if !settings.audit.enabled() {
         return Err(Usage::err(
             "which log? give PATH, set HYOK_AUDIT_LOG or [audit] log in hyok.toml",
             None,
@@ -147,9 +35,9 @@ pub(crate) fn checkpoint(a: AuditCheckpointArgs, file: AuditSettings) -> Result<
             ));
         }
     }
-    let log = settings.open()?.context("opening the audit log")?;
-    let cp = log.checkpoint().map_err(hyok::Error::from);
-    let closed = log.close().map_err(hyok::Error::from);
+    let session = Session::open(settings)?;
+    let cp = session.checkpoint();
+    let closed = session.close();
     let cp = cp?;
     closed?;
     let json = cp.to_json();
@@ -169,7 +57,7 @@ pub(crate) fn checkpoint(a: AuditCheckpointArgs, file: AuditSettings) -> Result<
 }
 
 /// Files an auditor hands us are read with a size limit.
-fn read_small(path: &std::path::Path, what: &str) -> Result<String> {
+fn read_small(path: &Path, what: &str) -> Result<String> {
     use std::io::Read as _;
     let f = std::fs::File::open(path)
         .map_err(|e| Usage::err(format!("cannot open {what} {}: {e}", path.display()), None))?;
@@ -272,7 +160,8 @@ pub(crate) fn show(a: AuditShowArgs) -> Result<()> {
                     out.write_all(&e.raw)?;
                     out.write_all(b"\n")?;
                 } else {
-                    writeln!(out, "{}", describe(r))?;
+                    // Records hold names read from messages and stores: escaped.
+                    writeln!(out, "{}", escape_controls(&describe(r)))?;
                 }
             }
             Ok(_) => {}
@@ -298,8 +187,8 @@ pub(crate) fn show(a: AuditShowArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn public_key(file: AuditSettings) -> Result<()> {
-    let settings = AuditSettings::from_env()?.or(file);
+pub(crate) fn public_key(config: Option<&Path>) -> Result<()> {
+    let settings = SessionConfig::load(config)?.audit;
     if settings.key.is_none() {
         return Err(Usage::err(
             "no checkpoint signing key: HYOK_AUDIT_KEY is not set",

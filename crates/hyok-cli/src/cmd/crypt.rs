@@ -2,35 +2,25 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use hyok::audit::{AdminEvent, AdminOp, AuditSettings, MessageEvent, MessageOp};
+use hyok::audit::{context_hash, MessageEvent, MessageOp};
 use hyok::{
-    AlgorithmSuite, Client, CommitmentPolicy, DecryptOptions, EncryptOptions, EncryptionContext,
-    HeaderLimits, OpLabel, Parallelism, Settings,
+    AlgorithmSuite, CommitmentPolicy, DecryptOptions, EncryptOptions, EncryptionContext,
+    HeaderLimits, OpLabel, Parallelism, Session, Settings,
 };
-use hyok_keystore::cache::MemoryCache;
-use hyok_keystore::observe::context_hash;
-use hyok_keystore::{KeyManager, Keyring, SharedKeyStore};
 
-use super::audit::{error_class, policy_refusal, Session};
-use crate::args::{CacheArgs, DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
+use crate::args::{DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
 use crate::io::{open_input, Output};
 use crate::pipe::ReadAhead;
 use crate::Usage;
 
-fn open_keys(args: &KeyArgs) -> Result<Vec<SharedKeyStore>> {
-    args.keys
-        .iter()
-        .map(|u| hyok_keystore::open_key(u).map_err(anyhow::Error::from))
-        .collect()
-}
-
-fn context(args: &KeyArgs) -> Result<EncryptionContext> {
+/// The `-c KEY=VALUE` pairs as a context; a key given twice must repeat its value.
+pub(crate) fn context(pairs: &[(String, String)]) -> Result<EncryptionContext> {
     let mut ctx = EncryptionContext::new();
-    for (k, v) in &args.context {
+    for (k, v) in pairs {
         if let Some(prev) = ctx.insert(k.clone(), v.clone()) {
             if &prev != v {
                 return Err(Usage::err(
@@ -47,31 +37,15 @@ fn parallelism(args: &KeyArgs) -> Result<Parallelism> {
     match args.threads {
         None => Ok(Parallelism::Global),
         Some(0) => Err(Usage::err("--threads must be at least 1", None)),
-        Some(n) => Ok(Parallelism::threads(n)?),
+        Some(n) => Ok(Parallelism::threads(n).map_err(hyok::Error::from)?),
     }
-}
-
-fn client(
-    keys: Vec<SharedKeyStore>,
-    settings: Settings,
-    cache: &CacheArgs,
-    audit: &Session,
-) -> Result<Client> {
-    let mut manager = KeyManager::new(Keyring::new(keys)?);
-    if let Some(limits) = cache.limits() {
-        manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
-    }
-    if let Some(sink) = audit.sink() {
-        manager = manager.with_audit(sink);
-    }
-    Ok(Client::new(manager).with_settings(settings))
 }
 
 /// The message record of one command, filled in as the command learns more.
-fn message_event(op: MessageOp, args: &KeyArgs) -> MessageEvent {
+fn message_event(op: MessageOp) -> MessageEvent {
     MessageEvent {
         op,
-        keys: args.keys.iter().map(|k| k.as_str().into()).collect(),
+        keys: Vec::new(),
         suite: None,
         context_sha256: None,
         message_id: None,
@@ -82,25 +56,15 @@ fn message_event(op: MessageOp, args: &KeyArgs) -> MessageEvent {
     }
 }
 
-/// Record the message (and a policy refusal), close the log, return the outcome.
-fn finish(audit: Session, mut m: MessageEvent, started: Instant, result: Result<()>) -> Result<()> {
-    if let Err(e) = &result {
-        if let Some(detail) = policy_refusal(e) {
-            audit.admin(AdminEvent {
-                op: AdminOp::PolicyRefusal,
-                key: None,
-                subject: m.subject.clone(),
-                message_id: m.message_id.clone(),
-                detail: Some(detail),
-                error: Some("policy"),
-                duration: started.elapsed(),
-            });
-        }
-    }
-    m.error = result.as_ref().err().map(error_class);
-    m.duration = started.elapsed();
-    audit.message(m);
-    audit.finish(result)
+/// Record the message (and a policy refusal), close the session, return the outcome.
+fn finish(session: Session, m: MessageEvent, started: Instant, result: Result<()>) -> Result<()> {
+    let failed = result.as_ref().err().map(super::failure);
+    session.record_message(
+        m,
+        started,
+        failed.as_ref().map(|(c, text)| (*c, text.as_str())),
+    );
+    super::finish(session, result)
 }
 
 /// Copy all of `r` into `w` straight from `r`'s buffer (no copy in between).
@@ -120,16 +84,16 @@ fn pump_buffered(r: &mut dyn BufRead, w: &mut dyn Write) -> std::io::Result<u64>
     }
 }
 
-pub(crate) fn encrypt(a: EncryptArgs, audit_file: AuditSettings) -> Result<()> {
-    let audit = Session::open(audit_file)?;
+pub(crate) fn encrypt(config: Option<&Path>, a: EncryptArgs) -> Result<()> {
+    let session = super::session(config, Some((&a.keys.select, &a.cache)))?;
     let started = Instant::now();
-    let mut m = message_event(MessageOp::Encrypt, &a.keys);
-    let result = encrypt_run(a, &audit, &mut m);
-    finish(audit, m, started, result)
+    let mut m = message_event(MessageOp::Encrypt);
+    let result = encrypt_run(a, &session, &mut m);
+    finish(session, m, started, result)
 }
 
-fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<()> {
-    let ctx = context(&a.keys)?;
+fn encrypt_run(a: EncryptArgs, session: &Session, m: &mut MessageEvent) -> Result<()> {
+    let ctx = context(&a.keys.context)?;
     let required: BTreeSet<String> = a.required.iter().cloned().collect();
     if let Some(k) = required.iter().find(|k| !ctx.contains_key(k)) {
         return Err(Usage::err(
@@ -149,7 +113,8 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         },
         ..Settings::default()
     };
-    let keys = open_keys(&a.keys)?;
+    let client = session.client(settings)?;
+    let keys = client.keys().keyring().keys();
     m.keys = keys.iter().map(|k| k.info().uri.clone()).collect();
     if let Some(k) = keys.iter().find(|k| !k.can_wrap()) {
         return Err(Usage::err(
@@ -157,7 +122,6 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
             Some("give raw-rsa keys a public=PEM attribute to encrypt"),
         ));
     }
-    let client = client(keys, settings, &a.cache, audit)?;
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
@@ -181,22 +145,22 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         m.context_sha256 = Some(context_hash(&h.context));
         let mut reader = ReadAhead::new(input.reader)?;
         pump_buffered(&mut reader, &mut enc).context("encrypting")?;
-        let (_, n) = enc.finish()?;
+        let (_, n) = enc.finish().map_err(hyok::Error::from)?;
         m.bytes = Some(n);
     }
     output.commit(fsync)
 }
 
-pub(crate) fn decrypt(a: DecryptArgs, audit_file: AuditSettings) -> Result<()> {
-    let audit = Session::open(audit_file)?;
+pub(crate) fn decrypt(config: Option<&Path>, a: DecryptArgs) -> Result<()> {
+    let session = super::session(config, Some((&a.keys.select, &a.cache)))?;
     let started = Instant::now();
-    let mut m = message_event(MessageOp::Decrypt, &a.keys);
-    let result = decrypt_run(a, &audit, &mut m);
-    finish(audit, m, started, result)
+    let mut m = message_event(MessageOp::Decrypt);
+    let result = decrypt_run(a, &session, &mut m);
+    finish(session, m, started, result)
 }
 
-fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<()> {
-    let reproduced = context(&a.keys)?;
+fn decrypt_run(a: DecryptArgs, session: &Session, m: &mut MessageEvent) -> Result<()> {
+    let reproduced = context(&a.keys.context)?;
     let settings = Settings {
         policy: if a.allow_legacy {
             CommitmentPolicy::RequireEncryptAllowDecrypt
@@ -212,9 +176,14 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         },
         ..Settings::default()
     };
-    let keys = open_keys(&a.keys)?;
-    m.keys = keys.iter().map(|k| k.info().uri.clone()).collect();
-    let client = client(keys, settings, &a.cache, audit)?;
+    let client = session.client(settings)?;
+    m.keys = client
+        .keys()
+        .keyring()
+        .keys()
+        .iter()
+        .map(|k| k.info().uri.clone())
+        .collect();
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
     let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, false)?;
@@ -232,10 +201,9 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     let rt = super::runtime()?;
     let verified = rt.block_on(client.open(parsed, &reproduced, &label))?;
     // Fail closed: no plaintext leaves before the key use is on disk in the audit log.
-    audit.flush()?;
+    session.flush()?;
     let mut dec = client.decryptor(verified, reader);
-    let n = pump_buffered(&mut dec, output.writer())
-        .map_err(|e| anyhow::Error::from(hyok_core::Error::from_io(e)))?;
+    let n = pump_buffered(&mut dec, output.writer()).map_err(hyok::Error::from_stream)?;
     m.bytes = Some(n);
     drop(dec);
     output.commit(fsync)

@@ -1,65 +1,32 @@
-//! `hyok inspect`: the header of a message, without keys and without secrets.
+//! `hyok inspect`: the header of a message, without keys and without secrets. Everything
+//! shown comes from the (untrusted) message: text output escapes it, JSON keeps it exact.
 
 use std::io::BufReader;
 
 use anyhow::Result;
-use hyok_core::{ContentType, EncryptedDataKey, HeaderLimits, ParsedHeader};
+use hyok::inspect::{edk_key_name, key_version, read_header, ContentType};
+use hyok::text::{escape_bytes, escape_str};
 use serde_json::json;
 
 use crate::args::InspectArgs;
 use crate::io::open_input;
 
-/// Key name recorded in an EDK: the raw-AES layout (name ‖ 128 ‖ 12 ‖ IV) or plain UTF-8.
-pub(crate) fn edk_key_name(edk: &EncryptedDataKey) -> String {
-    let info = &edk.provider_info;
-    if info.len() >= 20 {
-        let n = info.len() - 20;
-        if info[n..n + 8] == [0, 0, 0, 0x80, 0, 0, 0, 12] {
-            if let Ok(s) = std::str::from_utf8(&info[..n]) {
-                return s.to_owned();
-            }
-        }
-    }
-    match std::str::from_utf8(info) {
-        Ok(s) => s.to_owned(),
-        Err(_) => format!("0x{}", hex_encode(info)),
-    }
-}
-
-/// The key version an EDK records, for stores with versioned keys (Vault Transit
-/// `vault:vN:`).
-fn key_version(edk: &EncryptedDataKey) -> Option<u32> {
-    if edk.provider_id == hyok_keystore::vault::PROVIDER_ID {
-        hyok_keystore::vault::ciphertext_version(&edk.ciphertext)
-    } else {
-        None
-    }
-}
-
 fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The key name for JSON: the exact text when it is UTF-8, else `0x` and hex.
+fn json_key_name(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(s) => s.to_owned(),
+        Err(_) => format!("0x{}", hex_encode(name)),
+    }
 }
 
 pub(crate) fn run(a: InspectArgs) -> Result<()> {
     let input = open_input(&a.input, false)?;
     let mut r = BufReader::new(input.reader);
-    let limits = HeaderLimits {
-        max_edks: u16::MAX as usize,
-    };
-    let parsed = ParsedHeader::read(&mut r, limits)?;
-    let h = &parsed.header;
-    let edks: Vec<_> = h
-        .edks
-        .iter()
-        .map(|e| {
-            (
-                e.provider_id.clone(),
-                edk_key_name(e),
-                e.ciphertext.len(),
-                key_version(e),
-            )
-        })
-        .collect();
+    let h = read_header(&mut r)?;
     let framing = match h.content_type {
         ContentType::Framed => format!("framed, {} bytes per frame", h.frame_length),
         ContentType::NonFramed => "non-framed (legacy)".to_owned(),
@@ -73,12 +40,16 @@ pub(crate) fn run(a: InspectArgs) -> Result<()> {
             "signed": h.suite.signature().is_some(),
             "message_id": hex_encode(&h.message_id),
             "encryption_context": h.context.iter().collect::<std::collections::BTreeMap<_, _>>(),
-            "encrypted_data_keys": edks.iter().map(|(p, n, l, v)| {
-                let mut e = json!({"provider_id": p, "key_name": n, "wrapped_len": l});
-                if let Some(v) = v {
-                    e["key_version"] = json!(v);
+            "encrypted_data_keys": h.edks.iter().map(|e| {
+                let mut j = json!({
+                    "provider_id": e.provider_id,
+                    "key_name": json_key_name(edk_key_name(e)),
+                    "wrapped_len": e.ciphertext.len(),
+                });
+                if let Some(v) = key_version(e) {
+                    j["key_version"] = json!(v);
                 }
-                e
+                j
             }).collect::<Vec<_>>(),
             "content_type": if h.content_type == ContentType::Framed { "framed" } else { "non-framed" },
             "frame_length": h.frame_length,
@@ -102,14 +73,20 @@ pub(crate) fn run(a: InspectArgs) -> Result<()> {
     } else {
         println!("context:");
         for (k, v) in h.context.iter() {
-            println!("  {k} = {v}");
+            println!("  {} = {}", escape_str(k), escape_str(v));
         }
     }
-    println!("wrapped data keys: {}", edks.len());
-    for (p, n, l, v) in &edks {
-        match v {
-            Some(v) => println!("  provider {p:?}, key {n:?}, version {v} ({l} bytes)"),
-            None => println!("  provider {p:?}, key {n:?} ({l} bytes)"),
+    let n = h.edks.len();
+    println!("wrapped data keys: {n}");
+    for e in &h.edks {
+        let (p, name, l) = (
+            escape_str(&e.provider_id),
+            escape_bytes(edk_key_name(e)),
+            e.ciphertext.len(),
+        );
+        match key_version(e) {
+            Some(v) => println!("  provider \"{p}\", key \"{name}\", version {v} ({l} bytes)"),
+            None => println!("  provider \"{p}\", key \"{name}\" ({l} bytes)"),
         }
     }
     Ok(())

@@ -8,13 +8,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
-use hyok::audit::{AdminOp, AuditSettings, PemSigner, SignatureAlgorithm};
-use hyok_keystore::admin::{is_store_uri, open_admin, KeyKind as AdminKind};
+use hyok::audit::{AdminOp, PemSigner, SignatureAlgorithm};
+use hyok::keys::KeyKind as AdminKind;
+use hyok::Session;
 
-use super::audit::Session;
 use crate::args::{KeyDestroyArgs, KeyKind, KeyNewArgs, KeyUriArgs};
 use crate::io::create_new;
 use crate::Usage;
+use hyok::text::escape_str;
 
 /// What `key new` made: the key's name for the audit record and a description.
 struct Made {
@@ -22,20 +23,45 @@ struct Made {
     detail: String,
 }
 
-pub(crate) fn new(a: KeyNewArgs, audit_file: AuditSettings) -> Result<()> {
-    let audit = Session::open(audit_file)?;
+/// Record a key lifecycle step with its outcome.
+fn record<T>(
+    session: &Session,
+    op: AdminOp,
+    key: &str,
+    detail: Option<String>,
+    started: Instant,
+    result: &Result<T>,
+) {
+    let failed = result.as_ref().err().map(super::failure);
+    session.record_key_admin(
+        op,
+        key,
+        detail,
+        started,
+        failed.as_ref().map(|(c, t)| (*c, t.as_str())),
+    );
+}
+
+pub(crate) fn new(config: Option<&Path>, a: KeyNewArgs) -> Result<()> {
+    if a.output == "-" {
+        return Err(Usage::err(
+            "key new writes key files: `-o -` (stdout) is not a key file",
+            Some("name a file, e.g. -o my.key (aes-256) or -o my-key (rsa-*, ec-*: NAME.pem and NAME.pub.pem)"),
+        ));
+    }
+    let session = super::session(config, None)?;
     let started = Instant::now();
-    let result = new_run(&a);
+    let result = new_run(&session, &a);
     let (key, detail) = match &result {
         Ok(m) => (m.key.clone(), Some(m.detail.clone())),
         Err(_) => (a.output.clone(), None),
     };
-    audit.key_admin(AdminOp::KeyNew, &key, detail, started, &result);
-    audit.finish(result.map(|_| ()))
+    record(&session, AdminOp::KeyNew, &key, detail, started, &result);
+    super::finish(session, result.map(|_| ()))
 }
 
-fn new_run(a: &KeyNewArgs) -> Result<Made> {
-    if is_store_uri(&a.output) {
+fn new_run(session: &Session, a: &KeyNewArgs) -> Result<Made> {
+    if session.is_store_uri(&a.output) {
         let kind = match a.kind {
             KeyKind::Aes256 => AdminKind::Aes256,
             KeyKind::Rsa3072 => AdminKind::Rsa(3072),
@@ -43,8 +69,10 @@ fn new_run(a: &KeyNewArgs) -> Result<Made> {
             KeyKind::EcP256 => AdminKind::EcP256,
             KeyKind::EcP384 => AdminKind::EcP384,
         };
-        let (admin, uri) = open_admin(&a.output)?;
-        let created = super::runtime()?.block_on(admin.create(&uri, kind))?;
+        let (admin, uri) = session.key_admin(&a.output)?;
+        let created = super::runtime()?
+            .block_on(admin.create(&uri, kind))
+            .map_err(hyok::Error::from)?;
         println!("{}", created.uri);
         eprintln!("created {}", created.detail);
         return Ok(Made {
@@ -94,7 +122,7 @@ fn new_run(a: &KeyNewArgs) -> Result<Made> {
                 4096
             };
             let (private, public) = pair_paths(&a.output)?;
-            let (priv_pem, pub_pem) = hyok_keystore::raw::rsa::generate_pem(bits)?;
+            let (priv_pem, pub_pem) = hyok::keys::generate_rsa_pem(bits)?;
             write_pair(&private, priv_pem.as_bytes(), &public, pub_pem.as_bytes())?;
             eprintln!(
                 "created RSA-{bits} key pair {} (private, mode 0600) and {} (public)",
@@ -136,9 +164,17 @@ fn write_pair(private: &Path, priv_pem: &[u8], public: &Path, pub_pem: &[u8]) ->
     Ok(())
 }
 
-pub(crate) fn list(a: KeyUriArgs) -> Result<()> {
-    let (admin, uri) = open_admin(&a.uri)?;
-    let keys = super::runtime()?.block_on(admin.list(&uri))?;
+pub(crate) fn list(config: Option<&Path>, a: KeyUriArgs) -> Result<()> {
+    let session = super::session(config, None)?;
+    let result = list_run(&session, &a);
+    super::finish(session, result)
+}
+
+fn list_run(session: &Session, a: &KeyUriArgs) -> Result<()> {
+    let (admin, uri) = session.key_admin(&a.uri)?;
+    let keys = super::runtime()?
+        .block_on(admin.list(&uri))
+        .map_err(hyok::Error::from)?;
     if keys.is_empty() {
         eprintln!("no keys");
     }
@@ -148,31 +184,53 @@ pub(crate) fn list(a: KeyUriArgs) -> Result<()> {
             .iter()
             .map(|(n, v)| format!("{n}={v}"))
             .collect();
-        println!("{}\t{}\t{}\t{}", k.name, k.id, k.kind, attrs.join(" "));
+        // Names and attributes come from the store: escaped.
+        println!(
+            "{}\t{}\t{}\t{}",
+            escape_str(&k.name),
+            escape_str(&k.id),
+            escape_str(&k.kind),
+            escape_str(&attrs.join(" "))
+        );
     }
     Ok(())
 }
 
-pub(crate) fn rotate(a: KeyUriArgs, audit_file: AuditSettings) -> Result<()> {
-    let audit = Session::open(audit_file)?;
+/// Run one lifecycle step on the store a URI names and record it.
+fn lifecycle(
+    config: Option<&Path>,
+    uri: &str,
+    op: AdminOp,
+    step: impl FnOnce(&dyn hyok::keys::KeyAdmin, &hyok::keys::KeyUri) -> Result<String>,
+) -> Result<String> {
+    let session = super::session(config, None)?;
     let started = Instant::now();
-    let result = (|| -> Result<String> {
-        let (admin, uri) = open_admin(&a.uri)?;
-        Ok(super::runtime()?.block_on(admin.rotate(&uri))?)
-    })();
-    audit.key_admin(
-        AdminOp::KeyRotate,
-        &a.uri,
+    let result = session
+        .key_admin(uri)
+        .map_err(anyhow::Error::from)
+        .and_then(|(admin, parsed)| step(admin.as_ref(), &parsed));
+    record(
+        &session,
+        op,
+        uri,
         result.as_ref().ok().cloned(),
         started,
         &result,
     );
-    let msg = audit.finish(result)?;
-    eprintln!("{msg}");
+    super::finish(session, result)
+}
+
+pub(crate) fn rotate(config: Option<&Path>, a: KeyUriArgs) -> Result<()> {
+    let msg = lifecycle(config, &a.uri, AdminOp::KeyRotate, |admin, uri| {
+        Ok(super::runtime()?
+            .block_on(admin.rotate(uri))
+            .map_err(hyok::Error::from)?)
+    })?;
+    eprintln!("{}", escape_str(&msg));
     Ok(())
 }
 
-pub(crate) fn destroy(a: KeyDestroyArgs, audit_file: AuditSettings) -> Result<()> {
+pub(crate) fn destroy(config: Option<&Path>, a: KeyDestroyArgs) -> Result<()> {
     if !a.yes {
         return Err(Usage::err(
             format!(
@@ -182,20 +240,14 @@ pub(crate) fn destroy(a: KeyDestroyArgs, audit_file: AuditSettings) -> Result<()
             Some("pass --yes to confirm (crypto-shredding)"),
         ));
     }
-    let audit = Session::open(audit_file)?;
-    let started = Instant::now();
-    let result = (|| -> Result<String> {
-        let (admin, uri) = open_admin(&a.uri)?;
-        Ok(super::runtime()?.block_on(admin.destroy(&uri))?)
-    })();
-    audit.key_admin(
-        AdminOp::KeyDestroy,
-        &a.uri,
-        result.as_ref().ok().cloned(),
-        started,
-        &result,
+    let msg = lifecycle(config, &a.uri, AdminOp::KeyDestroy, |admin, uri| {
+        Ok(super::runtime()?
+            .block_on(admin.destroy(uri))
+            .map_err(hyok::Error::from)?)
+    })?;
+    eprintln!(
+        "{}; messages wrapped only by this key can no longer be decrypted",
+        escape_str(&msg)
     );
-    let msg = audit.finish(result)?;
-    eprintln!("{msg}; messages wrapped only by this key can no longer be decrypted");
     Ok(())
 }

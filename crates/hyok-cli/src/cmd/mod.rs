@@ -1,43 +1,81 @@
-//! Commands. Each resolves its flags into stores and streams, then runs.
+//! Commands. Each resolves its flags into a [`hyok::Session`] (configuration file,
+//! environment, `--key`/`--keyring`/cache flags), then runs on it.
 
 pub(crate) mod audit;
 mod crypt;
+mod download;
 mod init;
 mod inspect;
 mod key;
+mod list;
+mod progress;
+mod remove;
 mod storage;
+mod transfer;
+mod upload;
+
+use std::path::Path;
 
 use anyhow::Result;
+use hyok::{CacheChoice, KeySource, Session, SessionConfig};
 
-use crate::args::{AuditCommand, Cli, Command, KeyCommand};
+use crate::args::{AuditCommand, CacheArgs, Cli, Command, KeyCommand, KeySelection};
 
-pub(crate) fn run(cli: Cli) -> Result<()> {
-    let config = cli.config;
-    let load = || hyok::config::Config::load(config.as_deref());
-    // The configuration's [audit] section, for commands that take no other settings from it.
-    let audit = || -> Result<hyok::audit::AuditSettings> { Ok(load()?.audit_settings()) };
-    match cli.command {
-        Command::Init(a) => init::run(config.as_deref(), a),
-        Command::Cp(a) => storage::cp(load()?, a),
-        Command::Cat(a) => storage::cat(load()?, a),
-        Command::Ls(a) => storage::ls(load()?, a),
-        Command::Rm(a) => storage::rm(load()?, a),
-        Command::Encrypt(a) => crypt::encrypt(a, audit()?),
-        Command::Decrypt(a) => crypt::decrypt(a, audit()?),
-        Command::Inspect(a) => inspect::run(a),
-        Command::Key(KeyCommand::New(a)) => key::new(a, audit()?),
-        Command::Key(KeyCommand::List(a)) => key::list(a),
-        Command::Key(KeyCommand::Rotate(a)) => key::rotate(a, audit()?),
-        Command::Key(KeyCommand::Destroy(a)) => key::destroy(a, audit()?),
-        Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a, audit()?),
-        Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
-        Command::Audit(AuditCommand::Show(a)) => audit::show(a),
-        Command::Audit(AuditCommand::PublicKey) => audit::public_key(audit()?),
+/// The session of a command: the configuration file and environment, plus the command's
+/// key and cache flags (commands without keys pass `None`).
+pub(crate) fn session(
+    config: Option<&Path>,
+    keys: Option<(&KeySelection, &CacheArgs)>,
+) -> Result<Session> {
+    let mut c = SessionConfig::load(config)?;
+    if let Some((select, cache)) = keys {
+        c = c.keys(select.source()).cache(cache.choice());
+    } else {
+        c = c.keys(KeySource::Default).cache(CacheChoice::Off);
+    }
+    Ok(Session::open(c)?)
+}
+
+/// Close the session's audit log (its exit checkpoint) and fold its outcome into the
+/// command's.
+pub(crate) fn finish<T>(session: Session, result: Result<T>) -> Result<T> {
+    match (result, session.close()) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(c)) => Err(c.into()),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(c)) => Err(e.context(format!("the audit log failed too ({c})"))),
     }
 }
 
-/// A runtime for the async key-store calls (the streaming itself runs on this thread and
-/// the crypto pool).
+/// The audit record's view of a failure: its class and one line of text.
+pub(crate) fn failure(e: &anyhow::Error) -> (hyok::ErrorClass, String) {
+    (crate::report::classify(e).1, crate::report::one_line(e))
+}
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Init(a) => init::run(config, a),
+        Command::Cp(a) => transfer::cp(config, a),
+        Command::Cat(a) => transfer::cat(config, a),
+        Command::Ls(a) => list::ls(config, a),
+        Command::Rm(a) => remove::rm(config, a),
+        Command::Encrypt(a) => crypt::encrypt(config, a),
+        Command::Decrypt(a) => crypt::decrypt(config, a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Key(KeyCommand::New(a)) => key::new(config, a),
+        Command::Key(KeyCommand::List(a)) => key::list(config, a),
+        Command::Key(KeyCommand::Rotate(a)) => key::rotate(config, a),
+        Command::Key(KeyCommand::Destroy(a)) => key::destroy(config, a),
+        Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(config, a),
+        Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
+        Command::Audit(AuditCommand::Show(a)) => audit::show(a),
+        Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
+    }
+}
+
+/// A runtime for the async key-store and storage calls (the streaming itself runs on the
+/// calling thread and the crypto pool).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

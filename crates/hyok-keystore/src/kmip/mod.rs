@@ -41,8 +41,8 @@ use crate::net::{self, pem_files, RetryConfig, Timeouts};
 use crate::store::{KeyInfo, KeyStore, WrapRequest};
 use crate::uri::{decode, KeyUri};
 
-pub use admin::KmipAdmin;
 use crate::registry::{shared, Scheme};
+pub use admin::KmipAdmin;
 
 /// `kmip://`: a key on a KMIP 1.4 server (mutual TLS).
 pub(crate) const REGISTRATION: Scheme = Scheme {

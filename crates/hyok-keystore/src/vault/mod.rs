@@ -43,8 +43,8 @@ use crate::net::{self, one_line, RetryConfig, Secret, Timeouts};
 use crate::store::{KeyInfo, KeyStore, WrapRequest};
 use crate::uri::{decode, KeyUri};
 
-pub use admin::VaultAdmin;
 use crate::registry::{shared, Scheme};
+pub use admin::VaultAdmin;
 
 /// `vault-transit:`: a key of a Vault/OpenBao Transit engine.
 pub(crate) const REGISTRATION: Scheme = Scheme {
