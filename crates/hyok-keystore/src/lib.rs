@@ -20,6 +20,8 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+#[cfg(feature = "branch")]
+pub mod branch;
 pub mod cache;
 mod error;
 mod keyring;

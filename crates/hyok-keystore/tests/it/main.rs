@@ -10,6 +10,7 @@
 //! - `vault`: Transit specifics (rotation, min_decryption_version, auth, admin, error paths).
 //! - `kmip`: KMIP specifics (admin, certificates, timeouts, batches).
 
+mod branch;
 mod cache;
 mod common;
 mod conformance;
