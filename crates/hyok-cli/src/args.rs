@@ -47,6 +47,16 @@ pub(crate) enum Command {
     Ls(LsArgs),
     /// Delete an object, or with -r everything under a prefix.
     Rm(RmArgs),
+    /// Run an AWS KMS External Key Store (XKS) proxy over the keys of the configuration's
+    /// [xks] section (see docs/XKS.md). Stops on Ctrl-C or SIGTERM.
+    Xks(XksArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct XksArgs {
+    /// Address to listen on, overriding [xks] listen (default 127.0.0.1:8443).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod aead;
 #[cfg(feature = "branch")]
 pub mod branch;
 pub mod cache;

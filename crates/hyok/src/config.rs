@@ -69,6 +69,10 @@ pub struct Config {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[xks]`: the AWS KMS external key store proxy (`hyok xks`), read by the `hyok-xks`
+    /// crate; kept as a table here so the facade does not depend on it.
+    #[serde(default)]
+    pub xks: Option<toml::Table>,
 }
 
 /// `[audit]`: the same settings as the `HYOK_AUDIT_*` variables, which override them field

@@ -56,6 +56,15 @@ pub mod cache {
     pub use hyok_keystore::cache::{parse_bytes, parse_duration, CacheLimits, MemoryCache};
 }
 
+/// Keys that encrypt with AES-256-GCM and caller-supplied AAD inside their store (the XKS
+/// proxy's backends).
+pub mod aead {
+    pub use hyok_keystore::aead::{
+        open_aead, AeadKey, Sealed, SealedRef, SharedAeadKey, IV_LEN, TAG_LEN,
+    };
+    pub use hyok_keystore::{Error as KeyStoreError, KeyInfo};
+}
+
 /// Key-store schemes and key administration.
 pub mod keys {
     pub use hyok_keystore::admin::{Created, KeyAdmin, KeyKind, KeyListing};

@@ -151,6 +151,16 @@ impl Session {
         &self.file
     }
 
+    /// The configuration file this session read, if any.
+    pub fn file_path(&self) -> Option<&Path> {
+        self.file_path.as_deref()
+    }
+
+    /// The audit log as a sink, when logging is on (servers record their own events).
+    pub fn audit_sink(&self) -> Option<LogSink> {
+        self.audit.as_ref().map(|l| LogSink::new(l.clone()))
+    }
+
     /// The key-store schemes of this session.
     pub fn registry(&self) -> &Registry {
         &self.registry

@@ -13,6 +13,7 @@ mod remove;
 mod storage;
 mod transfer;
 mod upload;
+mod xks;
 
 use std::path::Path;
 
@@ -71,6 +72,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),
         Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
+        Command::Xks(a) => xks::run(config, a),
     }
 }
 

@@ -312,6 +312,23 @@ impl Pkcs11Key {
     }
 }
 
+impl Pkcs11Key {
+    /// Whether this is an AES key (usable by [`super::aead`]).
+    pub(super) fn is_aes(&self) -> bool {
+        matches!(self.inner.material, Material::Aes)
+    }
+
+    /// Run `f` with the AES key's handle on a pooled session, counting one token call
+    /// (for [`super::aead`]).
+    pub(super) fn with_aes_key<T>(
+        &self,
+        f: &mut dyn FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
+    ) -> std::result::Result<T, OpError> {
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.with_key(f)
+    }
+}
+
 impl Inner {
     fn who(&self) -> &str {
         &self.info.uri

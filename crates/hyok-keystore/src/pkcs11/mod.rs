@@ -24,6 +24,7 @@
 //! Calls block; from async code they run on tokio's blocking pool.
 
 mod admin;
+pub mod aead;
 mod error;
 mod key;
 mod objects;

@@ -72,6 +72,11 @@ impl RawAesKey {
         Ok(k)
     }
 
+    /// The AES-GCM key (for [`super::aead`]).
+    pub(super) fn gcm_key(&self) -> &LessSafeKey {
+        &self.key
+    }
+
     fn aad(req: &WrapRequest<'_>) -> Result<Vec<u8>> {
         Ok(req.context.serialize()?)
     }

@@ -1,5 +1,6 @@
 //! Local raw keys, byte-compatible with the ESDK Raw AES and Raw RSA keyrings.
 
+pub mod aead;
 pub mod aes;
 pub mod rsa;
 

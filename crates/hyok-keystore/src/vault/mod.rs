@@ -23,6 +23,7 @@
 //! skipped; give such tokens only `update` on `MOUNT/encrypt/NAME`, which forbids the upsert).
 
 mod admin;
+pub mod aead;
 mod client;
 
 use std::fmt;
