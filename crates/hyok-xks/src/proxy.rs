@@ -377,13 +377,15 @@ impl Proxy {
         let cdiv = match r.ciphertext_data_integrity_value_algorithm.as_deref() {
             None => false,
             Some("SHA_256") => true,
-            Some(other) => return Err(err(
-                ErrorName::UnsupportedOperation,
-                format!(
+            Some(other) => {
+                return Err(err(
+                    ErrorName::UnsupportedOperation,
+                    format!(
                     "ciphertextDataIntegrityValueAlgorithm {:?} is not supported (SHA_256 only)",
                     crate::error::printable(other, 64)
                 ),
-            )),
+                ))
+            }
         };
         let b64 = Zeroizing::new(
             r.plaintext
