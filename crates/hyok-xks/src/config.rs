@@ -6,6 +6,7 @@
 //! tls_cert = "cert.pem"            # optional; plain HTTP only on loopback unless allowed
 //! tls_key = "key.pem"
 //! client_ca = "kms-ca.pem"         # optional: require mutual TLS
+//! # client_cn = ["cks.kms.us-east-1.amazonaws.com"]  # default: cks.kms.REGION.amazonaws.com of the stores
 //! # allow_plain_http = false       # serve plain HTTP on a non-loopback address
 //! # max_in_flight = 64             # key-store calls at once
 //! # max_queue = 256                # requests waiting for one; more: ThrottlingException
@@ -70,6 +71,7 @@ struct FileXks {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    client_cn: Option<Vec<String>>,
     allow_plain_http: Option<bool>,
     max_in_flight: Option<usize>,
     max_queue: Option<usize>,
@@ -117,6 +119,8 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// CA of client certificates: mutual TLS when set.
     pub client_ca: Option<PathBuf>,
+    /// Subject common names a client certificate must have (one of).
+    pub client_names: Vec<String>,
 }
 
 /// Capacity limits.
@@ -318,6 +322,15 @@ impl XksConfig {
                 cert: resolve(cert),
                 key: resolve(key),
                 client_ca: file.client_ca.map(&resolve),
+                client_names: file.client_cn.clone().unwrap_or_else(|| {
+                    let mut regions: Vec<String> = file
+                        .stores
+                        .values()
+                        .map(|s| format!("cks.kms.{}.amazonaws.com", s.region))
+                        .collect();
+                    regions.dedup();
+                    regions
+                }),
             }),
             (None, None) if file.client_ca.is_some() => {
                 return Err(bad("[xks] client_ca needs tls_cert and tls_key"))

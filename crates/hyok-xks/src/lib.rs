@@ -11,7 +11,8 @@
 //!   versioned keys in `ciphertextMetadata`, the ciphertext data integrity value of
 //!   Appendix C.
 //! - SigV4 (`kms-xks-proxy`, up to two credential pairs per store, ±5 minutes) in
-//!   [`sigv4`]; TLS and optional mutual TLS in [`server`].
+//!   [`sigv4`]; TLS and optional mutual TLS (client CA and subject name) in [`server`] and
+//!   [`client_auth`].
 //! - Per-key allow-lists over the request metadata ([`policy`]); every request logged
 //!   ([`record`]); bounded queues and deadlines ([`capacity`]); per-backend health
 //!   ([`health`]).
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod capacity;
+pub mod client_auth;
 pub mod config;
 pub mod error;
 pub mod framing;

@@ -65,7 +65,10 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| format!("client_ca {}: {e}", ca.display()))?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(crate::client_auth::SubjectCheck::new(
+                verifier,
+                files.client_names.clone(),
+            )))
         }
         None => builder.with_no_client_auth(),
     };

@@ -656,7 +656,28 @@ async fn tls_and_mutual_tls() {
         None,
         "client certificate from another CA"
     );
+    assert_eq!(
+        attempt(Some(&certs.wrong_cn_pem)).await,
+        None,
+        "right CA, other subject name"
+    );
+    let cn = hyok_xks::client_auth::subject_common_names(&first_der(
+        &std::fs::read(&certs.client_pem).unwrap(),
+    ));
+    assert_eq!(cn, Some(vec!["cks.kms.us-east-1.amazonaws.com".to_owned()]));
     run.stop().await;
+}
+
+/// The first certificate of a PEM bundle, as DER.
+fn first_der(pem: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(pem);
+    let b64: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    B64.decode(b64).unwrap()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `hyok xks`: the AWS KMS External Key Store proxy, started from the session (its
 //! configuration's `[xks]` section, its audit log) and served until Ctrl-C or SIGTERM.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
@@ -16,13 +17,15 @@ pub(crate) fn run(config: Option<&Path>, args: XksArgs) -> Result<()> {
         for s in bound.proxy.stores() {
             prefixes.push(format!("{} ({} keys)", s.base, s.keys.len()));
         }
-        eprintln!(
+        // A closed stderr must not stop the server (eprintln! would panic).
+        let _ = writeln!(
+            std::io::stderr(),
             "hyok xks: listening on {} for {}",
             bound.url(),
             prefixes.join(", ")
         );
         bound.serve(shutdown()).await;
-        eprintln!("hyok xks: stopped");
+        let _ = writeln!(std::io::stderr(), "hyok xks: stopped");
         anyhow::Ok(())
     });
     super::finish(session, result)

@@ -12,6 +12,7 @@
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
+//! - `xks`: `hyok xks` processes on one SoftHSM key, driven with `curl --aws-sigv4`.
 
 mod audit;
 mod cli;
@@ -24,3 +25,4 @@ mod pkcs11;
 mod storage;
 mod vault;
 mod vectors;
+mod xks;

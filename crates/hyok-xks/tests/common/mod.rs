@@ -382,6 +382,7 @@ pub struct Certs {
     pub server_key: PathBuf,
     pub client_pem: PathBuf,
     pub other_client_pem: PathBuf,
+    pub wrong_cn_pem: PathBuf,
 }
 
 pub fn make_certs(dir: &Path) -> Certs {
@@ -398,7 +399,9 @@ gen otherca hyok-xks-other-ca
 leaf server ca localhost "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
 leaf client ca cks.kms.us-east-1.amazonaws.com "extendedKeyUsage=clientAuth"
 leaf other otherca cks.kms.us-east-1.amazonaws.com "extendedKeyUsage=clientAuth"
+leaf wrongcn ca attacker.example "extendedKeyUsage=clientAuth"
 cat client.pem client.key > client-bundle.pem
+cat wrongcn.pem wrongcn.key > wrongcn-bundle.pem
 cat other.pem other.key > other-bundle.pem
 chmod 600 *.key
 "#;
@@ -419,5 +422,6 @@ chmod 600 *.key
         server_key: dir.join("server.key"),
         client_pem: dir.join("client-bundle.pem"),
         other_client_pem: dir.join("other-bundle.pem"),
+        wrong_cn_pem: dir.join("wrongcn-bundle.pem"),
     }
 }
