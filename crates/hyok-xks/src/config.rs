@@ -328,6 +328,7 @@ impl XksConfig {
                         .values()
                         .map(|s| format!("cks.kms.{}.amazonaws.com", s.region))
                         .collect();
+                    regions.sort();
                     regions.dedup();
                     regions
                 }),

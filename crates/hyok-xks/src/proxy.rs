@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyok::aead::{KeyStoreError, SealedRef, SharedAeadKey};
-use hyok::audit::LogSink;
+use hyok::audit::{AuditSink as _, LogSink};
 use zeroize::Zeroizing;
 
 use crate::api::{self, EncryptResponse, RequestMetadata, MAX_AAD, MAX_DATA};
@@ -336,6 +336,14 @@ impl Proxy {
             .map_err(|why| err(ErrorName::AccessDenied, why))?;
         if op != KeyOp::Metadata && !key.config.enabled {
             return Err(err(ErrorName::InvalidState, "the external key is disabled"));
+        }
+        // Fail closed: no key use that the audit log cannot record.
+        if let Some(sink) = &self.audit {
+            if op != KeyOp::Metadata {
+                sink.check().map_err(|why| {
+                    err(ErrorName::Internal, format!("the audit log is failing: {why}"))
+                })?;
+            }
         }
         match parsed {
             Parsed::Metadata => {
