@@ -429,20 +429,19 @@ impl KeyStore for KmipKey {
                 Err(e) => {
                     // The server could not tell whether these EDKs are ours: report why, once
                     // in full and then by reference.
-                    let text = net::one_line(&e.to_string(), 400);
-                    let mut first = Some(e);
-                    for i in &ours {
-                        out[*i] = Some(Err(first.take().unwrap_or_else(|| Error::Backend {
-                            key: self.key().to_owned(),
-                            detail: format!("same failure: {text}"),
-                        })));
-                    }
+                    net::fail_each(
+                        self.key(),
+                        ours.iter().copied(),
+                        e,
+                        "same failure",
+                        &mut out,
+                    );
                     None
                 }
             }
         };
-        let mut todo: Vec<usize> = Vec::new();
-        for (i, (edk, _)) in items.iter().enumerate() {
+        let mut todo: Vec<(usize, (&EncryptedDataKey, &WrapRequest<'_>))> = Vec::new();
+        for (i, (edk, req)) in items.iter().enumerate() {
             if out[i].is_some() {
                 continue;
             }
@@ -451,7 +450,7 @@ impl KeyStore for KmipKey {
                     if edk.provider_id == PROVIDER_ID && edk.provider_info == r.uid.as_bytes() =>
                 {
                     if split_ciphertext(&edk.ciphertext).is_some() {
-                        todo.push(i);
+                        todo.push((i, (edk, req)));
                     } else {
                         out[i] = Some(Err(Error::UnwrapFailed {
                             key: self.key().to_owned(),
@@ -461,29 +460,10 @@ impl KeyStore for KmipKey {
                 _ => out[i] = Some(Ok(None)),
             }
         }
-        if let Some(r) = resolved {
-            for chunk in todo.chunks(MAX_BATCH) {
-                let batch: Vec<(&EncryptedDataKey, &WrapRequest<'_>)> =
-                    chunk.iter().map(|i| (items[*i].0, &items[*i].1)).collect();
-                match self.decrypt_batch(&r.uid, &batch).await {
-                    Ok(results) => {
-                        for (i, res) in chunk.iter().zip(results) {
-                            out[*i] = Some(res.map(Some));
-                        }
-                    }
-                    Err(e) => {
-                        let text = net::one_line(&e.to_string(), 400);
-                        let mut first = Some(e);
-                        for i in chunk {
-                            out[*i] = Some(Err(first.take().unwrap_or_else(|| Error::Backend {
-                                key: self.key().to_owned(),
-                                detail: format!("batch failed: {text}"),
-                            })));
-                        }
-                    }
-                }
-            }
-        }
-        out.into_iter().map(|r| r.unwrap_or(Ok(None))).collect()
+        let uid = resolved.map(|r| r.uid.as_str()).unwrap_or_default();
+        net::unwrap_in_chunks(self.key(), out, &todo, MAX_BATCH, |batch| async move {
+            self.decrypt_batch(uid, &batch).await
+        })
+        .await
     }
 }

@@ -479,7 +479,7 @@ impl KeyStore for VaultTransit {
         items: &[(&EncryptedDataKey, WrapRequest<'_>)],
     ) -> Vec<Result<Option<DataKey>>> {
         let mut out: Vec<Option<Result<Option<DataKey>>>> = Vec::with_capacity(items.len());
-        let mut todo: Vec<(usize, &str, &WrapRequest<'_>)> = Vec::new();
+        let mut todo: Vec<(usize, (&str, &WrapRequest<'_>))> = Vec::new();
         for (i, (edk, req)) in items.iter().enumerate() {
             if !self.owns(edk) {
                 out.push(Some(Ok(None)));
@@ -488,41 +488,14 @@ impl KeyStore for VaultTransit {
             match self.edk_ciphertext(edk) {
                 Ok(ct) => {
                     out.push(None);
-                    todo.push((i, ct, req));
+                    todo.push((i, (ct, req)));
                 }
                 Err(e) => out.push(Some(Err(e))),
             }
         }
-        for chunk in todo.chunks(MAX_BATCH) {
-            let batch: Vec<(&str, &WrapRequest<'_>)> =
-                chunk.iter().map(|(_, ct, req)| (*ct, *req)).collect();
-            match self.decrypt_batch(&batch).await {
-                Ok(results) => {
-                    for ((i, _, _), r) in chunk.iter().zip(results) {
-                        out[*i] = Some(r.map(Some));
-                    }
-                }
-                Err(e) => {
-                    let text = one_line(&e.to_string(), 400);
-                    let mut first = Some(e);
-                    for (i, _, _) in chunk {
-                        out[*i] = Some(Err(first.take().unwrap_or_else(|| Error::Backend {
-                            key: self.key().to_owned(),
-                            detail: format!("batch failed: {text}"),
-                        })));
-                    }
-                }
-            }
-        }
-        out.into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(Error::Backend {
-                        key: self.key().to_owned(),
-                        detail: "batch item without result".into(),
-                    })
-                })
-            })
-            .collect()
+        net::unwrap_in_chunks(self.key(), out, &todo, MAX_BATCH, |batch| async move {
+            self.decrypt_batch(&batch).await
+        })
+        .await
     }
 }
