@@ -58,6 +58,18 @@ pub enum Error {
     /// The audit log cannot record, so key operations are refused (fail closed).
     #[error("audit log unavailable: {0}; key operations are refused until it can record again")]
     Audit(String),
+    /// A k-of-n split could not be opened: too few of its key groups are available.
+    #[error("{key}: have {have} of the {need} shares needed to recover the data key{}", detail_suffix(.detail))]
+    InsufficientShares {
+        /// The split (provider id / name).
+        key: String,
+        /// Shares recovered.
+        have: usize,
+        /// Shares needed (k).
+        need: usize,
+        /// Why other shares failed, when a key store said more than "not mine".
+        detail: String,
+    },
     /// A key URI or key file is invalid.
     #[error("{0}")]
     Config(String),
@@ -102,6 +114,7 @@ impl Error {
             Self::Denied { .. } => "denied",
             Self::NotFound { .. } => "not-found",
             Self::UnwrapFailed { .. } => "unwrap-failed",
+            Self::InsufficientShares { .. } => "insufficient-shares",
             Self::Unsupported { .. } => "unsupported",
             Self::KeyVersionTooOld { .. } => "version-too-old",
             Self::Config(_) => "config",

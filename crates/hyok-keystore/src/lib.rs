@@ -36,6 +36,7 @@ pub mod raw;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod threshold;
 pub mod uri;
 #[cfg(feature = "vault")]
 pub mod vault;
