@@ -85,7 +85,6 @@ impl ParsedHeader {
             header: self.header,
             keys,
             verifier: verifier.zip(hash),
-            auth_only,
             wire_len,
         })
     }
@@ -96,7 +95,6 @@ pub struct VerifiedHeader {
     header: Header,
     keys: DerivedKeys,
     verifier: Option<(MessageVerifier, MessageHash)>,
-    auth_only: Vec<u8>,
     wire_len: usize,
 }
 
@@ -135,39 +133,6 @@ impl VerifiedHeader {
     /// Length of the header as it was read (body ‖ authentication).
     pub fn wire_len(&self) -> usize {
         self.wire_len
-    }
-
-    /// A replacement header carrying `edks` instead of the current EDKs, for re-wrapping a
-    /// message without touching its body: the body depends only on the data key and the
-    /// message id, which stay the same. The caller must have wrapped the *same* data key
-    /// into `edks`. Replace the first [`Self::wire_len`] bytes of the message with the
-    /// result. Signed suites cannot be re-wrapped (the signature covers the header and its
-    /// private key is gone), nor can non-framed legacy bodies.
-    pub fn rewrap(&self, edks: Vec<crate::EncryptedDataKey>) -> Result<Vec<u8>> {
-        if self.header.suite.signature().is_some() {
-            return Err(Error::InvalidParameter(
-                "a signed message cannot be re-wrapped; its signature covers the header".into(),
-            ));
-        }
-        if edks.is_empty() {
-            return Err(Error::InvalidParameter("no encrypted data keys".into()));
-        }
-        let mut header = self.header.clone();
-        header.edks = edks;
-        let mut bytes = header.encode_body()?;
-        if header.suite.message_format_version() == 1 {
-            bytes.extend_from_slice(&[0u8; IV_LEN]);
-            let tag = crate::header::seal_header(
-                &self.keys,
-                &bytes[..bytes.len() - IV_LEN],
-                &self.auth_only,
-            )?;
-            bytes.extend_from_slice(&tag);
-        } else {
-            let tag = crate::header::seal_header(&self.keys, &bytes, &self.auth_only)?;
-            bytes.extend_from_slice(&tag);
-        }
-        Ok(bytes)
     }
 
     /// A reader of the plaintext of the body that follows in `input`.

@@ -321,6 +321,13 @@ impl Header {
 }
 
 /// Compute the header tag for an encoded header body.
+///
+/// The tag is AES-GCM under the message's derived key with the all-zero IV (ESDK
+/// client-apis/encrypt.md). It must therefore be computed **once per message id**: two
+/// different header bodies tagged under one derived key are two GCM messages under one
+/// (key, nonce) pair, which leaks the GHASH key and lets the holder of both forge frames.
+/// The only caller is [`crate::Encryptor::new`], whose message id comes fresh from
+/// [`crate::PendingEncryption::new`]; see "No second header for a message" in DESIGN.md.
 pub(crate) fn seal_header(
     keys: &DerivedKeys,
     body: &[u8],
@@ -329,6 +336,8 @@ pub(crate) fn seal_header(
     let mut aad = Vec::with_capacity(body.len() + auth_only.len());
     aad.extend_from_slice(body);
     aad.extend_from_slice(auth_only);
+    #[cfg(test)]
+    sealed_headers::record(keys, &aad);
     let tag = keys
         .aead
         .seal_in_place_separate_tag(
@@ -340,4 +349,43 @@ pub(crate) fn seal_header(
     let mut out = [0u8; TAG_LEN];
     out.copy_from_slice(tag.as_ref());
     Ok(out)
+}
+
+/// Test-only record of every header tag computed on this thread: (fingerprint of the derived
+/// key, SHA-256 of the authenticated header bytes). Lets a test check that no derived key
+/// ever tags two different headers.
+#[cfg(test)]
+pub(crate) mod sealed_headers {
+    use std::cell::RefCell;
+
+    use aws_lc_rs::aead::{Aad, Nonce};
+    use aws_lc_rs::digest::{digest, SHA256};
+
+    use crate::key::DerivedKeys;
+
+    thread_local! {
+        static SEALED: RefCell<Vec<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// E_K(J0) identifies the derived key (GCM tag of nothing with the zero nonce).
+    fn fingerprint(keys: &DerivedKeys) -> Vec<u8> {
+        keys.aead
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key([0; 12]),
+                Aad::empty(),
+                &mut [],
+            )
+            .map(|t| t.as_ref().to_vec())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn record(keys: &DerivedKeys, aad: &[u8]) {
+        let entry = (fingerprint(keys), digest(&SHA256, aad).as_ref().to_vec());
+        SEALED.with(|s| s.borrow_mut().push(entry));
+    }
+
+    /// Everything recorded on this thread since the last call.
+    pub(crate) fn take() -> Vec<(Vec<u8>, Vec<u8>)> {
+        SEALED.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
 }

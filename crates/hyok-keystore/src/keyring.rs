@@ -291,8 +291,10 @@ impl KeyManager {
         Ok(())
     }
 
-    /// Wrap an existing data key under every key of this keyring (re-wrap: the data key
-    /// came from another keyring's `decrypt_data_key`).
+    /// Wrap an existing key under every key of this keyring: used to re-wrap branch key
+    /// versions when the master keys rotate. Never a way to put a message under new keys:
+    /// a second header for one message id would reuse its header tag's GCM nonce (see
+    /// "No second header for a message" in docs/DESIGN.md); re-encrypt instead.
     pub async fn wrap_existing(
         &self,
         data_key: &DataKey,

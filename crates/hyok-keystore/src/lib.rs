@@ -20,6 +20,8 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+#[cfg(feature = "branch")]
+pub mod branch;
 pub mod cache;
 mod error;
 mod keyring;
@@ -35,6 +37,7 @@ pub mod registry;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod threshold;
 pub mod uri;
 #[cfg(feature = "vault")]
 pub mod vault;

@@ -169,35 +169,6 @@ impl Client {
         }
     }
 
-    /// Re-wrap a message's data key for `target` keys without touching its body: unwrap
-    /// with this client's keys, wrap the same data key with `target`, and return the new
-    /// header together with the length of the old one (replace that many leading bytes).
-    /// Unsigned, framed suites only (see [`VerifiedHeader::rewrap`]).
-    pub async fn rewrap(
-        &self,
-        parsed: ParsedHeader,
-        reproduced: &EncryptionContext,
-        target: &KeyManager,
-        label: &OpLabel,
-    ) -> Result<(Vec<u8>, usize)> {
-        let h = &parsed.header;
-        self.settings.policy.check_decrypt(h.suite)?;
-        let (materials_ctx, _) = parsed.materials_context(reproduced)?;
-        let mut label = label.clone();
-        label.message_id = Some(h.message_id.clone());
-        let suite = h.suite;
-        let dk = self
-            .keys
-            .decrypt_data_key(suite, &h.edks, &materials_ctx, &label)
-            .await?;
-        let verified = parsed.verify(&dk, reproduced)?;
-        let edks = target
-            .wrap_existing(&dk, suite, &materials_ctx, &label)
-            .await?;
-        let header = verified.rewrap(edks)?;
-        Ok((header, verified.wire_len()))
-    }
-
     /// Streaming step of decryption: a reader of verified plaintext.
     pub fn decryptor<R: Read>(&self, verified: VerifiedHeader, input: R) -> Decryptor<R> {
         verified.decryptor(input, self.settings.decrypt.clone())

@@ -10,9 +10,11 @@
 //! - `vault`: Transit specifics (rotation, min_decryption_version, auth, admin, error paths).
 //! - `kmip`: KMIP specifics (admin, certificates, timeouts, batches).
 
+mod branch;
 mod cache;
 mod common;
 mod conformance;
 mod kmip;
 mod pkcs11;
+mod threshold;
 mod vault;
