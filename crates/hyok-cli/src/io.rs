@@ -93,9 +93,15 @@ impl Output {
                 }
             }
         }
-        if target.exists() && !force {
+        // `symlink_metadata`: a dangling symbolic link exists too (`exists()` follows it).
+        if let (Ok(meta), false) = (std::fs::symlink_metadata(&target), force) {
+            let what = if meta.file_type().is_symlink() {
+                " (a symbolic link)"
+            } else {
+                ""
+            };
             return Err(Usage::err(
-                format!("{} already exists", target.display()),
+                format!("{} already exists{what}", target.display()),
                 Some("pass --force to overwrite it"),
             ));
         }

@@ -25,7 +25,7 @@ pub enum Error {
     #[error("algorithm suite 0x{0:04x} does not commit to its key; refused by the commitment policy (allow with --allow-legacy)")]
     CommitmentPolicy(u16),
     /// The header lists more encrypted data keys than the configured maximum.
-    #[error("message has {found} encrypted data keys, more than the allowed maximum of {max}")]
+    #[error("message has {found} encrypted data key{}, more than the allowed maximum of {max}", if *.found == 1 { "" } else { "s" })]
     TooManyEncryptedDataKeys {
         /// How many the header declares.
         found: usize,

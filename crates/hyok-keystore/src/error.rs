@@ -82,6 +82,18 @@ pub enum Error {
     /// The audit log cannot record, so key operations are refused (fail closed).
     #[error("audit log unavailable: {0}; key operations are refused until it can record again")]
     Audit(String),
+    /// A k-of-n split could not be opened: too few of its key groups are available.
+    #[error("{key}: have {have} of the {need} shares needed to recover the data key{}", detail_suffix(.detail))]
+    InsufficientShares {
+        /// The split (provider id / name).
+        key: String,
+        /// Shares recovered.
+        have: usize,
+        /// Shares needed (k).
+        need: usize,
+        /// Why other shares failed, when a key store said more than "not mine".
+        detail: String,
+    },
     /// A key URI or key file is invalid.
     #[error("{0}")]
     Config(String),
@@ -126,6 +138,7 @@ impl Error {
             Self::Denied { .. } | Self::PinRejected { .. } => ErrorClass::Denied,
             Self::NotFound { .. } | Self::TokenNotFound { .. } => ErrorClass::NotFound,
             Self::UnwrapFailed { .. } => ErrorClass::UnwrapFailed,
+            Self::InsufficientShares { .. } => ErrorClass::InsufficientShares,
             Self::Unsupported { .. } => ErrorClass::Unsupported,
             Self::KeyVersionTooOld { .. } => ErrorClass::VersionTooOld,
             Self::Config(_) => ErrorClass::Config,
@@ -174,6 +187,8 @@ pub enum ErrorClass {
     Range,
     /// Object storage failed.
     Storage,
+    /// A k-of-n split could not be opened: too few of its key groups answered.
+    InsufficientShares,
     /// The message was changed: key commitment, frame tag or signature did not verify.
     Tampered,
     /// The message ended early.
@@ -209,6 +224,7 @@ impl ErrorClass {
             Self::Policy => "policy",
             Self::Range => "range",
             Self::Storage => "storage",
+            Self::InsufficientShares => "insufficient-shares",
             Self::Tampered => "tampered",
             Self::Truncated => "truncated",
             Self::Unavailable => "unavailable",

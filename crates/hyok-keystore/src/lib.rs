@@ -38,6 +38,7 @@ pub mod registry;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod threshold;
 pub mod uri;
 #[cfg(feature = "vault")]
 pub mod vault;

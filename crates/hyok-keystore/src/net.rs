@@ -320,6 +320,72 @@ where
     out
 }
 
+#[cfg(any(feature = "vault", feature = "kmip"))]
+/// Fail every item at `indices` with one failure: the error in full for the first, then a
+/// reference to it (`why: …`), so the cause is reported once.
+pub(crate) fn fail_each<U>(
+    key: &str,
+    indices: impl IntoIterator<Item = usize>,
+    e: Error,
+    why: &str,
+    out: &mut [Option<Result<U>>],
+) {
+    let text = one_line(&e.to_string(), 400);
+    let mut first = Some(e);
+    for i in indices {
+        out[i] = Some(Err(first.take().unwrap_or_else(|| Error::Backend {
+            key: key.to_owned(),
+            detail: format!("{why}: {text}"),
+        })));
+    }
+}
+
+#[cfg(any(feature = "vault", feature = "kmip"))]
+/// The server half of a batched unwrap, shared by the network key stores. `out` holds one
+/// slot per EDK, already filled for those decided locally (not ours, malformed); `todo`
+/// pairs each remaining slot's index with what the server needs for it. They go to `call`
+/// at most `max` at a time and each result lands in its slot; a chunk that fails as a whole
+/// fails each of its items ([`fail_each`]). A slot the server left without a result fails.
+pub(crate) async fn unwrap_in_chunks<P, F, Fut>(
+    key: &str,
+    mut out: Vec<Option<Result<Option<hyok_core::DataKey>>>>,
+    todo: &[(usize, P)],
+    max: usize,
+    mut call: F,
+) -> Vec<Result<Option<hyok_core::DataKey>>>
+where
+    P: Copy,
+    F: FnMut(Vec<P>) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<hyok_core::DataKey>>>>,
+{
+    for chunk in todo.chunks(max.max(1)) {
+        match call(chunk.iter().map(|(_, p)| *p).collect()).await {
+            Ok(results) => {
+                for ((i, _), r) in chunk.iter().zip(results) {
+                    out[*i] = Some(r.map(Some));
+                }
+            }
+            Err(e) => fail_each(
+                key,
+                chunk.iter().map(|(i, _)| *i),
+                e,
+                "batch failed",
+                &mut out,
+            ),
+        }
+    }
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Backend {
+                    key: key.to_owned(),
+                    detail: "batch item without result".into(),
+                })
+            })
+        })
+        .collect()
+}
+
 /// The one result of a batched call made for a single item.
 pub(crate) fn single<U>(key: &str, server: &str, results: Result<Vec<Result<U>>>) -> Result<U> {
     results?.pop().unwrap_or_else(|| {

@@ -305,7 +305,10 @@ fn failures_and_policy_refusals_are_recorded() {
     assert_eq!(recs[4]["error"], "unwrap-failed");
     assert_eq!(recs[5]["error"], "policy");
     assert!(
-        recs[5]["detail"].as_str().unwrap().contains("data keys"),
+        recs[5]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("encrypted data key"),
         "{}",
         recs[5]
     );

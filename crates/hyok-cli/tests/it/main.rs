@@ -10,6 +10,7 @@
 //! - `storage`: `cp`/`cat`/`ls`/`rm`/`init` on a local folder and a real S3 server.
 //! - `pipeline`: large inputs through the reader/writer threads of `encrypt`/`decrypt`.
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
+//! - `session`: issue 9: the same key/cache flags everywhere, one-line typed errors, escaping.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `xks`: `hyok xks` processes on one SoftHSM key, driven with `curl --aws-sigv4`.
@@ -22,6 +23,7 @@ mod interop;
 mod kmip;
 mod pipeline;
 mod pkcs11;
+mod session;
 mod storage;
 mod vault;
 mod vectors;

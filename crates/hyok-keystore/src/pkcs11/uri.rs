@@ -90,10 +90,11 @@ impl PinSource {
         match self {
             Self::Env => Ok(std::env::var(PIN_ENV).ok().map(Zeroizing::new)),
             Self::File(p) => {
+                // The path is not shown: a PIN typed as `pin-source=1234` by mistake would
+                // otherwise be echoed back.
                 let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
                     Error::Config(format!(
-                        "pkcs11: cannot read the PIN file {}: {e}",
-                        p.display()
+                        "pkcs11: cannot read the PIN file that pin-source names (not shown, in case it is a PIN): {e}"
                     ))
                 })?);
                 let line = text.lines().next().unwrap_or("");

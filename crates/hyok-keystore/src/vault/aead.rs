@@ -18,7 +18,8 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{ciphertext_version, Envelope, VaultTransit};
+use super::transit::{classify, missing_key_error};
+use super::{ciphertext_version, VaultTransit};
 use crate::aead::{split_tag, AeadKey, Sealed, SealedRef, IV_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::net::Secret;
@@ -45,6 +46,11 @@ struct SealBody<'a> {
 struct OpenBody<'a> {
     ciphertext: &'a str,
     associated_data: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: Option<T>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +85,12 @@ impl TransitAead {
     }
 
     fn who(&self) -> &str {
-        self.key.key()
+        &self.key.info.uri
+    }
+
+    fn classify(&self, msg: &str, status: StatusCode, ciphertext: Option<&str>) -> Error {
+        let k = &self.key;
+        classify(self.who(), &k.name, &k.mount, msg, status, ciphertext)
     }
 
     /// Read the key's settings, check that it fits, and remember its latest version.
@@ -91,7 +102,7 @@ impl TransitAead {
             .call(self.who(), Method::GET, &path, None, &k.client.retry)
             .await?;
         if reply.status == StatusCode::NOT_FOUND {
-            return Err(super::missing_key_error(
+            return Err(missing_key_error(
                 self.who(),
                 &k.name,
                 &k.mount,
@@ -99,7 +110,7 @@ impl TransitAead {
             ));
         }
         if !reply.status.is_success() {
-            return Err(k.classify(&reply.messages(), reply.status, None));
+            return Err(self.classify(&reply.messages(), reply.status, None));
         }
         let data: Envelope<KeyData> = reply.parse(self.who(), "reading the key")?;
         let data = data.data.ok_or_else(|| Error::Backend {
@@ -170,7 +181,7 @@ impl AeadKey for TransitAead {
             .call(self.who(), Method::POST, &path, Some(buf), &k.client.retry)
             .await?;
         if !reply.status.is_success() {
-            return Err(k.classify(&reply.messages(), reply.status, None));
+            return Err(self.classify(&reply.messages(), reply.status, None));
         }
         let data: Envelope<SealData> = reply.parse(self.who(), "encrypt")?;
         let ct = data
@@ -239,7 +250,7 @@ impl AeadKey for TransitAead {
             )
             .await?;
         if !reply.status.is_success() {
-            return Err(k.classify(&reply.messages(), reply.status, Some(&ct)));
+            return Err(self.classify(&reply.messages(), reply.status, Some(&ct)));
         }
         let data: Envelope<OpenData> = reply.parse(self.who(), "decrypt")?;
         let p = data.data.ok_or_else(failed)?.plaintext;

@@ -16,4 +16,5 @@ mod common;
 mod conformance;
 mod kmip;
 mod pkcs11;
+mod threshold;
 mod vault;
