@@ -341,7 +341,10 @@ impl Proxy {
         if let Some(sink) = &self.audit {
             if op != KeyOp::Metadata {
                 sink.check().map_err(|why| {
-                    err(ErrorName::Internal, format!("the audit log is failing: {why}"))
+                    err(
+                        ErrorName::Internal,
+                        format!("the audit log is failing: {why}"),
+                    )
                 })?;
             }
         }

@@ -102,12 +102,7 @@ impl TransitAead {
             .call(self.who(), Method::GET, &path, None, &k.client.retry)
             .await?;
         if reply.status == StatusCode::NOT_FOUND {
-            return Err(missing_key_error(
-                self.who(),
-                &k.name,
-                &k.mount,
-                &reply,
-            ));
+            return Err(missing_key_error(self.who(), &k.name, &k.mount, &reply));
         }
         if !reply.status.is_success() {
             return Err(self.classify(&reply.messages(), reply.status, None));
