@@ -469,7 +469,8 @@ async fn sigv4_failures_and_rotation() {
         ..Signer::default()
     };
     let now = SystemTime::now();
-    let cases: Vec<(&str, Vec<(String, String)>, Vec<u8>)> = vec![
+    type Case<'a> = (&'a str, Vec<(String, String)>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         (
             "wrong secret",
             Signer {
