@@ -23,8 +23,10 @@ bench=target/release/examples/xks_bench
 
 work=$(mktemp -d)
 pids=()
+hsm_uri=
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -n "$hsm_uri" ]] && "$hyok" key destroy "$hsm_uri" --yes >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,4 +77,3 @@ if [[ -n "${XKS_REFERENCE_BIN:-}" ]]; then
   echo "### reference proxy (aws-samples v3.1.2), key foo"
   "$bench" http://127.0.0.1:18443/example/uri/path/prefix/kms/xks/v1 foo "$requests" "$levels"
 fi
-"$hyok" key destroy "$hsm_uri" --yes >/dev/null || true

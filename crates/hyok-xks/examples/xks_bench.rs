@@ -53,7 +53,13 @@ impl Signer {
     }
 }
 
-async fn call(client: &reqwest::Client, signer: &Signer, url: &str, body: &Value) -> Value {
+/// The answer, or the errorName of a refused request.
+async fn call(
+    client: &reqwest::Client,
+    signer: &Signer,
+    url: &str,
+    body: &Value,
+) -> Result<Value, String> {
     let body = serde_json::to_vec(body).expect("json");
     let mut req = client.post(url).body(body.clone());
     for (k, v) in signer.headers(url, &body) {
@@ -63,8 +69,11 @@ async fn call(client: &reqwest::Client, signer: &Signer, url: &str, body: &Value
     let status = resp.status();
     let bytes = resp.bytes().await.expect("answer");
     let v: Value = serde_json::from_slice(&bytes).expect("json answer");
-    assert!(status.is_success(), "{status}: {v}");
-    v
+    if status.is_success() {
+        Ok(v)
+    } else {
+        Err(v["errorName"].as_str().unwrap_or("unknown").to_owned())
+    }
 }
 
 fn metadata(op: &str, i: usize) -> Value {
@@ -113,9 +122,10 @@ async fn main() {
         &json!({"requestMetadata": metadata("Encrypt", 0), "plaintext": B64.encode([7u8; 32]),
                 "encryptionAlgorithm": "AES_GCM", "additionalAuthenticatedData": B64.encode(b"bench")}),
     )
-    .await;
-    println!("| operation | clients | requests/s | p50 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|");
+    .await
+    .expect("a first encrypt");
+    println!("| operation | clients | requests/s | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|---|");
     for op in ["encrypt", "decrypt"] {
         for &n in &levels {
             let per = total.div_ceil(n);
@@ -132,6 +142,7 @@ async fn main() {
                 tasks.push(tokio::spawn(async move {
                     let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
                     let mut lat = Vec::with_capacity(per);
+                    let mut errors = Vec::new();
                     for i in 0..per {
                         let body = if op == "encrypt" {
                             json!({"requestMetadata": metadata("GenerateDataKey", c * per + i),
@@ -149,23 +160,36 @@ async fn main() {
                             b
                         };
                         let t = Instant::now();
-                        call(&client, &signer, &url, &body).await;
+                        if let Err(e) = call(&client, &signer, &url, &body).await {
+                            errors.push(e);
+                        }
                         lat.push(t.elapsed());
                     }
-                    lat
+                    (lat, errors)
                 }));
             }
             let mut all = Vec::new();
+            let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
             for t in tasks {
-                all.extend(t.await.unwrap());
+                let (lat, errs) = t.await.unwrap();
+                all.extend(lat);
+                for e in errs {
+                    *errors.entry(e).or_default() += 1;
+                }
             }
             let secs = started.elapsed().as_secs_f64();
             all.sort();
+            let errors: Vec<String> = errors.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!(
-                "| {op} | {n} | {:.0} | {:.2} | {:.2} |",
+                "| {op} | {n} | {:.0} | {:.2} | {:.2} | {} |",
                 all.len() as f64 / secs,
                 percentile(&all, 0.50),
-                percentile(&all, 0.99)
+                percentile(&all, 0.99),
+                if errors.is_empty() {
+                    "-".to_owned()
+                } else {
+                    errors.join(", ")
+                }
             );
         }
     }
