@@ -71,10 +71,18 @@ impl Bound {
 /// Read `[xks]` from the session's configuration (`listen` overrides its address), open
 /// every key, load TLS, and bind. Configuration errors are `hyok::Error::Config` (exit 2).
 pub async fn start(session: &hyok::Session, listen: Option<&str>) -> hyok::Result<Bound> {
-    let base = session.file_path().and_then(std::path::Path::parent);
-    let config = XksConfig::from_table(session.file().xks.as_ref(), base, listen)
-        .map_err(|e| hyok::Error::Config(e.0))?;
+    let config = config_of(session.file(), session.file_path(), listen)?;
     bind(&config, hyok::aead::open_aead, session.audit_sink()).await
+}
+
+/// The checked `[xks]` section of a configuration file read from `path`.
+pub fn config_of(
+    file: &hyok::config::Config,
+    path: Option<&std::path::Path>,
+    listen: Option<&str>,
+) -> hyok::Result<XksConfig> {
+    let base = path.and_then(std::path::Path::parent);
+    XksConfig::from_table(file.xks.as_ref(), base, listen).map_err(|e| hyok::Error::Config(e.0))
 }
 
 /// Open the keys of a checked configuration with `open` and bind.

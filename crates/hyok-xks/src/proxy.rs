@@ -45,7 +45,8 @@ pub struct Store {
     pub name: String,
     /// `/PREFIX/kms/xks/v1`.
     pub base: String,
-    verifier: Verifier,
+    /// Replaced whole by [`Proxy::reload_credentials`] (SIGHUP in `hyok xks`).
+    verifier: std::sync::RwLock<Arc<Verifier>>,
     /// External key id → key.
     pub keys: BTreeMap<String, Key>,
 }
@@ -161,9 +162,32 @@ impl Proxy {
         Ok(Store {
             name: s.name.clone(),
             base: s.base_path(),
-            verifier: Verifier::new(s.region.clone(), creds),
+            verifier: std::sync::RwLock::new(Arc::new(Verifier::new(s.region.clone(), creds))),
             keys,
         })
+    }
+
+    /// Take the SigV4 credentials (and regions) of `config`'s stores, matched by name, without
+    /// stopping: requests signed with either pair of a rotation keep working. Stores and
+    /// keys themselves are not changed (that needs a restart). Returns the names updated.
+    pub fn reload_credentials(&self, config: &XksConfig) -> Vec<String> {
+        let mut updated = Vec::new();
+        for s in &self.stores {
+            if let Some(c) = config.stores.iter().find(|c| c.name == s.name) {
+                let creds = c
+                    .credentials
+                    .iter()
+                    .map(|c| crate::sigv4::Credential {
+                        access_key_id: c.access_key_id.clone(),
+                        secret: c.secret.clone(),
+                    })
+                    .collect();
+                *s.verifier.write().unwrap_or_else(|p| p.into_inner()) =
+                    Arc::new(Verifier::new(c.region.clone(), creds));
+                updated.push(s.name.clone());
+            }
+        }
+        updated
     }
 
     /// The stores.
@@ -235,7 +259,12 @@ impl Proxy {
             headers: &parts.headers,
             body: &body,
         };
-        let signer = match store.verifier.verify(&signed, SystemTime::now()) {
+        let verifier = store
+            .verifier
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let signer = match verifier.verify(&signed, SystemTime::now()) {
             Ok(akid) => akid,
             Err(why) => {
                 let e = err(ErrorName::AuthenticationFailed, format!("SigV4: {why}"));

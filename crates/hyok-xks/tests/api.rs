@@ -555,6 +555,58 @@ async fn sigv4_failures_and_rotation() {
         fail,
         "absent signed header"
     );
+    // Rotation without a restart: a proxy started with the first pair only refuses the
+    // second until its credentials are reloaded.
+    let one = parse_config(
+        dir.path(),
+        &config_text(dir.path(), "", &format!("k = {{ uri = \"{k}\" }}"), false),
+    );
+    let run1 = start(&one).await;
+    let url1 = run1.endpoint("keys/k/metadata");
+    assert_eq!(
+        status(
+            send(
+                &c,
+                reqwest::Method::POST,
+                &url1,
+                &second.headers(&url1, &body),
+                body.clone()
+            )
+            .await
+        ),
+        fail
+    );
+    // (`start` bound a new proxy; reach its Proxy through a fresh bind to reload.)
+    run1.stop().await;
+    let bound = hyok_xks::bind(&one, hyok::aead::open_aead, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        bound.proxy.reload_credentials(&config),
+        vec!["main".to_owned()]
+    );
+    let proxy_url = bound.url();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.serve(async move {
+        let _ = rx.await;
+    }));
+    let url2 = format!("{proxy_url}/{PREFIX}/kms/xks/v1/keys/k/metadata");
+    assert_eq!(
+        status(
+            send(
+                &c,
+                reqwest::Method::POST,
+                &url2,
+                &second.headers(&url2, &body),
+                body.clone()
+            )
+            .await
+        )
+        .0,
+        200
+    );
+    let _ = tx.send(());
+    let _ = task.await;
     // ... and with it the same signature verifies (the request's own signed-header list).
     let headers = extra.headers(&url, &body);
     assert_eq!(
