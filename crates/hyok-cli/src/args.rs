@@ -48,7 +48,8 @@ pub(crate) enum Command {
     /// Delete an object, or with -r everything under a prefix.
     Rm(RmArgs),
     /// Run an AWS KMS External Key Store (XKS) proxy over the keys of the configuration's
-    /// [xks] section (see docs/XKS.md). Stops on Ctrl-C or SIGTERM.
+    /// [xks] section (see docs/XKS.md). Stops on Ctrl-C or SIGTERM; SIGHUP reloads the SigV4
+    /// credentials.
     Xks(XksArgs),
 }
 
