@@ -415,6 +415,10 @@ pub(crate) struct AuditVerifyArgs {
     /// contain exactly the records it signed.
     #[arg(long, value_name = "FILE")]
     pub(crate) trusted_checkpoint: Option<PathBuf>,
+    /// Accept records after the last checkpoint (no signature covers them; by default
+    /// they fail verification): a writer crashed mid-append or could not sign.
+    #[arg(long)]
+    pub(crate) allow_unsigned_tail: bool,
 }
 
 /// `--since`: an RFC 3339 time or date, or an age (`30m`, `12h`, `7d`).
