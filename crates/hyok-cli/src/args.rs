@@ -89,7 +89,8 @@ pub(crate) struct CpArgs {
     #[arg(short, long)]
     pub(crate) force: bool,
     /// Do not bind new objects to their bucket and key (their encryption context then lets
-    /// them be moved or renamed and still decrypt).
+    /// them be moved or renamed and still decrypt); when reading, accept objects that are
+    /// not bound to any location (a bound one must still be where it was bound to).
     #[arg(long)]
     pub(crate) no_bind_location: bool,
     /// Algorithm suite of new objects.
