@@ -160,3 +160,38 @@ async fn key_operations_are_refused_the_moment_the_log_cannot_record() {
     std::fs::remove_dir(&t.path).unwrap();
     assert_eq!(written, 1);
 }
+
+#[tokio::test]
+async fn a_decrypt_cache_hit_names_the_key_that_unwrapped() {
+    let t = TestLog::new();
+    let log = Arc::new(t.open(1000));
+    let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+    let ctx = EncryptionContext::new();
+    let second = || Arc::new(RawAesKey::new("audit-ns", "key-2", &[0x33; 32]).unwrap());
+    // Written for the second key alone.
+    let writer = KeyManager::new(Keyring::new(vec![second()]).unwrap());
+    let (_, edks) = writer
+        .encryption_materials(suite, &ctx, 1, &OpLabel::default())
+        .await
+        .unwrap();
+    let first = Arc::new(RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap());
+    let reader = KeyManager::new(Keyring::new(vec![first, second()]).unwrap())
+        .with_cache(Arc::new(MemoryCache::new(CacheLimits::default()).unwrap()))
+        .with_audit(log.clone());
+    for _ in 0..2 {
+        reader
+            .decrypt_data_key(suite, &edks, &ctx, &OpLabel::default())
+            .await
+            .unwrap();
+    }
+    log.close().unwrap();
+    let recs = records(&t);
+    assert_eq!(
+        recs.iter().map(|r| r.op).collect::<Vec<_>>(),
+        [Op::Unwrap, Op::CacheHitDecrypt]
+    );
+    for r in &recs {
+        assert_eq!(r.key.as_deref(), Some("raw-aes:audit-ns/key-2"), "{r:?}");
+        assert_eq!(r.edk_sha256.unwrap().0, edk_hash(&edks[0]));
+    }
+}
