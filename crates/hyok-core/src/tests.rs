@@ -334,7 +334,9 @@ fn every_flipped_byte_and_every_cut_is_detected() {
 fn frame_and_header_ivs_must_be_the_prescribed_ones() {
     let pt = vec![3u8; 700];
     let none = EncryptionContext::new();
-    for suite in [COMMIT, AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256] {
+    // (hyok writes no v1 messages; the v1 header IV is checked on a test vector in
+    // hyok-keystore's `nonframed` tests.)
+    for suite in [COMMIT, SIGNED] {
         let (msg, dk) = encrypt_with(suite, 256, &pt, Path::OneShot, &[]);
         let h = ParsedHeader::read(&mut &msg[..], HeaderLimits::default())
             .unwrap()
@@ -350,15 +352,6 @@ fn frame_and_header_ivs_must_be_the_prescribed_ones() {
                     "{suite:?} {path:?}: {e}"
                 );
             }
-        }
-        if suite.message_format_version() == 1 {
-            let mut bad = msg.clone();
-            bad[h - TAG_LEN - IV_LEN + 5] ^= 1;
-            let e = ParsedHeader::read(&mut &bad[..], HeaderLimits::default()).unwrap_err();
-            assert!(
-                matches!(&e, Error::MalformedHeader(m) if m.contains("IV")),
-                "{e}"
-            );
         }
     }
 }

@@ -12,6 +12,8 @@ use hyok_keystore::raw::RawAesKey;
 use hyok_keystore::{KeyStore, WrapRequest};
 
 const CASE: &str = "py-0478-aes256-nonframed-ec2";
+/// A format-1 message (suite 0x0178), also non-framed.
+const V1_CASE: &str = "py-0178-aes256-nonframed-ec2";
 
 fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/esdk")
@@ -23,10 +25,14 @@ fn file(uri: &str) -> Vec<u8> {
 
 /// (message, plaintext, the key that unwraps it).
 fn vector() -> (Vec<u8>, Vec<u8>, RawAesKey) {
+    vector_of(CASE)
+}
+
+fn vector_of(case: &str) -> (Vec<u8>, Vec<u8>, RawAesKey) {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(testdata().join("generated-manifest.json")).unwrap())
             .unwrap();
-    let case = &manifest["tests"][CASE];
+    let case = &manifest["tests"][case];
     let msg = file(case["ciphertext"].as_str().unwrap());
     let plaintext = file(case["result"]["output"]["plaintext"].as_str().unwrap());
     let mk = &case["master-keys"][0];
@@ -145,4 +151,26 @@ fn max_unframed_bounds_the_body() {
     let (out, result) = decrypt(&msg, &key, n);
     result.unwrap();
     assert_eq!(out, plaintext);
+}
+
+/// Format 1 stores the header authentication IV, which the format fixes to zero: any
+/// other value is a malformed header (not a tag failure to be explained later).
+#[test]
+fn a_format_1_header_iv_must_be_zero() {
+    let (msg, plaintext, key) = vector_of(V1_CASE);
+    let (out, result) = decrypt(&msg, &key, u64::MAX);
+    result.unwrap();
+    assert_eq!(out, plaintext);
+    let parsed = ParsedHeader::read(&mut &msg[..], HeaderLimits::default()).unwrap();
+    assert_eq!(parsed.header.suite.message_format_version(), 1);
+    let iv_at = parsed.wire_len() - 16 - 12;
+    for i in 0..12 {
+        let mut bad = msg.clone();
+        bad[iv_at + i] ^= 0x80;
+        let e = ParsedHeader::read(&mut &bad[..], HeaderLimits::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::MalformedHeader(m) if m.contains("IV")),
+            "byte {i}: {e}"
+        );
+    }
 }
