@@ -466,6 +466,33 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// A configuration that others can write can add an escrow key to every upload or turn
+/// off location binding: refuse it (checked on the open file, so it cannot change
+/// between the check and the read).
+fn refuse_writable_by_others(file: &std::fs::File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file
+            .metadata()
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(Error::Config(format!(
+                "{} is writable by {} (mode {:o}); refusing a configuration others can change (chmod go-w {})",
+                path.display(),
+                if mode & 0o002 != 0 { "everyone" } else { "its group" },
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,31 +538,4 @@ mod tests {
         )
         .is_err());
     }
-}
-
-/// A configuration that others can write can add an escrow key to every upload or turn
-/// off location binding: refuse it (checked on the open file, so it cannot change
-/// between the check and the read).
-fn refuse_writable_by_others(file: &std::fs::File, path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = file
-            .metadata()
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?
-            .permissions()
-            .mode();
-        if mode & 0o022 != 0 {
-            return Err(Error::Config(format!(
-                "{} is writable by {} (mode {:o}); refusing a configuration others can change (chmod go-w {})",
-                path.display(),
-                if mode & 0o002 != 0 { "everyone" } else { "its group" },
-                mode & 0o777,
-                path.display()
-            )));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (file, path);
-    Ok(())
 }
