@@ -3,10 +3,10 @@
 //! Callers queue events ([`AuditLog`] implements the key store's `AuditSink`); one writer
 //! thread per process takes everything queued so far (group commit), locks the file
 //! (`flock`, exclusive), catches up with what other processes appended since its last
-//! write, appends its records and any due checkpoint in one `write`, `fdatasync`s, and
-//! unlocks. A crash can only leave a partial last line; the next writer keeps those bytes,
-//! ends them with a newline and records a `torn-tail` record that names them, so nothing is
-//! dropped silently.
+//! write (checking it as a verifier would), appends its records and a signed checkpoint
+//! over them in one `write`, `fdatasync`s, and unlocks. A crash can only leave a partial
+//! last line; the next writer keeps those bytes, ends them with a newline and records a
+//! `torn-tail` record that names them, so nothing is dropped silently.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
