@@ -47,7 +47,9 @@ pub(super) fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
         ));
     }
     let transfer = env.session.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, settings(a), transfer)?;
+    let objects = env
+        .objects(store, settings(a), transfer)?
+        .bind_location(env.session.bind_location(a.no_bind_location));
     let reproduced = context(&a.keys.context)?;
     let to_stdout = a.dst == "-";
     let target = (!to_stdout)
@@ -99,16 +101,19 @@ pub(super) fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let (listed, unlisted) = list_all(env, &store, &src);
     let root = PathBuf::from(&a.dst);
     let transfer = env.session.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, settings(a), transfer)?;
+    let objects = env
+        .objects(store, settings(a), transfer)?
+        .bind_location(env.session.bind_location(a.no_bind_location));
     let reproduced = context(&a.keys.context)?;
     let mut items = Vec::new();
+    // An object whose name cannot be a file under the target fails alone.
+    let mut refused = Vec::new();
     for info in listed {
         let rel = info.url.key()[src.key().len()..].to_owned();
-        let mut target = root.clone();
-        for seg in rel.split('/') {
-            target.push(seg);
+        match objects::local_target(&root, &rel) {
+            Ok(target) => items.push((info, rel, target)),
+            Err(e) => refused.push((info.url.to_string(), Err(anyhow::Error::from(e)))),
         }
-        items.push((info, rel, target));
     }
     // Plaintext sizes are only known per object; the bar counts stored bytes as an estimate.
     let total: u64 = items.iter().map(|i| i.0.size).sum();
@@ -143,6 +148,7 @@ pub(super) fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
         &tally,
     );
     // Objects the listing could not name fail alone, reported with the others.
+    results.extend(refused);
     results.extend(
         unlisted
             .into_iter()

@@ -86,7 +86,9 @@ fn cat_run(env: &Env, a: &CatArgs) -> Result<()> {
             None,
         ));
     }
-    let objects = env.objects(store, Settings::default(), env.session.transfer(None, None))?;
+    let objects = env
+        .objects(store, Settings::default(), env.session.transfer(None, None))?
+        .bind_location(env.session.bind_location(false));
     let reproduced = context(&a.keys.context)?;
     let mut out = Output::open(&None, &None, false, false)?;
     objects.get(&url, out.writer(), a.range, &reproduced)?;
