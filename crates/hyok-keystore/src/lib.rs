@@ -31,6 +31,7 @@ pub mod observe;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod raw;
+mod secret_file;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
