@@ -22,6 +22,8 @@
 pub mod admin;
 pub mod cache;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keyring;
 #[cfg(feature = "kmip")]
 pub mod kmip;
