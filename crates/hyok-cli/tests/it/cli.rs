@@ -326,7 +326,7 @@ fn flipped_bytes_fail_everywhere() {
         // any key use; a smaller one fails like any other change (exit 1).
         let limit = d.run.code == Some(2) && d.run.stderr.contains("frame length");
         let res = if label.starts_with("header.frame_length") && limit {
-            common::check_error_stderr(&d.run.stderr).and_then(|()| d.must_leave_nothing())
+            check_error_stderr(&d.run.stderr).and_then(|()| d.must_leave_nothing())
         } else {
             d.must_fail()
         };
