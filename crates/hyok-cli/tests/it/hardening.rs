@@ -568,3 +568,35 @@ fn a_key_file_others_can_read_is_used_with_a_warning() {
         r.stderr
     );
 }
+
+#[test]
+fn dev_zero_as_pin_file_is_refused_at_once() {
+    let (Ok(module), Ok(token)) = (
+        std::env::var("HYOK_PKCS11_MODULE"),
+        std::env::var("HYOK_TEST_PKCS11_TOKEN"),
+    ) else {
+        let why = "HYOK_PKCS11_MODULE/HYOK_TEST_PKCS11_TOKEN not set (eval \"$(scripts/services/softhsm.sh)\")";
+        assert!(
+            std::env::var("HYOK_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "HYOK_REQUIRE_SERVICES=1: {why}"
+        );
+        eprintln!("SKIPPED: hardening::dev_zero_as_pin_file_is_refused_at_once: {why}");
+        return;
+    };
+    let uri = format!("pkcs11:token={token};object=any?pin-source=file:/dev/zero");
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["encrypt", "-k", &uri])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    hermetic(&mut cmd);
+    cmd.env("HYOK_PKCS11_MODULE", module)
+        .env_remove("HYOK_PKCS11_PIN");
+    let out = cmd.output().unwrap();
+    let r = Run {
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    expect_usage(&r, "PIN file /dev/zero is a device");
+}
