@@ -53,6 +53,8 @@
 
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod io;
 mod json;
 mod line;

@@ -244,7 +244,9 @@ impl ErrorClass {
     pub fn of_core(c: &hyok_core::Error) -> Self {
         use hyok_core::Error as C;
         match c {
-            C::CommitmentPolicy(_) | C::TooManyEncryptedDataKeys { .. } => Self::Policy,
+            C::CommitmentPolicy(_)
+            | C::TooManyEncryptedDataKeys { .. }
+            | C::FrameLengthLimit { .. } => Self::Policy,
             C::HeaderAuth => Self::HeaderAuth,
             C::Commitment | C::FrameAuth(_) | C::Signature => Self::Tampered,
             C::Truncated(_) => Self::Truncated,

@@ -169,6 +169,8 @@ impl Error {
             | Self::KeyStore(hyok_keystore::Error::Config(_))
             | Self::Store(S::Config(_) | S::InvalidUrl(_))
             | Self::Audit(A::Config(_) | A::Key(_)) => ErrorKind::Config,
+            // A limit, like --threads: raised on the command line.
+            Self::Format(hyok_core::Error::FrameLengthLimit { .. }) => ErrorKind::Usage,
             _ => ErrorKind::Operation,
         }
     }
@@ -277,6 +279,9 @@ impl Error {
                 }
                 C::Truncated(_) => "the message is incomplete; was the transfer cut short?",
                 C::TooManyEncryptedDataKeys { .. } => "raise --max-edks if this message is trusted",
+                C::FrameLengthLimit { found, .. } if *found <= hyok_core::MAX_WRITE_FRAME_LEN => {
+                    "raise --max-frame-length if this message is trusted (about two frames are held in memory)"
+                }
                 C::UnsupportedVersion(_) | C::UnknownSuite(_) => {
                     "this input is not an AWS Encryption SDK message (hyok messages start with byte 0x02)"
                 }

@@ -12,7 +12,7 @@ use super::progress::{finish_many, progress, run_jobs, CountingW, Done, Tally};
 use super::storage::{list_all, Env};
 use super::transfer::settings;
 use crate::args::CpArgs;
-use crate::io::Output;
+use crate::io::{Content, Output};
 use crate::Usage;
 
 fn local_target(dst: &str, name: Option<&str>) -> Result<PathBuf> {
@@ -65,7 +65,13 @@ pub(super) fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
             }
         }
     }
-    let mut out = Output::open(&target, &None, a.force, false)?;
+    let mut out = Output::open(
+        &target,
+        &None,
+        a.force,
+        Content::Plaintext(a.release.release()),
+    )?;
+    let gate = out.gate();
     // A bar for big whole-object downloads (one HEAD more, only on a terminal).
     let pb = if a.quiet || a.range.is_some() || !io::stderr().is_terminal() {
         None
@@ -81,12 +87,16 @@ pub(super) fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
             inner: out.writer(),
             pb: pb.clone(),
         };
-        objects.get(&url, &mut w, a.range, &reproduced)
+        objects.get_inspecting(&url, &mut w, a.range, &reproduced, &mut |h| {
+            if let Some(g) = &gate {
+                g.set_signed(h.suite.signature().is_some());
+            }
+        })
     };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let report = res?;
+    let report = res.map_err(|e| out.explain(e.into()))?;
     out.commit(a.fsync)?;
     if let (Some(t), None) = (&target, a.range) {
         objects::set_mtime(t, report.mtime)?;
@@ -119,7 +129,7 @@ pub(super) fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let total: u64 = items.iter().map(|i| i.0.size).sum();
     let tally = Tally::new(progress(a.quiet, total, items.len()), items.len());
     let jobs = env.session.jobs(a.jobs);
-    let (force, fsync) = (a.force, a.fsync);
+    let (force, fsync, release) = (a.force, a.fsync, a.release.release());
     let mut results = run_jobs(
         env,
         items,
@@ -138,8 +148,20 @@ pub(super) fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
                     }
                 }
             }
-            let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
-            let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
+            let mut out = Output::open(
+                &Some(target.clone()),
+                &None,
+                force,
+                Content::Plaintext(release),
+            )?;
+            let gate = out.gate();
+            let rep = objects
+                .get_inspecting(&info.url, out.writer(), None, &reproduced, &mut |h| {
+                    if let Some(g) = &gate {
+                        g.set_signed(h.suite.signature().is_some());
+                    }
+                })
+                .map_err(|e| out.explain(e.into()))?;
             out.commit(fsync)?;
             objects::set_mtime(&target, rep.mtime)?;
             tally.object_done(info.size);

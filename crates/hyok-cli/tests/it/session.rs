@@ -445,7 +445,7 @@ fn decrypt_help_says_what_holds_for_files_and_stdout() {
     let r = hyok(["--help"]);
     let text = r.stdout_text();
     assert!(
-        text.contains("A file output (-o) appears only after the whole message"),
+        text.contains("An output file appears only after the whole message verified"),
         "{text}"
     );
     assert!(!text.contains("output appears only after the whole message verified"));
