@@ -89,7 +89,8 @@ pub(crate) struct CpArgs {
     #[arg(short, long)]
     pub(crate) force: bool,
     /// Do not bind new objects to their bucket and key (their encryption context then lets
-    /// them be moved or renamed and still decrypt).
+    /// them be moved or renamed and still decrypt); when reading, accept objects that are
+    /// not bound to any location (a bound one must still be where it was bound to).
     #[arg(long)]
     pub(crate) no_bind_location: bool,
     /// Algorithm suite of new objects.
@@ -415,6 +416,10 @@ pub(crate) struct AuditVerifyArgs {
     /// contain exactly the records it signed.
     #[arg(long, value_name = "FILE")]
     pub(crate) trusted_checkpoint: Option<PathBuf>,
+    /// Accept records after the last checkpoint (no signature covers them; by default
+    /// they fail verification): a writer crashed mid-append or could not sign.
+    #[arg(long)]
+    pub(crate) allow_unsigned_tail: bool,
 }
 
 /// `--since`: an RFC 3339 time or date, or an age (`30m`, `12h`, `7d`).

@@ -127,6 +127,7 @@ fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
                 hyok::Error::Config(_) => return (2, Some("check the configuration file (hyok --config PATH, $HYOK_CONFIG, ~/.config/hyok/hyok.toml)".into())),
                 hyok::Error::Residency(_) => return (1, Some("the [residency] rules of the configuration list the only places data may be stored".into())),
                 hyok::Error::ObjectMoved { .. } => return (1, Some("objects are bound to their bucket and key; copy them with hyok (download, upload) instead of moving them, or upload with --no-bind-location".into())),
+                hyok::Error::ObjectUnbound { .. } => return (1, Some("an object uploaded with --no-bind-location can be read only with --no-bind-location (or bind_location = false under [defaults] in hyok.toml)".into())),
                 hyok::Error::Range(_) => return (1, None),
                 hyok::Error::Store(S::Config(_) | S::InvalidUrl(_)) => return (2, None),
                 hyok::Error::Store(S::NotFound(_)) => return (1, None),

@@ -208,6 +208,12 @@ impl ParsedHeader {
         let mut auth_iv = [0u8; IV_LEN];
         if version == 1 {
             auth_iv.copy_from_slice(rr.bytes(IV_LEN)?);
+            // The format fixes the header IV to zero; no other value is a valid header.
+            if auth_iv != [0u8; IV_LEN] {
+                return Err(Error::MalformedHeader(
+                    "the header authentication IV is not zero, as the format prescribes".into(),
+                ));
+            }
         }
         let mut auth_tag = [0u8; TAG_LEN];
         auth_tag.copy_from_slice(rr.bytes(TAG_LEN)?);

@@ -328,6 +328,34 @@ fn every_flipped_byte_and_every_cut_is_detected() {
     }
 }
 
+/// The IVs are fixed by the format (frame IV = sequence number, v1 header IV = zero): a
+/// message with any other IV is malformed, whatever its tags say.
+#[test]
+fn frame_and_header_ivs_must_be_the_prescribed_ones() {
+    let pt = vec![3u8; 700];
+    let none = EncryptionContext::new();
+    // (hyok writes no v1 messages; the v1 header IV is checked on a test vector in
+    // hyok-keystore's `nonframed` tests.)
+    for suite in [COMMIT, SIGNED] {
+        let (msg, dk) = encrypt_with(suite, 256, &pt, Path::OneShot, &[]);
+        let h = ParsedHeader::read(&mut &msg[..], HeaderLimits::default())
+            .unwrap()
+            .wire_len();
+        // Regular frames: sequence number (4), IV (12), 256 bytes, tag (16).
+        for iv_at in [h + 4, h + 4 + 12 + 256 + 16 + 4] {
+            for path in [Path::OneShot, Path::Parallel] {
+                let mut bad = msg.clone();
+                bad[iv_at + 3] ^= 1;
+                let e = decrypt_with(&bad, &dk, &none, path).unwrap_err();
+                assert!(
+                    matches!(&e, Error::MalformedBody(m) if m.contains("IV")),
+                    "{suite:?} {path:?}: {e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn signed_suite_withholds_last_frame_until_signature_verifies() {
     let pt = vec![9u8; 300];

@@ -252,6 +252,8 @@ pub fn error_class(e: &Error) -> &'static str {
         Error::Config(_) => "config",
         Error::Residency(_) => "policy",
         Error::ObjectMoved { .. } => "object-moved",
+        Error::ObjectUnbound { .. } => "object-unbound",
+        Error::UnsafeObjectName { .. } => "object-name",
         Error::Range(_) => "range",
         Error::Io { .. } => "io",
     }

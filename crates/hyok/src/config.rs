@@ -151,6 +151,9 @@ pub struct StoreConfig {
     pub max_retries: Option<usize>,
     /// Seconds after which a failing request is no longer retried (default 180).
     pub retry_timeout_secs: Option<u64>,
+    /// Allow plain `http://` to `endpoint` although it is not on this machine: set it to
+    /// the endpoint URL itself (plain HTTP is otherwise allowed only to loopback).
+    pub allow_http: Option<String>,
 }
 
 /// `[transfer]`.
@@ -235,18 +238,18 @@ impl Config {
         let Some((path, required)) = config_location(explicit) else {
             return Ok(Loaded::default());
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let cannot_read =
+            |e: std::io::Error| Error::Config(format!("cannot read {}: {e}", path.display()));
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Loaded::default())
             }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
-            }
+            Err(e) => return Err(cannot_read(e)),
         };
+        refuse_writable_by_others(&file, &path)?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(cannot_read)?;
         let config = Self::parse(&text).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             other => other,
@@ -433,6 +436,7 @@ impl StoreConfig {
             profile: self.profile.clone(),
             retry,
             journal_dir: None,
+            allow_http: self.allow_http.clone(),
         }
     }
 }
@@ -460,6 +464,33 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// A configuration that others can write can add an escrow key to every upload or turn
+/// off location binding: refuse it (checked on the open file, so it cannot change
+/// between the check and the read).
+fn refuse_writable_by_others(file: &std::fs::File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file
+            .metadata()
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(Error::Config(format!(
+                "{} is writable by {} (mode {:o}); refusing a configuration others can change (chmod go-w {})",
+                path.display(),
+                if mode & 0o002 != 0 { "everyone" } else { "its group" },
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
 }
 
 #[cfg(test)]

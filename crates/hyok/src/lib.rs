@@ -77,6 +77,21 @@ pub enum Error {
         /// The location in its encryption context.
         bound_to: String,
     },
+    /// Location binding is on and a stored object's header binds it to no location: it
+    /// may be a message uploaded elsewhere without binding and swapped in.
+    #[error("{object} is not bound to a location (uploaded with --no-bind-location?); refusing it while location binding is on, since any unbound message under the same key could have been put there")]
+    ObjectUnbound {
+        /// Where the object was read from.
+        object: String,
+    },
+    /// An object whose name cannot be a local file name under the download directory.
+    #[error("refusing to download {object:?}: its name has an empty, \".\" or \"..\" part or a NUL byte, which could write outside {root}")]
+    UnsafeObjectName {
+        /// The object's name below the downloaded prefix.
+        object: String,
+        /// The download directory.
+        root: String,
+    },
     /// A ranged read that cannot be served.
     #[error("{0}")]
     Range(String),

@@ -32,9 +32,12 @@ impl TestLog {
         }
     }
 
+    /// Checkpoints every `checkpoint_every` records and at close only (not after every
+    /// commit), so that tests of the verifier control where they fall.
     pub fn config(&self, checkpoint_every: u64) -> LogConfig {
         let mut c = LogConfig::new(&self.path);
         c.checkpoint_every = checkpoint_every;
+        c.checkpoint_each_commit = false;
         c.checkpoint_interval = Duration::from_secs(3600);
         c.identity = Some("svc-test".into());
         c
@@ -70,8 +73,17 @@ impl TestLog {
     }
 
     pub fn verify_with(&self, trusted: Option<&Checkpoint>) -> Result<Summary, Failure> {
+        self.verify_opts(trusted, false)
+    }
+
+    pub fn verify_opts(
+        &self,
+        trusted: Option<&Checkpoint>,
+        allow_unsigned_tail: bool,
+    ) -> Result<Summary, Failure> {
         let mut opts = VerifyOptions::new(vec![&self.public]);
         opts.trusted = trusted;
+        opts.allow_unsigned_tail = allow_unsigned_tail;
         match verify_file(&self.path, &opts) {
             Ok(s) => Ok(s),
             Err(Error::Verification(f)) => Err(*f),

@@ -4,9 +4,11 @@
 //! - `malformed`: the parsers and the verifier on hostile bytes never panic.
 //! - `concurrent`: several processes append to one log; crashes leave it verifiable.
 //! - `sink`: the key manager's every key use (cache hits included) lands in the log.
+//! - `tail`: records no signature covers fail verification and are never signed over.
 
 mod common;
 mod concurrent;
 mod malformed;
 mod sink;
+mod tail;
 mod tamper;

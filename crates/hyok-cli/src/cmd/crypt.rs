@@ -67,11 +67,13 @@ fn client(
     Ok(Client::new(manager).with_settings(settings))
 }
 
-/// The message record of one command, filled in as the command learns more.
-fn message_event(op: MessageOp, args: &KeyArgs) -> MessageEvent {
+/// The message record of one command, filled in as the command learns more. Its keys
+/// are the canonical URIs of the key stores once they are open, never the `--key`
+/// strings as typed (a refused one may hold a secret).
+fn message_event(op: MessageOp) -> MessageEvent {
     MessageEvent {
         op,
-        keys: args.keys.iter().map(|k| k.as_str().into()).collect(),
+        keys: Vec::new(),
         suite: None,
         context_sha256: None,
         message_id: None,
@@ -123,7 +125,7 @@ fn pump_buffered(r: &mut dyn BufRead, w: &mut dyn Write) -> std::io::Result<u64>
 pub(crate) fn encrypt(a: EncryptArgs, audit_file: AuditSettings) -> Result<()> {
     let audit = Session::open(audit_file)?;
     let started = Instant::now();
-    let mut m = message_event(MessageOp::Encrypt, &a.keys);
+    let mut m = message_event(MessageOp::Encrypt);
     let result = encrypt_run(a, &audit, &mut m);
     finish(audit, m, started, result)
 }
@@ -190,7 +192,7 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
 pub(crate) fn decrypt(a: DecryptArgs, audit_file: AuditSettings) -> Result<()> {
     let audit = Session::open(audit_file)?;
     let started = Instant::now();
-    let mut m = message_event(MessageOp::Decrypt, &a.keys);
+    let mut m = message_event(MessageOp::Decrypt);
     let result = decrypt_run(a, &audit, &mut m);
     finish(audit, m, started, result)
 }

@@ -604,7 +604,9 @@ fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
     let store = env.open_store(&url, opts)?;
     let keyring = env.keyring(&a.keys)?;
     let transfer = env.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, keyring, settings(a), transfer)?;
+    let objects = env
+        .objects(store, keyring, settings(a), transfer)?
+        .bind_location(!a.no_bind_location && env.cfg.defaults.bind_location.unwrap_or(true));
     let reproduced = context(&a.keys.context)?;
     let to_stdout = a.dst == "-";
     let target = (!to_stdout)
@@ -667,15 +669,14 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let root = PathBuf::from(&a.dst);
     let keyring = env.keyring(&a.keys)?;
     let transfer = env.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, keyring, settings(a), transfer)?;
+    let objects = env
+        .objects(store, keyring, settings(a), transfer)?
+        .bind_location(!a.no_bind_location && env.cfg.defaults.bind_location.unwrap_or(true));
     let reproduced = context(&a.keys.context)?;
     let mut items = Vec::new();
     for info in listed {
         let rel = info.url.key()[src.key().len()..].to_owned();
-        let mut target = root.clone();
-        for seg in rel.split('/') {
-            target.push(seg);
-        }
+        let target = objects::local_target(&root, &rel)?;
         items.push((info, rel, target));
     }
     // Plaintext sizes are only known per object; the bar counts stored bytes as an estimate.
@@ -729,12 +730,14 @@ fn cat_run(env: &Env, a: &CatArgs) -> Result<()> {
     }
     let store = env.open_store(&url, opts)?;
     let keyring = env.keyring(&a.keys)?;
-    let objects = env.objects(
-        store,
-        keyring,
-        Settings::default(),
-        env.transfer(None, None),
-    )?;
+    let objects = env
+        .objects(
+            store,
+            keyring,
+            Settings::default(),
+            env.transfer(None, None),
+        )?
+        .bind_location(env.cfg.defaults.bind_location.unwrap_or(true));
     let reproduced = context(&a.keys.context)?;
     let mut out = Output::open(&None, &None, false, false)?;
     objects.get(&url, out.writer(), a.range, &reproduced)?;

@@ -395,3 +395,15 @@ pub async fn batch_round_trip(store: &dyn KeyStore, n: usize) {
         assert_eq!(r.unwrap().unwrap().expose(), k.expose());
     }
 }
+
+/// The bound of the `*_fail_in_bounded_time` tests: with the retries and timeouts they
+/// configure (a few seconds in all), a failure must come well within it; a hang fails the
+/// test here instead of stalling the suite.
+pub const FAILURE_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Await `f`, failing the test if it takes longer than [`FAILURE_BOUND`].
+pub async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(FAILURE_BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("no result within {FAILURE_BOUND:?}"))
+}
