@@ -59,6 +59,14 @@ else
   problem "setting up the Python AWS Encryption SDK failed"
 fi
 
+# GNU time measures the peak memory of hostile inputs (hyok-cli tests, `hardening`).
+if [[ ! -x /usr/bin/time ]]; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    apt-get install -y -qq time >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq time) >/dev/null 2>&1 || true
+  fi
+  [[ -x /usr/bin/time ]] || problem "GNU time (/usr/bin/time) is missing: apt-get install time"
+fi
+
 for svc in softhsm openbao s3 kmip; do
   t_svc=$SECONDS
   if ! scripts/services/"$svc".sh status >/dev/null 2>&1; then

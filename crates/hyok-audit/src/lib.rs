@@ -52,6 +52,8 @@
 #![deny(missing_docs)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod io;
 mod json;
 mod line;

@@ -5,6 +5,9 @@ mod args;
 mod cmd;
 mod io;
 mod pipe;
+mod signals;
+mod stream;
+mod tempout;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -111,6 +114,13 @@ fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
                 _ => None,
             });
         if let Some(c) = core {
+            if let C::FrameLengthLimit { found, .. } = c {
+                // A limit, like --threads: exit 2 (usage), with the way to raise it.
+                let hint = (*found <= hyok_core::MAX_WRITE_FRAME_LEN).then(|| {
+                    "raise --max-frame-length if this message is trusted (about two frames are held in memory)".to_owned()
+                });
+                return (2, hint);
+            }
             let hint = match c {
                 C::CommitmentPolicy(_) => Some("pass --allow-legacy to decrypt messages from older ESDK writers"),
                 C::HeaderAuth => Some("check the -c KEY=VALUE pairs: a pair the writer required but did not store must be given again"),

@@ -20,8 +20,8 @@ use crate::key::{derive, DataKey, DerivedKeys};
 use crate::signature::{MessageHash, MessageVerifier};
 
 /// Largest non-framed body hyok buffers (its tag covers the whole body, so it must be held
-/// in memory before any byte is released).
-pub const DEFAULT_MAX_UNFRAMED: u64 = 256 * 1024 * 1024;
+/// in memory before any byte is released): the same bound as a frame's.
+pub const DEFAULT_MAX_UNFRAMED: u64 = crate::header::DEFAULT_MAX_READ_FRAME_LEN as u64;
 
 impl ParsedHeader {
     /// Split the caller's reproduced context into pairs that must match the stored context

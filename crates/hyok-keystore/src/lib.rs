@@ -24,6 +24,8 @@ pub mod admin;
 pub mod branch;
 pub mod cache;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keyring;
 #[cfg(feature = "kmip")]
 pub mod kmip;
@@ -33,6 +35,7 @@ pub mod observe;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod raw;
+mod secret_file;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -32,6 +32,8 @@
 
 pub mod audit;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod objects;
 pub mod policy;
 

@@ -348,6 +348,20 @@ impl Objects {
         range: Option<ByteRange>,
         reproduced: &EncryptionContext,
     ) -> Result<GetReport> {
+        self.get_inspecting(url, out, range, reproduced, &mut |_| {})
+    }
+
+    /// As [`Self::get`], calling `on_header` with the message's header after it was read
+    /// and before any plaintext is written (a caller that writes to a stream uses it to hold
+    /// back the plaintext of signed messages until the signature verified).
+    pub fn get_inspecting(
+        &self,
+        url: &StoreUrl,
+        out: &mut dyn Write,
+        range: Option<ByteRange>,
+        reproduced: &EncryptionContext,
+        on_header: &mut dyn FnMut(&Header),
+    ) -> Result<GetReport> {
         let info = self.rt.block_on(self.store.head(url))?;
         let before = self.store.bytes_fetched();
         let label = OpLabel {
@@ -371,6 +385,7 @@ impl Objects {
                 let mut reader = BufReader::with_capacity(IO_BUF, reader);
                 let parsed = self.client.read_header(&mut reader)?;
                 check_location(url, &parsed.header, self.bind_location)?;
+                on_header(&parsed.header);
                 let verified = self
                     .rt
                     .block_on(self.client.open(parsed, reproduced, &label))?;
@@ -379,7 +394,7 @@ impl Objects {
                     Error::Format(hyok_core::Error::from_io(e))
                 })?
             }
-            Some(r) => self.get_range(url, &info, r, out, reproduced, &label)?,
+            Some(r) => self.get_range(url, &info, r, out, reproduced, &label, on_header)?,
         };
         Ok(GetReport {
             plaintext_len: n,
@@ -407,6 +422,7 @@ impl Objects {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the same arguments as get, plus what it looked up
     fn get_range(
         &self,
         url: &StoreUrl,
@@ -415,11 +431,13 @@ impl Objects {
         out: &mut dyn Write,
         reproduced: &EncryptionContext,
         label: &OpLabel,
+        on_header: &mut dyn FnMut(&Header),
     ) -> Result<u64> {
         if info.size == 0 {
             return Err(Error::Format(hyok_core::Error::Truncated("header")));
         }
         let parsed = self.read_header(info)?;
+        on_header(&parsed.header);
         let suite = parsed.header.suite;
         if suite.signature().is_some() {
             return Err(Error::Range(format!(

@@ -17,7 +17,7 @@ use hyok_keystore::{KeyManager, Keyring, SharedKeyStore};
 
 use super::audit::{error_class, policy_refusal, Session};
 use crate::args::{CacheArgs, DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
-use crate::io::{open_input, Output};
+use crate::io::{open_input, Content, Output};
 use crate::pipe::ReadAhead;
 use crate::Usage;
 
@@ -43,10 +43,21 @@ fn context(args: &KeyArgs) -> Result<EncryptionContext> {
     Ok(ctx)
 }
 
+/// Most `--threads` per core: more only costs memory and scheduling (frames are CPU-bound).
+const THREADS_PER_CORE: usize = 4;
+
 fn parallelism(args: &KeyArgs) -> Result<Parallelism> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let max = cores.saturating_mul(THREADS_PER_CORE);
     match args.threads {
         None => Ok(Parallelism::Global),
         Some(0) => Err(Usage::err("--threads must be at least 1", None)),
+        Some(n) if n > max => Err(Usage::err(
+            format!(
+                "--threads {n} is more than {max} ({THREADS_PER_CORE} per core, {cores} cores)"
+            ),
+            None,
+        )),
         Some(n) => Ok(Parallelism::threads(n)?),
     }
 }
@@ -162,7 +173,7 @@ fn encrypt_run(a: EncryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     let client = client(keys, settings, &a.cache, audit)?;
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
-    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
+    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, Content::Ciphertext)?;
     let fsync = a.io.fsync;
     let label = OpLabel {
         subject: input.name.clone(),
@@ -207,10 +218,11 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
         },
         limits: HeaderLimits {
             max_edks: a.max_edks,
+            max_frame_length: a.max_frame_length,
         },
         decrypt: DecryptOptions {
             parallelism: parallelism(&a.keys)?,
-            ..DecryptOptions::default()
+            max_unframed: u64::from(a.max_frame_length),
         },
         ..Settings::default()
     };
@@ -219,7 +231,12 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     let client = client(keys, settings, &a.cache, audit)?;
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
-    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, false)?;
+    let mut output = Output::open(
+        &a.io.output,
+        &a.io.input,
+        a.io.force,
+        Content::Plaintext(a.release.release()),
+    )?;
     let fsync = a.io.fsync;
     let label = OpLabel {
         subject: input.name.clone(),
@@ -228,6 +245,9 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     let mut reader = ReadAhead::new(input.reader)?;
     let parsed = client.read_header(&mut reader)?;
     let h = &parsed.header;
+    if let Some(gate) = output.gate() {
+        gate.set_signed(h.suite.signature().is_some());
+    }
     m.suite = Some(h.suite);
     m.message_id = Some(h.message_id.clone());
     m.context_sha256 = Some(context_hash(&h.context));
@@ -237,7 +257,7 @@ fn decrypt_run(a: DecryptArgs, audit: &Session, m: &mut MessageEvent) -> Result<
     audit.flush()?;
     let mut dec = client.decryptor(verified, reader);
     let n = pump_buffered(&mut dec, output.writer())
-        .map_err(|e| anyhow::Error::from(hyok_core::Error::from_io(e)))?;
+        .map_err(|e| output.explain(hyok_core::Error::from_io(e).into()))?;
     m.bytes = Some(n);
     drop(dec);
     output.commit(fsync)

@@ -45,6 +45,8 @@ pub(crate) fn run(a: InspectArgs) -> Result<()> {
     let mut r = BufReader::new(input.reader);
     let limits = HeaderLimits {
         max_edks: u16::MAX as usize,
+        // Only the header is read: show any frame length the format allows.
+        max_frame_length: hyok_core::MAX_WRITE_FRAME_LEN,
     };
     let parsed = ParsedHeader::read(&mut r, limits)?;
     let h = &parsed.header;

@@ -20,7 +20,7 @@ use hyok_keystore::{KeyManager, Keyring};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{CatArgs, CpArgs, LsArgs, RmArgs, StoreKeyArgs, SuiteArg};
-use crate::io::Output;
+use crate::io::{Content, Output};
 use crate::Usage;
 
 /// Everything a storage command resolved before touching a store.
@@ -622,7 +622,13 @@ fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
             }
         }
     }
-    let mut out = Output::open(&target, &None, a.force, false)?;
+    let mut out = Output::open(
+        &target,
+        &None,
+        a.force,
+        Content::Plaintext(a.release.release()),
+    )?;
+    let gate = out.gate();
     // A bar for big whole-object downloads (one HEAD more, only on a terminal).
     let pb = if a.quiet || a.range.is_some() || !io::stderr().is_terminal() {
         None
@@ -638,12 +644,16 @@ fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
             inner: out.writer(),
             pb: pb.clone(),
         };
-        objects.get(&url, &mut w, a.range, &reproduced)
+        objects.get_inspecting(&url, &mut w, a.range, &reproduced, &mut |h| {
+            if let Some(g) = &gate {
+                g.set_signed(h.suite.signature().is_some());
+            }
+        })
     };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let report = res?;
+    let report = res.map_err(|e| out.explain(e.into()))?;
     out.commit(a.fsync)?;
     if let (Some(t), None) = (&target, a.range) {
         objects::set_mtime(t, report.mtime)?;
@@ -683,7 +693,7 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let total: u64 = items.iter().map(|i| i.0.size).sum();
     let tally = Tally::new(progress(a.quiet, total, items.len()), items.len());
     let jobs = a.jobs.unwrap_or_else(|| env.cfg.transfer.jobs()).max(1);
-    let (force, fsync) = (a.force, a.fsync);
+    let (force, fsync, release) = (a.force, a.fsync, a.release.release());
     let results = run_jobs(
         env,
         items,
@@ -702,8 +712,20 @@ fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
                     }
                 }
             }
-            let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
-            let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
+            let mut out = Output::open(
+                &Some(target.clone()),
+                &None,
+                force,
+                Content::Plaintext(release),
+            )?;
+            let gate = out.gate();
+            let rep = objects
+                .get_inspecting(&info.url, out.writer(), None, &reproduced, &mut |h| {
+                    if let Some(g) = &gate {
+                        g.set_signed(h.suite.signature().is_some());
+                    }
+                })
+                .map_err(|e| out.explain(e.into()))?;
             out.commit(fsync)?;
             objects::set_mtime(&target, rep.mtime)?;
             tally.object_done(info.size);
@@ -739,8 +761,15 @@ fn cat_run(env: &Env, a: &CatArgs) -> Result<()> {
         )?
         .bind_location(env.cfg.defaults.bind_location.unwrap_or(true));
     let reproduced = context(&a.keys.context)?;
-    let mut out = Output::open(&None, &None, false, false)?;
-    objects.get(&url, out.writer(), a.range, &reproduced)?;
+    let mut out = Output::open(&None, &None, false, Content::Plaintext(a.release.release()))?;
+    let gate = out.gate();
+    objects
+        .get_inspecting(&url, out.writer(), a.range, &reproduced, &mut |h| {
+            if let Some(g) = &gate {
+                g.set_signed(h.suite.signature().is_some());
+            }
+        })
+        .map_err(|e| out.explain(e.into()))?;
     out.commit(false)
 }
 

@@ -76,6 +76,9 @@ pub fn hermetic(cmd: &mut Command) {
         "XDG_CONFIG_HOME",
         "/nonexistent/hyok-tests-have-no-user-config",
     );
+    // Test key files are written with the default umask (0644); the warning about that
+    // has its own test (hardening.rs).
+    cmd.env("HYOK_ALLOW_SHARED_SECRET_FILES", "1");
 }
 
 /// Runs `program args...` with the given stdin bytes (an empty stdin when `None`).
@@ -440,10 +443,16 @@ pub fn tamper_inside(msg: &mut [u8], needle: &[u8]) -> bool {
 /// The EDKs of a message file.
 pub fn message_edks(msg: &[u8]) -> Vec<hyok_core::EncryptedDataKey> {
     let mut r = msg;
-    hyok_core::ParsedHeader::read(&mut r, hyok_core::HeaderLimits { max_edks: 64 })
-        .expect("a message header")
-        .header
-        .edks
+    hyok_core::ParsedHeader::read(
+        &mut r,
+        hyok_core::HeaderLimits {
+            max_edks: 64,
+            ..Default::default()
+        },
+    )
+    .expect("a message header")
+    .header
+    .edks
 }
 
 /// One failure case of a key store: what, the arguments, extra environment, and a word the

@@ -9,6 +9,8 @@
 //! - `audit`: the audit log: records of every key use, `hyok audit verify/show/checkpoint`.
 //! - `storage`: `cp`/`cat`/`ls`/`rm`/`init` on a local folder and a real S3 server.
 //! - `pipeline`: large inputs through the reader/writer threads of `encrypt`/`decrypt`.
+//! - `hardening`: signals mid-run, FIFO/device outputs, signed messages on stdout, frame
+//!   length and thread limits, key/config files that are devices (issue 10).
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
@@ -17,6 +19,7 @@ mod audit;
 mod cli;
 mod common;
 mod format;
+mod hardening;
 mod interop;
 mod kmip;
 mod pipeline;

@@ -101,6 +101,7 @@ impl Sandbox {
             .env_remove("XDG_STATE_HOME")
             .env_remove("XDG_DATA_HOME")
             .env_remove("RUST_LOG")
+            .env("HYOK_ALLOW_SHARED_SECRET_FILES", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -223,10 +223,18 @@ pub fn parse_public_pem(text: &str, path: &str) -> Result<PublicEncryptingKey> {
         .map_err(|_| Error::Config(format!("{path}: not a usable RSA public key")))
 }
 
-fn read_text(path: &str) -> Result<Zeroizing<String>> {
-    std::fs::read_to_string(Path::new(path))
-        .map(Zeroizing::new)
-        .map_err(|e| Error::Config(format!("cannot read {path}: {e}")))
+/// Largest RSA PEM file read: a 16384-bit PKCS#8 private key is about 12.7 KiB of PEM.
+const MAX_PEM: u64 = 64 * 1024;
+
+fn read_text(path: &str, secrecy: crate::secret_file::Secrecy) -> Result<Zeroizing<String>> {
+    let what = match secrecy {
+        crate::secret_file::Secrecy::Secret => "private key file",
+        crate::secret_file::Secrecy::Public => "public key file",
+    };
+    let bytes = crate::secret_file::read(Path::new(path), what, MAX_PEM, secrecy)?;
+    std::str::from_utf8(&bytes)
+        .map(|s| Zeroizing::new(s.to_owned()))
+        .map_err(|_| Error::Config(format!("{what} {path} is not PEM text")))
 }
 
 /// A fresh RSA key pair as (PKCS#8 private PEM, SPKI public PEM).
@@ -316,11 +324,17 @@ impl RawRsaKey {
             None => RsaPadding::OaepSha256,
         };
         let public = match uri.query.get("public") {
-            Some(p) => Some(parse_public_pem(&read_text(p)?, p)?),
+            Some(p) => Some(parse_public_pem(
+                &read_text(p, crate::secret_file::Secrecy::Public)?,
+                p,
+            )?),
             None => None,
         };
         let private = match uri.query.get("private") {
-            Some(p) => Some(parse_private_pem(&read_text(p)?, p)?),
+            Some(p) => Some(parse_private_pem(
+                &read_text(p, crate::secret_file::Secrecy::Secret)?,
+                p,
+            )?),
             None => None,
         };
         let mut k = Self::new(&ns, &name, padding, public, private)?;
