@@ -32,6 +32,15 @@ pub enum Error {
         /// The configured limit.
         max: usize,
     },
+    /// The header declares a frame length above the format's bound (2^31 − 1) or the
+    /// configured maximum.
+    #[error("message frame length {found} exceeds the accepted maximum of {max} bytes")]
+    FrameLengthLimit {
+        /// The frame length the header declares.
+        found: u32,
+        /// The limit in force.
+        max: u32,
+    },
     /// The key commitment stored in the header does not match the data key.
     #[error("key commitment mismatch: the data key does not match this message")]
     Commitment,

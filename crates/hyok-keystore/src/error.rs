@@ -179,8 +179,11 @@ pub enum ErrorClass {
     Io,
     /// Something named (key, token, object, file) does not exist.
     NotFound,
-    /// A stored object is bound to another location (moved or renamed).
+    /// A stored object is bound to another location (moved or renamed), or to none while
+    /// binding is required.
     ObjectMoved,
+    /// An object's name cannot be a local file name (empty, `.` or `..` parts, NUL).
+    ObjectName,
     /// A policy refused (commitment policy, EDK limit, residency).
     Policy,
     /// A byte range that cannot be served.
@@ -221,6 +224,7 @@ impl ErrorClass {
             Self::Io => "io",
             Self::NotFound => "not-found",
             Self::ObjectMoved => "object-moved",
+            Self::ObjectName => "object-name",
             Self::Policy => "policy",
             Self::Range => "range",
             Self::Storage => "storage",
@@ -240,7 +244,9 @@ impl ErrorClass {
     pub fn of_core(c: &hyok_core::Error) -> Self {
         use hyok_core::Error as C;
         match c {
-            C::CommitmentPolicy(_) | C::TooManyEncryptedDataKeys { .. } => Self::Policy,
+            C::CommitmentPolicy(_)
+            | C::TooManyEncryptedDataKeys { .. }
+            | C::FrameLengthLimit { .. } => Self::Policy,
             C::HeaderAuth => Self::HeaderAuth,
             C::Commitment | C::FrameAuth(_) | C::Signature => Self::Tampered,
             C::Truncated(_) => Self::Truncated,

@@ -25,6 +25,8 @@ pub mod aead;
 pub mod branch;
 pub mod cache;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keyring;
 #[cfg(feature = "kmip")]
 pub mod kmip;
@@ -35,6 +37,7 @@ pub mod observe;
 pub mod pkcs11;
 pub mod raw;
 pub mod registry;
+mod secret_file;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

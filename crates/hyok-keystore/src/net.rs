@@ -215,19 +215,13 @@ impl Secret {
 
     /// The first line of a file (Vault agent sink files, mounted secrets), trimmed.
     pub fn from_file(path: &Path, what: &str) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Error::Config(format!("cannot read {what} file {}: {e}", path.display()))
-        })?;
-        if meta.len() > 64 * 1024 {
-            return Err(Error::Config(format!(
-                "{what} file {} is {} bytes; expected a short secret",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read {what} file {}: {e}", path.display()))
-        })?);
+        let bytes = crate::secret_file::read(
+            path,
+            &format!("{what} file"),
+            64 * 1024,
+            crate::secret_file::Secrecy::Secret,
+        )?;
+        let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
         let first = text.lines().next().unwrap_or("").trim();
         if first.is_empty() {
             return Err(Error::Config(format!(
@@ -408,24 +402,15 @@ pub(crate) mod pem_files {
     use zeroize::Zeroizing;
 
     use crate::error::{Error, Result};
+    use crate::secret_file::Secrecy;
 
-    fn read(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::Config(format!("cannot read {what} {}: {e}", path.display())))?;
-        if meta.len() > 1024 * 1024 {
-            return Err(Error::Config(format!(
-                "{what} {} is larger than 1 MiB; expected a PEM file",
-                path.display()
-            )));
-        }
-        std::fs::read(path)
-            .map(Zeroizing::new)
-            .map_err(|e| Error::Config(format!("cannot read {what} {}: {e}", path.display())))
+    fn read(path: &Path, what: &str, secrecy: Secrecy) -> Result<Zeroizing<Vec<u8>>> {
+        crate::secret_file::read(path, what, 1024 * 1024, secrecy)
     }
 
     /// Every certificate in a PEM file (at least one).
     pub(crate) fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-        let bytes = read(path, what)?;
+        let bytes = read(path, what, Secrecy::Public)?;
         let certs = CertificateDer::pem_slice_iter(&bytes)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| {
@@ -443,7 +428,7 @@ pub(crate) mod pem_files {
     /// The private key in a PEM file (PKCS#8, SEC1 or PKCS#1).
     #[cfg(feature = "kmip")]
     pub(crate) fn private_key(path: &Path, what: &str) -> Result<PrivateKeyDer<'static>> {
-        let bytes = read(path, what)?;
+        let bytes = read(path, what, Secrecy::Secret)?;
         PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
             Error::Config(format!(
                 "{what} {} holds no usable private key (PKCS#8, SEC1 or PKCS#1 PEM; \

@@ -74,6 +74,21 @@ pub const MAX_BATCH: usize = 64;
 const IV_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
+/// The `ttlv` fuzz target (see `crate::fuzzing`): decode, re-encode, parse as a response.
+pub(crate) fn fuzz_ttlv(data: &[u8]) {
+    let Ok(item) = Ttlv::decode(data) else {
+        return;
+    };
+    let encoded = item.encode();
+    // Padding bytes are not checked, so only the length must match the input.
+    assert_eq!(encoded.len(), data.len(), "re-encoded length");
+    let again = Ttlv::decode(&encoded).expect("an encoded message decodes");
+    assert_eq!(again.encode(), encoded, "encoding is stable");
+    for expected in 1..=3 {
+        let _ = proto::parse_response(item.clone(), expected);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::builder::parse_authority;
