@@ -14,19 +14,19 @@ use hyok::aead::{KeyStoreError, SharedAeadKey};
 use hyok_xks::XksConfig;
 use serde_json::{json, Value};
 
-pub const AKID: &str = "AKIAXKSTESTPRIMARY234567";
-pub const SECRET: &str = "q8Yb2c3hW0u6kq0m3Qy5R6sVd7Xh1Zr4k2N9p8s7T6u=";
-pub const AKID2: &str = "AKIAXKSTESTSECONDARY2345";
-pub const SECRET2: &str = "Zr4k2N9p8s7T6u5q8Yb2c3hW0u6kq0m3Qy5R6sVd7Xh=";
-pub const REGION: &str = "us-east-1";
-pub const PREFIX: &str = "test/prefix";
+pub(crate) const AKID: &str = "AKIAXKSTESTPRIMARY234567";
+pub(crate) const SECRET: &str = "q8Yb2c3hW0u6kq0m3Qy5R6sVd7Xh1Zr4k2N9p8s7T6u=";
+pub(crate) const AKID2: &str = "AKIAXKSTESTSECONDARY2345";
+pub(crate) const SECRET2: &str = "Zr4k2N9p8s7T6u5q8Yb2c3hW0u6kq0m3Qy5R6sVd7Xh=";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const PREFIX: &str = "test/prefix";
 
-pub fn required() -> bool {
+pub(crate) fn required() -> bool {
     std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
 /// Whether every variable is set; prints `SKIPPED:` (or panics when services are required).
-pub fn have(test: &str, vars: &[&str]) -> bool {
+pub(crate) fn have(test: &str, vars: &[&str]) -> bool {
     let missing: Vec<&str> = vars
         .iter()
         .copied()
@@ -48,7 +48,7 @@ pub fn have(test: &str, vars: &[&str]) -> bool {
     false
 }
 
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -57,14 +57,14 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Write a 0600 file.
-pub fn private_file(path: &Path, content: &[u8]) {
+pub(crate) fn private_file(path: &Path, content: &[u8]) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, content).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// A raw AES-256 key file and its URI.
-pub fn raw_key(dir: &Path, name: &str) -> String {
+pub(crate) fn raw_key(dir: &Path, name: &str) -> String {
     let path = dir.join(format!("{name}.key"));
     let mut k = [0u8; 32];
     aws_lc_rs_fill(&mut k);
@@ -82,7 +82,12 @@ fn aws_lc_rs_fill(buf: &mut [u8]) {
 
 /// The `[xks]` configuration text for one store `main` with `keys` (TOML inline tables),
 /// secrets written into `dir`.
-pub fn config_text(dir: &Path, extra_xks: &str, keys: &str, two_credentials: bool) -> String {
+pub(crate) fn config_text(
+    dir: &Path,
+    extra_xks: &str,
+    keys: &str,
+    two_credentials: bool,
+) -> String {
     private_file(&dir.join("xks.secret"), format!("{SECRET}\n").as_bytes());
     private_file(&dir.join("xks2.secret"), SECRET2.as_bytes());
     let second = if two_credentials {
@@ -95,33 +100,33 @@ pub fn config_text(dir: &Path, extra_xks: &str, keys: &str, two_credentials: boo
     )
 }
 
-pub fn parse_config(dir: &Path, text: &str) -> XksConfig {
+pub(crate) fn parse_config(dir: &Path, text: &str) -> XksConfig {
     let table: toml::Table = toml::from_str(text).unwrap();
     let xks = table.get("xks").and_then(|v| v.as_table()).cloned();
     XksConfig::from_table(xks.as_ref(), Some(dir), None).unwrap()
 }
 
 /// A running proxy.
-pub struct Running {
-    pub url: String,
-    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
-    pub task: tokio::task::JoinHandle<()>,
+pub(crate) struct Running {
+    pub(crate) url: String,
+    pub(crate) stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         let _ = self.task.await;
     }
 
-    pub fn endpoint(&self, rest: &str) -> String {
+    pub(crate) fn endpoint(&self, rest: &str) -> String {
         format!("{}/{PREFIX}/kms/xks/v1/{rest}", self.url)
     }
 }
 
-pub async fn start_with(
+pub(crate) async fn start_with(
     config: &XksConfig,
     open: impl Fn(&str) -> Result<SharedAeadKey, KeyStoreError>,
     audit: Option<hyok::audit::LogSink>,
@@ -139,20 +144,20 @@ pub async fn start_with(
     }
 }
 
-pub async fn start(config: &XksConfig) -> Running {
+pub(crate) async fn start(config: &XksConfig) -> Running {
     start_with(config, hyok::aead::open_aead, None).await
 }
 
 /// Signing choices.
 #[derive(Clone)]
-pub struct Signer {
-    pub akid: String,
-    pub secret: String,
-    pub region: String,
-    pub service: String,
-    pub time: SystemTime,
+pub(crate) struct Signer {
+    pub(crate) akid: String,
+    pub(crate) secret: String,
+    pub(crate) region: String,
+    pub(crate) service: String,
+    pub(crate) time: SystemTime,
     /// Extra headers included in the signature.
-    pub extra: Vec<(String, String)>,
+    pub(crate) extra: Vec<(String, String)>,
 }
 
 impl Default for Signer {
@@ -170,7 +175,7 @@ impl Default for Signer {
 
 impl Signer {
     /// The headers of a signed POST of `body` to `url`.
-    pub fn headers(&self, url: &str, body: &[u8]) -> Vec<(String, String)> {
+    pub(crate) fn headers(&self, url: &str, body: &[u8]) -> Vec<(String, String)> {
         let identity = Credentials::new(&self.akid, &self.secret, None, None, "test").into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -199,12 +204,12 @@ impl Signer {
     }
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().build().unwrap()
 }
 
 /// Send `headers` and `body`; the status and the JSON body.
-pub async fn send(
+pub(crate) async fn send(
     client: &reqwest::Client,
     method: reqwest::Method,
     url: &str,
@@ -224,7 +229,7 @@ pub async fn send(
 }
 
 /// A signed POST.
-pub async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     signer: &Signer,
     url: &str,
@@ -235,7 +240,7 @@ pub async fn post(
     send(client, reqwest::Method::POST, url, &headers, body).await
 }
 
-pub fn meta(op: &str) -> Value {
+pub(crate) fn meta(op: &str) -> Value {
     json!({
         "awsPrincipalArn": "arn:aws:iam::123456789012:user/Alice",
         "kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
@@ -245,7 +250,7 @@ pub fn meta(op: &str) -> Value {
     })
 }
 
-pub fn encrypt_body(plaintext_b64: &str, aad_b64: Option<&str>, cdiv: bool) -> Value {
+pub(crate) fn encrypt_body(plaintext_b64: &str, aad_b64: Option<&str>, cdiv: bool) -> Value {
     let mut v = json!({
         "requestMetadata": meta("Encrypt"),
         "plaintext": plaintext_b64,
@@ -261,7 +266,7 @@ pub fn encrypt_body(plaintext_b64: &str, aad_b64: Option<&str>, cdiv: bool) -> V
 }
 
 /// The decrypt body for an encrypt answer.
-pub fn decrypt_body(enc: &Value, aad_b64: Option<&str>) -> Value {
+pub(crate) fn decrypt_body(enc: &Value, aad_b64: Option<&str>) -> Value {
     let mut v = json!({
         "requestMetadata": meta("Decrypt"),
         "ciphertext": enc["ciphertext"],
@@ -280,7 +285,7 @@ pub fn decrypt_body(enc: &Value, aad_b64: Option<&str>) -> Value {
 
 /// Round trip on `key`: metadata, encrypt with AAD and CDIV, decrypt, tampered tag and
 /// wrong AAD refused, health. Returns the encrypt answer.
-pub async fn round_trip(run: &Running, key: &str, backend: &str) -> Value {
+pub(crate) async fn round_trip(run: &Running, key: &str, backend: &str) -> Value {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let c = client();
@@ -376,16 +381,16 @@ pub async fn round_trip(run: &Running, key: &str, backend: &str) -> Value {
 /// Certificates made with `openssl`: a CA, a server certificate for localhost/127.0.0.1,
 /// a client certificate (CN=cks.kms.us-east-1.amazonaws.com), and a client certificate from
 /// another CA.
-pub struct Certs {
-    pub ca: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
-    pub client_pem: PathBuf,
-    pub other_client_pem: PathBuf,
-    pub wrong_cn_pem: PathBuf,
+pub(crate) struct Certs {
+    pub(crate) ca: PathBuf,
+    pub(crate) server_cert: PathBuf,
+    pub(crate) server_key: PathBuf,
+    pub(crate) client_pem: PathBuf,
+    pub(crate) other_client_pem: PathBuf,
+    pub(crate) wrong_cn_pem: PathBuf,
 }
 
-pub fn make_certs(dir: &Path) -> Certs {
+pub(crate) fn make_certs(dir: &Path) -> Certs {
     let script = r#"
 set -e
 gen() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=$2" 2>/dev/null; }
