@@ -17,6 +17,7 @@ mod audit;
 mod cli;
 mod common;
 mod format;
+mod gateway;
 mod interop;
 mod kmip;
 mod pipeline;
