@@ -61,6 +61,7 @@ pub struct Gateway {
     s3: s3s::service::S3Service,
     settings_listen: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    session: Arc<Session>,
 }
 
 impl Gateway {
@@ -119,6 +120,7 @@ impl Gateway {
             s3: b.build(),
             settings_listen: settings.listen,
             tls,
+            session,
         })
     }
 
@@ -132,9 +134,31 @@ impl Gateway {
         self.tls.is_some()
     }
 
-    /// Serve on `listener` until `shutdown` completes; then drain (see [`DRAIN`]).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        server::serve(self.state, self.s3, listener, self.tls, shutdown).await;
+    /// Serve on `listener` until `shutdown` completes; then drain (see [`DRAIN`]) and close
+    /// the audit log (everything recorded on disk, an exit checkpoint signed).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> hyok::Result<()> {
+        let Self {
+            state,
+            s3,
+            tls,
+            session,
+            ..
+        } = self;
+        server::serve(state, s3, listener, tls, shutdown).await;
+        tokio::task::spawn_blocking(move || match Arc::try_unwrap(session) {
+            Ok(s) => s.close(),
+            // A request still holds it (dropped after the drain time): at least flush.
+            Err(s) => s.flush(),
+        })
+        .await
+        .map_err(|e| hyok::Error::Io {
+            what: "closing the audit log".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 }
 
@@ -176,7 +200,7 @@ pub fn run(session: Session, listen: Option<&str>) -> hyok::Result<()> {
             "hyok gateway: listening on {}://{local}",
             if gw.is_tls() { "https" } else { "http" }
         );
-        gw.serve(listener, shutdown_signal()).await;
+        gw.serve(listener, shutdown_signal()).await?;
         eprintln!("hyok gateway: stopped");
         Ok(())
     })

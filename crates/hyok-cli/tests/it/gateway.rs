@@ -60,7 +60,7 @@ fn rclone() -> Option<String> {
 struct Gateway {
     child: Child,
     endpoint: String,
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     key_uri: String,
     stderr: Arc<Mutex<Vec<String>>>,
 }
@@ -99,6 +99,7 @@ impl Gateway {
         );
         assert!(run.success(), "{}", run.describe());
         let backend = backend.replace("{dir}", &d.display().to_string());
+        let audit_key = d.join("checkpoint.pem").display().to_string();
         let config = format!(
             r#"[defaults]
 keyring = "default"
@@ -108,7 +109,7 @@ keys = [{key_uri:?}]
 
 [audit]
 log = "audit.log"
-key = "checkpoint.pem"
+key = {audit_key:?}
 
 [gateway]
 listen = "127.0.0.1:0"
@@ -162,14 +163,14 @@ buckets = ["limited"]
         Self {
             child,
             endpoint,
-            dir,
+            dir: Some(dir),
             key_uri,
             stderr,
         }
     }
 
     fn dir(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().expect("running").path()
     }
 
     fn curl(&self, path: &str) -> (String, String) {
@@ -187,8 +188,9 @@ buckets = ["limited"]
         (body.to_owned(), code.to_owned())
     }
 
-    /// SIGTERM, and wait for a clean exit.
-    fn stop(mut self) -> String {
+    /// SIGTERM, and wait for a clean exit. Returns the stderr lines and the folder (kept
+    /// until the caller drops it).
+    fn stop(mut self) -> (String, tempfile::TempDir) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -206,7 +208,17 @@ buckets = ["limited"]
         std::thread::sleep(Duration::from_millis(100));
         let log = self.stderr.lock().unwrap().join("\n");
         assert!(status.success(), "hyok gateway exited with {status}: {log}");
-        log
+        (log, self.dir.take().expect("running"))
+    }
+}
+
+impl Drop for Gateway {
+    /// A failed test must not leave the server running.
+    fn drop(&mut self) {
+        if self.dir.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -228,6 +240,7 @@ fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&s
             std::env::var("HYOK_GATEWAY_BIG_MIB").unwrap_or_else(|_| "40".into()),
         )
         .env("GW_SUITE", suite)
+        .env("GW_BUCKET_SUFFIX", format!("-{}", common::unique("t")))
         .env("RCLONE", rclone().unwrap_or_default());
     if let Some(e) = backend_endpoint {
         cmd.env("GW_BACKEND_ENDPOINT", e);
@@ -332,7 +345,7 @@ fn gateway_with_real_clients_on_a_local_folder() {
     let Some(py) = python(test) else { return };
     let gw = Gateway::start("file://{dir}/backend/");
     let (health, code) = gw.curl("/health");
-    assert_eq!((health.as_str(), code.as_str()), ("ok", "200"));
+    assert_eq!((health.trim(), code.as_str()), ("ok", "200"));
     run_clients(&gw, &py, "full", None);
     let (metrics, code) = gw.curl("/metrics");
     assert_eq!(code, "200");
@@ -345,12 +358,9 @@ fn gateway_with_real_clients_on_a_local_folder() {
     common::note(&format!(
         "gateway: {n} stored objects decrypt with hyok decrypt"
     ));
-    let dir = gw.dir().to_path_buf();
-    let key_uri = gw.key_uri.clone();
-    let _keep = (key_uri, dir.clone());
-    let log = gw.stop();
+    let (log, dir) = gw.stop();
     assert!(log.contains("hyok gateway: stopped"), "{log}");
-    check_audit(&dir);
+    check_audit(dir.path());
 }
 
 #[test]
