@@ -332,6 +332,8 @@ fn check_audit(dir: &Path) {
         [
             "audit",
             "verify",
+            "--public-key",
+            &dir.join("checkpoint.pub.pem").display().to_string(),
             &dir.join("audit.log").display().to_string(),
         ],
         None,
