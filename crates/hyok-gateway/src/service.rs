@@ -443,7 +443,6 @@ impl S3 for GatewayS3 {
         g.backend.create_bucket(b).await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{b}")),
-            ..Default::default()
         }))
     }
 

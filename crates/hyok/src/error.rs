@@ -64,7 +64,7 @@ pub enum Error {
         /// The caller's keys that the stored context lacks.
         keys: Vec<String>,
         /// The failure.
-        source: Box<Error>,
+        source: Box<Self>,
     },
     /// The residency guard refused a destination.
     #[error("residency: {0}")]
