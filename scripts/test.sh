@@ -8,7 +8,8 @@
 #      (scripts/setup-python.sh) and installs rclone (Debian package),
 #   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1
 #      (scripts/services/*.sh; state and tools under $HYOK_STATE_DIR, default .state/),
-#   3. runs `cargo test --workspace --release` with their settings in the environment,
+#   3. builds (does not run) the fuzz targets in fuzz/,
+#   4. runs `cargo test --workspace --release` with their settings in the environment,
 # and stops the services it started when it exits, with cargo's exit status.
 #
 # Failures to set something up are warnings (the tests that need it skip and say so), unless
@@ -69,6 +70,14 @@ if ! command -v rclone >/dev/null 2>&1; then
   fi
 fi
 
+# GNU time measures the peak memory of hostile inputs (hyok-cli tests, `hardening`).
+if [[ ! -x /usr/bin/time ]]; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    apt-get install -y -qq time >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq time) >/dev/null 2>&1 || true
+  fi
+  [[ -x /usr/bin/time ]] || problem "GNU time (/usr/bin/time) is missing: apt-get install time"
+fi
+
 for svc in softhsm openbao s3 kmip; do
   t_svc=$SECONDS
   if ! scripts/services/"$svc".sh status >/dev/null 2>&1; then
@@ -81,6 +90,15 @@ for svc in softhsm openbao s3 kmip; do
     problem "$svc did not start"
   fi
 done
+# The fuzz targets live in their own workspace (fuzz/); build them (not run them) so that
+# a change to hyok-core that breaks them fails here, not in the next fuzzing session.
+t_fuzz=$SECONDS
+if ! cargo build --release --manifest-path fuzz/Cargo.toml --bins; then
+  note "the fuzz targets (fuzz/) do not build"
+  exit 1
+fi
+note "fuzz targets built ($((SECONDS - t_fuzz))s)"
+
 note "setup took $((SECONDS - t0))s; running cargo test --workspace --release $*"
 
 set +e

@@ -12,7 +12,9 @@
 //!   inclusion and consistency proofs come with it; each record also names its
 //!   predecessor's hash and its index, so verification can say *which* record changed.
 //! - **Checkpoints** ([`Checkpoint`]): signed statements "the first N records have root R"
-//!   written every N records, every T seconds and when a process closes the log. Signers
+//!   written at the end of every append, so no record waits for its signature; a writer
+//!   refuses to sign over records it finds without one (or a chain or checkpoint that
+//!   does not verify), and verification fails on them unless told otherwise. Signers
 //!   implement [`CheckpointSigner`] (a PEM key file: [`PemSigner`]; an HSM key: the facade
 //!   plugs one in), verifiers [`CheckpointVerifier`] ([`PublicKey`]).
 //! - **Concurrency and durability**: any number of processes append to one file under an
@@ -51,6 +53,8 @@
 
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod io;
 mod json;
 mod line;

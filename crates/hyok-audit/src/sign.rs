@@ -26,6 +26,23 @@ fn pem_lf(p: &pem::Pem) -> String {
     )
 }
 
+/// PEM text (`PRIVATE KEY`, `\n` line ends) of private key material, built only in
+/// buffers that are zeroized when dropped, each sized once (no reallocation leaves a
+/// copy behind).
+fn private_pem(der: &[u8]) -> Zeroizing<String> {
+    use base64::Engine as _;
+    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+    let mut out = Zeroizing::new(String::with_capacity(b64.len() + b64.len() / 64 + 64));
+    out.push_str("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // Base64 output is ASCII.
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END PRIVATE KEY-----\n");
+    out
+}
+
 /// Signature algorithm of a checkpoint key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SignatureAlgorithm {
@@ -304,7 +321,7 @@ impl PemSigner {
     pub fn generate(alg: SignatureAlgorithm) -> Result<Self> {
         let doc = EcdsaKeyPair::generate_pkcs8(alg.signing(), &SystemRandom::new())
             .map_err(|_| Error::Key("generating an EC key failed".into()))?;
-        let text = Zeroizing::new(pem_lf(&pem::Pem::new("PRIVATE KEY", doc.as_ref().to_vec())));
+        let text = private_pem(doc.as_ref());
         Self::from_pem(&text)
     }
 
@@ -312,7 +329,7 @@ impl PemSigner {
     pub fn generate_pem(alg: SignatureAlgorithm) -> Result<(Zeroizing<String>, String)> {
         let doc = EcdsaKeyPair::generate_pkcs8(alg.signing(), &SystemRandom::new())
             .map_err(|_| Error::Key("generating an EC key failed".into()))?;
-        let private = Zeroizing::new(pem_lf(&pem::Pem::new("PRIVATE KEY", doc.as_ref().to_vec())));
+        let private = private_pem(doc.as_ref());
         let signer = Self::from_pem(&private)?;
         let public = pem_lf(&pem::Pem::new("PUBLIC KEY", signer.spki.clone()));
         Ok((private, public))
@@ -346,6 +363,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn private_pem_matches_the_pem_crate() {
+        for len in [0usize, 1, 47, 48, 49, 138] {
+            let der: Vec<u8> = (0..len).map(|i| (i * 5 + 1) as u8).collect();
+            let text = private_pem(&der);
+            assert_eq!(*text, pem_lf(&pem::Pem::new("PRIVATE KEY", der.clone())));
+        }
+        let (private, _) = PemSigner::generate_pem(SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+        assert!(PemSigner::from_pem(&private).is_ok());
+    }
+
+    #[test]
     fn sign_and_verify_both_curves() {
         for alg in SignatureAlgorithm::ALL {
             let s = PemSigner::generate(alg).unwrap();
@@ -368,12 +396,22 @@ mod tests {
 
     #[test]
     fn signature_verifies_with_a_digest_signer() {
-        // What a PKCS#11 signer does: hash, then sign the digest. aws-lc verifies the same.
-        let s = PemSigner::generate(SignatureAlgorithm::EcdsaP384Sha384).unwrap();
-        let d = SignatureAlgorithm::EcdsaP384Sha384.digest(b"m");
-        assert_eq!(d.len(), 48);
-        let sig = s.sign(b"m").unwrap();
-        assert!(s.public_key().unwrap().verify(b"m", &sig));
+        // What a PKCS#11 signer does (CKM_ECDSA): hash here, sign only the digest there.
+        // The verifier (aws-lc, over the whole message) must accept that signature.
+        use p384::ecdsa::signature::hazmat::PrehashSigner;
+        use p384::pkcs8::EncodePublicKey;
+        let alg = SignatureAlgorithm::EcdsaP384Sha384;
+        let key = p384::ecdsa::SigningKey::from_slice(&[0x42u8; 48]).unwrap();
+        let digest = alg.digest(b"checkpoint text");
+        assert_eq!(digest.len(), 48);
+        let sig: p384::ecdsa::Signature = key.sign_prehash(&digest).unwrap();
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let public = PublicKey::from_der(spki.as_bytes()).unwrap();
+        assert_eq!(public.algorithm(), alg);
+        let sig = sig.to_bytes();
+        assert_eq!(sig.len(), alg.signature_len());
+        assert!(public.verify(b"checkpoint text", &sig));
+        assert!(!public.verify(b"checkpoint texT", &sig));
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct VerifyOptions<'a> {
     /// Longest wait for writers to release the log (verification takes a shared lock so
     /// it never sees half an append).
     pub lock_timeout: Duration,
+    /// Accept records after the last checkpoint (reported in [`Summary::unsigned_tail`]).
+    /// By default they fail verification: nothing signed vouches for them, so they may
+    /// have been edited, added, or left behind by a deleted checkpoint.
+    pub allow_unsigned_tail: bool,
 }
 
 impl<'a> VerifyOptions<'a> {
@@ -39,6 +43,7 @@ impl<'a> VerifyOptions<'a> {
             keys,
             trusted: None,
             lock_timeout: Duration::from_secs(30),
+            allow_unsigned_tail: false,
         }
     }
 }
@@ -113,6 +118,8 @@ pub enum FailureKind {
     TornTail,
     /// The log is shorter than a trusted checkpoint.
     Truncated,
+    /// Records follow the last checkpoint (no signature covers them).
+    UnsignedTail,
 }
 
 impl FailureKind {
@@ -128,6 +135,7 @@ impl FailureKind {
             Self::Rewritten => "rewritten",
             Self::TornTail => "torn last line",
             Self::Truncated => "cut",
+            Self::UnsignedTail => "unsigned tail",
         }
     }
 }
@@ -191,6 +199,7 @@ pub fn verify_reader<R: Read>(input: R, opts: &VerifyOptions<'_>) -> Result<Summ
         last_cp: None,
         torn: Vec::new(),
         pending: None,
+        tail_start: None,
         prev_line: None,
         lines: 0,
         bytes: 0,
@@ -248,6 +257,8 @@ struct Verifier<'o, 'k, R: Read> {
     last_cp: Option<CheckpointInfo>,
     torn: Vec<TornInfo>,
     pending: Option<Pending>,
+    /// (line, offset) of the first record after the last checkpoint.
+    tail_start: Option<(u64, u64)>,
     /// (offset, len, hash) of the previous physical line.
     prev_line: Option<(u64, u64, Hash)>,
     lines: u64,
@@ -359,12 +370,29 @@ impl<R: Read> Verifier<'_, '_, R> {
             extends = Some(t.size);
         }
         let signed = self.last_cp.as_ref().map_or(0, |c| c.size);
+        let unsigned = self.tree.size() - signed;
+        if let (false, Some((line, offset))) = (self.opts.allow_unsigned_tail, self.tail_start) {
+            let last = match &self.last_cp {
+                Some(c) => format!("the last checkpoint (line {})", c.line),
+                None => "any checkpoint".into(),
+            };
+            return Err(fail(
+                line,
+                offset,
+                FailureKind::UnsignedTail,
+                signed,
+                format!(
+                    "{unsigned} record{} from this line on follow {last} and no signature covers them: they may have been edited or added, or a checkpoint after them deleted (a writer that crashed mid-append or could not sign leaves them too; --allow-unsigned-tail accepts them)",
+                    if unsigned == 1 { "" } else { "s" }
+                ),
+            ));
+        }
         Ok(Summary {
             lines: self.lines,
             bytes: self.bytes,
             records: self.tree.size(),
             checkpoints: self.checkpoints,
-            unsigned_tail: self.tree.size() - signed,
+            unsigned_tail: unsigned,
             last_checkpoint: self.last_cp,
             torn_recovered: self.torn,
             extends_trusted: extends,
@@ -413,6 +441,7 @@ impl<R: Read> Verifier<'_, '_, R> {
         self.tree.push(l.hash);
         self.last_leaf = l.hash;
         self.last_leaf_line = (l.number, l.offset);
+        self.tail_start.get_or_insert((l.number, l.offset));
         if let Some(t) = self.opts.trusted {
             if self.tree.size() == t.size && self.tree.root() != t.root.0 {
                 return Err(fail(
@@ -703,6 +732,7 @@ impl<R: Read> Verifier<'_, '_, R> {
             ));
         }
         self.checkpoints += 1;
+        self.tail_start = None;
         self.last_cp = Some(CheckpointInfo {
             line,
             size,

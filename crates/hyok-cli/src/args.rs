@@ -21,9 +21,11 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Encrypt a file or stdin into an ESDK message.
     Encrypt(EncryptArgs),
-    /// Decrypt an ESDK message. A file output (-o) appears only after the whole message
-    /// verified; on stdout, verified frames stream out as they are checked, and a later
-    /// failure (tampering, truncation) ends the command with exit status 1.
+    /// Decrypt an ESDK message. An output file appears only after the whole message
+    /// verified. On stdout (or a FIFO/device), an unsigned message's frames are written as
+    /// each one verifies: if the message fails later (exit 1), a reader has seen a prefix
+    /// of the real plaintext, never a forged or reordered byte. A signed message's
+    /// plaintext is written only after its signature verified (see --unverified-stream).
     Decrypt(DecryptArgs),
     /// Show a message's header: suite, message id, context and wrapping keys (no secrets).
     Inspect(InspectArgs),
@@ -44,7 +46,9 @@ pub(crate) enum Command {
     /// locations are s3://BUCKET/KEY, file:///DIR/KEY, NAME:KEY (a configured store) or
     /// :KEY (the default store); anything else is a local path (`-` = stdin/stdout).
     Cp(CpArgs),
-    /// Decrypt an object (or a byte range of it) to stdout.
+    /// Decrypt an object (or a byte range of it) to stdout. As `decrypt` on stdout: an
+    /// unsigned object streams verified frames (on failure a reader has seen a prefix of
+    /// the real plaintext); a signed one is written only after its signature verified.
     Cat(CatArgs),
     /// List encrypted objects under a location: name, plaintext size, suite, wrapping keys.
     Ls(LsArgs),
@@ -125,7 +129,8 @@ pub(crate) struct CpArgs {
     #[arg(short, long)]
     pub(crate) force: bool,
     /// Do not bind new objects to their bucket and key (their encryption context then lets
-    /// them be moved or renamed and still decrypt).
+    /// them be moved or renamed and still decrypt); when reading, accept objects that are
+    /// not bound to any location (a bound one must still be where it was bound to).
     #[arg(long)]
     pub(crate) no_bind_location: bool,
     /// Algorithm suite of new objects.
@@ -135,14 +140,19 @@ pub(crate) struct CpArgs {
     #[arg(long, value_name = "N", default_value_t = 65536,
           value_parser = clap::value_parser!(u32).range(1..=2147483647))]
     pub(crate) frame_length: u32,
-    /// Objects copied at once by -r (default 8, or [transfer] jobs).
-    #[arg(short, long, value_name = "N")]
+    /// Objects copied at once by -r (default 8, or [transfer] jobs; at most 1024).
+    #[arg(short, long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub(crate) jobs: Option<usize>,
-    /// Parts or ranged GETs in flight at once (default 8, or [transfer] concurrency).
-    #[arg(long, value_name = "N")]
+    /// Parts or ranged GETs in flight at once (default 8, or [transfer] concurrency; at
+    /// most 1024).
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub(crate) concurrency: Option<usize>,
-    /// Multipart part size in MiB (default 8, minimum 5, or [transfer] part_size_mib).
-    #[arg(long, value_name = "MIB")]
+    /// Multipart part size in MiB (default 8, minimum 5, or [transfer] part_size_mib; at
+    /// most 5120, S3's largest part).
+    #[arg(long, value_name = "MIB",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=5120))]
     pub(crate) part_size: Option<usize>,
     /// No progress bar.
     #[arg(short, long)]
@@ -152,6 +162,8 @@ pub(crate) struct CpArgs {
     /// may lose it (as with `aws s3 cp` and rclone).
     #[arg(long)]
     pub(crate) fsync: bool,
+    #[command(flatten)]
+    pub(crate) release: ReleaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +176,8 @@ pub(crate) struct CatArgs {
     /// Only plaintext bytes START-END (inclusive, from 0; `START-` to the end).
     #[arg(long, value_name = "START-END", value_parser = parse_range)]
     pub(crate) range: Option<hyok::objects::ByteRange>,
+    #[command(flatten)]
+    pub(crate) release: ReleaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -198,11 +212,14 @@ pub(crate) struct IoArgs {
     /// Input file; `-` or absent for stdin.
     #[arg(value_name = "IN")]
     pub(crate) input: Option<PathBuf>,
-    /// Output file; `-` or absent for stdout. Written to a temporary file beside it and
-    /// renamed only on success.
+    /// Output file; `-` or absent for stdout. A regular file is written to an unnamed
+    /// temporary file beside it that gets its name only on success (nothing is left behind
+    /// on failure or SIGINT/SIGTERM/SIGHUP). An existing FIFO, device or socket is written
+    /// into, never replaced.
     #[arg(short, long, value_name = "OUT")]
     pub(crate) output: Option<PathBuf>,
-    /// Overwrite an existing output file.
+    /// Replace an existing regular output file (special files are written into, never
+    /// replaced).
     #[arg(short, long)]
     pub(crate) force: bool,
     /// Flush the output file to disk (fsync) before it appears under its name. Without it
@@ -219,7 +236,7 @@ pub(crate) struct KeyArgs {
     /// Encryption context pair; repeat for several.
     #[arg(short = 'c', long = "context", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub(crate) context: Vec<(String, String)>,
-    /// Worker threads for frame crypto (default: all cores).
+    /// Worker threads for frame crypto (default: all cores; at most 4 × cores).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
 }
@@ -324,6 +341,33 @@ pub(crate) struct EncryptArgs {
     pub(crate) frame_length: u32,
 }
 
+/// How plaintext of signed messages reaches stdout or a FIFO/device.
+#[derive(Clone, Copy, Debug, Args)]
+pub(crate) struct ReleaseArgs {
+    /// Write the plaintext of signed messages to stdout (or a FIFO/device) as it is
+    /// decrypted, BEFORE the signature is checked: a reader may act on plaintext of a
+    /// forged message that fails at the end. Without it, such plaintext is held in a
+    /// private temporary file (no name, mode 0600, in $TMPDIR) and written only after the
+    /// signature verified.
+    #[arg(long, help_heading = "Output of signed messages")]
+    pub(crate) unverified_stream: bool,
+    /// Hold back at most this much plaintext of a signed message for stdout or a
+    /// FIFO/device (e.g. 512MiB); a larger message is refused (output to a regular file has
+    /// no limit).
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_bytes,
+          help_heading = "Output of signed messages")]
+    pub(crate) spool_limit: u64,
+}
+
+impl ReleaseArgs {
+    pub(crate) fn release(&self) -> crate::stream::Release {
+        crate::stream::Release {
+            unverified_stream: self.unverified_stream,
+            spool_limit: self.spool_limit,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct DecryptArgs {
     #[command(flatten)]
@@ -332,6 +376,14 @@ pub(crate) struct DecryptArgs {
     pub(crate) keys: KeyArgs,
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
+    #[command(flatten)]
+    pub(crate) release: ReleaseArgs,
+    /// Refuse messages whose frame length is larger (bytes, at most 2147483647, the
+    /// format's bound). About two frames are held in memory, so this bounds memory whatever
+    /// a hostile header says; it also bounds a non-framed (legacy) body.
+    #[arg(long, value_name = "BYTES", default_value_t = hyok::DEFAULT_MAX_READ_FRAME_LEN,
+          value_parser = clap::value_parser!(u32).range(1..=2147483647))]
+    pub(crate) max_frame_length: u32,
     /// Also accept legacy messages whose suite does not commit to its key (message format
     /// 1); the default refuses them.
     #[arg(long)]
@@ -459,6 +511,10 @@ pub(crate) struct AuditVerifyArgs {
     /// contain exactly the records it signed.
     #[arg(long, value_name = "FILE")]
     pub(crate) trusted_checkpoint: Option<PathBuf>,
+    /// Accept records after the last checkpoint (no signature covers them; by default
+    /// they fail verification): a writer crashed mid-append or could not sign.
+    #[arg(long)]
+    pub(crate) allow_unsigned_tail: bool,
 }
 
 /// `--since`: an RFC 3339 time or date, or an age (`30m`, `12h`, `7d`).

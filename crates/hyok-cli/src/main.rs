@@ -6,6 +6,9 @@ mod cmd;
 mod io;
 mod pipe;
 mod report;
+mod signals;
+mod stream;
+mod tempout;
 
 use std::process::ExitCode;
 

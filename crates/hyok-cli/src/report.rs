@@ -67,13 +67,15 @@ pub(crate) fn clap_error(e: &clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
-        let _ = e.print();
-        return ExitCode::from(2);
-    }
     let text = e.render().to_string();
+    let missing = e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand;
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("invalid command line");
+    // Help shown for a missing command is the usage error "a command is required".
+    let first = if missing {
+        "a command is required"
+    } else {
+        lines.next().unwrap_or("invalid command line")
+    };
     let first = first.strip_prefix("error: ").unwrap_or(first);
     let mut tip = None;
     let mut usage = None;

@@ -12,15 +12,16 @@ use crate::codec::{read_exact_into, read_exact_or_eof};
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
 use crate::frame::{
-    FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER, REGULAR_FRAME, SINGLE_BLOCK,
+    frame_iv, FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER, REGULAR_FRAME,
+    SINGLE_BLOCK,
 };
 use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
 use crate::key::{derive, DataKey, DerivedKeys};
 use crate::signature::{MessageHash, MessageVerifier};
 
 /// Largest non-framed body hyok buffers (its tag covers the whole body, so it must be held
-/// in memory before any byte is released).
-pub const DEFAULT_MAX_UNFRAMED: u64 = 256 * 1024 * 1024;
+/// in memory before any byte is released): the same bound as a frame's.
+pub const DEFAULT_MAX_UNFRAMED: u64 = crate::header::DEFAULT_MAX_READ_FRAME_LEN as u64;
 
 impl ParsedHeader {
     /// Split the caller's reproduced context into pairs that must match the stored context
@@ -344,6 +345,12 @@ impl<R: Read> Source<R> {
         }
         let what = if is_final { "final frame" } else { "frame" };
         let iv: [u8; IV_LEN] = self.read_fixed(what)?;
+        // The IV is not free: the format fixes it to the sequence number.
+        if iv != frame_iv(seq) {
+            return Err(Error::MalformedBody(format!(
+                "{what} {seq}: its IV is not the one the format prescribes (the sequence number)"
+            )));
+        }
         let len = if is_final {
             let l = u32::from_be_bytes(self.read_fixed("final frame")?);
             if l > self.frame_length {
@@ -529,6 +536,11 @@ impl<R: Read> Decryptor<R> {
 
     fn refill_unframed(&mut self) -> Result<()> {
         let iv: [u8; IV_LEN] = self.src.read_fixed("body")?;
+        if iv != frame_iv(1) {
+            return Err(Error::MalformedBody(
+                "non-framed body: its IV is not the one the format prescribes (00…01)".into(),
+            ));
+        }
         let len = u64::from_be_bytes(self.src.read_fixed("body")?);
         if len > (1u64 << 36) - 32 || len > self.opts.max_unframed {
             return Err(Error::MalformedBody(format!(

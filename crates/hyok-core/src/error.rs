@@ -25,12 +25,21 @@ pub enum Error {
     #[error("algorithm suite 0x{0:04x} does not commit to its key; refused by the commitment policy (allow with --allow-legacy)")]
     CommitmentPolicy(u16),
     /// The header lists more encrypted data keys than the configured maximum.
-    #[error("message has {found} encrypted data keys, more than the allowed maximum of {max}")]
+    #[error("message has {found} encrypted data key{}, more than the allowed maximum of {max}", if *.found == 1 { "" } else { "s" })]
     TooManyEncryptedDataKeys {
         /// How many the header declares.
         found: usize,
         /// The configured limit.
         max: usize,
+    },
+    /// The header declares a frame length above the format's bound (2^31 − 1) or the
+    /// configured maximum.
+    #[error("message frame length {found} exceeds the accepted maximum of {max} bytes")]
+    FrameLengthLimit {
+        /// The frame length the header declares.
+        found: u32,
+        /// The limit in force.
+        max: u32,
     },
     /// The key commitment stored in the header does not match the data key.
     #[error("key commitment mismatch: the data key does not match this message")]

@@ -20,6 +20,9 @@ pub const IV_LEN: usize = 12;
 pub const MAX_WRITE_FRAME_LEN: u32 = i32::MAX as u32;
 /// Default frame length of hyok (64 KiB).
 pub const DEFAULT_FRAME_LEN: u32 = 64 * 1024;
+/// Largest frame length a reader accepts unless told otherwise (16 MiB). A reader holds
+/// about two frames in memory, so this bounds memory whatever a header says.
+pub const DEFAULT_MAX_READ_FRAME_LEN: u32 = 16 * 1024 * 1024;
 
 /// How the body is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,11 +66,17 @@ pub struct Header {
 pub struct HeaderLimits {
     /// Maximum number of encrypted data keys; more is an error before any unwrap.
     pub max_edks: usize,
+    /// Maximum frame length; a larger one is an error before any unwrap. The format's own
+    /// bound, 2^31 − 1 ([`MAX_WRITE_FRAME_LEN`]), applies whatever this says.
+    pub max_frame_length: u32,
 }
 
 impl Default for HeaderLimits {
     fn default() -> Self {
-        Self { max_edks: 32 }
+        Self {
+            max_edks: 32,
+            max_frame_length: DEFAULT_MAX_READ_FRAME_LEN,
+        }
     }
 }
 
@@ -198,6 +207,13 @@ impl ParsedHeader {
             }
             _ => {}
         }
+        let max_frame = limits.max_frame_length.min(MAX_WRITE_FRAME_LEN);
+        if frame_length > max_frame {
+            return Err(Error::FrameLengthLimit {
+                found: frame_length,
+                max: max_frame,
+            });
+        }
         let suite_data = if version == 2 {
             rr.bytes(32)?.to_vec()
         } else {
@@ -208,6 +224,12 @@ impl ParsedHeader {
         let mut auth_iv = [0u8; IV_LEN];
         if version == 1 {
             auth_iv.copy_from_slice(rr.bytes(IV_LEN)?);
+            // The format fixes the header IV to zero; no other value is a valid header.
+            if auth_iv != [0u8; IV_LEN] {
+                return Err(Error::MalformedHeader(
+                    "the header authentication IV is not zero, as the format prescribes".into(),
+                ));
+            }
         }
         let mut auth_tag = [0u8; TAG_LEN];
         auth_tag.copy_from_slice(rr.bytes(TAG_LEN)?);

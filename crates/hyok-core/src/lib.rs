@@ -57,8 +57,8 @@ pub use encrypt::{EncryptOptions, EncryptionMaterials, Encryptor, PendingEncrypt
 pub use error::{Error, Result};
 pub use frame::Parallelism;
 pub use header::{
-    ContentType, Header, HeaderLimits, ParsedHeader, DEFAULT_FRAME_LEN, FINAL_FRAME_OVERHEAD,
-    IV_LEN, MAX_WRITE_FRAME_LEN, REGULAR_FRAME_OVERHEAD, TAG_LEN,
+    ContentType, Header, HeaderLimits, ParsedHeader, DEFAULT_FRAME_LEN, DEFAULT_MAX_READ_FRAME_LEN,
+    FINAL_FRAME_OVERHEAD, IV_LEN, MAX_WRITE_FRAME_LEN, REGULAR_FRAME_OVERHEAD, TAG_LEN,
 };
 pub use key::{DataKey, EncryptedDataKey};
 pub use signature::MessageSigner;

@@ -328,6 +328,34 @@ fn every_flipped_byte_and_every_cut_is_detected() {
     }
 }
 
+/// The IVs are fixed by the format (frame IV = sequence number, v1 header IV = zero): a
+/// message with any other IV is malformed, whatever its tags say.
+#[test]
+fn frame_and_header_ivs_must_be_the_prescribed_ones() {
+    let pt = vec![3u8; 700];
+    let none = EncryptionContext::new();
+    // (hyok writes no v1 messages; the v1 header IV is checked on a test vector in
+    // hyok-keystore's `nonframed` tests.)
+    for suite in [COMMIT, SIGNED] {
+        let (msg, dk) = encrypt_with(suite, 256, &pt, Path::OneShot, &[]);
+        let h = ParsedHeader::read(&mut &msg[..], HeaderLimits::default())
+            .unwrap()
+            .wire_len();
+        // Regular frames: sequence number (4), IV (12), 256 bytes, tag (16).
+        for iv_at in [h + 4, h + 4 + 12 + 256 + 16 + 4] {
+            for path in [Path::OneShot, Path::Parallel] {
+                let mut bad = msg.clone();
+                bad[iv_at + 3] ^= 1;
+                let e = decrypt_with(&bad, &dk, &none, path).unwrap_err();
+                assert!(
+                    matches!(&e, Error::MalformedBody(m) if m.contains("IV")),
+                    "{suite:?} {path:?}: {e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn signed_suite_withholds_last_frame_until_signature_verifies() {
     let pt = vec![9u8; 300];
@@ -386,13 +414,52 @@ fn malformed_headers_are_rejected() {
         parse(&b),
         Err(Error::TooManyEncryptedDataKeys { found: 40000, .. })
     ));
-    let limits = HeaderLimits { max_edks: 0 };
+    let limits = HeaderLimits {
+        max_edks: 0,
+        ..HeaderLimits::default()
+    };
     assert!(matches!(
         ParsedHeader::read(&mut &msg[..], limits),
         Err(Error::TooManyEncryptedDataKeys { found: 1, max: 0 })
     ));
     // Base64 input gets a helpful error.
     assert!(matches!(parse(b"AYAAF..."), Err(Error::MalformedHeader(m)) if m.contains("base64")));
+}
+
+#[test]
+fn frame_lengths_above_the_format_bound_or_the_limit_are_refused_before_any_key_use() {
+    let (msg, _) = encrypt_with(COMMIT, 256, b"x", Path::OneShot, &[]);
+    // v2 header: ... frame length (4) ‖ commitment (32) ‖ tag (16).
+    let at = header_bytes(&msg) - 16 - 32 - 4;
+    assert_eq!(msg[at..at + 4], 256u32.to_be_bytes());
+    let with_len = |len: u32| {
+        let mut b = msg.clone();
+        b[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        b
+    };
+    let parse = |b: &[u8], max: u32| {
+        let limits = HeaderLimits {
+            max_frame_length: max,
+            ..HeaderLimits::default()
+        };
+        ParsedHeader::read(&mut &b[..], limits)
+    };
+    // The format's bound holds whatever the configured limit says.
+    for len in [1u32 << 31, u32::MAX] {
+        assert!(matches!(
+            parse(&with_len(len), u32::MAX),
+            Err(Error::FrameLengthLimit { found, max: MAX_WRITE_FRAME_LEN }) if found == len
+        ));
+    }
+    let d = DEFAULT_MAX_READ_FRAME_LEN;
+    assert!(parse(&with_len(d), d).is_ok());
+    assert!(matches!(
+        parse(&with_len(d + 1), d),
+        Err(Error::FrameLengthLimit { max, .. }) if max == d
+    ));
+    assert!(parse(&with_len(d + 1), d + 1).is_ok());
+    assert_eq!(HeaderLimits::default().max_frame_length, d);
+    assert_eq!(DecryptOptions::default().max_unframed, u64::from(d));
 }
 
 #[test]

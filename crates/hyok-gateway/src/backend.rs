@@ -18,12 +18,12 @@ use s3s::{s3_error, S3Result};
 use crate::settings::BackendKind;
 
 /// Prefix of the gateway's own keys inside a bucket.
-pub const RESERVED: &str = ".hyok-gateway/";
+pub(crate) const RESERVED: &str = ".hyok-gateway/";
 /// Longest key accepted (as S3).
 const MAX_KEY: usize = 1024;
 
 /// The backend.
-pub struct Backend {
+pub(crate) struct Backend {
     kind: BackendKind,
     session: Arc<Session>,
     local: Option<Store>,
@@ -32,7 +32,7 @@ pub struct Backend {
 
 /// Whether a bucket name is acceptable (S3's rules, simplified: 3-63 of `a-z0-9.-`,
 /// starting and ending with a letter or digit).
-pub fn check_bucket(b: &str) -> S3Result<()> {
+pub(crate) fn check_bucket(b: &str) -> S3Result<()> {
     let ok = (3..=63).contains(&b.len())
         && b.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
@@ -49,7 +49,7 @@ pub fn check_bucket(b: &str) -> S3Result<()> {
 /// Whether a client key is acceptable: not empty, at most 1024 bytes, no control
 /// characters, no empty, `.` or `..` segment (they cannot be stored as paths), not a folder
 /// marker, not under the reserved prefix.
-pub fn check_key(k: &str) -> S3Result<()> {
+pub(crate) fn check_key(k: &str) -> S3Result<()> {
     if k.is_empty() || k.len() > MAX_KEY {
         return Err(s3_error!(KeyTooLongError));
     }
@@ -77,7 +77,7 @@ fn internal(e: hyok::Error) -> s3s::S3Error {
 
 impl Backend {
     /// Open the backend (no request is sent).
-    pub fn new(kind: BackendKind, session: Arc<Session>) -> hyok::Result<Self> {
+    pub(crate) fn new(kind: BackendKind, session: Arc<Session>) -> hyok::Result<Self> {
         let local = match &kind {
             BackendKind::File(root) => {
                 std::fs::create_dir_all(root).map_err(|e| hyok::Error::Io {
@@ -98,7 +98,7 @@ impl Backend {
     }
 
     /// The kind.
-    pub fn kind(&self) -> &BackendKind {
+    pub(crate) fn kind(&self) -> &BackendKind {
         &self.kind
     }
 
@@ -110,7 +110,7 @@ impl Backend {
     }
 
     /// The store that holds `bucket`.
-    pub fn store(&self, bucket: &str) -> S3Result<Store> {
+    pub(crate) fn store(&self, bucket: &str) -> S3Result<Store> {
         if let Some(s) = &self.local {
             return Ok(s.clone());
         }
@@ -131,7 +131,7 @@ impl Backend {
     }
 
     /// The folder URL of a client bucket.
-    pub fn bucket_url(&self, bucket: &str) -> S3Result<StoreUrl> {
+    pub(crate) fn bucket_url(&self, bucket: &str) -> S3Result<StoreUrl> {
         let url = match self.root() {
             Some(root) => StoreUrl::local(&root.join(bucket)),
             None => StoreUrl::parse(&format!("s3://{bucket}/")),
@@ -140,14 +140,14 @@ impl Backend {
     }
 
     /// The backend URL of a client object (or of a reserved key).
-    pub fn object_url(&self, bucket: &str, key: &str) -> S3Result<StoreUrl> {
+    pub(crate) fn object_url(&self, bucket: &str, key: &str) -> S3Result<StoreUrl> {
         self.bucket_url(bucket)?
             .join(key)
             .map_err(|_| s3_error!(InvalidArgument, "this key cannot be stored"))
     }
 
     /// The client key of a listed backend object of `bucket` (`None`: not below it).
-    pub fn key_of(&self, bucket_url: &StoreUrl, info: &ObjectInfo) -> Option<String> {
+    pub(crate) fn key_of(&self, bucket_url: &StoreUrl, info: &ObjectInfo) -> Option<String> {
         info.url
             .key()
             .strip_prefix(bucket_url.key())
@@ -155,7 +155,7 @@ impl Backend {
     }
 
     /// Whether the client bucket exists.
-    pub async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
+    pub(crate) async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
         match self.root() {
             Some(root) => Ok(root.join(bucket).is_dir()),
             None => {
@@ -179,7 +179,7 @@ impl Backend {
     }
 
     /// Fail with NoSuchBucket unless the bucket exists.
-    pub async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+    pub(crate) async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
         if self.bucket_exists(bucket).await? {
             Ok(())
         } else {
@@ -189,7 +189,7 @@ impl Backend {
 
     /// The client buckets (local folders only: object_store cannot list S3 buckets, so an
     /// S3 backend lists the buckets of `candidates` that exist).
-    pub async fn buckets(
+    pub(crate) async fn buckets(
         &self,
         candidates: &[String],
     ) -> S3Result<Vec<(String, std::time::SystemTime)>> {
@@ -228,7 +228,7 @@ impl Backend {
 
     /// Create a client bucket (local folders; an S3 backend's buckets are made by its
     /// operator, so this only succeeds when it exists).
-    pub async fn create_bucket(&self, bucket: &str) -> S3Result<()> {
+    pub(crate) async fn create_bucket(&self, bucket: &str) -> S3Result<()> {
         check_bucket(bucket)?;
         match self.root() {
             Some(root) => match std::fs::create_dir(root.join(bucket)) {
@@ -252,7 +252,7 @@ impl Backend {
     }
 
     /// Delete an empty client bucket.
-    pub async fn delete_bucket(&self, bucket: &str) -> S3Result<()> {
+    pub(crate) async fn delete_bucket(&self, bucket: &str) -> S3Result<()> {
         let store = self.store(bucket)?;
         let url = self.bucket_url(bucket)?;
         let mut list = store.list(&url);
@@ -286,7 +286,7 @@ impl Backend {
     }
 
     /// After deleting a local object, remove the folders it leaves empty (up to the bucket).
-    pub fn prune(&self, bucket: &str, key: &str) {
+    pub(crate) fn prune(&self, bucket: &str, key: &str) {
         if let Some(root) = self.root() {
             let top = root.join(bucket);
             let mut dir = top.join(key);

@@ -31,33 +31,33 @@ const OUT_CHUNK: usize = 256 * 1024;
 /// Checksums a client announced for a body (`x-amz-checksum-*` headers or trailers, and
 /// `x-amz-sdk-checksum-algorithm`).
 #[derive(Clone, Debug, Default)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     /// `Content-MD5` (base64), when sent.
-    pub content_md5: Option<String>,
+    pub(crate) content_md5: Option<String>,
     /// Announced checksums, base64.
-    pub crc32: Option<String>,
+    pub(crate) crc32: Option<String>,
     /// CRC32C.
-    pub crc32c: Option<String>,
+    pub(crate) crc32c: Option<String>,
     /// SHA-1.
-    pub sha1: Option<String>,
+    pub(crate) sha1: Option<String>,
     /// SHA-256.
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
     /// CRC64NVME.
-    pub crc64nvme: Option<String>,
+    pub(crate) crc64nvme: Option<String>,
     /// The algorithm whose checksum follows in a trailer.
-    pub algorithm: Option<String>,
+    pub(crate) algorithm: Option<String>,
 }
 
 /// What the pump measured of a verified body.
 #[derive(Clone, Copy, Debug)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// MD5.
-    pub md5: [u8; 16],
+    pub(crate) md5: [u8; 16],
 }
 
 impl Wanted {
     /// The Content-MD5 as raw bytes (`InvalidDigest` when malformed).
-    pub fn md5(&self) -> S3Result<Option<[u8; 16]>> {
+    pub(crate) fn md5(&self) -> S3Result<Option<[u8; 16]>> {
         use base64::Engine;
         self.content_md5
             .as_deref()
@@ -192,7 +192,7 @@ fn body_error(e: impl std::fmt::Display) -> S3Error {
 }
 
 /// Read a whole (small) body into memory and verify it.
-pub async fn collect(
+pub(crate) async fn collect(
     mut body: StreamingBlob,
     wanted: Wanted,
     trailers: Option<TrailingHeaders>,
@@ -211,7 +211,7 @@ pub async fn collect(
 
 /// Start pumping `body` into a [`BodyReader`]. The task's result is the verified
 /// measurement, or why the body was refused (the reader then saw an error, not the end).
-pub fn pump(
+pub(crate) fn pump(
     mut body: StreamingBlob,
     wanted: Wanted,
     trailers: Option<TrailingHeaders>,
@@ -257,7 +257,7 @@ pub fn pump(
 }
 
 /// The blocking side of [`pump`].
-pub struct BodyReader {
+pub(crate) struct BodyReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
 }
@@ -279,16 +279,16 @@ impl Read for BodyReader {
 }
 
 /// A `Write` (for the blocking decryptor) whose chunks become a response body.
-pub struct ChannelWriter {
+pub(crate) struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
 /// The response side of a [`ChannelWriter`].
-pub struct ChannelStream(Mutex<mpsc::Receiver<io::Result<Bytes>>>);
+pub(crate) struct ChannelStream(Mutex<mpsc::Receiver<io::Result<Bytes>>>);
 
 /// A writer and the stream its bytes come out of.
-pub fn channel() -> (ChannelWriter, ChannelStream) {
+pub(crate) fn channel() -> (ChannelWriter, ChannelStream) {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     (
         ChannelWriter {
@@ -314,13 +314,13 @@ impl ChannelWriter {
     }
 
     /// Send the rest (the body then ends when the writer is dropped).
-    pub fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         self.send()
     }
 
     /// End the body with an error: the client sees a broken response, never a short
     /// body that looks complete.
-    pub fn fail(self, why: &str) {
+    pub(crate) fn fail(self, why: &str) {
         let _ = self.tx.blocking_send(Err(io::Error::other(why.to_owned())));
     }
 }
@@ -351,7 +351,7 @@ impl Stream for ChannelStream {
 
 /// A blocking pipe between two blocking threads (a decryptor writing, an encryptor
 /// reading): copies and completed uploads re-encrypt without holding the object.
-pub fn pipe() -> (PipeWriter, PipeReader) {
+pub(crate) fn pipe() -> (PipeWriter, PipeReader) {
     let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CHUNKS);
     (
         PipeWriter {
@@ -366,13 +366,13 @@ pub fn pipe() -> (PipeWriter, PipeReader) {
 }
 
 /// The writing end of [`pipe`].
-pub struct PipeWriter {
+pub(crate) struct PipeWriter {
     tx: std::sync::mpsc::SyncSender<io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
 /// The reading end of [`pipe`]: the end of input only after [`PipeWriter::finish`].
-pub struct PipeReader {
+pub(crate) struct PipeReader {
     rx: std::sync::mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
 }
@@ -392,14 +392,14 @@ impl PipeWriter {
     }
 
     /// Send the rest and end the input.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         if self.send().is_ok() {
             let _ = self.tx.send(Ok(Bytes::new()));
         }
     }
 
     /// End the input with an error.
-    pub fn fail(self, why: &str) {
+    pub(crate) fn fail(self, why: &str) {
         let _ = self.tx.send(Err(io::Error::other(why.to_owned())));
     }
 }

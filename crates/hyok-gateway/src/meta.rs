@@ -16,36 +16,36 @@ use hyok::store::{ObjectInfo, Store};
 use hyok::{EncryptionContext, Header, HeaderLimits, ParsedHeader};
 
 /// Context key of the ETag.
-pub const CTX_ETAG: &str = "hyok-gw-etag";
+pub(crate) const CTX_ETAG: &str = "hyok-gw-etag";
 /// Context key of the content type.
-pub const CTX_CONTENT_TYPE: &str = "hyok-gw-content-type";
+pub(crate) const CTX_CONTENT_TYPE: &str = "hyok-gw-content-type";
 /// Prefix of user metadata keys.
-pub const CTX_META: &str = "hyok-gw-meta-";
+pub(crate) const CTX_META: &str = "hyok-gw-meta-";
 /// Context key naming the object a multipart upload completes into.
-pub const CTX_UPLOAD_KEY: &str = "hyok-gw-upload-key";
+pub(crate) const CTX_UPLOAD_KEY: &str = "hyok-gw-upload-key";
 
 /// Largest header read.
 const MAX_HEADER: u64 = 1 << 20;
 
 /// What a client sees of a stored object.
 #[derive(Clone, Debug)]
-pub struct ObjectDesc {
+pub(crate) struct ObjectDesc {
     /// Plaintext length.
-    pub size: u64,
+    pub(crate) size: u64,
     /// ETag (without quotes).
-    pub etag: String,
+    pub(crate) etag: String,
     /// Last modification of the stored object.
-    pub last_modified: SystemTime,
+    pub(crate) last_modified: SystemTime,
     /// Content type.
-    pub content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// User metadata.
-    pub metadata: BTreeMap<String, String>,
+    pub(crate) metadata: BTreeMap<String, String>,
     /// The header's context.
-    pub context: EncryptionContext,
+    pub(crate) context: EncryptionContext,
 }
 
 /// The context pairs that describe an object (content type, user metadata, ETag).
-pub fn object_context(
+pub(crate) fn object_context(
     content_type: Option<&str>,
     metadata: Option<&BTreeMap<String, String>>,
     etag: Option<&str>,
@@ -64,7 +64,7 @@ pub fn object_context(
 }
 
 /// Content type and user metadata from a context.
-pub fn attributes(ctx: &EncryptionContext) -> (Option<String>, BTreeMap<String, String>) {
+pub(crate) fn attributes(ctx: &EncryptionContext) -> (Option<String>, BTreeMap<String, String>) {
     let meta = ctx
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(CTX_META)?.to_owned(), v.to_owned())))
@@ -73,7 +73,7 @@ pub fn attributes(ctx: &EncryptionContext) -> (Option<String>, BTreeMap<String, 
 }
 
 /// Read an object's header without any key (a small ranged GET, grown if needed).
-pub async fn read_header(
+pub(crate) async fn read_header(
     store: &Store,
     info: &ObjectInfo,
     limits: HeaderLimits,
@@ -98,7 +98,7 @@ pub async fn read_header(
 }
 
 /// The plaintext length of a framed, unsigned message of `stored` bytes.
-pub fn plaintext_len(parsed: &ParsedHeader, stored: u64) -> Option<u64> {
+pub(crate) fn plaintext_len(parsed: &ParsedHeader, stored: u64) -> Option<u64> {
     let h: &Header = &parsed.header;
     if h.suite.signature().is_some() {
         return None;
@@ -110,7 +110,7 @@ pub fn plaintext_len(parsed: &ParsedHeader, stored: u64) -> Option<u64> {
 }
 
 /// Describe an object from its backend listing entry and its header.
-pub fn describe(info: &ObjectInfo, parsed: &ParsedHeader) -> ObjectDesc {
+pub(crate) fn describe(info: &ObjectInfo, parsed: &ParsedHeader) -> ObjectDesc {
     let ctx = &parsed.header.context;
     let etag = ctx.get(CTX_ETAG).map(str::to_owned).unwrap_or_else(|| {
         // Not written by the gateway (e.g. `hyok cp`): a stable tag that no client takes

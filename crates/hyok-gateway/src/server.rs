@@ -88,7 +88,10 @@ async fn handle(
 }
 
 /// TLS settings from PEM files.
-pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> hyok::Result<TlsAcceptor> {
+pub(crate) fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> hyok::Result<TlsAcceptor> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |what: &str, e: &dyn std::fmt::Display| {
@@ -112,7 +115,7 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> hyok::Resu
 }
 
 /// Serve until `shutdown` completes, then drain.
-pub async fn serve(
+pub(crate) async fn serve(
     g: Arc<Gateway>,
     s3: S3Service,
     listener: TcpListener,

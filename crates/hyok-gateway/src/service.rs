@@ -24,22 +24,22 @@ use crate::metrics::Metrics;
 
 /// Bodies up to this size are read into memory, so that their MD5 (the ETag) is known
 /// before the header is written; larger ones stream (see DESIGN.md).
-pub const SMALL_BODY: u64 = 8 * 1024 * 1024;
+pub(crate) const SMALL_BODY: u64 = 8 * 1024 * 1024;
 /// Memory all in-memory bodies may use at once, in KiB permits.
-pub const SMALL_BODY_BUDGET_KIB: usize = 256 * 1024;
+pub(crate) const SMALL_BODY_BUDGET_KIB: usize = 256 * 1024;
 
 /// One credential as the server uses it.
-pub struct Caller {
+pub(crate) struct Caller {
     /// Access key id.
-    pub id: String,
+    pub(crate) id: String,
     /// Bucket patterns.
-    pub patterns: Vec<Pattern>,
+    pub(crate) patterns: Vec<Pattern>,
     /// The session over the credential's keyring.
-    pub session: Arc<Session>,
+    pub(crate) session: Arc<Session>,
 }
 
 /// Shared state of the gateway.
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub(crate) backend: Backend,
     pub(crate) callers: HashMap<String, Arc<Caller>>,
     pub(crate) transfer: Transfer,
@@ -51,10 +51,10 @@ pub struct Gateway {
 
 /// The S3 service over a [`Gateway`].
 #[derive(Clone)]
-pub struct GatewayS3(pub Arc<Gateway>);
+pub(crate) struct GatewayS3(pub Arc<Gateway>);
 
 /// A hyok error as an S3 error (its class decides the code; the text carries no secret).
-pub fn to_s3(e: hyok::Error) -> S3Error {
+pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
     let class = e.class();
     let text = hyok::text::escape_str(&e.to_string());
     let code = match class {
@@ -137,10 +137,10 @@ fn check_conditions(
 
 /// One page of a listing.
 pub(crate) struct Page {
-    pub objects: Vec<(String, ObjectDesc)>,
-    pub prefixes: Vec<String>,
-    pub truncated: bool,
-    pub next: Option<String>,
+    pub(crate) objects: Vec<(String, ObjectDesc)>,
+    pub(crate) prefixes: Vec<String>,
+    pub(crate) truncated: bool,
+    pub(crate) next: Option<String>,
 }
 
 impl Gateway {

@@ -22,7 +22,7 @@ use hyok_core::{DataKey, EncryptedDataKey};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::observe::{CacheId, CachedEncryption, DataKeyCache};
+use crate::observe::{CacheId, CachedDecryption, CachedEncryption, DataKeyCache};
 
 /// The limits of a [`MemoryCache`]. Deserializes from a config table such as
 ///
@@ -168,6 +168,9 @@ enum Value {
     },
     Decrypt {
         data_key: DataKey,
+        /// Keyring index of the key that unwrapped it, and index of its EDK.
+        key: usize,
+        edk: usize,
     },
 }
 
@@ -329,6 +332,14 @@ impl MemoryCache {
     fn expired(&self, e: &Entry) -> bool {
         e.created.elapsed() >= self.limits.max_age
     }
+
+    /// Tests: make every entry `by` older (instead of sleeping).
+    #[cfg(test)]
+    fn age_entries(&self, by: Duration) {
+        for e in self.lock().entries.values_mut() {
+            e.created = e.created.checked_sub(by).unwrap_or(e.created);
+        }
+    }
 }
 
 impl DataKeyCache for MemoryCache {
@@ -385,7 +396,7 @@ impl DataKeyCache for MemoryCache {
         self.evictions.fetch_add(evicted, Ordering::Relaxed);
     }
 
-    fn get_decrypt(&self, id: &CacheId) -> Option<DataKey> {
+    fn get_decrypt(&self, id: &CacheId) -> Option<CachedDecryption> {
         let mut inner = self.lock();
         let hit = match inner.entries.get(id) {
             Some(e) if self.expired(e) => {
@@ -394,9 +405,13 @@ impl DataKeyCache for MemoryCache {
                 None
             }
             Some(Entry {
-                value: Value::Decrypt { data_key },
+                value: Value::Decrypt { data_key, key, edk },
                 ..
-            }) => Some(data_key.duplicate()),
+            }) => Some(CachedDecryption {
+                data_key: data_key.duplicate(),
+                key: *key,
+                edk: *edk,
+            }),
             _ => None,
         };
         match hit {
@@ -412,9 +427,11 @@ impl DataKeyCache for MemoryCache {
         }
     }
 
-    fn put_decrypt(&self, id: CacheId, data_key: &DataKey) {
+    fn put_decrypt(&self, id: CacheId, data_key: &DataKey, key: usize, edk: usize) {
         let value = Value::Decrypt {
             data_key: data_key.duplicate(),
+            key,
+            edk,
         };
         let evicted = self.lock().insert(id, value, 0, &self.limits);
         self.evictions.fetch_add(evicted, Ordering::Relaxed);
@@ -481,14 +498,18 @@ mod tests {
     #[test]
     fn age_limit() {
         let c = MemoryCache::new(CacheLimits {
-            max_age: Duration::from_millis(30),
+            max_age: Duration::from_secs(60),
             ..CacheLimits::default()
         })
         .unwrap();
         let dk = DataKey::new(vec![9; 32]);
-        c.put_decrypt(id(1), &dk);
+        c.put_decrypt(id(1), &dk, 0, 0);
         assert!(c.get_decrypt(&id(1)).is_some());
-        std::thread::sleep(Duration::from_millis(60));
+        // Entries are aged by the test, not by the clock: no sleep, no race with a slow
+        // machine.
+        c.age_entries(Duration::from_secs(59));
+        assert!(c.get_decrypt(&id(1)).is_some());
+        c.age_entries(Duration::from_secs(1));
         assert!(c.get_decrypt(&id(1)).is_none());
         assert_eq!(c.stats().evictions, 1);
     }
@@ -497,10 +518,10 @@ mod tests {
     fn entry_limit_evicts_least_recently_used() {
         let c = cache(10, 1 << 20, 2);
         let dk = DataKey::new(vec![9; 32]);
-        c.put_decrypt(id(1), &dk);
-        c.put_decrypt(id(2), &dk);
+        c.put_decrypt(id(1), &dk, 0, 0);
+        c.put_decrypt(id(2), &dk, 0, 0);
         assert!(c.get_decrypt(&id(1)).is_some()); // 2 is now the least recent
-        c.put_decrypt(id(3), &dk);
+        c.put_decrypt(id(3), &dk, 0, 0);
         assert!(c.get_decrypt(&id(2)).is_none());
         assert!(c.get_decrypt(&id(1)).is_some());
         assert!(c.get_decrypt(&id(3)).is_some());
@@ -511,7 +532,7 @@ mod tests {
     fn encrypt_and_decrypt_entries_do_not_mix() {
         let c = cache(10, 1 << 20, 8);
         let dk = DataKey::new(vec![9; 32]);
-        c.put_decrypt(id(1), &dk);
+        c.put_decrypt(id(1), &dk, 0, 0);
         assert!(c.get_encrypt(&id(1), 1).is_none());
         c.put_encrypt(id(2), &dk, &edk(), 1);
         assert!(c.get_decrypt(&id(2)).is_none());

@@ -82,6 +82,18 @@ pub enum Error {
     /// The audit log cannot record, so key operations are refused (fail closed).
     #[error("audit log unavailable: {0}; key operations are refused until it can record again")]
     Audit(String),
+    /// A k-of-n split could not be opened: too few of its key groups are available.
+    #[error("{key}: have {have} of the {need} shares needed to recover the data key{}", detail_suffix(.detail))]
+    InsufficientShares {
+        /// The split (provider id / name).
+        key: String,
+        /// Shares recovered.
+        have: usize,
+        /// Shares needed (k).
+        need: usize,
+        /// Why other shares failed, when a key store said more than "not mine".
+        detail: String,
+    },
     /// A key URI or key file is invalid.
     #[error("{0}")]
     Config(String),
@@ -126,6 +138,7 @@ impl Error {
             Self::Denied { .. } | Self::PinRejected { .. } => ErrorClass::Denied,
             Self::NotFound { .. } | Self::TokenNotFound { .. } => ErrorClass::NotFound,
             Self::UnwrapFailed { .. } => ErrorClass::UnwrapFailed,
+            Self::InsufficientShares { .. } => ErrorClass::InsufficientShares,
             Self::Unsupported { .. } => ErrorClass::Unsupported,
             Self::KeyVersionTooOld { .. } => ErrorClass::VersionTooOld,
             Self::Config(_) => ErrorClass::Config,
@@ -166,14 +179,19 @@ pub enum ErrorClass {
     Io,
     /// Something named (key, token, object, file) does not exist.
     NotFound,
-    /// A stored object is bound to another location (moved or renamed).
+    /// A stored object is bound to another location (moved or renamed), or to none while
+    /// binding is required.
     ObjectMoved,
+    /// An object's name cannot be a local file name (empty, `.` or `..` parts, NUL).
+    ObjectName,
     /// A policy refused (commitment policy, EDK limit, residency).
     Policy,
     /// A byte range that cannot be served.
     Range,
     /// Object storage failed.
     Storage,
+    /// A k-of-n split could not be opened: too few of its key groups answered.
+    InsufficientShares,
     /// The message was changed: key commitment, frame tag or signature did not verify.
     Tampered,
     /// The message ended early.
@@ -206,9 +224,11 @@ impl ErrorClass {
             Self::Io => "io",
             Self::NotFound => "not-found",
             Self::ObjectMoved => "object-moved",
+            Self::ObjectName => "object-name",
             Self::Policy => "policy",
             Self::Range => "range",
             Self::Storage => "storage",
+            Self::InsufficientShares => "insufficient-shares",
             Self::Tampered => "tampered",
             Self::Truncated => "truncated",
             Self::Unavailable => "unavailable",
@@ -224,7 +244,9 @@ impl ErrorClass {
     pub fn of_core(c: &hyok_core::Error) -> Self {
         use hyok_core::Error as C;
         match c {
-            C::CommitmentPolicy(_) | C::TooManyEncryptedDataKeys { .. } => Self::Policy,
+            C::CommitmentPolicy(_)
+            | C::TooManyEncryptedDataKeys { .. }
+            | C::FrameLengthLimit { .. } => Self::Policy,
             C::HeaderAuth => Self::HeaderAuth,
             C::Commitment | C::FrameAuth(_) | C::Signature => Self::Tampered,
             C::Truncated(_) => Self::Truncated,

@@ -335,25 +335,31 @@ impl KeyManager {
             .map(|_| CacheId::for_decrypt(&self.keyring.id(), suite, edks, &ctx_hash));
         if let (Some(cache), Some(id)) = (&self.cache, &cache_id) {
             let started = Instant::now();
-            if let Some(dk) = cache.get_decrypt(id) {
-                let key = self.keyring.keys[0].info();
+            if let Some(hit) = cache.get_decrypt(id) {
+                // The key and EDK that unwrapped it (the id covers the keyring and EDKs,
+                // so the indices still name them).
+                let key = self
+                    .keyring
+                    .keys
+                    .get(hit.key)
+                    .unwrap_or(&self.keyring.keys[0]);
                 self.record(
                     KeyOp::CacheHitDecrypt,
-                    key,
+                    key.info(),
                     suite,
                     ctx_hash,
-                    edks.first(),
+                    edks.get(hit.edk),
                     label,
                     None,
                     started,
                 );
-                return Ok(dk);
+                return Ok(hit.data_key);
             }
         }
         let req = WrapRequest { suite, context };
         let mut errors: Vec<Error> = Vec::new();
-        for key in &self.keyring.keys {
-            for edk in edks {
+        for (key_index, key) in self.keyring.keys.iter().enumerate() {
+            for (edk_index, edk) in edks.iter().enumerate() {
                 let started = Instant::now();
                 match key.unwrap(edk, req).await {
                     Ok(None) => {}
@@ -386,7 +392,7 @@ impl KeyManager {
                             started,
                         );
                         if let (Some(cache), Some(id)) = (&self.cache, cache_id) {
-                            cache.put_decrypt(id, &dk);
+                            cache.put_decrypt(id, &dk, key_index, edk_index);
                         }
                         return Ok(dk);
                     }

@@ -24,6 +24,8 @@ pub mod admin;
 pub mod branch;
 pub mod cache;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keyring;
 #[cfg(feature = "kmip")]
 pub mod kmip;
@@ -34,9 +36,11 @@ pub mod observe;
 pub mod pkcs11;
 pub mod raw;
 pub mod registry;
+mod secret_file;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod threshold;
 pub mod uri;
 #[cfg(feature = "vault")]
 pub mod vault;

@@ -215,19 +215,13 @@ impl Secret {
 
     /// The first line of a file (Vault agent sink files, mounted secrets), trimmed.
     pub fn from_file(path: &Path, what: &str) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Error::Config(format!("cannot read {what} file {}: {e}", path.display()))
-        })?;
-        if meta.len() > 64 * 1024 {
-            return Err(Error::Config(format!(
-                "{what} file {} is {} bytes; expected a short secret",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read {what} file {}: {e}", path.display()))
-        })?);
+        let bytes = crate::secret_file::read(
+            path,
+            &format!("{what} file"),
+            64 * 1024,
+            crate::secret_file::Secrecy::Secret,
+        )?;
+        let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
         let first = text.lines().next().unwrap_or("").trim();
         if first.is_empty() {
             return Err(Error::Config(format!(
@@ -320,6 +314,72 @@ where
     out
 }
 
+#[cfg(any(feature = "vault", feature = "kmip"))]
+/// Fail every item at `indices` with one failure: the error in full for the first, then a
+/// reference to it (`why: …`), so the cause is reported once.
+pub(crate) fn fail_each<U>(
+    key: &str,
+    indices: impl IntoIterator<Item = usize>,
+    e: Error,
+    why: &str,
+    out: &mut [Option<Result<U>>],
+) {
+    let text = one_line(&e.to_string(), 400);
+    let mut first = Some(e);
+    for i in indices {
+        out[i] = Some(Err(first.take().unwrap_or_else(|| Error::Backend {
+            key: key.to_owned(),
+            detail: format!("{why}: {text}"),
+        })));
+    }
+}
+
+#[cfg(any(feature = "vault", feature = "kmip"))]
+/// The server half of a batched unwrap, shared by the network key stores. `out` holds one
+/// slot per EDK, already filled for those decided locally (not ours, malformed); `todo`
+/// pairs each remaining slot's index with what the server needs for it. They go to `call`
+/// at most `max` at a time and each result lands in its slot; a chunk that fails as a whole
+/// fails each of its items ([`fail_each`]). A slot the server left without a result fails.
+pub(crate) async fn unwrap_in_chunks<P, F, Fut>(
+    key: &str,
+    mut out: Vec<Option<Result<Option<hyok_core::DataKey>>>>,
+    todo: &[(usize, P)],
+    max: usize,
+    mut call: F,
+) -> Vec<Result<Option<hyok_core::DataKey>>>
+where
+    P: Copy,
+    F: FnMut(Vec<P>) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<hyok_core::DataKey>>>>,
+{
+    for chunk in todo.chunks(max.max(1)) {
+        match call(chunk.iter().map(|(_, p)| *p).collect()).await {
+            Ok(results) => {
+                for ((i, _), r) in chunk.iter().zip(results) {
+                    out[*i] = Some(r.map(Some));
+                }
+            }
+            Err(e) => fail_each(
+                key,
+                chunk.iter().map(|(i, _)| *i),
+                e,
+                "batch failed",
+                &mut out,
+            ),
+        }
+    }
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Backend {
+                    key: key.to_owned(),
+                    detail: "batch item without result".into(),
+                })
+            })
+        })
+        .collect()
+}
+
 /// The one result of a batched call made for a single item.
 pub(crate) fn single<U>(key: &str, server: &str, results: Result<Vec<Result<U>>>) -> Result<U> {
     results?.pop().unwrap_or_else(|| {
@@ -342,24 +402,15 @@ pub(crate) mod pem_files {
     use zeroize::Zeroizing;
 
     use crate::error::{Error, Result};
+    use crate::secret_file::Secrecy;
 
-    fn read(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::Config(format!("cannot read {what} {}: {e}", path.display())))?;
-        if meta.len() > 1024 * 1024 {
-            return Err(Error::Config(format!(
-                "{what} {} is larger than 1 MiB; expected a PEM file",
-                path.display()
-            )));
-        }
-        std::fs::read(path)
-            .map(Zeroizing::new)
-            .map_err(|e| Error::Config(format!("cannot read {what} {}: {e}", path.display())))
+    fn read(path: &Path, what: &str, secrecy: Secrecy) -> Result<Zeroizing<Vec<u8>>> {
+        crate::secret_file::read(path, what, 1024 * 1024, secrecy)
     }
 
     /// Every certificate in a PEM file (at least one).
     pub(crate) fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-        let bytes = read(path, what)?;
+        let bytes = read(path, what, Secrecy::Public)?;
         let certs = CertificateDer::pem_slice_iter(&bytes)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| {
@@ -377,7 +428,7 @@ pub(crate) mod pem_files {
     /// The private key in a PEM file (PKCS#8, SEC1 or PKCS#1).
     #[cfg(feature = "kmip")]
     pub(crate) fn private_key(path: &Path, what: &str) -> Result<PrivateKeyDer<'static>> {
-        let bytes = read(path, what)?;
+        let bytes = read(path, what, Secrecy::Secret)?;
         PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
             Error::Config(format!(
                 "{what} {} holds no usable private key (PKCS#8, SEC1 or PKCS#1 PEM; \

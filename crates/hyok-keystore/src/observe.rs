@@ -174,10 +174,25 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     }
 }
 
-/// SHA-256 of the serialized context (empty context → hash of no bytes).
+/// SHA-256 of the serialized context (empty context → hash of no bytes). A context too
+/// large to serialize (no message can carry it) hashes its pairs under a label of its
+/// own instead, so it never shares a hash (a cache id, an audit value) with another
+/// context, least of all with the empty one.
 pub fn context_hash(ctx: &EncryptionContext) -> [u8; 32] {
-    let bytes = ctx.serialize().unwrap_or_default();
-    Sha256::digest(&bytes).into()
+    match ctx.serialize() {
+        Ok(bytes) => Sha256::digest(&bytes).into(),
+        Err(_) => {
+            let mut h = Sha256::new();
+            h.update(b"hyok: encryption context that does not serialize\0");
+            for (k, v) in ctx.iter() {
+                for part in [k, v] {
+                    h.update((part.len() as u64).to_be_bytes());
+                    h.update(part.as_bytes());
+                }
+            }
+            h.finalize().into()
+        }
+    }
 }
 
 /// SHA-256 over an EDK's three length-prefixed fields.
@@ -241,6 +256,17 @@ pub struct CachedEncryption {
     pub edks: Vec<EncryptedDataKey>,
 }
 
+/// A data key served from a cache for decryption, with where it came from.
+#[derive(Debug)]
+pub struct CachedDecryption {
+    /// The data key.
+    pub data_key: DataKey,
+    /// Index in the keyring of the key that unwrapped it.
+    pub key: usize,
+    /// Index in the message's EDKs of the EDK it was unwrapped from.
+    pub edk: usize,
+}
+
 /// A bounded cache of data keys in front of the key stores.
 ///
 /// Contract: entries are bounded by age, message count and byte count per data key and by
@@ -258,7 +284,26 @@ pub trait DataKeyCache: Send + Sync + fmt::Debug {
         plaintext_len: u64,
     );
     /// A data key unwrapped earlier for the same EDKs and context.
-    fn get_decrypt(&self, id: &CacheId) -> Option<DataKey>;
+    fn get_decrypt(&self, id: &CacheId) -> Option<CachedDecryption>;
     /// Remember an unwrapped data key.
-    fn put_decrypt(&self, id: CacheId, data_key: &DataKey);
+    /// `key` and `edk` are the indices (in the keyring, in the message's EDKs) of the key
+    /// that unwrapped it and of the EDK it came from, for the audit record of a hit.
+    fn put_decrypt(&self, id: CacheId, data_key: &DataKey, key: usize, edk: usize);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_that_does_not_serialize_does_not_hash_as_empty() {
+        let huge: EncryptionContext = [("k", "v".repeat(70_000))].into_iter().collect();
+        assert!(huge.serialize().is_err());
+        let other: EncryptionContext = [("k", "w".repeat(70_000))].into_iter().collect();
+        let empty = EncryptionContext::new();
+        assert_ne!(context_hash(&huge), context_hash(&empty));
+        assert_ne!(context_hash(&huge), context_hash(&other));
+        assert_eq!(context_hash(&huge), context_hash(&huge.clone()));
+        assert_eq!(context_hash(&empty), <[u8; 32]>::from(Sha256::digest(b"")));
+    }
 }

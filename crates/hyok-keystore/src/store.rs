@@ -66,7 +66,9 @@ pub struct WrapRequest<'a> {
 /// - `unwrap` returns `Ok(None)` when the EDK is **not this key's** (other provider id or key
 ///   name) — the caller then tries other keys — and `Err` when it is this key's but
 ///   recovering it failed (wrong context, tampering, store down), so the user sees the
-///   real cause.
+///   real cause. Exception: a raw RSA key with PKCS#1 v1.5 padding returns a substitute
+///   data key for an EDK whose padding does not check (implicit rejection, see
+///   `raw::rsa`), so that a padding failure is indistinguishable from a wrong key.
 /// - Both may be called from many tasks at once.
 #[async_trait]
 pub trait KeyStore: Send + Sync + fmt::Debug {

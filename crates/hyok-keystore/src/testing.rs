@@ -359,8 +359,7 @@ pub async fn unreachable(fx: &Fixture) {
         .unwrap_or_else(|e| fx.fail(S, format!("generate with the working store: {e}")));
     let down = match open() {
         Ok(s) => s,
-        Err(e @ Error::Unavailable { .. }) => {
-            let _ = e;
+        Err(e) if e.class() == crate::ErrorClass::Unavailable => {
             fx.pass(S, " (refused when opened)");
             return;
         }
@@ -371,14 +370,14 @@ pub async fn unreachable(fx: &Fixture) {
         .bounded(S, "wrap", down.wrap(&dk, req(suite, &ctx)))
         .await
     {
-        Err(Error::Unavailable { .. }) => {}
+        Err(e) if e.class() == crate::ErrorClass::Unavailable => {}
         other => fx.fail(S, format!("wrap: expected unavailable, got {other:?}")),
     }
     match fx
         .bounded(S, "unwrap", down.unwrap(&edk, req(suite, &ctx)))
         .await
     {
-        Err(Error::Unavailable { .. }) => {}
+        Err(e) if e.class() == crate::ErrorClass::Unavailable => {}
         other => fx.fail(S, format!("unwrap: expected unavailable, got {other:?}")),
     }
     fx.pass(S, "");

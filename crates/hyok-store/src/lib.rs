@@ -76,6 +76,39 @@ pub struct StoreOptions {
     /// Directory recording multipart uploads in flight, so that an upload a crash or an
     /// unreachable server left behind is aborted by a later run. `None` disables it.
     pub journal_dir: Option<PathBuf>,
+    /// An endpoint that may be reached over plain `http://` although it is not on this
+    /// machine (default: `HYOK_S3_ALLOW_HTTP`). Plain HTTP carries the request signatures,
+    /// session tokens and all data unprotected, so it is otherwise refused for anything but
+    /// loopback, before any connection is made.
+    pub allow_http: Option<String>,
+}
+
+/// Refuse a plain-HTTP `endpoint` unless it is on this machine or named by `allowed`.
+pub fn check_plain_http(endpoint: &str, allowed: Option<&str>) -> Result<()> {
+    let Some(rest) = endpoint
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("http://"))
+        .map(|_| &endpoint[7..])
+    else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => hostport.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let norm = |e: &str| e.trim_end_matches('/').to_ascii_lowercase();
+    if loopback || allowed.is_some_and(|a| norm(a) == norm(endpoint)) {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "refusing plain HTTP to {endpoint}: request signatures, session tokens and data would cross the network unprotected; use https://, or name this endpoint in allow_http (the store's configuration) or HYOK_S3_ALLOW_HTTP if the network is trusted"
+    )))
 }
 
 /// How transient errors are retried.
@@ -176,10 +209,15 @@ impl Store {
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(120))
             .with_user_agent(http_value(concat!("hyok/", env!("CARGO_PKG_VERSION"))));
-        if endpoint
-            .as_deref()
-            .is_some_and(|e| e.starts_with("http://"))
-        {
+        if let Some(e) = endpoint.as_deref().filter(|e| {
+            e.get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+        }) {
+            let allowed = opts
+                .allow_http
+                .clone()
+                .or_else(|| env("HYOK_S3_ALLOW_HTTP"));
+            check_plain_http(e, allowed.as_deref())?;
             client = client.with_allow_http(true);
         }
         // Start from the standard environment (container and web-identity credentials …),
@@ -430,4 +468,53 @@ pub(crate) async fn get_range(
 #[cfg(feature = "s3")]
 fn http_value(s: &'static str) -> object_store::HeaderValue {
     object_store::HeaderValue::from_static(s)
+}
+
+#[cfg(test)]
+mod plain_http_tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback_or_a_named_endpoint() {
+        for ok in [
+            "http://127.0.0.1:9000",
+            "HTTP://127.0.0.2:9000/",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+            "https://s3.example.com",
+            "https://u@10.0.0.1",
+        ] {
+            assert!(check_plain_http(ok, None).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://s3.example.com",
+            "http://10.0.0.5:9000",
+            "http://127.0.0.1.evil.example:9000",
+            "http://localhost@evil.example",
+            "http://[fe80::1]:9000",
+        ] {
+            let e = check_plain_http(refused, None).unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{refused}");
+            assert!(e.to_string().contains("allow_http"), "{e}");
+        }
+        assert!(check_plain_http("http://minio.lan:9000", Some("http://minio.lan:9000/")).is_ok());
+        assert!(check_plain_http("http://minio.lan:9000", Some("http://other.lan:9000")).is_err());
+    }
+
+    #[cfg(feature = "s3")]
+    #[test]
+    fn opening_a_plain_http_store_off_loopback_fails_without_a_request() {
+        let url = StoreUrl::parse("s3://bucket/prefix/").unwrap();
+        let opts = StoreOptions {
+            endpoint: Some("http://192.0.2.1:9".into()),
+            ..Default::default()
+        };
+        // TEST-NET-1: nothing answers there; `open` fails on the setting alone.
+        assert!(matches!(Store::open(&url, &opts), Err(Error::Config(_))));
+        let opts = StoreOptions {
+            allow_http: Some("http://192.0.2.1:9".into()),
+            ..opts
+        };
+        assert!(Store::open(&url, &opts).is_ok());
+    }
 }

@@ -30,7 +30,7 @@ use crate::url::{Backend, StoreUrl};
 use crate::Store;
 
 /// Smallest part S3 accepts (except the last).
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+pub(crate) const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// Transfer settings shared by every object of one command: part size, and how many parts
 /// (uploads) or chunks (downloads) may be in flight at once over all objects.
@@ -81,7 +81,7 @@ enum Msg {
 
 /// Metadata an [`ObjectWriter`] attaches to its object; may be changed until the first part
 /// leaves (for example once an encryptor has written a header whose length is then known).
-pub type MetadataHandle = Arc<Mutex<BTreeMap<String, String>>>;
+pub(crate) type MetadataHandle = Arc<Mutex<BTreeMap<String, String>>>;
 
 /// A `Write` that becomes one object. See the module docs.
 pub struct ObjectWriter {

@@ -191,6 +191,9 @@ pub struct StoreConfig {
     pub max_retries: Option<usize>,
     /// Seconds after which a failing request is no longer retried (default 180).
     pub retry_timeout_secs: Option<u64>,
+    /// Allow plain `http://` to `endpoint` although it is not on this machine: set it to
+    /// the endpoint URL itself (plain HTTP is otherwise allowed only to loopback).
+    pub allow_http: Option<String>,
 }
 
 /// `[transfer]`.
@@ -209,7 +212,7 @@ impl TransferConfig {
     /// The transfer settings (defaults filled in).
     pub fn transfer(&self) -> Transfer {
         Transfer::new(
-            self.part_size_mib.unwrap_or(8) * 1024 * 1024,
+            self.part_size_mib.unwrap_or(8).saturating_mul(1024 * 1024),
             self.concurrency.unwrap_or(8),
         )
     }
@@ -269,24 +272,67 @@ pub fn config_location(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
     }
 }
 
+/// Largest `[transfer] part_size_mib`: S3's largest part, 5 GiB.
+pub const MAX_PART_SIZE_MIB: usize = 5 * 1024;
+/// Largest `[transfer] concurrency` and `jobs`.
+pub const MAX_CONCURRENCY: usize = 1024;
+
+/// Largest configuration file read (a real one is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The text of a configuration file: at most [`MAX_CONFIG_BYTES`], never from a device
+/// (`--config /dev/zero` would never end), UTF-8.
+fn read_config_text(file: std::fs::File) -> std::io::Result<String> {
+    use std::io::{Error as IoError, ErrorKind, Read};
+    let meta = file.metadata()?;
+    if !meta.is_file() && !is_pipe(&meta) {
+        return Err(IoError::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (a device or directory)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(IoError::new(
+            ErrorKind::InvalidInput,
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| IoError::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Whether `meta` is a FIFO (`--config <(…)`).
+fn is_pipe(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        meta.file_type().is_fifo()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
+}
+
 impl Config {
     /// Load the configuration (see the module docs for the search order).
     pub fn load(explicit: Option<&Path>) -> Result<Loaded> {
         let Some((path, required)) = config_location(explicit) else {
             return Ok(Loaded::default());
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let cannot_read =
+            |e: std::io::Error| Error::Config(format!("cannot read {}: {e}", path.display()));
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Loaded::default())
             }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
-            }
+            Err(e) => return Err(cannot_read(e)),
         };
+        refuse_writable_by_others(&file, &path)?;
+        let text = read_config_text(file).map_err(cannot_read)?;
         let config = Self::parse(&text).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             other => other,
@@ -306,6 +352,18 @@ impl Config {
     }
 
     fn check(&self) -> Result<()> {
+        let t = &self.transfer;
+        for (name, v, max) in [
+            ("part_size_mib", t.part_size_mib, MAX_PART_SIZE_MIB),
+            ("concurrency", t.concurrency, MAX_CONCURRENCY),
+            ("jobs", t.jobs, MAX_CONCURRENCY),
+        ] {
+            if v.is_some_and(|v| v == 0 || v > max) {
+                return Err(Error::Config(format!(
+                    "[transfer] {name} must be between 1 and {max}"
+                )));
+            }
+        }
         if self.audit.checkpoint_every == Some(0) || self.audit.checkpoint_secs == Some(0) {
             return Err(Error::Config(
                 "[audit] checkpoint_every and checkpoint_secs must be positive".into(),
@@ -473,6 +531,7 @@ impl StoreConfig {
             profile: self.profile.clone(),
             retry,
             journal_dir: None,
+            allow_http: self.allow_http.clone(),
         }
     }
 }
@@ -500,6 +559,33 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// A configuration that others can write can add an escrow key to every upload or turn
+/// off location binding: refuse it (checked on the open file, so it cannot change
+/// between the check and the read).
+fn refuse_writable_by_others(file: &std::fs::File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file
+            .metadata()
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(Error::Config(format!(
+                "{} is writable by {} (mode {:o}); refusing a configuration others can change (chmod go-w {})",
+                path.display(),
+                if mode & 0o002 != 0 { "everyone" } else { "its group" },
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -77,6 +77,21 @@ pub enum Error {
         /// The location in its encryption context (escaped for display).
         bound_to: String,
     },
+    /// Location binding is on and a stored object's header binds it to no location: it
+    /// may be a message uploaded elsewhere without binding and swapped in.
+    #[error("{object} is not bound to a location (uploaded with --no-bind-location?); refusing it while location binding is on, since any unbound message under the same key could have been put there")]
+    ObjectUnbound {
+        /// Where the object was read from.
+        object: String,
+    },
+    /// An object whose name cannot be a local file name under the download directory.
+    #[error("refusing to download {object:?}: its name has an empty, \".\" or \"..\" part or a NUL byte, which could write outside {root}")]
+    UnsafeObjectName {
+        /// The object's name below the downloaded prefix.
+        object: String,
+        /// The download directory.
+        root: String,
+    },
     /// A ranged read that cannot be served.
     #[error("{0}")]
     Range(String),
@@ -154,6 +169,8 @@ impl Error {
             | Self::KeyStore(hyok_keystore::Error::Config(_))
             | Self::Store(S::Config(_) | S::InvalidUrl(_))
             | Self::Audit(A::Config(_) | A::Key(_)) => ErrorKind::Config,
+            // A limit, like --threads: raised on the command line.
+            Self::Format(hyok_core::Error::FrameLengthLimit { .. }) => ErrorKind::Usage,
             _ => ErrorKind::Operation,
         }
     }
@@ -181,7 +198,8 @@ impl Error {
             }
             Self::ContextNotInMessage { .. } => ErrorClass::Context,
             Self::Residency(_) => ErrorClass::Policy,
-            Self::ObjectMoved { .. } => ErrorClass::ObjectMoved,
+            Self::ObjectMoved { .. } | Self::ObjectUnbound { .. } => ErrorClass::ObjectMoved,
+            Self::UnsafeObjectName { .. } => ErrorClass::ObjectName,
             Self::Range(_) => ErrorClass::Range,
             Self::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorClass::NotFound
@@ -228,6 +246,10 @@ impl Error {
             Self::ObjectMoved { .. } => {
                 "objects are bound to their bucket and key; copy them with hyok (download, upload) instead of moving them, or upload with --no-bind-location"
             }
+            Self::ObjectUnbound { .. } => {
+                "an object uploaded with --no-bind-location can be read only with --no-bind-location (or bind_location = false under [defaults] in hyok.toml)"
+            }
+            Self::UnsafeObjectName { .. } => return None,
             Self::Store(S::NotFound(_) | S::Config(_) | S::InvalidUrl(_) | S::Io { .. }) => {
                 return None
             }
@@ -257,6 +279,9 @@ impl Error {
                 }
                 C::Truncated(_) => "the message is incomplete; was the transfer cut short?",
                 C::TooManyEncryptedDataKeys { .. } => "raise --max-edks if this message is trusted",
+                C::FrameLengthLimit { found, .. } if *found <= hyok_core::MAX_WRITE_FRAME_LEN => {
+                    "raise --max-frame-length if this message is trusted (about two frames are held in memory)"
+                }
                 C::UnsupportedVersion(_) | C::UnknownSuite(_) => {
                     "this input is not an AWS Encryption SDK message (hyok messages start with byte 0x02)"
                 }

@@ -13,6 +13,8 @@ use crate::{HeaderLimits, ParsedHeader, Result};
 pub fn read_header<R: Read>(input: &mut R) -> Result<Header> {
     let limits = HeaderLimits {
         max_edks: u16::MAX as usize,
+        // Only the header is read: show any frame length the format allows.
+        max_frame_length: hyok_core::MAX_WRITE_FRAME_LEN,
     };
     Ok(ParsedHeader::read(input, limits)?.header)
 }

@@ -34,6 +34,8 @@ pub mod audit;
 mod client;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod objects;
 pub mod policy;
@@ -47,7 +49,7 @@ pub use hyok_core::Error as FormatError;
 pub use hyok_core::{
     AlgorithmSuite, CommitmentPolicy, DecryptOptions, Decryptor, EncryptOptions, EncryptionContext,
     EncryptionMaterials, Encryptor, Header, HeaderLimits, Parallelism, ParsedHeader,
-    VerifiedHeader,
+    VerifiedHeader, DEFAULT_MAX_READ_FRAME_LEN, MAX_WRITE_FRAME_LEN,
 };
 pub use hyok_keystore::{KeyManager, OpLabel};
 pub use hyok_store as store;

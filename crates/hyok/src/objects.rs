@@ -9,7 +9,8 @@
 //! [`CTX_BUCKET`] and [`CTX_KEY`], and a download refuses an object whose header names
 //! another location, so a ciphertext moved or renamed by someone with write access to the
 //! bucket is detected. [`Objects::bind_location`] turns this off for new objects; objects
-//! written that way can be moved freely.
+//! written that way can be moved freely, and are read only with binding off too (with it
+//! on, an unbound object is refused: it could be a message from elsewhere swapped in).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufReader, Read, Write};
@@ -254,7 +255,8 @@ impl Objects {
     }
 
     /// Whether new objects bind their bucket and key into the encryption context (default
-    /// true). Reading always checks a binding that an object has.
+    /// true). Reading always checks a binding that an object has; with binding on it also
+    /// refuses an object bound to no location ([`Error::ObjectUnbound`]).
     pub fn bind_location(mut self, on: bool) -> Self {
         self.bind_location = on;
         self
@@ -381,6 +383,20 @@ impl Objects {
         range: Option<ByteRange>,
         reproduced: &EncryptionContext,
     ) -> Result<GetReport> {
+        self.get_inspecting(url, out, range, reproduced, &mut |_| {})
+    }
+
+    /// As [`Self::get`], calling `on_header` with the message's header after it was read
+    /// and before any plaintext is written (a caller that writes to a stream uses it to hold
+    /// back the plaintext of signed messages until the signature verified).
+    pub fn get_inspecting(
+        &self,
+        url: &StoreUrl,
+        out: &mut dyn Write,
+        range: Option<ByteRange>,
+        reproduced: &EncryptionContext,
+        on_header: &mut dyn FnMut(&Header),
+    ) -> Result<GetReport> {
         let info = self.catalog.rt.block_on(self.catalog.store.head(url))?;
         let before = self.catalog.store.bytes_fetched();
         let label = self.label(url);
@@ -400,7 +416,8 @@ impl Objects {
                 );
                 let mut reader = BufReader::with_capacity(IO_BUF, reader);
                 let parsed = self.client.read_header(&mut reader)?;
-                check_location(url, &parsed.header)?;
+                check_location(url, &parsed.header, self.bind_location)?;
+                on_header(&parsed.header);
                 let verified = self
                     .catalog
                     .rt
@@ -410,7 +427,7 @@ impl Objects {
                     Error::Format(hyok_core::Error::from_io(e))
                 })?
             }
-            Some(r) => self.get_range(url, &info, r, out, reproduced, &label)?,
+            Some(r) => self.get_range(url, &info, r, out, reproduced, &label, on_header)?,
         };
         Ok(GetReport {
             plaintext_len: n,
@@ -419,6 +436,7 @@ impl Objects {
         })
     }
 
+    #[allow(clippy::too_many_arguments)] // the same arguments as get, plus what it looked up
     fn get_range(
         &self,
         url: &StoreUrl,
@@ -427,11 +445,13 @@ impl Objects {
         out: &mut dyn Write,
         reproduced: &EncryptionContext,
         label: &OpLabel,
+        on_header: &mut dyn FnMut(&Header),
     ) -> Result<u64> {
         if info.size == 0 {
             return Err(Error::Format(hyok_core::Error::Truncated("header")));
         }
         let parsed = self.catalog.read_header(info)?;
+        on_header(&parsed.header);
         let suite = parsed.header.suite;
         if suite.signature().is_some() {
             return Err(Error::Range(format!(
@@ -444,7 +464,7 @@ impl Objects {
                 "{url} is a non-framed message; download the whole object"
             )));
         }
-        check_location(url, &parsed.header)?;
+        check_location(url, &parsed.header, self.bind_location)?;
         let h = parsed.wire_len() as u64;
         let header: Header = parsed.header.clone();
         let f = u64::from(header.frame_length);
@@ -640,12 +660,19 @@ impl Catalog {
     }
 }
 
-/// Refuse an object whose header binds it to another location.
-fn check_location(url: &StoreUrl, header: &Header) -> Result<()> {
+/// Refuse an object whose header binds it to another location, and (with binding on)
+/// one that is bound to none: otherwise a message uploaded elsewhere with binding off,
+/// under the same key, could be swapped in for a bound object.
+fn check_location(url: &StoreUrl, header: &Header, bind: bool) -> Result<()> {
     let expected = location_context(url);
     let stored = &header.context;
     let (b, k) = (stored.get(CTX_BUCKET), stored.get(CTX_KEY));
     if b.is_none() && k.is_none() {
+        if bind {
+            return Err(Error::ObjectUnbound {
+                object: url.to_string(),
+            });
+        }
         return Ok(());
     }
     if b != expected.get(CTX_BUCKET) || k != expected.get(CTX_KEY) {
@@ -662,6 +689,24 @@ fn check_location(url: &StoreUrl, header: &Header) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Where the object `rel` (its key below the prefix being downloaded, `/`-separated)
+/// goes under the local directory `root`. Refuses a key with an empty, `.` or `..`
+/// segment or a NUL byte, whatever the store allowed: such a key could write outside
+/// `root` (or onto another object's file).
+pub fn local_target(root: &std::path::Path, rel: &str) -> Result<std::path::PathBuf> {
+    let mut target = root.to_path_buf();
+    for seg in rel.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\0') {
+            return Err(Error::UnsafeObjectName {
+                object: rel.to_owned(),
+                root: root.display().to_string(),
+            });
+        }
+        target.push(seg);
+    }
+    Ok(target)
 }
 
 /// Set a file's modification time.
@@ -708,6 +753,32 @@ fn copy(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn local_targets_stay_under_the_download_directory() {
+        let root = std::path::Path::new("/tmp/dl");
+        assert_eq!(
+            local_target(root, "a/b.txt").unwrap(),
+            std::path::PathBuf::from("/tmp/dl/a/b.txt")
+        );
+        for bad in [
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "/abs",
+            "a/",
+            "",
+            "..",
+            "a\0b",
+        ] {
+            assert!(
+                matches!(local_target(root, bad), Err(Error::UnsafeObjectName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

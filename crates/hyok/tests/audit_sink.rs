@@ -168,11 +168,13 @@ async fn every_key_use_and_cache_hit_is_recorded() {
 }
 
 #[tokio::test]
-async fn key_operations_are_refused_when_the_log_cannot_record() {
+async fn key_operations_are_refused_the_moment_the_log_cannot_record() {
     let t = TestLog::new();
     let log = t.open();
     let key = RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap();
+    // With a cache: the next call would be a cache hit, which must be refused too.
     let manager = KeyManager::new(Keyring::new(vec![Arc::new(key)]).unwrap())
+        .with_cache(Arc::new(MemoryCache::new(CacheLimits::default()).unwrap()))
         .with_audit(Arc::new(LogSink::new(log.clone())));
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
     let ctx = EncryptionContext::new();
@@ -181,23 +183,61 @@ async fn key_operations_are_refused_when_the_log_cannot_record() {
         .await
         .unwrap();
     log.flush().unwrap();
-    // The log file is replaced by something that cannot be appended to.
+    let written = records(&t).len();
+    // The log file is replaced by something that cannot be appended to: the very next
+    // key use is refused, before the writer has even tried to write.
     std::fs::remove_file(&t.path).unwrap();
     std::fs::create_dir(&t.path).unwrap();
-    manager
+    for _ in 0..2 {
+        let refused = manager
+            .encryption_materials(suite, &ctx, 1, &OpLabel::default())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.class(), "audit", "{refused}");
+        assert!(
+            refused.to_string().contains("audit log unavailable"),
+            "{refused}"
+        );
+    }
+    assert!(
+        log.close().is_err(),
+        "the exit checkpoint cannot be written"
+    );
+    std::fs::remove_dir(&t.path).unwrap();
+    assert_eq!(written, 1);
+}
+
+#[tokio::test]
+async fn a_decrypt_cache_hit_names_the_key_that_unwrapped() {
+    let t = TestLog::new();
+    let log = t.open();
+    let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+    let ctx = EncryptionContext::new();
+    let second = || Arc::new(RawAesKey::new("audit-ns", "key-2", &[0x33; 32]).unwrap());
+    // Written for the second key alone.
+    let writer = KeyManager::new(Keyring::new(vec![second()]).unwrap());
+    let (_, edks) = writer
         .encryption_materials(suite, &ctx, 1, &OpLabel::default())
         .await
         .unwrap();
-    assert!(log.flush().is_err(), "the write must fail");
-    let refused = manager
-        .encryption_materials(suite, &ctx, 1, &OpLabel::default())
-        .await
-        .unwrap_err();
-    assert_eq!(refused.class(), "audit", "{refused}");
-    assert!(
-        refused.to_string().contains("audit log unavailable"),
-        "{refused}"
+    let first = Arc::new(RawAesKey::new("audit-ns", "key-1", &KEY_BYTES).unwrap());
+    let reader = KeyManager::new(Keyring::new(vec![first, second()]).unwrap())
+        .with_cache(Arc::new(MemoryCache::new(CacheLimits::default()).unwrap()))
+        .with_audit(Arc::new(LogSink::new(log.clone())));
+    for _ in 0..2 {
+        reader
+            .decrypt_data_key(suite, &edks, &ctx, &OpLabel::default())
+            .await
+            .unwrap();
+    }
+    log.close().unwrap();
+    let recs = records(&t);
+    assert_eq!(
+        recs.iter().map(|r| r.op).collect::<Vec<_>>(),
+        [Op::Unwrap, Op::CacheHitDecrypt]
     );
-    let e = log.close().unwrap_err();
-    assert!(e.to_string().contains("could not be written"), "{e}");
+    for r in &recs {
+        assert_eq!(r.key.as_deref(), Some("raw-aes:audit-ns/key-2"), "{r:?}");
+        assert_eq!(r.edk_sha256.unwrap().0, edk_hash(&edks[0]));
+    }
 }

@@ -11,7 +11,7 @@ use hyok_audit::{
 use hyok_audit::{AdminEvent, AdminOp};
 
 /// A temporary log with its signing key.
-pub struct TestLog {
+pub(crate) struct TestLog {
     pub dir: tempfile::TempDir,
     pub path: PathBuf,
     pub signer: Arc<PemSigner>,
@@ -19,7 +19,7 @@ pub struct TestLog {
 }
 
 impl TestLog {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let signer = Arc::new(PemSigner::generate(SignatureAlgorithm::EcdsaP256Sha256).unwrap());
@@ -32,21 +32,24 @@ impl TestLog {
         }
     }
 
-    pub fn config(&self, checkpoint_every: u64) -> LogConfig {
+    /// Checkpoints every `checkpoint_every` records and at close only (not after every
+    /// commit), so that tests of the verifier control where they fall.
+    pub(crate) fn config(&self, checkpoint_every: u64) -> LogConfig {
         let mut c = LogConfig::new(&self.path);
         c.checkpoint_every = checkpoint_every;
+        c.checkpoint_each_commit = false;
         c.checkpoint_interval = Duration::from_secs(3600);
         c.identity = Some("svc-test".into());
         c
     }
 
-    pub fn open(&self, checkpoint_every: u64) -> AuditLog {
+    pub(crate) fn open(&self, checkpoint_every: u64) -> AuditLog {
         AuditLog::open(self.config(checkpoint_every), self.signer.clone()).unwrap()
     }
 
     /// Append `n` records (each a flush of its own, so each is its own commit when
     /// `one_by_one`), checkpoint every `every` records, close (exit checkpoint).
-    pub fn append(&self, n: usize, every: u64, one_by_one: bool) {
+    pub(crate) fn append(&self, n: usize, every: u64, one_by_one: bool) {
         let log = self.open(every);
         for i in 0..n {
             log.admin(event(i));
@@ -57,21 +60,30 @@ impl TestLog {
         log.close().unwrap();
     }
 
-    pub fn lines(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn lines(&self) -> Vec<Vec<u8>> {
         read_lines(&self.path)
     }
 
-    pub fn write_lines(&self, lines: &[Vec<u8>]) {
+    pub(crate) fn write_lines(&self, lines: &[Vec<u8>]) {
         write_lines(&self.path, lines);
     }
 
-    pub fn verify(&self) -> Result<Summary, Failure> {
+    pub(crate) fn verify(&self) -> Result<Summary, Failure> {
         self.verify_with(None)
     }
 
-    pub fn verify_with(&self, trusted: Option<&Checkpoint>) -> Result<Summary, Failure> {
+    pub(crate) fn verify_with(&self, trusted: Option<&Checkpoint>) -> Result<Summary, Failure> {
+        self.verify_opts(trusted, false)
+    }
+
+    pub(crate) fn verify_opts(
+        &self,
+        trusted: Option<&Checkpoint>,
+        allow_unsigned_tail: bool,
+    ) -> Result<Summary, Failure> {
         let mut opts = VerifyOptions::new(vec![&self.public]);
         opts.trusted = trusted;
+        opts.allow_unsigned_tail = allow_unsigned_tail;
         match verify_file(&self.path, &opts) {
             Ok(s) => Ok(s),
             Err(Error::Verification(f)) => Err(*f),
@@ -81,7 +93,7 @@ impl TestLog {
 }
 
 /// A distinct admin event (so every record line differs).
-pub fn event(i: usize) -> AdminEvent {
+pub(crate) fn event(i: usize) -> AdminEvent {
     AdminEvent {
         op: if i % 3 == 0 {
             AdminOp::KeyNew
@@ -97,7 +109,7 @@ pub fn event(i: usize) -> AdminEvent {
     }
 }
 
-pub fn read_lines(path: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn read_lines(path: &Path) -> Vec<Vec<u8>> {
     let data = std::fs::read(path).unwrap();
     assert!(data.ends_with(b"\n"), "log does not end with a newline");
     data[..data.len() - 1]
@@ -106,7 +118,7 @@ pub fn read_lines(path: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-pub fn write_lines(path: &Path, lines: &[Vec<u8>]) {
+pub(crate) fn write_lines(path: &Path, lines: &[Vec<u8>]) {
     let mut out = Vec::new();
     for l in lines {
         out.extend_from_slice(l);
@@ -115,15 +127,15 @@ pub fn write_lines(path: &Path, lines: &[Vec<u8>]) {
     std::fs::write(path, out).unwrap();
 }
 
-pub fn is_record(line: &[u8]) -> bool {
+pub(crate) fn is_record(line: &[u8]) -> bool {
     line.starts_with(br#"{"type":"record""#)
 }
 
-pub fn is_checkpoint(line: &[u8]) -> bool {
+pub(crate) fn is_checkpoint(line: &[u8]) -> bool {
     line.starts_with(br#"{"type":"checkpoint""#)
 }
 
 /// Indices (0-based) of record lines.
-pub fn record_indices(lines: &[Vec<u8>]) -> Vec<usize> {
+pub(crate) fn record_indices(lines: &[Vec<u8>]) -> Vec<usize> {
     (0..lines.len()).filter(|&i| is_record(&lines[i])).collect()
 }

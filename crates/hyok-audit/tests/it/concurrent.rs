@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hyok_audit::{parse_line, AuditLog, FailureKind, Line, PemSigner, SignatureAlgorithm};
 
-use crate::common::{event, is_record, TestLog};
+use crate::common::{event, is_checkpoint, is_record, TestLog};
 
 const ENV_LOG: &str = "HYOK_AUDIT_TEST_CHILD_LOG";
 const ENV_KEY: &str = "HYOK_AUDIT_TEST_CHILD_KEY";
@@ -162,31 +162,48 @@ fn kill_mid_append_leaves_a_log_that_verifies_up_to_its_last_record() {
     let _ = child.wait();
 
     let before = verify(&t);
+    // Every append ends with a checkpoint, so a kill between appends leaves nothing
+    // unsigned. A kill inside one may leave whole records of it without their checkpoint
+    // (then they are unsigned and the next writer refuses them) and torn bytes.
+    let data = std::fs::read(&t.path).unwrap();
+    let complete = &data[..data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
+    let last_complete = complete[..complete.len().saturating_sub(1)]
+        .rsplit(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let fragment = &data[complete.len()..];
+    let unsigned =
+        !is_checkpoint(last_complete) || matches!(parse_line(fragment), Ok(Line::Record(_)));
     let complete_records = match &before {
         Ok(s) => s.records,
+        Err(f) if f.kind == FailureKind::UnsignedTail => {
+            assert!(unsigned, "{f}");
+            f.intact_records
+        }
         Err(f) => {
-            // Only an interrupted last line is acceptable, and everything before it holds.
+            // Otherwise only an interrupted last line is acceptable.
             assert_eq!(f.kind, FailureKind::TornTail, "{f}");
             f.intact_records
         }
     };
     assert!(complete_records > 0);
 
-    // The next writer keeps whatever was torn, records it, and goes on.
     let signer = Arc::new(PemSigner::from_pem_file(&key).unwrap());
-    let log = AuditLog::open(hyok_audit::LogConfig::new(&t.path), signer).unwrap();
+    let opened = AuditLog::open(hyok_audit::LogConfig::new(&t.path), signer);
+    if unsigned {
+        let e = opened.expect_err("whole records without their checkpoint are refused");
+        assert!(e.to_string().contains("no signature covers them"), "{e}");
+        return;
+    }
+    // The next writer keeps whatever was torn, records it, and goes on.
+    let log = opened.unwrap();
     log.admin(event(0));
     log.close().unwrap();
     let after = verify(&t).unwrap();
     let torn = usize::from(before.is_err());
     assert_eq!(after.torn_recovered.len(), torn);
     // Complete records + (torn-tail record) + the new one (+ the torn bytes themselves,
-    // should they happen to be a whole record that only lacked its newline).
-    let low = complete_records + torn as u64 + 1;
-    assert!(
-        (low..=low + torn as u64).contains(&after.records),
-        "{} records after recovery, {complete_records} before",
-        after.records
-    );
+    // should they happen to be a whole checkpoint that only lacked its newline).
+    assert_eq!(after.records, complete_records + torn as u64 + 1);
     assert_eq!(after.unsigned_tail, 0);
 }

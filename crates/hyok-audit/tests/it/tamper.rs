@@ -344,8 +344,11 @@ fn a_log_cut_below_a_trusted_checkpoint_fails() {
     let recs = record_indices(&lines);
     let cut: Vec<Vec<u8>> = lines[..recs[7]].to_vec();
     t.write_lines(&cut);
-    // Without the trusted checkpoint, a clean cut cannot be seen …
-    assert!(t.verify().is_ok());
+    // Without the trusted checkpoint, the cut shows only as records no checkpoint
+    // covers; allowed, it cannot be seen …
+    let f = t.verify().unwrap_err();
+    assert_eq!(f.kind, FailureKind::UnsignedTail, "{f}");
+    assert_eq!(t.verify_opts(None, true).unwrap().records, 7);
     // … with it, it can.
     let f = t.verify_with(Some(&kept)).expect_err("cut log");
     assert_eq!(f.kind, FailureKind::Truncated, "{f}");

@@ -13,7 +13,7 @@ use hyok::{
 };
 
 use crate::args::{DecryptArgs, EncryptArgs, KeyArgs, SuiteArg};
-use crate::io::{open_input, Output};
+use crate::io::{open_input, Content, Output};
 use crate::pipe::ReadAhead;
 use crate::Usage;
 
@@ -33,10 +33,21 @@ pub(crate) fn context(pairs: &[(String, String)]) -> Result<EncryptionContext> {
     Ok(ctx)
 }
 
+/// Most `--threads` per core: more only costs memory and scheduling (frames are CPU-bound).
+const THREADS_PER_CORE: usize = 4;
+
 fn parallelism(args: &KeyArgs) -> Result<Parallelism> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let max = cores.saturating_mul(THREADS_PER_CORE);
     match args.threads {
         None => Ok(Parallelism::Global),
         Some(0) => Err(Usage::err("--threads must be at least 1", None)),
+        Some(n) if n > max => Err(Usage::err(
+            format!(
+                "--threads {n} is more than {max} ({THREADS_PER_CORE} per core, {cores} cores)"
+            ),
+            None,
+        )),
         Some(n) => Ok(Parallelism::threads(n).map_err(hyok::Error::from)?),
     }
 }
@@ -124,7 +135,7 @@ fn encrypt_run(a: EncryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
     }
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
-    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, true)?;
+    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, Content::Ciphertext)?;
     let fsync = a.io.fsync;
     let label = OpLabel {
         subject: input.name.clone(),
@@ -169,10 +180,11 @@ fn decrypt_run(a: DecryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
         },
         limits: HeaderLimits {
             max_edks: a.max_edks,
+            max_frame_length: a.max_frame_length,
         },
         decrypt: DecryptOptions {
             parallelism: parallelism(&a.keys)?,
-            ..DecryptOptions::default()
+            max_unframed: u64::from(a.max_frame_length),
         },
         ..Settings::default()
     };
@@ -186,7 +198,12 @@ fn decrypt_run(a: DecryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
         .collect();
     let input = open_input(&a.io.input, true)?;
     m.subject.clone_from(&input.name);
-    let mut output = Output::open(&a.io.output, &a.io.input, a.io.force, false)?;
+    let mut output = Output::open(
+        &a.io.output,
+        &a.io.input,
+        a.io.force,
+        Content::Plaintext(a.release.release()),
+    )?;
     let fsync = a.io.fsync;
     let label = OpLabel {
         subject: input.name.clone(),
@@ -195,6 +212,9 @@ fn decrypt_run(a: DecryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
     let mut reader = ReadAhead::new(input.reader)?;
     let parsed = client.read_header(&mut reader)?;
     let h = &parsed.header;
+    if let Some(gate) = output.gate() {
+        gate.set_signed(h.suite.signature().is_some());
+    }
     m.suite = Some(h.suite);
     m.message_id = Some(h.message_id.clone());
     m.context_sha256 = Some(context_hash(&h.context));
@@ -203,7 +223,8 @@ fn decrypt_run(a: DecryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
     // Fail closed: no plaintext leaves before the key use is on disk in the audit log.
     session.flush()?;
     let mut dec = client.decryptor(verified, reader);
-    let n = pump_buffered(&mut dec, output.writer()).map_err(hyok::Error::from_stream)?;
+    let n = pump_buffered(&mut dec, output.writer())
+        .map_err(|e| output.explain(hyok::Error::from_stream(e).into()))?;
     m.bytes = Some(n);
     drop(dec);
     output.commit(fsync)

@@ -12,7 +12,7 @@ use super::progress::{finish_many, progress, run_jobs, CountingW, Done, Tally};
 use super::storage::{list_all, Env};
 use super::transfer::settings;
 use crate::args::CpArgs;
-use crate::io::Output;
+use crate::io::{Content, Output};
 use crate::Usage;
 
 fn local_target(dst: &str, name: Option<&str>) -> Result<PathBuf> {
@@ -47,7 +47,9 @@ pub(super) fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
         ));
     }
     let transfer = env.session.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, settings(a), transfer)?;
+    let objects = env
+        .objects(store, settings(a), transfer)?
+        .bind_location(env.session.bind_location(a.no_bind_location));
     let reproduced = context(&a.keys.context)?;
     let to_stdout = a.dst == "-";
     let target = (!to_stdout)
@@ -63,7 +65,13 @@ pub(super) fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
             }
         }
     }
-    let mut out = Output::open(&target, &None, a.force, false)?;
+    let mut out = Output::open(
+        &target,
+        &None,
+        a.force,
+        Content::Plaintext(a.release.release()),
+    )?;
+    let gate = out.gate();
     // A bar for big whole-object downloads (one HEAD more, only on a terminal).
     let pb = if a.quiet || a.range.is_some() || !io::stderr().is_terminal() {
         None
@@ -79,12 +87,16 @@ pub(super) fn download_one(env: &Env, a: &CpArgs) -> Result<()> {
             inner: out.writer(),
             pb: pb.clone(),
         };
-        objects.get(&url, &mut w, a.range, &reproduced)
+        objects.get_inspecting(&url, &mut w, a.range, &reproduced, &mut |h| {
+            if let Some(g) = &gate {
+                g.set_signed(h.suite.signature().is_some());
+            }
+        })
     };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let report = res?;
+    let report = res.map_err(|e| out.explain(e.into()))?;
     out.commit(a.fsync)?;
     if let (Some(t), None) = (&target, a.range) {
         objects::set_mtime(t, report.mtime)?;
@@ -99,22 +111,25 @@ pub(super) fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
     let (listed, unlisted) = list_all(env, &store, &src);
     let root = PathBuf::from(&a.dst);
     let transfer = env.session.transfer(a.concurrency, a.part_size);
-    let objects = env.objects(store, settings(a), transfer)?;
+    let objects = env
+        .objects(store, settings(a), transfer)?
+        .bind_location(env.session.bind_location(a.no_bind_location));
     let reproduced = context(&a.keys.context)?;
     let mut items = Vec::new();
+    // An object whose name cannot be a file under the target fails alone.
+    let mut refused = Vec::new();
     for info in listed {
         let rel = info.url.key()[src.key().len()..].to_owned();
-        let mut target = root.clone();
-        for seg in rel.split('/') {
-            target.push(seg);
+        match objects::local_target(&root, &rel) {
+            Ok(target) => items.push((info, rel, target)),
+            Err(e) => refused.push((info.url.to_string(), Err(anyhow::Error::from(e)))),
         }
-        items.push((info, rel, target));
     }
     // Plaintext sizes are only known per object; the bar counts stored bytes as an estimate.
     let total: u64 = items.iter().map(|i| i.0.size).sum();
     let tally = Tally::new(progress(a.quiet, total, items.len()), items.len());
     let jobs = env.session.jobs(a.jobs);
-    let (force, fsync) = (a.force, a.fsync);
+    let (force, fsync, release) = (a.force, a.fsync, a.release.release());
     let mut results = run_jobs(
         env,
         items,
@@ -133,8 +148,20 @@ pub(super) fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
                     }
                 }
             }
-            let mut out = Output::open(&Some(target.clone()), &None, force, false)?;
-            let rep = objects.get(&info.url, out.writer(), None, &reproduced)?;
+            let mut out = Output::open(
+                &Some(target.clone()),
+                &None,
+                force,
+                Content::Plaintext(release),
+            )?;
+            let gate = out.gate();
+            let rep = objects
+                .get_inspecting(&info.url, out.writer(), None, &reproduced, &mut |h| {
+                    if let Some(g) = &gate {
+                        g.set_signed(h.suite.signature().is_some());
+                    }
+                })
+                .map_err(|e| out.explain(e.into()))?;
             out.commit(fsync)?;
             objects::set_mtime(&target, rep.mtime)?;
             tally.object_done(info.size);
@@ -143,6 +170,7 @@ pub(super) fn download_tree(env: &Env, a: &CpArgs) -> Result<()> {
         &tally,
     );
     // Objects the listing could not name fail alone, reported with the others.
+    results.extend(refused);
     results.extend(
         unlisted
             .into_iter()

@@ -22,6 +22,31 @@ fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Write `path` (mode 0600) through a new temporary file beside it with a name nobody can
+/// predict, created exclusively (`O_EXCL`: never through a planted file or link), then
+/// renamed over `path`. The temporary file is removed on failure.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut suffix = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut suffix)
+        .map_err(|_| anyhow::anyhow!("random number generator failed"))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "hyok.toml".into());
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = path.with_file_name(format!(".{name}.{suffix}.tmp"));
+    let mut f = create_new(&tmp, 0o600)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
+    }
+    Ok(())
+}
+
 pub(crate) fn run(explicit: Option<&Path>, a: InitArgs) -> Result<()> {
     let (config_path, _) = config_location(explicit).ok_or_else(|| {
         Usage::err(
@@ -64,10 +89,7 @@ pub(crate) fn run(explicit: Option<&Path>, a: InitArgs) -> Result<()> {
     if let Some(dir) = config_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = config_path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &config_path))
-        .with_context(|| format!("writing {}", config_path.display()))?;
+    write_private(&config_path, text.as_bytes())?;
     println!("config: {}", config_path.display());
     println!("key:    {} ({key_note})", key_file.display());
     println!("store:  {} (stores only ciphertext)", store_dir.display());

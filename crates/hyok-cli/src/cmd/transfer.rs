@@ -10,7 +10,7 @@ use super::download::{download_one, download_tree};
 use super::storage::Env;
 use super::upload::{upload_one, upload_tree};
 use crate::args::{CatArgs, CpArgs, SuiteArg};
-use crate::io::Output;
+use crate::io::{Content, Output};
 use crate::Usage;
 
 pub(super) fn settings(a: &CpArgs) -> Settings {
@@ -86,9 +86,18 @@ fn cat_run(env: &Env, a: &CatArgs) -> Result<()> {
             None,
         ));
     }
-    let objects = env.objects(store, Settings::default(), env.session.transfer(None, None))?;
+    let objects = env
+        .objects(store, Settings::default(), env.session.transfer(None, None))?
+        .bind_location(env.session.bind_location(false));
     let reproduced = context(&a.keys.context)?;
-    let mut out = Output::open(&None, &None, false, false)?;
-    objects.get(&url, out.writer(), a.range, &reproduced)?;
+    let mut out = Output::open(&None, &None, false, Content::Plaintext(a.release.release()))?;
+    let gate = out.gate();
+    objects
+        .get_inspecting(&url, out.writer(), a.range, &reproduced, &mut |h| {
+            if let Some(g) = &gate {
+                g.set_signed(h.suite.signature().is_some());
+            }
+        })
+        .map_err(|e| out.explain(e.into()))?;
     out.commit(false)
 }

@@ -138,10 +138,10 @@ fn walk(root: &Path) -> Result<(Vec<WalkEntry>, Vec<(String, Result<Done>)>)> {
                 let Some(rel) = path.strip_prefix(root).ok().and_then(|p| p.to_str()) else {
                     let shown = hyok::text::escape_bytes(path.as_os_str().as_encoded_bytes());
                     unnamed.push((
-                        shown.clone(),
-                        Err(hyok::Error::usage(
-                            format!("{shown}: the name is not UTF-8, so no object key can hold it"),
-                            Some("rename the file"),
+                        shown,
+                        Err(hyok::Error::io(
+                            "the file name is not UTF-8",
+                            io::Error::new(io::ErrorKind::InvalidData, "no object key can hold it"),
                         )
                         .into()),
                     ));

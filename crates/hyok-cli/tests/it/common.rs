@@ -7,40 +7,40 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Path of the `hyok` binary under test.
-pub fn bin() -> &'static Path {
+pub(crate) fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_hyok"))
 }
 
 /// The workspace root (two levels above this crate).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     root.canonicalize().unwrap_or(root)
 }
 
 /// `testdata/esdk` in the workspace.
-pub fn esdk_testdata() -> PathBuf {
+pub(crate) fn esdk_testdata() -> PathBuf {
     workspace_root().join("testdata/esdk")
 }
 
 /// The result of one run of a program: exit code (None if killed by a signal), stdout, stderr.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: Option<i32>,
     pub stdout: Vec<u8>,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 
-    pub fn stdout_text(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
     /// One-line summary for failure reports: exit code and the stderr text, joined.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let code = match self.code {
             Some(c) => format!("exit {c}"),
             None => "killed by a signal".to_string(),
@@ -57,7 +57,7 @@ impl Run {
 /// Keep a test's `hyok` independent of the developer's shell: no log settings, no audit
 /// log, and no configuration file (a per-user `hyok.toml` would add keyrings, stores or an
 /// `[audit]` section). Tests that want one set `HYOK_CONFIG` or `HYOK_AUDIT_*` after this.
-pub fn hermetic(cmd: &mut Command) {
+pub(crate) fn hermetic(cmd: &mut Command) {
     for v in [
         "RUST_LOG",
         "RUST_BACKTRACE",
@@ -76,10 +76,13 @@ pub fn hermetic(cmd: &mut Command) {
         "XDG_CONFIG_HOME",
         "/nonexistent/hyok-tests-have-no-user-config",
     );
+    // Test key files are written with the default umask (0644); the warning about that
+    // has its own test (hardening.rs).
+    cmd.env("HYOK_ALLOW_SHARED_SECRET_FILES", "1");
 }
 
 /// Runs `program args...` with the given stdin bytes (an empty stdin when `None`).
-pub fn run_program<I, S>(program: &Path, args: I, stdin: Option<&[u8]>) -> Run
+pub(crate) fn run_program<I, S>(program: &Path, args: I, stdin: Option<&[u8]>) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -112,7 +115,7 @@ where
 }
 
 /// Runs `hyok args...` with an empty stdin.
-pub fn hyok<I, S>(args: I) -> Run
+pub(crate) fn hyok<I, S>(args: I) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -121,7 +124,7 @@ where
 }
 
 /// Runs `hyok args...` feeding `input` on stdin.
-pub fn hyok_stdin<I, S>(args: I, input: &[u8]) -> Run
+pub(crate) fn hyok_stdin<I, S>(args: I, input: &[u8]) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -131,7 +134,7 @@ where
 
 /// Checks the error convention: exactly one line starting `hyok: error:`, optionally followed
 /// by exactly one `hint:` line, and nothing else.
-pub fn check_error_stderr(stderr: &str) -> Result<(), String> {
+pub(crate) fn check_error_stderr(stderr: &str) -> Result<(), String> {
     let lines: Vec<&str> = stderr.lines().collect();
     let first_ok = lines.first().is_some_and(|l| l.starts_with("hyok: error:"));
     let hint_ok = |l: &str| {
@@ -155,7 +158,7 @@ pub fn check_error_stderr(stderr: &str) -> Result<(), String> {
 
 /// Checks a run that must have failed as an operation failure: exit code 1, the one-line
 /// error convention, and `out` (if given) does not exist.
-pub fn check_failed(run: &Run, out: Option<&Path>) -> Result<(), String> {
+pub(crate) fn check_failed(run: &Run, out: Option<&Path>) -> Result<(), String> {
     let mut problems = Vec::new();
     if run.code != Some(1) {
         problems.push(format!("expected exit 1, got {}", run.describe()));
@@ -177,7 +180,7 @@ pub fn check_failed(run: &Run, out: Option<&Path>) -> Result<(), String> {
 
 /// Entries of a directory (names), sorted; used to check nothing (not even a temp file) was
 /// left behind by a failed run.
-pub fn dir_entries(dir: &Path) -> Vec<String> {
+pub(crate) fn dir_entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -190,7 +193,7 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
 }
 
 /// Where two byte strings first differ, for readable mismatch reports.
-pub fn describe_mismatch(got: &[u8], want: &[u8]) -> String {
+pub(crate) fn describe_mismatch(got: &[u8], want: &[u8]) -> String {
     let first = got
         .iter()
         .zip(want)
@@ -218,18 +221,18 @@ fn pct_keep(s: &[u8], keep: &[u8]) -> String {
 }
 
 /// Percent-encodes a namespace, key name or query value.
-pub fn pct(s: &str) -> String {
+pub(crate) fn pct(s: &str) -> String {
     pct_keep(s.as_bytes(), b"")
 }
 
 /// Percent-encodes a file path for a query value; `/` stays readable (it is legal there).
-pub fn pct_path(p: &Path) -> String {
+pub(crate) fn pct_path(p: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     pct_keep(p.as_os_str().as_bytes(), b"/")
 }
 
 /// `raw-aes:NAMESPACE/NAME?file=PATH`
-pub fn raw_aes_uri(namespace: &str, name: &str, key_file: &Path) -> String {
+pub(crate) fn raw_aes_uri(namespace: &str, name: &str, key_file: &Path) -> String {
     format!(
         "raw-aes:{}/{}?file={}",
         pct(namespace),
@@ -239,7 +242,7 @@ pub fn raw_aes_uri(namespace: &str, name: &str, key_file: &Path) -> String {
 }
 
 /// `raw-rsa:NAMESPACE/NAME?public=PEM&private=PEM&padding=P` (either PEM may be absent).
-pub fn raw_rsa_uri(
+pub(crate) fn raw_rsa_uri(
     namespace: &str,
     name: &str,
     public: Option<&Path>,
@@ -264,7 +267,7 @@ pub fn raw_rsa_uri(
 
 /// Deterministic pseudo-random bytes (xorshift64*), so tests need no RNG crate and failures
 /// reproduce exactly.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -279,7 +282,7 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 
 /// Maps `f` over `items` on a few threads (processes dominate the cost, so this only keeps
 /// the cores busy); results come back in input order.
-pub fn par_map<T, R, F>(items: &[T], f: F) -> Vec<R>
+pub(crate) fn par_map<T, R, F>(items: &[T], f: F) -> Vec<R>
 where
     T: Sync,
     R: Send,
@@ -318,13 +321,13 @@ where
 
 /// Prints a line straight to the process's stderr, so it shows even for passing tests
 /// (libtest captures `println!`/`eprintln!` output).
-pub fn note(line: &str) {
+pub(crate) fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Panics with every failure listed, or returns quietly when there are none. `total` is the
 /// number of checks made (one check may report several problems).
-pub fn report(what: &str, total: usize, failures: &[String]) {
+pub(crate) fn report(what: &str, total: usize, failures: &[String]) {
     println!("{what}: {total} checks, {} problems", failures.len());
     if !failures.is_empty() {
         let mut msg = format!("{what}: {} problems in {total} checks:\n", failures.len());
@@ -338,7 +341,7 @@ pub fn report(what: &str, total: usize, failures: &[String]) {
 /// Runs `hyok args...` with `env` set and `remove` unset on top of the test's environment,
 /// stdin from `stdin`. Panics if it runs longer than `limit`: the binary must bound its own
 /// waits (network timeouts, retries), so a hang is a failure, not a slow pass.
-pub fn hyok_env(
+pub(crate) fn hyok_env(
     args: &[&str],
     env: &[(&str, &str)],
     remove: &[&str],
@@ -397,7 +400,7 @@ pub fn hyok_env(
 }
 
 /// Skips a test loudly (straight to stderr), or fails it when `HYOK_REQUIRE_SERVICES=1`.
-pub fn skip(test: &str, why: &str) {
+pub(crate) fn skip(test: &str, why: &str) {
     if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
         panic!("{test}: {why}, and HYOK_REQUIRE_SERVICES=1");
     }
@@ -405,7 +408,7 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// A name no other test run uses.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -419,7 +422,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// `127.0.0.1:PORT` where nothing listens (a port that was free a moment ago).
-pub fn dead_addr() -> String {
+pub(crate) fn dead_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = l.local_addr().expect("local addr");
     drop(l);
@@ -428,7 +431,7 @@ pub fn dead_addr() -> String {
 
 /// Flip one byte in the middle of the first occurrence of `needle` in `msg` (to another
 /// base64 letter, so text stays text).
-pub fn tamper_inside(msg: &mut [u8], needle: &[u8]) -> bool {
+pub(crate) fn tamper_inside(msg: &mut [u8], needle: &[u8]) -> bool {
     let Some(at) = msg.windows(needle.len()).position(|w| w == needle) else {
         return false;
     };
@@ -438,21 +441,27 @@ pub fn tamper_inside(msg: &mut [u8], needle: &[u8]) -> bool {
 }
 
 /// The EDKs of a message file.
-pub fn message_edks(msg: &[u8]) -> Vec<hyok_core::EncryptedDataKey> {
+pub(crate) fn message_edks(msg: &[u8]) -> Vec<hyok_core::EncryptedDataKey> {
     let mut r = msg;
-    hyok_core::ParsedHeader::read(&mut r, hyok_core::HeaderLimits { max_edks: 64 })
-        .expect("a message header")
-        .header
-        .edks
+    hyok_core::ParsedHeader::read(
+        &mut r,
+        hyok_core::HeaderLimits {
+            max_edks: 64,
+            ..Default::default()
+        },
+    )
+    .expect("a message header")
+    .header
+    .edks
 }
 
 /// One failure case of a key store: what, the arguments, extra environment, and a word the
 /// one-line error must contain.
-pub type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+pub(crate) type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 
 /// One failure check: exit 1, the one-line convention, no output file, and `word` in the
 /// message.
-pub fn failed(r: &Run, out: &Path, word: &str, what: &str) -> Result<(), String> {
+pub(crate) fn failed(r: &Run, out: &Path, word: &str, what: &str) -> Result<(), String> {
     check_failed(r, Some(out)).map_err(|e| format!("{what}: {e}"))?;
     let first = r.stderr.lines().next().unwrap_or("");
     if !first.contains(word) {
@@ -464,7 +473,7 @@ pub fn failed(r: &Run, out: &Path, word: &str, what: &str) -> Result<(), String>
 /// The failures every network key store must name the same way: a key that does not exist,
 /// an EDK changed inside its ciphertext, and a wrong encryption context. `ctx` is the `-c`
 /// pair the message was made with.
-pub fn key_store_failure_cases<'a>(
+pub(crate) fn key_store_failure_cases<'a>(
     uri: &'a str,
     missing: &'a str,
     ctx: [&'a str; 2],

@@ -6,26 +6,26 @@ use std::ops::Range;
 
 /// One named field of a message and the bytes it occupies.
 #[derive(Debug, Clone)]
-pub struct Region {
+pub(crate) struct Region {
     pub name: String,
     pub range: Range<usize>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Edk {
+pub(crate) struct Edk {
     pub provider_id: Vec<u8>,
     pub provider_info: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub sequence: u32,
     pub is_final: bool,
     pub content_len: u64,
 }
 
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     pub version: u8,
     pub suite: u16,
     pub message_id: Vec<u8>,
@@ -39,7 +39,7 @@ pub struct Layout {
 
 impl Layout {
     /// The name of the field holding byte `pos`, with the offset inside it.
-    pub fn label(&self, pos: usize) -> String {
+    pub(crate) fn label(&self, pos: usize) -> String {
         self.regions
             .iter()
             .find(|r| r.range.contains(&pos))
@@ -49,7 +49,7 @@ impl Layout {
 }
 
 /// Suites with an ECDSA footer.
-pub fn is_signed(suite: u16) -> bool {
+pub(crate) fn is_signed(suite: u16) -> bool {
     matches!(suite, 0x0214 | 0x0346 | 0x0378 | 0x0578)
 }
 
@@ -103,7 +103,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Reads the layout of a whole message; trailing bytes are an error.
-pub fn parse(msg: &[u8]) -> Result<Layout, String> {
+pub(crate) fn parse(msg: &[u8]) -> Result<Layout, String> {
     let mut r = Reader {
         buf: msg,
         pos: 0,
@@ -233,7 +233,7 @@ pub fn parse(msg: &[u8]) -> Result<Layout, String> {
 
 /// Positions worth tampering with: every byte of short fields; the first three, the last
 /// three and every 16th byte of long ones.
-pub fn sample_positions(layout: &Layout) -> Vec<usize> {
+pub(crate) fn sample_positions(layout: &Layout) -> Vec<usize> {
     let mut out = Vec::new();
     for r in &layout.regions {
         let len = r.range.len();
@@ -248,7 +248,7 @@ pub fn sample_positions(layout: &Layout) -> Vec<usize> {
 
 /// Lengths worth cutting a message to: 0, each field boundary and one byte either side of
 /// it, and the sampled interior positions; always shorter than the message.
-pub fn sample_cuts(layout: &Layout, total: usize) -> Vec<usize> {
+pub(crate) fn sample_cuts(layout: &Layout, total: usize) -> Vec<usize> {
     let mut out = vec![0];
     for r in &layout.regions {
         for p in [

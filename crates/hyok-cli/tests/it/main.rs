@@ -9,7 +9,10 @@
 //! - `audit`: the audit log: records of every key use, `hyok audit verify/show/checkpoint`.
 //! - `storage`: `cp`/`cat`/`ls`/`rm`/`init` on a local folder and a real S3 server.
 //! - `pipeline`: large inputs through the reader/writer threads of `encrypt`/`decrypt`.
+//! - `hardening`: signals mid-run, FIFO/device outputs, signed messages on stdout, frame
+//!   length and thread limits, key/config files that are devices (issue 10).
 //! - `cli`: tampering, truncation, wrong keys and context, overwrite rules, `key new`, `inspect`.
+//! - `session`: issue 9: the same key/cache flags everywhere, one-line typed errors, escaping.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 
@@ -18,10 +21,12 @@ mod cli;
 mod common;
 mod format;
 mod gateway;
+mod hardening;
 mod interop;
 mod kmip;
 mod pipeline;
 mod pkcs11;
+mod session;
 mod storage;
 mod vault;
 mod vectors;

@@ -101,6 +101,7 @@ impl Sandbox {
             .env_remove("XDG_STATE_HOME")
             .env_remove("XDG_DATA_HOME")
             .env_remove("RUST_LOG")
+            .env("HYOK_ALLOW_SHARED_SECRET_FILES", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -540,14 +541,65 @@ fn tampered_or_moved_object_is_refused_and_leaves_no_file() {
         &format!("{prefix}/elsewhere"),
         Some(&sb.path("free")),
     );
-    let r = sb.ok(&["cat", &format!("s3://{}/{prefix}/elsewhere", s3.bucket)]);
-    assert!(r.stdout == plain);
+    // Read with binding on (the default), an unbound object is refused: it could be any
+    // unbound message under the same key swapped in; read with binding off, it decrypts.
+    let elsewhere = format!("s3://{}/{prefix}/elsewhere", s3.bucket);
+    let r = sb.run(&["cat", &elsewhere]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    assert!(r.stderr.contains("not bound to a location"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let freed = outdir.join("freed");
+    sb.ok(&[
+        "cp",
+        &elsewhere,
+        freed.to_str().unwrap(),
+        "--no-bind-location",
+    ]);
+    assert!(std::fs::read(&freed).unwrap() == plain);
     sb.ok(&[
         "rm",
         "-r",
         "--yes",
         &format!("s3://{}/{prefix}/", s3.bucket),
     ]);
+}
+
+/// Acceptance (issue 16): with location binding on, a message uploaded elsewhere without
+/// binding (same key) and swapped in for a bound object is refused, with a hint naming
+/// the opt-out; `--no-bind-location` on the read accepts it.
+#[test]
+fn an_unbound_message_swapped_in_for_a_bound_object_is_refused() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("real"), b"the real report\n".repeat(100)).unwrap();
+    let forged = b"a forged report\n".repeat(100);
+    std::fs::write(sb.path("forged"), &forged).unwrap();
+    let store = sb.path("store");
+    std::fs::create_dir(&store).unwrap();
+    let bound = format!("file://{}/report", store.display());
+    let scratch = format!("file://{}/scratch", store.display());
+    sb.ok(&["cp", sb.path("real").to_str().unwrap(), &bound]);
+    sb.ok(&[
+        "cp",
+        sb.path("forged").to_str().unwrap(),
+        &scratch,
+        "--no-bind-location",
+    ]);
+    std::fs::copy(store.join("scratch"), store.join("report")).unwrap();
+
+    let out = sb.path("out");
+    let r = sb.run(&["cp", &bound, out.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    check_error_stderr(&r.stderr).unwrap();
+    assert!(r.stderr.contains("not bound to a location"), "{}", r.stderr);
+    let hint = r.stderr.lines().nth(1).unwrap_or_default();
+    assert!(hint.contains("--no-bind-location"), "{}", r.stderr);
+    assert!(!out.exists());
+    let r = sb.run(&["cat", &bound]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    assert!(r.stdout.is_empty());
+
+    sb.ok(&["cp", &bound, out.to_str().unwrap(), "--no-bind-location"]);
+    assert_eq!(std::fs::read(&out).unwrap(), forged);
 }
 
 #[test]
@@ -614,6 +666,65 @@ fn rm_recursive_needs_confirmation() {
     assert!(ls.stdout.is_empty(), "{}", ls.stdout_text());
     let r = sb.run(&["rm", &format!("{store}x/a")]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
+}
+
+/// Acceptance (issue 16): `hyok init` writes its files 0600 (no temporary file left), and
+/// a configuration others can write is refused with exit 2 before anything happens.
+#[test]
+fn init_files_are_private_and_a_writable_config_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sb = Sandbox::new();
+    let dir = sb.path("private");
+    let cfg = dir.join("hyok.toml");
+    let env = [("HYOK_CONFIG", cfg.to_str().unwrap())];
+    let r = sb.run_env(&["init"], &env);
+    assert!(r.success(), "{}", r.describe());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cfg), 0o600);
+    assert_eq!(mode(&sb.path(".local/share/hyok/keys/default.key")), 0o600);
+    assert_eq!(
+        dir_entries(&dir),
+        ["hyok.toml"],
+        "a temporary file was left"
+    );
+    // --force replaces the file, again 0600.
+    let r = sb.run_env(&["init", "--force"], &env);
+    assert!(r.success(), "{}", r.describe());
+    assert_eq!(mode(&cfg), 0o600);
+    assert_eq!(dir_entries(&dir), ["hyok.toml"]);
+
+    for writable in [0o620, 0o602, 0o666] {
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(writable)).unwrap();
+        let r = sb.run_env(&["ls", ":"], &env);
+        assert_eq!(r.code, Some(2), "mode {writable:o}: {}", r.describe());
+        check_error_stderr(&r.stderr).unwrap();
+        assert!(r.stderr.contains("writable by"), "{}", r.stderr);
+    }
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = sb.run_env(&["ls", ":"], &env);
+    assert!(r.success(), "{}", r.describe());
+}
+
+/// Acceptance (issue 16): S3 over plain HTTP to an endpoint off this machine is refused
+/// (exit 2) before any connection (the `allow_http` opt-in is tested in hyok-store).
+#[test]
+fn plain_http_s3_off_loopback_is_refused_before_connecting() {
+    let sb = Sandbox::new();
+    // Two endpoints hyok does not take for loopback: TEST-NET-1, and `0x7f.1`, which URL
+    // parsers turn into 127.0.0.1 — where a listener would see any connection attempt.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    sb.config(&format!(
+        "[stores.far]\nurl = \"s3://bucket/\"\nendpoint = \"http://192.0.2.1:{port}\"\n\n[stores.near]\nurl = \"s3://bucket/\"\nendpoint = \"http://0x7f.1:{port}\"\n"
+    ));
+    for store in ["far:", "near:"] {
+        let r = sb.run(&["ls", store]);
+        assert_eq!(r.code, Some(2), "{store}: {}", r.describe());
+        check_error_stderr(&r.stderr).unwrap();
+        assert!(r.stderr.contains("plain HTTP"), "{}", r.stderr);
+    }
+    assert!(listener.accept().is_err(), "a connection was attempted");
 }
 
 #[test]

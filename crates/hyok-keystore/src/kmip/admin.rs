@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::key::resolve;
 use super::proto::{self, tag, value, Operation};
 use super::ttlv::Ttlv;
-use super::{attributes_from, get_attributes_payload, op_error, resolve, KmipClient, SCHEME};
+use super::{attributes_from, get_attributes_payload, op_error, KmipClient, SCHEME};
 use crate::admin::{Created, KeyAdmin, KeyKind, KeyListing};
 use crate::error::{Error, Result};
 use crate::uri::{decode, KeyUri};

@@ -84,18 +84,31 @@ impl fmt::Debug for PinSource {
     }
 }
 
+/// Largest PIN file read (PKCS#11 PINs are short; a line ending may follow).
+const MAX_PIN_FILE: u64 = 1024;
+
 impl PinSource {
     /// Read the PIN. `None` when the environment variable is unset.
     pub fn read(&self) -> Result<Option<Zeroizing<String>>> {
         match self {
             Self::Env => Ok(std::env::var(PIN_ENV).ok().map(Zeroizing::new)),
             Self::File(p) => {
-                let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
-                    Error::Config(format!(
-                        "pkcs11: cannot read the PIN file {}: {e}",
-                        p.display()
-                    ))
-                })?);
+                // The path is not shown: a PIN typed as `pin-source=1234` by mistake would
+                // otherwise be echoed back.
+                let bytes = crate::secret_file::read(
+                    p,
+                    "pkcs11: PIN file",
+                    MAX_PIN_FILE,
+                    crate::secret_file::Secrecy::Secret,
+                )
+                .map_err(|e| match e {
+                    Error::Config(m) => Error::Config(m.replace(
+                        &p.display().to_string(),
+                        "that pin-source names (not shown, in case it is a PIN)",
+                    )),
+                    other => other,
+                })?;
+                let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
                 let line = text.lines().next().unwrap_or("");
                 Ok(Some(Zeroizing::new(line.trim_end_matches('\r').to_owned())))
             }
@@ -416,5 +429,28 @@ mod tests {
         assert!(Pkcs11Uri::parse("pkcs11:token=t;token=u").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=t?oaep-hash=md5").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=t?pool-size=0").is_err());
+    }
+
+    #[test]
+    fn pin_files_are_bounded_and_devices_refused() {
+        let e = PinSource::File(PathBuf::from("/dev/zero"))
+            .read()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("is a device")),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("long");
+        std::fs::write(&long, vec![b'1'; MAX_PIN_FILE as usize + 1]).unwrap();
+        let e = PinSource::File(long).read().unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("larger than")),
+            "{e}"
+        );
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, "1234\n").unwrap();
+        let pin = PinSource::File(ok).read().unwrap().unwrap();
+        assert_eq!(pin.as_str(), "1234");
     }
 }

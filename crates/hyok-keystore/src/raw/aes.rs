@@ -89,19 +89,14 @@ impl RawAesKey {
 
 /// Read a raw key file (exact bytes), refusing anything but 16/24/32 bytes.
 pub fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?;
-    if meta.len() > 64 {
-        return Err(Error::Config(format!(
-            "key file {} has {} bytes; a raw AES key file holds exactly 16, 24 or 32 bytes",
-            path.display(),
-            meta.len()
-        )));
-    }
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| Error::Config(format!("cannot read key file {}: {e}", path.display())))?,
-    );
+    let bytes = crate::secret_file::read(path, "key file", 32, crate::secret_file::Secrecy::Secret)
+        .map_err(|e| match e {
+            Error::Config(m) if m.contains("larger than") => Error::Config(format!(
+                "key file {} has more than 32 bytes; a raw AES key file holds exactly 16, 24 or 32 bytes",
+                path.display()
+            )),
+            other => other,
+        })?;
     if ![16, 24, 32].contains(&bytes.len()) {
         return Err(Error::Config(format!(
             "key file {} has {} bytes; a raw AES key file holds exactly 16, 24 or 32 bytes",

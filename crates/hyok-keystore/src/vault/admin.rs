@@ -8,8 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::builder::check_segment;
 use super::client::{Client, Reply};
-use super::{check_segment, SCHEME};
+use super::SCHEME;
 use crate::admin::{Created, KeyAdmin, KeyKind, KeyListing};
 use crate::error::{Error, Result};
 use crate::net::RetryConfig;

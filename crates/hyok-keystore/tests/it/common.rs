@@ -18,16 +18,16 @@ use hyok_keystore::pkcs11::Pkcs11Admin;
 use hyok_keystore::{KeyManager, KeyStore, KeyUri, OpLabel, WrapRequest};
 
 /// Suite of the key-store tests' messages and wrap requests.
-pub const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+pub(crate) const SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
 
 /// The test token, as URI parts.
-pub struct Hsm {
+pub(crate) struct Hsm {
     pub token: String,
 }
 
 impl Hsm {
     /// `pkcs11:token=…;object=LABEL` (+ `?query` when given).
-    pub fn uri(&self, label: &str, query: &str) -> String {
+    pub(crate) fn uri(&self, label: &str, query: &str) -> String {
         let mut s = format!("pkcs11:token={};object={label}", self.token);
         if !query.is_empty() {
             s.push('?');
@@ -38,7 +38,7 @@ impl Hsm {
 }
 
 /// The SoftHSM token, or None after a loud skip notice (a panic when services are required).
-pub fn hsm(test: &str) -> Option<Hsm> {
+pub(crate) fn hsm(test: &str) -> Option<Hsm> {
     let vars = [
         "HYOK_PKCS11_MODULE",
         "HYOK_TEST_PKCS11_TOKEN",
@@ -63,7 +63,7 @@ pub fn hsm(test: &str) -> Option<Hsm> {
 }
 
 /// A label no other test (or earlier run) uses.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,7 +77,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A multi-thread runtime like the CLI's.
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -86,7 +86,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Create a key in the token through the admin interface.
-pub fn create(uri: &str, kind: KeyKind) -> String {
+pub(crate) fn create(uri: &str, kind: KeyKind) -> String {
     let parsed = KeyUri::parse(uri).unwrap();
     runtime()
         .block_on(Pkcs11Admin.create(&parsed, kind))
@@ -95,14 +95,14 @@ pub fn create(uri: &str, kind: KeyKind) -> String {
 }
 
 /// Destroy a key (test cleanup; errors ignored).
-pub fn destroy(uri: &str) {
+pub(crate) fn destroy(uri: &str) {
     if let Ok(parsed) = KeyUri::parse(uri) {
         let _ = runtime().block_on(Pkcs11Admin.destroy(&parsed));
     }
 }
 
 /// Destroys a key when dropped, so a failing test leaves no key behind.
-pub struct Cleanup(pub String);
+pub(crate) struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -110,12 +110,12 @@ impl Drop for Cleanup {
     }
 }
 
-pub fn context(pairs: &[(&str, &str)]) -> EncryptionContext {
+pub(crate) fn context(pairs: &[(&str, &str)]) -> EncryptionContext {
     pairs.iter().copied().collect()
 }
 
 /// Encrypt `plain` into one message, as `hyok::Client` does.
-pub async fn encrypt(
+pub(crate) async fn encrypt(
     manager: &KeyManager,
     ctx: &EncryptionContext,
     plain: &[u8],
@@ -143,7 +143,7 @@ pub async fn encrypt(
 }
 
 /// Decrypt one message.
-pub async fn decrypt(
+pub(crate) async fn decrypt(
     manager: &KeyManager,
     ctx: &EncryptionContext,
     msg: &[u8],
@@ -166,7 +166,7 @@ pub async fn decrypt(
 
 /// An audit sink that keeps the operations it saw.
 #[derive(Debug, Default)]
-pub struct Recorder(pub Mutex<Vec<KeyOp>>);
+pub(crate) struct Recorder(pub Mutex<Vec<KeyOp>>);
 
 impl AuditSink for Recorder {
     fn record(&self, event: KeyEvent) {
@@ -175,17 +175,17 @@ impl AuditSink for Recorder {
 }
 
 impl Recorder {
-    pub fn count(&self, op: KeyOp) -> usize {
+    pub(crate) fn count(&self, op: KeyOp) -> usize {
         self.0.lock().unwrap().iter().filter(|o| **o == op).count()
     }
 }
 
-pub fn shared<T: KeyStore + 'static>(k: T) -> Arc<dyn KeyStore> {
+pub(crate) fn shared<T: KeyStore + 'static>(k: T) -> Arc<dyn KeyStore> {
     Arc::new(k)
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*).
-pub fn pseudo(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pseudo(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -199,12 +199,12 @@ pub fn pseudo(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Whether missing services fail the test (`HYOK_REQUIRE_SERVICES=1`, as in CI).
-pub fn required() -> bool {
+pub(crate) fn required() -> bool {
     std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
 /// Skip loudly, or fail when services are required.
-pub fn skip(test: &str, why: &str) {
+pub(crate) fn skip(test: &str, why: &str) {
     if required() {
         panic!("{test}: {why}, and HYOK_REQUIRE_SERVICES=1");
     }
@@ -216,7 +216,7 @@ fn var(name: &str) -> Option<String> {
 }
 
 /// `127.0.0.1:PORT` where nothing listens (a port that was free a moment ago).
-pub fn dead_addr() -> String {
+pub(crate) fn dead_addr() -> String {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = l.local_addr().expect("local addr");
     drop(l);
@@ -225,20 +225,20 @@ pub fn dead_addr() -> String {
 
 /// A listener that accepts TCP connections (through the backlog) but never answers. Keep it
 /// alive as long as it is needed.
-pub fn silent_listener() -> (TcpListener, String) {
+pub(crate) fn silent_listener() -> (TcpListener, String) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = l.local_addr().expect("local addr").to_string();
     (l, addr)
 }
 
 /// The OpenBao dev server from `scripts/services/openbao.sh`.
-pub struct Vault {
+pub(crate) struct Vault {
     pub addr: String,
     pub token: String,
     http: reqwest::Client,
 }
 
-pub fn vault(test: &str) -> Option<Vault> {
+pub(crate) fn vault(test: &str) -> Option<Vault> {
     match (var("VAULT_ADDR"), var("VAULT_TOKEN")) {
         (Some(addr), Some(token)) => Some(Vault {
             addr,
@@ -257,12 +257,12 @@ pub fn vault(test: &str) -> Option<Vault> {
 
 impl Vault {
     /// `vault-transit:NAME?addr=…` (token from VAULT_TOKEN).
-    pub fn uri(&self, name: &str) -> String {
+    pub(crate) fn uri(&self, name: &str) -> String {
         format!("vault-transit:{name}?addr={}", self.addr)
     }
 
     /// Create an aes256-gcm96 key through hyok's admin interface.
-    pub async fn create_key(&self, name: &str) {
+    pub(crate) async fn create_key(&self, name: &str) {
         let uri = self.uri(name);
         let (admin, parsed) = open_admin(&uri).expect("vault admin");
         admin
@@ -272,7 +272,7 @@ impl Vault {
     }
 
     /// A root-token API call for test setup (policies, AppRole); returns status and body.
-    pub async fn api(
+    pub(crate) async fn api(
         &self,
         method: &str,
         path: &str,
@@ -297,11 +297,11 @@ impl Vault {
 }
 
 /// The PyKMIP server from `scripts/services/kmip.sh`.
-pub struct Kmip {
+pub(crate) struct Kmip {
     pub addr: String,
 }
 
-pub fn kmip(test: &str) -> Option<Kmip> {
+pub(crate) fn kmip(test: &str) -> Option<Kmip> {
     match (
         var("HYOK_KMIP_ADDR"),
         var("HYOK_KMIP_CA"),
@@ -321,13 +321,13 @@ pub fn kmip(test: &str) -> Option<Kmip> {
 
 impl Kmip {
     /// `kmip://ADDR/ID` (certificates from the environment).
-    pub fn uri(&self, id: &str) -> String {
+    pub(crate) fn uri(&self, id: &str) -> String {
         format!("kmip://{}/{id}", self.addr)
     }
 
     /// Create an active AES-256 key through hyok's admin interface; returns its URI by
     /// unique identifier.
-    pub async fn create_key(&self, name: &str) -> String {
+    pub(crate) async fn create_key(&self, name: &str) -> String {
         let uri = self.uri(name);
         let (admin, parsed) = open_admin(&uri).expect("kmip admin");
         admin
@@ -338,7 +338,7 @@ impl Kmip {
     }
 
     /// Destroy a key (cleanup; failures are ignored).
-    pub async fn destroy(&self, uri: &str) {
+    pub(crate) async fn destroy(&self, uri: &str) {
         if let Ok((admin, parsed)) = open_admin(uri) {
             let _ = admin.destroy(&parsed).await;
         }
@@ -346,12 +346,12 @@ impl Kmip {
 }
 
 /// Parse a URI in tests.
-pub fn parse(uri: &str) -> KeyUri {
+pub(crate) fn parse(uri: &str) -> KeyUri {
     KeyUri::parse(uri).expect("valid key URI")
 }
 
 /// A wrap request for `ctx` under [`SUITE`].
-pub fn req(ctx: &EncryptionContext) -> WrapRequest<'_> {
+pub(crate) fn req(ctx: &EncryptionContext) -> WrapRequest<'_> {
     WrapRequest {
         suite: SUITE,
         context: ctx,
@@ -361,7 +361,7 @@ pub fn req(ctx: &EncryptionContext) -> WrapRequest<'_> {
 /// Wrap `n` data keys under `n` different contexts with one `wrap_batch` call and unwrap them
 /// with one `unwrap_batch` call (more than one server request each for large `n`): every
 /// key comes back, in order.
-pub async fn batch_round_trip(store: &dyn KeyStore, n: usize) {
+pub(crate) async fn batch_round_trip(store: &dyn KeyStore, n: usize) {
     let contexts: Vec<EncryptionContext> = (0..n)
         .map(|i| {
             let mut c = hyok_keystore::testing::context(1);
@@ -394,4 +394,16 @@ pub async fn batch_round_trip(store: &dyn KeyStore, n: usize) {
     for (r, k) in back.into_iter().zip(&keys) {
         assert_eq!(r.unwrap().unwrap().expose(), k.expose());
     }
+}
+
+/// The bound of the `*_fail_in_bounded_time` tests: with the retries and timeouts they
+/// configure (a few seconds in all), a failure must come well within it; a hang fails the
+/// test here instead of stalling the suite.
+pub(crate) const FAILURE_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Await `f`, failing the test if it takes longer than [`FAILURE_BOUND`].
+pub(crate) async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(FAILURE_BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("no result within {FAILURE_BOUND:?}"))
 }

@@ -10,7 +10,7 @@ use hyok_keystore::testing::context;
 use hyok_keystore::{open_key, Error};
 
 use crate::common::{
-    batch_round_trip, dead_addr, kmip, parse, req, silent_listener, skip, unique, SUITE,
+    batch_round_trip, bounded, dead_addr, kmip, parse, req, silent_listener, skip, unique, SUITE,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +148,7 @@ async fn server_down_and_silent_server_fail_in_bounded_time() {
     let ctx = context(1);
     let dk = DataKey::generate(SUITE).unwrap();
     let down = open_key(&format!("kmip://{}/some-key?retries=1", dead_addr())).unwrap();
-    match down.wrap(&dk, req(&ctx)).await {
+    match bounded(down.wrap(&dk, req(&ctx))).await {
         Err(e @ Error::Unavailable { .. }) => {
             assert!(e.to_string().contains("cannot connect"), "{e}")
         }
@@ -156,7 +156,7 @@ async fn server_down_and_silent_server_fail_in_bounded_time() {
     }
     let (_listener, addr) = silent_listener();
     let silent = open_key(&format!("kmip://{addr}/some-key?timeout=1")).unwrap();
-    match silent.wrap(&dk, req(&ctx)).await {
+    match bounded(silent.wrap(&dk, req(&ctx))).await {
         Err(e @ Error::Unavailable { .. }) => {
             assert!(e.to_string().contains("did not finish"), "{e}")
         }

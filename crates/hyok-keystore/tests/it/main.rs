@@ -9,11 +9,14 @@
 //!   multi-keyrings across stores.
 //! - `vault`: Transit specifics (rotation, min_decryption_version, auth, admin, error paths).
 //! - `kmip`: KMIP specifics (admin, certificates, timeouts, batches).
+//! - `nonframed`: non-framed ESDK vectors: decrypt, tampering, the `max_unframed` bound.
 
 mod branch;
 mod cache;
 mod common;
 mod conformance;
 mod kmip;
+mod nonframed;
 mod pkcs11;
+mod threshold;
 mod vault;

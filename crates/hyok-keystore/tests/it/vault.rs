@@ -18,7 +18,8 @@ use hyok_keystore::vault::{ciphertext_version, VaultAdmin, VaultTransitBuilder};
 use hyok_keystore::{open_key, Error, KeyStore};
 
 use crate::common::{
-    batch_round_trip, dead_addr, parse, req, required, silent_listener, skip, unique, vault, SUITE,
+    batch_round_trip, bounded, dead_addr, parse, req, required, silent_listener, skip, unique,
+    vault, SUITE,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,7 +353,7 @@ async fn server_down_and_silent_server_fail_in_bounded_time() {
         .with_token(token())
         .build()
         .unwrap();
-    match down.wrap(&dk, req(&ctx)).await {
+    match bounded(down.wrap(&dk, req(&ctx))).await {
         Err(e @ Error::Unavailable { .. }) => {
             assert!(e.to_string().contains("cannot reach Vault"), "{e}")
         }
@@ -367,7 +368,7 @@ async fn server_down_and_silent_server_fail_in_bounded_time() {
         .with_token(token())
         .build()
         .unwrap();
-    match silent.wrap(&dk, req(&ctx)).await {
+    match bounded(silent.wrap(&dk, req(&ctx))).await {
         Err(e @ Error::Unavailable { .. }) => {
             assert!(e.to_string().contains("no answer"), "{e}")
         }
