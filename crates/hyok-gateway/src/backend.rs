@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hyok::store::{ObjectInfo, Store, StoreOptions, StoreUrl};
@@ -28,7 +29,13 @@ pub(crate) struct Backend {
     session: Arc<Session>,
     local: Option<Store>,
     stores: Mutex<HashMap<String, Store>>,
+    /// S3 buckets seen to exist, and when (object_store cannot HEAD a bucket, so the check
+    /// is a LIST, which some servers answer slowly for large buckets).
+    seen: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long an S3 bucket seen to exist is taken to exist without asking again.
+const BUCKET_TTL: Duration = Duration::from_secs(30);
 
 /// Whether a bucket name is acceptable (S3's rules, simplified: 3-63 of `a-z0-9.-`,
 /// starting and ending with a letter or digit).
@@ -94,6 +101,7 @@ impl Backend {
             session,
             local,
             stores: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         })
     }
 
@@ -159,20 +167,36 @@ impl Backend {
         match self.root() {
             Some(root) => Ok(root.join(bucket).is_dir()),
             None => {
-                // object_store cannot HEAD a bucket: list one key instead.
-                let store = self.store(bucket)?;
-                let url = self.bucket_url(bucket)?;
-                match store.list(&url).next().await {
-                    None | Some(Ok(_)) => Ok(true),
-                    Some(Err(e)) if e.is_not_found() => Ok(false),
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("NoSuchBucket") {
-                            Ok(false)
-                        } else {
-                            Err(internal(e.into()))
-                        }
-                    }
+                let fresh = |m: &HashMap<String, Instant>| {
+                    m.get(bucket).is_some_and(|t| t.elapsed() < BUCKET_TTL)
+                };
+                if fresh(&self.seen.lock().unwrap_or_else(|p| p.into_inner())) {
+                    return Ok(true);
+                }
+                let exists = self.s3_bucket_exists(bucket).await?;
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                if exists {
+                    seen.insert(bucket.to_owned(), Instant::now());
+                } else {
+                    seen.remove(bucket);
+                }
+                Ok(exists)
+            }
+        }
+    }
+
+    async fn s3_bucket_exists(&self, bucket: &str) -> S3Result<bool> {
+        // object_store cannot HEAD a bucket: list one key instead.
+        let store = self.store(bucket)?;
+        let url = self.bucket_url(bucket)?;
+        match store.list(&url).next().await {
+            None | Some(Ok(_)) => Ok(true),
+            Some(Err(e)) if e.is_not_found() => Ok(false),
+            Some(Err(e)) => {
+                if e.to_string().contains("NoSuchBucket") {
+                    Ok(false)
+                } else {
+                    Err(internal(e.into()))
                 }
             }
         }
