@@ -280,10 +280,11 @@ pub const MAX_CONCURRENCY: usize = 1024;
 /// Largest configuration file read (a real one is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// The text of a configuration file: at most [`MAX_CONFIG_BYTES`], never from a device
-/// (`--config /dev/zero` would never end), UTF-8.
-fn read_config_text(file: std::fs::File) -> std::io::Result<String> {
-    use std::io::{Error as IoError, ErrorKind, Read};
+/// Open a configuration file: never a device or directory (`--config /dev/zero` would never
+/// end); a FIFO (`--config <(…)`) is fine.
+fn open_config(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::io::{Error as IoError, ErrorKind};
+    let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() && !is_pipe(&meta) {
         return Err(IoError::new(
@@ -291,6 +292,12 @@ fn read_config_text(file: std::fs::File) -> std::io::Result<String> {
             "not a regular file (a device or directory)",
         ));
     }
+    Ok(file)
+}
+
+/// The text of an opened configuration file: at most [`MAX_CONFIG_BYTES`], UTF-8.
+fn read_config_text(file: std::fs::File) -> std::io::Result<String> {
+    use std::io::{Error as IoError, ErrorKind, Read};
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
@@ -324,7 +331,7 @@ impl Config {
         };
         let cannot_read =
             |e: std::io::Error| Error::Config(format!("cannot read {}: {e}", path.display()));
-        let file = match std::fs::File::open(&path) {
+        let file = match open_config(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Loaded::default())

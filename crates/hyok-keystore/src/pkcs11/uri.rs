@@ -93,8 +93,6 @@ impl PinSource {
         match self {
             Self::Env => Ok(std::env::var(PIN_ENV).ok().map(Zeroizing::new)),
             Self::File(p) => {
-                // The path is not shown: a PIN typed as `pin-source=1234` by mistake would
-                // otherwise be echoed back.
                 let bytes = crate::secret_file::read(
                     p,
                     "pkcs11: PIN file",
@@ -102,10 +100,14 @@ impl PinSource {
                     crate::secret_file::Secrecy::Secret,
                 )
                 .map_err(|e| match e {
-                    Error::Config(m) => Error::Config(m.replace(
-                        &p.display().to_string(),
-                        "that pin-source names (not shown, in case it is a PIN)",
-                    )),
+                    // A name without a `/` may be a PIN typed as `pin-source=1234`: never
+                    // echo it. Real paths (`/run/secrets/pin`, `./pin`) are shown.
+                    Error::Config(m) if !p.as_os_str().as_encoded_bytes().contains(&b'/') => {
+                        Error::Config(m.replace(
+                            &p.display().to_string(),
+                            "that pin-source names (not shown, in case it is a PIN)",
+                        ))
+                    }
                     other => other,
                 })?;
                 let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
