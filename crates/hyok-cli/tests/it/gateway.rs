@@ -76,6 +76,8 @@ impl Gateway {
         let d = dir.path();
         let key = d.join("gw.key");
         std::fs::write(&key, pseudo_random(32, 12)).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let key_uri = raw_aes_uri("hyok-gateway", "test-key", &key);
         for (name, secret) in [
             ("all.secret", SECRET_ALL),
