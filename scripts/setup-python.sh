@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Creates <repo>/.venv with the official Python AWS Encryption SDK, hyok's interop peer in tests.
-# Idempotent: does nothing when the pinned version is already installed. Quiet: prints only
+# Creates <repo>/.venv with the official Python AWS Encryption SDK, hyok's interop peer in tests,
+# and the S3 clients the gateway tests drive (boto3, the aws cli).
+# Idempotent: does nothing when the pinned versions are already installed. Quiet: prints only
 # errors. Point the tests at it with HYOK_ESDK_PYTHON=<repo>/.venv/bin/python (scripts/test.sh
 # does that).
 set -euo pipefail
 
 ESDK_REQUIREMENT="aws-encryption-sdk==4.0.7"
 ESDK_VERSION="${ESDK_REQUIREMENT#*==}"
+# S3 clients of the gateway tests (crates/hyok-cli/tests/gateway_clients.py).
+CLIENT_REQUIREMENTS=("boto3==1.44.18" "awscli==1.46.3")
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 PY="$VENV/bin/python"
@@ -15,11 +18,18 @@ installed_version() {
   "$PY" - <<'PY' 2>/dev/null
 from importlib.metadata import version
 import aws_encryption_sdk  # noqa: F401  (the import itself must work, not only the metadata)
-print(version("aws-encryption-sdk"))
+import boto3, awscli  # noqa: F401,E401
+print(version("aws-encryption-sdk"), version("boto3"), version("awscli"))
 PY
 }
+wanted_versions() {
+  local v=("$ESDK_VERSION")
+  local r
+  for r in "${CLIENT_REQUIREMENTS[@]}"; do v+=("${r#*==}"); done
+  echo "${v[*]}"
+}
 
-if [[ -x "$PY" && "$(installed_version || true)" == "$ESDK_VERSION" ]]; then
+if [[ -x "$PY" && "$(installed_version || true)" == "$(wanted_versions)" ]]; then
   exit 0
 fi
 
@@ -44,9 +54,9 @@ fi
 if [[ ! -x "$PY" ]]; then
   run python3 -m venv "$VENV"
 fi
-run "$PY" -m pip install -q --disable-pip-version-check "$ESDK_REQUIREMENT"
-[[ "$(installed_version || true)" == "$ESDK_VERSION" ]] || {
+run "$PY" -m pip install -q --disable-pip-version-check "$ESDK_REQUIREMENT" "${CLIENT_REQUIREMENTS[@]}"
+[[ "$(installed_version || true)" == "$(wanted_versions)" ]] || {
   cat "$log" >&2
-  echo "setup-python.sh: $ESDK_REQUIREMENT is not importable from $PY after installing" >&2
+  echo "setup-python.sh: $ESDK_REQUIREMENT ${CLIENT_REQUIREMENTS[*]} are not importable from $PY after installing" >&2
   exit 1
 }

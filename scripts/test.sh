@@ -4,7 +4,8 @@
 #   scripts/test.sh [extra cargo test arguments]
 #
 # On a fresh Debian machine with a Rust toolchain this
-#   1. creates .venv with the Python AWS Encryption SDK (scripts/setup-python.sh),
+#   1. creates .venv with the Python AWS Encryption SDK, boto3 and the aws cli
+#      (scripts/setup-python.sh) and installs rclone (Debian package),
 #   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1
 #      (scripts/services/*.sh; state and tools under $HYOK_STATE_DIR, default .state/),
 #   3. builds (does not run) the fuzz targets in fuzz/,
@@ -57,6 +58,16 @@ if scripts/setup-python.sh; then
   export HYOK_ESDK_PYTHON="$REPO_ROOT/.venv/bin/python"
 else
   problem "setting up the Python AWS Encryption SDK failed"
+fi
+
+# rclone (Debian package): one of the real clients of the `hyok gateway` tests.
+if ! command -v rclone >/dev/null 2>&1; then
+  sudo_cmd=()
+  [[ "$(id -u)" -eq 0 ]] || sudo_cmd=(sudo)
+  if ! { "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rclone; } >/dev/null 2>&1; then
+    problem "installing rclone failed"
+  fi
 fi
 
 # GNU time measures the peak memory of hostile inputs (hyok-cli tests, `hardening`).

@@ -37,6 +37,9 @@ pub(crate) enum Command {
     /// EC private key path or a pkcs11: URI); HYOK_AUDIT_IDENTITY names who acts.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve an S3-compatible endpoint that stores every object as an ESDK message under
+    /// the keys of each credential's keyring (the [gateway] section of the configuration).
+    Gateway(GatewayArgs),
     /// Write a starter configuration: a new local AES-256 key and a local folder store.
     Init(InitArgs),
     /// Copy between local files and a store: uploads encrypt, downloads decrypt. Store
@@ -472,6 +475,13 @@ pub(crate) struct KeyNewArgs {
     /// sensitive, never extractable).
     #[arg(short, long, value_name = "TARGET")]
     pub(crate) output: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// Address to listen on, ADDR:PORT (default: [gateway] listen, else 127.0.0.1:7070).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

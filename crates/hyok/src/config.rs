@@ -73,6 +73,46 @@ pub struct Config {
     /// crate; kept as a table here so the facade does not depend on it.
     #[serde(default)]
     pub xks: Option<toml::Table>,
+    /// The S3 gateway (`hyok gateway`).
+    #[serde(default)]
+    pub gateway: Option<GatewayConfig>,
+}
+
+/// `[gateway]`: the S3-compatible encrypting endpoint (`hyok gateway`, crate `hyok-gateway`).
+/// Relative paths are taken relative to the configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `ADDR:PORT` to listen on (default `127.0.0.1:7070`).
+    pub listen: Option<String>,
+    /// Where objects go: `file:///DIR/` (client bucket B at `DIR/B/`) or `s3://` (client
+    /// bucket B in backend bucket B; the `[stores]` endpoint and region settings apply).
+    pub backend: Option<String>,
+    /// TLS certificate chain (PEM). Without it the gateway speaks plain HTTP, which it only
+    /// does on a loopback address unless `allow_plain_http` is set.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// Who may connect.
+    #[serde(default)]
+    pub credentials: Vec<GatewayCredential>,
+}
+
+/// `[[gateway.credentials]]`: one S3 access key of the gateway.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayCredential {
+    /// The access key id clients sign with.
+    pub access_key_id: String,
+    /// File holding the secret access key (never the secret itself).
+    pub secret_access_key_file: PathBuf,
+    /// The keyring that encrypts this credential's uploads (default: `[defaults] keyring`).
+    pub keyring: Option<String>,
+    /// Bucket or `bucket/prefix` patterns (`*` matches any run of characters).
+    pub buckets: Vec<String>,
 }
 
 /// `[audit]`: the same settings as the `HYOK_AUDIT_*` variables, which override them field

@@ -44,6 +44,8 @@ pub mod session;
 pub use client::{Client, Settings};
 pub use error::{Error, ErrorClass, ErrorKind, Result};
 pub use hyok_core::text;
+/// Errors of the message format (inside [`Error::Format`]).
+pub use hyok_core::Error as FormatError;
 pub use hyok_core::{
     AlgorithmSuite, CommitmentPolicy, DecryptOptions, Decryptor, EncryptOptions, EncryptionContext,
     EncryptionMaterials, Encryptor, Header, HeaderLimits, Parallelism, ParsedHeader,

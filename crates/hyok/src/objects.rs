@@ -199,6 +199,7 @@ pub struct Objects {
     catalog: Catalog,
     transfer: Transfer,
     bind_location: bool,
+    actor: Option<String>,
 }
 
 impl Objects {
@@ -211,6 +212,25 @@ impl Objects {
             catalog,
             transfer,
             bind_location: true,
+            actor: None,
+        }
+    }
+
+    /// Name the party these objects are read and written for (a gateway credential): the
+    /// audit records of their key uses then say `s3://B/K (for ACTOR)`.
+    pub fn acting_for(mut self, actor: Option<String>) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// The audit label of an operation on `url`.
+    fn label(&self, url: &StoreUrl) -> OpLabel {
+        OpLabel {
+            subject: Some(match &self.actor {
+                Some(a) => format!("{url} (for {a})"),
+                None => url.to_string(),
+            }),
+            ..Default::default()
         }
     }
 
@@ -266,10 +286,7 @@ impl Objects {
                 ctx.insert(k, v);
             }
         }
-        let label = OpLabel {
-            subject: Some(url.to_string()),
-            ..Default::default()
-        };
+        let label = self.label(url);
         let materials = self.catalog.rt.block_on(self.client.encryption_materials(
             &ctx,
             &BTreeSet::new(),
@@ -382,10 +399,7 @@ impl Objects {
     ) -> Result<GetReport> {
         let info = self.catalog.rt.block_on(self.catalog.store.head(url))?;
         let before = self.catalog.store.bytes_fetched();
-        let label = OpLabel {
-            subject: Some(url.to_string()),
-            ..Default::default()
-        };
+        let label = self.label(url);
         let mtime = info
             .metadata
             .get(META_SOURCE_MTIME)

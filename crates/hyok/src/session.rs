@@ -146,14 +146,28 @@ impl Session {
         })
     }
 
-    /// The configuration file's content (empty when there is none).
-    pub fn file(&self) -> &config::Config {
-        &self.file
+    /// A session over the same configuration and audit log with other keys (a server that
+    /// serves several keyrings, such as the S3 gateway, opens one per keyring).
+    pub fn with_keys(&self, keys: KeySource) -> Self {
+        Self {
+            file: self.file.clone(),
+            file_path: self.file_path.clone(),
+            keys,
+            cache: self.cache,
+            registry: self.registry.clone(),
+            audit: self.audit.clone(),
+            manager: Mutex::new(None),
+        }
     }
 
     /// The configuration file this session read, if any.
     pub fn file_path(&self) -> Option<&Path> {
         self.file_path.as_deref()
+    }
+
+    /// The configuration file's content (empty when there is none).
+    pub fn file(&self) -> &config::Config {
+        &self.file
     }
 
     /// The audit log as a sink, when logging is on (servers record their own events).

@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 mod crypt;
 mod download;
+mod gateway;
 mod init;
 mod inspect;
 mod key;
@@ -73,6 +74,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),
         Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
         Command::Xks(a) => xks::run(config, a),
+        Command::Gateway(a) => gateway::run(config, a),
     }
 }
 

@@ -21,6 +21,7 @@ mod audit;
 mod cli;
 mod common;
 mod format;
+mod gateway;
 mod hardening;
 mod interop;
 mod kmip;

@@ -1,0 +1,108 @@
+"""Throughput and latency of hyok gateway (backend s3s-fs) against s3s-fs directly.
+
+Run by scripts/bench-gateway.sh, which starts the gateway. Environment: GW_ENDPOINT, GW_KEY,
+GW_SECRET, GW_PID (the gateway, for its peak RSS), DIRECT_ENDPOINT and AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY (s3s-fs), BENCH_MIB (large file size), BENCH_SMALL (count of 4 KiB
+objects), BENCH_WORK (scratch folder). Prints a Markdown table.
+"""
+
+import concurrent.futures as cf
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import boto3
+from botocore.config import Config
+
+E = os.environ
+WORK = E["BENCH_WORK"]
+MIB = int(E.get("BENCH_MIB", "1024"))
+SMALL = int(E.get("BENCH_SMALL", "10000"))
+SUFFIX = str(os.getpid())
+
+TARGETS = {
+    "gateway": (E["GW_ENDPOINT"], E["GW_KEY"], E["GW_SECRET"]),
+    "direct": (E["DIRECT_ENDPOINT"], E["AWS_ACCESS_KEY_ID"], E["AWS_SECRET_ACCESS_KEY"]),
+}
+
+
+def client(t):
+    ep, k, s = TARGETS[t]
+    return boto3.client("s3", endpoint_url=ep, aws_access_key_id=k, aws_secret_access_key=s,
+                        region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}, max_pool_connections=64))
+
+
+def aws(t, *args):
+    ep, k, s = TARGETS[t]
+    env = dict(E, AWS_ACCESS_KEY_ID=k, AWS_SECRET_ACCESS_KEY=s, AWS_DEFAULT_REGION="us-east-1")
+    env.pop("AWS_ENDPOINT_URL", None)
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "awscli", "--endpoint-url", ep, *args], env=env,
+                   check=True, capture_output=True)
+    return time.time() - t0
+
+
+def peak_rss_mib():
+    try:
+        with open(f"/proc/{E['GW_PID']}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main():
+    big = os.path.join(WORK, "big.bin")
+    with open(big, "wb") as f:
+        for _ in range(MIB):
+            f.write(os.urandom(1 << 20))
+    bucket = "bench-" + SUFFIX
+    client("direct").create_bucket(Bucket=bucket)  # the gateway's backend bucket, too
+    rows = []
+    for t in ("direct", "gateway"):
+        key = f"s3://{bucket}/{t}/big.bin"
+        up = aws(t, "s3", "cp", big, key, "--only-show-errors")
+        down = aws(t, "s3", "cp", key, os.path.join(WORK, f"{t}.back"), "--only-show-errors")
+        os.remove(os.path.join(WORK, f"{t}.back"))
+        rows.append((t, MIB / up, MIB / down))
+    print(f"| {MIB} MiB, aws cli | up MiB/s | down MiB/s |\n| --- | ---: | ---: |")
+    for t, u, d in rows:
+        print(f"| {t} | {u:.0f} | {d:.0f} |")
+    g, d = rows[1], rows[0]
+    print(f"| gateway / direct | {g[1] / d[1]:.2f}x | {g[2] / d[2]:.2f}x |\n")
+
+    body = os.urandom(4096)
+    print(f"| {SMALL} x 4 KiB, 32 clients (boto3) | PUT obj/s | PUT p50 ms | PUT p99 ms "
+          f"| GET obj/s | GET p50 ms | GET p99 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for t in ("direct", "gateway"):
+        c = client(t)
+
+        def timed(fn):
+            t0 = time.perf_counter()
+            fn()
+            return (time.perf_counter() - t0) * 1000
+
+        res = []
+        for op in ("put", "get"):
+            def one(i, op=op):
+                k = f"{t}/small/{i:06d}"
+                if op == "put":
+                    return timed(lambda: c.put_object(Bucket=bucket, Key=k, Body=body))
+                return timed(lambda: c.get_object(Bucket=bucket, Key=k)["Body"].read())
+            t0 = time.time()
+            with cf.ThreadPoolExecutor(32) as ex:
+                lat = sorted(ex.map(one, range(SMALL)))
+            wall = time.time() - t0
+            res += [SMALL / wall, statistics.median(lat), lat[int(len(lat) * 0.99)]]
+        print(f"| {t} | " + " | ".join(f"{x:.0f}" if i % 3 == 0 else f"{x:.1f}"
+                                      for i, x in enumerate(res)) + " |")
+    print(f"\ngateway peak RSS: {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

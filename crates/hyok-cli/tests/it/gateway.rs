@@ -1,0 +1,392 @@
+//! `hyok gateway` against real S3 clients on 127.0.0.1: the aws cli and boto3 (Python, from
+//! the venv of `scripts/setup-python.sh`, found through `HYOK_ESDK_PYTHON`), rclone (Debian
+//! package), curl for `/health` and `/metrics`. The client steps are in
+//! `tests/gateway_clients.py`; this file starts the gateway from a real configuration, runs
+//! them, then checks the backend: every stored object decrypts with `hyok decrypt` using the
+//! keyring's key, no stored byte string contains the plaintext marker, and the audit log
+//! names the credential of every key use. Backends: a local folder, and s3s-fs
+//! (`scripts/services/s3.sh`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::{self, bin, hermetic, par_map, pseudo_random, raw_aes_uri, skip};
+
+const MARKER: &str = "hyok-gateway-test-marker: this plaintext must never reach the backend";
+
+fn required() -> bool {
+    std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// The venv Python, when it has boto3 and the aws cli.
+fn python(test: &str) -> Option<PathBuf> {
+    let py = std::env::var_os("HYOK_ESDK_PYTHON").map(PathBuf::from);
+    let usable = py.as_ref().is_some_and(|p| {
+        Command::new(p)
+            .args(["-c", "import boto3, awscli"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if usable {
+        py
+    } else {
+        skip(
+            test,
+            "HYOK_ESDK_PYTHON is unset or lacks boto3/awscli (run scripts/setup-python.sh)",
+        );
+        None
+    }
+}
+
+fn rclone() -> Option<String> {
+    let found = Command::new("rclone")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found && required() {
+        panic!("rclone is not installed (apt-get install rclone), and HYOK_REQUIRE_SERVICES=1");
+    }
+    found.then(|| "rclone".to_owned())
+}
+
+/// A running `hyok gateway` with its configuration, keys and backend.
+struct Gateway {
+    child: Child,
+    endpoint: String,
+    dir: Option<tempfile::TempDir>,
+    key_uri: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+const KEY_ALL: &str = "HYOKGATEWAY0001";
+const SECRET_ALL: &str = "gateway-test-secret-all-0001";
+const KEY_LIMITED: &str = "HYOKGATEWAY0002";
+const SECRET_LIMITED: &str = "gateway-test-secret-limited-02";
+
+impl Gateway {
+    fn start(backend: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let key = d.join("gw.key");
+        std::fs::write(&key, pseudo_random(32, 12)).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let key_uri = raw_aes_uri("hyok-gateway", "test-key", &key);
+        for (name, secret) in [
+            ("all.secret", SECRET_ALL),
+            ("limited.secret", SECRET_LIMITED),
+        ] {
+            let p = d.join(name);
+            std::fs::write(&p, format!("{secret}\n")).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+        let run = common::run_program(
+            bin(),
+            [
+                "key",
+                "new",
+                "ec-p256",
+                "-o",
+                &d.join("checkpoint").display().to_string(),
+            ],
+            None,
+        );
+        assert!(run.success(), "{}", run.describe());
+        let backend = backend.replace("{dir}", &d.display().to_string());
+        let audit_key = d.join("checkpoint.pem").display().to_string();
+        let config = format!(
+            r#"[defaults]
+keyring = "default"
+
+[keyrings.default]
+keys = [{key_uri:?}]
+
+[audit]
+log = "audit.log"
+key = {audit_key:?}
+
+[gateway]
+listen = "127.0.0.1:0"
+backend = {backend:?}
+
+[[gateway.credentials]]
+access_key_id = "{KEY_ALL}"
+secret_access_key_file = "all.secret"
+keyring = "default"
+buckets = ["*"]
+
+[[gateway.credentials]]
+access_key_id = "{KEY_LIMITED}"
+secret_access_key_file = "limited.secret"
+buckets = ["limited"]
+"#
+        );
+        let cfg = d.join("hyok.toml");
+        std::fs::write(&cfg, config).unwrap();
+        std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut cmd = Command::new(bin());
+        hermetic(&mut cmd);
+        cmd.args(["--config", &cfg.display().to_string(), "gateway"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start hyok gateway");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("hyok gateway: listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let endpoint = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hyok gateway did not start: {}",
+                    stderr.lock().unwrap().join(" | ")
+                );
+            }
+        };
+        Self {
+            child,
+            endpoint,
+            dir: Some(dir),
+            key_uri,
+            stderr,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("running").path()
+    }
+
+    fn curl(&self, path: &str) -> (String, String) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                &format!("{}{path}", self.endpoint),
+            ])
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+        (body.to_owned(), code.to_owned())
+    }
+
+    /// SIGTERM, and wait for a clean exit. Returns the stderr lines and the folder (kept
+    /// until the caller drops it).
+    fn stop(mut self) -> (String, tempfile::TempDir) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("hyok gateway did not stop after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.stderr.lock().unwrap().join("\n");
+        assert!(status.success(), "hyok gateway exited with {status}: {log}");
+        (log, self.dir.take().expect("running"))
+    }
+}
+
+impl Drop for Gateway {
+    /// A failed test must not leave the server running.
+    fn drop(&mut self) {
+        if self.dir.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&str>) {
+    let work = gw.dir().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gateway_clients.py");
+    let mut cmd = Command::new(py);
+    cmd.arg(&script)
+        .env("GW_ENDPOINT", &gw.endpoint)
+        .env("GW_KEY", KEY_ALL)
+        .env("GW_SECRET", SECRET_ALL)
+        .env("GW_LIMITED_KEY", KEY_LIMITED)
+        .env("GW_LIMITED_SECRET", SECRET_LIMITED)
+        .env("GW_WORK", &work)
+        .env("GW_MARKER", MARKER)
+        .env(
+            "GW_BIG_MIB",
+            std::env::var("HYOK_GATEWAY_BIG_MIB").unwrap_or_else(|_| "40".into()),
+        )
+        .env("GW_SUITE", suite)
+        .env("GW_BUCKET_SUFFIX", format!("-{}", common::unique("t")))
+        .env("RCLONE", rclone().unwrap_or_default());
+    if let Some(e) = backend_endpoint {
+        cmd.env("GW_BACKEND_ENDPOINT", e);
+    }
+    let started = Instant::now();
+    let out = cmd.output().expect("run the client script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "{stdout}(clients: {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        out.status.success(),
+        "client script failed:\n{stdout}\n{}\ngateway stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.stderr.lock().unwrap().join("\n")
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Every stored object is an ESDK message `hyok decrypt` opens with the keyring's key, and
+/// none holds the marker.
+fn check_backend(dir: &Path, key_uri: &str) -> usize {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    assert!(!files.is_empty(), "nothing stored under {}", dir.display());
+    let marker = MARKER.as_bytes();
+    let bad: Vec<String> = par_map(&files, |f| {
+        let raw = std::fs::read(f).unwrap();
+        if raw.windows(marker.len()).any(|w| w == marker) {
+            return Some(format!("{} holds the plaintext marker", f.display()));
+        }
+        let run = common::run_program(
+            bin(),
+            ["decrypt", &f.display().to_string(), "--key", key_uri],
+            None,
+        );
+        (!run.success()).then(|| format!("{}: {}", f.display(), run.describe()))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} objects: {:?}",
+        bad.len(),
+        files.len(),
+        &bad[..bad.len().min(5)]
+    );
+    files.len()
+}
+
+fn check_audit(dir: &Path) {
+    let log = std::fs::read_to_string(dir.join("audit.log")).unwrap_or_default();
+    let uses: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"generate\"") || l.contains("\"unwrap\""))
+        .collect();
+    assert!(!uses.is_empty(), "no key use in the audit log");
+    let anonymous: Vec<&&str> = uses
+        .iter()
+        .filter(|l| {
+            !l.contains(&format!("(for {KEY_ALL})")) && !l.contains(&format!("(for {KEY_LIMITED})"))
+        })
+        .collect();
+    assert!(
+        anonymous.is_empty(),
+        "{} of {} key uses do not name the credential, e.g. {}",
+        anonymous.len(),
+        uses.len(),
+        anonymous[0]
+    );
+    let verify = common::run_program(
+        bin(),
+        [
+            "audit",
+            "verify",
+            "--public-key",
+            &dir.join("checkpoint.pub.pem").display().to_string(),
+            &dir.join("audit.log").display().to_string(),
+        ],
+        None,
+    );
+    assert!(verify.success(), "{}", verify.describe());
+}
+
+#[test]
+fn gateway_with_real_clients_on_a_local_folder() {
+    let test = "gateway::gateway_with_real_clients_on_a_local_folder";
+    let Some(py) = python(test) else { return };
+    let gw = Gateway::start("file://{dir}/backend/");
+    let (health, code) = gw.curl("/health");
+    assert_eq!((health.trim(), code.as_str()), ("ok", "200"));
+    run_clients(&gw, &py, "full", None);
+    let (metrics, code) = gw.curl("/metrics");
+    assert_eq!(code, "200");
+    assert!(
+        metrics.contains("hyok_gateway_requests_total{method=\"PUT\",status=\"2xx\"}")
+            && metrics.contains("hyok_gateway_access_denied_total 4"),
+        "{metrics}"
+    );
+    let n = check_backend(&gw.dir().join("backend"), &gw.key_uri);
+    common::note(&format!(
+        "gateway: {n} stored objects decrypt with hyok decrypt"
+    ));
+    let (log, dir) = gw.stop();
+    assert!(log.contains("hyok gateway: stopped"), "{log}");
+    check_audit(dir.path());
+}
+
+#[test]
+fn gateway_with_real_clients_on_s3() {
+    let test = "gateway::gateway_with_real_clients_on_s3";
+    let Some(py) = python(test) else { return };
+    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty())
+    else {
+        skip(
+            test,
+            "AWS_ENDPOINT_URL is not set (eval \"$(scripts/services/s3.sh)\")",
+        );
+        return;
+    };
+    let gw = Gateway::start("s3://");
+    run_clients(&gw, &py, "s3", Some(&endpoint));
+    let raw = gw.dir().join("work/raw");
+    let n = check_backend(&raw, &gw.key_uri);
+    common::note(&format!(
+        "gateway on s3: {n} stored objects decrypt with hyok decrypt"
+    ));
+    gw.stop();
+}

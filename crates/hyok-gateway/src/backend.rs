@@ -1,0 +1,359 @@
+//! Where a client's bucket and key live on the backend, and the backend's bucket-level
+//! operations. A local folder keeps client bucket B in the folder `ROOT/B/`; S3 keeps it in
+//! backend bucket B (connection settings from a `[stores]` entry of that bucket, else the
+//! standard AWS environment).
+//!
+//! Keys under `.hyok-gateway/` are the gateway's own (multipart staging): clients can
+//! neither see nor write them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hyok::store::{ObjectInfo, Store, StoreOptions, StoreUrl};
+use hyok::Session;
+use s3s::{s3_error, S3Result};
+
+use crate::settings::BackendKind;
+
+/// Prefix of the gateway's own keys inside a bucket.
+pub(crate) const RESERVED: &str = ".hyok-gateway/";
+/// Longest key accepted (as S3).
+const MAX_KEY: usize = 1024;
+
+/// The backend.
+pub(crate) struct Backend {
+    kind: BackendKind,
+    session: Arc<Session>,
+    local: Option<Store>,
+    stores: Mutex<HashMap<String, Store>>,
+    /// S3 buckets seen to exist, and when (object_store cannot HEAD a bucket, so the check
+    /// is a LIST, which some servers answer slowly for large buckets).
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long an S3 bucket seen to exist is taken to exist without asking again.
+const BUCKET_TTL: Duration = Duration::from_secs(30);
+
+/// Whether a bucket name is acceptable (S3's rules, simplified: 3-63 of `a-z0-9.-`,
+/// starting and ending with a letter or digit).
+pub(crate) fn check_bucket(b: &str) -> S3Result<()> {
+    let ok = (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.as_bytes()[0].is_ascii_alphanumeric()
+        && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric()
+        && !b.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(s3_error!(InvalidBucketName))
+    }
+}
+
+/// Whether a client key is acceptable: not empty, at most 1024 bytes, no control
+/// characters, no empty, `.` or `..` segment (they cannot be stored as paths), not a folder
+/// marker, not under the reserved prefix.
+pub(crate) fn check_key(k: &str) -> S3Result<()> {
+    if k.is_empty() || k.len() > MAX_KEY {
+        return Err(s3_error!(KeyTooLongError));
+    }
+    if k.starts_with(RESERVED) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "keys under .hyok-gateway/ are reserved"
+        ));
+    }
+    if k.chars().any(char::is_control)
+        || k.ends_with('/')
+        || k.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(s3_error!(
+            InvalidArgument,
+            "this gateway stores keys as paths: no empty, `.` or `..` segments, no trailing `/`, no control characters"
+        ));
+    }
+    Ok(())
+}
+
+fn internal(e: hyok::Error) -> s3s::S3Error {
+    crate::service::to_s3(e)
+}
+
+impl Backend {
+    /// Open the backend (no request is sent).
+    pub(crate) fn new(kind: BackendKind, session: Arc<Session>) -> hyok::Result<Self> {
+        let local = match &kind {
+            BackendKind::File(root) => {
+                std::fs::create_dir_all(root).map_err(|e| hyok::Error::Io {
+                    what: format!("creating the backend folder {}", root.display()),
+                    source: e,
+                })?;
+                let url = StoreUrl::local(root)?;
+                Some(session.open_store(&url, StoreOptions::default())?)
+            }
+            BackendKind::S3 => None,
+        };
+        Ok(Self {
+            kind,
+            session,
+            local,
+            stores: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The kind.
+    pub(crate) fn kind(&self) -> &BackendKind {
+        &self.kind
+    }
+
+    fn root(&self) -> Option<&PathBuf> {
+        match &self.kind {
+            BackendKind::File(r) => Some(r),
+            BackendKind::S3 => None,
+        }
+    }
+
+    /// The store that holds `bucket`.
+    pub(crate) fn store(&self, bucket: &str) -> S3Result<Store> {
+        if let Some(s) = &self.local {
+            return Ok(s.clone());
+        }
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = stores.get(bucket) {
+            return Ok(s.clone());
+        }
+        let (url, opts) = self
+            .session
+            .resolve(&format!("s3://{bucket}/"))
+            .map_err(internal)?;
+        let mut opts = opts;
+        // The gateway aborts failed uploads itself; it keeps no per-user journal.
+        opts.journal_dir = None;
+        let store = Store::open(&url, &opts).map_err(|e| internal(e.into()))?;
+        stores.insert(bucket.to_owned(), store.clone());
+        Ok(store)
+    }
+
+    /// The folder URL of a client bucket.
+    pub(crate) fn bucket_url(&self, bucket: &str) -> S3Result<StoreUrl> {
+        let url = match self.root() {
+            Some(root) => StoreUrl::local(&root.join(bucket)),
+            None => StoreUrl::parse(&format!("s3://{bucket}/")),
+        };
+        Ok(url.map_err(|e| internal(e.into()))?.as_folder())
+    }
+
+    /// The backend URL of a client object (or of a reserved key).
+    pub(crate) fn object_url(&self, bucket: &str, key: &str) -> S3Result<StoreUrl> {
+        self.bucket_url(bucket)?
+            .join(key)
+            .map_err(|_| s3_error!(InvalidArgument, "this key cannot be stored"))
+    }
+
+    /// The client key of a listed backend object of `bucket` (`None`: not below it).
+    pub(crate) fn key_of(&self, bucket_url: &StoreUrl, info: &ObjectInfo) -> Option<String> {
+        info.url
+            .key()
+            .strip_prefix(bucket_url.key())
+            .map(str::to_owned)
+    }
+
+    /// Whether the client bucket exists.
+    pub(crate) async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
+        match self.root() {
+            Some(root) => Ok(root.join(bucket).is_dir()),
+            None => {
+                let fresh = |m: &HashMap<String, Instant>| {
+                    m.get(bucket).is_some_and(|t| t.elapsed() < BUCKET_TTL)
+                };
+                if fresh(&self.seen.lock().unwrap_or_else(|p| p.into_inner())) {
+                    return Ok(true);
+                }
+                let exists = self.s3_bucket_exists(bucket).await?;
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                if exists {
+                    seen.insert(bucket.to_owned(), Instant::now());
+                } else {
+                    seen.remove(bucket);
+                }
+                Ok(exists)
+            }
+        }
+    }
+
+    async fn s3_bucket_exists(&self, bucket: &str) -> S3Result<bool> {
+        // object_store cannot HEAD a bucket: list one key instead.
+        let store = self.store(bucket)?;
+        let url = self.bucket_url(bucket)?;
+        match store.list(&url).next().await {
+            None | Some(Ok(_)) => Ok(true),
+            Some(Err(e)) if e.is_not_found() => Ok(false),
+            Some(Err(e)) => {
+                if e.to_string().contains("NoSuchBucket") {
+                    Ok(false)
+                } else {
+                    Err(internal(e.into()))
+                }
+            }
+        }
+    }
+
+    /// Fail with NoSuchBucket unless the bucket exists.
+    pub(crate) async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+        if self.bucket_exists(bucket).await? {
+            Ok(())
+        } else {
+            Err(s3_error!(NoSuchBucket))
+        }
+    }
+
+    /// The client buckets (local folders only: object_store cannot list S3 buckets, so an
+    /// S3 backend lists the buckets of `candidates` that exist).
+    pub(crate) async fn buckets(
+        &self,
+        candidates: &[String],
+    ) -> S3Result<Vec<(String, std::time::SystemTime)>> {
+        match self.root() {
+            Some(root) => {
+                let mut out = Vec::new();
+                let rd = std::fs::read_dir(root).map_err(|e| io_error("listing buckets", e))?;
+                for entry in rd.flatten() {
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if meta.is_dir() && check_bucket(&name).is_ok() {
+                        out.push((
+                            name,
+                            meta.created()
+                                .or_else(|_| meta.modified())
+                                .unwrap_or(std::time::UNIX_EPOCH),
+                        ));
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            None => {
+                let mut out = Vec::new();
+                for b in candidates {
+                    if check_bucket(b).is_ok() && self.bucket_exists(b).await? {
+                        out.push((b.clone(), std::time::UNIX_EPOCH));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Create a client bucket (local folders; an S3 backend's buckets are made by its
+    /// operator, so this only succeeds when it exists).
+    pub(crate) async fn create_bucket(&self, bucket: &str) -> S3Result<()> {
+        check_bucket(bucket)?;
+        match self.root() {
+            Some(root) => match std::fs::create_dir(root.join(bucket)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(s3_error!(BucketAlreadyOwnedByYou))
+                }
+                Err(e) => Err(io_error("creating the bucket", e)),
+            },
+            None => {
+                if self.bucket_exists(bucket).await? {
+                    Err(s3_error!(BucketAlreadyOwnedByYou))
+                } else {
+                    Err(s3_error!(
+                        NotImplemented,
+                        "an S3 backend's buckets are created by its operator, not through the gateway"
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Delete an empty client bucket.
+    pub(crate) async fn delete_bucket(&self, bucket: &str) -> S3Result<()> {
+        let store = self.store(bucket)?;
+        let url = self.bucket_url(bucket)?;
+        let mut list = store.list(&url);
+        while let Some(item) = list.next().await {
+            let info = item.map_err(|e| internal(e.into()))?;
+            let staged = self
+                .key_of(&url, &info)
+                .is_some_and(|k| k.starts_with(RESERVED));
+            if !staged {
+                return Err(s3_error!(BucketNotEmpty));
+            }
+        }
+        match self.root() {
+            Some(root) => {
+                let dir = root.join(bucket);
+                if !dir.is_dir() {
+                    return Err(s3_error!(NoSuchBucket));
+                }
+                // Remove empty folders left by deleted keys, then the bucket folder.
+                remove_empty_dirs(&dir).map_err(|e| io_error("deleting the bucket", e))?;
+                match std::fs::remove_dir(&dir) {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(s3_error!(BucketNotEmpty)),
+                }
+            }
+            None => Err(s3_error!(
+                NotImplemented,
+                "an S3 backend's buckets are deleted by its operator, not through the gateway"
+            )),
+        }
+    }
+
+    /// After deleting a local object, remove the folders it leaves empty (up to the bucket).
+    pub(crate) fn prune(&self, bucket: &str, key: &str) {
+        if let Some(root) = self.root() {
+            let top = root.join(bucket);
+            let mut dir = top.join(key);
+            while dir.pop() && dir.starts_with(&top) && dir != top {
+                if std::fs::remove_dir(&dir).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn remove_empty_dirs(dir: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_empty_dirs(&entry.path())?;
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn io_error(what: &str, e: std::io::Error) -> s3s::S3Error {
+    tracing::warn!("{what}: {e}");
+    s3_error!(InternalError, "{what} failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_bucket("photos-2026").is_ok());
+        assert!(check_bucket("ab").is_err());
+        assert!(check_bucket("Upper").is_err());
+        assert!(check_bucket("-x-").is_err());
+        assert!(check_key("a/b.txt").is_ok());
+        assert!(check_key("a//b").is_err());
+        assert!(check_key("../etc/passwd").is_err());
+        assert!(check_key("dir/").is_err());
+        assert!(check_key(".hyok-gateway/uploads/x").is_err());
+        assert!(check_key("").is_err());
+    }
+}

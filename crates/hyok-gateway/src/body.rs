@@ -1,0 +1,439 @@
+//! Request and response bodies between the async server and the blocking crypto.
+//!
+//! An upload's body is pumped by an async task into a channel of a few chunks; the
+//! encryptor, on a blocking thread, reads it through [`BodyReader`]. The pump computes the
+//! plaintext's MD5 and the checksums the client announced (`x-amz-checksum-*`, in headers or
+//! in aws-chunked trailers) and checks them, and the length, *before* it lets the reader see
+//! the end of the body: a body that does not match never becomes a complete object, because
+//! the reader gets an error instead of the end and the upload is aborted.
+//!
+//! A download's plaintext goes the other way: the decryptor writes into [`ChannelWriter`],
+//! whose chunks become the response body stream.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use s3s::checksum::ChecksumHasher;
+use s3s::dto::StreamingBlob;
+use s3s::{s3_error, S3Error, S3Result, TrailingHeaders};
+use tokio::sync::mpsc;
+
+/// Chunks in flight between the network and the crypto, each way.
+const CHANNEL_CHUNKS: usize = 4;
+/// Size of the response body chunks.
+const OUT_CHUNK: usize = 256 * 1024;
+
+/// Checksums a client announced for a body (`x-amz-checksum-*` headers or trailers, and
+/// `x-amz-sdk-checksum-algorithm`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Wanted {
+    /// `Content-MD5` (base64), when sent.
+    pub(crate) content_md5: Option<String>,
+    /// Announced checksums, base64.
+    pub(crate) crc32: Option<String>,
+    /// CRC32C.
+    pub(crate) crc32c: Option<String>,
+    /// SHA-1.
+    pub(crate) sha1: Option<String>,
+    /// SHA-256.
+    pub(crate) sha256: Option<String>,
+    /// CRC64NVME.
+    pub(crate) crc64nvme: Option<String>,
+    /// The algorithm whose checksum follows in a trailer.
+    pub(crate) algorithm: Option<String>,
+}
+
+/// What the pump measured of a verified body.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Measured {
+    /// MD5.
+    pub(crate) md5: [u8; 16],
+}
+
+impl Wanted {
+    /// The Content-MD5 as raw bytes (`InvalidDigest` when malformed).
+    pub(crate) fn md5(&self) -> S3Result<Option<[u8; 16]>> {
+        use base64::Engine;
+        self.content_md5
+            .as_deref()
+            .map(|m| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(m.trim())
+                    .ok()
+                    .and_then(|v| <[u8; 16]>::try_from(v).ok())
+                    .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
+            })
+            .transpose()
+    }
+
+    fn hasher(&self) -> S3Result<ChecksumHasher> {
+        let mut h = ChecksumHasher::default();
+        if self.crc32.is_some() {
+            h.crc32 = Some(Default::default());
+        }
+        if self.crc32c.is_some() {
+            h.crc32c = Some(Default::default());
+        }
+        if self.sha1.is_some() {
+            h.sha1 = Some(Default::default());
+        }
+        if self.sha256.is_some() {
+            h.sha256 = Some(Default::default());
+        }
+        if self.crc64nvme.is_some() {
+            h.crc64nvme = Some(Default::default());
+        }
+        match self
+            .algorithm
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None => {}
+            Some("CRC32") => h.crc32 = Some(Default::default()),
+            Some("CRC32C") => h.crc32c = Some(Default::default()),
+            Some("SHA1") => h.sha1 = Some(Default::default()),
+            Some("SHA256") => h.sha256 = Some(Default::default()),
+            Some("CRC64NVME") => h.crc64nvme = Some(Default::default()),
+            Some(_) => return Err(s3_error!(InvalidArgument, "unsupported checksum algorithm")),
+        }
+        Ok(h)
+    }
+}
+
+/// Running digests of a body and the final check against what the client announced.
+struct Digests {
+    md5: Md5,
+    sums: ChecksumHasher,
+    len: u64,
+    wanted: Wanted,
+    expected_len: Option<u64>,
+}
+
+impl Digests {
+    fn new(wanted: Wanted, expected_len: Option<u64>) -> S3Result<Self> {
+        Ok(Self {
+            md5: Md5::new(),
+            sums: wanted.hasher()?,
+            len: 0,
+            wanted,
+            expected_len,
+        })
+    }
+
+    fn update(&mut self, b: &[u8]) -> S3Result<()> {
+        self.len += b.len() as u64;
+        if self.expected_len.is_some_and(|n| self.len > n) {
+            return Err(s3_error!(
+                IncompleteBody,
+                "the body is longer than its Content-Length"
+            ));
+        }
+        self.md5.update(b);
+        self.sums.update(b);
+        Ok(())
+    }
+
+    fn finish(self, trailers: Option<TrailingHeaders>) -> S3Result<Measured> {
+        if self.expected_len.is_some_and(|n| self.len != n) {
+            return Err(s3_error!(
+                IncompleteBody,
+                "the body is shorter than its Content-Length"
+            ));
+        }
+        let md5: [u8; 16] = self.md5.finalize().into();
+        if let Some(want) = self.wanted.md5()? {
+            if want != md5 {
+                return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
+            }
+        }
+        let mut w = self.wanted;
+        if let Some(map) = trailers.and_then(|t| t.take()) {
+            let get = |name: &str| {
+                map.get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            w.crc32 = get("x-amz-checksum-crc32").or(w.crc32);
+            w.crc32c = get("x-amz-checksum-crc32c").or(w.crc32c);
+            w.sha1 = get("x-amz-checksum-sha1").or(w.sha1);
+            w.sha256 = get("x-amz-checksum-sha256").or(w.sha256);
+            w.crc64nvme = get("x-amz-checksum-crc64nvme").or(w.crc64nvme);
+        }
+        let got = self.sums.finalize();
+        let pairs = [
+            ("CRC32", &w.crc32, &got.checksum_crc32),
+            ("CRC32C", &w.crc32c, &got.checksum_crc32c),
+            ("SHA1", &w.sha1, &got.checksum_sha1),
+            ("SHA256", &w.sha256, &got.checksum_sha256),
+            ("CRC64NVME", &w.crc64nvme, &got.checksum_crc64nvme),
+        ];
+        for (name, want, got) in pairs {
+            if let (Some(want), Some(got)) = (want, got) {
+                if want != got {
+                    return Err(s3_error!(
+                        BadDigest,
+                        "the {name} checksum does not match the body"
+                    ));
+                }
+            }
+        }
+        Ok(Measured { md5 })
+    }
+}
+
+fn body_error(e: impl std::fmt::Display) -> S3Error {
+    s3_error!(IncompleteBody, "reading the request body failed: {e}")
+}
+
+/// Read a whole (small) body into memory and verify it.
+pub(crate) async fn collect(
+    mut body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<TrailingHeaders>,
+    len: u64,
+) -> S3Result<(Vec<u8>, Measured)> {
+    let mut d = Digests::new(wanted, Some(len))?;
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(body_error)?;
+        d.update(&chunk)?;
+        buf.extend_from_slice(&chunk);
+    }
+    let m = d.finish(trailers)?;
+    Ok((buf, m))
+}
+
+/// Start pumping `body` into a [`BodyReader`]. The task's result is the verified
+/// measurement, or why the body was refused (the reader then saw an error, not the end).
+pub(crate) fn pump(
+    mut body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<TrailingHeaders>,
+    len: Option<u64>,
+) -> S3Result<(BodyReader, tokio::task::JoinHandle<S3Result<Measured>>)> {
+    let mut d = Digests::new(wanted, len)?;
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+    let task = tokio::spawn(async move {
+        let fail = |tx: mpsc::Sender<io::Result<Bytes>>, e: S3Error| async move {
+            let _ = tx
+                .send(Err(io::Error::other("the request body was refused")))
+                .await;
+            Err(e)
+        };
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return fail(tx, body_error(e)).await,
+            };
+            if let Err(e) = d.update(&chunk) {
+                return fail(tx, e).await;
+            }
+            if tx.send(Ok(chunk)).await.is_err() {
+                // The reader gave up (the upload failed): its error is the one to report.
+                return Err(s3_error!(
+                    InternalError,
+                    "the upload stopped reading the body"
+                ));
+            }
+        }
+        match d.finish(trailers) {
+            Ok(m) => Ok(m), // dropping `tx` ends the reader's input
+            Err(e) => fail(tx, e).await,
+        }
+    });
+    Ok((
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        },
+        task,
+    ))
+}
+
+/// The blocking side of [`pump`].
+pub(crate) struct BodyReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// A `Write` (for the blocking decryptor) whose chunks become a response body.
+pub(crate) struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+/// The response side of a [`ChannelWriter`].
+pub(crate) struct ChannelStream(Mutex<mpsc::Receiver<io::Result<Bytes>>>);
+
+/// A writer and the stream its bytes come out of.
+pub(crate) fn channel() -> (ChannelWriter, ChannelStream) {
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    (
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(OUT_CHUNK),
+        },
+        ChannelStream(Mutex::new(rx)),
+    )
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let b = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(OUT_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(b))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+
+    /// Send the rest (the body then ends when the writer is dropped).
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        self.send()
+    }
+
+    /// End the body with an error: the client sees a broken response, never a short
+    /// body that looks complete.
+    pub(crate) fn fail(self, why: &str) {
+        let _ = self.tx.blocking_send(Err(io::Error::other(why.to_owned())));
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(OUT_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == OUT_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for ChannelStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut rx = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        rx.poll_recv(cx)
+    }
+}
+
+/// A blocking pipe between two blocking threads (a decryptor writing, an encryptor
+/// reading): copies and completed uploads re-encrypt without holding the object.
+pub(crate) fn pipe() -> (PipeWriter, PipeReader) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CHUNKS);
+    (
+        PipeWriter {
+            tx,
+            buf: Vec::with_capacity(OUT_CHUNK),
+        },
+        PipeReader {
+            rx,
+            cur: Bytes::new(),
+        },
+    )
+}
+
+/// The writing end of [`pipe`].
+pub(crate) struct PipeWriter {
+    tx: std::sync::mpsc::SyncSender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+/// The reading end of [`pipe`]: the end of input only after [`PipeWriter::finish`].
+pub(crate) struct PipeReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl PipeWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let b = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(OUT_CHUNK),
+        ));
+        self.tx
+            .send(Ok(b))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader stopped"))
+    }
+
+    /// Send the rest and end the input.
+    pub(crate) fn finish(mut self) {
+        if self.send().is_ok() {
+            let _ = self.tx.send(Ok(Bytes::new()));
+        }
+    }
+
+    /// End the input with an error.
+    pub(crate) fn fail(self, why: &str) {
+        let _ = self.tx.send(Err(io::Error::other(why.to_owned())));
+    }
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(OUT_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == OUT_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                // An empty chunk is the writer's explicit end.
+                Ok(Ok(b)) if b.is_empty() => return Ok(0),
+                Ok(Ok(b)) => self.cur = b,
+                Ok(Err(e)) => return Err(e),
+                // The writer vanished without finishing: never a silent end.
+                Err(_) => return Err(io::Error::other("the source stopped early")),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}

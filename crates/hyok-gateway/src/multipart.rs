@@ -1,0 +1,476 @@
+//! Multipart uploads (see DESIGN.md, "S3 gateway: multipart").
+//!
+//! An upload lives in the backend, under the bucket's reserved prefix, as ESDK messages
+//! only: `.hyok-gateway/uploads/ID/info` (empty body; its encryption context names the
+//! target key, content type and user metadata) and one message per part,
+//! `.hyok-gateway/uploads/ID/part-NNNNN`, each encrypted as it streams in, in any order and
+//! in parallel. CompleteMultipartUpload decrypts the listed parts in order and re-encrypts
+//! them into one message at the target key through a pipe (bounded memory), then deletes
+//! the upload. Nothing of an upload is visible to listings before Complete; Abort (or a
+//! failed Complete) leaves the target untouched. No state is kept in the process, so any
+//! replica can serve any request of an upload.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use hyok::EncryptionContext;
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::access::Patterns;
+use crate::backend::RESERVED;
+use crate::body::{self, Wanted};
+use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
+use crate::service::{join_error, to_btree, to_s3, ts, Caller, Gateway};
+
+const MAX_PART: i32 = 10_000;
+
+/// A new upload id: 128 bits from the process's random hasher keys, a counter and the
+/// time. Unique, not secret (every request is authorized by the key it names).
+fn new_upload_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut out = String::with_capacity(32);
+    for round in 0..2u8 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u8(round);
+        h.write_u64(n);
+        h.write_u128(now);
+        h.write_u32(std::process::id());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+fn check_id(id: &str) -> S3Result<()> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(s3_error!(NoSuchUpload))
+    }
+}
+
+fn upload_dir(id: &str) -> String {
+    format!("{RESERVED}uploads/{id}/")
+}
+
+fn info_key(id: &str) -> String {
+    format!("{}info", upload_dir(id))
+}
+
+fn part_key(id: &str, n: i32) -> String {
+    format!("{}part-{n:05}", upload_dir(id))
+}
+
+/// A part's ETag: its message id's first 16 bytes (fixed when the part was encrypted, read
+/// from its header without a key). Not an MD5 of the part: S3 gives no such promise for
+/// encrypted objects, and SDKs do not check it.
+fn part_etag(d: &ObjectDesc) -> String {
+    d.etag.trim_end_matches("-1").to_owned()
+}
+
+/// The upload's description, checked against the key the client names.
+async fn load(g: &Gateway, bucket: &str, key: &str, id: &str) -> S3Result<ObjectDesc> {
+    check_id(id)?;
+    let store = g.backend.store(bucket)?;
+    let url = g.backend.object_url(bucket, &info_key(id))?;
+    match g.describe(&store, &url).await? {
+        Some((_, d)) if d.context.get(CTX_UPLOAD_KEY) == Some(key) => Ok(d),
+        _ => Err(s3_error!(NoSuchUpload)),
+    }
+}
+
+/// Start an upload; returns its id.
+async fn start(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    content_type: Option<&str>,
+    metadata: Option<&BTreeMap<String, String>>,
+) -> S3Result<String> {
+    let id = new_upload_id();
+    let mut ctx = meta::object_context(content_type, metadata, None);
+    ctx.insert(CTX_UPLOAD_KEY, key);
+    g.store_object(
+        caller,
+        bucket,
+        &info_key(&id),
+        Box::new(std::io::empty()),
+        Some(0),
+        ctx,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Encrypt one part as it streams in; returns its ETag and plaintext MD5.
+#[allow(clippy::too_many_arguments)]
+async fn store_part(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    id: &str,
+    n: i32,
+    body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<s3s::TrailingHeaders>,
+    len: u64,
+) -> S3Result<(String, [u8; 16])> {
+    let key = part_key(id, n);
+    let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
+    let stored = g.store_object(
+        caller,
+        bucket,
+        &key,
+        Box::new(reader),
+        Some(len),
+        EncryptionContext::new(),
+    );
+    let (stored, pumped) = tokio::join!(stored, pump);
+    let measured = pumped.map_err(join_error)??;
+    stored?;
+    let store = g.backend.store(bucket)?;
+    let url = g.backend.object_url(bucket, &key)?;
+    let (_, d) = g
+        .describe(&store, &url)
+        .await?
+        .ok_or_else(|| s3_error!(InternalError, "a stored part vanished"))?;
+    Ok((part_etag(&d), measured.md5))
+}
+
+/// Delete everything of an upload.
+async fn remove(g: &Gateway, bucket: &str, id: &str) -> S3Result<()> {
+    let store = g.backend.store(bucket)?;
+    let dir = g.backend.object_url(bucket, &upload_dir(id))?.as_folder();
+    let mut list = store.list(&dir);
+    let mut urls = Vec::new();
+    while let Some(item) = list.next().await {
+        urls.push(item.map_err(|e| to_s3(e.into()))?.url);
+    }
+    for url in urls {
+        match store.delete(&url).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(to_s3(e.into())),
+        }
+    }
+    g.backend.prune(bucket, &info_key(id));
+    Ok(())
+}
+
+pub(crate) async fn create(
+    g: &Gateway,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let caller = g.caller(&req.credentials)?;
+    let i = req.input;
+    g.may_object(&caller, &i.bucket, &i.key)?;
+    g.backend.require_bucket(&i.bucket).await?;
+    let id = start(
+        g,
+        &caller,
+        &i.bucket,
+        &i.key,
+        i.content_type.as_deref(),
+        to_btree(i.metadata.clone()).as_ref(),
+    )
+    .await?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(id),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn upload_part(
+    g: &Gateway,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let caller = g.caller(&req.credentials)?;
+    let trailers = req.trailing_headers;
+    let mut i = req.input;
+    g.may_object(&caller, &i.bucket, &i.key)?;
+    if !(1..=MAX_PART).contains(&i.part_number) {
+        return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
+    }
+    load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    let len = i
+        .content_length
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| s3_error!(MissingContentLength))?;
+    let wanted = Wanted {
+        content_md5: i.content_md5.clone(),
+        crc32: i.checksum_crc32.clone(),
+        crc32c: i.checksum_crc32c.clone(),
+        sha1: i.checksum_sha1.clone(),
+        sha256: i.checksum_sha256.clone(),
+        crc64nvme: i.checksum_crc64nvme.clone(),
+        algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
+    };
+    let body = i.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
+    let (etag, _) = store_part(
+        g,
+        &caller,
+        &i.bucket,
+        &i.upload_id,
+        i.part_number,
+        body,
+        wanted,
+        trailers,
+        len,
+    )
+    .await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(etag)),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn complete(
+    g: &Gateway,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let caller = g.caller(&req.credentials)?;
+    let i = req.input;
+    g.may_object(&caller, &i.bucket, &i.key)?;
+    let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    let parts = i
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| s3_error!(MalformedXML, "no parts listed"))?;
+    let store = g.backend.store(&i.bucket)?;
+    let mut sources = Vec::with_capacity(parts.len());
+    let mut digest = Md5::new();
+    let mut total = 0u64;
+    let mut prev = 0;
+    for p in &parts {
+        let n = p.part_number.unwrap_or(0);
+        if n <= prev {
+            return Err(s3_error!(InvalidPartOrder));
+        }
+        prev = n;
+        let url = g
+            .backend
+            .object_url(&i.bucket, &part_key(&i.upload_id, n))?;
+        let Some((_, d)) = g.describe(&store, &url).await? else {
+            return Err(s3_error!(InvalidPart, "part {n} was not uploaded"));
+        };
+        let etag = part_etag(&d);
+        let given = p.e_tag.as_ref().map(|e| e.value().trim_matches('"'));
+        if given.is_some_and(|e| e != etag) {
+            return Err(s3_error!(InvalidPart, "part {n}'s ETag does not match"));
+        }
+        digest.update(hex::decode(&etag).unwrap_or_default());
+        total += d.size;
+        sources.push(url);
+    }
+    let etag = format!("{}-{}", hex::encode(digest.finalize()), parts.len());
+    let ctx = meta::object_context(
+        info.content_type.as_deref(),
+        Some(&info.metadata),
+        Some(&etag),
+    );
+    g.reencrypt(&caller, &i.bucket, sources, &i.bucket, &i.key, total, ctx)
+        .await?;
+    remove(g, &i.bucket, &i.upload_id).await?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        e_tag: Some(ETag::Strong(etag)),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn abort(
+    g: &Gateway,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let caller = g.caller(&req.credentials)?;
+    let i = req.input;
+    g.may_object(&caller, &i.bucket, &i.key)?;
+    load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    remove(g, &i.bucket, &i.upload_id).await?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(crate) async fn list_parts(
+    g: &Gateway,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let caller = g.caller(&req.credentials)?;
+    let i = req.input;
+    g.may_object(&caller, &i.bucket, &i.key)?;
+    load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    let store = g.backend.store(&i.bucket)?;
+    let dir = g.backend.object_url(&i.bucket, &upload_dir(&i.upload_id))?;
+    let mut found = Vec::new();
+    let mut list = store.list(&dir.as_folder());
+    while let Some(item) = list.next().await {
+        let info = item.map_err(|e| to_s3(e.into()))?;
+        let n = info
+            .url
+            .file_name()
+            .and_then(|f| f.strip_prefix("part-"))
+            .and_then(|n| n.parse::<i32>().ok());
+        if let Some(n) = n {
+            found.push((n, info));
+        }
+    }
+    found.sort_by_key(|(n, _)| *n);
+    let marker = i.part_number_marker.unwrap_or(0);
+    let max = usize::try_from(i.max_parts.unwrap_or(1000).clamp(1, 1000)).unwrap_or(1000);
+    let rest: Vec<_> = found.into_iter().filter(|(n, _)| *n > marker).collect();
+    let truncated = rest.len() > max;
+    let mut parts = Vec::new();
+    for (n, info) in rest.into_iter().take(max) {
+        let parsed = meta::read_header(&store, &info, g.limits)
+            .await
+            .map_err(to_s3)?;
+        let d = meta::describe(&info, &parsed);
+        parts.push(Part {
+            part_number: Some(n),
+            size: Some(i64::try_from(d.size).unwrap_or(i64::MAX)),
+            e_tag: Some(ETag::Strong(part_etag(&d))),
+            last_modified: Some(ts(d.last_modified)),
+            ..Default::default()
+        });
+    }
+    let next = parts.last().and_then(|p| p.part_number);
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(i.upload_id),
+        max_parts: Some(i32::try_from(max).unwrap_or(1000)),
+        is_truncated: Some(truncated),
+        next_part_number_marker: if truncated { next } else { None },
+        parts: Some(parts),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn list_uploads(
+    g: &Gateway,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let caller = g.caller(&req.credentials)?;
+    let i = req.input;
+    crate::backend::check_bucket(&i.bucket)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    if !caller.patterns.may_list(&i.bucket, &prefix) {
+        return Err(g.deny(&caller, &format!("list uploads {}", i.bucket)));
+    }
+    g.backend.require_bucket(&i.bucket).await?;
+    let store = g.backend.store(&i.bucket)?;
+    let dir = g
+        .backend
+        .object_url(&i.bucket, &format!("{RESERVED}uploads/"))?
+        .as_folder();
+    let mut uploads = Vec::new();
+    let mut list = store.list(&dir);
+    while let Some(item) = list.next().await {
+        let info = item.map_err(|e| to_s3(e.into()))?;
+        if info.url.file_name() != Some("info") {
+            continue;
+        }
+        let Ok(parsed) = meta::read_header(&store, &info, g.limits).await else {
+            continue;
+        };
+        let Some(key) = parsed.header.context.get(CTX_UPLOAD_KEY).map(str::to_owned) else {
+            continue;
+        };
+        if !key.starts_with(&prefix) || !caller.patterns.object(&i.bucket, &key) {
+            continue;
+        }
+        let id = info
+            .url
+            .key()
+            .trim_end_matches("/info")
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        uploads.push((key, id, info.last_modified));
+        if uploads.len() >= 10_000 {
+            break;
+        }
+    }
+    uploads.sort();
+    let marker = i.key_marker.clone().unwrap_or_default();
+    let max = usize::try_from(i.max_uploads.unwrap_or(1000).clamp(1, 1000)).unwrap_or(1000);
+    let rest: Vec<_> = uploads
+        .into_iter()
+        .filter(|(k, _, _)| marker.is_empty() || k.as_str() > marker.as_str())
+        .collect();
+    let truncated = rest.len() > max;
+    let page: Vec<_> = rest.into_iter().take(max).collect();
+    let next = page.last().map(|(k, id, _)| (k.clone(), id.clone()));
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(i.bucket),
+        prefix: Some(prefix),
+        max_uploads: Some(i32::try_from(max).unwrap_or(1000)),
+        is_truncated: Some(truncated),
+        next_key_marker: next.as_ref().filter(|_| truncated).map(|n| n.0.clone()),
+        next_upload_id_marker: next.filter(|_| truncated).map(|n| n.1),
+        uploads: Some(
+            page.into_iter()
+                .map(|(key, id, t)| MultipartUpload {
+                    key: Some(key),
+                    upload_id: Some(id),
+                    initiated: Some(ts(t)),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+/// A large single PUT without Content-MD5: stage it as a one-part upload (its MD5 is known
+/// only at its end), then re-encrypt it into the target with the MD5 as ETag.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn put_staged(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<s3s::TrailingHeaders>,
+    len: u64,
+    content_type: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+) -> S3Result<String> {
+    let id = start(
+        g,
+        caller,
+        bucket,
+        key,
+        content_type.as_deref(),
+        metadata.as_ref(),
+    )
+    .await?;
+    let res: S3Result<String> = async {
+        let (_, md5) = store_part(g, caller, bucket, &id, 1, body, wanted, trailers, len).await?;
+        let etag = hex::encode(md5);
+        let ctx = meta::object_context(content_type.as_deref(), metadata.as_ref(), Some(&etag));
+        let src = g.backend.object_url(bucket, &part_key(&id, 1))?;
+        g.reencrypt(caller, bucket, vec![src], bucket, key, len, ctx)
+            .await?;
+        Ok(etag)
+    }
+    .await;
+    let cleaned = remove(g, bucket, &id).await;
+    let etag = res?;
+    cleaned?;
+    Ok(etag)
+}

@@ -1,0 +1,173 @@
+//! The HTTP(S) server: accepts connections (TLS when configured), answers unsigned
+//! `GET /health` and `GET /metrics` itself, hands everything else to the S3 service, counts
+//! every request, and shuts down gracefully: on the shutdown signal it stops accepting,
+//! lets requests in flight finish for up to [`DRAIN`], then drops the rest (an upload cut
+//! off that way is aborted, so it leaves nothing visible).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use s3s::service::S3Service;
+use s3s::Body;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::service::Gateway;
+
+/// How long requests in flight may take to finish after the shutdown signal.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+fn is_signed(req: &Request<Incoming>) -> bool {
+    req.headers().contains_key(hyper::header::AUTHORIZATION)
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature=") || q.contains("Signature="))
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// `/health`: every credential's keyring opens and the backend answers.
+async fn health(g: &Gateway) -> Response<Body> {
+    let mut problems = Vec::new();
+    for c in g.callers.values() {
+        if let Err(e) = c.session.key_manager() {
+            problems.push(format!(
+                "keyring of {}: {}",
+                c.id,
+                hyok::text::escape_str(&e.to_string())
+            ));
+        }
+    }
+    if let crate::settings::BackendKind::File(root) = g.backend.kind() {
+        if !root.is_dir() {
+            problems.push(format!("backend folder {} is missing", root.display()));
+        }
+    }
+    if problems.is_empty() {
+        text(StatusCode::OK, "ok\n".into())
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy\n{}\n", problems.join("\n")),
+        )
+    }
+}
+
+async fn handle(
+    g: Arc<Gateway>,
+    s3: S3Service,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, s3s::HttpError> {
+    let started = Instant::now();
+    g.metrics.start();
+    let method = req.method().as_str().to_owned();
+    let own = req.method() == hyper::Method::GET && !is_signed(&req);
+    let res = match req.uri().path() {
+        "/health" if own => Ok(health(&g).await),
+        "/metrics" if own => Ok(text(StatusCode::OK, g.metrics.render())),
+        _ => s3.call(req.map(Body::from)).await,
+    };
+    let status = res.as_ref().map_or(500, |r| r.status().as_u16());
+    g.metrics.end(&method, status, started.elapsed());
+    res
+}
+
+/// TLS settings from PEM files.
+pub(crate) fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> hyok::Result<TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        hyok::Error::Config(format!("[gateway] {what}: {e}"))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(&format!("tls_cert {}", cert.display()), &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&format!("tls_cert {}", cert.display()), &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(&format!("tls_key {}", key.display()), &e))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("TLS", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| bad("TLS certificate and key", &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serve until `shutdown` completes, then drain.
+pub(crate) async fn serve(
+    g: Arc<Gateway>,
+    s3: S3Service,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = ConnBuilder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let (g2, s32) = (g.clone(), s3.clone());
+        let service = hyper::service::service_fn(move |req| handle(g2.clone(), s32.clone(), req));
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(socket), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!(in_flight = g.metrics.in_flight(), "shutting down");
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after {DRAIN:?}: dropped (their uploads abort)");
+    }
+}

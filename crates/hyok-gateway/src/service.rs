@@ -1,0 +1,945 @@
+//! The S3 operations. Every request is signed (s3s checks SigV4, header or presigned, and
+//! decodes aws-chunked bodies); each handler first finds the caller's credential and checks
+//! its bucket patterns, then works on the backend through `hyok::objects`, whose key uses
+//! are audited with the credential's access key id as the actor.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures::StreamExt;
+use hyok::objects::{ByteRange, Objects, Source};
+use hyok::store::{ObjectInfo, Store, StoreUrl, Transfer};
+use hyok::{EncryptionContext, ErrorClass, HeaderLimits, Session, Settings};
+use s3s::dto::*;
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use crate::access::{Pattern, Patterns};
+use crate::backend::{check_bucket, check_key, Backend, RESERVED};
+use crate::body::{self, Wanted};
+use crate::meta::{self, ObjectDesc};
+use crate::metrics::Metrics;
+
+/// Bodies up to this size are read into memory, so that their MD5 (the ETag) is known
+/// before the header is written; larger ones stream (see DESIGN.md).
+pub(crate) const SMALL_BODY: u64 = 8 * 1024 * 1024;
+/// Memory all in-memory bodies may use at once, in KiB permits.
+pub(crate) const SMALL_BODY_BUDGET_KIB: usize = 256 * 1024;
+
+/// One credential as the server uses it.
+pub(crate) struct Caller {
+    /// Access key id.
+    pub(crate) id: String,
+    /// Bucket patterns.
+    pub(crate) patterns: Vec<Pattern>,
+    /// The session over the credential's keyring.
+    pub(crate) session: Arc<Session>,
+}
+
+/// Shared state of the gateway.
+pub(crate) struct Gateway {
+    pub(crate) backend: Backend,
+    pub(crate) callers: HashMap<String, Arc<Caller>>,
+    pub(crate) transfer: Transfer,
+    pub(crate) rt: Handle,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) memory: Arc<Semaphore>,
+    pub(crate) limits: HeaderLimits,
+}
+
+/// The S3 service over a [`Gateway`].
+#[derive(Clone)]
+pub(crate) struct GatewayS3(pub Arc<Gateway>);
+
+/// A hyok error as an S3 error (its class decides the code; the text carries no secret).
+pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
+    let class = e.class();
+    let text = hyok::text::escape_str(&e.to_string());
+    let code = match class {
+        ErrorClass::NotFound => S3ErrorCode::NoSuchKey,
+        ErrorClass::Policy => S3ErrorCode::AccessDenied,
+        ErrorClass::Range => S3ErrorCode::InvalidRange,
+        _ => S3ErrorCode::InternalError,
+    };
+    tracing::warn!(class = class.as_str(), "{text}");
+    S3Error::with_message(code, text)
+}
+
+pub(crate) fn join_error(e: tokio::task::JoinError) -> S3Error {
+    s3_error!(InternalError, "a worker failed: {e}")
+}
+
+pub(crate) fn ts(t: SystemTime) -> Timestamp {
+    Timestamp::from(t)
+}
+
+fn hex_md5(m: &[u8]) -> String {
+    hex::encode(m)
+}
+
+pub(crate) fn to_btree(m: Option<Metadata>) -> Option<BTreeMap<String, String>> {
+    m.map(|m| m.into_iter().collect())
+}
+
+fn to_metadata(m: &BTreeMap<String, String>) -> Option<Metadata> {
+    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value().trim_matches('"') == etag,
+    }
+}
+
+fn time_of(t: &Timestamp) -> Option<SystemTime> {
+    let odt: time::OffsetDateTime = t.clone().into();
+    Some(odt.into())
+}
+
+/// Whole seconds (HTTP dates have no fraction).
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The conditional request headers of GET and HEAD, in RFC 9110's order.
+fn check_conditions(
+    d: &ObjectDesc,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    if let Some(c) = if_match {
+        if !etag_matches(c, &d.etag) {
+            return Err(s3_error!(PreconditionFailed));
+        }
+    } else if let Some(t) = if_unmodified_since.and_then(time_of) {
+        if secs(d.last_modified) > secs(t) {
+            return Err(s3_error!(PreconditionFailed));
+        }
+    }
+    if let Some(c) = if_none_match {
+        if etag_matches(c, &d.etag) {
+            return Err(s3_error!(NotModified));
+        }
+    } else if let Some(t) = if_modified_since.and_then(time_of) {
+        if secs(d.last_modified) <= secs(t) {
+            return Err(s3_error!(NotModified));
+        }
+    }
+    Ok(())
+}
+
+/// One page of a listing.
+pub(crate) struct Page {
+    pub(crate) objects: Vec<(String, ObjectDesc)>,
+    pub(crate) prefixes: Vec<String>,
+    pub(crate) truncated: bool,
+    pub(crate) next: Option<String>,
+}
+
+impl Gateway {
+    /// The caller's credential (s3s verified the signature with its secret).
+    pub(crate) fn caller(&self, c: &Option<s3s::auth::Credentials>) -> S3Result<Arc<Caller>> {
+        c.as_ref()
+            .and_then(|c| self.callers.get(&c.access_key))
+            .cloned()
+            .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))
+    }
+
+    pub(crate) fn deny(&self, caller: &Caller, what: &str) -> S3Error {
+        self.metrics.denied();
+        tracing::info!(access_key = %caller.id, "access denied: {what}");
+        s3_error!(AccessDenied)
+    }
+
+    pub(crate) fn may_object(&self, caller: &Caller, bucket: &str, key: &str) -> S3Result<()> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        if caller.patterns.object(bucket, key) {
+            Ok(())
+        } else {
+            Err(self.deny(caller, &format!("{bucket}/{key}")))
+        }
+    }
+
+    /// Encrypted objects of `bucket` with the caller's keys, audited as the caller.
+    pub(crate) fn objects(&self, caller: &Caller, bucket: &str) -> S3Result<Objects> {
+        let store = self.backend.store(bucket)?;
+        Ok(caller
+            .session
+            .objects(
+                store,
+                Settings::default(),
+                self.transfer.clone(),
+                self.rt.clone(),
+            )
+            .map_err(to_s3)?
+            .acting_for(Some(caller.id.clone())))
+    }
+
+    /// HEAD a backend object and describe it from its header (no key needed).
+    pub(crate) async fn describe(
+        &self,
+        store: &Store,
+        url: &StoreUrl,
+    ) -> S3Result<Option<(ObjectInfo, ObjectDesc)>> {
+        let Some(info) = store.try_head(url).await.map_err(|e| to_s3(e.into()))? else {
+            return Ok(None);
+        };
+        let parsed = meta::read_header(store, &info, self.limits)
+            .await
+            .map_err(to_s3)?;
+        let d = meta::describe(&info, &parsed);
+        Ok(Some((info, d)))
+    }
+
+    async fn object_or_404(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(Store, StoreUrl, ObjectInfo, ObjectDesc)> {
+        let store = self.backend.store(bucket)?;
+        let url = self.backend.object_url(bucket, key)?;
+        match self.describe(&store, &url).await? {
+            Some((info, d)) => Ok((store, url, info, d)),
+            None => {
+                self.backend.require_bucket(bucket).await?;
+                Err(s3_error!(NoSuchKey))
+            }
+        }
+    }
+
+    /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread.
+    pub(crate) async fn store_object(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        src: Box<dyn std::io::Read + Send>,
+        len: Option<u64>,
+        context: EncryptionContext,
+    ) -> S3Result<()> {
+        let objects = self.objects(caller, bucket)?;
+        let url = self.backend.object_url(bucket, key)?;
+        let started = Instant::now();
+        let res = tokio::task::spawn_blocking(move || {
+            let mut src = src;
+            objects.put(
+                &url,
+                &mut src,
+                &Source {
+                    len,
+                    mtime: None,
+                    context,
+                },
+            )
+        })
+        .await
+        .map_err(join_error)?;
+        self.metrics.key_use(started.elapsed(), res.is_ok());
+        match res {
+            Ok(r) => {
+                self.metrics.bytes_in(r.plaintext_len);
+                Ok(())
+            }
+            Err(e) => Err(to_s3(e)),
+        }
+    }
+
+    /// List one page of a bucket's keys.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn list_page(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&str>,
+        max_keys: usize,
+    ) -> S3Result<Page> {
+        check_bucket(bucket)?;
+        if !caller.patterns.may_list(bucket, prefix) {
+            return Err(self.deny(caller, &format!("list {bucket}/{prefix}")));
+        }
+        self.backend.require_bucket(bucket).await?;
+        let store = self.backend.store(bucket)?;
+        let root = self.backend.bucket_url(bucket)?;
+        // object_store lists folders: list the prefix's folder and filter by the prefix.
+        let dir = match prefix.rfind('/') {
+            Some(i) => root.join(&prefix[..=i]).unwrap_or_else(|_| root.clone()),
+            None => root.clone(),
+        };
+        let mut keys: Vec<(String, ObjectInfo)> = Vec::new();
+        let mut stream = store.list(&dir);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| to_s3(e.into()))?;
+            let Some(key) = self.backend.key_of(&root, &info) else {
+                continue;
+            };
+            if key.starts_with(RESERVED)
+                || !key.starts_with(prefix)
+                || !caller.patterns.object(bucket, &key)
+            {
+                continue;
+            }
+            keys.push((key, info));
+        }
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let mut picked: Vec<(String, ObjectInfo)> = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut truncated = false;
+        let mut last: Option<String> = None;
+        for (key, info) in keys {
+            if let Some(a) = after {
+                if key.as_str() <= a {
+                    continue;
+                }
+                if delimiter.is_some_and(|d| a.ends_with(d)) && key.starts_with(a) {
+                    continue;
+                }
+            }
+            let common = delimiter.and_then(|d| {
+                let rest = &key[prefix.len()..];
+                rest.find(d)
+                    .map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
+            });
+            if let Some(cp) = &common {
+                if prefixes.last() == Some(cp) {
+                    continue;
+                }
+            }
+            if picked.len() + prefixes.len() >= max_keys {
+                truncated = true;
+                break;
+            }
+            match common {
+                Some(cp) => {
+                    last = Some(cp.clone());
+                    prefixes.push(cp);
+                }
+                None => {
+                    last = Some(key.clone());
+                    picked.push((key, info));
+                }
+            }
+        }
+        // Sizes and ETags come from each object's header: read them in parallel.
+        let described: Vec<S3Result<(String, ObjectDesc)>> = futures::stream::iter(picked)
+            .map(|(key, info)| {
+                let store = store.clone();
+                async move {
+                    match meta::read_header(&store, &info, self.limits).await {
+                        Ok(p) => Ok((key, meta::describe(&info, &p))),
+                        Err(e) => Err(to_s3(e)),
+                    }
+                }
+            })
+            .buffered(32)
+            .collect()
+            .await;
+        let objects = described.into_iter().collect::<S3Result<Vec<_>>>()?;
+        Ok(Page {
+            objects,
+            prefixes,
+            truncated,
+            next: if truncated { last } else { None },
+        })
+    }
+
+    /// Decrypt the objects `sources` of `src_bucket` in order into one new object `dst`
+    /// (copies; completing uploads), streaming through a pipe: bounded memory.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn reencrypt(
+        &self,
+        caller: &Caller,
+        src_bucket: &str,
+        sources: Vec<StoreUrl>,
+        dst_bucket: &str,
+        dst_key: &str,
+        len: u64,
+        context: EncryptionContext,
+    ) -> S3Result<()> {
+        let reader_objects = self.objects(caller, src_bucket)?;
+        let (w, r) = body::pipe();
+        let get = tokio::task::spawn_blocking(move || {
+            let mut w = w;
+            for url in &sources {
+                if let Err(e) = reader_objects.get(url, &mut w, None, &EncryptionContext::new()) {
+                    w.fail("reading the source failed");
+                    return Err(e);
+                }
+            }
+            w.finish();
+            Ok(())
+        });
+        let put = self.store_object(caller, dst_bucket, dst_key, Box::new(r), Some(len), context);
+        let (got, put) = tokio::join!(get, put);
+        got.map_err(join_error)?.map_err(to_s3)?;
+        put
+    }
+}
+
+fn wanted_put(i: &PutObjectInput) -> Wanted {
+    Wanted {
+        content_md5: i.content_md5.clone(),
+        crc32: i.checksum_crc32.clone(),
+        crc32c: i.checksum_crc32c.clone(),
+        sha1: i.checksum_sha1.clone(),
+        sha256: i.checksum_sha256.clone(),
+        crc64nvme: i.checksum_crc64nvme.clone(),
+        algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for GatewayS3 {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let candidates: Vec<String> = caller
+            .patterns
+            .iter()
+            .filter_map(|p| p.literal_bucket().map(str::to_owned))
+            .collect();
+        let buckets = g
+            .backend
+            .buckets(&candidates)
+            .await?
+            .into_iter()
+            .filter(|(b, _)| caller.patterns.touches_bucket(b))
+            .map(|(name, t)| Bucket {
+                name: Some(name),
+                creation_date: Some(ts(t)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let b = &req.input.bucket;
+        check_bucket(b)?;
+        if !caller.patterns.whole_bucket(b) {
+            return Err(g.deny(&caller, &format!("create bucket {b}")));
+        }
+        g.backend.create_bucket(b).await?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{b}")),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let b = &req.input.bucket;
+        check_bucket(b)?;
+        if !caller.patterns.touches_bucket(b) {
+            return Err(g.deny(&caller, &format!("head bucket {b}")));
+        }
+        g.backend.require_bucket(b).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let b = &req.input.bucket;
+        check_bucket(b)?;
+        if !caller.patterns.touches_bucket(b) {
+            return Err(g.deny(&caller, &format!("bucket location {b}")));
+        }
+        g.backend.require_bucket(b).await?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let b = &req.input.bucket;
+        check_bucket(b)?;
+        if !caller.patterns.whole_bucket(b) {
+            return Err(g.deny(&caller, &format!("delete bucket {b}")));
+        }
+        g.backend.require_bucket(b).await?;
+        g.backend.delete_bucket(b).await?;
+        Ok(S3Response::new(DeleteBucketOutput::default()))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let trailers = req.trailing_headers;
+        let mut input = req.input;
+        let (bucket, key) = (input.bucket.clone(), input.key.clone());
+        g.may_object(&caller, &bucket, &key)?;
+        g.backend.require_bucket(&bucket).await?;
+        if input
+            .if_none_match
+            .as_ref()
+            .is_some_and(ETagCondition::is_any)
+        {
+            let store = g.backend.store(&bucket)?;
+            let url = g.backend.object_url(&bucket, &key)?;
+            if store
+                .try_head(&url)
+                .await
+                .map_err(|e| to_s3(e.into()))?
+                .is_some()
+            {
+                return Err(s3_error!(PreconditionFailed, "the object exists"));
+            }
+        }
+        let wanted = wanted_put(&input);
+        let body = input.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
+        let len = input
+            .content_length
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| s3_error!(MissingContentLength))?;
+        let metadata = to_btree(input.metadata.take());
+        let ct = input.content_type.clone();
+        let etag = if len <= SMALL_BODY {
+            // Small: read it, so the MD5 is known before the header is written.
+            let kib = u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+            let _permit = g
+                .memory
+                .acquire_many(kib)
+                .await
+                .map_err(|_| s3_error!(ServiceUnavailable))?;
+            let (buf, m) = body::collect(body, wanted, trailers, len).await?;
+            let etag = hex_md5(&m.md5);
+            let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
+            let src: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(buf));
+            g.store_object(&caller, &bucket, &key, src, Some(len), ctx)
+                .await?;
+            etag
+        } else if let Some(md5) = wanted.md5()? {
+            // Large with Content-MD5: the ETag is known in advance and checked at the end.
+            let etag = hex_md5(&md5);
+            let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
+            let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
+            let stored = g.store_object(&caller, &bucket, &key, Box::new(reader), Some(len), ctx);
+            let (stored, pumped) = tokio::join!(stored, pump);
+            pumped.map_err(join_error)??;
+            stored?;
+            etag
+        } else {
+            // Large without Content-MD5: stage it, then re-encrypt with its MD5 (DESIGN.md).
+            crate::multipart::put_staged(
+                g, &caller, &bucket, &key, body, wanted, trailers, len, ct, metadata,
+            )
+            .await?
+        };
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let i = &req.input;
+        g.may_object(&caller, &i.bucket, &i.key)?;
+        let (_, _, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
+        check_conditions(
+            &d,
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+            i.if_modified_since.as_ref(),
+            i.if_unmodified_since.as_ref(),
+        )?;
+        let (len, range) = match &i.range {
+            Some(r) => {
+                let r = r.check(d.size).map_err(|_| s3_error!(InvalidRange))?;
+                (
+                    r.end - r.start,
+                    Some(format!("bytes {}-{}/{}", r.start, r.end - 1, d.size)),
+                )
+            }
+            None => (d.size, None),
+        };
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+            content_range: range,
+            content_type: d.content_type.clone(),
+            e_tag: Some(ETag::Strong(d.etag.clone())),
+            last_modified: Some(ts(d.last_modified)),
+            metadata: to_metadata(&d.metadata),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let i = &req.input;
+        g.may_object(&caller, &i.bucket, &i.key)?;
+        let (_, url, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
+        check_conditions(
+            &d,
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+            i.if_modified_since.as_ref(),
+            i.if_unmodified_since.as_ref(),
+        )?;
+        let range = match &i.range {
+            Some(r) => Some(r.check(d.size).map_err(|_| s3_error!(InvalidRange))?),
+            None => None,
+        };
+        let objects = g.objects(&caller, &i.bucket)?;
+        let (w, stream) = body::channel();
+        let metrics = g.metrics.clone();
+        let plain = range.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut w = w;
+            let started = Instant::now();
+            let r = plain.map(|r| ByteRange {
+                start: r.start,
+                end: Some(r.end - 1),
+            });
+            let res = objects.get(&url, &mut w, r, &EncryptionContext::new());
+            metrics.key_use(started.elapsed(), res.is_ok());
+            match res {
+                Ok(rep) => {
+                    metrics.bytes_out(rep.plaintext_len);
+                    let _ = w.finish();
+                }
+                Err(e) => {
+                    let e = to_s3(e);
+                    w.fail(e.message().unwrap_or("decryption failed"));
+                }
+            }
+        });
+        let (len, content_range) = match &range {
+            Some(r) => (
+                r.end - r.start,
+                Some(format!("bytes {}-{}/{}", r.start, r.end - 1, d.size)),
+            ),
+            None => (d.size, None),
+        };
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+            content_range,
+            content_type: d.content_type.clone(),
+            e_tag: Some(ETag::Strong(d.etag.clone())),
+            last_modified: Some(ts(d.last_modified)),
+            metadata: to_metadata(&d.metadata),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let after = match (i.continuation_token.as_deref(), i.start_after.as_deref()) {
+            (Some(t), Some(s)) => Some(if t >= s { t } else { s }),
+            (t, s) => t.or(s),
+        };
+        let max = usize::try_from(i.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let page = g
+            .list_page(
+                &caller,
+                &i.bucket,
+                &prefix,
+                i.delimiter.as_deref(),
+                after,
+                max,
+            )
+            .await?;
+        let count = page.objects.len() + page.prefixes.len();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(i.bucket.clone()),
+            prefix: Some(prefix),
+            delimiter: i.delimiter.clone(),
+            max_keys: i.max_keys.or(Some(1000)),
+            key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
+            continuation_token: i.continuation_token.clone(),
+            start_after: i.start_after.clone(),
+            is_truncated: Some(page.truncated),
+            next_continuation_token: page.next,
+            contents: Some(listing(page.objects)),
+            common_prefixes: common(page.prefixes),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let max = usize::try_from(i.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let page = g
+            .list_page(
+                &caller,
+                &i.bucket,
+                &prefix,
+                i.delimiter.as_deref(),
+                i.marker.as_deref(),
+                max,
+            )
+            .await?;
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(i.bucket.clone()),
+            prefix: Some(prefix),
+            delimiter: i.delimiter.clone(),
+            marker: i.marker.clone(),
+            max_keys: i.max_keys.or(Some(1000)),
+            is_truncated: Some(page.truncated),
+            next_marker: page.next,
+            contents: Some(listing(page.objects)),
+            common_prefixes: common(page.prefixes),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let i = &req.input;
+        g.may_object(&caller, &i.bucket, &i.key)?;
+        g.backend.require_bucket(&i.bucket).await?;
+        delete_one(g, &i.bucket, &i.key).await?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let i = req.input;
+        check_bucket(&i.bucket)?;
+        g.backend.require_bucket(&i.bucket).await?;
+        if i.delete.objects.len() > 1000 {
+            return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
+        }
+        let quiet = i.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for o in &i.delete.objects {
+            let res = match g.may_object(&caller, &i.bucket, &o.key) {
+                Ok(()) => delete_one(g, &i.bucket, &o.key).await,
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(o.key.clone()),
+                    ..Default::default()
+                }),
+                Err(e) => errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(o.key.clone()),
+                    message: e.message().map(str::to_owned),
+                    ..Default::default()
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let g = &self.0;
+        let caller = g.caller(&req.credentials)?;
+        let i = req.input;
+        let (sb, sk) = match &i.copy_source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id: None,
+            } => (bucket.to_string(), key.to_string()),
+            _ => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "only bucket/key copy sources without versions"
+                ))
+            }
+        };
+        g.may_object(&caller, &sb, &sk)?;
+        g.may_object(&caller, &i.bucket, &i.key)?;
+        g.backend.require_bucket(&i.bucket).await?;
+        let (_, _, _, d) = g.object_or_404(&sb, &sk).await?;
+        check_conditions(
+            &d,
+            i.copy_source_if_match.as_ref(),
+            i.copy_source_if_none_match.as_ref(),
+            i.copy_source_if_modified_since.as_ref(),
+            i.copy_source_if_unmodified_since.as_ref(),
+        )
+        .map_err(|e| {
+            if *e.code() == S3ErrorCode::NotModified {
+                s3_error!(PreconditionFailed)
+            } else {
+                e
+            }
+        })?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|m| m.as_str() == MetadataDirective::REPLACE);
+        if sb == i.bucket && sk == i.key && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "copying an object onto itself needs the REPLACE metadata directive"
+            ));
+        }
+        let ctx = if replace {
+            meta::object_context(
+                i.content_type.as_deref(),
+                to_btree(i.metadata.clone()).as_ref(),
+                Some(&d.etag),
+            )
+        } else {
+            meta::object_context(d.content_type.as_deref(), Some(&d.metadata), Some(&d.etag))
+        };
+        let src = g.backend.object_url(&sb, &sk)?;
+        g.reencrypt(&caller, &sb, vec![src], &i.bucket, &i.key, d.size, ctx)
+            .await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(d.etag)),
+                last_modified: Some(ts(SystemTime::now())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        crate::multipart::create(&self.0, req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        crate::multipart::upload_part(&self.0, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        crate::multipart::complete(&self.0, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        crate::multipart::abort(&self.0, req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        crate::multipart::list_parts(&self.0, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        crate::multipart::list_uploads(&self.0, req).await
+    }
+}
+
+async fn delete_one(g: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
+    let store = g.backend.store(bucket)?;
+    let url = g.backend.object_url(bucket, key)?;
+    match store.delete(&url).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(to_s3(e.into())),
+    }
+    g.backend.prune(bucket, key);
+    Ok(())
+}
+
+fn listing(objects: Vec<(String, ObjectDesc)>) -> Vec<Object> {
+    objects
+        .into_iter()
+        .map(|(key, d)| Object {
+            key: Some(key),
+            size: Some(i64::try_from(d.size).unwrap_or(i64::MAX)),
+            e_tag: Some(ETag::Strong(d.etag)),
+            last_modified: Some(ts(d.last_modified)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn common(prefixes: Vec<String>) -> Option<Vec<CommonPrefix>> {
+    (!prefixes.is_empty()).then(|| {
+        prefixes
+            .into_iter()
+            .map(|p| CommonPrefix { prefix: Some(p) })
+            .collect()
+    })
+}
