@@ -93,7 +93,7 @@ done
 # The fuzz targets live in their own workspace (fuzz/); build them (not run them) so that
 # a change to hyok-core that breaks them fails here, not in the next fuzzing session.
 t_fuzz=$SECONDS
-if ! cargo build --release --manifest-path fuzz/Cargo.toml --bins; then
+if ! cargo build --release --manifest-path fuzz/Cargo.toml --bins --target-dir target; then
   note "the fuzz targets (fuzz/) do not build"
   exit 1
 fi
