@@ -28,12 +28,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return report::clap_error(&e),
     };
-    if std::env::var_os("HYOK_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_env("HYOK_LOG"))
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    hyok::frontend::init_logging();
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report::error(&e),

@@ -5,38 +5,19 @@
 
 use std::process::ExitCode;
 
+use hyok::frontend;
 use hyok::text::escape_controls;
 use hyok::{ErrorClass, ErrorKind};
-
-/// The facade error in a chain, if any.
-pub(crate) fn facade_error(e: &anyhow::Error) -> Option<&hyok::Error> {
-    e.chain().find_map(|c| c.downcast_ref::<hyok::Error>())
-}
 
 /// Kind and class of a command's failure (local I/O without a facade error is an
 /// operation failure of class `io`).
 pub(crate) fn classify(e: &anyhow::Error) -> (ErrorKind, ErrorClass) {
-    match facade_error(e) {
-        Some(h) => (h.kind(), h.class()),
-        None => (ErrorKind::Operation, ErrorClass::Io),
-    }
+    frontend::classify(e.as_ref())
 }
 
-/// The whole chain on one line, each cause once: a cause whose text its parent already
-/// shows (thiserror messages that include their source) is not repeated.
+/// The whole chain on one escaped line, each cause once.
 pub(crate) fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    escape_controls(&line)
+    frontend::one_line(e.as_ref())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -51,12 +32,7 @@ pub(crate) fn error(e: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(e) {
         return ExitCode::from(1);
     }
-    let (kind, _) = classify(e);
-    eprintln!("hyok: error: {}", one_line(e));
-    if let Some(h) = facade_error(e).and_then(hyok::Error::hint) {
-        eprintln!("hint: {}", escape_controls(&h));
-    }
-    ExitCode::from(kind.exit_code())
+    frontend::report(e.as_ref())
 }
 
 /// clap's errors in the same shape: help and version go to stdout as usual; a usage error

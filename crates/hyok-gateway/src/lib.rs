@@ -163,20 +163,7 @@ impl Gateway {
 }
 
 /// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-}
+pub use hyok::frontend::shutdown_signal;
 
 /// Run the gateway of `session`'s configuration until SIGINT/SIGTERM (blocking). Prints
 /// the address it listens on to stderr.

@@ -32,6 +32,7 @@ pub mod policy;
 pub mod proxy;
 pub mod record;
 pub mod route;
+mod run;
 pub mod server;
 pub mod sigv4;
 
@@ -42,6 +43,7 @@ use std::sync::Arc;
 pub use config::XksConfig;
 pub use error::{ErrorName, XksError};
 pub use proxy::Proxy;
+pub use run::run;
 
 /// A proxy bound to its address, ready to serve.
 pub struct Bound {

@@ -34,6 +34,7 @@ pub mod audit;
 mod client;
 pub mod config;
 mod error;
+pub mod frontend;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;

@@ -4,17 +4,16 @@
 pub(crate) mod audit;
 mod crypt;
 mod download;
-mod gateway;
 mod init;
 mod inspect;
 mod key;
 mod list;
 mod progress;
 mod remove;
+mod server;
 mod storage;
 mod transfer;
 mod upload;
-mod xks;
 
 use std::path::Path;
 
@@ -73,8 +72,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),
         Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
-        Command::Xks(a) => xks::run(config, a),
-        Command::Gateway(a) => gateway::run(config, a),
+        Command::Xks(a) => server::exec("hyok-xks", config, a.listen.as_deref()),
+        Command::Gateway(a) => server::exec("hyok-gateway", config, a.listen.as_deref()),
     }
 }
 
