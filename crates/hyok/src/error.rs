@@ -253,6 +253,9 @@ impl Error {
             Self::Store(S::NotFound(_) | S::Config(_) | S::InvalidUrl(_) | S::Io { .. }) => {
                 return None
             }
+            Self::Store(S::Store { object, .. }) if object.starts_with("file://") => {
+                "check that the folder exists and that this user can read and write it"
+            }
             Self::Store(_) => {
                 "check the endpoint, credentials (AWS_* variables or ~/.aws) and that the bucket exists"
             }

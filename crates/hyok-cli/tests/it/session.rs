@@ -579,6 +579,14 @@ fn one_unrepresentable_name_fails_alone() {
         "{}",
         r.describe()
     );
+    // A local folder's hint says nothing of S3 credentials.
+    let hint = r.stderr.lines().skip_while(|l| *l != err).nth(1);
+    assert_eq!(
+        hint,
+        Some("hint: check that the folder exists and that this user can read and write it"),
+        "{}",
+        r.describe()
+    );
 }
 
 const HOSTILE: &str = "a\u{1b}]0;pwned\u{7}b\rforged\nline\u{202e}txt";
