@@ -36,6 +36,7 @@ pub mod config;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod inspect;
 pub mod objects;
 pub mod policy;
