@@ -153,6 +153,7 @@ svc_stop() {
 svc_start() {
   command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
   install_bao
+  printf '%s\n' "$BAO_BIN" >"$SVC_DIR/bao-bin"
   local n token ct pt addrs="" running=0
   for n in "${NODES[@]}"; do
     use_node "$n"
@@ -229,6 +230,8 @@ case "${1:-start}" in
   node-start)
     check_node_arg "${2:-}"
     [[ -s "$INIT_JSON" ]] || fail "no $INIT_JSON: start the cluster first"
+    # The binary `start` used (HYOK_TOOLS_DIR may not be set the same way here, e.g. in a test).
+    if [[ -s "$SVC_DIR/bao-bin" ]]; then BAO_BIN="$(<"$SVC_DIR/bao-bin")"; fi
     start_node "$2"
     unseal_node "$2"
     say "node $2 is back ($(health_code "$2"))"
