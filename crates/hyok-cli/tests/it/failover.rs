@@ -519,3 +519,85 @@ impl Drop for Server {
         let _ = self.0.wait();
     }
 }
+
+/// KMIP servers listed in one URI (`kmip://A,B/ID`): the first is dead, the second is the
+/// PyKMIP server of `scripts/services/kmip.sh`. (Two PyKMIP servers do not share keys, so a
+/// second live server would not be a cluster; a dead address stands in for a failed node.)
+#[test]
+fn kmip_fails_over_past_a_dead_server() {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    let (Some(real), Some(_), Some(_), Some(_)) = (
+        var("HYOK_KMIP_ADDR"),
+        var("HYOK_KMIP_CA"),
+        var("HYOK_KMIP_CERT"),
+        var("HYOK_KMIP_KEY"),
+    ) else {
+        skip(
+            "failover::kmip_fails_over_past_a_dead_server",
+            "HYOK_KMIP_ADDR/CA/CERT/KEY not set (eval \"$(scripts/services/kmip.sh)\")",
+        );
+        return;
+    };
+    let run = |args: &[&str]| common::hyok_env(args, &[], &[], None, Duration::from_secs(90));
+    let name = common::unique("hyok-failover-kmip");
+    let made = run(&[
+        "key",
+        "new",
+        "aes-256",
+        "-o",
+        &format!("kmip://{real}/{name}"),
+    ]);
+    assert!(made.success(), "{}", made.describe());
+    let uid = made
+        .stdout_text()
+        .trim()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dead = dead_addr();
+    let listed = format!("kmip://{dead},{real}/{uid}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let enc = dir.path().join("m.hyok");
+    let dec = dir.path().join("m");
+    let plain = common::pseudo_random(10_000, 15);
+    let r = common::hyok_env(
+        &["encrypt", "--key", &listed, "-o", enc.to_str().unwrap()],
+        &[],
+        &[],
+        Some(&plain),
+        Duration::from_secs(90),
+    );
+    assert!(r.success(), "encrypt: {}", r.describe());
+    let r = run(&[
+        "decrypt",
+        "--key",
+        &listed,
+        enc.to_str().unwrap(),
+        "-o",
+        dec.to_str().unwrap(),
+    ]);
+    assert!(r.success(), "decrypt: {}", r.describe());
+    assert!(std::fs::read(&dec).unwrap() == plain, "round trip differs");
+
+    let r = run(&["key", "health", &listed]);
+    assert!(r.success(), "{}", r.describe());
+    let text = r.stdout_text();
+    let line = |addr: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(addr))
+            .unwrap_or_else(|| panic!("no line for {addr}: {text}"))
+            .to_owned()
+    };
+    assert!(line(&dead).contains("unreachable"), "{text}");
+    assert!(line(&real).contains(" up "), "{text}");
+
+    let r = run(&[
+        "key",
+        "health",
+        &format!("kmip://{dead},{}/{uid}", dead_addr()),
+    ]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    check_error_stderr(&r.stderr).unwrap();
+}
