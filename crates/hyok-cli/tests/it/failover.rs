@@ -106,7 +106,13 @@ struct NodeDown<'a> {
 
 impl Drop for NodeDown<'_> {
     fn drop(&mut self) {
+        let t = Instant::now();
         self.cluster.ctl("node-start", self.n);
+        note(&format!(
+            "failover: node {} started and unsealed again in {:.1?}",
+            self.n,
+            t.elapsed()
+        ));
     }
 }
 
@@ -216,6 +222,7 @@ fn cp_r_survives_stopping_the_node_in_use() {
         return;
     };
     let _serial = lock();
+    let test_started = Instant::now();
     let n = object_count();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
@@ -226,6 +233,10 @@ fn cp_r_survives_stopping_the_node_in_use() {
         }
         std::fs::write(p, object_body(i)).unwrap();
     }
+    note(&format!(
+        "failover: {n} source files written in {:.1?}",
+        test_started.elapsed()
+    ));
     let store = dir.path().join("store");
     let dst = format!("file://{}/", store.display());
 
@@ -257,6 +268,11 @@ fn cp_r_survives_stopping_the_node_in_use() {
         }
     }
     assert!(lost.is_empty(), "objects lost or changed: {lost:?}");
+    drop(dir);
+    note(&format!(
+        "failover: cp -r test of {n} objects done in {:.1?} (files removed)",
+        test_started.elapsed()
+    ));
 }
 
 #[test]
