@@ -8,6 +8,11 @@
 //! still be working on it), and neither is anything that names a cause: a refused token, a
 //! missing key, a failed authentication tag. The total time is bounded by
 //! [`RetryConfig::retry_timeout`] plus one request timeout.
+//!
+//! With several nodes of one cluster ([`crate::endpoints`]) the same budget covers rounds over
+//! the nodes; a request that timed out, or whose connection broke, then goes to the next node
+//! when the call is idempotent (it may have been done on the first, which is harmless for such
+//! calls), never back to the same one.
 
 use std::fmt;
 use std::future::Future;
