@@ -6,7 +6,8 @@
 # On a fresh Debian machine with a Rust toolchain this
 #   1. creates .venv with the Python AWS Encryption SDK, boto3 and the aws cli
 #      (scripts/setup-python.sh) and installs rclone (Debian package),
-#   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1
+#   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1, and a
+#      three-node OpenBao raft cluster for the failover tests
 #      (scripts/services/*.sh; state and tools under $HYOK_STATE_DIR, default .state/),
 #   3. builds (does not run) the fuzz targets in fuzz/,
 #   4. runs `cargo test --workspace --release` with their settings in the environment,
@@ -90,6 +91,16 @@ for svc in softhsm openbao s3 kmip; do
     problem "$svc did not start"
   fi
 done
+# The three-node OpenBao cluster of the failover tests (after openbao.sh, which installs the
+# bao binary) needs about 20 s to elect a leader and join its nodes: it starts in the
+# background while the fuzz targets build.
+t_cluster=$SECONDS
+if ! scripts/services/openbao-cluster.sh status >/dev/null 2>&1; then
+  started+=(openbao-cluster)
+fi
+cluster_exports="$(mktemp)"
+scripts/services/openbao-cluster.sh start >"$cluster_exports" &
+cluster_pid=$!
 # The fuzz targets live in their own workspace (fuzz/); build them (not run them) so that
 # a change to hyok-core that breaks them fails here, not in the next fuzzing session.
 t_fuzz=$SECONDS
@@ -98,6 +109,13 @@ if ! cargo build --release --manifest-path fuzz/Cargo.toml --bins --target-dir t
   exit 1
 fi
 note "fuzz targets built ($((SECONDS - t_fuzz))s)"
+if wait "$cluster_pid"; then
+  eval "$(cat "$cluster_exports")"
+  note "openbao-cluster ready ($((SECONDS - t_cluster))s, in the background)"
+else
+  problem "openbao-cluster did not start"
+fi
+rm -f "$cluster_exports"
 
 note "setup took $((SECONDS - t0))s; running cargo test --workspace --release $*"
 

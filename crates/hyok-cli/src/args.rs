@@ -426,6 +426,21 @@ pub(crate) enum KeyCommand {
     Rotate(KeyUriArgs),
     /// Destroy a key for good. Every message that only this key wraps becomes unreadable.
     Destroy(KeyDestroyArgs),
+    /// Probe every server node behind a key (or behind each key of the configured keyring):
+    /// reachable, active or standby, latency, circuit-breaker state. Exit status 1 when a key
+    /// has no node that serves.
+    Health(KeyHealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyHealthArgs {
+    /// Key URI (e.g. `vault-transit:NAME?addr=https://A:8200,https://B:8200`); without it,
+    /// the keys of the configuration (`hyok.toml`, `HYOK_KEY`).
+    #[arg(value_name = "URI")]
+    pub(crate) uri: Option<String>,
+    /// Print one JSON object per key instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

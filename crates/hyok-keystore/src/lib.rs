@@ -24,9 +24,12 @@ pub mod aead;
 #[cfg(feature = "branch")]
 pub mod branch;
 pub mod cache;
+#[cfg(feature = "net")]
+pub mod endpoints;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 mod keyring;
 #[cfg(feature = "kmip")]
 pub mod kmip;

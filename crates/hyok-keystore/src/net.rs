@@ -8,6 +8,11 @@
 //! still be working on it), and neither is anything that names a cause: a refused token, a
 //! missing key, a failed authentication tag. The total time is bounded by
 //! [`RetryConfig::retry_timeout`] plus one request timeout.
+//!
+//! With several nodes of one cluster ([`crate::endpoints`]) the same budget covers rounds over
+//! the nodes; a request that timed out, or whose connection broke, then goes to the next node
+//! when the call is idempotent (it may have been done on the first, which is harmless for such
+//! calls), never back to the same one.
 
 use std::fmt;
 use std::future::Future;
@@ -118,8 +123,11 @@ impl Timeouts {
 pub struct AttemptError {
     /// What went wrong (returned as is when no retry follows).
     pub error: Error,
-    /// Whether the call may be repeated after this failure.
+    /// Whether the call may be repeated (on this node or another) after this failure.
     pub retryable: bool,
+    /// Whether the failure blames the node (no connection, no answer in time, 429/5xx,
+    /// sealed): with several nodes it opens the node's circuit (see [`crate::endpoints`]).
+    pub node_failed: bool,
 }
 
 impl AttemptError {
@@ -128,6 +136,18 @@ impl AttemptError {
         Self {
             error,
             retryable: true,
+            node_failed: true,
+        }
+    }
+
+    /// A failure that blames the node (no answer in time, a reset connection, 429/5xx) after
+    /// the request may have been processed there: sent again only when `repeat` (idempotent
+    /// calls, and another node to send it to).
+    pub fn node(error: Error, repeat: bool) -> Self {
+        Self {
+            error,
+            retryable: repeat,
+            node_failed: true,
         }
     }
 
@@ -136,6 +156,7 @@ impl AttemptError {
         Self {
             error,
             retryable: false,
+            node_failed: false,
         }
     }
 }
@@ -181,7 +202,7 @@ where
 }
 
 /// A uniformly random duration in `[0, bound]` ("full jitter").
-fn jitter(bound: Duration) -> Duration {
+pub(crate) fn jitter(bound: Duration) -> Duration {
     let mut b = [0u8; 8];
     if aws_lc_rs::rand::fill(&mut b).is_err() {
         return bound;

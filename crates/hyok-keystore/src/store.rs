@@ -119,6 +119,13 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         }
         out
     }
+
+    /// Probe the store's server nodes, one entry per node in the configured order (network
+    /// key stores: Vault/OpenBao, KMIP). Local stores (raw keys, PKCS#11) have no nodes and
+    /// return nothing. Never fails: an unreachable node is an entry saying so.
+    async fn health(&self) -> Vec<crate::health::NodeHealth> {
+        Vec::new()
+    }
 }
 
 /// A shared key store.

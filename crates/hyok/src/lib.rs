@@ -37,6 +37,7 @@ mod error;
 pub mod frontend;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod inspect;
 pub mod objects;
 pub mod policy;

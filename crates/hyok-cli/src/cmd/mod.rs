@@ -7,6 +7,7 @@ mod download;
 mod init;
 mod inspect;
 mod key;
+mod key_health;
 mod list;
 mod progress;
 mod remove;
@@ -68,6 +69,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::List(a)) => key::list(config, a),
         Command::Key(KeyCommand::Rotate(a)) => key::rotate(config, a),
         Command::Key(KeyCommand::Destroy(a)) => key::destroy(config, a),
+        Command::Key(KeyCommand::Health(a)) => key_health::run(config, a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(config, a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),

@@ -16,10 +16,13 @@
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `xks`: `hyok xks` processes on one SoftHSM key, driven with `curl --aws-sigv4`.
+//! - `failover`: a Vault key on the three nodes of `scripts/services/openbao-cluster.sh`; a
+//!   node is stopped during `cp -r` and during gateway uploads (issue 15).
 
 mod audit;
 mod cli;
 mod common;
+mod failover;
 mod format;
 mod gateway;
 mod hardening;

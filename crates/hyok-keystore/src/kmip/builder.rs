@@ -17,6 +17,8 @@ pub enum KmipConfigKey {
     Timeout,
     /// `retries`: retries after refused connections.
     Retries,
+    /// `cooldown`: seconds a failed server is skipped (with several servers in the URI).
+    CoolDown,
 }
 
 impl FromStr for KmipConfigKey {
@@ -29,10 +31,11 @@ impl FromStr for KmipConfigKey {
             "key" | "client_key" => Self::Key,
             "timeout" => Self::Timeout,
             "retries" => Self::Retries,
+            "cooldown" => Self::CoolDown,
             other => {
                 return Err(Error::Config(format!(
                     "kmip: unknown key URI attribute {other:?} (allowed: ca, cert, key, \
-                     timeout, retries)"
+                     timeout, retries, cooldown)"
                 )))
             }
         })
@@ -42,8 +45,9 @@ impl FromStr for KmipConfigKey {
 /// Builds a [`KmipKey`] or [`KmipAdmin`]: `from_env()`, then a URI or setters, then `build()`.
 #[derive(Debug, Default)]
 pub struct KmipBuilder {
-    host: Option<String>,
-    port: Option<u16>,
+    /// The servers (host, port) of one cluster.
+    servers: Option<Vec<(String, u16)>>,
+    cool_down: Option<std::time::Duration>,
     target: Option<String>,
     ca: Option<PathBuf>,
     cert: Option<PathBuf>,
@@ -58,7 +62,8 @@ impl KmipBuilder {
         Self::default()
     }
 
-    /// `HYOK_KMIP_ADDR` (HOST:PORT), `HYOK_KMIP_CA`, `HYOK_KMIP_CERT`, `HYOK_KMIP_KEY`.
+    /// `HYOK_KMIP_ADDR` (HOST:PORT, or several servers of one cluster separated by commas),
+    /// `HYOK_KMIP_CA`, `HYOK_KMIP_CERT`, `HYOK_KMIP_KEY`.
     pub fn from_env() -> Result<Self> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
         let mut b = Self {
@@ -68,9 +73,7 @@ impl KmipBuilder {
             ..Self::default()
         };
         if let Some(addr) = var("HYOK_KMIP_ADDR") {
-            let (h, p) = parse_authority(&addr)?;
-            b.host = Some(h);
-            b.port = Some(p);
+            b.servers = Some(parse_authorities(&addr)?);
         }
         Ok(b)
     }
@@ -94,14 +97,16 @@ impl KmipBuilder {
                         ))
                     })?
             }
+            KmipConfigKey::CoolDown => {
+                self.cool_down = Some(crate::endpoints::cool_down_attr(&value, SCHEME)?)
+            }
         }
         Ok(self)
     }
 
     /// Server address.
     pub fn with_addr(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.host = Some(host.into());
-        self.port = Some(port);
+        self.servers = Some(vec![(host.into(), port)]);
         self
     }
 
@@ -150,9 +155,7 @@ impl KmipBuilder {
         })?;
         let (authority, id) = rest.split_once('/').unwrap_or((rest, ""));
         if !authority.is_empty() {
-            let (h, p) = parse_authority(authority)?;
-            self.host = Some(h);
-            self.port = Some(p);
+            self.servers = Some(parse_authorities(authority)?);
         }
         let id = decode(id, "KMIP key")?;
         if !id.is_empty() {
@@ -165,12 +168,11 @@ impl KmipBuilder {
     }
 
     fn client(self) -> Result<(Arc<KmipClient>, Option<String>)> {
-        let host = self.host.ok_or_else(|| {
+        let servers = self.servers.ok_or_else(|| {
             Error::Config(
                 "kmip: no server address: write kmip://HOST:PORT/KEY or set HYOK_KMIP_ADDR".into(),
             )
         })?;
-        let port = self.port.unwrap_or(DEFAULT_PORT);
         let missing = |what: &str, attr: &str, var: &str| {
             Error::Config(format!(
                 "kmip: no {what}: add {attr}=PEM to the key URI or set {var}"
@@ -189,19 +191,16 @@ impl KmipBuilder {
         let chain = pem_files::certificates(&cert, "KMIP client certificate file")?;
         let private = pem_files::private_key(&key, "KMIP client key file")?;
         let conn = Connector::new(
-            host.clone(),
-            port,
+            servers,
             roots,
             chain,
             private,
             self.timeouts,
             self.retry,
+            self.cool_down
+                .unwrap_or(crate::endpoints::DEFAULT_COOL_DOWN),
         )?;
-        let addr = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let addr = conn.addrs();
         Ok((
             Arc::new(KmipClient {
                 conn,
@@ -236,6 +235,14 @@ impl KmipBuilder {
         let (client, _) = self.client()?;
         Ok(KmipAdmin::new(client))
     }
+}
+
+/// A comma-separated list of [`parse_authority`] forms (the servers of one cluster).
+pub(super) fn parse_authorities(s: &str) -> Result<Vec<(String, u16)>> {
+    crate::endpoints::split_list(s, SCHEME)?
+        .iter()
+        .map(|a| parse_authority(a))
+        .collect()
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`.

@@ -2,6 +2,8 @@
 //! mapped to key-store errors.
 
 use super::*;
+use crate::health::{NodeHealth, NodeRole};
+use crate::net::one_line;
 
 /// One KMIP server connection set, with the negotiated protocol version.
 pub(crate) struct KmipClient {
@@ -119,6 +121,57 @@ impl KmipClient {
         let resp = self.conn.roundtrip(key, &bytes, idempotent).await?;
         let item = Ttlv::decode(&resp).map_err(|e| malformed(key, e))?;
         proto::parse_response(item, n).map_err(|e| malformed(key, e))
+    }
+}
+
+impl KmipClient {
+    /// Ask every server for DiscoverVersions (one at a time, no retries) and record the
+    /// outcome in its circuit breaker.
+    pub(crate) async fn health(&self, key: &str) -> Vec<NodeHealth> {
+        let msg = proto::request(proto::V1_1, vec![(Operation::DiscoverVersions, vec![])]).encode();
+        let endpoints = self.conn.endpoints();
+        let mut out = Vec::with_capacity(endpoints.len());
+        for node in 0..endpoints.len() {
+            let started = std::time::Instant::now();
+            let answer = self.conn.roundtrip_on(node, key, &msg).await;
+            let latency = started.elapsed();
+            let parsed = answer.and_then(|resp| {
+                let item = Ttlv::decode(&resp).map_err(|e| malformed(key, e))?;
+                proto::parse_response(item, 1).map_err(|e| malformed(key, e))
+            });
+            let (role, latency, detail) = match parsed {
+                Ok(mut results) => {
+                    let versions = results
+                        .pop()
+                        .and_then(|r| r.payload)
+                        .map(|p| {
+                            p.children(tag::PROTOCOL_VERSION)
+                                .filter_map(|v| Version::parse(v).ok())
+                                .map(|v| v.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default();
+                    (NodeRole::Up, Some(latency), format!("KMIP {versions}"))
+                }
+                Err(e) => (NodeRole::Unreachable, None, one_line(&e.to_string(), 300)),
+            };
+            if role.serves() {
+                endpoints.success_probe(node);
+            } else {
+                endpoints.failure(node);
+            }
+            let status = &endpoints.status()[node];
+            out.push(NodeHealth {
+                addr: endpoints.addr(node).to_owned(),
+                role,
+                latency,
+                circuit: status.circuit,
+                failures: status.failures,
+                detail,
+            });
+        }
+        out
     }
 }
 

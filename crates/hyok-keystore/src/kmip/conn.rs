@@ -1,5 +1,6 @@
-//! Mutual-TLS connections to a KMIP server: connect with a time limit, send one request
-//! message, read one response message (bounded), keep a few idle connections for reuse.
+//! Mutual-TLS connections to a KMIP server (or to the servers of one cluster, with failover
+//! through [`crate::endpoints`]): connect with a time limit, send one request message, read
+//! one response message (bounded), keep a few idle connections per server for reuse.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,30 +13,47 @@ use zeroize::Zeroizing;
 
 use super::proto::tag;
 use super::ttlv::{header, MAX_MESSAGE};
+use crate::endpoints::Endpoints;
 use crate::error::{Error, Result};
-use crate::net::{self, AttemptError, RetryConfig, Timeouts};
+use crate::net::{AttemptError, RetryConfig, Timeouts};
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
 
 type Conn = TlsStream<TcpStream>;
 
-/// Connections to one KMIP server with one client identity.
-pub(crate) struct Connector {
+/// One server of the cluster.
+struct Server {
     host: String,
     port: u16,
     server_name: ServerName<'static>,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl Server {
+    fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Connections to the servers of one KMIP cluster (often one server) with one client
+/// identity.
+pub(crate) struct Connector {
+    servers: Vec<Server>,
+    endpoints: Endpoints,
     tls: TlsConnector,
     pub(crate) timeouts: Timeouts,
     pub(crate) retry: RetryConfig,
-    idle: Mutex<Vec<Conn>>,
 }
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connector")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("servers", &self.endpoints.joined())
             .finish_non_exhaustive()
     }
 }
@@ -48,13 +66,13 @@ enum Stage {
 
 impl Connector {
     pub(crate) fn new(
-        host: String,
-        port: u16,
+        hosts: Vec<(String, u16)>,
         roots: Vec<CertificateDer<'static>>,
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         timeouts: Timeouts,
         retry: RetryConfig,
+        cool_down: std::time::Duration,
     ) -> Result<Self> {
         let mut store = rustls::RootCertStore::empty();
         for c in roots {
@@ -74,33 +92,46 @@ impl Connector {
                      supported: {e}"
                 ))
             })?;
-        let server_name = match host.parse::<std::net::IpAddr>() {
-            Ok(ip) => ServerName::IpAddress(ip.into()),
-            Err(_) => ServerName::try_from(host.clone())
-                .map_err(|_| Error::Config(format!("kmip: {host:?} is not a valid host name")))?,
-        };
+        let mut servers = Vec::with_capacity(hosts.len());
+        for (host, port) in hosts {
+            let server_name = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => ServerName::IpAddress(ip.into()),
+                Err(_) => ServerName::try_from(host.clone()).map_err(|_| {
+                    Error::Config(format!("kmip: {host:?} is not a valid host name"))
+                })?,
+            };
+            servers.push(Server {
+                host,
+                port,
+                server_name,
+                idle: Mutex::new(Vec::new()),
+            });
+        }
+        let endpoints = Endpoints::new(servers.iter().map(Server::addr).collect(), cool_down)?;
         Ok(Self {
-            host,
-            port,
-            server_name,
+            servers,
+            endpoints,
             tls: TlsConnector::from(Arc::new(config)),
             timeouts,
             retry,
-            idle: Mutex::new(Vec::new()),
         })
     }
 
-    fn addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+    /// The servers' `host:port`, comma-separated.
+    pub(crate) fn addrs(&self) -> String {
+        self.endpoints.joined()
     }
 
-    /// Send one request message and return the response message's bytes (zeroized on drop).
-    /// Idempotent requests may reuse an idle connection and are retried per the retry
-    /// settings; others always use a fresh connection and are sent once.
+    /// The servers and their circuit breakers.
+    pub(crate) fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Send one request message and return the response message's bytes (zeroized on drop),
+    /// on a healthy server (see [`crate::endpoints`]). Idempotent requests may reuse an idle
+    /// connection, are retried per the retry settings and fail over after any transport
+    /// failure; others always use a fresh connection, are sent once, and go to another server
+    /// only when the connection could not be made.
     pub(crate) async fn roundtrip(
         &self,
         key: &str,
@@ -112,58 +143,88 @@ impl Connector {
         } else {
             RetryConfig::none()
         };
-        net::retry(&retry, "KMIP request", || {
-            self.attempt(key, request, idempotent)
-        })
-        .await
+        self.endpoints
+            .run(&retry, "KMIP request", |node| {
+                self.attempt(node, key, request, idempotent)
+            })
+            .await
+    }
+
+    /// One request to server `node` only, without retries or failover (health probes).
+    pub(crate) async fn roundtrip_on(
+        &self,
+        node: usize,
+        key: &str,
+        request: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.attempt(node, key, request, true)
+            .await
+            .map_err(|e| e.error)
     }
 
     async fn attempt(
         &self,
+        node: usize,
         key: &str,
         request: &[u8],
         idempotent: bool,
     ) -> std::result::Result<Zeroizing<Vec<u8>>, AttemptError> {
+        let server = &self.servers[node];
+        // Repeated elsewhere after a failure that may have reached the server: idempotent
+        // requests only, and only when there is another server.
+        let repeat = idempotent && self.servers.len() > 1;
         if idempotent {
-            if let Some(mut conn) = self.take_idle() {
+            if let Some(mut conn) = server.take_idle() {
                 match tokio::time::timeout(self.timeouts.request, exchange(&mut conn, request))
                     .await
                 {
                     Ok(Ok(resp)) => {
-                        self.put_idle(conn);
+                        server.put_idle(conn);
                         return Ok(resp);
                     }
                     // Most likely closed by the server while idle: use a fresh connection.
                     Ok(Err(e)) => {
                         tracing::debug!(target: "hyok::kmip", "idle connection failed ({e}); reconnecting");
                     }
-                    Err(_) => return Err(self.timed_out(key)),
+                    Err(_) => return Err(self.timed_out(server, key, repeat)),
                 }
             }
         }
-        let mut conn = self.connect(key).await?;
+        let mut conn = self.connect(server, key).await?;
         match tokio::time::timeout(self.timeouts.request, exchange(&mut conn, request)).await {
             Ok(Ok(resp)) => {
-                self.put_idle(conn);
+                server.put_idle(conn);
                 Ok(resp)
             }
-            Ok(Err(e)) => Err(self.io_error(key, &e, Stage::Exchange { fresh: true })),
-            Err(_) => Err(self.timed_out(key)),
+            Ok(Err(e)) => {
+                let e = self.io_error(server, key, &e, Stage::Exchange { fresh: true });
+                Err(if self.servers.len() > 1 && !e.retryable {
+                    // The server broke the exchange off: blame it, and let an idempotent
+                    // request try another server.
+                    AttemptError::node(e.error, repeat)
+                } else {
+                    e
+                })
+            }
+            Err(_) => Err(self.timed_out(server, key, repeat)),
         }
     }
 
-    fn timed_out(&self, key: &str) -> AttemptError {
-        AttemptError::permanent(Error::Unavailable {
-            key: key.to_owned(),
-            detail: format!(
-                "no answer from the KMIP server at {} within {:?}",
-                self.addr(),
-                self.timeouts.request
-            ),
-        })
+    fn timed_out(&self, server: &Server, key: &str, repeat: bool) -> AttemptError {
+        AttemptError::node(
+            Error::Unavailable {
+                key: key.to_owned(),
+                detail: format!(
+                    "no answer from the KMIP server at {} within {:?}",
+                    server.addr(),
+                    self.timeouts.request
+                ),
+            },
+            repeat,
+        )
     }
 
-    async fn connect(&self, key: &str) -> std::result::Result<Conn, AttemptError> {
+    async fn connect(&self, server: &Server, key: &str) -> std::result::Result<Conn, AttemptError> {
         let unavailable = |detail: String, retryable: bool| {
             let e = Error::Unavailable {
                 key: key.to_owned(),
@@ -177,14 +238,17 @@ impl Connector {
         };
         let tcp = match tokio::time::timeout(
             self.timeouts.connect,
-            TcpStream::connect((self.host.as_str(), self.port)),
+            TcpStream::connect((server.host.as_str(), server.port)),
         )
         .await
         {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 return Err(unavailable(
-                    format!("cannot connect to the KMIP server at {}: {e}", self.addr()),
+                    format!(
+                        "cannot connect to the KMIP server at {}: {e}",
+                        server.addr()
+                    ),
                     true,
                 ))
             }
@@ -192,7 +256,7 @@ impl Connector {
                 return Err(unavailable(
                     format!(
                         "connecting to the KMIP server at {} timed out after {:?}",
-                        self.addr(),
+                        server.addr(),
                         self.timeouts.connect
                     ),
                     true,
@@ -202,26 +266,33 @@ impl Connector {
         let _ = tcp.set_nodelay(true);
         match tokio::time::timeout(
             self.timeouts.connect,
-            self.tls.connect(self.server_name.clone(), tcp),
+            self.tls.connect(server.server_name.clone(), tcp),
         )
         .await
         {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(self.io_error(key, &e, Stage::Handshake)),
+            Ok(Err(e)) => Err(self.io_error(server, key, &e, Stage::Handshake)),
             Err(_) => Err(unavailable(
                 format!(
                     "the TLS handshake with the KMIP server at {} did not finish within {:?}",
-                    self.addr(),
+                    server.addr(),
                     self.timeouts.connect
                 ),
-                false,
+                // Nothing was sent yet: another server may take it.
+                self.servers.len() > 1,
             )),
         }
     }
 
     /// Map a transport error, looking for the TLS cause inside it.
-    fn io_error(&self, key: &str, e: &std::io::Error, stage: Stage) -> AttemptError {
-        let addr = self.addr();
+    fn io_error(
+        &self,
+        server: &Server,
+        key: &str,
+        e: &std::io::Error,
+        stage: Stage,
+    ) -> AttemptError {
+        let addr = server.addr();
         let key = key.to_owned();
         if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
             return AttemptError::permanent(match tls {
@@ -290,7 +361,9 @@ impl Connector {
             }
         }
     }
+}
 
+impl Server {
     fn take_idle(&self) -> Option<Conn> {
         self.idle.lock().ok()?.pop()
     }

@@ -391,6 +391,10 @@ impl KeyStore for KmipKey {
         &self.info
     }
 
+    async fn health(&self) -> Vec<crate::health::NodeHealth> {
+        self.client.health(&self.info.uri).await
+    }
+
     async fn wrap(&self, data_key: &DataKey, req: WrapRequest<'_>) -> Result<EncryptedDataKey> {
         let out = self.encrypt_batch(&[(data_key, req)]).await;
         net::single(self.key(), "KMIP server", out)

@@ -91,6 +91,7 @@ pub(crate) fn fuzz_ttlv(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::builder::parse_authorities;
     use super::builder::parse_authority;
     use super::key::split_ciphertext;
     use super::*;
@@ -115,6 +116,20 @@ mod tests {
         ] {
             assert!(parse_authority(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn server_lists() {
+        assert_eq!(
+            parse_authorities("k1:5696, k2,[::1]:7").unwrap(),
+            vec![("k1".into(), 5696), ("k2".into(), 5696), ("::1".into(), 7)]
+        );
+        assert!(parse_authorities("k1,,").unwrap().len() == 1);
+        assert!(parse_authorities("k1,u@k2").is_err());
+        assert!(parse_authorities(",").is_err());
+        let b = |s: &str| KmipBuilder::new().with_uri(&KeyUri::parse(s).unwrap());
+        assert!(b("kmip://k1,k2/k?cooldown=5").is_ok());
+        assert!(b("kmip://k1,k2/k?cooldown=0").is_err());
     }
 
     #[test]

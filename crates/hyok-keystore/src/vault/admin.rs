@@ -13,7 +13,6 @@ use super::client::{Client, Reply};
 use super::SCHEME;
 use crate::admin::{Created, KeyAdmin, KeyKind, KeyListing};
 use crate::error::{Error, Result};
-use crate::net::RetryConfig;
 use crate::uri::{decode, KeyUri};
 
 /// Most keys `list` describes (one request each).
@@ -98,18 +97,13 @@ impl VaultAdmin {
         body: Option<&[u8]>,
         idempotent: bool,
     ) -> Result<Reply> {
-        let retry = if idempotent {
-            self.client.retry
-        } else {
-            RetryConfig::none()
-        };
         self.client
             .call(
                 key,
                 method,
                 path,
                 body.map(|b| Zeroizing::new(b.to_vec())),
-                &retry,
+                idempotent,
             )
             .await
     }

@@ -99,7 +99,7 @@ impl TransitAead {
         let path = format!("{}/keys/{}", k.mount, k.name);
         let reply = k
             .client
-            .call(self.who(), Method::GET, &path, None, &k.client.retry)
+            .call(self.who(), Method::GET, &path, None, true)
             .await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Err(missing_key_error(self.who(), &k.name, &k.mount, &reply));
@@ -173,7 +173,7 @@ impl AeadKey for TransitAead {
         let path = format!("{}/encrypt/{}", k.mount, k.name);
         let reply = k
             .client
-            .call(self.who(), Method::POST, &path, Some(buf), &k.client.retry)
+            .call(self.who(), Method::POST, &path, Some(buf), true)
             .await?;
         if !reply.status.is_success() {
             return Err(self.classify(&reply.messages(), reply.status, None));
@@ -241,7 +241,7 @@ impl AeadKey for TransitAead {
                 Method::POST,
                 &path,
                 Some(Zeroizing::new(body)),
-                &k.client.retry,
+                true,
             )
             .await?;
         if !reply.status.is_success() {

@@ -7,7 +7,8 @@ use super::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VaultConfigKey {
-    /// `addr` (alias `address`): `https://host:8200`.
+    /// `addr` (alias `address`): `https://host:8200`, or several nodes of one cluster
+    /// separated by commas (`https://a:8200,https://b:8200`).
     Addr,
     /// `mount` (alias `path`): the Transit mount path, default `transit`.
     Mount,
@@ -26,6 +27,8 @@ pub enum VaultConfigKey {
     Timeout,
     /// `retries`: retries after refused connections, 429 and 5xx.
     Retries,
+    /// `cooldown`: seconds a failed node is skipped (with several nodes in `addr`).
+    CoolDown,
 }
 
 impl FromStr for VaultConfigKey {
@@ -42,10 +45,11 @@ impl FromStr for VaultConfigKey {
             "approle_mount" => Self::AppRoleMount,
             "timeout" => Self::Timeout,
             "retries" => Self::Retries,
+            "cooldown" => Self::CoolDown,
             other => {
                 return Err(Error::Config(format!(
                     "vault-transit: unknown key URI attribute {other:?} (allowed: addr, mount, \
-                     namespace, ca, token_file, auth, approle_mount, timeout, retries)"
+                     namespace, ca, token_file, auth, approle_mount, timeout, retries, cooldown)"
                 )))
             }
         })
@@ -76,6 +80,7 @@ pub struct VaultTransitBuilder {
     secret_id: Option<Secret>,
     retry: RetryConfig,
     timeouts: Timeouts,
+    cool_down: Option<std::time::Duration>,
 }
 
 impl VaultTransitBuilder {
@@ -137,6 +142,9 @@ impl VaultTransitBuilder {
                             "vault-transit: retries={value:?} must be a number from 0 to 10"
                         ))
                     })?
+            }
+            VaultConfigKey::CoolDown => {
+                self.cool_down = Some(crate::endpoints::cool_down_attr(&value, SCHEME)?)
             }
         }
         Ok(self)
@@ -208,7 +216,15 @@ impl VaultTransitBuilder {
                     .into(),
             )
         })?;
-        let addr = check_addr(&addr)?;
+        let addrs = crate::endpoints::split_list(&addr, SCHEME)?
+            .iter()
+            .map(|a| check_addr(a))
+            .collect::<Result<Vec<_>>>()?;
+        let endpoints = crate::endpoints::Endpoints::new(
+            addrs,
+            self.cool_down
+                .unwrap_or(crate::endpoints::DEFAULT_COOL_DOWN),
+        )?;
         let mount = self.mount.unwrap_or_else(|| "transit".to_owned());
         let mount = mount.trim_matches('/').to_owned();
         check_path(&mount, "mount")?;
@@ -279,7 +295,7 @@ impl VaultTransitBuilder {
             ),
         };
         let namespace = self.namespace.map(|n| n.trim_matches('/').to_owned());
-        let client = Client::new(addr, namespace, ca, auth, self.retry, self.timeouts)?;
+        let client = Client::new(endpoints, namespace, ca, auth, self.retry, self.timeouts)?;
         Ok((Arc::new(client), self.key_name, mount))
     }
 

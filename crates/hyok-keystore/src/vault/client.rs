@@ -10,8 +10,10 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::endpoints::Endpoints;
 use crate::error::{Error, Result};
-use crate::net::{self, error_chain, one_line, AttemptError, RetryConfig, Secret, Timeouts};
+use crate::health::{NodeHealth, NodeRole};
+use crate::net::{error_chain, one_line, AttemptError, RetryConfig, Secret, Timeouts};
 
 /// Largest answer body read from Vault.
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -85,12 +87,14 @@ impl Reply {
     }
 }
 
-/// A Vault client for one address, namespace and identity.
+/// A Vault client for one cluster (one or several node addresses), namespace and identity.
 #[derive(Debug)]
 pub(crate) struct Client {
     http: reqwest::Client,
-    /// `scheme://host:port`, no trailing slash.
+    /// `scheme://host:port` of each node, comma-separated (for URIs and labels).
     pub(crate) addr: String,
+    /// The nodes, with their circuit-breaker state.
+    endpoints: Endpoints,
     pub(crate) namespace: Option<String>,
     auth: AuthConfig,
     state: tokio::sync::Mutex<Option<TokenState>>,
@@ -120,7 +124,7 @@ impl<'de> Deserialize<'de> for Secret {
 
 impl Client {
     pub(crate) fn new(
-        addr: String,
+        endpoints: Endpoints,
         namespace: Option<String>,
         ca: Option<Vec<reqwest::Certificate>>,
         auth: AuthConfig,
@@ -130,8 +134,8 @@ impl Client {
         let mut b = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
-            // A redirect would resend the token to wherever it points; Vault forwards requests
-            // from standbys itself, so point addr= at the cluster address instead.
+            // A redirect would resend the token to wherever it points; Vault and OpenBao
+            // standbys forward requests themselves, and every node can be listed in addr=.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("hyok/", env!("CARGO_PKG_VERSION")));
         if let Some(certs) = ca {
@@ -145,7 +149,8 @@ impl Client {
         })?;
         Ok(Self {
             http,
-            addr,
+            addr: endpoints.joined(),
+            endpoints,
             namespace,
             auth,
             state: tokio::sync::Mutex::new(None),
@@ -154,8 +159,11 @@ impl Client {
         })
     }
 
-    /// `METHOD /v1/PATH` with the token; retried per `retry` on transport failures, 429 and
-    /// 5xx. A 403 is answered once by fetching a fresh token where that can help (token file,
+    /// `METHOD /v1/PATH` with the token, on a healthy node (see [`crate::endpoints`]).
+    /// `idempotent` calls (reads, Transit encrypt/decrypt) are retried per the retry settings
+    /// and fail over after any transport failure, timeout, 429 or 5xx; the others are sent
+    /// once, and to another node only when the connection was refused (nothing was sent). A
+    /// 403 is answered once by fetching a fresh token where that can help (token file,
     /// AppRole); a second 403 becomes [`Error::Denied`].
     pub(crate) async fn call(
         &self,
@@ -163,18 +171,31 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<Zeroizing<Vec<u8>>>,
-        retry: &RetryConfig,
+        idempotent: bool,
     ) -> Result<Reply> {
-        let url = format!("{}/v1/{path}", self.addr);
         let body = body.map(|b| bytes::Bytes::from_owner(ZeroizingBytes(b)));
+        let retry = if idempotent {
+            self.retry
+        } else {
+            RetryConfig::none()
+        };
         let mut refreshed = false;
         loop {
             let token = self.token(key).await?;
             let what = format!("{method} {path}");
-            let reply = net::retry(retry, &what, || {
-                self.send_once(key, method.clone(), &url, body.clone(), Some(&token))
-            })
-            .await?;
+            let reply = self
+                .endpoints
+                .run(&retry, &what, |node| {
+                    let request = Request {
+                        method: method.clone(),
+                        path,
+                        body: body.clone(),
+                        token: Some(&token),
+                        idempotent,
+                    };
+                    self.send_once(key, node, request)
+                })
+                .await?;
             if reply.status == StatusCode::FORBIDDEN {
                 if !refreshed && self.refresh(key, &token).await? {
                     refreshed = true;
@@ -186,16 +207,27 @@ impl Client {
         }
     }
 
-    /// One request. Transport failures, 429 and 5xx are errors (retryable where that helps);
-    /// any other status comes back as a [`Reply`].
+    /// One request to node `node`. Transport failures, 429, 5xx and redirects are errors
+    /// (retryable where that is safe); any other status comes back as a [`Reply`].
     async fn send_once(
         &self,
         key: &str,
-        method: Method,
-        url: &str,
-        body: Option<bytes::Bytes>,
-        token: Option<&Secret>,
+        node: usize,
+        request: Request<'_>,
     ) -> std::result::Result<Reply, AttemptError> {
+        let Request {
+            method,
+            path,
+            body,
+            token,
+            idempotent,
+        } = request;
+        let addr = self.endpoints.addr(node);
+        let url = format!("{addr}/v1/{path}");
+        // Sent again elsewhere after a failure that may have reached the server: only
+        // idempotent calls, and only when there is another node (one node keeps the old rule:
+        // a timed-out request is not repeated, the service may still be working on it).
+        let repeat = idempotent && self.endpoints.len() > 1;
         let mut headers = HeaderMap::new();
         if let Some(t) = token {
             let mut v = HeaderValue::from_str(t.expose()).map_err(|_| {
@@ -213,7 +245,7 @@ impl Client {
             }
         }
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
-        let mut req = self.http.request(method, url).headers(headers);
+        let mut req = self.http.request(method, &url).headers(headers);
         if let Some(b) = body {
             req = req
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -222,50 +254,73 @@ impl Client {
         let resp = req
             .send()
             .await
-            .map_err(|e| self.transport_error(key, &e))?;
+            .map_err(|e| self.transport_error(key, addr, &e, repeat))?;
         let status = resp.status();
         let body = read_body(resp)
             .await
-            .map_err(|e| self.transport_error(key, &e))?;
+            .map_err(|e| self.transport_error(key, addr, &e, repeat))?;
         let reply = Reply { status, body };
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let msg = reply.messages();
             let detail = if msg.to_ascii_lowercase().contains("sealed") {
-                format!("Vault at {} is sealed ({msg})", self.addr)
+                format!("Vault at {addr} is sealed ({msg})")
             } else if msg.is_empty() {
-                format!("Vault at {} answered {status}", self.addr)
+                format!("Vault at {addr} answered {status}")
             } else {
-                format!("Vault at {} answered {status}: {msg}", self.addr)
+                format!("Vault at {addr} answered {status}: {msg}")
             };
-            return Err(AttemptError::retryable(Error::Unavailable {
+            // One node: retried per the retry settings as before (only idempotent calls get
+            // a retry budget). Several: the next node, for idempotent calls.
+            let e = Error::Unavailable {
                 key: key.to_owned(),
                 detail,
-            }));
+            };
+            return Err(if self.endpoints.len() > 1 {
+                AttemptError::node(e, idempotent)
+            } else {
+                AttemptError::retryable(e)
+            });
         }
         if status.is_redirection() {
-            return Err(AttemptError::permanent(Error::Unavailable {
+            // Not followed (it would carry the token elsewhere). The node did not do the
+            // request, so another listed node may.
+            let e = Error::Unavailable {
                 key: key.to_owned(),
                 detail: format!(
-                    "Vault at {} answered {status} (a redirect, e.g. from a standby node); \
-                     point addr= at the active node or the cluster address",
-                    self.addr
+                    "Vault at {addr} answered {status} (a redirect, e.g. from a standby node \
+                     that does not forward requests); list every node in addr= \
+                     (addr=https://A:8200,https://B:8200) or point it at the active node"
                 ),
-            }));
+            };
+            return Err(if self.endpoints.len() > 1 {
+                AttemptError::node(e, true)
+            } else {
+                AttemptError::permanent(e)
+            });
         }
         Ok(reply)
     }
 
-    fn transport_error(&self, key: &str, e: &reqwest::Error) -> AttemptError {
+    fn transport_error(
+        &self,
+        key: &str,
+        addr: &str,
+        e: &reqwest::Error,
+        repeat: bool,
+    ) -> AttemptError {
         let chain = error_chain(e);
         if e.is_timeout() {
-            // The request may still be processed: do not repeat it.
-            return AttemptError::permanent(Error::Unavailable {
-                key: key.to_owned(),
-                detail: format!(
-                    "no answer from Vault at {} within {:?}",
-                    self.addr, self.timeouts.request
-                ),
-            });
+            // The request may still be processed: repeat it only when that is safe.
+            return AttemptError::node(
+                Error::Unavailable {
+                    key: key.to_owned(),
+                    detail: format!(
+                        "no answer from Vault at {addr} within {:?}",
+                        self.timeouts.request
+                    ),
+                },
+                repeat,
+            );
         }
         let tls = chain.contains("certificate")
             || chain.contains("handshake")
@@ -275,22 +330,26 @@ impl Client {
             return AttemptError::permanent(Error::Denied {
                 key: key.to_owned(),
                 detail: format!(
-                    "TLS with Vault at {} failed: {chain} (check ca=PEM or VAULT_CACERT)",
-                    self.addr
+                    "TLS with Vault at {addr} failed: {chain} (check ca=PEM or VAULT_CACERT)"
                 ),
             });
         }
-        let detail = format!("cannot reach Vault at {}: {}", self.addr, innermost(e));
-        if e.is_connect() || e.is_request() || e.is_body() {
-            AttemptError::retryable(Error::Unavailable {
-                key: key.to_owned(),
-                detail,
-            })
+        let e2 = Error::Unavailable {
+            key: key.to_owned(),
+            detail: format!("cannot reach Vault at {addr}: {}", innermost(e)),
+        };
+        if e.is_connect() {
+            // Nothing was sent: safe to send anywhere, idempotent or not.
+            AttemptError::retryable(e2)
+        } else if e.is_request() || e.is_body() {
+            // A connection that broke on the way: the request may have arrived.
+            if self.endpoints.len() > 1 {
+                AttemptError::node(e2, repeat)
+            } else {
+                AttemptError::retryable(e2)
+            }
         } else {
-            AttemptError::permanent(Error::Unavailable {
-                key: key.to_owned(),
-                detail,
-            })
+            AttemptError::node(e2, false)
         }
     }
 
@@ -382,12 +441,21 @@ impl Client {
             },
         )
         .map_err(|e| Error::Config(format!("vault-transit: {e}")))?;
-        let url = format!("{}/v1/auth/{mount}/login", self.addr);
+        let path = format!("auth/{mount}/login");
         let body = bytes::Bytes::from_owner(ZeroizingBytes(body));
-        let reply = net::retry(&self.retry, "AppRole login", || {
-            self.send_once(key, Method::POST, &url, Some(body.clone()), None)
-        })
-        .await?;
+        let reply = self
+            .endpoints
+            .run(&self.retry, "AppRole login", |node| {
+                let request = Request {
+                    method: Method::POST,
+                    path: &path,
+                    body: Some(body.clone()),
+                    token: None,
+                    idempotent: true,
+                };
+                self.send_once(key, node, request)
+            })
+            .await?;
         if !reply.status.is_success() {
             return Err(Error::Denied {
                 key: key.to_owned(),
@@ -403,17 +471,19 @@ impl Client {
     }
 
     async fn renew(&self, key: &str, token: &Secret) -> Result<TokenState> {
-        let url = format!("{}/v1/auth/token/renew-self", self.addr);
-        let reply = net::retry(&self.retry, "token renewal", || {
-            self.send_once(
-                key,
-                Method::POST,
-                &url,
-                Some(bytes::Bytes::from_static(b"{}")),
-                Some(token),
-            )
-        })
-        .await?;
+        let reply = self
+            .endpoints
+            .run(&self.retry, "token renewal", |node| {
+                let request = Request {
+                    method: Method::POST,
+                    path: "auth/token/renew-self",
+                    body: Some(bytes::Bytes::from_static(b"{}")),
+                    token: Some(token),
+                    idempotent: true,
+                };
+                self.send_once(key, node, request)
+            })
+            .await?;
         if !reply.status.is_success() {
             return Err(Error::Denied {
                 key: key.to_owned(),
@@ -453,9 +523,15 @@ impl Client {
     /// The error for a 403: asks Vault whether the token itself is valid, to tell a wrong or
     /// expired token apart from a policy that lacks the capability.
     async fn denied(&self, key: &str, method: &Method, path: &str, token: &Secret) -> Error {
-        let url = format!("{}/v1/auth/token/lookup-self", self.addr);
+        let request = Request {
+            method: Method::GET,
+            path: "auth/token/lookup-self",
+            body: None,
+            token: Some(token),
+            idempotent: true,
+        };
         let token_ok = match self
-            .send_once(key, Method::GET, &url, None, Some(token))
+            .send_once(key, self.endpoints.preferred(), request)
             .await
         {
             Ok(r) => Some(r.status.is_success()),
@@ -481,6 +557,120 @@ impl Client {
             detail,
         }
     }
+}
+
+/// What `GET /v1/sys/health` says (every node answers it, without a token).
+#[derive(Deserialize)]
+struct HealthBody {
+    #[serde(default)]
+    initialized: bool,
+    #[serde(default)]
+    sealed: bool,
+    #[serde(default)]
+    standby: bool,
+    #[serde(default)]
+    performance_standby: bool,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    cluster_name: String,
+}
+
+impl Client {
+    /// Ask every node for `sys/health` (no token needed), one at a time, and record the
+    /// outcome in its circuit breaker: a node that does not answer, or answers sealed or
+    /// uninitialised, counts as failed; an active or standby node as healthy.
+    pub(crate) async fn health(&self) -> Vec<NodeHealth> {
+        let mut out = Vec::with_capacity(self.endpoints.len());
+        for node in 0..self.endpoints.len() {
+            let addr = self.endpoints.addr(node);
+            let url = format!("{addr}/v1/sys/health");
+            let started = Instant::now();
+            let answer = self
+                .http
+                .get(&url)
+                .timeout(self.timeouts.request.min(Duration::from_secs(5)))
+                .send()
+                .await;
+            let (role, latency, detail) = match answer {
+                Err(e) => (
+                    NodeRole::Unreachable,
+                    None,
+                    if e.is_timeout() {
+                        "no answer in time".to_owned()
+                    } else {
+                        innermost(&e)
+                    },
+                ),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = read_body(resp).await.unwrap_or_default();
+                    let latency = started.elapsed();
+                    match serde_json::from_slice::<HealthBody>(&body) {
+                        Ok(h) => {
+                            let role = if !h.initialized {
+                                NodeRole::Uninitialized
+                            } else if h.sealed {
+                                NodeRole::Sealed
+                            } else if h.performance_standby {
+                                NodeRole::PerformanceStandby
+                            } else if h.standby {
+                                NodeRole::Standby
+                            } else {
+                                NodeRole::Active
+                            };
+                            // The cluster name tells nodes of one cluster (same keys)
+                            // from look-alikes (see docs/AVAILABILITY.md).
+                            let mut parts = Vec::new();
+                            if !h.version.is_empty() {
+                                parts.push(format!("version {}", one_line(&h.version, 40)));
+                            }
+                            if !h.cluster_name.is_empty() {
+                                parts.push(format!("cluster {}", one_line(&h.cluster_name, 80)));
+                            }
+                            let detail = if parts.is_empty() {
+                                format!("HTTP {}", status.as_u16())
+                            } else {
+                                parts.join(", ")
+                            };
+                            (role, Some(latency), detail)
+                        }
+                        Err(_) => (
+                            NodeRole::Unreachable,
+                            Some(latency),
+                            format!("not a Vault health answer (HTTP {})", status.as_u16()),
+                        ),
+                    }
+                }
+            };
+            if role.serves() {
+                self.endpoints.success_probe(node);
+            } else {
+                self.endpoints.failure(node);
+            }
+            let status = &self.endpoints.status()[node];
+            out.push(NodeHealth {
+                addr: addr.to_owned(),
+                role,
+                latency,
+                circuit: status.circuit,
+                failures: status.failures,
+                detail,
+            });
+        }
+        out
+    }
+}
+
+/// One request as [`Client::send_once`] sends it.
+struct Request<'a> {
+    method: Method,
+    /// After `/v1/`.
+    path: &'a str,
+    body: Option<bytes::Bytes>,
+    token: Option<&'a Secret>,
+    /// Safe to send twice (see [`Client::call`]).
+    idempotent: bool,
 }
 
 /// The Vault policy capability a request needs.

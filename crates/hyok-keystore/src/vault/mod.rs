@@ -178,6 +178,35 @@ mod tests {
     }
 
     #[test]
+    fn several_nodes_in_addr() {
+        let b = |s: &str| {
+            VaultTransitBuilder::new()
+                .with_uri(&KeyUri::parse(s).unwrap())
+                .and_then(|b| b.with_token(Secret::new("t".into())).build())
+        };
+        let k =
+            b("vault-transit:k?addr=http://127.0.0.1:1,http://127.0.0.1:2/&cooldown=5").unwrap();
+        assert_eq!(
+            &*k.info().uri,
+            "vault-transit:k?addr=http://127.0.0.1:1,http://127.0.0.1:2&mount=transit"
+        );
+        for (bad, why) in [
+            (
+                "addr=http://127.0.0.1:1,http://vault.example:8200",
+                "unencrypted",
+            ),
+            ("addr=http://127.0.0.1:1,http://127.0.0.1:1", "listed twice"),
+            ("addr=,", "empty"),
+            ("addr=http://127.0.0.1:1&cooldown=0", "cooldown"),
+        ] {
+            let e = b(&format!("vault-transit:k?{bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn error_classes() {
         let c = |msg: &str, status: u16| {
             classify(

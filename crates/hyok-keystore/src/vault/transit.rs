@@ -118,7 +118,7 @@ impl VaultTransit {
                 let path = format!("{}/keys/{}", self.mount, self.name);
                 let reply = self
                     .client
-                    .call(self.key(), Method::GET, &path, None, &self.client.retry)
+                    .call(self.key(), Method::GET, &path, None, true,)
                     .await;
                 let reply = match reply {
                     // A policy without read on MOUNT/keys/NAME: rely on it lacking `create`
@@ -253,13 +253,7 @@ impl VaultTransit {
         let path = format!("{}/encrypt/{}", self.mount, self.name);
         let reply = self
             .client
-            .call(
-                self.key(),
-                Method::POST,
-                &path,
-                Some(body),
-                &self.client.retry,
-            )
+            .call(self.key(), Method::POST, &path, Some(body), true)
             .await?;
         let results =
             self.batch_results::<EncryptData, _>(&reply, items.len(), |d| d.batch_results)?;
@@ -304,7 +298,7 @@ impl VaultTransit {
                 Method::POST,
                 &path,
                 Some(Zeroizing::new(body)),
-                &self.client.retry,
+                true,
             )
             .await?;
         if reply.status == StatusCode::NOT_FOUND {
@@ -441,6 +435,10 @@ pub(super) fn classify(
 impl KeyStore for VaultTransit {
     fn info(&self) -> &KeyInfo {
         &self.info
+    }
+
+    async fn health(&self) -> Vec<crate::health::NodeHealth> {
+        self.client.health().await
     }
 
     async fn wrap(&self, data_key: &DataKey, req: WrapRequest<'_>) -> Result<EncryptedDataKey> {
