@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod branch;
 mod client;
 pub mod config;
 mod error;
