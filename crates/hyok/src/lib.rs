@@ -40,6 +40,7 @@ pub mod fuzzing;
 pub mod inspect;
 pub mod objects;
 pub mod policy;
+pub mod reencrypt;
 pub mod session;
 
 pub use client::{Client, Settings};

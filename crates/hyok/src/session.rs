@@ -390,6 +390,14 @@ impl Session {
         self.registry.is_store_uri(target)
     }
 
+    /// `PROVIDER/KEY-NAME` of the EDKs the key `uri` writes, as
+    /// [`crate::objects::edk_label`] shows an EDK: which objects a key wraps.
+    pub fn key_label(&self, uri: &str) -> Result<String> {
+        let key = self.registry.open_key(uri)?;
+        let info = key.info();
+        Ok(format!("{}/{}", info.provider_id, info.key_name))
+    }
+
     /// The key administration of the store a URI names.
     pub fn key_admin(&self, uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
         Ok(self.registry.open_admin(uri)?)

@@ -2,6 +2,7 @@
 //! environment, `--key`/`--keyring`/cache flags), then runs on it.
 
 pub(crate) mod audit;
+mod branch;
 mod crypt;
 mod download;
 mod gateway;
@@ -10,7 +11,10 @@ mod inspect;
 mod key;
 mod list;
 mod progress;
+mod reencrypt;
 mod remove;
+mod shred;
+mod shred_key;
 mod storage;
 mod transfer;
 mod upload;
@@ -21,7 +25,7 @@ use std::path::Path;
 use anyhow::Result;
 use hyok::{CacheChoice, KeySource, Session, SessionConfig};
 
-use crate::args::{AuditCommand, CacheArgs, Cli, Command, KeyCommand, KeySelection};
+use crate::args::{AuditCommand, BranchCommand, CacheArgs, Cli, Command, KeyCommand, KeySelection};
 
 /// The session of a command: the configuration file and environment, plus the command's
 /// key and cache flags (commands without keys pass `None`).
@@ -75,6 +79,13 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
         Command::Xks(a) => xks::run(config, a),
         Command::Gateway(a) => gateway::run(config, a),
+        Command::Branch(BranchCommand::New(a)) => branch::new(config, a),
+        Command::Branch(BranchCommand::Rotate(a)) => branch::rotate(config, a),
+        Command::Branch(BranchCommand::List(a)) => branch::list(config, a),
+        Command::Branch(BranchCommand::Show(a)) => branch::show(config, a),
+        Command::Branch(BranchCommand::Rewrap(a)) => branch::rewrap(config, a),
+        Command::Branch(BranchCommand::Destroy(a)) => branch::destroy(config, a),
+        Command::Reencrypt(a) => reencrypt::run(config, a),
     }
 }
 
