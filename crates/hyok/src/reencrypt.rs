@@ -200,16 +200,22 @@ pub fn reencrypt_one(
     bind: bool,
 ) -> Result<Outcome> {
     let url = &state.info.url;
-    let Some(listed_tag) = state.info.e_tag.clone() else {
+    // HEAD: the metadata to carry over, and a first check that nobody wrote meanwhile (some
+    // stores list no entity tags: then the HEAD's pins what is read and replaced).
+    let Some(info) = old.runtime().block_on(old.store().try_head(url))? else {
+        return Ok(Outcome::Changed);
+    };
+    let Some(listed_tag) = info.e_tag.clone() else {
         return Err(Error::Config(format!(
             "{url}: the store reports no entity tag, so a replacement cannot be made conditional"
         )));
     };
-    // HEAD: the metadata to carry over, and a first check that nobody wrote meanwhile.
-    let Some(info) = old.runtime().block_on(old.store().try_head(url))? else {
-        return Ok(Outcome::Changed);
-    };
-    if info.e_tag.as_deref() != Some(listed_tag.as_str()) {
+    if state
+        .info
+        .e_tag
+        .as_deref()
+        .is_some_and(|t| t != listed_tag.as_str())
+    {
         return Ok(Outcome::Changed);
     }
     let reader = old.store().reader(

@@ -326,12 +326,15 @@ fn report(a: &ReencryptArgs, s: Summary, started: Instant) -> Result<()> {
     let Some((name, first)) = failed.next() else {
         return Ok(());
     };
-    for (n, e) in failed {
+    for (n, e) in failed.by_ref().take(19) {
         eprintln!(
             "hyok: failed: {}: {}",
             escape_str(&n),
             format!("{e:#}").replace('\n', " ")
         );
+    }
+    if total > 20 {
+        eprintln!("hyok: … and {} more failures", total - 20);
     }
     Err(first.context(format!(
         "{total} object(s) failed; {} (a re-run retries them)",

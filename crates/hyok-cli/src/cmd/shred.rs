@@ -49,8 +49,7 @@ pub(super) fn find(env: &Env, location: &str, only: &dyn Fn(&Header) -> bool) ->
 /// Print what the check found; refuse unless `yes` when anything would become unreadable.
 pub(super) fn confirm(what: &str, location: &str, d: &Doomed, yes: bool) -> Result<()> {
     eprintln!(
-        "{}: {} object(s) under {} examined; {} opened only by {what}",
-        escape_str(location),
+        "{} object(s) under {} examined; {} opened only by {what}",
         d.examined,
         escape_str(location),
         d.objects.len()
