@@ -589,6 +589,11 @@ impl Catalog {
         &self.store
     }
 
+    /// The runtime handle async store calls run on.
+    pub fn runtime(&self) -> &Handle {
+        &self.rt
+    }
+
     /// Describe an object from its metadata, or from its header when the metadata does not
     /// say (local folders, objects written by other tools) or `long` asks for the context.
     pub fn describe(&self, info: &ObjectInfo, long: bool) -> ObjectSummary {

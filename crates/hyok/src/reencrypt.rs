@@ -127,9 +127,16 @@ impl Selection {
 /// Read an object's header and describe it; `Ok(None)` when it is not an ESDK message.
 pub fn examine(
     catalog: &Catalog,
-    info: ObjectInfo,
+    mut info: ObjectInfo,
     target: &Target,
 ) -> Result<Option<ObjectState>> {
+    if info.e_tag.is_none() {
+        // Some stores (s3s-fs) list no entity tags: HEAD for one, so that the header read
+        // here and the object replaced later are the same version.
+        info = catalog
+            .runtime()
+            .block_on(catalog.store().head(&info.url))?;
+    }
     if info.size == 0 {
         return Ok(None);
     }
@@ -139,6 +146,16 @@ pub fn examine(
         Err(e) => return Err(e),
     };
     Ok(Some(state(info, &parsed, target)))
+}
+
+fn state_of(info: ObjectInfo, parsed: &ParsedHeader) -> ObjectState {
+    let placeholder = Target {
+        labels: BTreeSet::new(),
+        versions: BTreeSet::new(),
+        suite: parsed.header.suite,
+        frame_length: None,
+    };
+    state(info, parsed, &placeholder)
 }
 
 fn state(info: ObjectInfo, parsed: &ParsedHeader, target: &Target) -> ObjectState {
@@ -228,6 +245,8 @@ pub fn reencrypt_one(
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let parsed = old.client().read_header(&mut reader)?;
     check_location(url, &parsed.header, bind)?;
+    // The plaintext length of exactly the version read (unsigned framed messages).
+    let plaintext_len = state_of(info.clone(), &parsed).plaintext_len;
     let stored = parsed.header.context.clone();
     if let Some((k, _)) = reproduced.iter().find(|(k, _)| !stored.contains_key(k)) {
         return Err(Error::Config(format!(
@@ -250,7 +269,7 @@ pub fn reencrypt_one(
         .block_on(old.client().open(parsed, reproduced, &label))?;
     let mut plaintext = old.client().decryptor(verified, reader);
     let source = Source {
-        len: state.plaintext_len,
+        len: plaintext_len,
         mtime: info
             .metadata
             .get(META_SOURCE_MTIME)

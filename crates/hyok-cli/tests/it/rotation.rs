@@ -470,7 +470,7 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
     // A writer racing a run: it overwrites every 7th object (under the old keys) while the
     // run goes; its content must survive, re-encrypted or left for the next run.
     let mut want = files.clone();
-    let mut child = rig.cmd(&args).spawn().unwrap();
+    let child = rig.cmd(&args).spawn().unwrap();
     for (i, name) in files.keys().enumerate().filter(|(i, _)| i % 7 == 0) {
         let data = pseudo_random(100 + i, 77_000 + i as u64);
         let p = rig.path(&format!("racer-{i}"));
