@@ -54,7 +54,9 @@ pub(crate) fn run(config: Option<&Path>, a: ReencryptArgs) -> Result<()> {
             Some("pass --to-key URI (repeat for several) or --to-keyring NAME"),
         ));
     }
-    if a.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+    if a.rate
+        .is_some_and(|r| r.is_nan() || r <= 0.0 || r.is_infinite())
+    {
         return Err(Usage::err("--rate must be a positive number", None));
     }
     let env = Env::open(config, Some(&a.keys))?;
@@ -144,10 +146,17 @@ fn run_inner(env: &Env, a: &ReencryptArgs) -> Result<Summary> {
     let (url, store) = env.open_location(&a.location)?;
     env.session.permit(&store, &url)?;
     let bind = env.session.bind_location(a.no_bind_location);
-    let transfer = env.session.transfer(None, None);
+    // Reads and writes get their own transfer limits: ranged GETs hold their permits until
+    // the decryptor consumes them, and the decryptor waits for the upload, so one shared
+    // pool can fill with reads and starve the uploads (a deadlock with several large objects).
     let old = env
-        .objects(store.clone(), old_settings, transfer.clone())?
+        .objects(
+            store.clone(),
+            old_settings,
+            env.session.transfer(None, None),
+        )?
         .bind_location(bind);
+    let transfer = env.session.transfer(None, None);
     let to = env.session.with_keys(match &a.to_keyring {
         Some(k) => KeySource::Keyring(k.clone()),
         None => KeySource::Uris(a.to_keys.clone()),

@@ -161,11 +161,7 @@ fn branch_commands_master_rotation_and_shredding() {
         "pay",
     ]);
     let show = rig.ok(&["branch", "show", "payroll"]);
-    assert!(
-        show.stdout_text().contains(&format!("{v1}")),
-        "{}",
-        show.stdout_text()
-    );
+    assert!(show.stdout_text().contains(&v1), "{}", show.stdout_text());
     assert!(
         show.stdout_text().contains("active\thyok/m1"),
         "{}",
@@ -237,11 +233,7 @@ fn branch_commands_master_rotation_and_shredding() {
         "pay2",
         "--dry-run",
     ]);
-    assert!(
-        dry.stdout_text().contains(&format!("10\t")),
-        "{}",
-        dry.stdout_text()
-    );
+    assert!(dry.stdout_text().contains("10\t"), "{}", dry.stdout_text());
     assert!(
         dry.stdout_text().contains(&v1),
         "inventory names the version: {}",
@@ -620,4 +612,90 @@ fn conditional_replacement_refuses_a_changed_object() {
             rt.block_on(store.delete(&url)).unwrap();
         }
     }
+}
+
+/// Message format 1 (official ESDK vectors, raw AES keys) is refused without
+/// `--allow-legacy` and, with it, rewritten as format 2 under the new keys with the same
+/// plaintext.
+#[test]
+fn reencrypt_moves_legacy_format_1_objects() {
+    use crate::vectors::{load_manifest, Expect};
+    let manifest = load_manifest(&common::esdk_testdata().join("manifest.json"));
+    let cases: Vec<_> = manifest
+        .cases
+        .iter()
+        .filter(|c| {
+            c.skip.is_none()
+                && !c.required_context
+                && matches!(c.expect, Expect::Plaintext(_))
+                && c.keys.iter().all(|k| k.starts_with("raw-aes:"))
+                && std::fs::read(&c.ciphertext).is_ok_and(|b| b.first() == Some(&1))
+        })
+        .take(6)
+        .collect();
+    assert!(
+        !cases.is_empty(),
+        "the vectors hold format-1 messages under raw AES keys"
+    );
+    let rig = Rig::new();
+    rig.ok(&["branch", "new", "payroll", "--key", &rig.m2]);
+    let store = rig.path("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let mut want = BTreeMap::new();
+    let mut keys: Vec<&str> = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let name = format!("legacy{i}");
+        std::fs::copy(&c.ciphertext, store.join(&name)).unwrap();
+        let Expect::Plaintext(p) = &c.expect else {
+            unreachable!()
+        };
+        want.insert(name, std::fs::read(p).unwrap());
+        for k in &c.keys {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    let loc = format!("file://{}/", store.display());
+    let mut args = vec![
+        "reencrypt",
+        loc.as_str(),
+        "--to-keyring",
+        "pay2",
+        "--no-bind-location",
+        "-q",
+    ];
+    for k in &keys {
+        args.extend(["--key", k]);
+    }
+    let refused = rig.run(&args);
+    assert_eq!(refused.code, Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("legacy") || refused.stderr.contains("commit"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        want.keys()
+            .all(|n| std::fs::read(store.join(n)).unwrap()[0] == 1),
+        "nothing rewritten without --allow-legacy"
+    );
+    args.push("--allow-legacy");
+    let moved = rig.ok(&args);
+    assert!(
+        moved
+            .stderr
+            .contains(&format!("re-encrypted {} object(s)", want.len())),
+        "{}",
+        moved.stderr
+    );
+    for n in want.keys() {
+        assert_eq!(
+            std::fs::read(store.join(n)).unwrap()[0],
+            2,
+            "{n} is format 2 now"
+        );
+    }
+    let got = rig.download_with(&loc, &["--keyring", "pay2", "--no-bind-location"], "legacy");
+    assert_eq!(got, want, "same plaintext under the new keys");
 }
