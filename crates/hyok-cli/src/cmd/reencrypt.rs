@@ -288,9 +288,12 @@ fn examine_or_changed(
 
 fn print_inventory(inv: &Inventory) {
     println!("objects\tbytes\ton-target\tsuite\twrapping-keys\tbranch-versions");
-    for ((labels, versions, suite), (n, bytes, current)) in &inv.groups {
+    for ((labels, versions, suite), c) in &inv.groups {
         println!(
-            "{n}\t{bytes}\t{current}\t0x{suite:04X}\t{}\t{}",
+            "{}\t{}\t{}\t0x{suite:04X}\t{}\t{}",
+            c.objects,
+            c.bytes,
+            c.current,
             escape_str(&labels.join(",")),
             if versions.is_empty() {
                 "-".to_owned()
