@@ -6,6 +6,7 @@
 #
 #   scripts/bench-reencrypt.sh [SMALL_COUNT (10000)] [LARGE_COUNT (3)] [LARGE_MIB (1024)]
 #
+# BENCH_ONLY_CALLS=1 skips the throughput part.
 # Needs: the release binary (built here unless HYOK_BIN names one); optionally `eval "$(scripts/services/s3.sh)"` and
 # `eval "$(scripts/services/softhsm.sh)"` (or `source /work/services.env`).
 set -euo pipefail
@@ -63,8 +64,14 @@ bench_store() { # LOCATION NAME
 }
 
 mkdir -p "$work/store"
+if [[ -n "${BENCH_ONLY_CALLS:-}" ]]; then
+  echo "throughput: skipped (BENCH_ONLY_CALLS)"
+else
 bench_store "file://$work/store/" "local folder"
-if [[ -n "${AWS_ENDPOINT_URL:-}" && -n "${HYOK_TEST_S3_BUCKET:-}" ]]; then
+fi
+if [[ -n "${BENCH_ONLY_CALLS:-}" ]]; then
+  :
+elif [[ -n "${AWS_ENDPOINT_URL:-}" && -n "${HYOK_TEST_S3_BUCKET:-}" ]]; then
   bench_store "s3://$HYOK_TEST_S3_BUCKET/bench-reencrypt-$$/" "s3s-fs"
 else
   echo "s3s-fs: skipped (AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set)"
@@ -73,7 +80,7 @@ fi
 # Key-store calls per $small objects: every key use is one audit record (generate / wrap /
 # unwrap); count them for an upload without and with a branch key.
 if [[ -n "${HYOK_PKCS11_MODULE:-}" && -n "${HYOK_TEST_PKCS11_TOKEN:-}" ]]; then
-  MASTER="pkcs11:token=$HYOK_TEST_PKCS11_TOKEN;object=bench-master-$$?module-path=$HYOK_PKCS11_MODULE&pin-value=$HYOK_PKCS11_PIN"
+  MASTER="pkcs11:token=$HYOK_TEST_PKCS11_TOKEN;object=bench-master-$$"
   "$H" key new aes-256 -o "$MASTER" >/dev/null 2>&1
   kind="SoftHSM AES-256"
 else
@@ -87,11 +94,12 @@ keys = ["$MASTER"]
 branch = "bench"
 TOML
 "$H" branch new bench --keyring hsm >/dev/null 2>&1
+"$H" key new ec-p256 -o "$work/audit" >/dev/null 2>&1
 rm -rf "$work/src"/large*
 for ring in hsm hsmbranch; do
   log="$work/audit-$ring.log"
   mkdir -p "$work/s-$ring"
-  HYOK_AUDIT_LOG="$log" "$H" cp -r -q "$work/src" "file://$work/s-$ring/" --keyring "$ring"
+  HYOK_AUDIT_LOG="$log" HYOK_AUDIT_KEY="$work/audit.pem" "$H" cp -r -q "$work/src" "file://$work/s-$ring/" --keyring "$ring"
   calls=$("$H" audit show "$log" --json | python3 -c "
 import json, sys
 n = 0
