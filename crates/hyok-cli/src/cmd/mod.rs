@@ -9,6 +9,10 @@ mod gateway;
 mod init;
 mod inspect;
 mod key;
+mod branch;
+mod reencrypt;
+mod shred;
+mod shred_key;
 mod list;
 mod progress;
 mod reencrypt;
@@ -73,12 +77,6 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::List(a)) => key::list(config, a),
         Command::Key(KeyCommand::Rotate(a)) => key::rotate(config, a),
         Command::Key(KeyCommand::Destroy(a)) => key::destroy(config, a),
-        Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(config, a),
-        Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
-        Command::Audit(AuditCommand::Show(a)) => audit::show(a),
-        Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
-        Command::Xks(a) => xks::run(config, a),
-        Command::Gateway(a) => gateway::run(config, a),
         Command::Branch(BranchCommand::New(a)) => branch::new(config, a),
         Command::Branch(BranchCommand::Rotate(a)) => branch::rotate(config, a),
         Command::Branch(BranchCommand::List(a)) => branch::list(config, a),
@@ -86,6 +84,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Branch(BranchCommand::Rewrap(a)) => branch::rewrap(config, a),
         Command::Branch(BranchCommand::Destroy(a)) => branch::destroy(config, a),
         Command::Reencrypt(a) => reencrypt::run(config, a),
+        Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(config, a),
+        Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
+        Command::Audit(AuditCommand::Show(a)) => audit::show(a),
+        Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
+        Command::Xks(a) => xks::run(config, a),
+        Command::Gateway(a) => gateway::run(config, a),
     }
 }
 
