@@ -58,6 +58,18 @@ pub(crate) enum Command {
     /// [xks] section (see docs/XKS.md). Stops on Ctrl-C or SIGTERM; SIGHUP reloads the SigV4
     /// credentials.
     Xks(XksArgs),
+    /// Branch keys: a key hierarchy under your master keys (docs/ROTATION.md). Data keys are
+    /// wrapped under the active version of a branch key; the master keys (HSM, Vault, KMIP)
+    /// wrap only the versions, so they are called once per version per process, not per
+    /// object. Use one with `branch = "NAME"` in a [keyrings.NAME] section.
+    #[command(subcommand)]
+    Branch(BranchCommand),
+    /// Re-encrypt the objects under a location to other keys (--to-key/--to-keyring), a new
+    /// branch key version, another suite or frame length: each object becomes a new message
+    /// with a new data key. An object replaces the old one only if that is unchanged (a
+    /// concurrent writer wins, and is reported). Re-running continues where a stopped run
+    /// left off: objects already on the target are skipped.
+    Reencrypt(ReencryptArgs),
 }
 
 #[derive(Debug, Args)]
@@ -458,6 +470,10 @@ pub(crate) struct KeyDestroyArgs {
     /// Confirm: data encrypted only under this key can never be decrypted again.
     #[arg(long)]
     pub(crate) yes: bool,
+    /// Before destroying, list the objects under LOCATION that only this key opens; refuse
+    /// if there are any (unless --yes); afterwards check that they no longer decrypt.
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) check: Option<String>,
 }
 
 /// Kinds of key `key new` creates.
@@ -602,4 +618,184 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BranchCommand {
+    /// Create branch key NAME with its first version, wrapped by the --key/--keyring keys
+    /// (the master keys; several for escrow).
+    New(BranchKeysArgs),
+    /// Add a new active version to NAME (new objects use it; old versions keep opening
+    /// old objects). Wrapped by the --key/--keyring keys.
+    Rotate(BranchKeysArgs),
+    /// List the branch keys of the store, or with NAME its versions.
+    List(BranchListArgs),
+    /// Show NAME: its versions, which is active, and which master keys wrap each.
+    Show(BranchNameArgs),
+    /// Master key rotation: re-wrap every version of NAME from the --key/--keyring keys to
+    /// the --to-key keys. No object is read or written; afterwards the old master keys can
+    /// be destroyed.
+    Rewrap(BranchRewrapArgs),
+    /// Destroy one version of NAME (crypto-shredding): every object wrapped only under it
+    /// becomes unreadable. The active version cannot be destroyed (rotate first).
+    Destroy(BranchDestroyArgs),
+}
+
+/// Where the branch key store is.
+#[derive(Debug, Args)]
+pub(crate) struct BranchStoreArg {
+    /// The branch key store directory (default: the --keyring's branch_store, else
+    /// $HYOK_BRANCH_STORE, else ~/.local/share/hyok/branches).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) branch_store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BranchKeysArgs {
+    /// Branch key name (1-128 of A-Z a-z 0-9 . _ -).
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) select: KeySelection,
+    #[command(flatten)]
+    pub(crate) store: BranchStoreArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BranchListArgs {
+    /// A branch key: list its versions.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// A keyring of the configuration whose branch_store to use.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) keyring: Option<String>,
+    #[command(flatten)]
+    pub(crate) store: BranchStoreArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BranchNameArgs {
+    /// Branch key name.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// A keyring of the configuration whose branch_store to use.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) keyring: Option<String>,
+    #[command(flatten)]
+    pub(crate) store: BranchStoreArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BranchRewrapArgs {
+    /// Branch key name.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The master keys that wrap the versions now.
+    #[command(flatten)]
+    pub(crate) select: KeySelection,
+    /// New master key URI; repeat for several.
+    #[arg(long = "to-key", value_name = "URI", required = true)]
+    pub(crate) to_keys: Vec<String>,
+    #[command(flatten)]
+    pub(crate) store: BranchStoreArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BranchDestroyArgs {
+    /// Branch key name.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The version to destroy (its id, as `hyok branch show` prints it).
+    #[arg(value_name = "VERSION")]
+    pub(crate) version: String,
+    /// Before destroying, list the objects under LOCATION that only this version opens;
+    /// refuse if there are any (unless --yes); afterwards check that they no longer decrypt.
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) check: Option<String>,
+    /// Confirm: objects wrapped only under this version can never be decrypted again.
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// The keyring (with `branch = NAME`) used by --check to try the objects afterwards.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) keyring: Option<String>,
+    #[command(flatten)]
+    pub(crate) store: BranchStoreArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReencryptArgs {
+    /// The objects: a prefix (folder) or one object.
+    #[arg(value_name = "LOCATION")]
+    pub(crate) location: String,
+    /// The keys that open the objects now (--key URI…, --keyring NAME, cache flags, -c).
+    #[command(flatten)]
+    pub(crate) keys: StoreKeyArgs,
+    /// New wrapping key URI; repeat for several (the first generates data keys).
+    #[arg(long = "to-key", value_name = "URI", conflicts_with = "to_keyring")]
+    pub(crate) to_keys: Vec<String>,
+    /// A keyring of the configuration to move to (may be a `branch =` keyring).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) to_keyring: Option<String>,
+    /// Print the inventory (objects and bytes per wrapping keys, branch version and suite)
+    /// and what would be re-encrypted; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Only objects with a wrapping key whose label (`PROVIDER/KEY`, as `hyok ls` shows it)
+    /// starts with this; repeat for several.
+    #[arg(long = "only-key", value_name = "LABEL")]
+    pub(crate) only_keys: Vec<String>,
+    /// Only objects under this branch key version; repeat for several.
+    #[arg(long = "only-version", value_name = "VERSION")]
+    pub(crate) only_versions: Vec<String>,
+    /// Only objects of this suite (hex id such as 0x0478 or 0x0178); repeat for several.
+    #[arg(long = "only-suite", value_name = "ID")]
+    pub(crate) only_suites: Vec<String>,
+    /// Re-encrypt objects even if they already are on the target keys and settings.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Work on shard I of N only (0 <= I < N): objects are split by a stable hash of their
+    /// key, so N workers (e.g. a Kubernetes Indexed Job) share a keyspace.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub(crate) shard: Option<(u64, u64)>,
+    /// Start at most this many objects per second (over all jobs).
+    #[arg(long, value_name = "N")]
+    pub(crate) rate: Option<f64>,
+    /// Objects re-encrypted at once (default 8, or [transfer] jobs; at most 1024).
+    #[arg(short, long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub(crate) jobs: Option<usize>,
+    /// Also read legacy messages (message format 1, suites without key commitment); they
+    /// are rewritten in format 2 with key commitment.
+    #[arg(long)]
+    pub(crate) allow_legacy: bool,
+    /// Accept objects bound to no location (and keep them unbound).
+    #[arg(long)]
+    pub(crate) no_bind_location: bool,
+    /// Algorithm suite of the new messages.
+    #[arg(long, value_enum, default_value = "committed")]
+    pub(crate) suite: SuiteArg,
+    /// Plaintext bytes per frame of the new messages (default 65536); when given, objects
+    /// with another frame length count as not yet on the target.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=2147483647))]
+    pub(crate) frame_length: Option<u32>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected I/N (e.g. 0/4), got {s:?}"))?;
+    let i: u64 = i
+        .parse()
+        .map_err(|_| format!("shard {i:?} is not a number"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("shard count {n:?} is not a number"))?;
+    if n == 0 || n > 1_000_000 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= I < N <= 1000000"));
+    }
+    Ok((i, n))
 }

@@ -27,6 +27,10 @@ pub enum Error {
     /// The upload was abandoned (its data source failed); the partial upload was aborted.
     #[error("upload of {0} abandoned; nothing was stored")]
     Abandoned(String),
+    /// A conditional replacement found the object changed since it was read (another
+    /// writer); nothing was replaced.
+    #[error("{0} changed since it was read (another writer); it was not replaced")]
+    Changed(String),
     /// Local I/O (the upload journal, a local file).
     #[error("{what}: {source}")]
     Io {
@@ -46,6 +50,7 @@ impl Error {
     ) -> Self {
         match e {
             object_store::Error::NotFound { .. } => Self::NotFound(object.into()),
+            object_store::Error::Precondition { .. } => Self::Changed(object.into()),
             source => Self::Store {
                 op,
                 object: object.into(),

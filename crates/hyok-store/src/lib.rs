@@ -427,7 +427,24 @@ impl Store {
         metadata: BTreeMap<String, String>,
         transfer: &Transfer,
     ) -> Result<ObjectWriter> {
-        ObjectWriter::start(self, rt, url, metadata, transfer)
+        ObjectWriter::start(self, rt, url, metadata, transfer, None)
+    }
+
+    /// As [`Self::writer`], but the object replaces `url` only if `url` still has entity tag
+    /// `e_tag` when the upload completes (S3 `If-Match`; local folders compare before the
+    /// rename); otherwise nothing is replaced and `finish` fails with [`Error::Changed`].
+    /// A single PUT is checked by the server atomically. A multipart upload (objects over one
+    /// part) and a local folder are checked just before completion: a writer that lands in
+    /// between (milliseconds) is not detected.
+    pub fn writer_if_match(
+        &self,
+        rt: &tokio::runtime::Handle,
+        url: &StoreUrl,
+        metadata: BTreeMap<String, String>,
+        transfer: &Transfer,
+        e_tag: &str,
+    ) -> Result<ObjectWriter> {
+        ObjectWriter::start(self, rt, url, metadata, transfer, Some(e_tag.to_owned()))
     }
 
     /// A `Read` of the bytes `range` of `url`, fetched with parallel ranged GETs (pinned to

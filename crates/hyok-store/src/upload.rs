@@ -19,7 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{
-    Attribute, AttributeValue, Attributes, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    Attribute, AttributeValue, Attributes, ObjectStore, PutMode, PutMultipartOptions, PutOptions,
+    PutPayload, UpdateVersion,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Semaphore};
@@ -111,6 +112,7 @@ impl ObjectWriter {
         url: &StoreUrl,
         metadata: BTreeMap<String, String>,
         transfer: &Transfer,
+        if_match: Option<String>,
     ) -> Result<Self> {
         let path = store.path(url)?;
         if url.is_folder() {
@@ -127,6 +129,7 @@ impl ObjectWriter {
             rx,
             metadata.clone(),
             transfer.clone(),
+            if_match,
         ));
         Ok(Self {
             rt: rt.clone(),
@@ -259,16 +262,32 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     meta: MetadataHandle,
     transfer: Transfer,
+    if_match: Option<String>,
 ) -> Result<()> {
     let first = rx.recv().await;
     let attrs = attributes(&store, &meta);
+    let cond = if_match.map(|e_tag| Condition {
+        store: store.clone(),
+        url: url.clone(),
+        e_tag,
+    });
     match first {
         None => Err(Error::Abandoned(url.to_string())),
         Some(Msg::Last(b)) => {
-            let opts = PutOptions {
+            let mut opts = PutOptions {
                 attributes: attrs,
                 ..Default::default()
             };
+            if let Some(c) = &cond {
+                if store.backend() == Backend::S3 {
+                    opts.mode = PutMode::Update(UpdateVersion {
+                        e_tag: Some(c.e_tag.clone()),
+                        version: None,
+                    });
+                } else {
+                    c.check().await?;
+                }
+            }
             store
                 .inner
                 .put_opts(&path, PutPayload::from_bytes(b), opts)
@@ -279,9 +298,9 @@ async fn run(
         Some(Msg::Part(b)) => {
             #[cfg(feature = "s3")]
             if let Some(s3) = store.multipart.clone() {
-                return multipart_s3(&store, s3, path, url, b, rx, attrs, transfer).await;
+                return multipart_s3(&store, s3, path, url, b, rx, attrs, transfer, cond).await;
             }
-            multipart_generic(&store, path, url, b, rx, attrs, transfer).await
+            multipart_generic(&store, path, url, b, rx, attrs, transfer, cond).await
         }
     }
 }
@@ -362,6 +381,7 @@ async fn multipart_s3(
     mut rx: mpsc::Receiver<Msg>,
     attrs: Attributes,
     transfer: Transfer,
+    cond: Option<Condition>,
 ) -> Result<()> {
     use object_store::multipart::MultipartStore;
 
@@ -394,6 +414,13 @@ async fn multipart_s3(
         },
     )
     .await;
+    let res = match res {
+        Ok(()) => match &cond {
+            Some(c) => c.check().await,
+            None => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
     let res = match res {
         Ok(()) => {
             let parts: Vec<_> = done.into_iter().flatten().collect();
@@ -435,6 +462,7 @@ async fn multipart_s3(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn multipart_generic(
     store: &Store,
     path: Path,
@@ -443,6 +471,7 @@ async fn multipart_generic(
     mut rx: mpsc::Receiver<Msg>,
     attrs: Attributes,
     transfer: Transfer,
+    cond: Option<Condition>,
 ) -> Result<()> {
     let opts = PutMultipartOptions {
         attributes: attrs,
@@ -469,6 +498,10 @@ async fn multipart_generic(
         },
     )
     .await;
+    let res = match (res, &cond) {
+        (Ok(()), Some(c)) => c.check().await,
+        (res, _) => res,
+    };
     let res = match res {
         Ok(()) => upload
             .complete()
@@ -484,6 +517,24 @@ async fn multipart_generic(
         }
     }
     res
+}
+
+/// The replacement condition of a [`Store::writer_if_match`] upload.
+struct Condition {
+    store: Store,
+    url: StoreUrl,
+    e_tag: String,
+}
+
+impl Condition {
+    /// Whether the object still has the expected entity tag (checked right before a
+    /// multipart completion or a local rename).
+    async fn check(&self) -> Result<()> {
+        match self.store.try_head(&self.url).await? {
+            Some(i) if i.e_tag.as_deref() == Some(self.e_tag.as_str()) => Ok(()),
+            _ => Err(Error::Changed(self.url.to_string())),
+        }
+    }
 }
 
 /// One multipart upload in flight, recorded on disk until it completed or was aborted.

@@ -177,6 +177,14 @@ pub struct KeyringConfig {
     /// per encryption context, so objects bound to their location never share a data key.
     #[serde(default)]
     pub cache: Option<CacheLimits>,
+    /// A branch key (`branch = "NAME"`): data keys are wrapped under its active version, and
+    /// `keys` (the master keys) wrap only the branch key versions (docs/ROTATION.md).
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// The branch key store directory of `branch` (default: `~/.local/share/hyok/branches`,
+    /// or `$HYOK_BRANCH_STORE`); relative paths are taken relative to the configuration file.
+    #[serde(default)]
+    pub branch_store: Option<PathBuf>,
 }
 
 /// `[stores.NAME]`.
@@ -387,6 +395,14 @@ impl Config {
             if let Some(c) = &k.cache {
                 c.validate()
                     .map_err(|e| Error::Config(format!("keyring {name:?}: {e}")))?;
+            }
+            if let Some(b) = &k.branch {
+                hyok_keystore::branch::check_name(b)
+                    .map_err(|e| Error::Config(format!("keyring {name:?}: {e}")))?;
+            } else if k.branch_store.is_some() {
+                return Err(Error::Config(format!(
+                    "keyring {name:?}: branch_store without branch"
+                )));
             }
         }
         for (name, s) in &self.stores {

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod branch;
 mod client;
 pub mod config;
 mod error;
@@ -41,6 +42,7 @@ pub mod health;
 pub mod inspect;
 pub mod objects;
 pub mod policy;
+pub mod reencrypt;
 pub mod session;
 
 pub use client::{Client, Settings};

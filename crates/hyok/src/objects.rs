@@ -174,7 +174,7 @@ fn encode_time(t: SystemTime) -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
-fn decode_time(s: &str) -> Option<SystemTime> {
+pub(crate) fn decode_time(s: &str) -> Option<SystemTime> {
     let (a, b) = s.split_once('.').unwrap_or((s, "0"));
     let secs: u64 = a.parse().ok()?;
     let nanos: u32 = b.parse().ok()?;
@@ -272,9 +272,42 @@ impl Objects {
         &self.client
     }
 
+    /// The runtime handle async store and key calls run on.
+    pub fn runtime(&self) -> &Handle {
+        &self.catalog.rt
+    }
+
+    /// The transfer settings (part size, parts in flight).
+    pub fn transfer(&self) -> &Transfer {
+        &self.transfer
+    }
+
     /// Encrypt everything `src` yields into the object `url` (blocking). Nothing becomes
     /// visible unless the whole message was written; any failure aborts the upload.
     pub fn put(&self, url: &StoreUrl, src: &mut dyn Read, source: &Source) -> Result<PutReport> {
+        self.put_inner(url, src, source, None)
+    }
+
+    /// As [`Self::put`], but the new object replaces `url` only while `url` still has entity
+    /// tag `e_tag` (see [`Store::writer_if_match`]); a changed object is left alone and the
+    /// error is [`hyok_store::Error::Changed`].
+    pub fn put_if_match(
+        &self,
+        url: &StoreUrl,
+        src: &mut dyn Read,
+        source: &Source,
+        e_tag: &str,
+    ) -> Result<PutReport> {
+        self.put_inner(url, src, source, Some(e_tag))
+    }
+
+    fn put_inner(
+        &self,
+        url: &StoreUrl,
+        src: &mut dyn Read,
+        source: &Source,
+        if_match: Option<&str>,
+    ) -> Result<PutReport> {
         let mut ctx = source.context.clone();
         if self.bind_location {
             for (k, v) in location_context(url).iter() {
@@ -326,10 +359,19 @@ impl Objects {
             }
             .to_owned(),
         );
-        let mut writer = self
-            .catalog
-            .store
-            .writer(&self.catalog.rt, url, meta, &self.transfer)?;
+        let mut writer = match if_match {
+            None => self
+                .catalog
+                .store
+                .writer(&self.catalog.rt, url, meta, &self.transfer)?,
+            Some(tag) => self.catalog.store.writer_if_match(
+                &self.catalog.rt,
+                url,
+                meta,
+                &self.transfer,
+                tag,
+            )?,
+        };
         let handle = writer.metadata();
         let res = (|| -> Result<u64> {
             let mut enc = self.client.encryptor(&mut writer, materials)?;
@@ -547,6 +589,11 @@ impl Catalog {
         &self.store
     }
 
+    /// The runtime handle async store calls run on.
+    pub fn runtime(&self) -> &Handle {
+        &self.rt
+    }
+
     /// Describe an object from its metadata, or from its header when the metadata does not
     /// say (local folders, objects written by other tools) or `long` asks for the context.
     pub fn describe(&self, info: &ObjectInfo, long: bool) -> ObjectSummary {
@@ -642,7 +689,8 @@ impl Catalog {
             && s.source_mtime.is_some_and(|t| same_time(t, mtime)))
     }
 
-    pub(crate) fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
+    /// Read and parse the header of an object (ranged GETs pinned to its entity tag).
+    pub fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
         let mut n = 4096u64.min(info.size);
         loop {
             let bytes =
@@ -663,7 +711,7 @@ impl Catalog {
 /// Refuse an object whose header binds it to another location, and (with binding on)
 /// one that is bound to none: otherwise a message uploaded elsewhere with binding off,
 /// under the same key, could be swapped in for a bound object.
-fn check_location(url: &StoreUrl, header: &Header, bind: bool) -> Result<()> {
+pub(crate) fn check_location(url: &StoreUrl, header: &Header, bind: bool) -> Result<()> {
     let expected = location_context(url);
     let stored = &header.context;
     let (b, k) = (stored.get(CTX_BUCKET), stored.get(CTX_KEY));

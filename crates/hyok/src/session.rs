@@ -209,16 +209,22 @@ impl Session {
     }
 
     /// The key manager: the keys opened (once), with the cache and the audit sink attached.
+    /// For a keyring with `branch = NAME`, the one key is branch key NAME, whose versions
+    /// the keyring's keys (master keys) unwrap.
     pub fn key_manager(&self) -> Result<KeyManager> {
         let mut slot = self.manager.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = &*slot {
             return Ok(m.clone());
         }
-        let (uris, cache) = self.key_uris()?;
-        let keys = uris
-            .iter()
-            .map(|u| self.registry.open_key(u))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (_, cache) = self.key_uris()?;
+        let keys: Vec<hyok_keystore::SharedKeyStore> = match self.keyring_branch()? {
+            Some((name, store)) => vec![Arc::new(crate::branch::BranchKey::new(
+                &name,
+                store,
+                self.master_key_manager()?,
+            )?)],
+            None => self.master_key_manager()?.keyring().keys().to_vec(),
+        };
         let mut manager = KeyManager::new(Keyring::new(keys)?);
         if let Some(limits) = cache {
             manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
@@ -228,6 +234,59 @@ impl Session {
         }
         *slot = Some(manager.clone());
         Ok(manager)
+    }
+
+    /// The session's keys themselves, opened with the audit sink and without the data-key
+    /// cache: for a `branch =` keyring these are its master keys, which wrap branch key
+    /// versions (`hyok branch`), never data keys of objects.
+    pub fn master_key_manager(&self) -> Result<KeyManager> {
+        let (uris, _) = self.key_uris()?;
+        let keys = uris
+            .iter()
+            .map(|u| self.registry.open_key(u))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut manager = KeyManager::new(Keyring::new(keys)?);
+        if let Some(log) = &self.audit {
+            manager = manager.with_audit(Arc::new(LogSink::new(log.clone())));
+        }
+        Ok(manager)
+    }
+
+    /// The selected keyring's branch key and its store, when it has `branch = NAME`.
+    fn keyring_branch(&self) -> Result<Option<(String, crate::branch::BranchStore)>> {
+        let name = match &self.keys {
+            KeySource::Keyring(n) => Some(n),
+            KeySource::Uris(u) if !u.is_empty() => None,
+            _ => self.file.defaults.keyring.as_ref(),
+        };
+        let Some(k) = name.map(|n| self.file.keyring(n)).transpose()? else {
+            return Ok(None);
+        };
+        let Some(branch) = &k.branch else {
+            return Ok(None);
+        };
+        let dir =
+            crate::branch::store_dir(None, k.branch_store.as_deref(), self.file_path.as_deref())?;
+        Ok(Some((branch.clone(), crate::branch::BranchStore::new(dir))))
+    }
+
+    /// The branch key store: `explicit`, else the selected keyring's `branch_store`, else
+    /// `$HYOK_BRANCH_STORE` or the per-user default (see [`crate::branch::store_dir`]).
+    pub fn branch_store(&self, explicit: Option<&Path>) -> Result<crate::branch::BranchStore> {
+        if let Some(p) = explicit {
+            return Ok(crate::branch::BranchStore::new(p));
+        }
+        if let Some((_, store)) = self.keyring_branch()? {
+            return Ok(store);
+        }
+        Ok(crate::branch::BranchStore::new(crate::branch::store_dir(
+            None, None, None,
+        )?))
+    }
+
+    /// The selected keyring's branch key name, when it has `branch = NAME`.
+    pub fn branch_name(&self) -> Result<Option<String>> {
+        Ok(self.keyring_branch()?.map(|(n, _)| n))
     }
 
     /// A client with these settings over the session's keys.
@@ -329,6 +388,14 @@ impl Session {
     /// Whether `target` names a key in a key store (not a local key file).
     pub fn is_store_uri(&self, target: &str) -> bool {
         self.registry.is_store_uri(target)
+    }
+
+    /// `PROVIDER/KEY-NAME` of the EDKs the key `uri` writes, as
+    /// [`crate::objects::edk_label`] shows an EDK: which objects a key wraps.
+    pub fn key_label(&self, uri: &str) -> Result<String> {
+        let key = self.registry.open_key(uri)?;
+        let info = key.info();
+        Ok(format!("{}/{}", info.provider_id, info.key_name))
     }
 
     /// The key administration of the store a URI names.

@@ -231,6 +231,9 @@ pub(crate) fn rotate(config: Option<&Path>, a: KeyUriArgs) -> Result<()> {
 }
 
 pub(crate) fn destroy(config: Option<&Path>, a: KeyDestroyArgs) -> Result<()> {
+    if let Some(loc) = &a.check {
+        return super::shred_key::destroy_checked(config, &a, loc);
+    }
     if !a.yes {
         return Err(Usage::err(
             format!(

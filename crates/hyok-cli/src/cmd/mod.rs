@@ -2,6 +2,7 @@
 //! environment, `--key`/`--keyring`/cache flags), then runs on it.
 
 pub(crate) mod audit;
+mod branch;
 mod crypt;
 mod download;
 mod init;
@@ -10,8 +11,11 @@ mod key;
 mod key_health;
 mod list;
 mod progress;
+mod reencrypt;
 mod remove;
 mod server;
+mod shred;
+mod shred_key;
 mod storage;
 mod transfer;
 mod upload;
@@ -21,7 +25,7 @@ use std::path::Path;
 use anyhow::Result;
 use hyok::{CacheChoice, KeySource, Session, SessionConfig};
 
-use crate::args::{AuditCommand, CacheArgs, Cli, Command, KeyCommand, KeySelection};
+use crate::args::{AuditCommand, BranchCommand, CacheArgs, Cli, Command, KeyCommand, KeySelection};
 
 /// The session of a command: the configuration file and environment, plus the command's
 /// key and cache flags (commands without keys pass `None`).
@@ -70,6 +74,13 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::Rotate(a)) => key::rotate(config, a),
         Command::Key(KeyCommand::Destroy(a)) => key::destroy(config, a),
         Command::Key(KeyCommand::Health(a)) => key_health::run(config, a),
+        Command::Branch(BranchCommand::New(a)) => branch::new(config, a),
+        Command::Branch(BranchCommand::Rotate(a)) => branch::rotate(config, a),
+        Command::Branch(BranchCommand::List(a)) => branch::list(config, a),
+        Command::Branch(BranchCommand::Show(a)) => branch::show(config, a),
+        Command::Branch(BranchCommand::Rewrap(a)) => branch::rewrap(config, a),
+        Command::Branch(BranchCommand::Destroy(a)) => branch::destroy(config, a),
+        Command::Reencrypt(a) => reencrypt::run(config, a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(config, a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),

@@ -27,6 +27,14 @@ impl Env {
         })
     }
 
+    /// A command's environment over a session it opened itself.
+    pub(super) fn from_session(session: Session) -> Result<Self> {
+        Ok(Self {
+            session,
+            rt: super::runtime()?,
+        })
+    }
+
     /// Close the audit log (exit checkpoint) and fold its outcome into the command's.
     pub(super) fn finish<T>(self, result: Result<T>) -> Result<T> {
         let Self { session, rt } = self;

@@ -15,6 +15,8 @@
 //! - `session`: issue 9: the same key/cache flags everywhere, one-line typed errors, escaping.
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
+//! - `rotation`: issue 11: `hyok branch`, `hyok reencrypt` (kill -9, racing writer),
+//!   crypto-shredding with `--check`, conditional replacement.
 //! - `xks`: `hyok xks` processes on one SoftHSM key, driven with `curl --aws-sigv4`.
 //! - `failover`: a Vault key on the three nodes of `scripts/services/openbao-cluster.sh`; a
 //!   node is stopped during `cp -r` and during gateway uploads (issue 15).
@@ -30,6 +32,7 @@ mod interop;
 mod kmip;
 mod pipeline;
 mod pkcs11;
+mod rotation;
 mod session;
 mod storage;
 mod vault;

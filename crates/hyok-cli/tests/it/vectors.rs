@@ -45,27 +45,27 @@ struct KeyEntry {
 }
 
 #[derive(Debug)]
-enum Expect {
+pub(crate) enum Expect {
     Plaintext(PathBuf),
     Error(String),
 }
 
 #[derive(Debug)]
-struct Case {
-    id: String,
-    ciphertext: PathBuf,
-    expect: Expect,
+pub(crate) struct Case {
+    pub(crate) id: String,
+    pub(crate) ciphertext: PathBuf,
+    pub(crate) expect: Expect,
     /// `--key` URIs, built once key files exist.
-    keys: Vec<String>,
-    required_context: bool,
+    pub(crate) keys: Vec<String>,
+    pub(crate) required_context: bool,
     context: Vec<(String, String)>,
     /// Why this case cannot be run by a CLI decrypt, if it cannot.
-    skip: Option<String>,
+    pub(crate) skip: Option<String>,
 }
 
-struct Manifest {
+pub(crate) struct Manifest {
     path: PathBuf,
-    cases: Vec<Case>,
+    pub(crate) cases: Vec<Case>,
     /// Holds the key files for as long as the cases run.
     _keys_dir: tempfile::TempDir,
 }
@@ -185,7 +185,7 @@ fn key_uri(
     }
 }
 
-fn load_manifest(path: &Path) -> Manifest {
+pub(crate) fn load_manifest(path: &Path) -> Manifest {
     let doc = read_json(path);
     let base = path.parent().expect("manifest has a folder").to_path_buf();
     let kind = doc.pointer("/manifest/type").and_then(Value::as_str);

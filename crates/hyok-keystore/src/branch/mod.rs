@@ -18,4 +18,4 @@ mod wrap;
 
 pub use key::{BranchKey, DEFAULT_TTL};
 pub use store::{check_name, BranchStore, VersionRecord};
-pub use wrap::{VersionId, BRANCH_KEY_LEN, PROVIDER_ID};
+pub use wrap::{edk_version, VersionId, BRANCH_KEY_LEN, PROVIDER_ID};

@@ -152,6 +152,15 @@ pub(crate) fn version_of(ciphertext: &[u8], key_len: usize) -> Option<VersionId>
     Some(VersionId(v))
 }
 
+/// The branch key version an EDK needs, when it is a branch-key wrap of a `key_len`-byte
+/// data key (`None` for any other EDK).
+pub fn edk_version(edk: &hyok_core::EncryptedDataKey, key_len: usize) -> Option<VersionId> {
+    if edk.provider_id != PROVIDER_ID {
+        return None;
+    }
+    version_of(&edk.ciphertext, key_len)
+}
+
 /// Unwrap an EDK ciphertext made by [`seal`]; `None` when authentication fails.
 pub(crate) fn open(
     branch_key: &[u8],
@@ -230,6 +239,18 @@ mod tests {
             );
         }
         assert!(open(&bk, "b", &ct[1..], 32, &ctx()).unwrap().is_none());
+        let edk = hyok_core::EncryptedDataKey {
+            provider_id: PROVIDER_ID.into(),
+            provider_info: b"b".to_vec(),
+            ciphertext: ct.clone(),
+        };
+        assert_eq!(edk_version(&edk, 32), Some(v));
+        assert_eq!(edk_version(&edk, 16), None, "length checked");
+        let other = hyok_core::EncryptedDataKey {
+            provider_id: "raw-aes".into(),
+            ..edk
+        };
+        assert_eq!(edk_version(&other, 32), None, "only branch wraps");
         // Two wraps of one data key never share salt or IV.
         let ct2 = seal(&bk, "b", &v, &dk, &ctx()).unwrap();
         assert_ne!(ct[..28], ct2[..28]);
