@@ -86,6 +86,12 @@ pub(crate) struct KeySelection {
     /// data-key cache on unless --cache overrides it).
     #[arg(long, value_name = "NAME", conflicts_with = "keys")]
     pub(crate) keyring: Option<String>,
+    /// k-of-n custody: split each data key so that any K of the --key keys are needed to
+    /// decrypt (each --key is one group; groups of several keys: a keyring's `groups`).
+    /// Decryption needs no flag: it takes any keys and says how many shares it has.
+    #[arg(long, value_name = "K", requires = "keys",
+          value_parser = clap::value_parser!(u64).range(2..=32))]
+    pub(crate) threshold: Option<u64>,
 }
 
 impl KeySelection {
@@ -93,7 +99,13 @@ impl KeySelection {
     pub(crate) fn source(&self) -> hyok::KeySource {
         match (&self.keyring, self.keys.is_empty()) {
             (Some(name), _) => hyok::KeySource::Keyring(name.clone()),
-            (None, false) => hyok::KeySource::Uris(self.keys.clone()),
+            (None, false) => match self.threshold {
+                Some(k) => hyok::KeySource::Threshold {
+                    threshold: k as usize,
+                    keys: self.keys.clone(),
+                },
+                None => hyok::KeySource::Uris(self.keys.clone()),
+            },
             (None, true) => hyok::KeySource::Default,
         }
     }

@@ -33,6 +33,7 @@
 pub mod audit;
 mod client;
 pub mod config;
+pub mod custody;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -20,6 +20,7 @@
 mod audit;
 mod cli;
 mod common;
+mod custody;
 mod format;
 mod gateway;
 mod hardening;
