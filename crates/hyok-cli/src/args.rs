@@ -438,6 +438,26 @@ pub(crate) enum KeyCommand {
     Rotate(KeyUriArgs),
     /// Destroy a key for good. Every message that only this key wraps becomes unreadable.
     Destroy(KeyDestroyArgs),
+    /// Escrow drill: prove that the given keys (e.g. the offline escrow key, or a quorum of
+    /// k-of-n groups) open the data key of every object at a location, or of a random
+    /// sample. Reads headers only: no payload is decrypted, nothing is written. One line per
+    /// object; every check is audit-logged; exit 1 unless every object opens.
+    VerifyEscrow(VerifyEscrowArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyEscrowArgs {
+    /// An object, or a prefix (folder) whose objects are all checked.
+    #[arg(value_name = "LOCATION")]
+    pub(crate) location: String,
+    #[command(flatten)]
+    pub(crate) keys: StoreKeyArgs,
+    /// Check a uniformly random sample of N objects of the prefix instead of all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000000))]
+    pub(crate) sample: Option<u64>,
+    /// Print only objects the keys do not open, and the summary.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Args)]

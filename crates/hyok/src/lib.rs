@@ -35,6 +35,7 @@ mod client;
 pub mod config;
 pub mod custody;
 mod error;
+pub mod escrow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;

@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 mod crypt;
 mod download;
+mod escrow;
 mod gateway;
 mod init;
 mod inspect;
@@ -69,6 +70,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::List(a)) => key::list(config, a),
         Command::Key(KeyCommand::Rotate(a)) => key::rotate(config, a),
         Command::Key(KeyCommand::Destroy(a)) => key::destroy(config, a),
+        Command::Key(KeyCommand::VerifyEscrow(a)) => escrow::verify(config, a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(config, a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),

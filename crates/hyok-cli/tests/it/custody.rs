@@ -40,15 +40,22 @@ impl Keys {
 
     /// Runs hyok with `hyok.toml` of this directory as its configuration.
     fn with_config(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[("HYOK_CONFIG", &s(&self.path("hyok.toml")))])
+    }
+
+    /// Runs hyok with a private HOME and these variables.
+    fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         let mut c = Command::new(common::bin());
         c.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         common::hermetic(&mut c);
-        c.env("HYOK_CONFIG", self.path("hyok.toml"))
-            .env("HOME", self.dir.path())
+        c.env("HOME", self.dir.path())
             .env("XDG_STATE_HOME", self.path("state"));
+        for (k, v) in vars {
+            c.env(k, v);
+        }
         let out = c.output().expect("run hyok");
         Run {
             code: out.status.code(),
@@ -176,5 +183,152 @@ fn configured_groups_through_cp() {
         r.stderr.contains("have 1 of the 2 shares needed"),
         "{}",
         r.stderr
+    );
+}
+
+/// The escrow drill over 1,000 objects plus a planted object that lacks the escrow key (and
+/// a file that is no message): one line per object, the planted one found, exit 1, every
+/// check audit-logged; a sample; a 2-of-3 split drilled with a quorum of its keys.
+#[test]
+fn escrow_drill_over_a_thousand_objects_finds_the_planted_one() {
+    let k = Keys::new(3);
+    let (primary, escrow) = (k.uris[0].clone(), k.uris[1].clone());
+    let src = k.path("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..1000 {
+        std::fs::write(src.join(format!("f{i:04}.txt")), format!("object {i}")).unwrap();
+    }
+    let store = format!("file://{}/", k.path("store").display());
+    let r = k.run_with(
+        &[
+            "cp",
+            "-r",
+            "--key",
+            &primary,
+            "--key",
+            &escrow,
+            &s(&src),
+            &store,
+        ],
+        &[],
+    );
+    ok(r, "cp -r 1000 objects");
+    std::fs::write(k.path("planted.txt"), b"no escrow").unwrap();
+    let planted = format!("{store}sub/planted.txt");
+    ok(
+        k.run_with(
+            &[
+                "cp",
+                "--key",
+                &primary,
+                &s(&k.path("planted.txt")),
+                &planted,
+            ],
+            &[],
+        ),
+        "cp planted",
+    );
+    std::fs::write(k.path("store/stray.bin"), b"not a message").unwrap();
+
+    ok(
+        k.run_with(&["key", "new", "ec-p256", "-o", &s(&k.path("cp"))], &[]),
+        "checkpoint key",
+    );
+    let (log, signer) = (s(&k.path("audit.log")), s(&k.path("cp.pem")));
+    let r = k.run_with(
+        &["key", "verify-escrow", "--key", &escrow, &store],
+        &[("HYOK_AUDIT_LOG", &log), ("HYOK_AUDIT_KEY", &signer)],
+    );
+    check_failed(&r, None).unwrap();
+    assert!(r.stderr.contains("do not open 2 of 1002"), "{}", r.stderr);
+    let out = r.stdout_text();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1003, "one line per object and a summary");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("ok ")).count(), 1000);
+    let missing: Vec<&&str> = lines.iter().filter(|l| l.starts_with("missing ")).collect();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].contains("sub/planted.txt"), "{}", missing[0]);
+    assert!(missing[0].contains("custody/k0"), "{}", missing[0]);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("not-a-message ") && l.contains("stray.bin")));
+    assert!(lines[1002].starts_with("checked 1002 object(s): 1000 open, 1 missing"));
+    for i in [0, 499, 999] {
+        let name = format!("/store/f{i:04}.txt");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("ok ") && l.ends_with(&name)),
+            "object {i} not reported"
+        );
+    }
+    // Every check is in the audit log, the planted object's as a failure.
+    let text = std::fs::read_to_string(k.path("audit.log")).unwrap();
+    let checks: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["op"] == "escrow-check")
+        .collect();
+    assert_eq!(checks.len(), 1002);
+    let planted_rec: Vec<_> = checks
+        .iter()
+        .filter(|v| {
+            v["subject"]
+                .as_str()
+                .is_some_and(|x| x.ends_with("sub/planted.txt"))
+        })
+        .collect();
+    assert_eq!(planted_rec.len(), 1);
+    assert_ne!(planted_rec[0]["outcome"], "ok", "{}", planted_rec[0]);
+
+    // A sample of the prefix that holds only good objects: all open, exit 0.
+    let r = k.run_with(
+        &[
+            "key",
+            "verify-escrow",
+            "--key",
+            &escrow,
+            "--sample",
+            "25",
+            &store,
+        ],
+        &[],
+    );
+    let r = ok(r, "sample");
+    assert_eq!(
+        r.stdout_text()
+            .lines()
+            .filter(|l| l.starts_with("ok "))
+            .count(),
+        25
+    );
+    // The primary key opens the planted object alone.
+    ok(
+        k.run_with(&["key", "verify-escrow", "--key", &primary, &planted], &[]),
+        "single object",
+    );
+
+    // A 2-of-3 split: any two keys pass the drill, one key does not.
+    let split = format!("{store}split/report.txt");
+    let mut args: Vec<String> = vec!["cp".into(), "--threshold".into(), "2".into()];
+    args.extend(k.args(&[0, 1, 2]));
+    args.extend([s(&k.path("planted.txt")), split.clone()]);
+    ok(run(args), "cp 2-of-3");
+    let mut args: Vec<String> = vec!["key".into(), "verify-escrow".into()];
+    args.extend(k.args(&[1, 2]));
+    args.push(split.clone());
+    ok(run(args), "quorum drill");
+    let r = run(vec![
+        "key".into(),
+        "verify-escrow".into(),
+        "--key".into(),
+        k.uris[2].clone(),
+        split,
+    ]);
+    check_failed(&r, None).unwrap();
+    assert!(
+        r.stdout_text().contains("have 1 of the 2 shares"),
+        "{}",
+        r.describe()
     );
 }
