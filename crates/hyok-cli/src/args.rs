@@ -495,6 +495,11 @@ pub(crate) enum KeyKind {
     /// ECDSA P-384 key pair (audit checkpoint signing).
     #[value(name = "ec-p384")]
     EcP384,
+    /// Post-quantum escrow key pair: X-Wing (ML-KEM-768 + X25519). Writes NAME.key
+    /// (private, 0600) and NAME.pub, for `pq-escrow:NS/NAME?public=NAME.pub` (encrypt) and
+    /// `?private=NAME.key` (decrypt).
+    #[value(name = "mlkem768-x25519")]
+    Mlkem768X25519,
 }
 
 #[derive(Debug, Args)]

@@ -81,4 +81,10 @@ pub mod keys {
     pub fn generate_rsa_pem(bits: usize) -> crate::Result<(zeroize::Zeroizing<String>, String)> {
         Ok(hyok_keystore::raw::rsa::generate_pem(bits)?)
     }
+
+    /// A new X-Wing (ML-KEM-768 + X25519) escrow key pair as (private key file text,
+    /// zeroized on drop; public key file text) for `pq-escrow:` URIs.
+    pub fn generate_pq_escrow_pem() -> crate::Result<(zeroize::Zeroizing<String>, String)> {
+        Ok(hyok_keystore::pq::generate_pem()?)
+    }
 }
