@@ -97,6 +97,8 @@ pub enum AdminOp {
     KeyDestroy,
     /// A policy refused an operation (commitment policy, EDK limit, residency …).
     PolicyRefusal,
+    /// The escrow drill checked whether given keys open one message.
+    EscrowCheck,
 }
 
 /// One key lifecycle operation or policy refusal. Never holds key material or secrets.

@@ -147,11 +147,13 @@ pub enum Op {
     PolicyRefusal,
     /// The writer found an interrupted append (a line without newline) and kept it.
     TornTail,
+    /// The escrow drill checked whether given keys open one message.
+    EscrowCheck,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Generate,
         Self::Wrap,
         Self::Unwrap,
@@ -164,6 +166,7 @@ impl Op {
         Self::KeyDestroy,
         Self::PolicyRefusal,
         Self::TornTail,
+        Self::EscrowCheck,
     ];
 
     /// Stable name as written in records.
@@ -181,6 +184,7 @@ impl Op {
             Self::KeyDestroy => "key-destroy",
             Self::PolicyRefusal => "policy-refusal",
             Self::TornTail => "torn-tail",
+            Self::EscrowCheck => "escrow-check",
         }
     }
 

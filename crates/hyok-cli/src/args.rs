@@ -98,6 +98,12 @@ pub(crate) struct KeySelection {
     /// data-key cache on unless --cache overrides it).
     #[arg(long, value_name = "NAME", conflicts_with = "keys")]
     pub(crate) keyring: Option<String>,
+    /// k-of-n custody: split each data key so that any K of the --key keys are needed to
+    /// decrypt (each --key is one group; groups of several keys: a keyring's `groups`).
+    /// Decryption needs no flag: it takes any keys and says how many shares it has.
+    #[arg(long, value_name = "K", requires = "keys",
+          value_parser = clap::value_parser!(u64).range(2..=32))]
+    pub(crate) threshold: Option<u64>,
 }
 
 impl KeySelection {
@@ -105,7 +111,13 @@ impl KeySelection {
     pub(crate) fn source(&self) -> hyok::KeySource {
         match (&self.keyring, self.keys.is_empty()) {
             (Some(name), _) => hyok::KeySource::Keyring(name.clone()),
-            (None, false) => hyok::KeySource::Uris(self.keys.clone()),
+            (None, false) => match self.threshold {
+                Some(k) => hyok::KeySource::Threshold {
+                    threshold: k as usize,
+                    keys: self.keys.clone(),
+                },
+                None => hyok::KeySource::Uris(self.keys.clone()),
+            },
             (None, true) => hyok::KeySource::Default,
         }
     }
@@ -442,6 +454,11 @@ pub(crate) enum KeyCommand {
     /// reachable, active or standby, latency, circuit-breaker state. Exit status 1 when a key
     /// has no node that serves.
     Health(KeyHealthArgs),
+    /// Escrow drill: prove that the given keys (e.g. the offline escrow key, or a quorum of
+    /// k-of-n groups) open the data key of every object at a location, or of a random
+    /// sample. Reads headers only: no payload is decrypted, nothing is written. One line per
+    /// object; every check is audit-logged; exit 1 unless every object opens.
+    VerifyEscrow(VerifyEscrowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -453,6 +470,21 @@ pub(crate) struct KeyHealthArgs {
     /// Print one JSON object per key instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyEscrowArgs {
+    /// An object, or a prefix (folder) whose objects are all checked.
+    #[arg(value_name = "LOCATION")]
+    pub(crate) location: String,
+    #[command(flatten)]
+    pub(crate) keys: StoreKeyArgs,
+    /// Check a uniformly random sample of N objects of the prefix instead of all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000000))]
+    pub(crate) sample: Option<u64>,
+    /// Print only objects the keys do not open, and the summary.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -494,6 +526,11 @@ pub(crate) enum KeyKind {
     /// ECDSA P-384 key pair (audit checkpoint signing).
     #[value(name = "ec-p384")]
     EcP384,
+    /// Post-quantum escrow key pair: X-Wing (ML-KEM-768 + X25519). Writes NAME.key
+    /// (private, 0600) and NAME.pub, for `pq-escrow:NS/NAME?public=NAME.pub` (encrypt) and
+    /// `?private=NAME.key` (decrypt).
+    #[value(name = "mlkem768-x25519")]
+    Mlkem768X25519,
 }
 
 #[derive(Debug, Args)]

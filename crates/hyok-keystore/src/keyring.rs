@@ -21,6 +21,8 @@ use crate::store::{KeyInfo, SharedKeyStore, WrapRequest};
 #[derive(Clone, Debug)]
 pub struct Keyring {
     keys: Vec<SharedKeyStore>,
+    /// Tried on decrypt only, after `keys` (a k-of-n opener made of the same keys).
+    openers: Vec<SharedKeyStore>,
 }
 
 impl Keyring {
@@ -31,7 +33,28 @@ impl Keyring {
                 "at least one key is needed (--key URI)".into(),
             ));
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            openers: Vec::new(),
+        })
+    }
+
+    /// Add keys that only decrypt, tried after the keyring's own keys: a k-of-n opener
+    /// ([`crate::threshold::ThresholdKey::opener`]) built from the same keys lets a plain
+    /// keyring read split messages. They never wrap, so encryption is unchanged.
+    pub fn with_openers(mut self, openers: Vec<SharedKeyStore>) -> Self {
+        self.openers = openers;
+        self
+    }
+
+    /// The decrypt-only keys.
+    pub fn openers(&self) -> &[SharedKeyStore] {
+        &self.openers
+    }
+
+    /// Every key decryption tries, in order: the keys, then the openers.
+    fn decrypt_keys(&self) -> impl Iterator<Item = &SharedKeyStore> {
+        self.keys.iter().chain(&self.openers)
     }
 
     /// All keys, generator first.
@@ -340,8 +363,8 @@ impl KeyManager {
                 // so the indices still name them).
                 let key = self
                     .keyring
-                    .keys
-                    .get(hit.key)
+                    .decrypt_keys()
+                    .nth(hit.key)
                     .unwrap_or(&self.keyring.keys[0]);
                 self.record(
                     KeyOp::CacheHitDecrypt,
@@ -358,7 +381,7 @@ impl KeyManager {
         }
         let req = WrapRequest { suite, context };
         let mut errors: Vec<Error> = Vec::new();
-        for (key_index, key) in self.keyring.keys.iter().enumerate() {
+        for (key_index, key) in self.keyring.decrypt_keys().enumerate() {
             for (edk_index, edk) in edks.iter().enumerate() {
                 let started = Instant::now();
                 match key.unwrap(edk, req).await {

@@ -38,6 +38,7 @@ pub mod net;
 pub mod observe;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+pub mod pq;
 pub mod raw;
 pub mod registry;
 mod secret_file;

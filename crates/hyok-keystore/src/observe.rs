@@ -115,6 +115,9 @@ pub enum AdminOp {
     KeyDestroy,
     /// A policy refused an operation (commitment policy, EDK limit, …).
     PolicyRefusal,
+    /// The escrow drill checked whether given keys open one message (`hyok key
+    /// verify-escrow`); no payload was decrypted.
+    EscrowCheck,
 }
 
 impl AdminOp {
@@ -125,6 +128,7 @@ impl AdminOp {
             Self::KeyRotate => "key-rotate",
             Self::KeyDestroy => "key-destroy",
             Self::PolicyRefusal => "policy-refusal",
+            Self::EscrowCheck => "escrow-check",
         }
     }
 }

@@ -55,6 +55,7 @@ impl Registry {
             crate::vault::REGISTRATION,
             #[cfg(feature = "kmip")]
             crate::kmip::REGISTRATION,
+            crate::pq::SCHEME,
         ];
         Self { schemes }
     }

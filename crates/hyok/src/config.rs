@@ -166,11 +166,13 @@ pub struct Defaults {
     pub bind_location: Option<bool>,
 }
 
-/// `[keyrings.NAME]`: a list of key URIs; the first generates data keys.
+/// `[keyrings.NAME]`: a list of key URIs; the first generates data keys. Or a k-of-n
+/// keyring: `threshold = K` and `groups = [[URI, …], …]` (see docs/CUSTODY.md).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyringConfig {
-    /// Key URIs, generator first.
+    /// Key URIs, generator first (with `groups`: extra keys, each of which alone opens).
+    #[serde(default)]
     pub keys: Vec<String>,
     /// Data-key cache for this keyring (`[keyrings.NAME.cache]`: max-age, max-messages,
     /// max-bytes, max-entries); absent means every object gets a key-store call. Entries are
@@ -185,6 +187,12 @@ pub struct KeyringConfig {
     /// or `$HYOK_BRANCH_STORE`); relative paths are taken relative to the configuration file.
     #[serde(default)]
     pub branch_store: Option<PathBuf>,
+    /// k of a k-of-n keyring: how many of `groups` must take part to open a message.
+    pub threshold: Option<usize>,
+    /// The key groups of a k-of-n keyring: each a list of key URIs, any of which opens that
+    /// group's share of the data key.
+    #[serde(default)]
+    pub groups: Vec<Vec<String>>,
 }
 
 /// `[stores.NAME]`.
@@ -389,9 +397,7 @@ impl Config {
             ));
         }
         for (name, k) in &self.keyrings {
-            if k.keys.is_empty() {
-                return Err(Error::Config(format!("keyring {name:?} lists no keys")));
-            }
+            crate::custody::check_keyring(name, k)?;
             if let Some(c) = &k.cache {
                 c.validate()
                     .map_err(|e| Error::Config(format!("keyring {name:?}: {e}")))?;

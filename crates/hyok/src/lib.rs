@@ -34,7 +34,9 @@ pub mod audit;
 pub mod branch;
 mod client;
 pub mod config;
+pub mod custody;
 mod error;
+pub mod escrow;
 pub mod frontend;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -82,5 +84,11 @@ pub mod keys {
     /// PEM).
     pub fn generate_rsa_pem(bits: usize) -> crate::Result<(zeroize::Zeroizing<String>, String)> {
         Ok(hyok_keystore::raw::rsa::generate_pem(bits)?)
+    }
+
+    /// A new X-Wing (ML-KEM-768 + X25519) escrow key pair as (private key file text,
+    /// zeroized on drop; public key file text) for `pq-escrow:` URIs.
+    pub fn generate_pq_escrow_pem() -> crate::Result<(zeroize::Zeroizing<String>, String)> {
+        Ok(hyok_keystore::pq::generate_pem()?)
     }
 }

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use hyok_keystore::admin::KeyAdmin;
 use hyok_keystore::cache::{CacheLimits, MemoryCache};
-use hyok_keystore::{KeyManager, KeyUri, Keyring, Registry};
+use hyok_keystore::{KeyManager, KeyUri, Registry};
 use hyok_store::{Backend, Store, StoreOptions, StoreUrl, Transfer};
 use tokio::runtime::Handle;
 
@@ -37,6 +37,7 @@ use crate::audit::{
     AdminEvent, AdminOp, AuditLog, AuditSettings, AuditSink, LogSink, MessageEvent,
 };
 use crate::config::{self, Loaded};
+use crate::custody::KeyPlan;
 use crate::objects::{Catalog, Objects};
 use crate::policy::Destination;
 use crate::{Client, Error, ErrorClass, Result, Settings};
@@ -51,6 +52,13 @@ pub enum KeySource {
     Uris(Vec<String>),
     /// A keyring of the configuration (`--keyring NAME`).
     Keyring(String),
+    /// A k-of-n split across these key URIs, each a group of one (`--threshold K --key …`).
+    Threshold {
+        /// How many of the keys must take part to open a message.
+        threshold: usize,
+        /// The key URIs.
+        keys: Vec<String>,
+    },
 }
 
 /// Whether a session caches data keys.
@@ -180,18 +188,19 @@ impl Session {
         &self.registry
     }
 
-    /// The key URIs this session uses and the cache limits that go with them.
-    fn key_uris(&self) -> Result<(Vec<String>, Option<CacheLimits>)> {
+    /// The keys this session uses and the cache limits that go with them.
+    fn key_plan(&self) -> Result<(KeyPlan, Option<CacheLimits>)> {
         let (uris, keyring_cache) = match &self.keys {
-            KeySource::Uris(u) if !u.is_empty() => (u.clone(), None),
+            KeySource::Uris(u) if !u.is_empty() => (KeyPlan::Keys(u.clone()), None),
+            KeySource::Threshold { threshold, keys } => (KeyPlan::of_cli(*threshold, keys)?, None),
             KeySource::Keyring(name) => {
                 let k = self.file.keyring(name)?;
-                (k.keys.clone(), k.cache)
+                (KeyPlan::of_keyring(name, k), k.cache)
             }
             KeySource::Default | KeySource::Uris(_) => match &self.file.defaults.keyring {
                 Some(name) => {
                     let k = self.file.keyring(name)?;
-                    (k.keys.clone(), k.cache)
+                    (KeyPlan::of_keyring(name, k), k.cache)
                 }
                 None => {
                     return Err(Error::NoKeys {
@@ -216,16 +225,14 @@ impl Session {
         if let Some(m) = &*slot {
             return Ok(m.clone());
         }
-        let (_, cache) = self.key_uris()?;
-        let keys: Vec<hyok_keystore::SharedKeyStore> = match self.keyring_branch()? {
-            Some((name, store)) => vec![Arc::new(crate::branch::BranchKey::new(
-                &name,
-                store,
-                self.master_key_manager()?,
-            )?)],
-            None => self.master_key_manager()?.keyring().keys().to_vec(),
+        let (plan, cache) = self.key_plan()?;
+        let keyring = match self.keyring_branch()? {
+            Some((name, store)) => hyok_keystore::Keyring::new(vec![Arc::new(
+                crate::branch::BranchKey::new(&name, store, self.master_key_manager()?)?,
+            )])?,
+            None => plan.open(&self.registry, self.audit_observer())?,
         };
-        let mut manager = KeyManager::new(Keyring::new(keys)?);
+        let mut manager = KeyManager::new(keyring);
         if let Some(limits) = cache {
             manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
         }
@@ -240,16 +247,20 @@ impl Session {
     /// cache: for a `branch =` keyring these are its master keys, which wrap branch key
     /// versions (`hyok branch`), never data keys of objects.
     pub fn master_key_manager(&self) -> Result<KeyManager> {
-        let (uris, _) = self.key_uris()?;
-        let keys = uris
-            .iter()
-            .map(|u| self.registry.open_key(u))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut manager = KeyManager::new(Keyring::new(keys)?);
+        let (plan, _) = self.key_plan()?;
+        let mut manager = KeyManager::new(plan.open(&self.registry, self.audit_observer())?);
         if let Some(log) = &self.audit {
             manager = manager.with_audit(Arc::new(LogSink::new(log.clone())));
         }
         Ok(manager)
+    }
+
+    /// The audit log as the observer of key managers opened inside the keyring (k-of-n
+    /// groups), so their key uses are recorded like the keyring's own.
+    fn audit_observer(&self) -> Option<Arc<dyn AuditSink>> {
+        self.audit
+            .as_ref()
+            .map(|l| Arc::new(LogSink::new(l.clone())) as Arc<dyn AuditSink>)
     }
 
     /// The selected keyring's branch key and its store, when it has `branch = NAME`.

@@ -68,6 +68,12 @@ fn new_run(session: &Session, a: &KeyNewArgs) -> Result<Made> {
             KeyKind::Rsa4096 => AdminKind::Rsa(4096),
             KeyKind::EcP256 => AdminKind::EcP256,
             KeyKind::EcP384 => AdminKind::EcP384,
+            KeyKind::Mlkem768X25519 => {
+                return Err(Usage::err(
+                    "mlkem768-x25519 keys are local key files, not kept in a key store",
+                    Some("hyok key new mlkem768-x25519 -o NAME writes NAME.key and NAME.pub"),
+                ))
+            }
         };
         let (admin, uri) = session.key_admin(&a.output)?;
         let created = super::runtime()?
@@ -115,6 +121,24 @@ fn new_run(session: &Session, a: &KeyNewArgs) -> Result<Made> {
                 detail: format!("EC {name} key pair"),
             })
         }
+        KeyKind::Mlkem768X25519 => {
+            let (private, public) = (
+                PathBuf::from(format!("{}.key", a.output)),
+                PathBuf::from(format!("{}.pub", a.output)),
+            );
+            refuse_existing(&[&private, &public])?;
+            let (priv_pem, pub_pem) = hyok::keys::generate_pq_escrow_pem()?;
+            write_pair(&private, priv_pem.as_bytes(), &public, pub_pem.as_bytes())?;
+            eprintln!(
+                "created X-Wing (ML-KEM-768 + X25519) escrow key pair {} (private, mode 0600) and {} (public)",
+                private.display(),
+                public.display()
+            );
+            Ok(Made {
+                key: private.display().to_string(),
+                detail: "X-Wing ML-KEM-768 + X25519 key pair".into(),
+            })
+        }
         KeyKind::Rsa3072 | KeyKind::Rsa4096 => {
             let bits = if matches!(a.kind, KeyKind::Rsa3072) {
                 3072
@@ -141,7 +165,13 @@ fn new_run(session: &Session, a: &KeyNewArgs) -> Result<Made> {
 fn pair_paths(prefix: &str) -> Result<(PathBuf, PathBuf)> {
     let private = PathBuf::from(format!("{prefix}.pem"));
     let public = PathBuf::from(format!("{prefix}.pub.pem"));
-    for p in [&private, &public] {
+    refuse_existing(&[&private, &public])?;
+    Ok((private, public))
+}
+
+/// Refuse to overwrite any of `paths`.
+fn refuse_existing(paths: &[&Path]) -> Result<()> {
+    for p in paths {
         if p.exists() {
             return Err(Usage::err(
                 format!("{} already exists", p.display()),
@@ -149,7 +179,7 @@ fn pair_paths(prefix: &str) -> Result<(PathBuf, PathBuf)> {
             ));
         }
     }
-    Ok((private, public))
+    Ok(())
 }
 
 fn write_pair(private: &Path, priv_pem: &[u8], public: &Path, pub_pem: &[u8]) -> Result<()> {

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 mod branch;
 mod crypt;
 mod download;
+mod escrow;
 mod init;
 mod inspect;
 mod key;
@@ -81,6 +82,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Branch(BranchCommand::Rewrap(a)) => branch::rewrap(config, a),
         Command::Branch(BranchCommand::Destroy(a)) => branch::destroy(config, a),
         Command::Reencrypt(a) => reencrypt::run(config, a),
+        Command::Key(KeyCommand::VerifyEscrow(a)) => escrow::verify(config, a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(config, a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),

@@ -505,3 +505,71 @@ fn odd_frame_length_to_python() {
         "python decrypt: wrong plaintext"
     );
 }
+
+/// Issue 14: a message wrapped by a raw AES key and a post-quantum escrow key
+/// (`pq-escrow:`, X-Wing) stays readable by the Python ESDK with the AES key alone, and
+/// `hyok` opens it with the escrow key alone.
+#[test]
+fn aes_plus_pq_escrow_stays_readable_by_python() {
+    let Some(python) = python("aes_plus_pq_escrow_stays_readable_by_python") else {
+        return;
+    };
+    let peer = Peer { python };
+    let dir = tempfile::tempdir().unwrap();
+    let aes = aes_key(dir.path(), "hyok-interop", "aes-generator");
+    let base = dir.path().join("pq");
+    let run = hyok([
+        "key".to_string(),
+        "new".into(),
+        "mlkem768-x25519".into(),
+        "-o".into(),
+        base.display().to_string(),
+    ]);
+    assert!(run.success(), "key new mlkem768-x25519: {}", run.describe());
+    let pq = |attr: &str, file: &str| {
+        format!(
+            "pq-escrow:hyok-escrow/pq-2026?{attr}={}",
+            common::pct_path(&dir.path().join(file))
+        )
+    };
+    let plain = pseudo_random(70_000, 1414);
+    let input = dir.path().join("pq-in");
+    let msg = dir.path().join("pq.msg");
+    fs::write(&input, &plain).unwrap();
+    let mut args: Vec<String> = vec![
+        "encrypt".into(),
+        input.display().to_string(),
+        "-o".into(),
+        msg.display().to_string(),
+        "--key".into(),
+        aes.hyok_encrypt.clone(),
+        "--key".into(),
+        pq("public", "pq.pub"),
+    ];
+    args.extend(context_args("-c"));
+    let run = hyok(&args);
+    assert!(run.success(), "hyok encrypt: {}", run.describe());
+    let out = dir.path().join("pq-out-python");
+    let run = peer.run("decrypt", &aes, &[], &msg, &out);
+    assert!(
+        run.success(),
+        "python decrypt with the AES key: {}",
+        run.describe()
+    );
+    assert!(fs::read(&out).unwrap() == plain, "python: wrong plaintext");
+    let out = dir.path().join("pq-out-hyok");
+    let run = hyok([
+        "decrypt".to_string(),
+        msg.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "--key".into(),
+        pq("private", "pq.key"),
+    ]);
+    assert!(
+        run.success(),
+        "hyok decrypt with the escrow key: {}",
+        run.describe()
+    );
+    assert!(fs::read(&out).unwrap() == plain, "hyok: wrong plaintext");
+}

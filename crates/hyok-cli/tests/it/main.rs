@@ -24,6 +24,7 @@
 mod audit;
 mod cli;
 mod common;
+mod custody;
 mod failover;
 mod format;
 mod gateway;

@@ -18,5 +18,6 @@ mod conformance;
 mod kmip;
 mod nonframed;
 mod pkcs11;
+mod pq;
 mod threshold;
 mod vault;
