@@ -97,6 +97,9 @@ pub enum AdminOp {
     KeyDestroy,
     /// A policy refused an operation (commitment policy, EDK limit, residency …).
     PolicyRefusal,
+    /// A policy decision of the `[policy]` engine (allow or deny, with the deciding policy
+    /// ids in the detail).
+    PolicyDecision,
 }
 
 /// One key lifecycle operation or policy refusal. Never holds key material or secrets.

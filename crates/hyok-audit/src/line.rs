@@ -145,13 +145,15 @@ pub enum Op {
     KeyDestroy,
     /// A policy refused an operation.
     PolicyRefusal,
+    /// A decision of the policy engine (allow or deny, deciding policy ids in the detail).
+    PolicyDecision,
     /// The writer found an interrupted append (a line without newline) and kept it.
     TornTail,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Generate,
         Self::Wrap,
         Self::Unwrap,
@@ -164,6 +166,7 @@ impl Op {
         Self::KeyDestroy,
         Self::PolicyRefusal,
         Self::TornTail,
+        Self::PolicyDecision,
     ];
 
     /// Stable name as written in records.
@@ -181,6 +184,7 @@ impl Op {
             Self::KeyDestroy => "key-destroy",
             Self::PolicyRefusal => "policy-refusal",
             Self::TornTail => "torn-tail",
+            Self::PolicyDecision => "policy-decision",
         }
     }
 

@@ -58,6 +58,10 @@ pub(crate) enum Command {
     /// [xks] section (see docs/XKS.md). Stops on Ctrl-C or SIGTERM; SIGHUP reloads the SigV4
     /// credentials.
     Xks(XksArgs),
+    /// What the [policy] files decide for a request, and why, without doing anything
+    /// (see docs/POLICY.md).
+    #[command(subcommand)]
+    Policy(crate::cmd::policy::PolicyCommand),
 }
 
 #[derive(Debug, Args)]

@@ -59,7 +59,7 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
     let text = hyok::text::escape_str(&e.to_string());
     let code = match class {
         ErrorClass::NotFound => S3ErrorCode::NoSuchKey,
-        ErrorClass::Policy => S3ErrorCode::AccessDenied,
+        ErrorClass::Policy | ErrorClass::Denied => S3ErrorCode::AccessDenied,
         ErrorClass::Range => S3ErrorCode::InvalidRange,
         _ => S3ErrorCode::InternalError,
     };

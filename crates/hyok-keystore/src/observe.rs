@@ -115,6 +115,9 @@ pub enum AdminOp {
     KeyDestroy,
     /// A policy refused an operation (commitment policy, EDK limit, …).
     PolicyRefusal,
+    /// A decision of the `[policy]` engine, allow or deny (deciding policy ids in the
+    /// detail).
+    PolicyDecision,
 }
 
 impl AdminOp {
@@ -125,6 +128,7 @@ impl AdminOp {
             Self::KeyRotate => "key-rotate",
             Self::KeyDestroy => "key-destroy",
             Self::PolicyRefusal => "policy-refusal",
+            Self::PolicyDecision => "policy-decision",
         }
     }
 }

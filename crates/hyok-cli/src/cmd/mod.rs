@@ -9,6 +9,7 @@ mod init;
 mod inspect;
 mod key;
 mod list;
+pub(crate) mod policy;
 mod progress;
 mod remove;
 mod storage;
@@ -75,6 +76,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
         Command::Xks(a) => xks::run(config, a),
         Command::Gateway(a) => gateway::run(config, a),
+        Command::Policy(c) => policy::run(config, c),
     }
 }
 

@@ -16,6 +16,8 @@
 //! - `pkcs11`: keys in a SoftHSM2 token: lifecycle, round trips, refusals, escrow (needs
 //!   `scripts/services/softhsm.sh`; skips loudly without it unless `HYOK_REQUIRE_SERVICES=1`).
 //! - `xks`: `hyok xks` processes on one SoftHSM key, driven with `curl --aws-sigv4`.
+//! - `policy`: issue 15's `[policy]` engine: decisions of `cp`/`cat`/`ls`/`rm`/`encrypt`,
+//!   `hyok policy check|explain`, bad policy files, audit records.
 
 mod audit;
 mod cli;
@@ -27,6 +29,7 @@ mod interop;
 mod kmip;
 mod pipeline;
 mod pkcs11;
+mod policy;
 mod session;
 mod storage;
 mod vault;
