@@ -114,7 +114,11 @@ async fn xks_requests_are_decided_per_caller_before_the_key_store() {
     assert_eq!(v["errorName"], "AccessDeniedException", "{v}");
     let msg = v["errorMessage"].as_str().unwrap();
     assert!(msg.contains("foo-serves-s3-of-123456789012"), "{msg}");
-    assert_eq!(calls.load(Ordering::SeqCst), before, "the key store was called");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "the key store was called"
+    );
 
     // Via S3 from the right account: encrypted by the key store, and decrypts again.
     let mut body = encrypt_body(&plaintext, None, false);

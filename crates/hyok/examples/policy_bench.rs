@@ -56,7 +56,9 @@ fn opts() -> Opts {
 /// N rules of which two apply to the measured request.
 fn policy(n: usize) -> String {
     let mut p = String::new();
-    p.push_str("@id(\"bench-user\")\npermit(principal == Hyok::Identity::\"bench\", action, resource);\n");
+    p.push_str(
+        "@id(\"bench-user\")\npermit(principal == Hyok::Identity::\"bench\", action, resource);\n",
+    );
     p.push_str("@id(\"eu-tenant\")\nforbid(principal, action, resource is Hyok::Object)\n  when { resource.key like \"eu/*\" && !context.encryption_context.hasTag(\"tenant\") };\n");
     for i in 0..n - 2 {
         if i % 2 == 0 {

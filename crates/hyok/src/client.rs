@@ -112,7 +112,12 @@ impl Client {
             return Err(Error::ReservedContextKey(k.to_owned()));
         }
         if let Some(g) = &self.guard {
-            g.check(Action::Encrypt, None, context, Some(self.settings.suite.id()))?;
+            g.check(
+                Action::Encrypt,
+                None,
+                context,
+                Some(self.settings.suite.id()),
+            )?;
         }
         let pending =
             PendingEncryption::new(self.settings.suite, context.clone(), required.clone())?;

@@ -239,7 +239,9 @@ impl Objects {
             return Ok(self.client.clone());
         };
         let store = &self.catalog.store;
-        let g = g.on(Resource::object(url)).at(store.region(), store.endpoint());
+        let g = g
+            .on(Resource::object(url))
+            .at(store.region(), store.endpoint());
         g.check(action, None, ctx, Some(self.client.settings().suite.id()))?;
         Ok(self.client.clone().with_guard(Some(g)))
     }
@@ -450,7 +452,9 @@ impl Objects {
                     Error::Format(hyok_core::Error::from_io(e))
                 })?
             }
-            Some(r) => self.get_range(&client, url, &info, r, out, reproduced, &label, on_header)?,
+            Some(r) => {
+                self.get_range(&client, url, &info, r, out, reproduced, &label, on_header)?
+            }
         };
         Ok(GetReport {
             plaintext_len: n,

@@ -505,7 +505,9 @@ impl Session {
     /// without policies.
     pub fn authorize(&self, action: Action, resource: Resource) -> Result<()> {
         match self.guard() {
-            Some(g) => g.check(action, Some(resource), &Default::default(), None).map(|_| ()),
+            Some(g) => g
+                .check(action, Some(resource), &Default::default(), None)
+                .map(|_| ()),
             None => Ok(()),
         }
     }

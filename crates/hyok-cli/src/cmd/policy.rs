@@ -117,7 +117,10 @@ fn resource(session: &Session, s: &str) -> Result<(Resource, Option<String>, Opt
     }
     if !session.is_location(s) {
         return Err(Usage::err(
-            format!("{} is not a location, keyring:NAME or key:ID", escape_str(s)),
+            format!(
+                "{} is not a location, keyring:NAME or key:ID",
+                escape_str(s)
+            ),
             None,
         ));
     }
@@ -126,10 +129,7 @@ fn resource(session: &Session, s: &str) -> Result<(Resource, Option<String>, Opt
 }
 
 fn query(session: &Session, a: &RequestArgs) -> Result<Query> {
-    let action: Action = a
-        .action
-        .parse()
-        .map_err(|e: String| Usage::err(e, None))?;
+    let action: Action = a.action.parse().map_err(|e: String| Usage::err(e, None))?;
     let principal = match &a.principal {
         Some(p) => principal(p)?,
         None => session.principal().clone(),

@@ -19,8 +19,10 @@ pub(crate) fn rm(config: Option<&Path>, a: RmArgs) -> Result<()> {
 fn rm_run(env: &Env, a: &RmArgs) -> Result<()> {
     let (url, store) = env.open_location(&a.location)?;
     let may_delete = |u: &hyok::store::StoreUrl| {
-        env.session
-            .authorize(hyok::policy::Action::Delete, hyok::policy::Resource::object(u))
+        env.session.authorize(
+            hyok::policy::Action::Delete,
+            hyok::policy::Resource::object(u),
+        )
     };
     if !a.recursive {
         may_delete(&url)?;

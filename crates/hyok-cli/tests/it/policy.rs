@@ -71,7 +71,12 @@ impl Box_ {
         hyok_env(
             args,
             &all,
-            &["HYOK_AUDIT_LOG", "HYOK_AUDIT_KEY", "HYOK_AUDIT_IDENTITY", "HYOK_BREAK_GLASS"],
+            &[
+                "HYOK_AUDIT_LOG",
+                "HYOK_AUDIT_KEY",
+                "HYOK_AUDIT_IDENTITY",
+                "HYOK_BREAK_GLASS",
+            ],
             None,
             Duration::from_secs(120),
         )
@@ -135,7 +140,11 @@ fn policies_decide_cp_cat_ls_rm_and_are_audited() {
     // Denied upload: nothing stored (the store folder stays empty).
     let r = b.run(&["cp", plain, &eu]);
     b.denied(&r, "eu-needs-tenant");
-    assert!(files(&b.path("store")).is_empty(), "{:?}", files(&b.path("store")));
+    assert!(
+        files(&b.path("store")).is_empty(),
+        "{:?}",
+        files(&b.path("store"))
+    );
 
     // Allowed with the tenant; read back with break glass; refused outside office hours
     // without it is covered by `policy check --at` below (the clock is not the test's).
@@ -147,7 +156,10 @@ fn policies_decide_cp_cat_ls_rm_and_are_audited() {
     // Another identity: nothing permits it (default deny), before any key use.
     let r = b.run_env(
         &["cat", &eu],
-        &[("HYOK_AUDIT_IDENTITY", "mallory"), ("HYOK_BREAK_GLASS", "x")],
+        &[
+            ("HYOK_AUDIT_IDENTITY", "mallory"),
+            ("HYOK_BREAK_GLASS", "x"),
+        ],
     );
     b.denied(&r, "default-deny");
     assert!(r.stdout.is_empty());
@@ -199,24 +211,55 @@ fn policy_check_and_explain_decide_without_doing_anything() {
 
     let r = b.run_env(&["policy", "check", "put", &eu], &[]);
     b.denied(&r, "eu-needs-tenant");
-    assert!(r.stdout_text().starts_with("deny (policy eu-needs-tenant)"), "{}", r.describe());
+    assert!(
+        r.stdout_text().starts_with("deny (policy eu-needs-tenant)"),
+        "{}",
+        r.describe()
+    );
 
     let r = b.run_env(&["policy", "check", "put", &eu, "-c", "tenant=acme"], &[]);
     assert!(r.success(), "{}", r.describe());
     assert_eq!(r.stdout_text().trim(), "allow (policy team)");
 
-    let r = b.run_env(&["policy", "check", "decrypt", &eu, "-c", "tenant=a", "--at", saturday], &[]);
+    let r = b.run_env(
+        &[
+            "policy", "check", "decrypt", &eu, "-c", "tenant=a", "--at", saturday,
+        ],
+        &[],
+    );
     b.denied(&r, "office-hours");
     let r = b.run_env(
-        &["policy", "check", "decrypt", &eu, "-c", "tenant=a", "--at", saturday, "--break-glass"],
+        &[
+            "policy",
+            "check",
+            "decrypt",
+            &eu,
+            "-c",
+            "tenant=a",
+            "--at",
+            saturday,
+            "--break-glass",
+        ],
         &[],
     );
     assert!(r.success(), "{}", r.describe());
-    let r = b.run_env(&["policy", "check", "decrypt", &eu, "-c", "tenant=a", "--at", monday], &[]);
+    let r = b.run_env(
+        &[
+            "policy", "check", "decrypt", &eu, "-c", "tenant=a", "--at", monday,
+        ],
+        &[],
+    );
     assert!(r.success(), "{}", r.describe());
 
     let r = b.run_env(
-        &["policy", "explain", "get", &eu, "--principal", "credential:AKIDX"],
+        &[
+            "policy",
+            "explain",
+            "get",
+            &eu,
+            "--principal",
+            "credential:AKIDX",
+        ],
         &[],
     );
     b.denied(&r, "default-deny");
@@ -259,6 +302,10 @@ fn a_bad_policy_file_stops_every_command_with_its_position() {
     std::fs::write(&file, "permit(principal, action resource);\n").unwrap();
     let r = b.run(&["cp", plain.to_str().unwrap(), &b.store("a")]);
     assert_eq!(r.code, Some(2), "{}", r.describe());
-    assert!(r.stderr.contains(&format!("{}:1:", file.display())), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{}:1:", file.display())),
+        "{}",
+        r.stderr
+    );
     assert!(files(&b.path("store")).is_empty());
 }

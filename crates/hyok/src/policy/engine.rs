@@ -339,7 +339,11 @@ impl Engine {
 
     /// The ids of every policy, sorted.
     pub fn policy_ids(&self) -> Vec<String> {
-        let mut ids: Vec<_> = self.policies.policies().map(|p| p.id().to_string()).collect();
+        let mut ids: Vec<_> = self
+            .policies
+            .policies()
+            .map(|p| p.id().to_string())
+            .collect();
         ids.sort();
         ids
     }
@@ -432,8 +436,9 @@ mod tests {
         let t = "ab\ncdé\nx";
         assert_eq!(line_col(t, 0), (1, 1));
         assert_eq!(line_col(t, 3), (2, 1));
-        assert_eq!(line_col(t, 8), (2, 4));
-        assert_eq!(line_col(t, 9), (3, 1));
+        assert_eq!(line_col(t, 6), (2, 3)); // inside `é`: its start
+        assert_eq!(line_col(t, 7), (2, 4));
+        assert_eq!(line_col(t, 8), (3, 1));
         assert_eq!(line_col(t, 99), (3, 2));
     }
 

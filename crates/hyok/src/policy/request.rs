@@ -8,9 +8,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cedar_policy::{
-    Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression,
-};
+use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 
 use crate::{Error, Result};
 
@@ -352,7 +350,10 @@ impl Query {
             ("weekday".into(), RestrictedExpression::new_long(weekday)),
         ];
         if let Some(ip) = f.source_ip {
-            pairs.push(("source_ip".into(), RestrictedExpression::new_ip(ip.to_string())));
+            pairs.push((
+                "source_ip".into(),
+                RestrictedExpression::new_ip(ip.to_string()),
+            ));
         }
         match &f.xks {
             Some(x) => {
@@ -373,9 +374,7 @@ impl Query {
                         ec.clone(),
                         [],
                         [],
-                        f.encryption_context
-                            .iter()
-                            .map(|(k, v)| (k.clone(), s(v))),
+                        f.encryption_context.iter().map(|(k, v)| (k.clone(), s(v))),
                     )
                     .map_err(internal)?,
                 );
@@ -420,8 +419,14 @@ mod tests {
 
     #[test]
     fn callers_carry_their_account() {
-        assert_eq!(arn_account("arn:aws:iam::111122223333:role/backup"), "111122223333");
-        assert_eq!(arn_account("arn:aws:iam::111122223333:root"), "111122223333");
+        assert_eq!(
+            arn_account("arn:aws:iam::111122223333:role/backup"),
+            "111122223333"
+        );
+        assert_eq!(
+            arn_account("arn:aws:iam::111122223333:root"),
+            "111122223333"
+        );
         assert_eq!(arn_account("s3.amazonaws.com"), "");
         assert_eq!(arn_account("arn:aws"), "");
     }

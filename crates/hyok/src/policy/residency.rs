@@ -311,18 +311,53 @@ mod tests {
             ],
         };
         let text = rules.to_cedar().unwrap();
-        let engine =
-            Engine::from_texts(&[], None, DefaultDecision::Deny, Some(&text)).unwrap();
+        let engine = Engine::from_texts(&[], None, DefaultDecision::Deny, Some(&text)).unwrap();
         let cases: [(bool, &str, &str, &str, &str); 9] = [
-            (false, "https://s3.eu-central-1.amazonaws.com", "eu-central-1", "eu-data", "back*ups/a"),
-            (false, "https://s3.eu-central-1.amazonaws.com/", "eu-central-1", "eu-data", "back*ups/"),
-            (false, "https://s3.eu-central-1.amazonaws.com", "eu-central-1", "eu-data", "backXups/a"),
-            (false, "https://s3.eu-central-1.amazonaws.com", "us-east-1", "eu-data", "back*ups/a"),
-            (false, "https://other", "eu-central-1", "eu-data", "back*ups/a"),
+            (
+                false,
+                "https://s3.eu-central-1.amazonaws.com",
+                "eu-central-1",
+                "eu-data",
+                "back*ups/a",
+            ),
+            (
+                false,
+                "https://s3.eu-central-1.amazonaws.com/",
+                "eu-central-1",
+                "eu-data",
+                "back*ups/",
+            ),
+            (
+                false,
+                "https://s3.eu-central-1.amazonaws.com",
+                "eu-central-1",
+                "eu-data",
+                "backXups/a",
+            ),
+            (
+                false,
+                "https://s3.eu-central-1.amazonaws.com",
+                "us-east-1",
+                "eu-data",
+                "back*ups/a",
+            ),
+            (
+                false,
+                "https://other",
+                "eu-central-1",
+                "eu-data",
+                "back*ups/a",
+            ),
             (false, "", "", "archive", "anything"),
             (false, "", "", "other", "anything"),
             (true, "", "", "(local)", "/tmp/x"),
-            (false, "https://s3.eu-central-1.amazonaws.com", "eu-central-1", "eu-data2", "back*ups/a"),
+            (
+                false,
+                "https://s3.eu-central-1.amazonaws.com",
+                "eu-central-1",
+                "eu-data2",
+                "back*ups/a",
+            ),
         ];
         for (local, endpoint, region, bucket, key) in cases {
             let d = Destination {
