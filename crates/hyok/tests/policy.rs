@@ -385,3 +385,89 @@ fn a_bad_policy_file_stops_the_start_with_its_position() {
         "{text}"
     );
 }
+
+/// The same through a real key server: an OpenBao Transit key (`scripts/services/openbao.sh`).
+/// The key server's use is counted by the audit log's key records: a denied encrypt leaves
+/// none, an allowed one leaves a `generate` by the vault backend.
+#[test]
+fn a_denied_encrypt_never_reaches_openbao() {
+    let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
+        assert!(
+            std::env::var("HYOK_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "VAULT_ADDR is unset and HYOK_REQUIRE_SERVICES=1"
+        );
+        eprintln!("SKIPPED a_denied_encrypt_never_reaches_openbao: VAULT_ADDR is unset (scripts/services/openbao.sh)");
+        return;
+    };
+    let f = Fixture::new();
+    let name = format!(
+        "hyok-policy-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let uri = format!("vault-transit:{name}?addr={addr}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    {
+        let plain = Session::open(SessionConfig::default()).unwrap();
+        let (admin, parsed) = plain.key_admin(&uri).unwrap();
+        rt.block_on(admin.create(&parsed, hyok::keys::KeyKind::Aes256))
+            .unwrap();
+    }
+    let text = "[policy]\nfiles = [\"team.cedar\"]\ndefault = \"deny\"\n";
+    let session = Session::open(
+        SessionConfig {
+            file: hyok::config::Loaded {
+                config: Config::parse(text).unwrap(),
+                path: Some(f.path("hyok.toml")),
+            },
+            audit: AuditSettings {
+                log: Some(f.path("audit.log")),
+                key: Some(f.path("audit.pem").display().to_string()),
+                identity: Some("alice".into()),
+                ..Default::default()
+            },
+            ..SessionConfig::default()
+        }
+        .keys(KeySource::Uris(vec![uri])),
+    )
+    .unwrap();
+    let client = session.client(Settings::default()).unwrap();
+    let none = Default::default();
+    let e = rt
+        .block_on(client.encryption_materials(
+            &ctx(&[("class", "secret")]),
+            &none,
+            4,
+            &OpLabel::default(),
+        ))
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Denied);
+    assert!(e.to_string().contains("no-secret-keyring-encrypts"), "{e}");
+    session.flush().unwrap();
+    let key_uses = |f: &Fixture| -> Vec<Record> {
+        std::fs::read(f.path("audit.log"))
+            .unwrap()
+            .split(|b| *b == b'\n')
+            .filter_map(|l| match parse_line(l) {
+                Ok(Line::Record(r)) if r.op.is_key_use() => Some(r),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(key_uses(&f).is_empty(), "{:?}", key_uses(&f));
+    rt.block_on(client.encryption_materials(
+        &ctx(&[("class", "public")]),
+        &none,
+        4,
+        &OpLabel::default(),
+    ))
+    .unwrap();
+    session.close().unwrap();
+    let uses = key_uses(&f);
+    assert_eq!(uses.len(), 1, "{uses:?}");
+    assert_eq!(uses[0].op, Op::Generate);
+    assert_eq!(uses[0].backend.as_deref(), Some("vault-transit"), "{uses:?}");
+}

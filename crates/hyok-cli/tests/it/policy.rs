@@ -309,3 +309,131 @@ fn a_bad_policy_file_stops_every_command_with_its_position() {
     );
     assert!(files(&b.path("store")).is_empty());
 }
+
+const GATEWAY_POLICY: &str = r#"
+@id("gateway-writer")
+permit(principal == Hyok::Credential::"AKIDPOLICYWRITER", action, resource);
+"#;
+
+const GATEWAY_CLIENT: &str = r#"
+import sys, boto3, botocore
+from botocore.config import Config
+ep = sys.argv[1]
+def client(ak, sk):
+    return boto3.client("s3", endpoint_url=ep, aws_access_key_id=ak, aws_secret_access_key=sk,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+w = client("AKIDPOLICYWRITER", "policy-test-writer-secret-0001")
+r = client("AKIDPOLICYREADER", "policy-test-reader-secret-0002")
+w.put_object(Bucket="bkt", Key="ok.txt", Body=b"allowed")
+print("writer put ok")
+print("writer get", w.get_object(Bucket="bkt", Key="ok.txt")["Body"].read().decode())
+for what, call in [("put", lambda: r.put_object(Bucket="bkt", Key="no.txt", Body=b"x")),
+                   ("get", lambda: r.get_object(Bucket="bkt", Key="ok.txt"))]:
+    try:
+        call()
+        print("reader", what, "ALLOWED")
+    except botocore.exceptions.ClientError as e:
+        print("reader", what, e.response["Error"]["Code"])
+"#;
+
+/// The gateway decides per credential: the credential is the principal, the object the
+/// resource; a denied PUT or GET is S3 AccessDenied and reaches neither backend nor key.
+#[test]
+fn the_gateway_decides_per_credential() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let Some(py) = std::env::var_os("HYOK_ESDK_PYTHON").map(PathBuf::from).filter(|p| {
+        Command::new(p)
+            .args(["-c", "import boto3"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }) else {
+        crate::common::skip(
+            "the_gateway_decides_per_credential",
+            "HYOK_ESDK_PYTHON is unset or lacks boto3 (run scripts/setup-python.sh)",
+        );
+        return;
+    };
+    let b = Box_::new(GATEWAY_POLICY);
+    let d = b.dir.path();
+    std::fs::create_dir_all(d.join("backend/bkt")).unwrap();
+    for (f, s) in [
+        ("w.secret", "policy-test-writer-secret-0001"),
+        ("r.secret", "policy-test-reader-secret-0002"),
+    ] {
+        std::fs::write(d.join(f), format!("{s}\n")).unwrap();
+        std::fs::set_permissions(d.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    }
+    let mut cfg = std::fs::read_to_string(b.path("hyok.toml")).unwrap();
+    cfg.push_str(&format!(
+        "\n[gateway]\nlisten = \"127.0.0.1:0\"\nbackend = \"file://{}/backend/\"\n\n[[gateway.credentials]]\naccess_key_id = \"AKIDPOLICYWRITER\"\nsecret_access_key_file = \"w.secret\"\nbuckets = [\"*\"]\n\n[[gateway.credentials]]\naccess_key_id = \"AKIDPOLICYREADER\"\nsecret_access_key_file = \"r.secret\"\nbuckets = [\"*\"]\n",
+        d.display()
+    ));
+    std::fs::write(b.path("hyok.toml"), cfg).unwrap();
+    let mut cmd = Command::new(crate::common::bin());
+    crate::common::hermetic(&mut cmd);
+    let mut child = cmd
+        .args(["--config", b.path("hyok.toml").to_str().unwrap(), "gateway"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hyok gateway");
+    let pipe = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let url = line.strip_prefix("hyok gateway: listening on ").map(str::to_owned);
+            let _ = tx.send((line, url));
+        }
+    });
+    let mut seen = Vec::new();
+    let endpoint = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok((_, Some(url))) => break url,
+            Ok((line, None)) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("hyok gateway did not start: {}", seen.join(" | "));
+            }
+        }
+    };
+    let out = Command::new(&py)
+        .args(["-c", GATEWAY_CLIENT, &endpoint])
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("python");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("writer put ok"), "{text}");
+    assert!(text.contains("writer get allowed"), "{text}");
+    assert!(text.contains("reader put AccessDenied"), "{text}");
+    assert!(text.contains("reader get AccessDenied"), "{text}");
+    // The denied PUT reached no backend.
+    let stored: Vec<String> = files(&d.join("backend/bkt"))
+        .into_iter()
+        .filter(|f| !f.contains(".hyok-") && !f.contains("/."))
+        .collect();
+    assert!(stored.iter().all(|f| !f.contains("no.txt")), "{stored:?}");
+    let log = b.audit_details();
+    for want in [
+        "allow put by Credential \\\"AKIDPOLICYWRITER\\\"",
+        "deny put by Credential \\\"AKIDPOLICYREADER\\\"",
+        "deny get by Credential \\\"AKIDPOLICYREADER\\\"",
+    ] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+}
