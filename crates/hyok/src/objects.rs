@@ -232,6 +232,14 @@ impl Objects {
     }
 
     /// Ask the policy (when one is configured) whether `action` on the object `url` is
+    /// allowed, and record the decision; for front ends that touch the store before
+    /// calling [`Self::get`] or [`Self::put`] (the gateway's HEAD of the object).
+    pub fn check_policy(&self, action: Action, url: &StoreUrl) -> Result<()> {
+        self.authorize(action, url, &EncryptionContext::new())
+            .map(|_| ())
+    }
+
+    /// Ask the policy (when one is configured) whether `action` on the object `url` is
     /// allowed, before any storage or key-store call; the client returned asks again, on
     /// the same object, for the key use (`encrypt`, `decrypt`) with the message's context.
     fn authorize(&self, action: Action, url: &StoreUrl, ctx: &EncryptionContext) -> Result<Client> {

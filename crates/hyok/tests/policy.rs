@@ -469,5 +469,9 @@ fn a_denied_encrypt_never_reaches_openbao() {
     let uses = key_uses(&f);
     assert_eq!(uses.len(), 1, "{uses:?}");
     assert_eq!(uses[0].op, Op::Generate);
-    assert_eq!(uses[0].backend.as_deref(), Some("vault-transit"), "{uses:?}");
+    assert_eq!(
+        uses[0].backend.as_deref(),
+        Some("vault-transit"),
+        "{uses:?}"
+    );
 }

@@ -66,17 +66,15 @@ impl Box_ {
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let cfg = self.path("hyok.toml");
-        let mut all = vec![("HYOK_CONFIG", cfg.to_str().unwrap())];
+        let mut all = vec![
+            ("HYOK_CONFIG", cfg.to_str().unwrap()),
+            ("HYOK_BREAK_GLASS", ""),
+        ];
         all.extend_from_slice(env);
         hyok_env(
             args,
             &all,
-            &[
-                "HYOK_AUDIT_LOG",
-                "HYOK_AUDIT_KEY",
-                "HYOK_AUDIT_IDENTITY",
-                "HYOK_BREAK_GLASS",
-            ],
+            &[], // `hermetic` already drops the developer's HYOK_AUDIT_* settings
             None,
             Duration::from_secs(120),
         )
@@ -343,13 +341,16 @@ for what, call in [("put", lambda: r.put_object(Bucket="bkt", Key="no.txt", Body
 fn the_gateway_decides_per_credential() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let Some(py) = std::env::var_os("HYOK_ESDK_PYTHON").map(PathBuf::from).filter(|p| {
-        Command::new(p)
-            .args(["-c", "import boto3"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }) else {
+    let Some(py) = std::env::var_os("HYOK_ESDK_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| {
+            Command::new(p)
+                .args(["-c", "import boto3"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    else {
         crate::common::skip(
             "the_gateway_decides_per_credential",
             "HYOK_ESDK_PYTHON is unset or lacks boto3 (run scripts/setup-python.sh)",
@@ -364,8 +365,11 @@ fn the_gateway_decides_per_credential() {
         ("r.secret", "policy-test-reader-secret-0002"),
     ] {
         std::fs::write(d.join(f), format!("{s}\n")).unwrap();
-        std::fs::set_permissions(d.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(
+            d.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
     }
     let mut cfg = std::fs::read_to_string(b.path("hyok.toml")).unwrap();
     cfg.push_str(&format!(
@@ -386,7 +390,9 @@ fn the_gateway_decides_per_credential() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let url = line.strip_prefix("hyok gateway: listening on ").map(str::to_owned);
+            let url = line
+                .strip_prefix("hyok gateway: listening on ")
+                .map(str::to_owned);
             let _ = tx.send((line, url));
         }
     });
