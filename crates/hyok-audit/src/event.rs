@@ -99,6 +99,9 @@ pub enum AdminOp {
     PolicyRefusal,
     /// The escrow drill checked whether given keys open one message.
     EscrowCheck,
+    /// A policy decision of the `[policy]` engine (allow or deny, with the deciding policy
+    /// ids in the detail).
+    PolicyDecision,
 }
 
 /// One key lifecycle operation or policy refusal. Never holds key material or secrets.

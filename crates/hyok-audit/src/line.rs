@@ -145,6 +145,8 @@ pub enum Op {
     KeyDestroy,
     /// A policy refused an operation.
     PolicyRefusal,
+    /// A decision of the policy engine (allow or deny, deciding policy ids in the detail).
+    PolicyDecision,
     /// The writer found an interrupted append (a line without newline) and kept it.
     TornTail,
     /// The escrow drill checked whether given keys open one message.
@@ -167,6 +169,7 @@ impl Op {
         Self::PolicyRefusal,
         Self::TornTail,
         Self::EscrowCheck,
+        Self::PolicyDecision,
     ];
 
     /// Stable name as written in records.
@@ -185,6 +188,7 @@ impl Op {
             Self::PolicyRefusal => "policy-refusal",
             Self::TornTail => "torn-tail",
             Self::EscrowCheck => "escrow-check",
+            Self::PolicyDecision => "policy-decision",
         }
     }
 

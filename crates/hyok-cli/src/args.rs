@@ -70,6 +70,10 @@ pub(crate) enum Command {
     /// concurrent writer wins, and is reported). Re-running continues where a stopped run
     /// left off: objects already on the target are skipped.
     Reencrypt(ReencryptArgs),
+    /// What the [policy] files decide for a request, and why, without doing anything
+    /// (see docs/POLICY.md).
+    #[command(subcommand)]
+    Policy(crate::cmd::policy::PolicyCommand),
 }
 
 #[derive(Debug, Args)]

@@ -59,7 +59,7 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
     let text = hyok::text::escape_str(&e.to_string());
     let code = match class {
         ErrorClass::NotFound => S3ErrorCode::NoSuchKey,
-        ErrorClass::Policy => S3ErrorCode::AccessDenied,
+        ErrorClass::Policy | ErrorClass::Denied => S3ErrorCode::AccessDenied,
         ErrorClass::Range => S3ErrorCode::InvalidRange,
         _ => S3ErrorCode::InternalError,
     };
@@ -611,6 +611,12 @@ impl S3 for GatewayS3 {
         let caller = g.caller(&req.credentials)?;
         let i = &req.input;
         g.may_object(&caller, &i.bucket, &i.key)?;
+        // The [policy] decides before the backend is asked for the object.
+        let objects = g.objects(&caller, &i.bucket)?;
+        let url = g.backend.object_url(&i.bucket, &i.key)?;
+        objects
+            .check_policy(hyok::policy::Action::Get, &url)
+            .map_err(to_s3)?;
         let (_, url, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
         check_conditions(
             &d,
@@ -623,7 +629,6 @@ impl S3 for GatewayS3 {
             Some(r) => Some(r.check(d.size).map_err(|_| s3_error!(InvalidRange))?),
             None => None,
         };
-        let objects = g.objects(&caller, &i.bucket)?;
         let (w, stream) = body::channel();
         let metrics = g.metrics.clone();
         let plain = range.clone();

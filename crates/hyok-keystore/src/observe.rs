@@ -118,6 +118,9 @@ pub enum AdminOp {
     /// The escrow drill checked whether given keys open one message (`hyok key
     /// verify-escrow`); no payload was decrypted.
     EscrowCheck,
+    /// A decision of the `[policy]` engine, allow or deny (deciding policy ids in the
+    /// detail).
+    PolicyDecision,
 }
 
 impl AdminOp {
@@ -129,6 +132,7 @@ impl AdminOp {
             Self::KeyDestroy => "key-destroy",
             Self::PolicyRefusal => "policy-refusal",
             Self::EscrowCheck => "escrow-check",
+            Self::PolicyDecision => "policy-decision",
         }
     }
 }

@@ -74,7 +74,13 @@ impl Bound {
 /// every key, load TLS, and bind. Configuration errors are `hyok::Error::Config` (exit 2).
 pub async fn start(session: &hyok::Session, listen: Option<&str>) -> hyok::Result<Bound> {
     let config = config_of(session.file(), session.file_path(), listen)?;
-    bind(&config, hyok::aead::open_aead, session.audit_sink()).await
+    let mut bound = bind(&config, hyok::aead::open_aead, session.audit_sink()).await?;
+    if let Some(guard) = session.guard() {
+        Arc::get_mut(&mut bound.proxy)
+            .ok_or_else(|| hyok::Error::Config("the XKS proxy is already shared".into()))?
+            .set_policy(Some(guard.via("xks")));
+    }
+    Ok(bound)
 }
 
 /// The checked `[xks]` section of a configuration file read from `path`.

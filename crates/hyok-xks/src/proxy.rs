@@ -58,6 +58,7 @@ pub struct Proxy {
     bases: Vec<String>,
     capacity: Capacity,
     audit: Option<LogSink>,
+    policy: Option<hyok::policy::Guard>,
 }
 
 /// An answer: status and JSON body.
@@ -123,7 +124,15 @@ impl Proxy {
             bases,
             capacity: Capacity::new(config.limits),
             audit,
+            policy: None,
         })
+    }
+
+    /// Ask the `[policy]` engine about every encrypt and decrypt (principal: the caller's
+    /// `awsPrincipalArn`; resource: the external key id; context: key ARN, VPC, VPC
+    /// endpoint, via-service), after the key's allow-lists and before its key store.
+    pub fn set_policy(&mut self, guard: Option<hyok::policy::Guard>) {
+        self.policy = guard;
     }
 
     async fn open_store(
@@ -363,6 +372,32 @@ impl Proxy {
             .allow
             .permits(meta, op == KeyOp::Metadata)
             .map_err(|why| err(ErrorName::AccessDenied, why))?;
+        if let (Some(g), false) = (&self.policy, op == KeyOp::Metadata) {
+            use hyok::policy::{Action, Facts, Principal, Query, Resource, XksFacts};
+            let field = |f: &Option<String>| f.clone().unwrap_or_default();
+            let q = Query {
+                principal: Principal::Caller(field(&meta.aws_principal_arn)),
+                action: if op == KeyOp::Encrypt {
+                    Action::XksEncrypt
+                } else {
+                    Action::XksDecrypt
+                },
+                resource: Resource::Key(id.to_owned()),
+                facts: Facts {
+                    via: "xks".into(),
+                    xks: Some(XksFacts {
+                        kms_key_arn: field(&meta.kms_key_arn),
+                        kms_operation: field(&meta.kms_operation),
+                        via_service: field(&meta.kms_via_service),
+                        vpc: field(&meta.aws_source_vpc),
+                        vpc_endpoint: field(&meta.aws_source_vpce),
+                    }),
+                    ..Facts::default()
+                },
+            };
+            g.check_query(&q)
+                .map_err(|e| err(ErrorName::AccessDenied, e.to_string()))?;
+        }
         if op != KeyOp::Metadata && !key.config.enabled {
             return Err(err(ErrorName::InvalidState, "the external key is disabled"));
         }

@@ -191,6 +191,7 @@ fn admin_op(op: AdminOp) -> hyok_audit::AdminOp {
         AdminOp::KeyDestroy => hyok_audit::AdminOp::KeyDestroy,
         AdminOp::PolicyRefusal => hyok_audit::AdminOp::PolicyRefusal,
         AdminOp::EscrowCheck => hyok_audit::AdminOp::EscrowCheck,
+        AdminOp::PolicyDecision => hyok_audit::AdminOp::PolicyDecision,
     }
 }
 

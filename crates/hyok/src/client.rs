@@ -11,6 +11,7 @@ use hyok_core::{
 };
 use hyok_keystore::{KeyManager, OpLabel};
 
+use crate::policy::{Action, Guard};
 use crate::{audit, Error, Result};
 
 /// Settings of a [`Client`].
@@ -45,6 +46,7 @@ impl Default for Settings {
 pub struct Client {
     keys: KeyManager,
     settings: Settings,
+    guard: Option<Guard>,
 }
 
 impl Client {
@@ -54,7 +56,19 @@ impl Client {
         Self {
             keys,
             settings: Settings::default(),
+            guard: None,
         }
+    }
+
+    /// Ask `guard` before every key use (`encrypt`, `decrypt`); a session attaches its own.
+    pub fn with_guard(mut self, guard: Option<Guard>) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// The policy decision point, when policies are configured.
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
     }
 
     /// Replace the settings.
@@ -97,6 +111,14 @@ impl Client {
         if let Some((k, _)) = context.iter().find(|(k, _)| k.starts_with(RESERVED_PREFIX)) {
             return Err(Error::ReservedContextKey(k.to_owned()));
         }
+        if let Some(g) = &self.guard {
+            g.check(
+                Action::Encrypt,
+                None,
+                context,
+                Some(self.settings.suite.id()),
+            )?;
+        }
         let pending =
             PendingEncryption::new(self.settings.suite, context.clone(), required.clone())?;
         let mut label = label.clone();
@@ -138,6 +160,9 @@ impl Client {
         let h = &parsed.header;
         self.settings.policy.check_decrypt(h.suite)?;
         let (materials_ctx, auth_only) = parsed.materials_context(reproduced)?;
+        if let Some(g) = &self.guard {
+            g.check(Action::Decrypt, None, &materials_ctx, Some(h.suite.id()))?;
+        }
         let mut label = label.clone();
         label.message_id = Some(h.message_id.clone());
         let result = match self

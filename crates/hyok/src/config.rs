@@ -76,6 +76,9 @@ pub struct Config {
     /// The S3 gateway (`hyok gateway`).
     #[serde(default)]
     pub gateway: Option<GatewayConfig>,
+    /// `[policy]`: Cedar policy files deciding every request (see `docs/POLICY.md`).
+    #[serde(default)]
+    pub policy: Option<crate::policy::PolicyConfig>,
 }
 
 /// `[gateway]`: the S3-compatible encrypting endpoint (`hyok gateway`, crate `hyok-gateway`).

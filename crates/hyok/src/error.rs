@@ -95,6 +95,18 @@ pub enum Error {
     /// A ranged read that cannot be served.
     #[error("{0}")]
     Range(String),
+    /// The policy engine (`[policy]`) denied a request.
+    #[error("policy denies {action} of {resource} to {principal} (policy {})", policies.join(", "))]
+    Denied {
+        /// The action (`put`, `decrypt` …).
+        action: &'static str,
+        /// Who asked.
+        principal: String,
+        /// On what.
+        resource: String,
+        /// The deciding policy ids.
+        policies: Vec<String>,
+    },
     /// Local I/O.
     #[error("{what}: {source}")]
     Io {
@@ -198,6 +210,7 @@ impl Error {
             }
             Self::ContextNotInMessage { .. } => ErrorClass::Context,
             Self::Residency(_) => ErrorClass::Policy,
+            Self::Denied { .. } => ErrorClass::Denied,
             Self::ObjectMoved { .. } | Self::ObjectUnbound { .. } => ErrorClass::ObjectMoved,
             Self::UnsafeObjectName { .. } => ErrorClass::ObjectName,
             Self::Range(_) => ErrorClass::Range,
@@ -250,6 +263,9 @@ impl Error {
                 "an object uploaded with --no-bind-location can be read only with --no-bind-location (or bind_location = false under [defaults] in hyok.toml)"
             }
             Self::UnsafeObjectName { .. } => return None,
+            Self::Denied { .. } => {
+                "the [policy] files of the configuration decide; `hyok policy explain ACTION RESOURCE` shows which policies apply"
+            }
             Self::Store(S::NotFound(_) | S::Config(_) | S::InvalidUrl(_) | S::Io { .. }) => {
                 return None
             }

@@ -20,6 +20,7 @@ use hyok_core::{ContentType, EncryptedDataKey, Header, HeaderLimits, ParsedHeade
 use hyok_store::{Backend, ObjectInfo, Store, StoreUrl, Transfer};
 use tokio::runtime::Handle;
 
+use crate::policy::{Action, Principal, Resource};
 use crate::{Client, EncryptionContext, Error, OpLabel, Result};
 
 /// Encryption context key holding the object's bucket (`(local)` for local folders).
@@ -218,9 +219,39 @@ impl Objects {
 
     /// Name the party these objects are read and written for (a gateway credential): the
     /// audit records of their key uses then say `s3://B/K (for ACTOR)`.
+    /// With policies configured, the credential is also the principal of every decision.
     pub fn acting_for(mut self, actor: Option<String>) -> Self {
+        if let (Some(a), Some(g)) = (&actor, self.client.guard()) {
+            let g = g
+                .for_principal(Principal::Credential(a.clone()))
+                .via("gateway");
+            self.client = self.client.clone().with_guard(Some(g));
+        }
         self.actor = actor;
         self
+    }
+
+    /// Ask the policy (when one is configured) whether `action` on the object `url` is
+    /// allowed, and record the decision; for front ends that touch the store before
+    /// calling [`Self::get`] or [`Self::put`] (the gateway's HEAD of the object).
+    pub fn check_policy(&self, action: Action, url: &StoreUrl) -> Result<()> {
+        self.authorize(action, url, &EncryptionContext::new())
+            .map(|_| ())
+    }
+
+    /// Ask the policy (when one is configured) whether `action` on the object `url` is
+    /// allowed, before any storage or key-store call; the client returned asks again, on
+    /// the same object, for the key use (`encrypt`, `decrypt`) with the message's context.
+    fn authorize(&self, action: Action, url: &StoreUrl, ctx: &EncryptionContext) -> Result<Client> {
+        let Some(g) = self.client.guard() else {
+            return Ok(self.client.clone());
+        };
+        let store = &self.catalog.store;
+        let g = g
+            .on(Resource::object(url))
+            .at(store.region(), store.endpoint());
+        g.check(action, None, ctx, Some(self.client.settings().suite.id()))?;
+        Ok(self.client.clone().with_guard(Some(g)))
     }
 
     /// The audit label of an operation on `url`.
@@ -319,8 +350,9 @@ impl Objects {
                 ctx.insert(k, v);
             }
         }
+        let client = self.authorize(Action::Put, url, &ctx)?;
         let label = self.label(url);
-        let materials = self.catalog.rt.block_on(self.client.encryption_materials(
+        let materials = self.catalog.rt.block_on(client.encryption_materials(
             &ctx,
             &BTreeSet::new(),
             source.len.unwrap_or(u64::MAX),
@@ -439,6 +471,7 @@ impl Objects {
         reproduced: &EncryptionContext,
         on_header: &mut dyn FnMut(&Header),
     ) -> Result<GetReport> {
+        let client = self.authorize(Action::Get, url, reproduced)?;
         let info = self.catalog.rt.block_on(self.catalog.store.head(url))?;
         let before = self.catalog.store.bytes_fetched();
         let label = self.label(url);
@@ -463,13 +496,15 @@ impl Objects {
                 let verified = self
                     .catalog
                     .rt
-                    .block_on(self.client.open(parsed, reproduced, &label))?;
+                    .block_on(client.open(parsed, reproduced, &label))?;
                 let mut dec = self.client.decryptor(verified, reader);
                 copy(&mut dec, out, "writing the output", |e| {
                     Error::Format(hyok_core::Error::from_io(e))
                 })?
             }
-            Some(r) => self.get_range(url, &info, r, out, reproduced, &label, on_header)?,
+            Some(r) => {
+                self.get_range(&client, url, &info, r, out, reproduced, &label, on_header)?
+            }
         };
         Ok(GetReport {
             plaintext_len: n,
@@ -481,6 +516,7 @@ impl Objects {
     #[allow(clippy::too_many_arguments)] // the same arguments as get, plus what it looked up
     fn get_range(
         &self,
+        client: &Client,
         url: &StoreUrl,
         info: &ObjectInfo,
         r: ByteRange,
@@ -540,7 +576,7 @@ impl Objects {
         let verified = self
             .catalog
             .rt
-            .block_on(self.client.open(parsed, reproduced, label))?;
+            .block_on(client.open(parsed, reproduced, label))?;
         let reader = self.catalog.store.reader(
             &self.catalog.rt,
             url,

@@ -39,7 +39,7 @@ use crate::audit::{
 use crate::config::{self, Loaded};
 use crate::custody::KeyPlan;
 use crate::objects::{Catalog, Objects};
-use crate::policy::Destination;
+use crate::policy::{Action, Destination, Engine, Facts, Guard, Principal, Query, Resource};
 use crate::{Client, Error, ErrorClass, Result, Settings};
 
 /// Which keys a session encrypts and decrypts with.
@@ -133,6 +133,22 @@ pub struct Session {
     registry: Registry,
     audit: Option<Arc<AuditLog>>,
     manager: Mutex<Option<KeyManager>>,
+    policy: Option<Arc<Engine>>,
+    principal: Principal,
+}
+
+/// Environment variable: a break-glass reason; policies see `context.break_glass == true`.
+pub const ENV_BREAK_GLASS: &str = "HYOK_BREAK_GLASS";
+
+/// The local principal: the audit identity, else `$USER`, else `unknown`.
+fn local_principal(audit: &AuditSettings) -> Principal {
+    Principal::Identity(
+        audit
+            .identity
+            .clone()
+            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "unknown".into()),
+    )
 }
 
 /// The outcome of an operation for its audit record: `None` on success, else the failure's
@@ -141,7 +157,16 @@ pub type Failure<'a> = Option<(ErrorClass, &'a str)>;
 
 impl Session {
     /// Open the audit log (when configured); nothing else is opened yet.
+    /// With `[policy]` (or residency rules) configured, the policy files are read and
+    /// validated here: a bad one stops the start ([`Error::Config`], `FILE:LINE:COLUMN`).
     pub fn open(config: SessionConfig) -> Result<Self> {
+        let policy = Engine::open(
+            config.file.config.policy.as_ref(),
+            &config.file.config.residency,
+            config.file.path.as_deref().and_then(Path::parent),
+        )?
+        .map(Arc::new);
+        let principal = local_principal(&config.audit);
         let audit = config.audit.open()?;
         Ok(Self {
             file: config.file.config,
@@ -151,6 +176,8 @@ impl Session {
             registry: config.registry,
             audit,
             manager: Mutex::new(None),
+            policy,
+            principal,
         })
     }
 
@@ -165,6 +192,8 @@ impl Session {
             registry: self.registry.clone(),
             audit: self.audit.clone(),
             manager: Mutex::new(None),
+            policy: self.policy.clone(),
+            principal: self.principal.clone(),
         }
     }
 
@@ -302,7 +331,9 @@ impl Session {
 
     /// A client with these settings over the session's keys.
     pub fn client(&self, settings: Settings) -> Result<Client> {
-        Ok(Client::new(self.key_manager()?).with_settings(settings))
+        Ok(Client::new(self.key_manager()?)
+            .with_settings(settings)
+            .with_guard(self.guard()))
     }
 
     /// Whether `s` names a store location rather than a local plaintext file:
@@ -346,17 +377,34 @@ impl Session {
     }
 
     /// The residency guard: refuse a destination before any request or key use.
+    /// The residency rules are a Cedar policy (see [`crate::policy::residency`]): the
+    /// engine decides, and a refusal explains each rule.
     pub fn permit(&self, store: &Store, url: &StoreUrl) -> Result<()> {
-        let shown = url.to_string();
-        let d = Destination {
-            url: &shown,
-            local: url.backend() == Backend::Local,
-            endpoint: store.endpoint(),
-            region: store.region(),
-            bucket: url.bucket(),
-            key: url.key(),
+        let Some(guard) = self.guard() else {
+            return Ok(());
         };
-        self.file.residency.permits(&d)
+        let q = guard.at(store.region(), store.endpoint()).query(
+            Action::Put,
+            Some(Resource::object(url)),
+            &Default::default(),
+            None,
+        );
+        match guard.check_residency(&q) {
+            Err(denied @ Error::Denied { .. }) => {
+                let shown = url.to_string();
+                let d = Destination {
+                    url: &shown,
+                    local: url.backend() == Backend::Local,
+                    endpoint: store.endpoint(),
+                    region: store.region(),
+                    bucket: url.bucket(),
+                    key: url.key(),
+                };
+                // The rule-by-rule explanation; the policy's refusal if it finds none.
+                self.file.residency.permits(&d).and(Err(denied))
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     /// Transfer settings: explicit values over `[transfer]` over the defaults (8 MiB parts,
@@ -480,6 +528,74 @@ impl Session {
         match &self.audit {
             Some(l) => l.close().map(|_| ()).map_err(Error::from),
             None => Ok(()),
+        }
+    }
+
+    /// The policy engine, when `[policy]` or residency rules are configured.
+    pub fn policy(&self) -> Option<&Arc<Engine>> {
+        self.policy.as_ref()
+    }
+
+    /// The same session deciding for another principal.
+    pub fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// The local principal of this session's decisions.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The keyring name decisions see (`keys` for explicit key URIs).
+    fn keyring_name(&self) -> String {
+        match &self.keys {
+            KeySource::Keyring(n) => n.clone(),
+            KeySource::Uris(u) if !u.is_empty() => "keys".into(),
+            _ => self
+                .file
+                .defaults
+                .keyring
+                .clone()
+                .unwrap_or_else(|| "keys".into()),
+        }
+    }
+
+    /// The decision point of this session (`None` without policies): the local principal,
+    /// the session's keyring, break glass from `HYOK_BREAK_GLASS`, the audit log.
+    pub fn guard(&self) -> Option<Guard> {
+        let engine = self.policy.clone()?;
+        let facts = Facts {
+            keyring: self.keyring_name(),
+            break_glass: std::env::var_os(ENV_BREAK_GLASS).is_some_and(|v| !v.is_empty()),
+            ..Facts::default()
+        };
+        Some(Guard::new(
+            engine,
+            self.principal.clone(),
+            facts,
+            self.audit_sink(),
+        ))
+    }
+
+    /// Ask the policy about an operation the session does not run itself (`list`,
+    /// `delete`, `key-admin`): recorded, and [`Error::Denied`] when denied. Allowed
+    /// without policies.
+    pub fn authorize(&self, action: Action, resource: Resource) -> Result<()> {
+        match self.guard() {
+            Some(g) => g
+                .check(action, Some(resource), &Default::default(), None)
+                .map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// What the policy would decide, without recording or doing anything (`hyok policy
+    /// check`). `None` without policies.
+    pub fn explain(&self, q: &Query) -> Result<Option<crate::policy::Decision>> {
+        match &self.policy {
+            Some(e) => e.decide(q).map(Some),
+            None => Ok(None),
         }
     }
 }

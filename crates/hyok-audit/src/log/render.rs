@@ -169,6 +169,7 @@ impl Render {
                     AdminOp::KeyDestroy => Op::KeyDestroy,
                     AdminOp::PolicyRefusal => Op::PolicyRefusal,
                     AdminOp::EscrowCheck => Op::EscrowCheck,
+                    AdminOp::PolicyDecision => Op::PolicyDecision,
                 };
                 view.outcome = outcome(a.error);
                 view.error = a.error;

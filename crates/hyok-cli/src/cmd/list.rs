@@ -21,6 +21,10 @@ pub(crate) fn ls(config: Option<&Path>, a: LsArgs) -> Result<()> {
 
 fn ls_run(env: &Env, a: &LsArgs) -> Result<()> {
     let (url, store) = env.open_location(&a.location)?;
+    env.session.authorize(
+        hyok::policy::Action::List,
+        hyok::policy::Resource::object(&url),
+    )?;
     // An object name lists that object; otherwise the location is a prefix.
     let single = if url.is_folder() {
         None

@@ -11,6 +11,7 @@ mod inspect;
 mod key;
 mod key_health;
 mod list;
+pub(crate) mod policy;
 mod progress;
 mod reencrypt;
 mod remove;
@@ -89,6 +90,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::PublicKey) => audit::public_key(config),
         Command::Xks(a) => server::exec("hyok-xks", config, a.listen.as_deref()),
         Command::Gateway(a) => server::exec("hyok-gateway", config, a.listen.as_deref()),
+        Command::Policy(c) => policy::run(config, c),
     }
 }
 

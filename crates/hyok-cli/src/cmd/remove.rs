@@ -18,7 +18,14 @@ pub(crate) fn rm(config: Option<&Path>, a: RmArgs) -> Result<()> {
 
 fn rm_run(env: &Env, a: &RmArgs) -> Result<()> {
     let (url, store) = env.open_location(&a.location)?;
+    let may_delete = |u: &hyok::store::StoreUrl| {
+        env.session.authorize(
+            hyok::policy::Action::Delete,
+            hyok::policy::Resource::object(u),
+        )
+    };
     if !a.recursive {
+        may_delete(&url)?;
         if url.is_folder() {
             return Err(Usage::err(
                 format!("{url} is a prefix"),
@@ -66,6 +73,10 @@ fn rm_run(env: &Env, a: &RmArgs) -> Result<()> {
             eprintln!("hyok: nothing deleted");
             return Ok(());
         }
+    }
+    // Every object is decided before the first is deleted.
+    for i in &all {
+        may_delete(&i.url)?;
     }
     let n = all.len();
     let results: Vec<Result<(), hyok::store::Error>> = env.rt.block_on(

@@ -20,6 +20,8 @@
 //! - `xks`: `hyok xks` processes on one SoftHSM key, driven with `curl --aws-sigv4`.
 //! - `failover`: a Vault key on the three nodes of `scripts/services/openbao-cluster.sh`; a
 //!   node is stopped during `cp -r` and during gateway uploads (issue 15).
+//! - `policy`: issue 15's `[policy]` engine: decisions of `cp`/`cat`/`ls`/`rm`/`encrypt`,
+//!   `hyok policy check|explain`, bad policy files, audit records.
 
 mod audit;
 mod cli;
@@ -34,6 +36,7 @@ mod kmip;
 mod pipeline;
 mod pkcs11;
 mod rotation;
+mod policy;
 mod session;
 mod storage;
 mod vault;
