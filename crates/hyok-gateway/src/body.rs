@@ -28,6 +28,26 @@ const CHANNEL_CHUNKS: usize = 4;
 /// Size of the response body chunks.
 const OUT_CHUNK: usize = 256 * 1024;
 
+/// The [`Wanted`] of a PutObject or UploadPart input (their checksum fields have the same
+/// names).
+macro_rules! wanted_of {
+    ($i:expr) => {
+        $crate::body::Wanted {
+            content_md5: $i.content_md5.clone(),
+            crc32: $i.checksum_crc32.clone(),
+            crc32c: $i.checksum_crc32c.clone(),
+            sha1: $i.checksum_sha1.clone(),
+            sha256: $i.checksum_sha256.clone(),
+            crc64nvme: $i.checksum_crc64nvme.clone(),
+            algorithm: $i
+                .checksum_algorithm
+                .as_ref()
+                .map(|a| a.as_str().to_owned()),
+        }
+    };
+}
+pub(crate) use wanted_of;
+
 /// Checksums a client announced for a body (`x-amz-checksum-*` headers or trailers, and
 /// `x-amz-sdk-checksum-algorithm`).
 #[derive(Clone, Debug, Default)]
