@@ -28,6 +28,7 @@ mod limit;
 mod meta;
 pub mod metrics;
 mod multipart;
+mod reencrypt;
 mod server;
 mod service;
 pub mod settings;

@@ -112,7 +112,8 @@ async fn start(
     Ok(id)
 }
 
-/// Encrypt one part as it streams in; returns its ETag and plaintext MD5.
+/// Encrypt one part as it streams in; returns its ETag and plaintext MD5 (when
+/// `wanted.etag_md5` or a Content-MD5 asked for it).
 #[allow(clippy::too_many_arguments)]
 async fn store_part(
     g: &Gateway,
@@ -124,7 +125,7 @@ async fn store_part(
     wanted: Wanted,
     trailers: Option<s3s::TrailingHeaders>,
     len: u64,
-) -> S3Result<(String, [u8; 16])> {
+) -> S3Result<(String, Option<[u8; 16]>)> {
     let key = part_key(id, n);
     let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
     let stored = g.store_object(
@@ -262,7 +263,7 @@ pub(crate) async fn complete(
         }
         digest.update(hex::decode(&etag).unwrap_or_default());
         total += d.size;
-        sources.push(url);
+        sources.push((url, d.size));
     }
     let etag = format!("{}-{}", hex::encode(digest.finalize()), parts.len());
     let ctx = meta::object_context(
@@ -449,11 +450,15 @@ pub(crate) async fn put_staged(
     )
     .await?;
     let res: S3Result<String> = async {
+        let wanted = Wanted {
+            etag_md5: true,
+            ..wanted
+        };
         let (_, md5) = store_part(g, caller, bucket, &id, 1, body, wanted, trailers, len).await?;
-        let etag = hex::encode(md5);
+        let etag = hex::encode(md5.ok_or_else(crate::service::no_md5)?);
         let ctx = meta::object_context(content_type.as_deref(), metadata.as_ref(), Some(&etag));
         let src = g.backend.object_url(bucket, &part_key(&id, 1))?;
-        g.reencrypt(caller, bucket, vec![src], bucket, key, len, ctx)
+        g.reencrypt(caller, bucket, vec![(src, len)], bucket, key, len, ctx)
             .await?;
         Ok(etag)
     }

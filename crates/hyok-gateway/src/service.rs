@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use crate::access::{Pattern, Patterns};
 use crate::authorize::Scope;
 use crate::backend::{Backend, RESERVED};
-use crate::body;
+use crate::body::{self, Wanted};
 use crate::meta::{self, ObjectDesc};
 use crate::metrics::Metrics;
 
@@ -84,6 +84,11 @@ pub(crate) fn ts(t: SystemTime) -> Timestamp {
 
 fn hex_md5(m: &[u8]) -> String {
     hex::encode(m)
+}
+
+/// A body measured with `etag_md5` came back without its MD5.
+pub(crate) fn no_md5() -> S3Error {
+    s3_error!(InternalError, "the body's MD5 was not computed")
 }
 
 pub(crate) fn to_btree(m: Option<Metadata>) -> Option<BTreeMap<String, String>> {
@@ -331,38 +336,6 @@ impl Gateway {
             next: if truncated { last } else { None },
         })
     }
-
-    /// Decrypt the objects `sources` of `src_bucket` in order into one new object `dst`
-    /// (copies; completing uploads), streaming through a pipe: bounded memory.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn reencrypt(
-        &self,
-        caller: &Caller,
-        src_bucket: &str,
-        sources: Vec<StoreUrl>,
-        dst_bucket: &str,
-        dst_key: &str,
-        len: u64,
-        context: EncryptionContext,
-    ) -> S3Result<()> {
-        let reader_objects = self.objects(caller, src_bucket)?;
-        let (w, r) = body::pipe();
-        let get = tokio::task::spawn_blocking(move || {
-            let mut w = w;
-            for url in &sources {
-                if let Err(e) = reader_objects.get(url, &mut w, None, &EncryptionContext::new()) {
-                    w.fail("reading the source failed");
-                    return Err(e);
-                }
-            }
-            w.finish();
-            Ok(())
-        });
-        let put = self.store_object(caller, dst_bucket, dst_key, Box::new(r), Some(len), context);
-        let (got, put) = tokio::join!(get, put);
-        got.map_err(join_error)?.map_err(to_s3)?;
-        put
-    }
 }
 
 /// Trait methods that forward to the function of the same operation in its own file
@@ -435,8 +408,12 @@ impl S3 for GatewayS3 {
                 .acquire_many(kib)
                 .await
                 .map_err(|_| s3_error!(ServiceUnavailable))?;
+            let wanted = Wanted {
+                etag_md5: true,
+                ..wanted
+            };
             let (buf, m) = body::collect(body, wanted, trailers, len).await?;
-            let etag = hex_md5(&m.md5);
+            let etag = hex_md5(&m.md5.ok_or_else(no_md5)?);
             let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
             let src: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(buf));
             g.store_object(&caller, &bucket, &key, src, Some(len), ctx)
@@ -750,8 +727,16 @@ impl S3 for GatewayS3 {
             meta::object_context(d.content_type.as_deref(), Some(&d.metadata), Some(&d.etag))
         };
         let src = g.backend.object_url(&sb, &sk)?;
-        g.reencrypt(&caller, &sb, vec![src], &i.bucket, &i.key, d.size, ctx)
-            .await?;
+        g.reencrypt(
+            &caller,
+            &sb,
+            vec![(src, d.size)],
+            &i.bucket,
+            &i.key,
+            d.size,
+            ctx,
+        )
+        .await?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(d.etag)),
