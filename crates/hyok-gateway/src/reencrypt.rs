@@ -9,9 +9,13 @@
 //! from the gateway's in-memory body budget) and written to the pipe in order.
 
 use futures::StreamExt;
+use std::sync::Arc;
+
+use hyok::objects::Objects;
 use hyok::store::StoreUrl;
 use hyok::EncryptionContext;
 use s3s::{s3_error, S3Error, S3Result};
+use tokio::sync::Semaphore;
 
 use crate::body::{self, PipeWriter};
 use crate::service::{join_error, to_s3, Caller, Gateway};
@@ -35,13 +39,14 @@ impl Gateway {
         len: u64,
         context: EncryptionContext,
     ) -> S3Result<()> {
+        let objects = self.objects(caller, src_bucket)?;
         let (w, r) = body::pipe();
         let ahead = sources.len() > 1 && sources.iter().all(|(_, n)| *n <= READ_AHEAD_PART);
         let get = async {
             if ahead {
-                self.read_ahead(caller, src_bucket, sources, w).await
+                read_ahead(objects, self.memory.clone(), sources, w).await
             } else {
-                self.read_in_turn(caller, src_bucket, sources, w).await
+                read_in_turn(objects, sources, w).await
             }
         };
         let put = self.store_object(caller, dst_bucket, dst_key, Box::new(r), Some(len), context);
@@ -49,83 +54,79 @@ impl Gateway {
         got?;
         put
     }
+}
 
-    /// Stream each source into `w` on one blocking thread.
-    async fn read_in_turn(
-        &self,
-        caller: &Caller,
-        src_bucket: &str,
-        sources: Vec<(StoreUrl, u64)>,
-        w: PipeWriter,
-    ) -> S3Result<()> {
-        let objects = self.objects(caller, src_bucket)?;
-        tokio::task::spawn_blocking(move || {
-            let mut w = w;
-            for (url, _) in &sources {
-                if let Err(e) = objects.get(url, &mut w, None, &EncryptionContext::new()) {
-                    w.fail("reading the source failed");
-                    return Err(to_s3(e));
-                }
-            }
-            w.finish();
-            Ok(())
-        })
-        .await
-        .map_err(join_error)?
-    }
-
-    /// Decrypt up to [`READ_AHEAD`] sources at once into memory; write them to `w` in order.
-    async fn read_ahead(
-        &self,
-        caller: &Caller,
-        src_bucket: &str,
-        sources: Vec<(StoreUrl, u64)>,
-        w: PipeWriter,
-    ) -> S3Result<()> {
-        let objects = self.objects(caller, src_bucket)?;
-        let mut parts = futures::stream::iter(sources)
-            .map(|(url, n)| {
-                let objects = objects.clone();
-                let memory = self.memory.clone();
-                async move {
-                    let kib = u32::try_from(n.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-                    let permit = memory
-                        .acquire_many_owned(kib)
-                        .await
-                        .map_err(|_| s3_error!(ServiceUnavailable))?;
-                    let buf = tokio::task::spawn_blocking(move || {
-                        let mut buf = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-                        objects
-                            .get(&url, &mut buf, None, &EncryptionContext::new())
-                            .map(|_| buf)
-                    })
-                    .await
-                    .map_err(join_error)?
-                    .map_err(to_s3)?;
-                    Ok::<_, S3Error>((buf, permit))
-                }
-            })
-            .buffered(READ_AHEAD);
-        let mut w = Some(w);
-        while let Some(part) = parts.next().await {
-            let Some(writer) = w.take() else { break };
-            match part {
-                Ok((buf, _permit)) => {
-                    w = Some(write_blocking(writer, buf).await?);
-                }
-                Err(e) => {
-                    tokio::task::spawn_blocking(move || writer.fail("reading the source failed"));
-                    return Err(e);
-                }
+/// Stream each source into `w` on one blocking thread.
+async fn read_in_turn(
+    objects: Objects,
+    sources: Vec<(StoreUrl, u64)>,
+    w: PipeWriter,
+) -> S3Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let mut w = w;
+        for (url, _) in &sources {
+            if let Err(e) = objects.get(url, &mut w, None, &EncryptionContext::new()) {
+                w.fail("reading the source failed");
+                return Err(to_s3(e));
             }
         }
-        if let Some(writer) = w {
-            tokio::task::spawn_blocking(move || writer.finish())
-                .await
-                .map_err(join_error)?;
-        }
+        w.finish();
         Ok(())
+    })
+    .await
+    .map_err(join_error)?
+}
+
+/// Decrypt up to [`READ_AHEAD`] sources at once into memory (`memory`: the in-memory body
+/// budget, in KiB permits); write them to `w` in order.
+async fn read_ahead(
+    objects: Objects,
+    memory: Arc<Semaphore>,
+    sources: Vec<(StoreUrl, u64)>,
+    w: PipeWriter,
+) -> S3Result<()> {
+    let mut parts = futures::stream::iter(sources)
+        .map(|(url, n)| {
+            let objects = objects.clone();
+            let memory = memory.clone();
+            async move {
+                let kib = u32::try_from(n.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+                let permit = memory
+                    .acquire_many_owned(kib)
+                    .await
+                    .map_err(|_| s3_error!(ServiceUnavailable))?;
+                let buf = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                    objects
+                        .get(&url, &mut buf, None, &EncryptionContext::new())
+                        .map(|_| buf)
+                })
+                .await
+                .map_err(join_error)?
+                .map_err(to_s3)?;
+                Ok::<_, S3Error>((buf, permit))
+            }
+        })
+        .buffered(READ_AHEAD);
+    let mut w = Some(w);
+    while let Some(part) = parts.next().await {
+        let Some(writer) = w.take() else { break };
+        match part {
+            Ok((buf, _permit)) => {
+                w = Some(write_blocking(writer, buf).await?);
+            }
+            Err(e) => {
+                tokio::task::spawn_blocking(move || writer.fail("reading the source failed"));
+                return Err(e);
+            }
+        }
     }
+    if let Some(writer) = w {
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .map_err(join_error)?;
+    }
+    Ok(())
 }
 
 /// Write `buf` to the pipe on a blocking thread (the pipe blocks while its reader is busy).
