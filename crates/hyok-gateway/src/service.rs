@@ -364,6 +364,12 @@ impl S3 for GatewayS3 {
         head_bucket: HeadBucketInput => HeadBucketOutput = crate::buckets::head;
         get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput = crate::buckets::location;
         delete_bucket: DeleteBucketInput => DeleteBucketOutput = crate::buckets::delete;
+        create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput = crate::multipart::create;
+        upload_part: UploadPartInput => UploadPartOutput = crate::multipart::upload_part;
+        complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput = crate::multipart::complete;
+        abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput = crate::multipart::abort;
+        list_parts: ListPartsInput => ListPartsOutput = crate::multipart::list_parts;
+        list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput = crate::multipart::list_uploads;
     }
 
     async fn put_object(
@@ -745,15 +751,6 @@ impl S3 for GatewayS3 {
             }),
             ..Default::default()
         }))
-    }
-
-    forward_ops! {
-        create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput = crate::multipart::create;
-        upload_part: UploadPartInput => UploadPartOutput = crate::multipart::upload_part;
-        complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput = crate::multipart::complete;
-        abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput = crate::multipart::abort;
-        list_parts: ListPartsInput => ListPartsOutput = crate::multipart::list_parts;
-        list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput = crate::multipart::list_uploads;
     }
 }
 
