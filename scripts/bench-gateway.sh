@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# hyok gateway (backend s3s-fs) against s3s-fs directly: aws cli throughput of one large file
-# up and down, boto3 4 KiB PUT/GET rate and p50/p99 latency under 32 concurrent clients, and
-# the gateway's peak RSS. Needs the s3s-fs service (eval "$(scripts/services/s3.sh)") and the
-# venv of scripts/setup-python.sh; builds the release binary.
+# hyok gateway (backend s3s-fs) against s3s-fs directly: aws cli (and rclone, when installed)
+# throughput of one large file up and down, boto3 4 KiB PUT/GET rate and p50/p99 latency under
+# 32 concurrent clients, and the gateway's peak RSS. Needs the s3s-fs service
+# (eval "$(scripts/services/s3.sh)") and the venv of scripts/setup-python.sh; builds the
+# release binary.
 #
 #   scripts/bench-gateway.sh [LARGE_MIB (1024)] [SMALL_COUNT (10000)]
 set -euo pipefail
@@ -37,4 +38,4 @@ endpoint="$(sed -n 's/^hyok gateway: listening on //p' "$work/gw.log")"
 [[ -n "$endpoint" ]] || { cat "$work/gw.log" >&2; exit 1; }
 GW_ENDPOINT="$endpoint" GW_KEY=BENCHGATEWAY GW_SECRET=bench-gateway-secret-0001 GW_PID="$gw_pid" \
   DIRECT_ENDPOINT="$AWS_ENDPOINT_URL" BENCH_MIB="${1:-1024}" BENCH_SMALL="${2:-10000}" \
-  BENCH_WORK="$work" .venv/bin/python bench/gateway.py
+  BENCH_WORK="$work" RCLONE="$(command -v rclone || true)" .venv/bin/python bench/gateway.py

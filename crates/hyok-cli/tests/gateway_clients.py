@@ -3,7 +3,8 @@
 Environment: GW_ENDPOINT, GW_KEY/GW_SECRET (a credential for every bucket),
 GW_LIMITED_KEY/GW_LIMITED_SECRET (a credential for bucket `limited` only), GW_WORK (scratch
 folder), GW_MARKER (a string every plaintext contains), GW_BIG_MIB (size of the large aws cli
-file), GW_SUITE (`full`, or `s3`: a shorter run for the S3 backend), GW_BACKEND_ENDPOINT (S3
+file), GW_SUITE (`full`, or `s3`: a shorter run for the S3 backend; `cap`: the gateway runs with
+`[gateway] max_requests = 1`; `residency`: its residency rules refuse its backend), GW_BACKEND_ENDPOINT (S3
 backend only: the backend server, whose buckets this script creates and whose raw objects it
 downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip).
 
@@ -13,12 +14,14 @@ Prints one line per check and `N passed, 0 failed`; exits non-zero at the first 
 import concurrent.futures as cf
 import filecmp
 import hashlib
+import http.client
 import os
 import random
 import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -388,6 +391,71 @@ def rclone_suite():
     check("0 differences found" in r.stderr, "rclone sync, then check agrees")
 
 
+def error_code(call):
+    """The S3 error code `call` fails with (None when it succeeds)."""
+    try:
+        call()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def cap_suite():
+    """max_requests = 1: a PUT whose body is still arriving holds the only place, so another
+    request gets SlowDown at once; when the PUT ends, requests pass again."""
+    s3 = client()
+    once = boto3.client(
+        "s3", endpoint_url=ENDPOINT, aws_access_key_id=E["GW_KEY"],
+        aws_secret_access_key=E["GW_SECRET"], region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    b = "cap" + SFX
+    s3.create_bucket(Bucket=b)
+    data = body(64 * 1024, 21)
+    url = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "put_object", Params={"Bucket": b, "Key": "slow"}, ExpiresIn=600))
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    conn.putrequest("PUT", f"{url.path}?{url.query}")
+    conn.putheader("Content-Length", str(len(data)))
+    conn.endheaders()
+    conn.send(data[:1000])
+    # Until the gateway has read the slow PUT's head, the other request may still pass.
+    code = None
+    for _ in range(100):
+        code = error_code(lambda: once.list_objects_v2(Bucket=b))
+        if code == "SlowDown":
+            break
+        time.sleep(0.1)
+    check(code == "SlowDown", f"a second request while one is in flight: SlowDown (got {code})")
+    conn.send(data[1000:])
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.status == 200, f"the slow PUT itself completes (HTTP {resp.status})")
+    got = None
+    for _ in range(100):
+        try:
+            got = once.get_object(Bucket=b, Key="slow")["Body"].read()
+            break
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "SlowDown":
+                raise
+            time.sleep(0.1)
+    check(got == data, "after it, requests pass again and the object reads back")
+
+
+def residency_suite():
+    """[residency] allow_local = false with a local-folder backend: every write is refused
+    before any key use; reads and listings still answer."""
+    s3 = client()
+    b = "resident" + SFX
+    s3.create_bucket(Bucket=b)
+    code = error_code(lambda: s3.put_object(Bucket=b, Key="k", Body=body(100, 3)))
+    check(code == "AccessDenied", f"PUT to a backend the residency rules refuse: AccessDenied ({code})")
+    code = error_code(lambda: s3.create_multipart_upload(Bucket=b, Key="big"))
+    check(code == "AccessDenied", f"multipart upload there: AccessDenied ({code})")
+    listed = s3.list_objects_v2(Bucket=b).get("KeyCount")
+    check(listed == 0, "nothing was stored")
+
+
 def download_backend():
     be = E.get("GW_BACKEND_ENDPOINT")
     if not be:
@@ -411,6 +479,10 @@ def download_backend():
 
 if __name__ == "__main__":
     t0 = time.time()
+    if SUITE in ("cap", "residency"):
+        {"cap": cap_suite, "residency": residency_suite}[SUITE]()
+        print(f"{PASSED} passed, 0 failed", flush=True)
+        sys.exit(0)
     aws_cli()
     boto3_suite()
     if SUITE == "full":

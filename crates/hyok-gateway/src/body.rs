@@ -28,6 +28,27 @@ const CHANNEL_CHUNKS: usize = 4;
 /// Size of the response body chunks.
 const OUT_CHUNK: usize = 256 * 1024;
 
+/// The [`Wanted`] of a PutObject or UploadPart input (their checksum fields have the same
+/// names).
+macro_rules! wanted_of {
+    ($i:expr) => {
+        $crate::body::Wanted {
+            content_md5: $i.content_md5.clone(),
+            crc32: $i.checksum_crc32.clone(),
+            crc32c: $i.checksum_crc32c.clone(),
+            sha1: $i.checksum_sha1.clone(),
+            sha256: $i.checksum_sha256.clone(),
+            crc64nvme: $i.checksum_crc64nvme.clone(),
+            algorithm: $i
+                .checksum_algorithm
+                .as_ref()
+                .map(|a| a.as_str().to_owned()),
+            etag_md5: false,
+        }
+    };
+}
+pub(crate) use wanted_of;
+
 /// Checksums a client announced for a body (`x-amz-checksum-*` headers or trailers, and
 /// `x-amz-sdk-checksum-algorithm`).
 #[derive(Clone, Debug, Default)]
@@ -46,13 +67,17 @@ pub(crate) struct Wanted {
     pub(crate) crc64nvme: Option<String>,
     /// The algorithm whose checksum follows in a trailer.
     pub(crate) algorithm: Option<String>,
+    /// Whether the body's MD5 is wanted without a Content-MD5 (it becomes the ETag). The
+    /// MD5 is computed only then or to check a Content-MD5: on large uploads it was the
+    /// gateway's largest single cost.
+    pub(crate) etag_md5: bool,
 }
 
 /// What the pump measured of a verified body.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Measured {
-    /// MD5.
-    pub(crate) md5: [u8; 16],
+    /// MD5, when it was computed (`etag_md5` or a Content-MD5).
+    pub(crate) md5: Option<[u8; 16]>,
 }
 
 impl Wanted {
@@ -108,7 +133,7 @@ impl Wanted {
 
 /// Running digests of a body and the final check against what the client announced.
 struct Digests {
-    md5: Md5,
+    md5: Option<Md5>,
     sums: ChecksumHasher,
     len: u64,
     wanted: Wanted,
@@ -118,7 +143,7 @@ struct Digests {
 impl Digests {
     fn new(wanted: Wanted, expected_len: Option<u64>) -> S3Result<Self> {
         Ok(Self {
-            md5: Md5::new(),
+            md5: (wanted.etag_md5 || wanted.content_md5.is_some()).then(Md5::new),
             sums: wanted.hasher()?,
             len: 0,
             wanted,
@@ -134,7 +159,9 @@ impl Digests {
                 "the body is longer than its Content-Length"
             ));
         }
-        self.md5.update(b);
+        if let Some(m) = self.md5.as_mut() {
+            m.update(b);
+        }
         self.sums.update(b);
         Ok(())
     }
@@ -146,9 +173,9 @@ impl Digests {
                 "the body is shorter than its Content-Length"
             ));
         }
-        let md5: [u8; 16] = self.md5.finalize().into();
+        let md5: Option<[u8; 16]> = self.md5.map(|m| m.finalize().into());
         if let Some(want) = self.wanted.md5()? {
-            if want != md5 {
+            if Some(want) != md5 {
                 return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
             }
         }

@@ -19,11 +19,16 @@
 #![deny(missing_docs)]
 
 pub mod access;
+mod authorize;
 mod backend;
 mod body;
+mod buckets;
+mod health;
+mod limit;
 mod meta;
 pub mod metrics;
 mod multipart;
+mod reencrypt;
 mod server;
 mod service;
 pub mod settings;
@@ -40,6 +45,7 @@ use s3s::{s3_error, S3Result};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use limit::DEFAULT_MAX_REQUESTS;
 pub use server::DRAIN;
 pub use settings::{BackendKind, GatewaySettings};
 
@@ -95,6 +101,7 @@ impl Gateway {
                 c.access_key_id.clone(),
                 Arc::new(service::Caller {
                     id: c.access_key_id.clone(),
+                    keyring: c.keyring.clone().unwrap_or_else(|| "(default)".into()),
                     patterns: c.patterns.clone(),
                     session: s,
                 }),
@@ -112,6 +119,8 @@ impl Gateway {
             metrics: Arc::new(metrics::Metrics::default()),
             memory: Arc::new(Semaphore::new(service::SMALL_BODY_BUDGET_KIB)),
             limits: Settings::default().limits,
+            requests: Arc::new(Semaphore::new(settings.max_requests)),
+            health: health::HealthCache::default(),
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));

@@ -58,6 +58,7 @@ pub struct Metrics {
     key_failures: AtomicU64,
     key_latency: Histogram,
     denied: AtomicU64,
+    throttled: AtomicU64,
 }
 
 impl Metrics {
@@ -105,6 +106,11 @@ impl Metrics {
     /// A request refused by a credential's bucket patterns.
     pub fn denied(&self) {
         self.denied.fetch_add(1, Relaxed);
+    }
+
+    /// A request refused with SlowDown (too many in flight).
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Relaxed);
     }
 
     /// Requests in flight now.
@@ -164,6 +170,12 @@ impl Metrics {
                 "counter",
                 "Requests refused by a credential's bucket patterns.",
                 self.denied.load(Relaxed),
+            ),
+            (
+                "hyok_gateway_throttled_total",
+                "counter",
+                "Requests refused with SlowDown because [gateway] max_requests were in flight.",
+                self.throttled.load(Relaxed),
             ),
         ];
         for (name, kind, help, v) in simple {

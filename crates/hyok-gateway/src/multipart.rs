@@ -20,6 +20,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::access::Patterns;
+use crate::authorize::Scope;
 use crate::backend::RESERVED;
 use crate::body::{self, Wanted};
 use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
@@ -111,7 +112,8 @@ async fn start(
     Ok(id)
 }
 
-/// Encrypt one part as it streams in; returns its ETag and plaintext MD5.
+/// Encrypt one part as it streams in; returns its ETag and plaintext MD5 (when
+/// `wanted.etag_md5` or a Content-MD5 asked for it).
 #[allow(clippy::too_many_arguments)]
 async fn store_part(
     g: &Gateway,
@@ -123,7 +125,7 @@ async fn store_part(
     wanted: Wanted,
     trailers: Option<s3s::TrailingHeaders>,
     len: u64,
-) -> S3Result<(String, [u8; 16])> {
+) -> S3Result<(String, Option<[u8; 16]>)> {
     let key = part_key(id, n);
     let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
     let stored = g.store_object(
@@ -170,9 +172,8 @@ pub(crate) async fn create(
     g: &Gateway,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let caller = g.caller(&req.credentials)?;
     let i = req.input;
-    g.may_object(&caller, &i.bucket, &i.key)?;
+    let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.backend.require_bucket(&i.bucket).await?;
     let id = start(
         g,
@@ -195,10 +196,9 @@ pub(crate) async fn upload_part(
     g: &Gateway,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let caller = g.caller(&req.credentials)?;
-    let trailers = req.trailing_headers;
     let mut i = req.input;
-    g.may_object(&caller, &i.bucket, &i.key)?;
+    let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
+    let trailers = req.trailing_headers;
     if !(1..=MAX_PART).contains(&i.part_number) {
         return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
     }
@@ -207,15 +207,7 @@ pub(crate) async fn upload_part(
         .content_length
         .and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| s3_error!(MissingContentLength))?;
-    let wanted = Wanted {
-        content_md5: i.content_md5.clone(),
-        crc32: i.checksum_crc32.clone(),
-        crc32c: i.checksum_crc32c.clone(),
-        sha1: i.checksum_sha1.clone(),
-        sha256: i.checksum_sha256.clone(),
-        crc64nvme: i.checksum_crc64nvme.clone(),
-        algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
-    };
+    let wanted = body::wanted_of!(i);
     let body = i.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
     let (etag, _) = store_part(
         g,
@@ -239,9 +231,8 @@ pub(crate) async fn complete(
     g: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let caller = g.caller(&req.credentials)?;
     let i = req.input;
-    g.may_object(&caller, &i.bucket, &i.key)?;
+    let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
     let parts = i
         .multipart_upload
@@ -272,7 +263,7 @@ pub(crate) async fn complete(
         }
         digest.update(hex::decode(&etag).unwrap_or_default());
         total += d.size;
-        sources.push(url);
+        sources.push((url, d.size));
     }
     let etag = format!("{}-{}", hex::encode(digest.finalize()), parts.len());
     let ctx = meta::object_context(
@@ -295,9 +286,8 @@ pub(crate) async fn abort(
     g: &Gateway,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let caller = g.caller(&req.credentials)?;
     let i = req.input;
-    g.may_object(&caller, &i.bucket, &i.key)?;
+    g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Read(&i.key))?;
     load(g, &i.bucket, &i.key, &i.upload_id).await?;
     remove(g, &i.bucket, &i.upload_id).await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -307,9 +297,8 @@ pub(crate) async fn list_parts(
     g: &Gateway,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
-    let caller = g.caller(&req.credentials)?;
     let i = req.input;
-    g.may_object(&caller, &i.bucket, &i.key)?;
+    g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Read(&i.key))?;
     load(g, &i.bucket, &i.key, &i.upload_id).await?;
     let store = g.backend.store(&i.bucket)?;
     let dir = g.backend.object_url(&i.bucket, &upload_dir(&i.upload_id))?;
@@ -362,13 +351,14 @@ pub(crate) async fn list_uploads(
     g: &Gateway,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let caller = g.caller(&req.credentials)?;
     let i = req.input;
-    crate::backend::check_bucket(&i.bucket)?;
     let prefix = i.prefix.clone().unwrap_or_default();
-    if !caller.patterns.may_list(&i.bucket, &prefix) {
-        return Err(g.deny(&caller, &format!("list uploads {}", i.bucket)));
-    }
+    let caller = g.authorize_bucket(
+        &req.credentials,
+        &i.bucket,
+        "list uploads",
+        Scope::List(&prefix),
+    )?;
     g.backend.require_bucket(&i.bucket).await?;
     let store = g.backend.store(&i.bucket)?;
     let dir = g
@@ -460,11 +450,15 @@ pub(crate) async fn put_staged(
     )
     .await?;
     let res: S3Result<String> = async {
+        let wanted = Wanted {
+            etag_md5: true,
+            ..wanted
+        };
         let (_, md5) = store_part(g, caller, bucket, &id, 1, body, wanted, trailers, len).await?;
-        let etag = hex::encode(md5);
+        let etag = hex::encode(md5.ok_or_else(crate::service::no_md5)?);
         let ctx = meta::object_context(content_type.as_deref(), metadata.as_ref(), Some(&etag));
         let src = g.backend.object_url(bucket, &part_key(&id, 1))?;
-        g.reencrypt(caller, bucket, vec![src], bucket, key, len, ctx)
+        g.reencrypt(caller, bucket, vec![(src, len)], bucket, key, len, ctx)
             .await?;
         Ok(etag)
     }

@@ -1,8 +1,9 @@
 //! The HTTP(S) server: accepts connections (TLS when configured), answers unsigned
-//! `GET /health` and `GET /metrics` itself, hands everything else to the S3 service, counts
-//! every request, and shuts down gracefully: on the shutdown signal it stops accepting,
-//! lets requests in flight finish for up to [`DRAIN`], then drops the rest (an upload cut
-//! off that way is aborted, so it leaves nothing visible).
+//! `GET /health` and `GET /metrics` itself, hands everything else to the S3 service (at
+//! most `[gateway] max_requests` at once, see `limit.rs`), counts every request, and shuts
+//! down gracefully: on the shutdown signal it stops accepting, lets requests in flight
+//! finish for up to [`DRAIN`], then drops the rest (an upload cut off that way is aborted,
+//! so it leaves nothing visible).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,31 +42,15 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     r
 }
 
-/// `/health`: every credential's keyring opens and the backend answers.
+/// `/health` (see `health.rs`).
 async fn health(g: &Gateway) -> Response<Body> {
-    let mut problems = Vec::new();
-    for c in g.callers.values() {
-        if let Err(e) = c.session.key_manager() {
-            problems.push(format!(
-                "keyring of {}: {}",
-                c.id,
-                hyok::text::escape_str(&e.to_string())
-            ));
-        }
-    }
-    if let crate::settings::BackendKind::File(root) = g.backend.kind() {
-        if !root.is_dir() {
-            problems.push(format!("backend folder {} is missing", root.display()));
-        }
-    }
-    if problems.is_empty() {
-        text(StatusCode::OK, "ok\n".into())
+    let (healthy, text) = crate::health::report(g).await;
+    let status = if healthy {
+        StatusCode::OK
     } else {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("unhealthy\n{}\n", problems.join("\n")),
-        )
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    self::text(status, text)
 }
 
 async fn handle(
@@ -80,7 +65,16 @@ async fn handle(
     let res = match req.uri().path() {
         "/health" if own => Ok(health(&g).await),
         "/metrics" if own => Ok(text(StatusCode::OK, g.metrics.render())),
-        _ => s3.call(req.map(Body::from)).await,
+        _ => match crate::limit::try_enter(&g.requests) {
+            Some(permit) => s3
+                .call(req.map(Body::from))
+                .await
+                .map(|r| crate::limit::hold(r, permit)),
+            None => {
+                g.metrics.throttled();
+                Ok(crate::limit::slow_down())
+            }
+        },
     };
     let status = res.as_ref().map_or(500, |r| r.status().as_u16());
     g.metrics.end(&method, status, started.elapsed());

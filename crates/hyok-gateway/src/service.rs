@@ -17,7 +17,8 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::access::{Pattern, Patterns};
-use crate::backend::{check_bucket, check_key, Backend, RESERVED};
+use crate::authorize::Scope;
+use crate::backend::{Backend, RESERVED};
 use crate::body::{self, Wanted};
 use crate::meta::{self, ObjectDesc};
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub(crate) const SMALL_BODY_BUDGET_KIB: usize = 256 * 1024;
 pub(crate) struct Caller {
     /// Access key id.
     pub(crate) id: String,
+    /// The keyring's name (as `/health` reports it).
+    pub(crate) keyring: String,
     /// Bucket patterns.
     pub(crate) patterns: Vec<Pattern>,
     /// The session over the credential's keyring.
@@ -47,6 +50,10 @@ pub(crate) struct Gateway {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) memory: Arc<Semaphore>,
     pub(crate) limits: HeaderLimits,
+    /// Places for S3 requests in flight (`[gateway] max_requests`).
+    pub(crate) requests: Arc<Semaphore>,
+    /// The last `/health` answer.
+    pub(crate) health: crate::health::HealthCache,
 }
 
 /// The S3 service over a [`Gateway`].
@@ -77,6 +84,11 @@ pub(crate) fn ts(t: SystemTime) -> Timestamp {
 
 fn hex_md5(m: &[u8]) -> String {
     hex::encode(m)
+}
+
+/// A body measured with `etag_md5` came back without its MD5.
+pub(crate) fn no_md5() -> S3Error {
+    s3_error!(InternalError, "the body's MD5 was not computed")
 }
 
 pub(crate) fn to_btree(m: Option<Metadata>) -> Option<BTreeMap<String, String>> {
@@ -144,30 +156,6 @@ pub(crate) struct Page {
 }
 
 impl Gateway {
-    /// The caller's credential (s3s verified the signature with its secret).
-    pub(crate) fn caller(&self, c: &Option<s3s::auth::Credentials>) -> S3Result<Arc<Caller>> {
-        c.as_ref()
-            .and_then(|c| self.callers.get(&c.access_key))
-            .cloned()
-            .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))
-    }
-
-    pub(crate) fn deny(&self, caller: &Caller, what: &str) -> S3Error {
-        self.metrics.denied();
-        tracing::info!(access_key = %caller.id, "access denied: {what}");
-        s3_error!(AccessDenied)
-    }
-
-    pub(crate) fn may_object(&self, caller: &Caller, bucket: &str, key: &str) -> S3Result<()> {
-        check_bucket(bucket)?;
-        check_key(key)?;
-        if caller.patterns.object(bucket, key) {
-            Ok(())
-        } else {
-            Err(self.deny(caller, &format!("{bucket}/{key}")))
-        }
-    }
-
     /// Encrypted objects of `bucket` with the caller's keys, audited as the caller.
     pub(crate) fn objects(&self, caller: &Caller, bucket: &str) -> S3Result<Objects> {
         let store = self.backend.store(bucket)?;
@@ -252,7 +240,7 @@ impl Gateway {
         }
     }
 
-    /// List one page of a bucket's keys.
+    /// List one page of a bucket's keys (the caller is authorized for the prefix).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn list_page(
         &self,
@@ -263,10 +251,6 @@ impl Gateway {
         after: Option<&str>,
         max_keys: usize,
     ) -> S3Result<Page> {
-        check_bucket(bucket)?;
-        if !caller.patterns.may_list(bucket, prefix) {
-            return Err(self.deny(caller, &format!("list {bucket}/{prefix}")));
-        }
         self.backend.require_bucket(bucket).await?;
         let store = self.backend.store(bucket)?;
         let root = self.backend.bucket_url(bucket)?;
@@ -352,144 +336,40 @@ impl Gateway {
             next: if truncated { last } else { None },
         })
     }
-
-    /// Decrypt the objects `sources` of `src_bucket` in order into one new object `dst`
-    /// (copies; completing uploads), streaming through a pipe: bounded memory.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn reencrypt(
-        &self,
-        caller: &Caller,
-        src_bucket: &str,
-        sources: Vec<StoreUrl>,
-        dst_bucket: &str,
-        dst_key: &str,
-        len: u64,
-        context: EncryptionContext,
-    ) -> S3Result<()> {
-        let reader_objects = self.objects(caller, src_bucket)?;
-        let (w, r) = body::pipe();
-        let get = tokio::task::spawn_blocking(move || {
-            let mut w = w;
-            for url in &sources {
-                if let Err(e) = reader_objects.get(url, &mut w, None, &EncryptionContext::new()) {
-                    w.fail("reading the source failed");
-                    return Err(e);
-                }
-            }
-            w.finish();
-            Ok(())
-        });
-        let put = self.store_object(caller, dst_bucket, dst_key, Box::new(r), Some(len), context);
-        let (got, put) = tokio::join!(get, put);
-        got.map_err(join_error)?.map_err(to_s3)?;
-        put
-    }
 }
 
-fn wanted_put(i: &PutObjectInput) -> Wanted {
-    Wanted {
-        content_md5: i.content_md5.clone(),
-        crc32: i.checksum_crc32.clone(),
-        crc32c: i.checksum_crc32c.clone(),
-        sha1: i.checksum_sha1.clone(),
-        sha256: i.checksum_sha256.clone(),
-        crc64nvme: i.checksum_crc64nvme.clone(),
-        algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
-    }
+/// Trait methods that forward to the function of the same operation in its own file
+/// (`buckets.rs`, `multipart.rs`), with the signature `#[async_trait]` gives the trait's
+/// methods.
+macro_rules! forward_ops {
+    ($($op:ident: $input:ty => $output:ty = $f:path;)*) => {$(
+        fn $op<'s, 'a>(
+            &'s self,
+            req: S3Request<$input>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = S3Result<S3Response<$output>>> + Send + 'a>>
+        where
+            's: 'a,
+            Self: 'a,
+        {
+            Box::pin($f(&self.0, req))
+        }
+    )*};
 }
 
 #[async_trait::async_trait]
 impl S3 for GatewayS3 {
-    async fn list_buckets(
-        &self,
-        req: S3Request<ListBucketsInput>,
-    ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
-        let candidates: Vec<String> = caller
-            .patterns
-            .iter()
-            .filter_map(|p| p.literal_bucket().map(str::to_owned))
-            .collect();
-        let buckets = g
-            .backend
-            .buckets(&candidates)
-            .await?
-            .into_iter()
-            .filter(|(b, _)| caller.patterns.touches_bucket(b))
-            .map(|(name, t)| Bucket {
-                name: Some(name),
-                creation_date: Some(ts(t)),
-                ..Default::default()
-            })
-            .collect();
-        Ok(S3Response::new(ListBucketsOutput {
-            buckets: Some(buckets),
-            ..Default::default()
-        }))
-    }
-
-    async fn create_bucket(
-        &self,
-        req: S3Request<CreateBucketInput>,
-    ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
-        let b = &req.input.bucket;
-        check_bucket(b)?;
-        if !caller.patterns.whole_bucket(b) {
-            return Err(g.deny(&caller, &format!("create bucket {b}")));
-        }
-        g.backend.create_bucket(b).await?;
-        Ok(S3Response::new(CreateBucketOutput {
-            location: Some(format!("/{b}")),
-        }))
-    }
-
-    async fn head_bucket(
-        &self,
-        req: S3Request<HeadBucketInput>,
-    ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
-        let b = &req.input.bucket;
-        check_bucket(b)?;
-        if !caller.patterns.touches_bucket(b) {
-            return Err(g.deny(&caller, &format!("head bucket {b}")));
-        }
-        g.backend.require_bucket(b).await?;
-        Ok(S3Response::new(HeadBucketOutput::default()))
-    }
-
-    async fn get_bucket_location(
-        &self,
-        req: S3Request<GetBucketLocationInput>,
-    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
-        let b = &req.input.bucket;
-        check_bucket(b)?;
-        if !caller.patterns.touches_bucket(b) {
-            return Err(g.deny(&caller, &format!("bucket location {b}")));
-        }
-        g.backend.require_bucket(b).await?;
-        Ok(S3Response::new(GetBucketLocationOutput::default()))
-    }
-
-    async fn delete_bucket(
-        &self,
-        req: S3Request<DeleteBucketInput>,
-    ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
-        let b = &req.input.bucket;
-        check_bucket(b)?;
-        if !caller.patterns.whole_bucket(b) {
-            return Err(g.deny(&caller, &format!("delete bucket {b}")));
-        }
-        g.backend.require_bucket(b).await?;
-        g.backend.delete_bucket(b).await?;
-        Ok(S3Response::new(DeleteBucketOutput::default()))
+    forward_ops! {
+        list_buckets: ListBucketsInput => ListBucketsOutput = crate::buckets::list;
+        create_bucket: CreateBucketInput => CreateBucketOutput = crate::buckets::create;
+        head_bucket: HeadBucketInput => HeadBucketOutput = crate::buckets::head;
+        get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput = crate::buckets::location;
+        delete_bucket: DeleteBucketInput => DeleteBucketOutput = crate::buckets::delete;
+        create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput = crate::multipart::create;
+        upload_part: UploadPartInput => UploadPartOutput = crate::multipart::upload_part;
+        complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput = crate::multipart::complete;
+        abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput = crate::multipart::abort;
+        list_parts: ListPartsInput => ListPartsOutput = crate::multipart::list_parts;
+        list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput = crate::multipart::list_uploads;
     }
 
     async fn put_object(
@@ -497,11 +377,10 @@ impl S3 for GatewayS3 {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
-        let trailers = req.trailing_headers;
         let mut input = req.input;
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
-        g.may_object(&caller, &bucket, &key)?;
+        let caller = g.authorize_bucket(&req.credentials, &bucket, "put", Scope::Write(&key))?;
+        let trailers = req.trailing_headers;
         g.backend.require_bucket(&bucket).await?;
         if input
             .if_none_match
@@ -519,7 +398,7 @@ impl S3 for GatewayS3 {
                 return Err(s3_error!(PreconditionFailed, "the object exists"));
             }
         }
-        let wanted = wanted_put(&input);
+        let wanted = body::wanted_of!(input);
         let body = input.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
         let len = input
             .content_length
@@ -535,8 +414,12 @@ impl S3 for GatewayS3 {
                 .acquire_many(kib)
                 .await
                 .map_err(|_| s3_error!(ServiceUnavailable))?;
+            let wanted = Wanted {
+                etag_md5: true,
+                ..wanted
+            };
             let (buf, m) = body::collect(body, wanted, trailers, len).await?;
-            let etag = hex_md5(&m.md5);
+            let etag = hex_md5(&m.md5.ok_or_else(no_md5)?);
             let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
             let src: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(buf));
             g.store_object(&caller, &bucket, &key, src, Some(len), ctx)
@@ -570,9 +453,8 @@ impl S3 for GatewayS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
         let i = &req.input;
-        g.may_object(&caller, &i.bucket, &i.key)?;
+        g.authorize_bucket(&req.credentials, &i.bucket, "head", Scope::Read(&i.key))?;
         let (_, _, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
         check_conditions(
             &d,
@@ -608,9 +490,8 @@ impl S3 for GatewayS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
         let i = &req.input;
-        g.may_object(&caller, &i.bucket, &i.key)?;
+        let caller = g.authorize_bucket(&req.credentials, &i.bucket, "get", Scope::Read(&i.key))?;
         // The [policy] decides before the backend is asked for the object.
         let objects = g.objects(&caller, &i.bucket)?;
         let url = g.backend.object_url(&i.bucket, &i.key)?;
@@ -677,9 +558,10 @@ impl S3 for GatewayS3 {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
         let i = req.input;
         let prefix = i.prefix.clone().unwrap_or_default();
+        let caller =
+            g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
         let after = match (i.continuation_token.as_deref(), i.start_after.as_deref()) {
             (Some(t), Some(s)) => Some(if t >= s { t } else { s }),
             (t, s) => t.or(s),
@@ -717,9 +599,10 @@ impl S3 for GatewayS3 {
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
         let i = req.input;
         let prefix = i.prefix.clone().unwrap_or_default();
+        let caller =
+            g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
         let max = usize::try_from(i.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
         let page = g
             .list_page(
@@ -750,9 +633,8 @@ impl S3 for GatewayS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
         let i = &req.input;
-        g.may_object(&caller, &i.bucket, &i.key)?;
+        g.authorize_bucket(&req.credentials, &i.bucket, "delete", Scope::Read(&i.key))?;
         g.backend.require_bucket(&i.bucket).await?;
         delete_one(g, &i.bucket, &i.key).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
@@ -763,9 +645,8 @@ impl S3 for GatewayS3 {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
         let i = req.input;
-        check_bucket(&i.bucket)?;
+        let caller = g.authorize_bucket(&req.credentials, &i.bucket, "delete", Scope::AnyKey)?;
         g.backend.require_bucket(&i.bucket).await?;
         if i.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
@@ -804,8 +685,9 @@ impl S3 for GatewayS3 {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let g = &self.0;
-        let caller = g.caller(&req.credentials)?;
         let i = req.input;
+        let caller =
+            g.authorize_bucket(&req.credentials, &i.bucket, "copy", Scope::Write(&i.key))?;
         let (sb, sk) = match &i.copy_source {
             CopySource::Bucket {
                 bucket,
@@ -820,7 +702,6 @@ impl S3 for GatewayS3 {
             }
         };
         g.may_object(&caller, &sb, &sk)?;
-        g.may_object(&caller, &i.bucket, &i.key)?;
         g.backend.require_bucket(&i.bucket).await?;
         let (_, _, _, d) = g.object_or_404(&sb, &sk).await?;
         check_conditions(
@@ -857,8 +738,16 @@ impl S3 for GatewayS3 {
             meta::object_context(d.content_type.as_deref(), Some(&d.metadata), Some(&d.etag))
         };
         let src = g.backend.object_url(&sb, &sk)?;
-        g.reencrypt(&caller, &sb, vec![src], &i.bucket, &i.key, d.size, ctx)
-            .await?;
+        g.reencrypt(
+            &caller,
+            &sb,
+            vec![(src, d.size)],
+            &i.bucket,
+            &i.key,
+            d.size,
+            ctx,
+        )
+        .await?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(d.etag)),
@@ -867,48 +756,6 @@ impl S3 for GatewayS3 {
             }),
             ..Default::default()
         }))
-    }
-
-    async fn create_multipart_upload(
-        &self,
-        req: S3Request<CreateMultipartUploadInput>,
-    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        crate::multipart::create(&self.0, req).await
-    }
-
-    async fn upload_part(
-        &self,
-        req: S3Request<UploadPartInput>,
-    ) -> S3Result<S3Response<UploadPartOutput>> {
-        crate::multipart::upload_part(&self.0, req).await
-    }
-
-    async fn complete_multipart_upload(
-        &self,
-        req: S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        crate::multipart::complete(&self.0, req).await
-    }
-
-    async fn abort_multipart_upload(
-        &self,
-        req: S3Request<AbortMultipartUploadInput>,
-    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        crate::multipart::abort(&self.0, req).await
-    }
-
-    async fn list_parts(
-        &self,
-        req: S3Request<ListPartsInput>,
-    ) -> S3Result<S3Response<ListPartsOutput>> {
-        crate::multipart::list_parts(&self.0, req).await
-    }
-
-    async fn list_multipart_uploads(
-        &self,
-        req: S3Request<ListMultipartUploadsInput>,
-    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        crate::multipart::list_uploads(&self.0, req).await
     }
 }
 

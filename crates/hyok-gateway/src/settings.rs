@@ -56,7 +56,12 @@ pub struct GatewaySettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The credentials.
     pub credentials: Vec<Credential>,
+    /// S3 requests served at once.
+    pub max_requests: usize,
 }
+
+/// Largest `[gateway] max_requests`.
+const MAX_REQUESTS_LIMIT: usize = 100_000;
 
 fn config(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
@@ -208,11 +213,18 @@ impl GatewaySettings {
                 patterns,
             });
         }
+        let max_requests = c.max_requests.unwrap_or(crate::limit::DEFAULT_MAX_REQUESTS);
+        if !(1..=MAX_REQUESTS_LIMIT).contains(&max_requests) {
+            return Err(config(format!(
+                "[gateway] max_requests = {max_requests}: use 1 to {MAX_REQUESTS_LIMIT}"
+            )));
+        }
         Ok(Self {
             listen,
             backend,
             tls,
             credentials,
+            max_requests,
         })
     }
 }

@@ -102,6 +102,8 @@ pub struct GatewayConfig {
     /// Who may connect.
     #[serde(default)]
     pub credentials: Vec<GatewayCredential>,
+    /// S3 requests served at once (default 256); one more is answered `503 SlowDown`.
+    pub max_requests: Option<usize>,
 }
 
 /// `[[gateway.credentials]]`: one S3 access key of the gateway.
