@@ -457,8 +457,10 @@ impl Session {
         Ok(format!("{}/{}", info.provider_id, info.key_name))
     }
 
-    /// The key administration of the store a URI names.
+    /// The key administration of the store a URI names; with policies, `key-admin` on
+    /// `Key::"URI"` is decided first.
     pub fn key_admin(&self, uri: &str) -> Result<(Box<dyn KeyAdmin>, KeyUri)> {
+        self.authorize(Action::KeyAdmin, Resource::Key(uri.to_owned()))?;
         Ok(self.registry.open_admin(uri)?)
     }
 

@@ -75,7 +75,9 @@ pub struct Decision {
 pub struct Engine {
     policies: PolicySet,
     residency: Option<PolicySet>,
-    actions: Entities,
+    /// The schema's action entities, when it has action groups (`action in Group`);
+    /// without groups a decision needs none.
+    actions: Option<Entities>,
     authorizer: Authorizer,
     default: DefaultDecision,
     files: Vec<PathBuf>,
@@ -282,9 +284,14 @@ impl Engine {
             Some((name, text)) => parse_schema(name, text)?,
             None => parse_schema("built-in schema", BUILTIN)?,
         };
-        let actions = schema
-            .action_entities()
-            .map_err(|e| Error::Config(format!("policy schema: {e}")))?;
+        let actions = match schema.action_groups().next() {
+            Some(_) => Some(
+                schema
+                    .action_entities()
+                    .map_err(|e| Error::Config(format!("policy schema: {e}")))?,
+            ),
+            None => None,
+        };
         let validator = Validator::new(schema);
         let mut policies = PolicySet::new();
         let mut count = 0;
@@ -371,11 +378,11 @@ impl Engine {
 
     fn decide_over(&self, set: &PolicySet, q: &Query) -> Result<Decision> {
         let (request, entities) = q.to_cedar()?;
-        let entities = self
-            .actions
-            .clone()
-            .add_entities(entities, None)
-            .map_err(|e| Error::Config(format!("policy request: {e}")))?;
+        let entities = match &self.actions {
+            Some(a) => a.clone().add_entities(entities, None),
+            None => Entities::from_entities(entities, None),
+        }
+        .map_err(|e| Error::Config(format!("policy request: {e}")))?;
         let response = self.authorizer.is_authorized(&request, set, &entities);
         let diagnostics = response.diagnostics();
         let reasons: BTreeSet<String> = diagnostics.reason().map(|p| p.to_string()).collect();
