@@ -26,7 +26,7 @@ version = "0.1.0"
 edition = "2021"
 
 [dependencies]
-aws-lc-rs = { version = "=$version", features = ["fips"] }
+aws-lc-rs = { version = "=$version", default-features = false, features = ["fips"] }
 
 [workspace]
 TOML

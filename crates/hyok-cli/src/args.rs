@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// hyok — hold your own key: client-side encryption with keys that never leave your
 /// HSM, Vault/OpenBao or KMIP server. Messages use the AWS Encryption SDK format.
 #[derive(Debug, Parser)]
-#[command(name = "hyok", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "hyok", version, long_version = long_version(), propagate_version = true, max_term_width = 100)]
 pub(crate) struct Cli {
     /// Configuration file (default: $HYOK_CONFIG, then ~/.config/hyok/hyok.toml).
     #[arg(long, global = true, value_name = "PATH")]
@@ -88,6 +88,12 @@ pub(crate) struct InitArgs {
     /// Replace an existing configuration file (the key file is never replaced).
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+/// `hyok --version`: the version, then the crypto module and whether it runs in FIPS mode.
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| format!("{}\n{}", env!("CARGO_PKG_VERSION"), hyok::crypto_module()))
 }
 
 /// Which keys a command uses. Flattened into every command that takes keys, so `--key`,

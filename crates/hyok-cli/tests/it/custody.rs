@@ -332,3 +332,12 @@ fn escrow_drill_over_a_thousand_objects_finds_the_planted_one() {
         r.describe()
     );
 }
+
+/// `hyok --version` says whether this is a FIPS build (it is not: docs/CUSTODY.md §4).
+#[test]
+fn version_names_the_crypto_mode() {
+    let r = ok(hyok(["--version"]), "--version");
+    let text = r.stdout_text();
+    assert!(text.starts_with("hyok "), "{text}");
+    assert!(text.contains("FIPS 140-3 mode: no"), "{text}");
+}

@@ -265,7 +265,7 @@ fn key_administration_errors_come_from_the_scheme_registry() {
     expect(
         &r,
         2,
-        "hyok: error: unknown key URI scheme \"nope\" (supported: raw-aes, raw-rsa, pkcs11, vault-transit, kmip)",
+        "hyok: error: unknown key URI scheme \"nope\" (supported: raw-aes, raw-rsa, pkcs11, vault-transit, kmip, pq-escrow)",
     );
     let r = hyok(["key", "rotate", "raw-aes:ns/k?file=/nonexistent"]);
     expect(

@@ -193,3 +193,26 @@ async fn multi_keyring_vault_and_kmip() {
     testing::foreign_edk_skipped(&v, &[&k]).await;
     testing::foreign_edk_skipped(&k, &[&v]).await;
 }
+
+/// A post-quantum escrow key (`pq-escrow:`, X-Wing) in temp files: it binds the context.
+#[tokio::test]
+async fn pq_escrow_conformance() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (private, public) = hyok_keystore::pq::generate_pem().expect("X-Wing key");
+    let (priv_path, pub_path) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+    std::fs::write(&priv_path, private.as_bytes()).expect("write key");
+    std::fs::write(&pub_path, public.as_bytes()).expect("write key");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&priv_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let uri = format!(
+        "pq-escrow:conformance/pq?public={}&private={}",
+        pub_path.display(),
+        priv_path.display()
+    );
+    let missing = format!(
+        "pq-escrow:conformance/pq?private={}",
+        dir.path().join("missing.key").display()
+    );
+    let fx = Fixture::from_uris("pq-escrow", uri, Some(&missing), None);
+    testing::run_all(&fx).await;
+}
