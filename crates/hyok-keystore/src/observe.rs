@@ -115,6 +115,9 @@ pub enum AdminOp {
     KeyDestroy,
     /// A policy refused an operation (commitment policy, EDK limit, …).
     PolicyRefusal,
+    /// A request to a hyok server that used no key: XKS GetKeyMetadata and GetHealthStatus,
+    /// and requests refused before reaching a key (malformed, unknown key).
+    ServiceRequest,
 }
 
 impl AdminOp {
@@ -125,6 +128,7 @@ impl AdminOp {
             Self::KeyRotate => "key-rotate",
             Self::KeyDestroy => "key-destroy",
             Self::PolicyRefusal => "policy-refusal",
+            Self::ServiceRequest => "service-request",
         }
     }
 }

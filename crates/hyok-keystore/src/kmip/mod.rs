@@ -22,6 +22,7 @@
 //! IV length (1 byte) ‖ IV ‖ encrypted data key ‖ 16-byte tag. The 12-byte IV is random,
 //! drawn by hyok.
 
+pub mod aead;
 mod admin;
 mod builder;
 mod client;
@@ -45,6 +46,7 @@ use crate::store::{KeyInfo, KeyStore, WrapRequest};
 use crate::uri::{decode, KeyUri};
 
 use crate::registry::{shared, Scheme};
+pub use aead::KmipAead;
 pub use admin::KmipAdmin;
 pub use builder::{KmipBuilder, KmipConfigKey};
 pub(crate) use client::{op_error, KmipClient};
