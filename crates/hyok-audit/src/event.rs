@@ -97,6 +97,9 @@ pub enum AdminOp {
     KeyDestroy,
     /// A policy refused an operation (commitment policy, EDK limit, residency …).
     PolicyRefusal,
+    /// A request to a hyok server that used no key (XKS metadata and health requests,
+    /// requests refused before reaching a key).
+    ServiceRequest,
 }
 
 /// One key lifecycle operation or policy refusal. Never holds key material or secrets.

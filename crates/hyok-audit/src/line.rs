@@ -147,11 +147,14 @@ pub enum Op {
     PolicyRefusal,
     /// The writer found an interrupted append (a line without newline) and kept it.
     TornTail,
+    /// A request to a hyok server that used no key (XKS metadata and health requests,
+    /// requests refused before reaching a key).
+    ServiceRequest,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Generate,
         Self::Wrap,
         Self::Unwrap,
@@ -164,6 +167,7 @@ impl Op {
         Self::KeyDestroy,
         Self::PolicyRefusal,
         Self::TornTail,
+        Self::ServiceRequest,
     ];
 
     /// Stable name as written in records.
@@ -181,6 +185,7 @@ impl Op {
             Self::KeyDestroy => "key-destroy",
             Self::PolicyRefusal => "policy-refusal",
             Self::TornTail => "torn-tail",
+            Self::ServiceRequest => "service-request",
         }
     }
 

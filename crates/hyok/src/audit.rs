@@ -190,6 +190,7 @@ fn admin_op(op: AdminOp) -> hyok_audit::AdminOp {
         AdminOp::KeyRotate => hyok_audit::AdminOp::KeyRotate,
         AdminOp::KeyDestroy => hyok_audit::AdminOp::KeyDestroy,
         AdminOp::PolicyRefusal => hyok_audit::AdminOp::PolicyRefusal,
+        AdminOp::ServiceRequest => hyok_audit::AdminOp::ServiceRequest,
     }
 }
 

@@ -168,6 +168,7 @@ impl Render {
                     AdminOp::KeyRotate => Op::KeyRotate,
                     AdminOp::KeyDestroy => Op::KeyDestroy,
                     AdminOp::PolicyRefusal => Op::PolicyRefusal,
+                    AdminOp::ServiceRequest => Op::ServiceRequest,
                 };
                 view.outcome = outcome(a.error);
                 view.error = a.error;
