@@ -201,10 +201,8 @@ async fn endpoints_round_trip_and_get_is_405() {
     let signer =
         hyok::audit::PemSigner::from_pem(&std::fs::read_to_string(&keyfile).unwrap()).unwrap();
     let public = signer.public_key().unwrap();
-    let report = hyok::audit::verify_file(
-        &log_path,
-        &hyok::audit::VerifyOptions::new(vec![&public]),
-    );
+    let report =
+        hyok::audit::verify_file(&log_path, &hyok::audit::VerifyOptions::new(vec![&public]));
     assert!(report.is_ok(), "{report:?}");
 }
 

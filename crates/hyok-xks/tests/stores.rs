@@ -194,7 +194,10 @@ async fn kmip_key_in_the_key_manager() {
     let run = start(&config).await;
     let aad = B64.encode(b"project=nile,department=marketing");
     for (body, want) in [
-        (decrypt_body(&enc, Some(&aad)), B64.encode(b"Hello World! a 32-byte data key.")),
+        (
+            decrypt_body(&enc, Some(&aad)),
+            B64.encode(b"Hello World! a 32-byte data key."),
+        ),
         (decrypt_body(&e, None), big),
     ] {
         let (st, d) = post(&c, &s, &run.endpoint("keys/km/decrypt"), &body).await;

@@ -102,7 +102,10 @@ impl AeadKey for KmipAead {
             detail,
         };
         if attrs.algorithm.is_some_and(|a| a != value::ALGORITHM_AES) {
-            return Err(unsupported(format!("KMIP object {} is not an AES key", r.uid)));
+            return Err(unsupported(format!(
+                "KMIP object {} is not an AES key",
+                r.uid
+            )));
         }
         if attrs.length.is_some_and(|l| l != 256) {
             return Err(unsupported(format!(

@@ -22,8 +22,8 @@
 //! IV length (1 byte) ‖ IV ‖ encrypted data key ‖ 16-byte tag. The 12-byte IV is random,
 //! drawn by hyok.
 
-pub mod aead;
 mod admin;
+pub mod aead;
 mod builder;
 mod client;
 mod conn;
@@ -46,8 +46,8 @@ use crate::store::{KeyInfo, KeyStore, WrapRequest};
 use crate::uri::{decode, KeyUri};
 
 use crate::registry::{shared, Scheme};
-pub use aead::KmipAead;
 pub use admin::KmipAdmin;
+pub use aead::KmipAead;
 pub use builder::{KmipBuilder, KmipConfigKey};
 pub(crate) use client::{op_error, KmipClient};
 pub use key::KmipKey;
