@@ -8,7 +8,8 @@
 #   source /work/services.env   # or eval "$(scripts/services/softhsm.sh)" etc.
 #   scripts/bench-xks.sh [REQUESTS_PER_POINT=2000] [CONCURRENCIES=1,8,64] [KEYS=raw,hsm,bao,kmip]
 #
-# XKS_ONLY_REFERENCE=1 skips hyok's runs (the reference proxy alone).
+# XKS_ONLY_REFERENCE=1 skips hyok's runs (the reference proxy alone); XKS_REFERENCE_SETTINGS
+# names its settings file when ../shared/anchors is elsewhere (from a git worktree).
 # Plain HTTP on loopback: TLS cost is the same for both proxies and not what is compared.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -84,7 +85,7 @@ if [[ -n "${XKS_REFERENCE_BIN:-}" ]]; then
   sed -e "s/^user_pin = .*/user_pin = \"$HYOK_PKCS11_PIN\"/" \
       -e "s/^PKCS11_TOKEN_LABEL = .*/PKCS11_TOKEN_LABEL = \"$HYOK_TEST_PKCS11_TOKEN\"/" \
       -e "s|^PKCS11_HSM_MODULE = .*|PKCS11_HSM_MODULE = \"$HYOK_PKCS11_MODULE\"|" \
-      ../shared/anchors/aws-kms-xks-proxy/settings-local-softhsm.toml > "$work/ref.toml"
+      "${XKS_REFERENCE_SETTINGS:-../shared/anchors/aws-kms-xks-proxy/settings-local-softhsm.toml}" > "$work/ref.toml"
   (cd "$work" && XKS_PROXY_SETTINGS_TOML="$work/ref.toml" exec "$XKS_REFERENCE_BIN") > "$work/ref.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
