@@ -11,7 +11,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 : "${AWS_ENDPOINT_URL:?start s3s-fs first: eval \"\$(scripts/services/s3.sh)\"}"
 scripts/setup-python.sh
-cargo build --release -q -p hyok-cli
+cargo build --release -q -p hyok-cli -p hyok-gateway   # `hyok gateway` runs the hyok-gateway program beside hyok
 work="$(mktemp -d)"
 trap 'kill -TERM "${gw_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 head -c 32 /dev/urandom >"$work/gw.key"

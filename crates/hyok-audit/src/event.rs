@@ -102,6 +102,9 @@ pub enum AdminOp {
     /// A policy decision of the `[policy]` engine (allow or deny, with the deciding policy
     /// ids in the detail).
     PolicyDecision,
+    /// A request to a hyok server that used no key (XKS metadata and health requests,
+    /// requests refused before reaching a key).
+    ServiceRequest,
 }
 
 /// One key lifecycle operation or policy refusal. Never holds key material or secrets.

@@ -151,11 +151,14 @@ pub enum Op {
     TornTail,
     /// The escrow drill checked whether given keys open one message.
     EscrowCheck,
+    /// A request to a hyok server that used no key (XKS metadata and health requests,
+    /// requests refused before reaching a key).
+    ServiceRequest,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Generate,
         Self::Wrap,
         Self::Unwrap,
@@ -170,6 +173,7 @@ impl Op {
         Self::TornTail,
         Self::EscrowCheck,
         Self::PolicyDecision,
+        Self::ServiceRequest,
     ];
 
     /// Stable name as written in records.
@@ -189,6 +193,7 @@ impl Op {
             Self::TornTail => "torn-tail",
             Self::EscrowCheck => "escrow-check",
             Self::PolicyDecision => "policy-decision",
+            Self::ServiceRequest => "service-request",
         }
     }
 

@@ -10,8 +10,11 @@
 //!   ciphertext `vault:vN:base64(nonce ‖ ciphertext ‖ tag)` is split into its parts and the
 //!   key version is handed back to the caller to keep.
 //!
-//! Every other scheme (raw RSA, branch keys, and KMIP for now) is refused by [`open_aead`] with a line
-//! that says why. Each seal draws a fresh random 96-bit IV (in this process or in the
+//! - `kmip://` — an AES-256 key on a KMIP 1.4 server: Encrypt/Decrypt in AES-GCM mode with
+//!   the caller's AAD as Authenticated Encryption Additional Data; an IV drawn here.
+//!
+//! Every other scheme (raw RSA, branch keys) is refused by [`open_aead`] with a line that
+//! says why. Each seal draws a fresh random 96-bit IV (in this process or in the
 //! store); see `docs/DESIGN.md` for the bound this puts on seals per key.
 
 use std::fmt;
@@ -106,13 +109,13 @@ pub fn open_aead(uri: &str) -> Result<SharedAeadKey> {
         "vault-transit" => Ok(Arc::new(crate::vault::aead::TransitAead::new(
             crate::vault::VaultTransit::from_uri(&parsed)?,
         ))),
-        "kmip" => Err(Error::Config(format!(
-            "{uri}: KMIP keys cannot seal with caller-supplied associated data in this build \
-             (not wired yet); use pkcs11:, vault-transit: or raw-aes:"
+        #[cfg(feature = "kmip")]
+        "kmip" => Ok(Arc::new(crate::kmip::KmipAead::new(
+            crate::kmip::KmipKey::from_uri(&parsed)?,
         ))),
         other => Err(Error::Config(format!(
             "{uri}: a {other}: key cannot encrypt with AES-256-GCM and caller-supplied \
-             associated data inside its store; use pkcs11:, vault-transit: or raw-aes:"
+             associated data inside its store; use pkcs11:, vault-transit:, kmip: or raw-aes:"
         ))),
     }
 }

@@ -121,6 +121,9 @@ pub enum AdminOp {
     /// A decision of the `[policy]` engine, allow or deny (deciding policy ids in the
     /// detail).
     PolicyDecision,
+    /// A request to a hyok server that used no key: XKS GetKeyMetadata and GetHealthStatus,
+    /// and requests refused before reaching a key (malformed, unknown key).
+    ServiceRequest,
 }
 
 impl AdminOp {
@@ -133,6 +136,7 @@ impl AdminOp {
             Self::PolicyRefusal => "policy-refusal",
             Self::EscrowCheck => "escrow-check",
             Self::PolicyDecision => "policy-decision",
+            Self::ServiceRequest => "service-request",
         }
     }
 }

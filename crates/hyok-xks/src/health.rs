@@ -1,5 +1,5 @@
 //! GetHealthStatus: one `ekmFleetDetails` entry per backend kind of the store's keys
-//! (`pkcs11`, `vault-transit`, `raw-aes`), ACTIVE when every key of that backend answered
+//! (`pkcs11`, `vault-transit`, `kmip`, `raw-aes`), ACTIVE when every key of that backend answered
 //! its probe, DEGRADED when some did, UNAVAILABLE when none did. Probes check that each key
 //! is reachable and usable without a cryptographic operation, so health checks never show up
 //! as key uses in the key store's logs.
@@ -18,6 +18,7 @@ fn model(backend: &str) -> &'static str {
         "pkcs11" => "PKCS#11 token (AES-GCM in the token)",
         "vault-transit" => "Vault/OpenBao Transit (aes256-gcm96)",
         "raw-aes" => "raw AES-256 key file (tests and demos only)",
+        "kmip" => "KMIP 1.4 key manager (AES-GCM in the server)",
         _ => "hyok key store",
     }
 }
@@ -68,4 +69,14 @@ pub async fn check(keys: &[SharedAeadKey]) -> HealthResponse {
         ekm_vendor: format!("hyok key stores: {}", vendors.join(", ")),
         ekm_fleet_details: details,
     }
+}
+
+/// `pkcs11 ACTIVE, kmip DEGRADED`: the report in one line (for the audit record).
+pub fn summary(report: &HealthResponse) -> String {
+    report
+        .ekm_fleet_details
+        .iter()
+        .map(|d| format!("{} {}", d.id, d.health_status))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

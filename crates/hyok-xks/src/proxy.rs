@@ -213,26 +213,45 @@ impl Proxy {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
+        // Refused before the body is read: recorded without store or operation.
+        let early = |store: &str, e: XksError| {
+            record::request(
+                self.audit.as_ref(),
+                &Outcome {
+                    store,
+                    op: "-",
+                    error: Some((e.name, &e.message)),
+                    duration: started.elapsed(),
+                    ..Outcome::default()
+                },
+            );
+            Answer::from(e)
+        };
         let (index, endpoint) = match route::route(&self.bases, &path) {
             Ok(r) if parts.uri.query().is_none() => r,
             Ok(_) => {
-                return err(
-                    ErrorName::InvalidUriPath,
-                    "XKS API paths take no query string",
+                return early(
+                    "-",
+                    err(
+                        ErrorName::InvalidUriPath,
+                        "XKS API paths take no query string",
+                    ),
                 )
-                .into()
             }
-            Err(e) => return e.into(),
+            Err(e) => return early("-", e),
         };
+        let store = &self.stores[index];
         if parts.method != Method::POST {
-            let mut a = Answer::from(err(
-                ErrorName::UnsupportedOperation,
-                format!("{} is not allowed; XKS API requests are POST", parts.method),
-            ));
+            let mut a = early(
+                &store.name,
+                err(
+                    ErrorName::UnsupportedOperation,
+                    format!("{} is not allowed; XKS API requests are POST", parts.method),
+                ),
+            );
             a.status = StatusCode::METHOD_NOT_ALLOWED;
             return a;
         }
-        let store = &self.stores[index];
         let op_name = match &endpoint {
             Endpoint::Health => "health",
             Endpoint::Key { op, .. } => op.as_str(),
@@ -286,7 +305,10 @@ impl Proxy {
         outcome.signer = Some(signer);
         let mut metadata = None;
         let result = match &endpoint {
-            Endpoint::Health => self.health(store, &body, &mut metadata).await,
+            Endpoint::Health => {
+                self.health(store, &body, &mut metadata, &mut outcome.note)
+                    .await
+            }
             Endpoint::Key { id, op } => {
                 self.key_op(store, id, *op, &body, &mut metadata, &mut outcome)
                     .await
@@ -312,6 +334,7 @@ impl Proxy {
         store: &Store,
         body: &[u8],
         metadata: &mut Option<RequestMetadata>,
+        note: &mut Option<String>,
     ) -> Result<Answer, XksError> {
         // GetHealthStatus has no ValidationException: a body without the expected metadata
         // is logged as it is and answered.
@@ -323,6 +346,7 @@ impl Proxy {
             .capacity
             .run(async { Ok(health::check(&keys).await) })
             .await?;
+        *note = Some(health::summary(&report));
         Ok(ok_json(&report))
     }
 

@@ -1,7 +1,10 @@
 //! Every request leaves one line in the operational log (`tracing`, target `hyok::xks`)
-//! with its request metadata, outcome and time; requests that reached a key (Encrypt,
-//! Decrypt) and refusals (authentication, allow-lists) also go into the tamper-evident
-//! audit log when one is configured. Plaintext, keys and secrets never do.
+//! with its request metadata (once the body was read), outcome and time, and one record in
+//! the tamper-evident audit log when one is configured: Encrypt and Decrypt that reached a
+//! key are `encrypt`/`decrypt` records, refusals (authentication, allow-lists)
+//! `policy-refusal` records, and everything else (GetKeyMetadata, GetHealthStatus, requests
+//! refused before a key, including unknown paths and methods) `service-request` records.
+//! Plaintext, keys and secrets never go into either.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,9 @@ pub struct Outcome<'a> {
     pub signer: Option<&'a str>,
     /// The error, if any, and its message.
     pub error: Option<(ErrorName, &'a str)>,
+    /// What a successful request answered, when worth keeping (health: each backend's
+    /// status).
+    pub note: Option<String>,
     /// Time from receipt to answer.
     pub duration: Duration,
 }
@@ -79,19 +85,28 @@ pub fn request(audit: Option<&LogSink>, o: &Outcome<'_>) {
             duration: o.duration,
         }),
         _ => {
-            if let Some((name @ (ErrorName::AuthenticationFailed | ErrorName::AccessDenied), why)) =
-                o.error
-            {
-                sink.admin(AdminEvent {
-                    op: AdminOp::PolicyRefusal,
-                    key: o.key_uri.as_deref().map(str::to_owned),
-                    subject: Some(subject),
-                    message_id: None,
-                    detail: Some(format!("{} {}: {why}", o.op, name.as_str())),
-                    error: Some(name.as_str()),
-                    duration: o.duration,
-                });
-            }
+            let refusal = matches!(
+                o.error,
+                Some((ErrorName::AuthenticationFailed | ErrorName::AccessDenied, _))
+            );
+            let detail = match (o.error, &o.note) {
+                (Some((name, why)), _) => format!("{} {}: {why}", o.op, name.as_str()),
+                (None, Some(note)) => format!("{}: {note}", o.op),
+                (None, None) => o.op.to_owned(),
+            };
+            sink.admin(AdminEvent {
+                op: if refusal {
+                    AdminOp::PolicyRefusal
+                } else {
+                    AdminOp::ServiceRequest
+                },
+                key: o.key_uri.as_deref().map(str::to_owned),
+                subject: Some(subject),
+                message_id: None,
+                detail: Some(detail),
+                error: o.error.map(|(n, _)| n.as_str()),
+                duration: o.duration,
+            });
         }
     }
 }

@@ -179,6 +179,31 @@ async fn endpoints_round_trip_and_get_is_405() {
     );
     assert!(text.contains("arn:aws:iam::123456789012:user/Alice"));
     assert!(!text.contains(&B64.encode(b"Hello World! a 32-byte data key.")));
+    // GetKeyMetadata and GetHealthStatus use no key but are in the audit log too, with their
+    // request metadata (and, for health, what each backend answered).
+    let service = |id: &str, detail: &str| {
+        text.lines().any(|l| {
+            l.contains("\"op\":\"service-request\"")
+                && l.contains("\"outcome\":\"ok\"")
+                && l.contains(&format!("kmsRequestId={id} "))
+                && l.contains(&format!("\"detail\":\"{detail}\""))
+        })
+    };
+    assert!(service("r1", "metadata"), "{text}");
+    assert!(service("h1", "health: raw-aes ACTIVE"), "{text}");
+    // So are requests refused before their body was read (the GETs above).
+    let gets = text
+        .lines()
+        .filter(|l| l.contains("\"op\":\"service-request\"") && l.contains("GET is not allowed"))
+        .count();
+    assert_eq!(gets, 4, "{text}");
+    // The records, these included, verify against the log's signing key.
+    let signer =
+        hyok::audit::PemSigner::from_pem(&std::fs::read_to_string(&keyfile).unwrap()).unwrap();
+    let public = signer.public_key().unwrap();
+    let report =
+        hyok::audit::verify_file(&log_path, &hyok::audit::VerifyOptions::new(vec![&public]));
+    assert!(report.is_ok(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,7 +825,6 @@ async fn stores_that_cannot_seal_are_refused_at_start() {
             "raw-rsa:xks/r?public=/nonexistent.pem".to_owned(),
             "cannot encrypt with AES-256-GCM",
         ),
-        ("kmip:///some-key".to_owned(), "KMIP"),
     ] {
         let text = config_text(dir.path(), "", &format!("k = {{ uri = \"{uri}\" }}"), false);
         let config = parse_config(dir.path(), &text);

@@ -1,5 +1,6 @@
-//! Real key stores behind the proxy: an AES-256 key in SoftHSM (CKM_AES_GCM in the token)
-//! and an `aes256-gcm96` Transit key in OpenBao (key versions in `ciphertextMetadata`),
+//! Real key stores behind the proxy: an AES-256 key in SoftHSM (CKM_AES_GCM in the token),
+//! an `aes256-gcm96` Transit key in OpenBao (key versions in `ciphertextMetadata`) and an
+//! AES-256 key in PyKMIP (KMIP 1.4 Encrypt/Decrypt in AES-GCM mode with the AAD),
 //! and requests signed by an independent signer, `curl --aws-sigv4`. Each test prints
 //! `SKIPPED:` without its service unless `HYOK_REQUIRE_SERVICES=1`.
 
@@ -144,6 +145,74 @@ async fn openbao_transit_key_versions() {
     );
     run.stop().await;
     destroy(&uri).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kmip_key_in_the_key_manager() {
+    if !have(
+        "kmip_key_in_the_key_manager",
+        &[
+            "HYOK_KMIP_ADDR",
+            "HYOK_KMIP_CA",
+            "HYOK_KMIP_CERT",
+            "HYOK_KMIP_KEY",
+        ],
+    ) {
+        return;
+    }
+    let addr = std::env::var("HYOK_KMIP_ADDR").unwrap();
+    let uri = format!("kmip://{addr}/{}", unique("xks-kmip"));
+    create(&uri).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = parse_config(
+        dir.path(),
+        &config_text(
+            dir.path(),
+            "",
+            &format!("km = {{ uri = \"{uri}\" }}"),
+            false,
+        ),
+    );
+    let run = start(&config).await;
+    let enc = round_trip(&run, "km", "kmip").await;
+    assert!(enc.get("ciphertextMetadata").is_none());
+    // Plaintext of the largest size the specification allows is sealed in the server too.
+    let big = B64.encode(vec![7u8; 4300]);
+    let c = client();
+    let s = Signer::default();
+    let (st, e) = post(
+        &c,
+        &s,
+        &run.endpoint("keys/km/encrypt"),
+        &encrypt_body(&big, None, false),
+    )
+    .await;
+    assert_eq!(st, 200, "{e}");
+    run.stop().await;
+
+    // A new proxy (new connections, the key looked up again) opens both.
+    let run = start(&config).await;
+    let aad = B64.encode(b"project=nile,department=marketing");
+    for (body, want) in [
+        (
+            decrypt_body(&enc, Some(&aad)),
+            B64.encode(b"Hello World! a 32-byte data key."),
+        ),
+        (decrypt_body(&e, None), big),
+    ] {
+        let (st, d) = post(&c, &s, &run.endpoint("keys/km/decrypt"), &body).await;
+        assert_eq!((st, d["plaintext"].clone()), (200, json!(want)));
+    }
+    run.stop().await;
+
+    // A key the server no longer has stops the start with a line naming it.
+    destroy(&uri).await;
+    let e = hyok_xks::bind(&config, hyok::aead::open_aead, None)
+        .await
+        .err()
+        .expect("a destroyed KMIP key is refused at start")
+        .to_string();
+    assert!(e.contains("[xks.stores.main.keys] km"), "{e}");
 }
 
 /// A one-connection relay to `upstream` that changes one byte of the request body (the

@@ -192,6 +192,7 @@ fn admin_op(op: AdminOp) -> hyok_audit::AdminOp {
         AdminOp::PolicyRefusal => hyok_audit::AdminOp::PolicyRefusal,
         AdminOp::EscrowCheck => hyok_audit::AdminOp::EscrowCheck,
         AdminOp::PolicyDecision => hyok_audit::AdminOp::PolicyDecision,
+        AdminOp::ServiceRequest => hyok_audit::AdminOp::ServiceRequest,
     }
 }
 

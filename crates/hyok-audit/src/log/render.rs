@@ -170,6 +170,7 @@ impl Render {
                     AdminOp::PolicyRefusal => Op::PolicyRefusal,
                     AdminOp::EscrowCheck => Op::EscrowCheck,
                     AdminOp::PolicyDecision => Op::PolicyDecision,
+                    AdminOp::ServiceRequest => Op::ServiceRequest,
                 };
                 view.outcome = outcome(a.error);
                 view.error = a.error;

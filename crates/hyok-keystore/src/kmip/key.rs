@@ -49,7 +49,7 @@ impl KmipKey {
     }
 
     /// Look the key up once: by Name, else as a Unique Identifier; check it is AES.
-    async fn resolve(&self) -> Result<&Resolved> {
+    pub(super) async fn resolve(&self) -> Result<&Resolved> {
         self.resolved
             .get_or_try_init(|| async {
                 let r = resolve(&self.client, self.key(), &self.target).await?;
@@ -69,11 +69,12 @@ impl KmipKey {
         Ok(Zeroizing::new(req.context.serialize()?))
     }
 
-    fn encrypt_payload(uid: &str, dk: &DataKey, iv: &[u8], aad: &[u8]) -> Vec<Ttlv> {
+    /// An Encrypt request payload: AES-GCM, a 16-byte tag, `iv`, and `aad` when not empty.
+    pub(super) fn encrypt_payload(uid: &str, data: &[u8], iv: &[u8], aad: &[u8]) -> Vec<Ttlv> {
         let mut p = vec![
             Ttlv::text(tag::UNIQUE_IDENTIFIER, uid),
             proto::gcm_parameters(),
-            Ttlv::bytes(tag::DATA, dk.expose()),
+            Ttlv::bytes(tag::DATA, data),
             Ttlv::bytes(tag::IV_COUNTER_NONCE, iv),
         ];
         if !aad.is_empty() {
@@ -85,10 +86,32 @@ impl KmipKey {
         p
     }
 
-    async fn encrypt_batch(
-        &self,
-        items: &[(&DataKey, WrapRequest<'_>)],
-    ) -> Result<Vec<Result<EncryptedDataKey>>> {
+    /// A Decrypt request payload: the parts of an Encrypt answer and the same `aad`.
+    pub(super) fn decrypt_payload(
+        uid: &str,
+        ct: &[u8],
+        iv: &[u8],
+        aad: &[u8],
+        tag: &[u8],
+    ) -> Vec<Ttlv> {
+        let mut p = vec![
+            Ttlv::text(tag::UNIQUE_IDENTIFIER, uid),
+            proto::gcm_parameters(),
+            Ttlv::bytes(tag::DATA, ct),
+            Ttlv::bytes(tag::IV_COUNTER_NONCE, iv),
+        ];
+        if !aad.is_empty() {
+            p.push(Ttlv::bytes(
+                tag::AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA,
+                aad,
+            ));
+        }
+        p.push(Ttlv::bytes(tag::AUTHENTICATED_ENCRYPTION_TAG, tag));
+        p
+    }
+
+    /// The key, resolved, if it is Active (the only state that may encrypt).
+    pub(super) async fn resolve_active(&self) -> Result<&Resolved> {
         let r = self.resolve().await?;
         if r.state != Some(2) {
             return Err(Error::Unsupported {
@@ -102,6 +125,14 @@ impl KmipKey {
                 ),
             });
         }
+        Ok(r)
+    }
+
+    async fn encrypt_batch(
+        &self,
+        items: &[(&DataKey, WrapRequest<'_>)],
+    ) -> Result<Vec<Result<EncryptedDataKey>>> {
+        let r = self.resolve_active().await?;
         let mut ivs = Vec::with_capacity(items.len());
         let mut ops = Vec::with_capacity(items.len());
         for (dk, req) in items {
@@ -113,7 +144,7 @@ impl KmipKey {
             let aad = Self::aad(req)?;
             ops.push((
                 Operation::Encrypt,
-                Self::encrypt_payload(&r.uid, dk, &iv, &aad),
+                Self::encrypt_payload(&r.uid, dk.expose(), &iv, &aad),
             ));
             ivs.push(iv);
         }
@@ -133,6 +164,31 @@ impl KmipKey {
         iv: &[u8],
         key_len: usize,
     ) -> Result<EncryptedDataKey> {
+        let (ct, t) = self.gcm_output(&res, iv)?;
+        if ct.len() != key_len {
+            return Err(Error::Backend {
+                key: self.key().to_owned(),
+                detail: "KMIP Encrypt answer: unexpected lengths".into(),
+            });
+        }
+        let mut ciphertext = Vec::with_capacity(1 + iv.len() + ct.len() + TAG_LEN);
+        ciphertext.push(iv.len() as u8);
+        ciphertext.extend_from_slice(iv);
+        ciphertext.extend_from_slice(ct);
+        ciphertext.extend_from_slice(t);
+        Ok(EncryptedDataKey {
+            provider_id: PROVIDER_ID.to_owned(),
+            provider_info: uid.as_bytes().to_vec(),
+            ciphertext,
+        })
+    }
+
+    /// The ciphertext and 16-byte tag of an Encrypt answer sent with `iv`.
+    pub(super) fn gcm_output<'a>(
+        &self,
+        res: &'a BatchResult,
+        iv: &[u8],
+    ) -> Result<(&'a [u8], &'a [u8])> {
         if !res.ok() {
             return Err(match res.reason {
                 Some(
@@ -149,7 +205,7 @@ impl KmipKey {
                         res.describe()
                     ),
                 },
-                _ => op_error(self.key(), Operation::Encrypt, &res),
+                _ => op_error(self.key(), Operation::Encrypt, res),
             });
         }
         let bad = |what: &str| Error::Backend {
@@ -177,19 +233,36 @@ impl KmipKey {
                 return Err(bad("the server used another IV than the one sent"));
             }
         }
-        if ct.len() != key_len || t.len() != TAG_LEN {
-            return Err(bad("unexpected lengths"));
+        if t.len() != TAG_LEN {
+            return Err(bad("unexpected tag length"));
         }
-        let mut ciphertext = Vec::with_capacity(1 + iv.len() + ct.len() + TAG_LEN);
-        ciphertext.push(iv.len() as u8);
-        ciphertext.extend_from_slice(iv);
-        ciphertext.extend_from_slice(ct);
-        ciphertext.extend_from_slice(t);
-        Ok(EncryptedDataKey {
-            provider_id: PROVIDER_ID.to_owned(),
-            provider_info: uid.as_bytes().to_vec(),
-            ciphertext,
-        })
+        Ok((ct, t))
+    }
+
+    /// The plaintext of a Decrypt answer; a tag that does not verify is
+    /// [`Error::UnwrapFailed`].
+    pub(super) fn decrypted<'a>(&self, res: &'a BatchResult) -> Result<&'a [u8]> {
+        if !res.ok() {
+            return Err(match res.reason {
+                // A wrong tag: wrong context or tampered input (PyKMIP says General
+                // Failure, others Cryptographic Failure).
+                Some(reason::CRYPTOGRAPHIC_FAILURE | reason::GENERAL_FAILURE) => {
+                    tracing::debug!(target: "hyok::kmip", "{}: Decrypt failed: {}", self.key(), res.describe());
+                    Error::UnwrapFailed {
+                        key: self.key().to_owned(),
+                    }
+                }
+                _ => op_error(self.key(), Operation::Decrypt, res),
+            });
+        }
+        res.payload
+            .as_ref()
+            .and_then(|p| p.child(tag::DATA))
+            .and_then(|d| d.as_bytes("Data").ok())
+            .ok_or_else(|| Error::Backend {
+                key: self.key().to_owned(),
+                detail: "KMIP Decrypt answer has no Data".into(),
+            })
     }
 
     async fn decrypt_batch(
@@ -205,48 +278,17 @@ impl KmipKey {
                     key: self.key().to_owned(),
                 })?;
             let aad = Self::aad(req)?;
-            let mut p = vec![
-                Ttlv::text(tag::UNIQUE_IDENTIFIER, uid),
-                proto::gcm_parameters(),
-                Ttlv::bytes(tag::DATA, ct),
-                Ttlv::bytes(tag::IV_COUNTER_NONCE, iv),
-            ];
-            if !aad.is_empty() {
-                p.push(Ttlv::bytes(
-                    tag::AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA,
-                    &aad,
-                ));
-            }
-            p.push(Ttlv::bytes(tag::AUTHENTICATED_ENCRYPTION_TAG, t));
-            ops.push((Operation::Decrypt, p));
+            ops.push((
+                Operation::Decrypt,
+                Self::decrypt_payload(uid, ct, iv, &aad, t),
+            ));
         }
         let results = self.client.call(self.key(), ops, true).await?;
         Ok(results
             .into_iter()
             .zip(items)
             .map(|(res, (_, req))| {
-                if !res.ok() {
-                    return Err(match res.reason {
-                        // A wrong tag: wrong context or tampered EDK (PyKMIP says General
-                        // Failure, others Cryptographic Failure).
-                        Some(reason::CRYPTOGRAPHIC_FAILURE | reason::GENERAL_FAILURE) => {
-                            tracing::debug!(target: "hyok::kmip", "{}: Decrypt failed: {}", self.key(), res.describe());
-                            Error::UnwrapFailed {
-                                key: self.key().to_owned(),
-                            }
-                        }
-                        _ => op_error(self.key(), Operation::Decrypt, &res),
-                    });
-                }
-                let data = res
-                    .payload
-                    .as_ref()
-                    .and_then(|p| p.child(tag::DATA))
-                    .and_then(|d| d.as_bytes("Data").ok())
-                    .ok_or_else(|| Error::Backend {
-                        key: self.key().to_owned(),
-                        detail: "KMIP Decrypt answer has no Data".into(),
-                    })?;
+                let data = self.decrypted(&res)?;
                 if data.len() != req.suite.key_len() {
                     return Err(Error::UnwrapFailed {
                         key: self.key().to_owned(),

@@ -23,6 +23,7 @@
 //! drawn by hyok.
 
 mod admin;
+pub mod aead;
 mod builder;
 mod client;
 mod conn;
@@ -46,6 +47,7 @@ use crate::uri::{decode, KeyUri};
 
 use crate::registry::{shared, Scheme};
 pub use admin::KmipAdmin;
+pub use aead::KmipAead;
 pub use builder::{KmipBuilder, KmipConfigKey};
 pub(crate) use client::{op_error, KmipClient};
 pub use key::KmipKey;

@@ -11,7 +11,6 @@ use cryptoki::object::{Attribute, AttributeType};
 use cryptoki::types::Ulong;
 use zeroize::Zeroizing;
 
-use super::blocking;
 use super::error::{describe, is_bad_ciphertext};
 use super::token::OpError;
 use super::Pkcs11Key;
@@ -76,36 +75,37 @@ impl AeadKey for Pkcs11Aead {
         let pt = Zeroizing::new(plaintext.to_vec());
         let aad = aad.to_vec();
         let iv0 = random_iv(&who)?;
-        blocking(move || {
-            let (out, iv) = key
-                .with_aes_key(&mut |s, h| {
-                    let mut iv = iv0;
-                    let out = {
-                        let params = gcm(&mut iv, &aad)?;
-                        s.encrypt(&Mechanism::AesGcm(params), h, &pt)?
-                    };
-                    Ok((out, iv))
+        self.0
+            .blocking(move || {
+                let (out, iv) = key
+                    .with_aes_key(&mut |s, h| {
+                        let mut iv = iv0;
+                        let out = {
+                            let params = gcm(&mut iv, &aad)?;
+                            s.encrypt(&Mechanism::AesGcm(params), h, &pt)?
+                        };
+                        Ok((out, iv))
+                    })
+                    .map_err(|e| e.into_error(&who))?;
+                if out.len() != pt.len() + TAG_LEN {
+                    return Err(Error::Backend {
+                        key: who,
+                        detail: format!(
+                            "C_Encrypt (CKM_AES_GCM) returned {} bytes for {} bytes of plaintext",
+                            out.len(),
+                            pt.len()
+                        ),
+                    });
+                }
+                let (ciphertext, tag) = split_tag(out, &who)?;
+                Ok(Sealed {
+                    iv: iv.to_vec(),
+                    ciphertext,
+                    tag,
+                    version: None,
                 })
-                .map_err(|e| e.into_error(&who))?;
-            if out.len() != pt.len() + TAG_LEN {
-                return Err(Error::Backend {
-                    key: who,
-                    detail: format!(
-                        "C_Encrypt (CKM_AES_GCM) returned {} bytes for {} bytes of plaintext",
-                        out.len(),
-                        pt.len()
-                    ),
-                });
-            }
-            let (ciphertext, tag) = split_tag(out, &who)?;
-            Ok(Sealed {
-                iv: iv.to_vec(),
-                ciphertext,
-                tag,
-                version: None,
             })
-        })
-        .await
+            .await
     }
 
     async fn open(&self, sealed: SealedRef<'_>, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -122,34 +122,36 @@ impl AeadKey for Pkcs11Aead {
         input.extend_from_slice(sealed.tag);
         let aad = aad.to_vec();
         let want = sealed.ciphertext.len();
-        blocking(move || {
-            let pt = key.with_aes_key(&mut |s, h| {
-                let mut iv = iv0.clone();
-                let params = gcm(&mut iv, &aad)?;
-                s.decrypt(&Mechanism::AesGcm(params), h, &input)
-                    .map(Zeroizing::new)
-            });
-            match pt {
-                Ok(pt) if pt.len() == want => Ok(pt),
-                Ok(_) => Err(Error::UnwrapFailed { key: who }),
-                Err(OpError::Ck(e)) if is_bad_ciphertext(&e) => {
-                    tracing::debug!(key = %who, error = %describe(&e), "AES-GCM open refused");
-                    Err(Error::UnwrapFailed { key: who })
+        self.0
+            .blocking(move || {
+                let pt = key.with_aes_key(&mut |s, h| {
+                    let mut iv = iv0.clone();
+                    let params = gcm(&mut iv, &aad)?;
+                    s.decrypt(&Mechanism::AesGcm(params), h, &input)
+                        .map(Zeroizing::new)
+                });
+                match pt {
+                    Ok(pt) if pt.len() == want => Ok(pt),
+                    Ok(_) => Err(Error::UnwrapFailed { key: who }),
+                    Err(OpError::Ck(e)) if is_bad_ciphertext(&e) => {
+                        tracing::debug!(key = %who, error = %describe(&e), "AES-GCM open refused");
+                        Err(Error::UnwrapFailed { key: who })
+                    }
+                    Err(e) => Err(e.into_error(&who)),
                 }
-                Err(e) => Err(e.into_error(&who)),
-            }
-        })
-        .await
+            })
+            .await
     }
 
     async fn probe(&self) -> Result<()> {
         let key = self.0.clone();
         let who = self.who();
-        blocking(move || {
-            key.with_aes_key(&mut |s, h| s.get_attributes(h, &[AttributeType::Encrypt]))
-                .map(|_| ())
-                .map_err(|e| e.into_error(&who))
-        })
-        .await
+        self.0
+            .blocking(move || {
+                key.with_aes_key(&mut |s, h| s.get_attributes(h, &[AttributeType::Encrypt]))
+                    .map(|_| ())
+                    .map_err(|e| e.into_error(&who))
+            })
+            .await
     }
 }

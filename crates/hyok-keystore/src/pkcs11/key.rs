@@ -327,6 +327,15 @@ impl Pkcs11Key {
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.with_key(f)
     }
+
+    /// Run `f` on the blocking pool in one of the token's turns ([`Token::blocking`]).
+    pub(super) async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce() -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.token.blocking(f).await
+    }
 }
 
 impl Inner {
@@ -561,7 +570,7 @@ impl KeyStore for Pkcs11Key {
         match &self.inner.material {
             Material::Aes => {
                 let aad = req.context.serialize()?;
-                blocking(move || inner.aes_wrap(&dk, &aad)).await
+                self.blocking(move || inner.aes_wrap(&dk, &aad)).await
             }
             Material::Rsa { .. } => blocking(move || inner.rsa_wrap(&dk)).await,
         }
@@ -581,7 +590,8 @@ impl KeyStore for Pkcs11Key {
                 }
                 let aad = req.context.serialize()?;
                 let edk = edk.clone();
-                blocking(move || inner.aes_unwrap(&edk, &aad, key_len).map(Some)).await
+                self.blocking(move || inner.aes_unwrap(&edk, &aad, key_len).map(Some))
+                    .await
             }
             Material::Rsa { .. } => {
                 if *edk.provider_id != *inner.info.provider_id
@@ -590,7 +600,8 @@ impl KeyStore for Pkcs11Key {
                     return Ok(None);
                 }
                 let edk = edk.clone();
-                blocking(move || inner.rsa_unwrap(&edk, key_len).map(Some)).await
+                self.blocking(move || inner.rsa_unwrap(&edk, key_len).map(Some))
+                    .await
             }
         }
     }
