@@ -30,25 +30,6 @@ fn keyring_source(keyring: &Option<String>) -> KeySource {
         .map_or(KeySource::Default, KeySource::Keyring)
 }
 
-/// Record a branch lifecycle step with its outcome.
-fn record<T>(
-    session: &Session,
-    op: AdminOp,
-    key: &str,
-    detail: Option<String>,
-    started: Instant,
-    result: &Result<T>,
-) {
-    let failed = result.as_ref().err().map(super::failure);
-    session.record_key_admin(
-        op,
-        key,
-        detail,
-        started,
-        failed.as_ref().map(|(c, t)| (*c, t.as_str())),
-    );
-}
-
 fn wrapped_by(rec: &VersionRecord) -> String {
     rec.edks
         .iter()
@@ -97,7 +78,7 @@ fn add_version(config: Option<&Path>, a: BranchKeysArgs, create: bool) -> Result
     } else {
         AdminOp::KeyRotate
     };
-    record(
+    super::record_admin(
         &session,
         op,
         &format!("branch:{}", a.name),
@@ -197,7 +178,7 @@ pub(crate) fn rewrap(config: Option<&Path>, a: BranchRewrapArgs) -> Result<()> {
         .as_ref()
         .ok()
         .map(|n| format!("{n} version(s) re-wrapped to {}", a.to_keys.join(", ")));
-    record(
+    super::record_admin(
         &session,
         AdminOp::KeyRotate,
         &format!("branch:{}", a.name),
@@ -233,7 +214,7 @@ pub(crate) fn destroy(config: Option<&Path>, a: BranchDestroyArgs) -> Result<()>
     let started = Instant::now();
     let what = format!("branch:{}/{version}", a.name);
     let result = destroy_run(&env, &a, version, &what);
-    record(
+    super::record_admin(
         &env.session,
         AdminOp::KeyDestroy,
         &what,

@@ -23,25 +23,6 @@ struct Made {
     detail: String,
 }
 
-/// Record a key lifecycle step with its outcome.
-fn record<T>(
-    session: &Session,
-    op: AdminOp,
-    key: &str,
-    detail: Option<String>,
-    started: Instant,
-    result: &Result<T>,
-) {
-    let failed = result.as_ref().err().map(super::failure);
-    session.record_key_admin(
-        op,
-        key,
-        detail,
-        started,
-        failed.as_ref().map(|(c, t)| (*c, t.as_str())),
-    );
-}
-
 pub(crate) fn new(config: Option<&Path>, a: KeyNewArgs) -> Result<()> {
     if a.output == "-" {
         return Err(Usage::err(
@@ -56,7 +37,7 @@ pub(crate) fn new(config: Option<&Path>, a: KeyNewArgs) -> Result<()> {
         Ok(m) => (m.key.clone(), Some(m.detail.clone())),
         Err(_) => (a.output.clone(), None),
     };
-    record(&session, AdminOp::KeyNew, &key, detail, started, &result);
+    super::record_admin(&session, AdminOp::KeyNew, &key, detail, started, &result);
     super::finish(session, result.map(|_| ()))
 }
 
@@ -239,7 +220,7 @@ fn lifecycle(
         .key_admin(uri)
         .map_err(anyhow::Error::from)
         .and_then(|(admin, parsed)| step(admin.as_ref(), &parsed));
-    record(
+    super::record_admin(
         &session,
         op,
         uri,

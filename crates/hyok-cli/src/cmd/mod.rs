@@ -55,6 +55,25 @@ pub(crate) fn finish<T>(session: Session, result: Result<T>) -> Result<T> {
     }
 }
 
+/// Record a key or branch lifecycle step (`hyok key …`, `hyok branch …`) with its outcome.
+pub(crate) fn record_admin<T>(
+    session: &Session,
+    op: hyok::audit::AdminOp,
+    key: &str,
+    detail: Option<String>,
+    started: std::time::Instant,
+    result: &Result<T>,
+) {
+    let failed = result.as_ref().err().map(failure);
+    session.record_key_admin(
+        op,
+        key,
+        detail,
+        started,
+        failed.as_ref().map(|(c, t)| (*c, t.as_str())),
+    );
+}
+
 /// The audit record's view of a failure: its class and one line of text.
 pub(crate) fn failure(e: &anyhow::Error) -> (hyok::ErrorClass, String) {
     (crate::report::classify(e).1, crate::report::one_line(e))
