@@ -66,6 +66,23 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
+    /// Most retries a key URI's `retries=` may ask for.
+    pub const MAX_RETRIES: usize = 10;
+
+    /// `retries=N` of a `scheme` key URI: a number from 0 to [`Self::MAX_RETRIES`].
+    pub fn max_retries_attr(value: &str, scheme: &str) -> Result<usize> {
+        value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= Self::MAX_RETRIES)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{scheme}: retries={value:?} must be a number from 0 to {}",
+                    Self::MAX_RETRIES
+                ))
+            })
+    }
+
     /// No retries at all (non-idempotent calls such as key creation or rotation).
     pub fn none() -> Self {
         Self {

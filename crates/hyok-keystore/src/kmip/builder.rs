@@ -87,15 +87,7 @@ impl KmipBuilder {
             KmipConfigKey::Key => self.key = Some(PathBuf::from(value)),
             KmipConfigKey::Timeout => self.timeouts = Timeouts::from_secs_attr(&value, SCHEME)?,
             KmipConfigKey::Retries => {
-                self.retry.max_retries = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n <= 10)
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "kmip: retries={value:?} must be a number from 0 to 10"
-                        ))
-                    })?
+                self.retry.max_retries = RetryConfig::max_retries_attr(&value, SCHEME)?
             }
             KmipConfigKey::CoolDown => {
                 self.cool_down = Some(crate::endpoints::cool_down_attr(&value, SCHEME)?)

@@ -133,15 +133,7 @@ impl VaultTransitBuilder {
             VaultConfigKey::AppRoleMount => self.approle_mount = Some(value),
             VaultConfigKey::Timeout => self.timeouts = Timeouts::from_secs_attr(&value, SCHEME)?,
             VaultConfigKey::Retries => {
-                self.retry.max_retries = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n <= 10)
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "vault-transit: retries={value:?} must be a number from 0 to 10"
-                        ))
-                    })?
+                self.retry.max_retries = RetryConfig::max_retries_attr(&value, SCHEME)?
             }
             VaultConfigKey::CoolDown => {
                 self.cool_down = Some(crate::endpoints::cool_down_attr(&value, SCHEME)?)
