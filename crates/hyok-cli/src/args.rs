@@ -691,9 +691,10 @@ pub(crate) enum BranchCommand {
 /// Where the branch key store is.
 #[derive(Debug, Args)]
 pub(crate) struct BranchStoreArg {
-    /// The branch key store directory (default: the --keyring's branch_store, else
+    /// The branch key store: a directory, or s3://BUCKET/[PREFIX/] to keep it in the bucket
+    /// under PREFIX/.hyok/branches/ (default: the --keyring's branch_store, else
     /// $HYOK_BRANCH_STORE, else ~/.local/share/hyok/branches).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR|URL")]
     pub(crate) branch_store: Option<PathBuf>,
 }
 

@@ -38,6 +38,7 @@
 mod aws_files;
 mod download;
 mod error;
+mod small;
 mod upload;
 mod url;
 
@@ -56,6 +57,19 @@ pub use download::RangedReader;
 pub use error::{Error, Result};
 pub use upload::{ObjectWriter, Transfer};
 pub use url::{Backend, StoreUrl};
+
+/// The folder name hyok keeps its own objects under (`PREFIX/.hyok/branches/…`, a branch key
+/// store in a bucket). [`Store::list`] skips every object inside such a folder, so listing,
+/// copying or re-encrypting a prefix never treats them as data.
+pub const RESERVED_FOLDER: &str = ".hyok";
+
+/// Whether `key` lies inside a [`RESERVED_FOLDER`] at any depth.
+pub fn is_reserved(key: &str) -> bool {
+    key.split('/')
+        .rev()
+        .skip(1)
+        .any(|seg| seg == RESERVED_FOLDER)
+}
 
 /// Connection settings of a store. Unset fields fall back to the standard AWS variables and
 /// shared files, then to AWS defaults.
@@ -377,7 +391,8 @@ impl Store {
     }
 
     /// Every object under a prefix (recursive), in the store's order. The URL is read as a
-    /// folder (`KEY/`): `s3://b/a` lists `a/x` but not `ab`.
+    /// folder (`KEY/`): `s3://b/a` lists `a/x` but not `ab`. Objects inside a
+    /// [`RESERVED_FOLDER`] (hyok's own, such as a branch key store) are not listed.
     pub fn list(&self, url: &StoreUrl) -> BoxStream<'static, Result<ObjectInfo>> {
         let prefix = url.key().trim_end_matches('/');
         let prefix = match Path::parse(prefix) {
@@ -395,6 +410,10 @@ impl Store {
         }
         self.inner
             .list(Some(&prefix))
+            .filter(|r| {
+                let hidden = r.as_ref().is_ok_and(|m| is_reserved(m.location.as_ref()));
+                futures::future::ready(!hidden)
+            })
             .map(move |r| match r {
                 Ok(m) => Ok(ObjectInfo {
                     url: this.url_of(&m.location),

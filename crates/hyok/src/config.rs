@@ -188,8 +188,10 @@ pub struct KeyringConfig {
     /// `keys` (the master keys) wrap only the branch key versions (docs/ROTATION.md).
     #[serde(default)]
     pub branch: Option<String>,
-    /// The branch key store directory of `branch` (default: `~/.local/share/hyok/branches`,
-    /// or `$HYOK_BRANCH_STORE`); relative paths are taken relative to the configuration file.
+    /// The branch key store of `branch`: a directory (relative paths are taken relative to
+    /// the configuration file) or `s3://BUCKET/[PREFIX/]` (versions under
+    /// `PREFIX/.hyok/branches/`). Default: `$HYOK_BRANCH_STORE`, else
+    /// `~/.local/share/hyok/branches`.
     #[serde(default)]
     pub branch_store: Option<PathBuf>,
     /// k of a k-of-n keyring: how many of `groups` must take part to open a message.

@@ -32,6 +32,7 @@
 
 pub mod audit;
 pub mod branch;
+pub mod branch_objects;
 mod client;
 pub mod config;
 pub mod custody;

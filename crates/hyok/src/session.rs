@@ -305,23 +305,41 @@ impl Session {
         let Some(branch) = &k.branch else {
             return Ok(None);
         };
-        let dir =
-            crate::branch::store_dir(None, k.branch_store.as_deref(), self.file_path.as_deref())?;
-        Ok(Some((branch.clone(), crate::branch::BranchStore::new(dir))))
+        let loc = crate::branch::store_location(
+            None,
+            k.branch_store.as_deref(),
+            self.file_path.as_deref(),
+        )?;
+        Ok(Some((branch.clone(), self.open_branch_store(loc)?)))
     }
 
     /// The branch key store: `explicit`, else the selected keyring's `branch_store`, else
-    /// `$HYOK_BRANCH_STORE` or the per-user default (see [`crate::branch::store_dir`]).
+    /// `$HYOK_BRANCH_STORE` or the per-user default (see [`crate::branch::store_location`]).
     pub fn branch_store(&self, explicit: Option<&Path>) -> Result<crate::branch::BranchStore> {
         if let Some(p) = explicit {
-            return Ok(crate::branch::BranchStore::new(p));
+            return self.open_branch_store(crate::branch::store_location(Some(p), None, None)?);
         }
         if let Some((_, store)) = self.keyring_branch()? {
             return Ok(store);
         }
-        Ok(crate::branch::BranchStore::new(crate::branch::store_dir(
-            None, None, None,
-        )?))
+        self.open_branch_store(crate::branch::store_location(None, None, None)?)
+    }
+
+    /// A branch key store at `loc`: a directory, or an object-store folder reached with the
+    /// configuration's store settings (endpoint, region, credentials profile).
+    fn open_branch_store(
+        &self,
+        loc: crate::branch::Location,
+    ) -> Result<crate::branch::BranchStore> {
+        match loc {
+            crate::branch::Location::Dir(d) => Ok(crate::branch::BranchStore::new(d)),
+            crate::branch::Location::Objects(s) => {
+                let (url, opts) = self.resolve(&s)?;
+                let store = self.open_store(&url, opts)?;
+                let files = crate::branch_objects::ObjectFiles::new(store, &url)?;
+                Ok(crate::branch::BranchStore::with_files(Arc::new(files)))
+            }
+        }
     }
 
     /// The selected keyring's branch key name, when it has `branch = NAME`.

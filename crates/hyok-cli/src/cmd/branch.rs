@@ -94,7 +94,7 @@ fn add_version(config: Option<&Path>, a: BranchKeysArgs, create: bool) -> Result
         escape_str(&a.name),
         rec.version,
         rec.seq,
-        store.root().display(),
+        escape_str(&store.location()),
         wrapped_by(&rec)
     );
     Ok(())
@@ -104,15 +104,16 @@ pub(crate) fn list(config: Option<&Path>, a: BranchListArgs) -> Result<()> {
     let session = open(config, keyring_source(&a.keyring))?;
     let result = (|| -> Result<()> {
         let store = session.branch_store(a.store.branch_store.as_deref())?;
+        let rt = super::runtime()?;
         match &a.name {
-            Some(name) => print_versions(&store, name),
+            Some(name) => print_versions(&rt, &store, name),
             None => {
-                let names = store.names().map_err(hyok::Error::from)?;
+                let names = rt.block_on(store.names()).map_err(hyok::Error::from)?;
                 if names.is_empty() {
-                    eprintln!("no branch keys in {}", store.root().display());
+                    eprintln!("no branch keys in {}", escape_str(&store.location()));
                 }
                 for n in names {
-                    let versions = store.versions(&n).map_err(hyok::Error::from)?;
+                    let versions = rt.block_on(store.versions(&n)).map_err(hyok::Error::from)?;
                     let active = versions.last().map(|v| v.version.to_string());
                     println!(
                         "{}\t{} version(s)\tactive {}",
@@ -128,8 +129,10 @@ pub(crate) fn list(config: Option<&Path>, a: BranchListArgs) -> Result<()> {
     super::finish(session, result)
 }
 
-fn print_versions(store: &BranchStore, name: &str) -> Result<()> {
-    let versions = store.versions(name).map_err(hyok::Error::from)?;
+fn print_versions(rt: &tokio::runtime::Runtime, store: &BranchStore, name: &str) -> Result<()> {
+    let versions = rt
+        .block_on(store.versions(name))
+        .map_err(hyok::Error::from)?;
     let last = versions.len().saturating_sub(1);
     for (i, v) in versions.iter().enumerate() {
         println!(
@@ -148,14 +151,17 @@ pub(crate) fn show(config: Option<&Path>, a: BranchNameArgs) -> Result<()> {
     let session = open(config, keyring_source(&a.keyring))?;
     let result = (|| -> Result<()> {
         let store = session.branch_store(a.store.branch_store.as_deref())?;
-        let versions = store.versions(&a.name).map_err(hyok::Error::from)?;
+        let rt = super::runtime()?;
+        let versions = rt
+            .block_on(store.versions(&a.name))
+            .map_err(hyok::Error::from)?;
         let active = versions.last().map(|v| v.version.to_string());
         println!("branch key:  {}", a.name);
-        println!("store:       {}", store.root().display());
+        println!("store:       {}", escape_str(&store.location()));
         println!("versions:    {}", versions.len());
         println!("active:      {}", active.unwrap_or_default());
         println!("provider id: {PROVIDER_ID}");
-        print_versions(&store, &a.name)
+        print_versions(&rt, &store, &a.name)
     })();
     super::finish(session, result)
 }
@@ -235,8 +241,8 @@ fn destroy_run(
 ) -> Result<String> {
     let store = env.session.branch_store(a.store.branch_store.as_deref())?;
     // Refuse an unknown version before looking at any object.
-    store
-        .version(&a.name, &version)
+    env.rt
+        .block_on(store.version(&a.name, &version))
         .map_err(hyok::Error::from)?;
     let name = a.name.clone();
     let only = move |h: &hyok::Header| {
@@ -255,8 +261,8 @@ fn destroy_run(
         }
         None => None,
     };
-    store
-        .destroy_version(&a.name, &version)
+    env.rt
+        .block_on(store.destroy_version(&a.name, &version))
         .map_err(hyok::Error::from)?;
     let mut msg = format!("destroyed {what}");
     if let Some((loc, d)) = doomed {

@@ -16,6 +16,8 @@ struct Rig {
     dir: tempfile::TempDir,
     m1: String,
     m2: String,
+    /// `HYOK_BRANCH_STORE` of every command: `branches/` in the rig, or a URL.
+    branch_store: String,
 }
 
 impl Rig {
@@ -35,7 +37,13 @@ impl Rig {
         let mut perms = std::fs::metadata(&path).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
         std::fs::set_permissions(&path, perms).unwrap();
-        Self { dir, m1, m2 }
+        let branch_store = dir.path().join("branches").display().to_string();
+        Self {
+            dir,
+            m1,
+            m2,
+            branch_store,
+        }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -48,7 +56,7 @@ impl Rig {
         common::hermetic(&mut c);
         c.env("HOME", self.dir.path())
             .env("HYOK_CONFIG", self.path("hyok.toml"))
-            .env("HYOK_BRANCH_STORE", self.path("branches"))
+            .env("HYOK_BRANCH_STORE", &self.branch_store)
             .env("XDG_STATE_HOME", self.path("state"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -553,6 +561,119 @@ fn reencrypt_kill9_resume_and_racing_writer_s3() {
     let loc = format!("s3://{bucket}/{}/", common::unique("it-reencrypt"));
     kill_and_resume(&rig, &loc, &sizes());
     rig.ok(&["rm", "-r", "-y", &loc]);
+}
+
+/// The branch key store inside the bucket (`s3://BUCKET/PREFIX/` → `PREFIX/.hyok/branches/`):
+/// concurrent rotations from separate processes all keep their version (S3 conditional
+/// create), and listing, copying, re-encrypting and shredding the prefix leave the store's
+/// own objects alone.
+#[test]
+fn branch_store_in_the_bucket_s3() {
+    let (Some(_), Some(bucket)) = (
+        std::env::var_os("AWS_ENDPOINT_URL"),
+        std::env::var("HYOK_TEST_S3_BUCKET").ok(),
+    ) else {
+        common::skip(
+            "rotation::branch_store_in_the_bucket_s3",
+            "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set",
+        );
+        return;
+    };
+    let mut rig = Rig::new();
+    let loc = format!("s3://{bucket}/{}/", common::unique("it-branch-store"));
+    rig.branch_store = loc.clone();
+    let v1 = version(&rig.ok(&["branch", "new", "payroll", "--key", &rig.m1]));
+    let show = rig.ok(&["branch", "show", "payroll"]);
+    assert!(
+        show.stdout_text()
+            .contains(&format!("store:       {loc}.hyok/branches/")),
+        "{}",
+        show.stdout_text()
+    );
+
+    // Six processes rotate at once: every one gets its own version, none is overwritten.
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            rig.cmd(&["branch", "rotate", "payroll", "--key", &rig.m1])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut made = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            out.status.success(),
+            "rotate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        made.push(text);
+    }
+    let shown = rig.ok(&["branch", "show", "payroll"]).stdout_text();
+    assert!(shown.contains("versions:    7"), "{shown}");
+    for v in made.iter().chain([&v1]) {
+        assert!(shown.contains(v.as_str()), "version {v} lost: {shown}");
+    }
+
+    // Objects next to the store: listing and copying the prefix see only them.
+    let files = rig.sources(&[0, 10, 4096, 70_000]);
+    rig.ok(&[
+        "cp",
+        "-r",
+        "-q",
+        rig.path("src").to_str().unwrap(),
+        &loc,
+        "--keyring",
+        "pay",
+    ]);
+    let ls = rig.ok(&["ls", &loc]).stdout_text();
+    assert!(!ls.contains(".hyok"), "{ls}");
+    assert_eq!(ls.lines().count(), files.len(), "{ls}");
+    let out = rig.path("dl");
+    rig.ok(&[
+        "cp",
+        "-r",
+        "-q",
+        &loc,
+        out.to_str().unwrap(),
+        "--keyring",
+        "pay",
+    ]);
+    assert_eq!(rig.download(&loc, "pay", "all"), files);
+
+    // Rotate, re-encrypt the prefix onto the new version, then shred the first version:
+    // nothing needs it, and the branch store is untouched by all of it.
+    rig.ok(&["branch", "rotate", "payroll", "--key", &rig.m1]);
+    rig.ok(&[
+        "reencrypt",
+        &loc,
+        "--keyring",
+        "pay",
+        "--to-keyring",
+        "pay",
+        "-q",
+    ]);
+    assert_eq!(rig.download(&loc, "pay", "after"), files);
+    rig.ok(&[
+        "branch",
+        "destroy",
+        "payroll",
+        &v1,
+        "--check",
+        &loc,
+        "--keyring",
+        "pay",
+    ]);
+    let shown = rig.ok(&["branch", "show", "payroll"]).stdout_text();
+    assert!(shown.contains("versions:    7"), "{shown}");
+    assert!(!shown.contains(&v1), "{shown}");
+    rig.ok(&["rm", "-r", "-y", &loc]);
+    let left = rig.ok(&["branch", "list"]).stdout_text();
+    assert!(
+        left.starts_with("payroll\t7 version(s)"),
+        "rm -r keeps the store: {left}"
+    );
 }
 
 /// The store-level guarantee under `reencrypt`: a conditional replacement with a stale

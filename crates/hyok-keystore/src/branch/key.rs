@@ -107,7 +107,7 @@ impl BranchKey {
         }
         let rec = match rec {
             Some(r) => r,
-            None => self.store.version(&self.name, &version)?,
+            None => self.store.version(&self.name, &version).await?,
         };
         let key = Arc::new(self.store.unwrap(&rec, &self.master).await?);
         cache.keys.retain(|_, c| c.fetched.elapsed() < self.ttl);
@@ -142,7 +142,7 @@ impl BranchKey {
         match known {
             Some(v) => self.material(None, v).await,
             None => {
-                let rec = self.store.active(&self.name)?;
+                let rec = self.store.active(&self.name).await?;
                 let version = rec.version;
                 let out = self.material(Some(rec), version).await?;
                 self.cache.lock().await.active = Some((version, Instant::now()));

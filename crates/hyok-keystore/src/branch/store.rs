@@ -1,18 +1,24 @@
 //! The branch key store: branch key versions, each a random 256-bit key wrapped by the
-//! keyring's master keys, kept as one file per version in a directory.
+//! keyring's master keys, kept as one file per version in a directory or an object store
+//! ([`BranchFiles`]).
 //!
-//! Layout: `ROOT/NAME/SEQ.json`, `SEQ` eight decimal digits counting up from 1; the file
-//! holds the version id and the wrapped key. The version with the highest `SEQ` is active.
-//! A version file is created with a hard link from a private temporary file, which fails if
-//! the name exists: two writers rotating at once both get a version (the loser retries with the next
-//! `SEQ`), and neither overwrites the other. Re-wrapping a version (master key rotation)
-//! replaces its file with an atomic rename; the branch key inside stays the same, so every
-//! object wrapped under it stays readable.
+//! Layout: `NAME/SEQ-VERSION.json`, `SEQ` eight decimal digits counting up from 1 and
+//! `VERSION` the version's random id; the file holds the version id and the wrapped key
+//! (stores written before version ids were in the name use `NAME/SEQ.json`, still read).
+//! The version with the highest `(SEQ, VERSION)` is active.
+//!
+//! No version can be lost to a concurrent writer, on any backend: each version has a name no
+//! other writer uses, and it is only ever *created*, with create-if-absent where the backend
+//! has it. Two writers rotating at once may both take the same `SEQ`; both versions stay and
+//! the version id breaks the tie. (An earlier design took `SEQ.json` with create-if-absent
+//! alone; that is only as safe as the backend's conditional write, and a test server that
+//! checks then writes lost a version under six concurrent rotations.) Re-wrapping a version
+//! (master key rotation) replaces its file atomically; the branch key inside stays the same,
+//! so every object wrapped under it stays readable.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -20,6 +26,7 @@ use hyok_core::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::files::{BranchFiles, DirFiles, MAX_VERSIONS};
 use super::wrap::{VersionId, BRANCH_KEY_LEN};
 use crate::error::{Error, Result};
 use crate::keyring::{KeyManager, OpLabel};
@@ -30,9 +37,6 @@ const WRAP_SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
 /// Context every master-key wrap of a version binds (where the key store binds context).
 const CTX_BRANCH: &str = "hyok-branch-key";
 const CTX_VERSION: &str = "hyok-branch-version";
-/// Bounds on what is read from the store directory.
-const MAX_FILE_BYTES: u64 = 256 * 1024;
-const MAX_VERSIONS: usize = 100_000;
 const FORMAT: &str = "hyok-branch-key/1";
 
 /// One branch key version as stored (no key material in the clear).
@@ -93,10 +97,6 @@ fn context(branch: &str, version: &VersionId) -> EncryptionContext {
     .collect()
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Config(format!("branch key store: {what} {}: {e}", path.display()))
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -104,107 +104,109 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A directory of branch keys.
+/// A store of branch keys, in a directory or any other [`BranchFiles`].
 #[derive(Clone, Debug)]
 pub struct BranchStore {
-    root: PathBuf,
+    files: Arc<dyn BranchFiles>,
 }
 
 impl BranchStore {
     /// The store in directory `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self::with_files(Arc::new(DirFiles::new(root)))
     }
 
-    /// The store's directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The store kept in `files` (e.g. an object store).
+    pub fn with_files(files: Arc<dyn BranchFiles>) -> Self {
+        Self { files }
     }
 
-    fn dir(&self, name: &str) -> Result<PathBuf> {
-        check_name(name)?;
-        Ok(self.root.join(name))
+    /// Where the store is, for messages: a directory or a URL.
+    pub fn location(&self) -> String {
+        self.files.location()
     }
 
     /// Names of the branch keys in the store, sorted.
-    pub fn names(&self) -> Result<Vec<String>> {
-        let rd = match fs::read_dir(&self.root) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err("cannot read", &self.root, e)),
-        };
-        let mut names = Vec::new();
-        for entry in rd.take(MAX_VERSIONS) {
-            let entry = entry.map_err(|e| io_err("cannot read", &self.root, e))?;
-            if let Some(n) = entry.file_name().to_str() {
-                if check_name(n).is_ok() && entry.path().is_dir() {
-                    names.push(n.to_string());
-                }
-            }
-        }
+    pub async fn names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .files
+            .names()
+            .await?
+            .into_iter()
+            .filter(|n| check_name(n).is_ok())
+            .collect();
         names.sort();
+        names.dedup();
         Ok(names)
     }
 
-    /// Every version of `name`, oldest first. An unknown name is `NotFound`.
-    pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>> {
-        let dir = self.dir(name)?;
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound {
-                    key: format!("branch:{name}"),
-                    detail: format!("no branch key {name:?} in {}", self.root.display()),
-                })
-            }
-            Err(e) => return Err(io_err("cannot read", &dir, e)),
+    /// Every version of `name` with its file name, oldest first. An unknown name is
+    /// `NotFound`.
+    async fn stored(&self, name: &str) -> Result<Vec<(String, VersionRecord)>> {
+        check_name(name)?;
+        let not_found = |detail: String| Error::NotFound {
+            key: format!("branch:{name}"),
+            detail,
         };
-        let mut by_seq = BTreeMap::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| io_err("cannot read", &dir, e))?;
-            let file = entry.file_name();
-            let Some(file) = file.to_str() else { continue };
-            let Some(seq) = parse_file_name(file) else {
+        let Some(files) = self.files.files(name).await? else {
+            return Err(not_found(format!(
+                "no branch key {name:?} in {}",
+                self.location()
+            )));
+        };
+        let mut by_order = BTreeMap::new();
+        for (file, bytes) in files {
+            let Some((seq, named)) = parse_file_name(&file) else {
                 continue;
             };
-            if by_seq.len() >= MAX_VERSIONS {
+            if by_order.len() >= MAX_VERSIONS {
                 return Err(Error::Config(format!(
                     "branch key {name}: more than {MAX_VERSIONS} versions"
                 )));
             }
-            let rec = read_version(&entry.path(), name)?;
-            if rec.seq != seq {
+            let shown = format!("{}/{name}/{file}", self.location().trim_end_matches('/'));
+            let rec = decode(&bytes, name, &shown)?;
+            if rec.seq != seq || named.is_some_and(|v| v != rec.version) {
                 return Err(Error::Config(format!(
-                    "branch key store: {} does not match its file name",
-                    entry.path().display()
+                    "branch key store: {shown} does not match its file name"
                 )));
             }
-            if by_seq.insert(seq, rec).is_some() {
+            let version = rec.version;
+            if by_order.insert((seq, version), (file, rec)).is_some() {
                 return Err(Error::Config(format!(
-                    "branch key {name}: two versions with sequence number {seq}"
+                    "branch key {name}: version {version} stored twice"
                 )));
             }
         }
-        if by_seq.is_empty() {
-            return Err(Error::NotFound {
-                key: format!("branch:{name}"),
-                detail: "the branch key has no versions".into(),
-            });
+        if by_order.is_empty() {
+            return Err(not_found("the branch key has no versions".into()));
         }
-        Ok(by_seq.into_values().collect())
+        Ok(by_order.into_values().collect())
+    }
+
+    /// Every version of `name`, oldest first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionRecord>> {
+        Ok(self
+            .stored(name)
+            .await?
+            .into_iter()
+            .map(|(_, rec)| rec)
+            .collect())
     }
 
     /// The active (newest) version of `name`.
-    pub fn active(&self, name: &str) -> Result<VersionRecord> {
-        self.versions(name)?
+    pub async fn active(&self, name: &str) -> Result<VersionRecord> {
+        self.versions(name)
+            .await?
             .pop()
             .ok_or_else(|| Error::Config("no versions".into()))
     }
 
     /// One version of `name`.
-    pub fn version(&self, name: &str, version: &VersionId) -> Result<VersionRecord> {
+    pub async fn version(&self, name: &str, version: &VersionId) -> Result<VersionRecord> {
         if let Some(rec) = self
-            .versions(name)?
+            .versions(name)
+            .await?
             .into_iter()
             .find(|r| r.version == *version)
         {
@@ -218,15 +220,18 @@ impl BranchStore {
 
     /// Create branch key `name` with its first version, wrapped by `master`'s keys.
     pub async fn create(&self, name: &str, master: &KeyManager) -> Result<VersionRecord> {
-        let dir = self.dir(name)?;
-        if dir.exists()
-            && fs::read_dir(&dir)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false)
-        {
+        check_name(name)?;
+        let exists = self
+            .files
+            .files(name)
+            .await?
+            .is_some_and(|f| f.iter().any(|(n, _)| parse_file_name(n).is_some()));
+        // Two writers creating one new name at once both succeed, each with a version at
+        // sequence 1; the version id orders them, and neither is lost.
+        if exists {
             return Err(Error::Config(format!(
                 "branch key {name} already exists in {}; use rotate to add a version",
-                self.root.display()
+                self.location()
             )));
         }
         self.add_version(name, 1, master).await
@@ -235,25 +240,18 @@ impl BranchStore {
     /// Add a new active version to `name`, wrapped by `master`'s keys. Older versions stay
     /// (they open the objects wrapped under them).
     pub async fn rotate(&self, name: &str, master: &KeyManager) -> Result<VersionRecord> {
-        let mut next = self.active(name)?.seq + 1;
-        for _ in 0..16 {
-            match self.add_version(name, next, master).await {
-                Err(Error::Policy(_)) => next = self.active(name)?.seq + 1,
-                other => return other,
-            }
-        }
-        Err(Error::Config(format!(
-            "branch key {name}: too many concurrent rotations; try again"
-        )))
+        let next = self.active(name).await?.seq + 1;
+        self.add_version(name, next, master).await
     }
 
+    /// A new version at `seq`, in a file of its own.
     async fn add_version(
         &self,
         name: &str,
         seq: u64,
         master: &KeyManager,
     ) -> Result<VersionRecord> {
-        let dir = self.dir(name)?;
+        check_name(name)?;
         let version = VersionId::random()?;
         let label = OpLabel {
             message_id: None,
@@ -270,21 +268,15 @@ impl BranchStore {
             created: now(),
             edks,
         };
-        fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
-        let path = dir.join(file_name(seq));
-        let tmp = write_temp(&dir, &encode(&rec)?)?;
-        let linked = fs::hard_link(&tmp, &path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                sync_dir(&dir);
-                Ok(rec)
-            }
-            // Another writer took this sequence number first: the caller retries.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(Error::Policy(format!("sequence {seq} taken")))
-            }
-            Err(e) => Err(io_err("cannot create", &path, e)),
+        let file = file_name(seq, &version);
+        if self.files.create(name, &file, &encode(&rec)?).await? {
+            Ok(rec)
+        } else {
+            // 122 random bits collided, or someone copied a file by hand: refuse, write nothing.
+            Err(Error::Config(format!(
+                "branch key store {}: {name}/{file} already exists",
+                self.location()
+            )))
         }
     }
 
@@ -322,9 +314,8 @@ impl BranchStore {
     /// rotation): one unwrap and one wrap per master key per version, no object touched.
     /// Returns the number of versions re-wrapped.
     pub async fn rewrap(&self, name: &str, from: &KeyManager, to: &KeyManager) -> Result<usize> {
-        let dir = self.dir(name)?;
-        let versions = self.versions(name)?;
-        for rec in &versions {
+        let versions = self.stored(name).await?;
+        for (file, rec) in &versions {
             let key = DataKey::from_slice(&self.unwrap(rec, from).await?);
             let label = OpLabel {
                 message_id: None,
@@ -337,45 +328,49 @@ impl BranchStore {
                 edks,
                 ..rec.clone()
             };
-            let path = dir.join(file_name(rec.seq));
-            let tmp = write_temp(&dir, &encode(&new)?)?;
-            fs::rename(&tmp, &path).map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                io_err("cannot replace", &path, e)
-            })?;
+            self.files.replace(name, file, &encode(&new)?).await?;
         }
-        sync_dir(&dir);
         Ok(versions.len())
     }
 
     /// Destroy one version (crypto-shredding): every object wrapped under it becomes
     /// unreadable. The active version cannot be destroyed (rotate first).
-    pub fn destroy_version(&self, name: &str, version: &VersionId) -> Result<VersionRecord> {
-        let dir = self.dir(name)?;
-        let active = self.active(name)?;
+    pub async fn destroy_version(&self, name: &str, version: &VersionId) -> Result<VersionRecord> {
+        let versions = self.stored(name).await?;
+        let (_, active) = versions
+            .last()
+            .ok_or_else(|| Error::Config("no versions".into()))?;
         if active.version == *version {
             return Err(Error::Config(format!(
                 "version {version} is the active version of branch key {name}: rotate first"
             )));
         }
-        let rec = self.version(name, version)?;
-        let path = dir.join(file_name(rec.seq));
-        fs::remove_file(&path).map_err(|e| io_err("cannot remove", &path, e))?;
-        sync_dir(&dir);
+        let Some((file, rec)) = versions.into_iter().find(|(_, r)| r.version == *version) else {
+            return Err(Error::NotFound {
+                key: format!("branch:{name}"),
+                detail: format!("version {version} does not exist (destroyed, or another store)"),
+            });
+        };
+        self.files.remove(name, &file).await?;
         Ok(rec)
     }
 }
 
-fn file_name(seq: u64) -> String {
-    format!("{seq:08}.json")
+fn file_name(seq: u64, version: &VersionId) -> String {
+    format!("{seq:08}-{version}.json")
 }
 
-fn parse_file_name(file: &str) -> Option<u64> {
-    let seq = file.strip_suffix(".json")?;
+/// `SEQ-VERSION.json` → (seq, Some(version)); `SEQ.json` (older stores) → (seq, None).
+fn parse_file_name(file: &str) -> Option<(u64, Option<VersionId>)> {
+    let stem = file.strip_suffix(".json")?;
+    let (seq, version) = match stem.split_once('-') {
+        Some((seq, v)) => (seq, Some(VersionId::parse(v)?)),
+        None => (stem, None),
+    };
     if seq.len() != 8 || !seq.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    seq.parse().ok()
+    Some((seq.parse().ok()?, version))
 }
 
 fn encode(rec: &VersionRecord) -> Result<Vec<u8>> {
@@ -401,18 +396,9 @@ fn encode(rec: &VersionRecord) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn read_version(path: &Path, name: &str) -> Result<VersionRecord> {
-    use std::io::Read;
-    let f = fs::File::open(path).map_err(|e| io_err("cannot open", path, e))?;
-    let mut bytes = Vec::new();
-    f.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_err("cannot read", path, e))?;
-    let bad = |what: &str| Error::Config(format!("branch key store: {}: {what}", path.display()));
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(bad("file too large"));
-    }
-    let file: VersionFile = serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
+fn decode(bytes: &[u8], name: &str, shown: &str) -> Result<VersionRecord> {
+    let bad = |what: &str| Error::Config(format!("branch key store: {shown}: {what}"));
+    let file: VersionFile = serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
     if file.format != FORMAT {
         return Err(bad(&format!("unknown format {:?}", file.format)));
     }
@@ -443,58 +429,23 @@ fn read_version(path: &Path, name: &str) -> Result<VersionRecord> {
     })
 }
 
-/// Write `bytes` to a new private file (0600, O_EXCL) in `dir`, synced; its path.
-fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
-    for _ in 0..8 {
-        let mut r = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut r)
-            .map_err(|_| Error::Core(hyok_core::Error::Crypto("random")))?;
-        let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
-        let path = dir.join(format!(".tmp-{name}"));
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                let res = f.write_all(bytes).and_then(|()| f.sync_all());
-                if let Err(e) = res {
-                    let _ = fs::remove_file(&path);
-                    return Err(io_err("cannot write", &path, e));
-                }
-                return Ok(path);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_err("cannot create", &path, e)),
-        }
-    }
-    Err(Error::Config(format!(
-        "branch key store: cannot create a temporary file in {}",
-        dir.display()
-    )))
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn file_names_round_trip_and_reject_others() {
-        assert_eq!(parse_file_name(&file_name(7)), Some(7));
+        let v = VersionId::random().unwrap();
+        assert_eq!(parse_file_name(&file_name(7, &v)), Some((7, Some(v))));
+        assert_eq!(parse_file_name("00000007.json"), Some((7, None)));
         for bad in [
             "x.json",
             "1.json",
             "0000007.json",
             "00000007.txt",
             "0000000a.json",
+            "00000007-.json",
+            "00000007-not-a-version.json",
         ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }

@@ -131,8 +131,8 @@ fn branch_key_lifecycle_counts_master_calls() {
         assert!(decrypt(&stale, &ctx, &newer).await.is_err());
 
         // Crypto-shredding: the active version cannot go; v1 can, and takes exactly its objects.
-        assert!(store.destroy_version("payroll", &v2.version).is_err());
-        store.destroy_version("payroll", &v1.version).unwrap();
+        assert!(store.destroy_version("payroll", &v2.version).await.is_err());
+        store.destroy_version("payroll", &v1.version).await.unwrap();
         let (m5, _) = master(vec![new_master.clone()]);
         let after = outer("payroll", &store, m5);
         for (_, msg) in objects.iter().take(50) {
@@ -168,10 +168,16 @@ fn concurrent_rotations_keep_every_version() {
         for t in tasks {
             made.push(t.await.unwrap());
         }
-        let versions = store.versions("b").unwrap();
+        let versions = store.versions("b").await.unwrap();
         assert_eq!(versions.len(), 9);
-        let seqs: Vec<u64> = versions.iter().map(|v| v.seq).collect();
-        assert_eq!(seqs, (1..=9).collect::<Vec<_>>());
+        // Concurrent rotations may share a sequence number; the version id orders them.
+        let order: Vec<(u64, _)> = versions.iter().map(|v| (v.seq, v.version)).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "oldest first, by (seq, version)");
+        assert_eq!(order[0].0, 1);
+        assert!(order.iter().all(|(s, _)| (1..=9).contains(s)), "{order:?}");
+        assert_eq!(store.active("b").await.unwrap(), *versions.last().unwrap());
         for v in made {
             assert!(versions.contains(&v), "rotation {} lost", v.version);
         }
@@ -211,7 +217,7 @@ fn tampered_store_files_are_refused() {
         let err = encrypt(&b, &context(&[]), b"x").await.unwrap_err();
         assert!(err.contains("unwrap"), "{err}");
         std::fs::write(dir.path().join("b").join(file), b"{not json").unwrap();
-        assert!(store.versions("b").is_err());
+        assert!(store.versions("b").await.is_err());
     });
 }
 
