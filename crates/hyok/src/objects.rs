@@ -727,6 +727,12 @@ impl Catalog {
 
     /// Read and parse the header of an object (ranged GETs pinned to its entity tag).
     pub fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
+        self.read_header_bytes(info).map(|(p, _)| p)
+    }
+
+    /// As [`Self::read_header`], with the bytes fetched: the object's first 4 KiB (more when
+    /// the header is longer), so the whole of a small object.
+    pub fn read_header_bytes(&self, info: &ObjectInfo) -> Result<(ParsedHeader, Vec<u8>)> {
         let mut n = 4096u64.min(info.size);
         loop {
             let bytes =
@@ -734,7 +740,7 @@ impl Catalog {
                     .block_on(self.store.get_range(&info.url, 0..n, info.e_tag.as_deref()));
             let bytes = bytes?;
             match ParsedHeader::read(&mut &bytes[..], self.limits) {
-                Ok(p) => return Ok(p),
+                Ok(p) => return Ok((p, bytes.to_vec())),
                 Err(hyok_core::Error::Truncated(_)) if n < info.size && n < MAX_HEADER => {
                     n = (n * 8).min(info.size).min(MAX_HEADER);
                 }

@@ -16,7 +16,7 @@
 //! - [`shard_of`] splits a keyspace deterministically among N workers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::time::{Duration, Instant};
 
 use hyok_core::{AlgorithmSuite, ParsedHeader, RESERVED_PREFIX};
@@ -85,6 +85,11 @@ pub struct ObjectState {
     pub plaintext_len: Option<u64>,
     /// Whether it already is on the target.
     pub current: bool,
+    /// `info` came from a HEAD (it carries the user metadata), not from a listing.
+    headed: bool,
+    /// The whole stored object, when examining it fetched all of it (small objects): the
+    /// re-encryption decrypts these bytes instead of fetching them again.
+    whole: Option<Vec<u8>>,
 }
 
 impl ObjectState {
@@ -130,7 +135,8 @@ pub fn examine(
     mut info: ObjectInfo,
     target: &Target,
 ) -> Result<Option<ObjectState>> {
-    if info.e_tag.is_none() {
+    let headed = info.e_tag.is_none();
+    if headed {
         // Some stores (s3s-fs) list no entity tags: HEAD for one, so that the header read
         // here and the object replaced later are the same version.
         info = catalog
@@ -140,12 +146,17 @@ pub fn examine(
     if info.size == 0 {
         return Ok(None);
     }
-    let parsed = match catalog.read_header(&info) {
+    let (parsed, bytes) = match catalog.read_header_bytes(&info) {
         Ok(p) => p,
         Err(Error::Format(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(Some(state(info, &parsed, target)))
+    let mut s = state(info, &parsed, target);
+    s.headed = headed;
+    if bytes.len() as u64 == s.info.size {
+        s.whole = Some(bytes);
+    }
+    Ok(Some(s))
 }
 
 fn state_of(info: ObjectInfo, parsed: &ParsedHeader) -> ObjectState {
@@ -187,6 +198,8 @@ fn state(info: ObjectInfo, parsed: &ParsedHeader, target: &Target) -> ObjectStat
         frame_length: h.frame_length,
         plaintext_len,
         current,
+        headed: false,
+        whole: None,
     }
 }
 
@@ -218,9 +231,16 @@ pub fn reencrypt_one(
 ) -> Result<Outcome> {
     let url = &state.info.url;
     // HEAD: the metadata to carry over, and a first check that nobody wrote meanwhile (some
-    // stores list no entity tags: then the HEAD's pins what is read and replaced).
-    let Some(info) = old.runtime().block_on(old.store().try_head(url))? else {
-        return Ok(Outcome::Changed);
+    // stores list no entity tags: then the HEAD's pins what is read and replaced). When
+    // examining already made that HEAD, its answer is reused: the replacement below is
+    // conditional on the same entity tag either way.
+    let info = if state.headed {
+        state.info.clone()
+    } else {
+        let Some(info) = old.runtime().block_on(old.store().try_head(url))? else {
+            return Ok(Outcome::Changed);
+        };
+        info
     };
     let Some(listed_tag) = info.e_tag.clone() else {
         return Err(Error::Config(format!(
@@ -235,14 +255,24 @@ pub fn reencrypt_one(
     {
         return Ok(Outcome::Changed);
     }
-    let reader = old.store().reader(
-        old.runtime(),
-        url,
-        0..info.size,
-        Some(listed_tag.clone()),
-        old.transfer(),
-    );
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    // A small object examining fetched whole (pinned to the same entity tag) is not fetched
+    // again.
+    let (body, capacity): (Box<dyn Read + Send>, usize) = match &state.whole {
+        Some(bytes) if bytes.len() as u64 == info.size => {
+            (Box::new(std::io::Cursor::new(bytes.clone())), 8 << 10)
+        }
+        _ => (
+            Box::new(old.store().reader(
+                old.runtime(),
+                url,
+                0..info.size,
+                Some(listed_tag.clone()),
+                old.transfer(),
+            )),
+            1 << 20,
+        ),
+    };
+    let mut reader = BufReader::with_capacity(capacity, body);
     let parsed = old.client().read_header(&mut reader)?;
     check_location(url, &parsed.header, bind)?;
     // The plaintext length of exactly the version read (unsigned framed messages).
