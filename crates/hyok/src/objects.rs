@@ -51,6 +51,9 @@ pub const META_LOCATION: &str = "hyok-location";
 
 /// Largest header read when describing or range-reading an object.
 const MAX_HEADER: u64 = 16 * 1024 * 1024;
+/// The first read of an object's header: most headers fit, and so do small objects whole
+/// (one GET per small object when re-encrypting). Latency, not bytes, is the cost here.
+const FIRST_READ: u64 = 16 << 10;
 const IO_BUF: usize = 1 << 20;
 
 /// An inclusive byte range of plaintext, as in HTTP `Range: bytes=START-END`.
@@ -730,10 +733,10 @@ impl Catalog {
         self.read_header_bytes(info).map(|(p, _)| p)
     }
 
-    /// As [`Self::read_header`], with the bytes fetched: the object's first 4 KiB (more when
-    /// the header is longer), so the whole of a small object.
+    /// As [`Self::read_header`], with the bytes fetched: the object's first 16 KiB (more
+    /// when the header is longer), so the whole of a small object.
     pub fn read_header_bytes(&self, info: &ObjectInfo) -> Result<(ParsedHeader, Vec<u8>)> {
-        let mut n = 4096u64.min(info.size);
+        let mut n = FIRST_READ.min(info.size);
         loop {
             let bytes =
                 self.rt
