@@ -808,6 +808,10 @@ pub(crate) struct ReencryptArgs {
     /// Start at most this many objects per second (over all jobs).
     #[arg(long, value_name = "N")]
     pub(crate) rate: Option<f64>,
+    /// Make at most this many key-store calls per second (generate, wrap, unwrap; old and
+    /// new keys together, over all jobs; cache hits and local branch-key wraps are free).
+    #[arg(long, value_name = "N")]
+    pub(crate) key_rate: Option<f64>,
     /// Objects re-encrypted at once (default 8, or [transfer] jobs; at most 1024).
     #[arg(short, long, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]

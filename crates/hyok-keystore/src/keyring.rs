@@ -15,6 +15,7 @@ use crate::observe::{
     context_hash, edk_hash, AdminEvent, AuditSink, CacheId, DataKeyCache, KeyEvent, KeyOp,
     MessageEvent,
 };
+use crate::pace::Pace;
 use crate::store::{KeyInfo, SharedKeyStore, WrapRequest};
 
 /// One generator key plus any number of extra wrapping keys.
@@ -87,6 +88,7 @@ pub struct KeyManager {
     keyring: Keyring,
     cache: Option<Arc<dyn DataKeyCache>>,
     audit: Option<Arc<dyn AuditSink>>,
+    pace: Option<Arc<dyn Pace>>,
 }
 
 /// The EDKs of a message for an error message: escaped, each label and the list bounded
@@ -116,6 +118,19 @@ impl KeyManager {
             keyring,
             cache: None,
             audit: None,
+            pace: None,
+        }
+    }
+
+    /// Wait for `pace` before every key-store call (not before cache hits).
+    pub fn with_pace(mut self, pace: Arc<dyn Pace>) -> Self {
+        self.pace = Some(pace);
+        self
+    }
+
+    async fn paced(&self) {
+        if let Some(p) = &self.pace {
+            p.wait().await;
         }
     }
 
@@ -236,6 +251,7 @@ impl KeyManager {
         }
         let req = WrapRequest { suite, context };
         let generator = &self.keyring.keys[0];
+        self.paced().await;
         let started = Instant::now();
         let (dk, first) = match generator.generate(req).await {
             Ok(v) => {
@@ -293,6 +309,7 @@ impl KeyManager {
         edks: &mut Vec<EncryptedDataKey>,
     ) -> Result<()> {
         for key in keys {
+            self.paced().await;
             let started = Instant::now();
             let result = key.wrap(data_key, req).await;
             let (edk, err) = match &result {
@@ -383,6 +400,7 @@ impl KeyManager {
         let mut errors: Vec<Error> = Vec::new();
         for (key_index, key) in self.keyring.decrypt_keys().enumerate() {
             for (edk_index, edk) in edks.iter().enumerate() {
+                self.paced().await;
                 let started = Instant::now();
                 match key.unwrap(edk, req).await {
                     Ok(None) => {}

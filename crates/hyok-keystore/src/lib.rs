@@ -36,6 +36,7 @@ pub mod kmip;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod observe;
+pub mod pace;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod pq;

@@ -43,6 +43,7 @@ pub mod frontend;
 pub mod fuzzing;
 pub mod health;
 pub mod inspect;
+pub mod key_rate;
 pub mod objects;
 pub mod policy;
 pub mod reencrypt;

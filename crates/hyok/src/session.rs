@@ -135,6 +135,7 @@ pub struct Session {
     manager: Mutex<Option<KeyManager>>,
     policy: Option<Arc<Engine>>,
     principal: Principal,
+    pace: Option<Arc<crate::key_rate::KeyRate>>,
 }
 
 /// Environment variable: a break-glass reason; policies see `context.break_glass == true`.
@@ -178,6 +179,7 @@ impl Session {
             manager: Mutex::new(None),
             policy,
             principal,
+            pace: None,
         })
     }
 
@@ -194,7 +196,17 @@ impl Session {
             manager: Mutex::new(None),
             policy: self.policy.clone(),
             principal: self.principal.clone(),
+            pace: self.pace.clone(),
         }
+    }
+
+    /// At most `per_sec` key-store calls per second from this session's key managers and
+    /// every session [`Self::with_keys`] makes from it afterwards (one shared schedule). With
+    /// a `branch =` keyring the master keys' calls are paced, not the local branch-key wraps.
+    pub fn with_key_rate(mut self, per_sec: f64) -> Result<Self> {
+        self.pace = Some(Arc::new(crate::key_rate::KeyRate::new(per_sec)?));
+        *self.manager.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(self)
     }
 
     /// The configuration file this session read, if any.
@@ -255,13 +267,18 @@ impl Session {
             return Ok(m.clone());
         }
         let (plan, cache) = self.key_plan()?;
-        let keyring = match self.keyring_branch()? {
+        let branch = self.keyring_branch()?;
+        let is_branch = branch.is_some();
+        let keyring = match branch {
             Some((name, store)) => hyok_keystore::Keyring::new(vec![Arc::new(
                 crate::branch::BranchKey::new(&name, store, self.master_key_manager()?)?,
             )])?,
             None => plan.open(&self.registry, self.audit_observer())?,
         };
         let mut manager = KeyManager::new(keyring);
+        if let (Some(p), false) = (&self.pace, is_branch) {
+            manager = manager.with_pace(p.clone());
+        }
         if let Some(limits) = cache {
             manager = manager.with_cache(Arc::new(MemoryCache::new(limits)?));
         }
@@ -280,6 +297,9 @@ impl Session {
         let mut manager = KeyManager::new(plan.open(&self.registry, self.audit_observer())?);
         if let Some(log) = &self.audit {
             manager = manager.with_audit(Arc::new(LogSink::new(log.clone())));
+        }
+        if let Some(p) = &self.pace {
+            manager = manager.with_pace(p.clone());
         }
         Ok(manager)
     }

@@ -59,7 +59,19 @@ pub(crate) fn run(config: Option<&Path>, a: ReencryptArgs) -> Result<()> {
     {
         return Err(Usage::err("--rate must be a positive number", None));
     }
-    let env = Env::open(config, Some(&a.keys))?;
+    if a.key_rate
+        .is_some_and(|r| r.is_nan() || r <= 0.0 || r.is_infinite() || r > 1e6)
+    {
+        return Err(Usage::err(
+            "--key-rate must be a positive number of calls per second (at most 1000000)",
+            None,
+        ));
+    }
+    let mut env = Env::open(config, Some(&a.keys))?;
+    if let Some(r) = a.key_rate {
+        // One schedule for the old keys and the new ones (`with_keys` shares it).
+        env.session = env.session.with_key_rate(r)?;
+    }
     let started = Instant::now();
     let target_name = match &a.to_keyring {
         Some(k) => format!("keyring {k}"),

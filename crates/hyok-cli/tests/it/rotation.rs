@@ -820,3 +820,57 @@ fn reencrypt_moves_legacy_format_1_objects() {
     let got = rig.download_with(&loc, &["--keyring", "pay2", "--no-bind-location"], "legacy");
     assert_eq!(got, want, "same plaintext under the new keys");
 }
+
+/// `--key-rate`: refused when not a positive rate (usage, exit 2, before any work); with a
+/// rate, the run completes and every object moves (the pacing itself is unit-tested on its
+/// schedule, not timed here).
+#[test]
+fn reencrypt_key_rate() {
+    let rig = Rig::new();
+    let files = rig.sources(&[10, 4096, 70_000, 0, 5]);
+    let store = rig.path("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let loc = format!("file://{}/", store.display());
+    rig.ok(&["branch", "new", "payroll", "--key", &rig.m2]);
+    rig.ok(&[
+        "cp",
+        "-r",
+        "-q",
+        rig.path("src").to_str().unwrap(),
+        &loc,
+        "--keyring",
+        "old",
+    ]);
+    for bad in ["0", "0.0", "nan", "inf"] {
+        let r = rig.run(&[
+            "reencrypt",
+            &loc,
+            "--keyring",
+            "old",
+            "--to-keyring",
+            "pay2",
+            "--key-rate",
+            bad,
+        ]);
+        assert_eq!(r.code, Some(2), "{bad}: {}", r.describe());
+        assert!(
+            r.stderr
+                .starts_with("hyok: error: --key-rate must be a positive number"),
+            "{}",
+            r.describe()
+        );
+    }
+    rig.ok(&[
+        "reencrypt",
+        &loc,
+        "--keyring",
+        "old",
+        "--to-keyring",
+        "pay2",
+        "--key-rate",
+        "40",
+        "-q",
+    ]);
+    assert_eq!(rig.download(&loc, "pay2", "new"), files);
+    assert!(rig.download(&loc, "old", "old").is_empty());
+}
