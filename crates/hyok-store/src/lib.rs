@@ -368,6 +368,39 @@ impl Store {
         })
     }
 
+    /// The first `len` bytes of a non-empty object and what a HEAD would say of it (size,
+    /// time, entity tag, user metadata), in one GET: the bytes are of exactly the version
+    /// the returned entity tag names.
+    pub async fn get_start(&self, url: &StoreUrl, len: u64) -> Result<(ObjectInfo, bytes::Bytes)> {
+        let path = self.path(url)?;
+        let opts = GetOptions::new().with_range(Some(GetRange::Bounded(0..len.max(1))));
+        let res = self
+            .inner
+            .get_opts(&path, opts)
+            .await
+            .map_err(|e| Error::store("download", url.to_string(), e))?;
+        let mut metadata = BTreeMap::new();
+        for (k, v) in res.attributes.iter() {
+            if let Attribute::Metadata(name) = k {
+                metadata.insert(name.to_ascii_lowercase(), v.to_string());
+            }
+        }
+        let info = ObjectInfo {
+            url: url.clone(),
+            size: res.meta.size,
+            last_modified: res.meta.last_modified.into(),
+            e_tag: res.meta.e_tag.clone(),
+            metadata,
+        };
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| Error::store("download", url.to_string(), e))?;
+        self.fetched
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok((info, bytes))
+    }
+
     /// Whether an object exists (HEAD; not-found is `Ok(None)`).
     pub async fn try_head(&self, url: &StoreUrl) -> Result<Option<ObjectInfo>> {
         match self.head(url).await {

@@ -53,7 +53,7 @@ pub const META_LOCATION: &str = "hyok-location";
 const MAX_HEADER: u64 = 16 * 1024 * 1024;
 /// The first read of an object's header: most headers fit, and so do small objects whole
 /// (one GET per small object when re-encrypting). Latency, not bytes, is the cost here.
-const FIRST_READ: u64 = 16 << 10;
+pub(crate) const FIRST_READ: u64 = 16 << 10;
 const IO_BUF: usize = 1 << 20;
 
 /// An inclusive byte range of plaintext, as in HTTP `Range: bytes=START-END`.
@@ -726,6 +726,11 @@ impl Catalog {
         Ok(s.is_message
             && s.plaintext_len == Some(len)
             && s.source_mtime.is_some_and(|t| same_time(t, mtime)))
+    }
+
+    /// The bounds headers are parsed with.
+    pub fn limits(&self) -> HeaderLimits {
+        self.limits
     }
 
     /// Read and parse the header of an object (ranged GETs pinned to its entity tag).

@@ -24,7 +24,8 @@ use hyok_store::ObjectInfo;
 
 use crate::branch::{edk_version, VersionId};
 use crate::objects::{
-    check_location, edk_label, Catalog, Objects, Source, CTX_BUCKET, CTX_KEY, META_SOURCE_MTIME,
+    check_location, edk_label, Catalog, Objects, Source, CTX_BUCKET, CTX_KEY, FIRST_READ,
+    META_SOURCE_MTIME,
 };
 use crate::{Client, EncryptionContext, Error, OpLabel, Result};
 
@@ -135,24 +136,37 @@ pub fn examine(
     mut info: ObjectInfo,
     target: &Target,
 ) -> Result<Option<ObjectState>> {
-    let headed = info.e_tag.is_none();
-    if headed {
-        // Some stores (s3s-fs) list no entity tags: HEAD for one, so that the header read
-        // here and the object replaced later are the same version.
-        info = catalog
-            .runtime()
-            .block_on(catalog.store().head(&info.url))?;
-    }
     if info.size == 0 {
         return Ok(None);
     }
-    let (parsed, bytes) = match catalog.read_header_bytes(&info) {
+    // One GET: the object's first bytes with its entity tag and metadata as of that read, so
+    // what is examined here and the object replaced later are the same version (the
+    // replacement is conditional on this tag) without a HEAD; some stores (s3s-fs) list no
+    // entity tags at all. A header longer than the first read is read on, pinned to the tag.
+    let (fresh, start) = catalog
+        .runtime()
+        .block_on(catalog.store().get_start(&info.url, FIRST_READ))?;
+    info = fresh;
+    if info.e_tag.is_none() {
+        return Err(Error::Config(format!(
+            "{}: the store reports no entity tag, so a replacement cannot be made conditional",
+            info.url
+        )));
+    }
+    let parsed = match ParsedHeader::read(&mut &start[..], catalog.limits()) {
+        Ok(p) => Ok((p, start.to_vec())),
+        Err(hyok_core::Error::Truncated(_)) if (start.len() as u64) < info.size => {
+            catalog.read_header_bytes(&info)
+        }
+        Err(e) => Err(e.into()),
+    };
+    let (parsed, bytes) = match parsed {
         Ok(p) => p,
         Err(Error::Format(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut s = state(info, &parsed, target);
-    s.headed = headed;
+    s.headed = true;
     if bytes.len() as u64 == s.info.size {
         s.whole = Some(bytes);
     }
