@@ -251,3 +251,38 @@ impl Index {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Policy {
+        Policy::parse(None, text).unwrap()
+    }
+
+    #[test]
+    fn a_leading_has_tag_of_the_encryption_context_is_a_required_pair() {
+        let ec = "context.encryption_context";
+        for (when, tag) in [
+            (format!("when {{ {ec}.hasTag(\"class\") }}"), Some("class")),
+            (
+                format!("when {{ {ec}.hasTag(\"class\") && {ec}.getTag(\"class\") == \"x\" && context.hour > 3 }}"),
+                Some("class"),
+            ),
+            (
+                format!("when {{ {ec}.hasTag(\"a\") }} when {{ context.hour > 3 }}"),
+                Some("a"),
+            ),
+            // Not first, negated, or-ed, or in `unless`: the rule may apply without the pair.
+            (format!("when {{ context.hour > 3 && {ec}.hasTag(\"a\") }}"), None),
+            (format!("when {{ !{ec}.hasTag(\"a\") }}"), None),
+            (format!("when {{ {ec}.hasTag(\"a\") || context.hour > 3 }}"), None),
+            (format!("unless {{ {ec}.hasTag(\"a\") }}"), None),
+            (format!("when {{ context.hour > 3 }} when {{ {ec}.hasTag(\"a\") }}"), None),
+            (String::new(), None),
+        ] {
+            let p = policy(&format!("forbid(principal, action, resource) {when};"));
+            assert_eq!(required_tag(&p).as_deref(), tag, "{when}");
+        }
+    }
+}
