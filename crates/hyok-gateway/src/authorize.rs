@@ -2,10 +2,13 @@
 //! the caller's credential (s3s has verified the signature with its secret), checks the
 //! bucket name (and key), the credential's bucket patterns and, for writes, the residency
 //! rules of the configuration (`[[residency.allow]]`, through the `hyok` facade) against
-//! the backend location the object would go to.
+//! the backend location the object would go to. Then [`Gateway::decide`] asks the
+//! `[policy]` (the credential as principal) about the object, before any backend or
+//! key-store call.
 
 use std::sync::Arc;
 
+use hyok::policy::Action;
 use s3s::auth::Credentials;
 use s3s::{s3_error, S3Error, S3Result};
 
@@ -64,6 +67,33 @@ impl Gateway {
             tracing::info!(access_key = %caller.id, "refused by residency: {bucket}/{key}");
             to_s3(e)
         })
+    }
+
+    /// The `[policy]` decision on `action` by `caller` on the object (or prefix) `key` of
+    /// `bucket`, recorded in the audit log with the policies that decided; a denial is
+    /// AccessDenied. Makes no backend or key-store call, so handlers call it first.
+    pub(crate) fn decide(
+        &self,
+        caller: &Caller,
+        action: Action,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<()> {
+        if caller.session.policy().is_none() {
+            return Ok(());
+        }
+        let url = if key.is_empty() {
+            self.backend.bucket_url(bucket)?
+        } else {
+            self.backend.object_url(bucket, key)?
+        };
+        self.objects(caller, bucket)?
+            .check_policy(action, &url)
+            .map_err(|e| {
+                self.metrics.denied();
+                tracing::info!(access_key = %caller.id, "refused by policy: {} {bucket}/{key}", action.as_str());
+                to_s3(e)
+            })
     }
 
     /// The caller of a request for `bucket`, once its credential may do `what` there.

@@ -174,6 +174,7 @@ pub(crate) async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
+    g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
     g.backend.require_bucket(&i.bucket).await?;
     let id = start(
         g,
@@ -233,6 +234,7 @@ pub(crate) async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
+    g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
     let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
     let parts = i
         .multipart_upload

@@ -454,7 +454,9 @@ impl S3 for GatewayS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let g = &self.0;
         let i = &req.input;
-        g.authorize_bucket(&req.credentials, &i.bucket, "head", Scope::Read(&i.key))?;
+        let caller =
+            g.authorize_bucket(&req.credentials, &i.bucket, "head", Scope::Read(&i.key))?;
+        g.decide(&caller, hyok::policy::Action::Get, &i.bucket, &i.key)?;
         let (_, _, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
         check_conditions(
             &d,
@@ -562,6 +564,7 @@ impl S3 for GatewayS3 {
         let prefix = i.prefix.clone().unwrap_or_default();
         let caller =
             g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
+        g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
         let after = match (i.continuation_token.as_deref(), i.start_after.as_deref()) {
             (Some(t), Some(s)) => Some(if t >= s { t } else { s }),
             (t, s) => t.or(s),
@@ -603,6 +606,7 @@ impl S3 for GatewayS3 {
         let prefix = i.prefix.clone().unwrap_or_default();
         let caller =
             g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
+        g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
         let max = usize::try_from(i.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
         let page = g
             .list_page(
@@ -634,7 +638,9 @@ impl S3 for GatewayS3 {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let g = &self.0;
         let i = &req.input;
-        g.authorize_bucket(&req.credentials, &i.bucket, "delete", Scope::Read(&i.key))?;
+        let caller =
+            g.authorize_bucket(&req.credentials, &i.bucket, "delete", Scope::Read(&i.key))?;
+        g.decide(&caller, hyok::policy::Action::Delete, &i.bucket, &i.key)?;
         g.backend.require_bucket(&i.bucket).await?;
         delete_one(g, &i.bucket, &i.key).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
@@ -655,7 +661,10 @@ impl S3 for GatewayS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for o in &i.delete.objects {
-            let res = match g.may_object(&caller, &i.bucket, &o.key) {
+            let res = match g
+                .may_object(&caller, &i.bucket, &o.key)
+                .and_then(|()| g.decide(&caller, hyok::policy::Action::Delete, &i.bucket, &o.key))
+            {
                 Ok(()) => delete_one(g, &i.bucket, &o.key).await,
                 Err(e) => Err(e),
             };
@@ -702,6 +711,8 @@ impl S3 for GatewayS3 {
             }
         };
         g.may_object(&caller, &sb, &sk)?;
+        g.decide(&caller, hyok::policy::Action::Get, &sb, &sk)?;
+        g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
         g.backend.require_bucket(&i.bucket).await?;
         let (_, _, _, d) = g.object_or_404(&sb, &sk).await?;
         check_conditions(

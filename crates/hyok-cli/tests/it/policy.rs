@@ -335,13 +335,10 @@ for what, call in [("put", lambda: r.put_object(Bucket="bkt", Key="no.txt", Body
         print("reader", what, e.response["Error"]["Code"])
 "#;
 
-/// The gateway decides per credential: the credential is the principal, the object the
-/// resource; a denied PUT or GET is S3 AccessDenied and reaches neither backend nor key.
-#[test]
-fn the_gateway_decides_per_credential() {
-    use std::io::{BufRead, BufReader};
+/// Python with boto3 (`HYOK_ESDK_PYTHON`), else the test is skipped.
+fn boto3_python(test: &str) -> Option<PathBuf> {
     use std::process::{Command, Stdio};
-    let Some(py) = std::env::var_os("HYOK_ESDK_PYTHON")
+    let py = std::env::var_os("HYOK_ESDK_PYTHON")
         .map(PathBuf::from)
         .filter(|p| {
             Command::new(p)
@@ -349,33 +346,40 @@ fn the_gateway_decides_per_credential() {
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
-        })
-    else {
+        });
+    if py.is_none() {
         crate::common::skip(
-            "the_gateway_decides_per_credential",
+            test,
             "HYOK_ESDK_PYTHON is unset or lacks boto3 (run scripts/setup-python.sh)",
         );
-        return;
-    };
-    let b = Box_::new(GATEWAY_POLICY);
+    }
+    py
+}
+
+/// Start `hyok gateway` on the box's configuration over a local backend with `bkt`, one
+/// credential per `(access key id, secret)` for every bucket; the child and its endpoint.
+fn start_gateway(b: &Box_, credentials: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
     let d = b.dir.path();
     std::fs::create_dir_all(d.join("backend/bkt")).unwrap();
-    for (f, s) in [
-        ("w.secret", "policy-test-writer-secret-0001"),
-        ("r.secret", "policy-test-reader-secret-0002"),
-    ] {
-        std::fs::write(d.join(f), format!("{s}\n")).unwrap();
+    let mut cfg = std::fs::read_to_string(b.path("hyok.toml")).unwrap();
+    cfg.push_str(&format!(
+        "\n[gateway]\nlisten = \"127.0.0.1:0\"\nbackend = \"file://{}/backend/\"\n",
+        d.display()
+    ));
+    for (i, (id, secret)) in credentials.iter().enumerate() {
+        let file = format!("c{i}.secret");
+        std::fs::write(d.join(&file), format!("{secret}\n")).unwrap();
         std::fs::set_permissions(
-            d.join(f),
+            d.join(&file),
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .unwrap();
+        cfg.push_str(&format!(
+            "\n[[gateway.credentials]]\naccess_key_id = \"{id}\"\nsecret_access_key_file = \"{file}\"\nbuckets = [\"*\"]\n"
+        ));
     }
-    let mut cfg = std::fs::read_to_string(b.path("hyok.toml")).unwrap();
-    cfg.push_str(&format!(
-        "\n[gateway]\nlisten = \"127.0.0.1:0\"\nbackend = \"file://{}/backend/\"\n\n[[gateway.credentials]]\naccess_key_id = \"AKIDPOLICYWRITER\"\nsecret_access_key_file = \"w.secret\"\nbuckets = [\"*\"]\n\n[[gateway.credentials]]\naccess_key_id = \"AKIDPOLICYREADER\"\nsecret_access_key_file = \"r.secret\"\nbuckets = [\"*\"]\n",
-        d.display()
-    ));
     std::fs::write(b.path("hyok.toml"), cfg).unwrap();
     let mut cmd = Command::new(crate::common::bin());
     crate::common::hermetic(&mut cmd);
@@ -408,8 +412,15 @@ fn the_gateway_decides_per_credential() {
             }
         }
     };
-    let out = Command::new(&py)
-        .args(["-c", GATEWAY_CLIENT, &endpoint])
+    (child, endpoint)
+}
+
+/// Run the boto3 `script` against the gateway, stop the gateway, and return what the
+/// script printed (it must succeed).
+fn run_client(py: &Path, script: &str, mut child: std::process::Child, endpoint: &str) -> String {
+    use std::process::Command;
+    let out = Command::new(py)
+        .args(["-c", script, endpoint])
         .env_remove("AWS_CA_BUNDLE")
         .env_remove("AWS_PROFILE")
         .output()
@@ -424,6 +435,26 @@ fn the_gateway_decides_per_credential() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+/// The gateway decides per credential: the credential is the principal, the object the
+/// resource; a denied PUT or GET is S3 AccessDenied and reaches neither backend nor key.
+#[test]
+fn the_gateway_decides_per_credential() {
+    let Some(py) = boto3_python("the_gateway_decides_per_credential") else {
+        return;
+    };
+    let b = Box_::new(GATEWAY_POLICY);
+    let d = b.dir.path();
+    let (child, endpoint) = start_gateway(
+        &b,
+        &[
+            ("AKIDPOLICYWRITER", "policy-test-writer-secret-0001"),
+            ("AKIDPOLICYREADER", "policy-test-reader-secret-0002"),
+        ],
+    );
+    let text = run_client(&py, GATEWAY_CLIENT, child, &endpoint);
     assert!(text.contains("writer put ok"), "{text}");
     assert!(text.contains("writer get allowed"), "{text}");
     assert!(text.contains("reader put AccessDenied"), "{text}");
@@ -442,4 +473,188 @@ fn the_gateway_decides_per_credential() {
     ] {
         assert!(log.contains(want), "{want}: {log}");
     }
+}
+
+const GATEWAY_POLICY_ALL_CALLS: &str = r#"
+@id("gateway-writer")
+permit(principal == Hyok::Credential::"AKIDPOLICYWRITER", action, resource);
+
+@id("lister-reads")
+permit(principal == Hyok::Credential::"AKIDPOLICYLISTER", action in [Hyok::Action::"get", Hyok::Action::"list", Hyok::Action::"decrypt"], resource);
+
+@id("keep-stays")
+forbid(principal, action == Hyok::Action::"delete", resource is Hyok::Object)
+when { resource.key like "*/bkt/keep-*" };
+"#;
+
+/// The writer does everything once; the reader (no policy permits it) and the lister (get
+/// and list only) try HEAD, LIST, DELETE, batch DELETE, COPY and multipart. The calls on
+/// a missing key, bucket or upload show that the policy answers before the backend (which
+/// would say NoSuchKey, NoSuchBucket, NoSuchUpload).
+const GATEWAY_CLIENT_ALL_CALLS: &str = r#"
+import sys, boto3, botocore
+from botocore.config import Config
+ep = sys.argv[1]
+def client(ak, sk):
+    return boto3.client("s3", endpoint_url=ep, aws_access_key_id=ak, aws_secret_access_key=sk,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+w = client("AKIDPOLICYWRITER", "policy-test-writer-secret-0001")
+r = client("AKIDPOLICYREADER", "policy-test-reader-secret-0002")
+l = client("AKIDPOLICYLISTER", "policy-test-lister-secret-0003")
+def attempt(name, call):
+    try:
+        out = call()
+        print(name, "ALLOWED", out)
+    except botocore.exceptions.ClientError as e:
+        code = e.response["Error"]["Code"]
+        print(name, "AccessDenied" if code == "403" else code)
+def batch(c, keys):
+    res = c.delete_objects(Bucket="bkt", Delete={"Objects": [{"Key": k} for k in keys]})
+    return (sorted(d["Key"] for d in res.get("Deleted", [])),
+            sorted((e["Key"], e["Code"]) for e in res.get("Errors", [])))
+def multipart(c, bucket, key):
+    mp = c.create_multipart_upload(Bucket=bucket, Key=key)
+    part = c.upload_part(Bucket=bucket, Key=key, UploadId=mp["UploadId"], PartNumber=1, Body=b"multi")
+    c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mp["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    return "done"
+def complete(c, key):
+    return c.complete_multipart_upload(Bucket="bkt", Key=key, UploadId="0" * 32,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": "0" * 32}]})
+def keys(c, v1=False, bucket="bkt"):
+    res = c.list_objects(Bucket=bucket) if v1 else c.list_objects_v2(Bucket=bucket)
+    return sorted(o["Key"] for o in res.get("Contents", []))
+def copy(c, dst):
+    c.copy_object(Bucket="bkt", Key=dst, CopySource={"Bucket": "bkt", "Key": "ok.txt"})
+    return "done"
+
+w.put_object(Bucket="bkt", Key="ok.txt", Body=b"allowed")
+w.put_object(Bucket="bkt", Key="keep-1.txt", Body=b"keep")
+print("writer head", w.head_object(Bucket="bkt", Key="ok.txt")["ContentLength"])
+print("writer copy", copy(w, "copy.txt"))
+print("writer multipart", multipart(w, "bkt", "mp.txt"))
+print("writer reads", w.get_object(Bucket="bkt", Key="mp.txt")["Body"].read().decode())
+print("writer list", keys(w))
+w.delete_object(Bucket="bkt", Key="copy.txt")
+print("writer delete done")
+print("writer batch", batch(w, ["mp.txt", "keep-1.txt"]))
+
+attempt("reader head", lambda: r.head_object(Bucket="bkt", Key="ok.txt"))
+attempt("reader head-missing", lambda: r.head_object(Bucket="bkt", Key="nothing.txt"))
+attempt("reader list", lambda: keys(r))
+attempt("reader list-v1", lambda: keys(r, v1=True))
+attempt("reader list-missing-bucket", lambda: keys(r, bucket="nobkt"))
+attempt("reader delete", lambda: r.delete_object(Bucket="bkt", Key="ok.txt"))
+print("reader batch", batch(r, ["ok.txt"]))
+attempt("reader copy", lambda: copy(r, "stolen.txt"))
+attempt("reader multipart", lambda: multipart(r, "bkt", "no-mp.txt"))
+attempt("reader multipart-missing-bucket", lambda: multipart(r, "nobkt", "no-mp.txt"))
+attempt("reader complete-missing-upload", lambda: complete(r, "no-mp.txt"))
+
+print("lister list", keys(l))
+print("lister head", l.head_object(Bucket="bkt", Key="ok.txt")["ContentLength"])
+attempt("lister copy", lambda: copy(l, "lister-copy.txt"))
+attempt("lister delete", lambda: l.delete_object(Bucket="bkt", Key="ok.txt"))
+attempt("lister multipart", lambda: multipart(l, "bkt", "no-mp.txt"))
+print("writer still reads", w.get_object(Bucket="bkt", Key="ok.txt")["Body"].read().decode())
+"#;
+
+/// HEAD (as `get`), LIST (`list`), DELETE and batch DELETE (`delete`, per key), COPY (`get`
+/// on the source, `put` on the destination) and multipart (`put` at create and complete)
+/// are decided per credential before any backend or key-store call, and audited with the
+/// deciding policies.
+#[test]
+fn the_gateway_decides_head_list_delete_copy_and_multipart() {
+    let test = "the_gateway_decides_head_list_delete_copy_and_multipart";
+    let Some(py) = boto3_python(test) else {
+        return;
+    };
+    let b = Box_::new(GATEWAY_POLICY_ALL_CALLS);
+    let d = b.dir.path();
+    let (child, endpoint) = start_gateway(
+        &b,
+        &[
+            ("AKIDPOLICYWRITER", "policy-test-writer-secret-0001"),
+            ("AKIDPOLICYREADER", "policy-test-reader-secret-0002"),
+            ("AKIDPOLICYLISTER", "policy-test-lister-secret-0003"),
+        ],
+    );
+    let text = run_client(&py, GATEWAY_CLIENT_ALL_CALLS, child, &endpoint);
+    for want in [
+        "writer head 7",
+        "writer copy done",
+        "writer multipart done",
+        "writer reads multi",
+        "writer list ['copy.txt', 'keep-1.txt', 'mp.txt', 'ok.txt']",
+        "writer delete done",
+        "writer batch (['mp.txt'], [('keep-1.txt', 'AccessDenied')])",
+        "reader head AccessDenied",
+        "reader head-missing AccessDenied",
+        "reader list AccessDenied",
+        "reader list-v1 AccessDenied",
+        "reader list-missing-bucket AccessDenied",
+        "reader delete AccessDenied",
+        "reader batch ([], [('ok.txt', 'AccessDenied')])",
+        "reader copy AccessDenied",
+        "reader multipart AccessDenied",
+        "reader multipart-missing-bucket AccessDenied",
+        "reader complete-missing-upload AccessDenied",
+        "lister list ['keep-1.txt', 'ok.txt']",
+        "lister head 7",
+        "lister copy AccessDenied",
+        "lister delete AccessDenied",
+        "lister multipart AccessDenied",
+        "writer still reads allowed",
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want}: {text}");
+    }
+    // Nothing denied reached the backend: no copy, no upload, nothing deleted.
+    let stored = files(&d.join("backend"));
+    for absent in ["stolen.txt", "lister-copy.txt", "no-mp.txt", "nobkt"] {
+        assert!(
+            stored.iter().all(|f| !f.contains(absent)),
+            "{absent}: {stored:?}"
+        );
+    }
+    let log = b.audit_details().replace("\\\"", "\"");
+    let decided = |verdict: &str, action: &str, who: &str, at: &str, policy: &str| {
+        let head = format!("{verdict} {action} by Credential \"AKIDPOLICY{who}\" on file://");
+        let tail = format!("/backend/{at}: {policy}");
+        assert!(
+            log.lines().any(|l| l.contains(&head) && l.contains(&tail)),
+            "{head} … {tail}: {log}"
+        );
+    };
+    decided("allow", "get", "WRITER", "bkt/ok.txt", "gateway-writer");
+    decided("allow", "list", "WRITER", "bkt/", "gateway-writer");
+    decided("allow", "put", "WRITER", "bkt/copy.txt", "gateway-writer");
+    decided("allow", "put", "WRITER", "bkt/mp.txt", "gateway-writer");
+    decided(
+        "allow",
+        "delete",
+        "WRITER",
+        "bkt/copy.txt",
+        "gateway-writer",
+    );
+    decided("allow", "delete", "WRITER", "bkt/mp.txt", "gateway-writer");
+    decided("deny", "delete", "WRITER", "bkt/keep-1.txt", "keep-stays");
+    decided("deny", "get", "READER", "bkt/ok.txt", "default-deny");
+    decided("deny", "get", "READER", "bkt/nothing.txt", "default-deny");
+    decided("deny", "list", "READER", "bkt/", "default-deny");
+    decided("deny", "list", "READER", "nobkt/", "default-deny");
+    decided("deny", "delete", "READER", "bkt/ok.txt", "default-deny");
+    decided("deny", "put", "READER", "bkt/no-mp.txt", "default-deny");
+    decided("deny", "put", "READER", "nobkt/no-mp.txt", "default-deny");
+    decided("allow", "list", "LISTER", "bkt/", "lister-reads");
+    decided("allow", "get", "LISTER", "bkt/ok.txt", "lister-reads");
+    decided(
+        "deny",
+        "put",
+        "LISTER",
+        "bkt/lister-copy.txt",
+        "default-deny",
+    );
+    decided("deny", "delete", "LISTER", "bkt/ok.txt", "default-deny");
+    decided("deny", "put", "LISTER", "bkt/no-mp.txt", "default-deny");
 }

@@ -8,7 +8,7 @@
 //! `default-allow`), so only `forbid`s refuse. A `forbid` whose evaluation fails (a missing
 //! tag read without `hasTag`) refuses: the engine fails closed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,7 +19,8 @@ use cedar_policy::{
 use miette::Diagnostic;
 use serde::Deserialize;
 
-use super::request::Query;
+use super::index::Index;
+use super::request::{principal_uid, Query};
 use super::residency::Residency;
 use super::schema::BUILTIN;
 use crate::{Error, Result};
@@ -74,6 +75,8 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct Engine {
     policies: PolicySet,
+    /// The subsets of `policies` that can apply to one request (see `index.rs`).
+    index: Index,
     residency: Option<PolicySet>,
     /// The schema's action entities, when it has action groups (`action in Group`);
     /// without groups a decision needs none.
@@ -313,8 +316,10 @@ impl Engine {
         if default == DefaultDecision::Allow {
             merge(&mut policies, default_allow()?, "default")?;
         }
+        let index = Index::new(&policies, actions.as_ref())?;
         Ok(Self {
             policies,
+            index,
             residency,
             actions,
             authorizer: Authorizer::new(),
@@ -362,8 +367,23 @@ impl Engine {
             .map(|p| p.to_string())
     }
 
-    /// Decide a request over all policies.
+    /// Decide a request. Only the policies whose scope (action, principal) and required
+    /// encryption-context pair can apply to the request are evaluated (see `index.rs`);
+    /// the decision, its policies and errors are those of [`Self::decide_whole`].
     pub fn decide(&self, q: &Query) -> Result<Decision> {
+        let Some(subset) = self.index.subset(q.action, &principal_uid(&q.principal)) else {
+            return self.decide_whole(q);
+        };
+        // XKS requests carry no encryption context (see `Query::to_cedar`).
+        let pairs = q.facts.xks.is_none().then_some(&q.facts.encryption_context);
+        let sets = subset.sets(pairs);
+        let (request, entities) = self.cedar(q)?;
+        Ok(self.evaluate(&request, &entities, &sets, &self.policies))
+    }
+
+    /// Decide a request over every policy, one by one (the reference [`Self::decide`] is
+    /// tested against).
+    pub fn decide_whole(&self, q: &Query) -> Result<Decision> {
         self.decide_over(&self.policies, q)
     }
 
@@ -377,48 +397,84 @@ impl Engine {
     }
 
     fn decide_over(&self, set: &PolicySet, q: &Query) -> Result<Decision> {
+        let (request, entities) = self.cedar(q)?;
+        Ok(self.evaluate(&request, &entities, &[set], set))
+    }
+
+    /// The Cedar request and entities of `q`.
+    fn cedar(&self, q: &Query) -> Result<(cedar_policy::Request, Entities)> {
         let (request, entities) = q.to_cedar()?;
         let entities = match &self.actions {
             Some(a) => a.clone().add_entities(entities, None),
             None => Entities::from_entities(entities, None),
         }
         .map_err(|e| Error::Config(format!("policy request: {e}")))?;
-        let response = self.authorizer.is_authorized(&request, set, &entities);
-        let diagnostics = response.diagnostics();
-        let reasons: BTreeSet<String> = diagnostics.reason().map(|p| p.to_string()).collect();
-        let mut errors = Vec::new();
-        let mut failed_forbids = Vec::new();
-        for e in diagnostics.errors() {
-            let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
-            let id = pe.policy_id();
-            errors.push(format!("{id}: {}", one_line(&pe.inner().to_string())));
-            if set.policy(id).is_some_and(|p| p.effect() == Effect::Forbid) {
-                failed_forbids.push(id.to_string());
+        Ok((request, entities))
+    }
+
+    /// The decision over the union of `sets` (disjoint subsets of `whole`, each in
+    /// `whole`'s order): allowed when some `permit` applies and no `forbid` applies or
+    /// fails, as Cedar decides over one set.
+    fn evaluate(
+        &self,
+        request: &cedar_policy::Request,
+        entities: &Entities,
+        sets: &[&PolicySet],
+        whole: &PolicySet,
+    ) -> Decision {
+        let mut reasons = BTreeSet::new();
+        let mut failures: Vec<(PolicyId, String)> = Vec::new();
+        for set in sets {
+            if set.is_empty() {
+                continue;
+            }
+            let response = self.authorizer.is_authorized(request, set, entities);
+            let diagnostics = response.diagnostics();
+            reasons.extend(diagnostics.reason().map(|p| p.to_string()));
+            for e in diagnostics.errors() {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+                failures.push((pe.policy_id().clone(), one_line(&pe.inner().to_string())));
             }
         }
-        let cedar_allows = response.decision() == cedar_policy::Decision::Allow;
-        let (allowed, policies) = if !failed_forbids.is_empty() {
-            let mut ids: Vec<String> = reasons
-                .into_iter()
-                .filter(|id| {
-                    set.policy(&PolicyId::new(id))
-                        .is_some_and(|p| p.effect() == Effect::Forbid)
-                })
+        if sets.len() > 1 && failures.len() > 1 {
+            // One set reports failures in its order; several, in the whole set's.
+            let position: HashMap<&PolicyId, usize> = whole
+                .policies()
+                .enumerate()
+                .map(|(i, p)| (p.id(), i))
                 .collect();
+            failures.sort_by_key(|(id, _)| position.get(id).copied().unwrap_or(usize::MAX));
+        }
+        let is =
+            |id: &PolicyId, effect: Effect| whole.policy(id).is_some_and(|p| p.effect() == effect);
+        let errors = failures
+            .iter()
+            .map(|(id, e)| format!("{id}: {e}"))
+            .collect();
+        let failed_forbids: Vec<String> = failures
+            .iter()
+            .filter(|(id, _)| is(id, Effect::Forbid))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        // Over one set Cedar names the applying `forbid`s when one applies, else the
+        // applying `permit`s; several sets may each report one kind, so split them here.
+        let (forbids, permits): (Vec<String>, Vec<String>) = reasons
+            .into_iter()
+            .partition(|id| is(&PolicyId::new(id), Effect::Forbid));
+        let (allowed, policies) = if !failed_forbids.is_empty() || !forbids.is_empty() {
+            let mut ids = forbids;
             ids.extend(failed_forbids);
             (false, ids)
-        } else if cedar_allows {
-            (true, reasons.into_iter().collect())
-        } else if reasons.is_empty() {
-            (false, vec![DEFAULT_DENY_ID.to_owned()])
+        } else if !permits.is_empty() {
+            (true, permits)
         } else {
-            (false, reasons.into_iter().collect())
+            (false, vec![DEFAULT_DENY_ID.to_owned()])
         };
-        Ok(Decision {
+        Decision {
             allowed,
             policies,
             errors,
-        })
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`schema`]: the entity types, actions and context hyok sends (`hyok policy schema`).
 //! - [`engine`]: `[policy] files` loaded and validated at start; decisions.
 //! - [`request`]: one question in hyok's terms and its Cedar form.
+//! - `index`: the per-action, per-principal policy subsets a decision evaluates.
 //! - [`guard`]: the decision point a session hands to clients and object stores; it
 //!   records every decision in the audit log.
 //! - [`residency`]: the `[[residency.allow]]` shorthand, translated into a Cedar policy.
@@ -12,6 +13,7 @@
 
 pub mod engine;
 pub mod guard;
+mod index;
 pub mod request;
 pub mod residency;
 pub mod schema;

@@ -280,6 +280,31 @@ fn arn_account(arn: &str) -> &str {
     }
 }
 
+/// The Cedar uid of an action (`Hyok::Action::"put"`).
+pub(crate) fn action_uid(a: Action) -> EntityUid {
+    uid(&TYPES.action, a.as_str())
+}
+
+/// The entity types of hyok's principals.
+pub(crate) fn principal_types() -> [EntityTypeName; 3] {
+    let ty = &*TYPES;
+    [
+        ty.identity.clone(),
+        ty.credential.clone(),
+        ty.caller.clone(),
+    ]
+}
+
+/// The Cedar uid of a principal.
+pub(crate) fn principal_uid(p: &Principal) -> EntityUid {
+    let ty = &*TYPES;
+    match p {
+        Principal::Identity(n) => uid(&ty.identity, n),
+        Principal::Credential(n) => uid(&ty.credential, n),
+        Principal::Caller(n) => uid(&ty.caller, n),
+    }
+}
+
 fn internal(e: impl fmt::Display) -> Error {
     Error::Config(format!("policy request: {e}"))
 }
@@ -289,11 +314,7 @@ impl Query {
     pub(crate) fn to_cedar(&self) -> Result<(cedar_policy::Request, Vec<Entity>)> {
         let ty = &*TYPES;
         let mut entities = Vec::with_capacity(4);
-        let principal = match &self.principal {
-            Principal::Identity(n) => uid(&ty.identity, n),
-            Principal::Credential(n) => uid(&ty.credential, n),
-            Principal::Caller(n) => uid(&ty.caller, n),
-        };
+        let principal = principal_uid(&self.principal);
         match &self.principal {
             Principal::Caller(arn) => entities.push(
                 Entity::new(
@@ -398,7 +419,7 @@ impl Query {
             }
         }
         let context = Context::from_pairs(pairs).map_err(internal)?;
-        let action = uid(&ty.action, self.action.as_str());
+        let action = action_uid(self.action);
         let request = cedar_policy::Request::new(principal, action, resource, context, None)
             .map_err(internal)?;
         Ok((request, entities))
