@@ -1,6 +1,7 @@
 //! The health view of a key store: one line per server node (reachable, role, latency,
-//! circuit-breaker state). Network key stores fill it in ([`crate::KeyStore::health`]); local
-//! ones (raw keys, PKCS#11 tokens) have no nodes.
+//! circuit-breaker state). Network key stores fill it in ([`crate::KeyStore::health`]), and so
+//! does a key held by several PKCS#11 tokens (one entry per token); other local ones (raw
+//! keys, a single PKCS#11 token) have no nodes.
 
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub enum NodeRole {
     Up,
     /// Did not answer (refused, timed out, TLS failure); the reason is in `detail`.
     Unreachable,
+    /// Answers, but hyok does not use it: a PKCS#11 token that holds a different key under
+    /// the key's label (the reason is in `detail`).
+    Excluded,
 }
 
 impl NodeRole {
@@ -44,6 +48,7 @@ impl NodeRole {
             Self::Uninitialized => "uninitialized",
             Self::Up => "up",
             Self::Unreachable => "unreachable",
+            Self::Excluded => "excluded",
         }
     }
 }

@@ -54,7 +54,9 @@ pub mod vault;
 pub use error::{Error, ErrorClass, Result};
 pub use keyring::{KeyManager, Keyring, OpLabel};
 pub use registry::{Registry, Scheme};
-pub use store::{edk_key_name, edk_label, KeyInfo, KeyStore, SharedKeyStore, WrapRequest};
+pub use store::{
+    edk_key_name, edk_label, KeyGroups, KeyInfo, KeyStore, SharedKeyStore, WrapRequest,
+};
 pub use uri::KeyUri;
 
 /// Open the key store a URI names, with the schemes of this build

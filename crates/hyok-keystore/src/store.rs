@@ -126,6 +126,22 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     async fn health(&self) -> Vec<crate::health::NodeHealth> {
         Vec::new()
     }
+
+    /// For a key made of key groups (a k-of-n split): how many groups must take part
+    /// (`None` when only each message says, as for a decrypt-only opener) and each group's
+    /// keys, so that the health view can probe every member. Other keys: `None`.
+    fn key_groups(&self) -> Option<KeyGroups> {
+        None
+    }
+}
+
+/// The key groups of a k-of-n key ([`KeyStore::key_groups`]).
+#[derive(Clone, Debug)]
+pub struct KeyGroups {
+    /// Groups that must take part (k); `None` when unknown until a message is read.
+    pub needed: Option<usize>,
+    /// Each group's keys (any one of which opens the group's share).
+    pub groups: Vec<Vec<SharedKeyStore>>,
 }
 
 /// A shared key store.

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::keyring::{KeyManager, OpLabel};
-use crate::store::{KeyInfo, KeyStore, WrapRequest};
+use crate::store::{KeyGroups, KeyInfo, KeyStore, WrapRequest};
 
 /// The EDK provider id of a k-of-n split.
 pub const PROVIDER_ID: &str = "hyok-threshold";
@@ -158,6 +158,17 @@ impl KeyStore for ThresholdKey {
 
     fn can_wrap(&self) -> bool {
         self.threshold >= 2
+    }
+
+    fn key_groups(&self) -> Option<KeyGroups> {
+        Some(KeyGroups {
+            needed: (self.threshold >= 2).then_some(self.threshold),
+            groups: self
+                .groups
+                .iter()
+                .map(|g| g.keyring().keys().to_vec())
+                .collect(),
+        })
     }
 
     async fn wrap(&self, data_key: &DataKey, req: WrapRequest<'_>) -> Result<EncryptedDataKey> {

@@ -20,6 +20,8 @@
 //! - `xks`: `hyok xks` processes on one SoftHSM key, driven with `curl --aws-sigv4`.
 //! - `failover`: a Vault key on the three nodes of `scripts/services/openbao-cluster.sh`; a
 //!   node is stopped during `cp -r` and during gateway uploads (issue 15).
+//! - `pkcs11_slots`: one key in two private SoftHSM tokens (`token=A,B`): failover when a
+//!   token goes away (also mid `cp -r`), all gone, a token with another key refused.
 //! - `policy`: issue 15's `[policy]` engine: decisions of `cp`/`cat`/`ls`/`rm`/`encrypt`,
 //!   `hyok policy check|explain`, bad policy files, audit records.
 
@@ -35,6 +37,7 @@ mod interop;
 mod kmip;
 mod pipeline;
 mod pkcs11;
+mod pkcs11_slots;
 mod policy;
 mod rotation;
 mod session;

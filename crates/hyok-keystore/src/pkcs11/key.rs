@@ -40,6 +40,8 @@ enum Material {
     /// RSA key pair: public key held here for wrapping; private key in the token.
     Rsa {
         public: PublicEncryptingKey,
+        /// DER of the modulus and the exponent (to compare tokens' copies of the key).
+        public_der: Vec<u8>,
         bits: usize,
         has_private: bool,
     },
@@ -222,9 +224,12 @@ impl Pkcs11Key {
                 detail: "the token's RSA public key is not usable (hyok needs 2048 to 8192 bits)"
                     .into(),
             })?;
+            let mut public_der = der_uint(&m);
+            public_der.extend(der_uint(&e));
             (
                 Material::Rsa {
                     public,
+                    public_der,
                     bits: objects::modulus_bits(&m),
                     has_private: !rsa_priv.is_empty(),
                 },
@@ -312,7 +317,44 @@ impl Pkcs11Key {
     }
 }
 
+/// AAD of the same-key check of several tokens ([`Pkcs11Key::check_wrap`]).
+const CHECK_AAD: &[u8] = b"hyok pkcs11 same-key check";
+
 impl Pkcs11Key {
+    /// Same-key check of an AES key (see [`super::slots`]): wrap `probe` in the token like a
+    /// data key (random IV, AES-GCM), under a fixed AAD no message uses. Blocks.
+    pub(super) fn check_wrap(&self, probe: &[u8]) -> Result<EncryptedDataKey> {
+        self.inner.aes_wrap(probe, CHECK_AAD)
+    }
+
+    /// Undo [`Self::check_wrap`] (made by another token) in this token: only the same key
+    /// passes the GCM tag. Blocks.
+    pub(super) fn check_unwrap(&self, edk: &EncryptedDataKey, len: usize) -> Result<DataKey> {
+        self.inner.aes_unwrap(edk, CHECK_AAD, len)
+    }
+
+    /// The RSA public key (DER of modulus and exponent); `None` for AES keys.
+    pub(super) fn rsa_public_der(&self) -> Option<&[u8]> {
+        match &self.inner.material {
+            Material::Rsa { public_der, .. } => Some(public_der),
+            Material::Aes => None,
+        }
+    }
+
+    /// Ask the token for the key again (C_FindObjects on a pooled session): a round trip
+    /// that fails when the token is gone. Blocks.
+    pub(super) fn probe(&self) -> Result<()> {
+        let inner = &self.inner;
+        match inner.token.run(&mut |s| inner.lookup(s)) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::NotFound {
+                key: inner.who().to_owned(),
+                detail: format!("no key labelled {:?} on the token any more", inner.label),
+            }),
+            Err(e) => Err(e.into_error(inner.who())),
+        }
+    }
+
     /// Whether this is an AES key (usable by [`super::aead`]).
     pub(super) fn is_aes(&self) -> bool {
         matches!(self.inner.material, Material::Aes)

@@ -29,14 +29,16 @@ mod error;
 mod key;
 mod objects;
 mod sign;
+mod slots;
 mod token;
 pub mod uri;
 
 pub use admin::Pkcs11Admin;
 pub use key::Pkcs11Key;
 pub use sign::{EcCurve, EcSigner};
+pub use slots::Pkcs11Slots;
 pub use token::{shared_context, DEFAULT_POOL_SIZE};
-pub use uri::{OaepHash, PinSource, Pkcs11Uri};
+pub use uri::{OaepHash, PinSource, Pkcs11Uri, TokenSelector};
 
 use crate::error::{Error, Result};
 use crate::registry::{shared, Scheme};
@@ -44,9 +46,16 @@ use crate::registry::{shared, Scheme};
 /// `pkcs11:`: a key inside an HSM token (RFC 7512 URI).
 pub(crate) const REGISTRATION: Scheme = Scheme {
     name: "pkcs11",
-    syntax: "pkcs11:token=LABEL;object=KEY[?oaep-hash=sha1]",
-    note: "module from HYOK_PKCS11_MODULE, PIN from HYOK_PKCS11_PIN or ?pin-source=file:PATH; see docs/HSM.md",
-    open: |u| Ok(shared(Pkcs11Key::open(&Pkcs11Uri::from_key_uri(u)?)?)),
+    syntax: "pkcs11:token=LABEL[,LABEL2…];object=KEY[?oaep-hash=sha1]",
+    note: "module from HYOK_PKCS11_MODULE, PIN from HYOK_PKCS11_PIN or ?pin-source=file:PATH; several tokens holding the same key fail over; see docs/HSM.md",
+    open: |u| {
+        let p = Pkcs11Uri::from_key_uri(u)?;
+        if p.more_tokens.is_empty() {
+            Ok(shared(Pkcs11Key::open(&p)?))
+        } else {
+            Ok(shared(Pkcs11Slots::open(&p)?))
+        }
+    },
     admin: Some(|_| Ok(Box::new(Pkcs11Admin))),
 };
 

@@ -215,6 +215,12 @@ fn trimmed(s: &str) -> &str {
 /// Find the token a URI names and open (or share) its pool; logs in on first use so that a
 /// wrong PIN shows up here rather than in the middle of a stream.
 pub(crate) fn open_token(uri: &Pkcs11Uri, who: &str) -> Result<Arc<Token>> {
+    if !uri.more_tokens.is_empty() {
+        return Err(Error::Config(format!(
+            "{who}: lists several tokens, but this use of a key (key new, list or destroy, an \
+             audit signing key, an XKS key) takes one: name one token, and repeat for each"
+        )));
+    }
     let module_path = uri.module()?;
     let module = module(&module_path, who)?;
     let mut present = Vec::new();

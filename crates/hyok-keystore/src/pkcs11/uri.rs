@@ -145,11 +145,30 @@ pub struct Pkcs11Uri {
     pub namespace: String,
     /// Sessions kept open per token (`pool-size=`, default 16).
     pub pool_size: Option<usize>,
+    /// Further tokens holding the same key, after the one `token`/`serial`/`slot_id` select
+    /// (`token=A,B`, `serial=S1,S2` or `slot-id=1,2`: one of them may list several values).
+    /// Empty for a single token. See [`super::slots`].
+    pub more_tokens: Vec<TokenSelector>,
+    /// `cooldown=SECONDS`: how long a failed token is skipped (several tokens only).
+    pub cool_down: Option<std::time::Duration>,
+}
+
+/// Which token one member of a several-token URI is: the `token`, `serial` and `slot-id`
+/// attributes as they apply to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSelector {
+    /// Token label.
+    pub token: Option<String>,
+    /// Token serial number.
+    pub serial: Option<String>,
+    /// Slot number.
+    pub slot_id: Option<u64>,
 }
 
 const PATH_ATTRS: [&str; 6] = ["token", "serial", "slot-id", "object", "id", "type"];
-const QUERY_ATTRS: [&str; 6] = [
+const QUERY_ATTRS: [&str; 7] = [
     "module-path",
+    "cooldown",
     "pin-source",
     "oaep-hash",
     "namespace",
@@ -213,7 +232,12 @@ impl Pkcs11Uri {
             oaep_hash_given: false,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             pool_size: None,
+            more_tokens: Vec::new(),
+            cool_down: None,
         };
+        // `token`, `serial` and `slot-id` values, split at literal commas (a comma inside a
+        // label is written %2C); at most one of them may list several tokens.
+        let mut lists: Vec<(&str, Vec<String>)> = Vec::new();
         for part in uri.path.split(';').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| {
                 Error::Config(format!(
@@ -230,23 +254,36 @@ impl Pkcs11Uri {
             }
             let dup = || Error::Config(format!("pkcs11: attribute {k:?} given twice"));
             match k.as_str() {
-                "token" => {
-                    if out.token.replace(decode(v, "token")?).is_some() {
+                name @ ("token" | "serial" | "slot-id") => {
+                    let name = match name {
+                        "token" => "token",
+                        "serial" => "serial",
+                        _ => "slot-id",
+                    };
+                    if lists.iter().any(|(n, _)| *n == name) {
                         return Err(dup());
                     }
-                }
-                "serial" => {
-                    if out.serial.replace(decode(v, "serial")?).is_some() {
-                        return Err(dup());
+                    let mut values = Vec::new();
+                    for piece in v.split(',') {
+                        let d = decode(piece, name)?;
+                        if d.is_empty() {
+                            return Err(Error::Config(format!(
+                                "pkcs11: {name}={v:?} has an empty entry"
+                            )));
+                        }
+                        if name == "slot-id" && d.parse::<u64>().is_err() {
+                            return Err(Error::Config(format!(
+                                "pkcs11: slot-id {v:?} is not a number"
+                            )));
+                        }
+                        if values.contains(&d) {
+                            return Err(Error::Config(format!(
+                                "pkcs11: {name} {d:?} is listed twice"
+                            )));
+                        }
+                        values.push(d);
                     }
-                }
-                "slot-id" => {
-                    let n = decode(v, "slot-id")?.parse::<u64>().map_err(|_| {
-                        Error::Config(format!("pkcs11: slot-id {v:?} is not a number"))
-                    })?;
-                    if out.slot_id.replace(n).is_some() {
-                        return Err(dup());
-                    }
+                    lists.push((name, values));
                 }
                 "object" => {
                     if out.object.replace(decode(v, "object")?).is_some() {
@@ -275,6 +312,49 @@ impl Pkcs11Uri {
                     )))
                 }
             }
+        }
+        let several: Vec<&str> = lists
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(n, _)| *n)
+            .collect();
+        if several.len() > 1 {
+            return Err(Error::Config(format!(
+                "pkcs11: only one of token=, serial= and slot-id= may list several tokens \
+                 ({} both do)",
+                several.join(" and ")
+            )));
+        }
+        let count = lists.iter().map(|(_, v)| v.len()).max().unwrap_or(1);
+        if count > crate::endpoints::MAX_ENDPOINTS {
+            return Err(Error::Config(format!(
+                "pkcs11: {count} tokens listed; at most {} per key",
+                crate::endpoints::MAX_ENDPOINTS
+            )));
+        }
+        let mut selectors = vec![
+            TokenSelector {
+                token: None,
+                serial: None,
+                slot_id: None,
+            };
+            count
+        ];
+        for (name, values) in &lists {
+            for (i, sel) in selectors.iter_mut().enumerate() {
+                let v = values[if values.len() > 1 { i } else { 0 }].clone();
+                match *name {
+                    "token" => sel.token = Some(v),
+                    "serial" => sel.serial = Some(v),
+                    _ => sel.slot_id = v.parse().ok(),
+                }
+            }
+        }
+        let first = selectors.remove(0);
+        (out.token, out.serial, out.slot_id) = (first.token, first.serial, first.slot_id);
+        out.more_tokens = selectors;
+        if let Some(c) = uri.query.get("cooldown") {
+            out.cool_down = Some(crate::endpoints::cool_down_attr(c, "pkcs11")?);
         }
         if out.token.is_none() && out.serial.is_none() && out.slot_id.is_none() {
             return Err(Error::Config(
@@ -344,19 +424,63 @@ impl Pkcs11Uri {
         })
     }
 
-    /// The token part as text (`pkcs11:token=…`), for messages.
+    /// The token part as text (`pkcs11:token=…`; several tokens as `token=A,B`), for
+    /// messages.
     pub fn token_display(&self) -> String {
+        format!("pkcs11:{}", self.selectors_display())
+    }
+
+    /// The selectors of every token, in order (one for a single-token URI).
+    pub fn selectors(&self) -> Vec<TokenSelector> {
+        let mut out = vec![TokenSelector {
+            token: self.token.clone(),
+            serial: self.serial.clone(),
+            slot_id: self.slot_id,
+        }];
+        out.extend(self.more_tokens.iter().cloned());
+        out
+    }
+
+    /// One URI per token of a several-token URI, in order (each with one token and
+    /// everything else the same); the URI itself for a single token.
+    pub fn members(&self) -> Vec<Self> {
+        self.selectors()
+            .into_iter()
+            .map(|sel| Self {
+                token: sel.token,
+                serial: sel.serial,
+                slot_id: sel.slot_id,
+                more_tokens: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// `token=A;serial=S` (several tokens: `token=A,B`), without the scheme.
+    pub fn selectors_display(&self) -> String {
+        let sels = self.selectors();
+        let join = |f: &dyn Fn(&TokenSelector) -> Option<String>| -> Option<String> {
+            let vals: Vec<String> = sels.iter().filter_map(f).collect();
+            if vals.is_empty() {
+                return None;
+            }
+            // An attribute that is the same for every token is written once.
+            if vals.iter().all(|v| *v == vals[0]) {
+                return Some(vals[0].clone());
+            }
+            Some(vals.join(","))
+        };
         let mut parts = Vec::new();
-        if let Some(t) = &self.token {
-            parts.push(format!("token={}", pct(t.as_bytes())));
+        if let Some(t) = join(&|s| s.token.as_ref().map(|t| pct(t.as_bytes()))) {
+            parts.push(format!("token={t}"));
         }
-        if let Some(s) = &self.serial {
-            parts.push(format!("serial={}", pct(s.as_bytes())));
+        if let Some(s) = join(&|s| s.serial.as_ref().map(|t| pct(t.as_bytes()))) {
+            parts.push(format!("serial={s}"));
         }
-        if let Some(n) = self.slot_id {
+        if let Some(n) = join(&|s| s.slot_id.map(|n| n.to_string())) {
             parts.push(format!("slot-id={n}"));
         }
-        format!("pkcs11:{}", parts.join(";"))
+        parts.join(";")
     }
 
     /// The URI without secrets and without how-to-reach attributes: token, object, id and
@@ -431,6 +555,48 @@ mod tests {
         assert!(Pkcs11Uri::parse("pkcs11:token=t;token=u").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=t?oaep-hash=md5").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=t?pool-size=0").is_err());
+    }
+
+    #[test]
+    fn several_tokens_are_one_list() {
+        let u = Pkcs11Uri::parse("pkcs11:token=hsm-a,hsm%2Cb;object=kek?cooldown=5").unwrap();
+        let m = u.members();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].token.as_deref(), Some("hsm-a"));
+        assert_eq!(m[1].token.as_deref(), Some("hsm,b"));
+        assert!(m
+            .iter()
+            .all(|m| m.more_tokens.is_empty() && m.object == u.object));
+        assert_eq!(m[1].selectors_display(), "token=hsm%2Cb");
+        assert_eq!(u.display(), "pkcs11:token=hsm-a,hsm%2Cb;object=kek");
+        assert_eq!(u.cool_down, Some(std::time::Duration::from_secs(5)));
+        // One list; the other attributes apply to every token.
+        let u = Pkcs11Uri::parse("pkcs11:token=part;serial=11,22;object=k").unwrap();
+        assert_eq!(u.display(), "pkcs11:token=part;serial=11,22;object=k");
+        let m = u.members();
+        assert_eq!(m[1].token.as_deref(), Some("part"));
+        assert_eq!(m[1].serial.as_deref(), Some("22"));
+        let u = Pkcs11Uri::parse("pkcs11:slot-id=3,4;object=k").unwrap();
+        assert_eq!(u.members()[1].slot_id, Some(4));
+        assert!(Pkcs11Uri::parse("pkcs11:token=a;object=k")
+            .unwrap()
+            .more_tokens
+            .is_empty());
+        for (bad, why) in [
+            ("pkcs11:token=a,b;serial=1,2;object=k", "only one of"),
+            ("pkcs11:token=a,a;object=k", "listed twice"),
+            ("pkcs11:token=a,,b;object=k", "empty entry"),
+            ("pkcs11:slot-id=1,x;object=k", "not a number"),
+            ("pkcs11:token=a,b;object=k?cooldown=0", "cooldown"),
+        ] {
+            let e = Pkcs11Uri::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let many = (0..17)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(Pkcs11Uri::parse(&format!("pkcs11:token={many};object=k")).is_err());
     }
 
     #[test]
