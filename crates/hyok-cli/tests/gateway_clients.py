@@ -407,7 +407,7 @@ def backend_reads():
 def request_count_suite():
     """Backend requests per client request, from the gateway's metrics (nothing else runs
     meanwhile): a small GET is one backend GET, whatever its range or condition; a HEAD is
-    one GET of the header; a range of a large object past its first MiB is two."""
+    one GET of the header; a range of a large object past its first frame is two."""
     s3 = client()
     b = "boto" + SFX
     small = body(4096, 4242)
@@ -444,7 +444,7 @@ def request_count_suite():
     got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/large",
                                         Range="bytes=2500000-2600000")["Body"].read())
     check(got == large[2500000:2600001] and c == (2, 0),
-          f"a range of a 3 MiB object past its first MiB: header GET + frames GET ({c})")
+          f"a range of a 3 MiB object past its first frame: header GET + frames GET ({c})")
     got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/large")["Body"].read())
     check(got == large and c == (2, 0),
           f"a whole 3 MiB object: its first MiB, then the rest in one 8 MiB part ({c})")

@@ -551,15 +551,8 @@ impl S3 for GatewayS3 {
             .map_err(to_s3)?;
         // One backend GET: the object's first bytes describe it (size, ETag, metadata for
         // the response head) and are the start of the body decrypted below.
-        let wanted = i.range.as_ref().and_then(|r| match r {
-            Range::Int { first, .. } => Some(ByteRange {
-                start: *first,
-                end: None,
-            }),
-            Range::Suffix { .. } => None,
-        });
         let (_, url, prefix, d) = g
-            .prefix_or_404(&i.bucket, &i.key, prefix_len(wanted))
+            .prefix_or_404(&i.bucket, &i.key, prefix_len(i.range.is_some()))
             .await?;
         check_conditions(
             &d,

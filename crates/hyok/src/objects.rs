@@ -51,19 +51,24 @@ pub const META_LOCATION: &str = "hyok-location";
 
 /// Largest header read when describing or range-reading an object.
 const MAX_HEADER: u64 = 16 * 1024 * 1024;
-/// What a download reads with its first GET: objects up to this size cost one request.
+/// What a download of a whole object reads with its first GET: objects up to this size
+/// cost one request.
 pub const GET_PREFIX: u64 = 1 << 20;
-/// What a ranged download that starts past [`GET_PREFIX`] reads first: enough for the
-/// header of any usual message (a longer one is read on).
-const HEADER_GUESS: u64 = 64 * 1024;
+/// What a ranged download reads first: the header and the first 64 KiB frame of a usual
+/// message, so a small object or a range in its first frame is one request, and a range
+/// elsewhere moves little more than its frames (a longer header is read on).
+pub const RANGE_PREFIX: u64 = 128 * 1024;
 
-/// How many bytes the first GET of a download of `range` asks for.
-pub fn prefix_len(range: Option<ByteRange>) -> u64 {
-    match range {
-        Some(r) if r.start >= GET_PREFIX => HEADER_GUESS,
-        _ => GET_PREFIX,
+/// How many bytes the first GET of a download asks for: [`RANGE_PREFIX`] for a ranged one,
+/// else [`GET_PREFIX`].
+pub fn prefix_len(ranged: bool) -> u64 {
+    if ranged {
+        RANGE_PREFIX
+    } else {
+        GET_PREFIX
     }
 }
+
 const IO_BUF: usize = 1 << 20;
 
 /// An inclusive byte range of plaintext, as in HTTP `Range: bytes=START-END`.
@@ -485,10 +490,11 @@ impl Objects {
         on_header: &mut dyn FnMut(&Header),
     ) -> Result<GetReport> {
         let client = self.authorize(Action::Get, url, reproduced)?;
-        let prefix = self
-            .catalog
-            .rt
-            .block_on(self.catalog.store.get_prefix(url, prefix_len(range)))?;
+        let prefix = self.catalog.rt.block_on(
+            self.catalog
+                .store
+                .get_prefix(url, prefix_len(range.is_some())),
+        )?;
         self.get_read(&client, url, prefix, out, range, reproduced, on_header)
     }
 
