@@ -23,6 +23,8 @@ WORK = E["BENCH_WORK"]
 MIB = int(E.get("BENCH_MIB", "1024"))
 SMALL = int(E.get("BENCH_SMALL", "10000"))
 SUFFIX = str(os.getpid())
+# Page cache filled and freed before each timed step (see settle).
+SETTLE_MIB = int(E.get("BENCH_SETTLE_MIB", "2048"))
 
 TARGETS = {
     "gateway": (E["GW_ENDPOINT"], E["GW_KEY"], E["GW_SECRET"]),
@@ -59,6 +61,29 @@ def rclone(t, *args):
     return time.time() - t0
 
 
+def settle():
+    """As bench/run.sh does before each timed run: write back what is dirty, then fill
+    SETTLE_MIB of page cache with a file deleted unwritten, so that every step writes into
+    memory the kernel freed a moment ago (on this VM the host reclaims long-free pages, and
+    writing into them costs several times more system time: the order of steps would decide
+    the result otherwise)."""
+    os.sync()
+    path = os.path.join(WORK, "settle.tmp")
+    chunk = bytes(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(SETTLE_MIB):
+            f.write(chunk)
+    os.remove(path)
+
+
+def remove(bucket, keys):
+    """Delete benchmark objects from s3s-fs (the gateway's ones are there too): disk is tight."""
+    c = client("direct")
+    for i in range(0, len(keys), 1000):
+        c.delete_objects(Bucket=bucket,
+                         Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+
+
 def peak_rss_mib():
     try:
         with open(f"/proc/{E['GW_PID']}/status") as f:
@@ -84,12 +109,18 @@ def main():
             back = os.path.join(WORK, f"{t}.back")
             if tool == "aws cli":
                 key = f"s3://{bucket}/{t}/big.bin"
+                settle()
                 up = aws(t, "s3", "cp", big, key, "--only-show-errors")
+                settle()
                 down = aws(t, "s3", "cp", key, back, "--only-show-errors")
+                remove(bucket, [f"{t}/big.bin"])
             else:
                 key = f"T:{bucket}/{t}/rclone.bin"
+                settle()
                 up = rclone(t, "copyto", big, key)
+                settle()
                 down = rclone(t, "copyto", key, back)
+                remove(bucket, [f"{t}/rclone.bin"])
             if not filecmp.cmp(big, back, shallow=False):
                 sys.exit(f"{tool} via {t}: the downloaded file differs")
             os.remove(back)
@@ -119,6 +150,7 @@ def main():
                 if op == "put":
                     return timed(lambda: c.put_object(Bucket=bucket, Key=k, Body=body))
                 return timed(lambda: c.get_object(Bucket=bucket, Key=k)["Body"].read())
+            settle()
             t0 = time.time()
             with cf.ThreadPoolExecutor(32) as ex:
                 lat = sorted(ex.map(one, range(SMALL)))
@@ -126,7 +158,10 @@ def main():
             res += [SMALL / wall, statistics.median(lat), lat[int(len(lat) * 0.99)]]
         print(f"| {t} | " + " | ".join(f"{x:.0f}" if i % 3 == 0 else f"{x:.1f}"
                                       for i, x in enumerate(res)) + " |")
+        sys.stdout.flush()
+        remove(bucket, [f"{t}/small/{i:06d}" for i in range(SMALL)])
     print(f"\ngateway peak RSS: {peak_rss_mib():.0f} MiB")
+    os.remove(big)
 
 
 if __name__ == "__main__":

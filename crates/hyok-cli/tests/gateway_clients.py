@@ -391,6 +391,66 @@ def rclone_suite():
     check("0 differences found" in r.stderr, "rclone sync, then check agrees")
 
 
+def backend_reads():
+    """The gateway's count of read requests to its backend, by kind (from /metrics)."""
+    text = urllib.request.urlopen(ENDPOINT + "/metrics", timeout=30).read().decode()
+    out = {}
+    for line in text.splitlines():
+        for kind in ("get", "head"):
+            if line.startswith('hyok_gateway_backend_reads_total{kind="%s"} ' % kind):
+                out[kind] = int(line.split()[-1])
+    if set(out) != {"get", "head"}:
+        fail("/metrics has no hyok_gateway_backend_reads_total")
+    return out
+
+
+def request_count_suite():
+    """Backend requests per client request, from the gateway's metrics (nothing else runs
+    meanwhile): a small GET is one backend GET, whatever its range or condition; a HEAD is
+    one GET of the header; a range of a large object past its first frame is two."""
+    s3 = client()
+    b = "boto" + SFX
+    small = body(4096, 4242)
+    large = big_body(3 * 1024 * 1024 + 123, 4343)
+    s3.put_object(Bucket=b, Key="count/small", Body=small)
+    s3.put_object(Bucket=b, Key="count/large", Body=large)
+
+    def cost(call):
+        before = backend_reads()
+        r = call()
+        after = backend_reads()
+        return r, (after["get"] - before["get"], after["head"] - before["head"])
+
+    def code_of(call):
+        try:
+            call()
+        except ClientError as e:
+            return e.response["ResponseMetadata"]["HTTPStatusCode"]
+        return 200
+
+    got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/small")["Body"].read())
+    check(got == small and c == (1, 0), f"a 4 KiB GET: one backend GET, no HEAD (gets, heads: {c})")
+    got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/small",
+                                        Range="bytes=1000-2999")["Body"].read())
+    check(got == small[1000:3000] and c == (1, 0), f"a ranged 4 KiB GET: one backend GET ({c})")
+    got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/small",
+                                        Range="bytes=-100")["Body"].read())
+    check(got == small[-100:] and c == (1, 0), f"a suffix range: one backend GET ({c})")
+    h, c = cost(lambda: s3.head_object(Bucket=b, Key="count/small"))
+    check(h["ContentLength"] == 4096 and c == (1, 0), f"a HEAD: one backend GET of the header ({c})")
+    status, c = cost(lambda: code_of(lambda: s3.get_object(Bucket=b, Key="count/small",
+                                                           IfNoneMatch=h["ETag"])))
+    check(status == 304 and c == (1, 0), f"If-None-Match: 304 after one backend GET ({c})")
+    got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/large",
+                                        Range="bytes=2500000-2600000")["Body"].read())
+    check(got == large[2500000:2600001] and c == (2, 0),
+          f"a range of a 3 MiB object past its first frame: header GET + frames GET ({c})")
+    got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/large")["Body"].read())
+    check(got == large and c == (2, 0),
+          f"a whole 3 MiB object: its first MiB, then the rest in one 8 MiB part ({c})")
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "count/small"}, {"Key": "count/large"}]})
+
+
 def error_code(call):
     """The S3 error code `call` fails with (None when it succeeds)."""
     try:
@@ -485,6 +545,7 @@ if __name__ == "__main__":
         sys.exit(0)
     aws_cli()
     boto3_suite()
+    request_count_suite()
     if SUITE == "full":
         rclone_suite()
     download_backend()

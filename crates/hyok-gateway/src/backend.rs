@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hyok::store::{ObjectInfo, Store, StoreOptions, StoreUrl};
+use hyok::store::{ObjectInfo, ReadCounter, Store, StoreOptions, StoreUrl, Transfer};
 use hyok::Session;
 use s3s::{s3_error, S3Result};
 
@@ -32,6 +32,8 @@ pub(crate) struct Backend {
     /// S3 buckets seen to exist, and when (object_store cannot HEAD a bucket, so the check
     /// is a LIST, which some servers answer slowly for large buckets).
     seen: Mutex<HashMap<String, Instant>>,
+    /// Counts the read requests of every store (the metrics export it).
+    reads: Arc<ReadCounter>,
 }
 
 /// How long an S3 bucket seen to exist is taken to exist without asking again.
@@ -78,13 +80,40 @@ pub(crate) fn check_key(k: &str) -> S3Result<()> {
     Ok(())
 }
 
+/// Largest plaintext written to the backend as one PUT (the aws cli's 8 MiB parts, rclone's
+/// 5 MiB chunks and boto3's 8 MiB threshold are below it).
+const ONE_PUT_MAX: u64 = 16 * 1024 * 1024;
+
+/// How to write a message of `len` bytes of plaintext: up to [`ONE_PUT_MAX`], with parts
+/// larger than the whole message, so that it is one PUT. With the default 8 MiB parts an
+/// 8 MiB client part (8 MiB + its header and frame tags once encrypted) became a backend
+/// multipart upload of 8 MiB and 4 KiB — four requests, and a backend that assembles parts
+/// by copying (s3s-fs) wrote every byte twice. Memory is unchanged: the writer buffers at
+/// most one part either way. The bound on the message's overhead (header, 28 bytes per
+/// 64 KiB frame, a signature) is generous; if it were short, the write is a multipart upload
+/// as before, still correct.
+pub(crate) fn write_transfer(base: &Transfer, len: Option<u64>) -> Transfer {
+    match len {
+        Some(n) if n <= ONE_PUT_MAX => {
+            let whole = n + n / 1024 + 64 * 1024;
+            let rounded = whole.div_ceil(64 * 1024) * 64 * 1024;
+            base.with_part_size(usize::try_from(rounded).unwrap_or(usize::MAX))
+        }
+        _ => base.clone(),
+    }
+}
+
 fn internal(e: hyok::Error) -> s3s::S3Error {
     crate::service::to_s3(e)
 }
 
 impl Backend {
-    /// Open the backend (no request is sent).
-    pub(crate) fn new(kind: BackendKind, session: Arc<Session>) -> hyok::Result<Self> {
+    /// Open the backend (no request is sent); its read requests are counted in `reads`.
+    pub(crate) fn new(
+        kind: BackendKind,
+        session: Arc<Session>,
+        reads: Arc<ReadCounter>,
+    ) -> hyok::Result<Self> {
         let local = match &kind {
             BackendKind::File(root) => {
                 std::fs::create_dir_all(root).map_err(|e| hyok::Error::Io {
@@ -92,7 +121,11 @@ impl Backend {
                     source: e,
                 })?;
                 let url = StoreUrl::local(root)?;
-                Some(session.open_store(&url, StoreOptions::default())?)
+                Some(
+                    session
+                        .open_store(&url, StoreOptions::default())?
+                        .counting_reads(reads.clone()),
+                )
             }
             BackendKind::S3 => None,
         };
@@ -102,6 +135,7 @@ impl Backend {
             local,
             stores: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
+            reads,
         })
     }
 
@@ -133,7 +167,12 @@ impl Backend {
         let mut opts = opts;
         // The gateway aborts failed uploads itself; it keeps no per-user journal.
         opts.journal_dir = None;
-        let store = Store::open(&url, &opts).map_err(|e| internal(e.into()))?;
+        // It writes only ESDK messages, authenticated frame by frame: hashing every body
+        // for the request signature as well cost a sixth of an upload's CPU (DESIGN.md).
+        opts.unsigned_payload = true;
+        let store = Store::open(&url, &opts)
+            .map_err(|e| internal(e.into()))?
+            .counting_reads(self.reads.clone());
         stores.insert(bucket.to_owned(), store.clone());
         Ok(store)
     }
@@ -342,6 +381,19 @@ fn io_error(what: &str, e: std::io::Error) -> s3s::S3Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_up_to_16_mib_are_one_put_and_share_the_cap() {
+        let base = Transfer::new(8 << 20, 3);
+        let t = write_transfer(&base, Some(8 << 20));
+        // 8 MiB of plaintext in 64 KiB frames is 8 MiB + 128 × 28 bytes + the header.
+        assert!(t.part_size() as u64 >= (8 << 20) + 128 * 28 + 16 * 1024);
+        assert!(t.part_size() <= (8 << 20) + (1 << 20));
+        assert_eq!(write_transfer(&base, Some(100)).part_size(), 5 << 20);
+        assert_eq!(write_transfer(&base, Some(64 << 20)).part_size(), 8 << 20);
+        assert_eq!(write_transfer(&base, None).part_size(), 8 << 20);
+        assert_eq!(t.concurrency(), 3);
+    }
 
     #[test]
     fn names() {

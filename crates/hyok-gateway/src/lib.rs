@@ -111,12 +111,17 @@ impl Gateway {
             Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
             None => None,
         };
+        let metrics = Arc::new(metrics::Metrics::default());
         let state = Arc::new(service::Gateway {
-            backend: backend::Backend::new(settings.backend.clone(), session.clone())?,
+            backend: backend::Backend::new(
+                settings.backend.clone(),
+                session.clone(),
+                metrics.backend_reads(),
+            )?,
             callers,
             transfer: session.transfer(None, None),
             rt: tokio::runtime::Handle::current(),
-            metrics: Arc::new(metrics::Metrics::default()),
+            metrics,
             memory: Arc::new(Semaphore::new(service::SMALL_BODY_BUDGET_KIB)),
             limits: Settings::default().limits,
             requests: Arc::new(Semaphore::new(settings.max_requests)),

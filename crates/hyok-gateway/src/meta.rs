@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use hyok::store::{ObjectInfo, Store};
+use hyok::store::{ObjectInfo, Prefix, Store};
 use hyok::{EncryptionContext, Header, HeaderLimits, ParsedHeader};
 
 /// Context key of the ETag.
@@ -26,6 +26,9 @@ pub(crate) const CTX_UPLOAD_KEY: &str = "hyok-gw-upload-key";
 
 /// Largest header read.
 const MAX_HEADER: u64 = 1 << 20;
+/// What describing an object reads first (a header is usually far shorter; a longer one
+/// is read on).
+pub(crate) const HEADER_PREFIX: u64 = 4096;
 
 /// What a client sees of a stored object.
 #[derive(Clone, Debug)]
@@ -94,6 +97,22 @@ pub(crate) async fn read_header(
                 return Err(e.into());
             }
         }
+    }
+}
+
+/// Parse an object's header from its first bytes, reading on (pinned to its entity tag)
+/// only when the header is longer than they are.
+pub(crate) async fn header_of(
+    store: &Store,
+    prefix: &Prefix,
+    limits: HeaderLimits,
+) -> hyok::Result<ParsedHeader> {
+    match ParsedHeader::read(&mut &prefix.bytes[..], limits) {
+        Ok(p) => Ok(p),
+        Err(hyok::FormatError::Truncated(_)) if !prefix.is_whole() => {
+            read_header(store, &prefix.info, limits).await
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -4,6 +4,9 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use hyok::store::ReadCounter;
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, seconds.
@@ -59,6 +62,7 @@ pub struct Metrics {
     key_latency: Histogram,
     denied: AtomicU64,
     throttled: AtomicU64,
+    backend_reads: Arc<ReadCounter>,
 }
 
 impl Metrics {
@@ -111,6 +115,11 @@ impl Metrics {
     /// A request refused with SlowDown (too many in flight).
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
+    }
+
+    /// The counter the backend's stores count their read requests in.
+    pub fn backend_reads(&self) -> Arc<ReadCounter> {
+        self.backend_reads.clone()
     }
 
     /// Requests in flight now.
@@ -184,6 +193,13 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
             );
         }
+        out.push_str("# HELP hyok_gateway_backend_reads_total Read requests sent to the backend (a GET of an object up to 1 MiB is one; HEADs are counted apart).\n# TYPE hyok_gateway_backend_reads_total counter\n");
+        let _ = writeln!(
+            out,
+            "hyok_gateway_backend_reads_total{{kind=\"get\"}} {}\nhyok_gateway_backend_reads_total{{kind=\"head\"}} {}",
+            self.backend_reads.gets(),
+            self.backend_reads.heads()
+        );
         out.push_str("# HELP hyok_gateway_key_operation_seconds Whole encrypt/decrypt duration, key-store call included.\n# TYPE hyok_gateway_key_operation_seconds histogram\n");
         self.key_latency
             .render(&mut out, "hyok_gateway_key_operation_seconds");
@@ -210,5 +226,6 @@ mod tests {
         assert!(text.contains("hyok_gateway_request_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("hyok_gateway_plaintext_bytes_in_total 1024"));
         assert!(text.contains("hyok_gateway_requests_in_flight 0"));
+        assert!(text.contains("hyok_gateway_backend_reads_total{kind=\"get\"} 0"));
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures::StreamExt;
-use hyok::objects::{ByteRange, Objects, Source};
-use hyok::store::{ObjectInfo, Store, StoreUrl, Transfer};
+use hyok::objects::{prefix_len, ByteRange, Objects, Source};
+use hyok::store::{ObjectInfo, Prefix, Store, StoreUrl, Transfer};
 use hyok::{EncryptionContext, ErrorClass, HeaderLimits, Session, Settings};
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
@@ -171,20 +171,60 @@ impl Gateway {
             .acting_for(Some(caller.id.clone())))
     }
 
-    /// HEAD a backend object and describe it from its header (no key needed).
+    /// As `objects`, for writing a message of `len` bytes of plaintext (one PUT when it is
+    /// small enough: `backend::write_transfer`).
+    fn objects_writing(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        len: Option<u64>,
+    ) -> S3Result<Objects> {
+        let store = self.backend.store(bucket)?;
+        Ok(caller
+            .session
+            .objects(
+                store,
+                Settings::default(),
+                crate::backend::write_transfer(&self.transfer, len),
+                self.rt.clone(),
+            )
+            .map_err(to_s3)?
+            .acting_for(Some(caller.id.clone())))
+    }
+
+    /// Describe a backend object from its header (no key needed): one GET of its first
+    /// bytes, which also says what a HEAD would.
     pub(crate) async fn describe(
         &self,
         store: &Store,
         url: &StoreUrl,
     ) -> S3Result<Option<(ObjectInfo, ObjectDesc)>> {
-        let Some(info) = store.try_head(url).await.map_err(|e| to_s3(e.into()))? else {
+        Ok(self
+            .describe_prefix(store, url, meta::HEADER_PREFIX)
+            .await?
+            .map(|(p, d)| (p.info, d)))
+    }
+
+    /// Read the first `n` bytes of a backend object (one GET) and describe the object from
+    /// its header; the bytes are kept for the read that follows (see `Objects::get_prefetched`).
+    pub(crate) async fn describe_prefix(
+        &self,
+        store: &Store,
+        url: &StoreUrl,
+        n: u64,
+    ) -> S3Result<Option<(Prefix, ObjectDesc)>> {
+        let Some(prefix) = store
+            .try_get_prefix(url, n)
+            .await
+            .map_err(|e| to_s3(e.into()))?
+        else {
             return Ok(None);
         };
-        let parsed = meta::read_header(store, &info, self.limits)
+        let parsed = meta::header_of(store, &prefix, self.limits)
             .await
             .map_err(to_s3)?;
-        let d = meta::describe(&info, &parsed);
-        Ok(Some((info, d)))
+        let d = meta::describe(&prefix.info, &parsed);
+        Ok(Some((prefix, d)))
     }
 
     async fn object_or_404(
@@ -192,10 +232,21 @@ impl Gateway {
         bucket: &str,
         key: &str,
     ) -> S3Result<(Store, StoreUrl, ObjectInfo, ObjectDesc)> {
+        let (store, url, prefix, d) = self.prefix_or_404(bucket, key, meta::HEADER_PREFIX).await?;
+        Ok((store, url, prefix.info, d))
+    }
+
+    /// As `object_or_404`, keeping the first `n` bytes read.
+    async fn prefix_or_404(
+        &self,
+        bucket: &str,
+        key: &str,
+        n: u64,
+    ) -> S3Result<(Store, StoreUrl, Prefix, ObjectDesc)> {
         let store = self.backend.store(bucket)?;
         let url = self.backend.object_url(bucket, key)?;
-        match self.describe(&store, &url).await? {
-            Some((info, d)) => Ok((store, url, info, d)),
+        match self.describe_prefix(&store, &url, n).await? {
+            Some((prefix, d)) => Ok((store, url, prefix, d)),
             None => {
                 self.backend.require_bucket(bucket).await?;
                 Err(s3_error!(NoSuchKey))
@@ -213,7 +264,7 @@ impl Gateway {
         len: Option<u64>,
         context: EncryptionContext,
     ) -> S3Result<()> {
-        let objects = self.objects(caller, bucket)?;
+        let objects = self.objects_writing(caller, bucket, len)?;
         let url = self.backend.object_url(bucket, key)?;
         let started = Instant::now();
         let res = tokio::task::spawn_blocking(move || {
@@ -500,7 +551,11 @@ impl S3 for GatewayS3 {
         objects
             .check_policy(hyok::policy::Action::Get, &url)
             .map_err(to_s3)?;
-        let (_, url, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
+        // One backend GET: the object's first bytes describe it (size, ETag, metadata for
+        // the response head) and are the start of the body decrypted below.
+        let (_, url, prefix, d) = g
+            .prefix_or_404(&i.bucket, &i.key, prefix_len(i.range.is_some()))
+            .await?;
         check_conditions(
             &d,
             i.if_match.as_ref(),
@@ -522,7 +577,7 @@ impl S3 for GatewayS3 {
                 start: r.start,
                 end: Some(r.end - 1),
             });
-            let res = objects.get(&url, &mut w, r, &EncryptionContext::new());
+            let res = objects.get_prefetched(&url, prefix, &mut w, r, &EncryptionContext::new());
             metrics.key_use(started.elapsed(), res.is_ok());
             match res {
                 Ok(rep) => {

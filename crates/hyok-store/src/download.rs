@@ -44,6 +44,7 @@ impl RangedReader {
         let permits = transfer.permits().clone();
         let inner = store.inner.clone();
         let fetched = store.fetched.clone();
+        let reads = store.reads.clone();
         let path = store.path(url);
         let shown = url.to_string();
         let task = rt.spawn(async move {
@@ -63,16 +64,17 @@ impl RangedReader {
             }
             let mut stream = futures::stream::iter(chunks)
                 .map(|r| {
-                    let (inner, path, fetched, tag, permits) = (
+                    let (inner, path, fetched, reads, tag, permits) = (
                         inner.clone(),
                         path.clone(),
                         fetched.clone(),
+                        reads.clone(),
                         e_tag.clone(),
                         permits.clone(),
                     );
                     async move {
                         let _permit = permits.acquire_owned().await;
-                        get_range(&inner, &path, r, tag.as_deref(), &fetched).await
+                        get_range(&inner, &path, r, tag.as_deref(), &fetched, &reads).await
                     }
                 })
                 .buffered(concurrency);

@@ -60,6 +60,16 @@ impl Transfer {
         }
     }
 
+    /// The same transfer, sharing its cap on parts in flight, with parts of `part_size`
+    /// bytes (raised to 5 MiB): an object written with parts larger than itself is one PUT.
+    pub fn with_part_size(&self, part_size: usize) -> Self {
+        Self {
+            part_size: part_size.max(MIN_PART_SIZE),
+            concurrency: self.concurrency,
+            permits: self.permits.clone(),
+        }
+    }
+
     /// Bytes per part / per ranged GET.
     pub fn part_size(&self) -> usize {
         self.part_size

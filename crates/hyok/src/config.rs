@@ -572,6 +572,7 @@ impl StoreConfig {
             retry,
             journal_dir: None,
             allow_http: self.allow_http.clone(),
+            unsigned_payload: false,
         }
     }
 }

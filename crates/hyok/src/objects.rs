@@ -17,7 +17,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyok_core::{ContentType, EncryptedDataKey, Header, HeaderLimits, ParsedHeader, TAG_LEN};
-use hyok_store::{Backend, ObjectInfo, Store, StoreUrl, Transfer};
+use hyok_store::{Backend, ObjectInfo, Prefix, Store, StoreUrl, Transfer};
 use tokio::runtime::Handle;
 
 use crate::policy::{Action, Principal, Resource};
@@ -51,9 +51,28 @@ pub const META_LOCATION: &str = "hyok-location";
 
 /// Largest header read when describing or range-reading an object.
 const MAX_HEADER: u64 = 16 * 1024 * 1024;
-/// The first read of an object's header: most headers fit, and so do small objects whole
-/// (one GET per small object when re-encrypting). Latency, not bytes, is the cost here.
+/// The first read of an object's header when examining it: most headers fit, and so do
+/// small objects whole (one GET per small object when re-encrypting). Latency, not bytes, is
+/// the cost here.
 pub(crate) const FIRST_READ: u64 = 16 << 10;
+/// What a download of a whole object reads with its first GET: objects up to this size
+/// cost one request.
+pub const GET_PREFIX: u64 = 1 << 20;
+/// What a ranged download reads first: the header and the first 64 KiB frame of a usual
+/// message, so a small object or a range in its first frame is one request, and a range
+/// elsewhere moves little more than its frames (a longer header is read on).
+pub const RANGE_PREFIX: u64 = 128 * 1024;
+
+/// How many bytes the first GET of a download asks for: [`RANGE_PREFIX`] for a ranged one,
+/// else [`GET_PREFIX`].
+pub fn prefix_len(ranged: bool) -> u64 {
+    if ranged {
+        RANGE_PREFIX
+    } else {
+        GET_PREFIX
+    }
+}
+
 const IO_BUF: usize = 1 << 20;
 
 /// An inclusive byte range of plaintext, as in HTTP `Range: bytes=START-END`.
@@ -475,9 +494,45 @@ impl Objects {
         on_header: &mut dyn FnMut(&Header),
     ) -> Result<GetReport> {
         let client = self.authorize(Action::Get, url, reproduced)?;
-        let info = self.catalog.rt.block_on(self.catalog.store.head(url))?;
+        let prefix = self.catalog.rt.block_on(
+            self.catalog
+                .store
+                .get_prefix(url, prefix_len(range.is_some())),
+        )?;
+        self.get_read(&client, url, prefix, out, range, reproduced, on_header)
+    }
+
+    /// As [`Self::get`], continuing a read that the caller began with
+    /// [`Store::get_prefix`] (a front end that described the object from its first bytes,
+    /// e.g. for response headers): the bytes already read are not asked for again, so a
+    /// small object costs one GET in all. `prefix` must be of `url`; the rest of the object
+    /// is read pinned to the prefix's entity tag.
+    pub fn get_prefetched(
+        &self,
+        url: &StoreUrl,
+        prefix: Prefix,
+        out: &mut dyn Write,
+        range: Option<ByteRange>,
+        reproduced: &EncryptionContext,
+    ) -> Result<GetReport> {
+        let client = self.authorize(Action::Get, url, reproduced)?;
+        self.get_read(&client, url, prefix, out, range, reproduced, &mut |_| {})
+    }
+
+    #[allow(clippy::too_many_arguments)] // get's arguments, plus what it looked up
+    fn get_read(
+        &self,
+        client: &Client,
+        url: &StoreUrl,
+        prefix: Prefix,
+        out: &mut dyn Write,
+        range: Option<ByteRange>,
+        reproduced: &EncryptionContext,
+        on_header: &mut dyn FnMut(&Header),
+    ) -> Result<GetReport> {
         let before = self.catalog.store.bytes_fetched();
         let label = self.label(url);
+        let info = &prefix.info;
         let mtime = info
             .metadata
             .get(META_SOURCE_MTIME)
@@ -485,13 +540,7 @@ impl Objects {
             .unwrap_or(info.last_modified);
         let n = match range {
             None => {
-                let reader = self.catalog.store.reader(
-                    &self.catalog.rt,
-                    url,
-                    0..info.size,
-                    info.e_tag.clone(),
-                    &self.transfer,
-                );
+                let reader = self.body_reader(url, &prefix, 0..info.size);
                 let mut reader = BufReader::with_capacity(IO_BUF, reader);
                 let parsed = self.client.read_header(&mut reader)?;
                 check_location(url, &parsed.header, self.bind_location)?;
@@ -506,14 +555,55 @@ impl Objects {
                 })?
             }
             Some(r) => {
-                self.get_range(&client, url, &info, r, out, reproduced, &label, on_header)?
+                self.get_range(client, url, &prefix, r, out, reproduced, &label, on_header)?
             }
         };
         Ok(GetReport {
             plaintext_len: n,
             mtime,
-            fetched: self.catalog.store.bytes_fetched() - before,
+            fetched: self.catalog.store.bytes_fetched() - before + prefix.bytes.len() as u64,
         })
+    }
+
+    /// The bytes `range` of the object: from `prefix` as far as it holds them, the rest
+    /// with parallel ranged GETs pinned to the prefix's entity tag.
+    fn body_reader(
+        &self,
+        url: &StoreUrl,
+        prefix: &Prefix,
+        range: std::ops::Range<u64>,
+    ) -> Box<dyn Read + Send> {
+        let have = prefix.bytes.len() as u64;
+        let held = if range.start < have {
+            prefix
+                .bytes
+                .slice(range.start as usize..range.end.min(have) as usize)
+        } else {
+            Default::default()
+        };
+        let rest = range.start.max(have)..range.end;
+        if rest.is_empty() {
+            return Box::new(io::Cursor::new(held));
+        }
+        // A rest a little over one part (a client's 8 MiB range: 8 MiB of frames plus the
+        // frames' tags and the partial frames at both ends) is one GET, not a part and a
+        // sliver.
+        let part = self.transfer.part_size() as u64;
+        let len = rest.end - rest.start;
+        let transfer = if len <= part + part / 4 {
+            self.transfer
+                .with_part_size(usize::try_from(len).unwrap_or(usize::MAX))
+        } else {
+            self.transfer.clone()
+        };
+        let reader = self.catalog.store.reader(
+            &self.catalog.rt,
+            url,
+            rest,
+            prefix.info.e_tag.clone(),
+            &transfer,
+        );
+        Box::new(io::Cursor::new(held).chain(reader))
     }
 
     #[allow(clippy::too_many_arguments)] // the same arguments as get, plus what it looked up
@@ -521,17 +611,18 @@ impl Objects {
         &self,
         client: &Client,
         url: &StoreUrl,
-        info: &ObjectInfo,
+        prefix: &Prefix,
         r: ByteRange,
         out: &mut dyn Write,
         reproduced: &EncryptionContext,
         label: &OpLabel,
         on_header: &mut dyn FnMut(&Header),
     ) -> Result<u64> {
+        let info = &prefix.info;
         if info.size == 0 {
             return Err(Error::Format(hyok_core::Error::Truncated("header")));
         }
-        let parsed = self.catalog.read_header(info)?;
+        let parsed = self.catalog.header_of(prefix)?;
         on_header(&parsed.header);
         let suite = parsed.header.suite;
         if suite.signature().is_some() {
@@ -580,13 +671,7 @@ impl Objects {
             .catalog
             .rt
             .block_on(client.open(parsed, reproduced, label))?;
-        let reader = self.catalog.store.reader(
-            &self.catalog.rt,
-            url,
-            from..to,
-            info.e_tag.clone(),
-            &self.transfer,
-        );
+        let reader = self.body_reader(url, prefix, from..to);
         let mut dec = verified.frame_range_decryptor(
             BufReader::with_capacity(IO_BUF, reader),
             first,
@@ -728,19 +813,21 @@ impl Catalog {
             && s.source_mtime.is_some_and(|t| same_time(t, mtime)))
     }
 
-    /// The bounds headers are parsed with.
-    pub fn limits(&self) -> HeaderLimits {
-        self.limits
+    /// Parse the header of an object from its first bytes, reading more (pinned to its
+    /// entity tag) only when the header is longer than they are.
+    pub fn header_of(&self, prefix: &Prefix) -> Result<ParsedHeader> {
+        match ParsedHeader::read(&mut &prefix.bytes[..], self.limits) {
+            Ok(p) => Ok(p),
+            Err(hyok_core::Error::Truncated(_)) if !prefix.is_whole() => {
+                self.read_header(&prefix.info)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// Read and parse the header of an object (ranged GETs pinned to its entity tag).
+    /// Read and parse the header of an object (ranged GETs pinned to its entity tag): the
+    /// first 16 KiB, more when the header is longer.
     pub fn read_header(&self, info: &ObjectInfo) -> Result<ParsedHeader> {
-        self.read_header_bytes(info).map(|(p, _)| p)
-    }
-
-    /// As [`Self::read_header`], with the bytes fetched: the object's first 16 KiB (more
-    /// when the header is longer), so the whole of a small object.
-    pub fn read_header_bytes(&self, info: &ObjectInfo) -> Result<(ParsedHeader, Vec<u8>)> {
         let mut n = FIRST_READ.min(info.size);
         loop {
             let bytes =
@@ -748,7 +835,7 @@ impl Catalog {
                     .block_on(self.store.get_range(&info.url, 0..n, info.e_tag.as_deref()));
             let bytes = bytes?;
             match ParsedHeader::read(&mut &bytes[..], self.limits) {
-                Ok(p) => return Ok((p, bytes.to_vec())),
+                Ok(p) => return Ok(p),
                 Err(hyok_core::Error::Truncated(_)) if n < info.size && n < MAX_HEADER => {
                     n = (n * 8).min(info.size).min(MAX_HEADER);
                 }

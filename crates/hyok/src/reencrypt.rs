@@ -143,33 +143,25 @@ pub fn examine(
     // what is examined here and the object replaced later are the same version (the
     // replacement is conditional on this tag) without a HEAD; some stores (s3s-fs) list no
     // entity tags at all. A header longer than the first read is read on, pinned to the tag.
-    let (fresh, start) = catalog
+    let prefix = catalog
         .runtime()
-        .block_on(catalog.store().get_start(&info.url, FIRST_READ))?;
-    info = fresh;
-    if info.e_tag.is_none() {
+        .block_on(catalog.store().get_prefix(&info.url, FIRST_READ))?;
+    if prefix.info.e_tag.is_none() {
         return Err(Error::Config(format!(
             "{}: the store reports no entity tag, so a replacement cannot be made conditional",
             info.url
         )));
     }
-    let parsed = match ParsedHeader::read(&mut &start[..], catalog.limits()) {
-        Ok(p) => Ok((p, start.to_vec())),
-        Err(hyok_core::Error::Truncated(_)) if (start.len() as u64) < info.size => {
-            catalog.read_header_bytes(&info)
-        }
-        Err(e) => Err(e.into()),
-    };
-    let (parsed, bytes) = match parsed {
+    let parsed = match catalog.header_of(&prefix) {
         Ok(p) => p,
         Err(Error::Format(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
+    let whole = prefix.is_whole().then(|| prefix.bytes.to_vec());
+    info = prefix.info;
     let mut s = state(info, &parsed, target);
     s.headed = true;
-    if bytes.len() as u64 == s.info.size {
-        s.whole = Some(bytes);
-    }
+    s.whole = whole;
     Ok(Some(s))
 }
 
