@@ -212,7 +212,7 @@ fn run_inner(env: &Env, a: &ReencryptArgs) -> Result<Summary> {
         };
         let state = match state {
             Examined::Changed => return Ok(Step::Changed),
-            Examined::State(s) => s,
+            Examined::State(s) => *s,
         };
         inventory
             .lock()
@@ -276,7 +276,7 @@ fn run_inner(env: &Env, a: &ReencryptArgs) -> Result<Summary> {
 }
 
 enum Examined {
-    State(ObjectState),
+    State(Box<ObjectState>),
     Changed,
 }
 
@@ -287,7 +287,7 @@ fn examine_or_changed(
     target: &Target,
 ) -> Result<Option<Examined>> {
     match examine(catalog, info.clone(), target) {
-        Ok(Some(s)) => Ok(Some(Examined::State(s))),
+        Ok(Some(s)) => Ok(Some(Examined::State(Box::new(s)))),
         Ok(None) => Ok(None),
         Err(hyok::Error::Store(e))
             if e.is_not_found() || matches!(e, hyok::store::Error::Changed(_)) =>
