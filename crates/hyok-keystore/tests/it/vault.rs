@@ -518,10 +518,14 @@ async fn tls_with_a_custom_ca() {
     // The cluster port (PORT+1) may be taken; then the server exits and the test skips.
     let ca = dir.path().join("vault-ca.pem");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !ca.is_file() && Instant::now() < deadline {
+    // The server creates the file, then writes it: wait for a whole certificate, not the name
+    // (reading it between the two failed once under load with "no CERTIFICATE block").
+    let written =
+        || std::fs::read_to_string(&ca).is_ok_and(|t| t.contains("-----END CERTIFICATE-----"));
+    while !written() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if !ca.is_file() {
+    if !written() {
         let msg = "the TLS dev server did not start";
         if required() {
             panic!(
