@@ -29,6 +29,9 @@ fn main() -> ExitCode {
         Err(e) => return report::clap_error(&e),
     };
     hyok::frontend::init_logging();
+    if let Err(e) = hyok::require_fips_mode() {
+        return report::error(&e.into());
+    }
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report::error(&e),

@@ -57,6 +57,7 @@ impl ParsedHeader {
         reproduced: &EncryptionContext,
     ) -> Result<VerifiedHeader> {
         let suite = self.header.suite;
+        suite.check_fips()?;
         let (_, auth_only) = self.materials_context(reproduced)?;
         let pk = self.header.context.get(PUBLIC_KEY_FIELD);
         let verifier = match (suite.signature(), pk) {

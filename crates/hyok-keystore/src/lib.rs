@@ -27,6 +27,7 @@ pub mod cache;
 #[cfg(feature = "net")]
 pub mod endpoints;
 mod error;
+pub mod fips;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;

@@ -88,10 +88,28 @@ fn share_context(base: &EncryptionContext, group: usize, n: usize, k: usize) -> 
     ctx
 }
 
+/// `[A | B] [C]`: the key URIs of each group, for a key's URI (and so for cache ids).
+fn describe(groups: &[KeyManager]) -> String {
+    let described: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            let keys: Vec<String> = g
+                .keyring()
+                .keys()
+                .iter()
+                .map(|k| k.info().uri.to_string())
+                .collect();
+            format!("[{}]", keys.join(" | "))
+        })
+        .collect();
+    described.join(" ")
+}
+
 impl ThresholdKey {
     /// `threshold` of `groups` (each a manager of one or more keys, any of which opens that
     /// group's share) must take part to recover a data key. `name` is recorded in the EDK.
     pub fn new(name: &str, threshold: usize, groups: Vec<KeyManager>) -> Result<Self> {
+        crate::fips::refuse_threshold()?;
         let n = groups.len();
         if threshold < 2 || threshold > n || n > MAX_GROUPS {
             return Err(Error::Config(format!(
@@ -103,22 +121,10 @@ impl ThresholdKey {
                 }
             )));
         }
-        let described: Vec<String> = groups
-            .iter()
-            .map(|g| {
-                let keys: Vec<String> = g
-                    .keyring()
-                    .keys()
-                    .iter()
-                    .map(|k| k.info().uri.to_string())
-                    .collect();
-                format!("[{}]", keys.join(" | "))
-            })
-            .collect();
         Ok(Self {
             info: KeyInfo {
                 backend: "threshold",
-                uri: format!("threshold:{threshold}-of-{n} {}", described.join(" ")).into(),
+                uri: format!("threshold:{threshold}-of-{n} {}", describe(&groups)).into(),
                 provider_id: PROVIDER_ID.into(),
                 key_name: name.into(),
             },
@@ -133,7 +139,9 @@ impl ThresholdKey {
         Self {
             info: KeyInfo {
                 backend: "threshold",
-                uri: format!("threshold:{name} (opening with {} keys)", keys.len()).into(),
+                // The keys are named: a keyring's cache id is made from its URIs, and
+                // openers with different keys must not share cached data keys.
+                uri: format!("threshold:{name} opening with {}", describe(&keys)).into(),
                 provider_id: PROVIDER_ID.into(),
                 key_name: name.into(),
             },
@@ -231,6 +239,7 @@ impl KeyStore for ThresholdKey {
         if edk.provider_id != PROVIDER_ID {
             return Ok(None);
         }
+        crate::fips::refuse_threshold()?;
         let split = Split::parse(&edk.ciphertext).ok_or_else(|| Error::UnwrapFailed {
             key: format!(
                 "{PROVIDER_ID}/{}",

@@ -150,6 +150,9 @@ pub fn server_main(
     run: impl FnOnce(ServerArgs) -> crate::Result<()>,
 ) -> ExitCode {
     init_logging();
+    if let Err(e) = crate::require_fips_mode() {
+        return report(&e);
+    }
     let args = match ServerArgs::parse(program, std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => return report(&e),

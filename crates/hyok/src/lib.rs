@@ -38,6 +38,7 @@ pub mod config;
 pub mod custody;
 mod error;
 pub mod escrow;
+pub mod fips;
 pub mod frontend;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -63,15 +64,7 @@ pub use hyok_keystore::{KeyManager, OpLabel};
 pub use hyok_store as store;
 pub use session::{CacheChoice, KeySource, Session, SessionConfig};
 
-/// The crypto module and its mode, for `hyok --version`: whether aws-lc-rs runs the AWS-LC
-/// FIPS 140-3 module in FIPS mode (never in this build: the `fips` feature is planned, see
-/// docs/CUSTODY.md).
-pub fn crypto_module() -> String {
-    match aws_lc_rs::try_fips_mode() {
-        Ok(()) => "crypto: AWS-LC (aws-lc-rs), FIPS 140-3 mode: yes".to_owned(),
-        Err(_) => "crypto: AWS-LC (aws-lc-rs), FIPS 140-3 mode: no (default build)".to_owned(),
-    }
-}
+pub use fips::{crypto_module, require_fips_mode, FIPS_BUILD};
 
 /// The data-key cache: limits and their textual forms (`5m`, `64MiB`).
 pub mod cache {

@@ -333,11 +333,20 @@ fn escrow_drill_over_a_thousand_objects_finds_the_planted_one() {
     );
 }
 
-/// `hyok --version` says whether this is a FIPS build (it is not: docs/CUSTODY.md §4).
+/// `hyok --version` says whether this is a FIPS build (`--features fips`, docs/CUSTODY.md
+/// §4) and, in one, that the module runs in FIPS mode.
 #[test]
 fn version_names_the_crypto_mode() {
     let r = ok(hyok(["--version"]), "--version");
     let text = r.stdout_text();
     assert!(text.starts_with("hyok "), "{text}");
-    assert!(text.contains("FIPS 140-3 mode: no"), "{text}");
+    if cfg!(feature = "fips") {
+        assert!(text.contains("crypto: AWS-LC FIPS "), "{text}");
+        assert!(text.contains("FIPS 140-3 mode: yes"), "{text}");
+    } else {
+        assert!(
+            text.contains("FIPS 140-3 mode: no (default build)"),
+            "{text}"
+        );
+    }
 }

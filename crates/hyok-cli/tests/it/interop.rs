@@ -22,6 +22,13 @@ const SUITES: [(&str, &str, u16); 2] = [
     ("committed", "committing", 0x0478),
     ("committed-signed", "committing-signed", 0x0578),
 ];
+/// The suites both sides run: all of [`SUITES`], but a FIPS build refuses the signed one
+/// (checked in `fips.rs` instead).
+fn suites() -> impl Iterator<Item = (&'static str, &'static str, u16)> {
+    SUITES
+        .into_iter()
+        .filter(|s| !cfg!(feature = "fips") || s.2 != 0x0578)
+}
 const RSA_PADDING: &str = "oaep-sha256";
 
 fn peer_script() -> PathBuf {
@@ -321,7 +328,7 @@ fn peer_to_hyok(peer: &Peer, key: &Key, suite: (&str, &str, u16), size: usize) -
 /// Both directions for every suite and size with one key.
 fn matrix(peer: &Peer, key: &Key) -> (usize, Vec<String>) {
     let mut jobs = Vec::new();
-    for suite in SUITES {
+    for suite in suites() {
         for size in SIZES {
             jobs.push((suite, size, true));
             jobs.push((suite, size, false));
@@ -390,7 +397,7 @@ fn escrow_rsa_public_key_only() {
     let rsa = rsa_key(dir.path(), "hyok-escrow", "escrow-rsa-3072");
     let mut fails = Vec::new();
     let mut checks = 0;
-    for suite in SUITES {
+    for suite in suites() {
         let tag = format!("escrow suite {:04x}", suite.2);
         let plain = pseudo_random(5000, u64::from(suite.2));
         let input = dir.path().join("escrow-in");
@@ -510,6 +517,7 @@ fn odd_frame_length_to_python() {
 /// (`pq-escrow:`, X-Wing) stays readable by the Python ESDK with the AES key alone, and
 /// `hyok` opens it with the escrow key alone.
 #[test]
+#[cfg(not(feature = "fips"))]
 fn aes_plus_pq_escrow_stays_readable_by_python() {
     let Some(python) = python("aes_plus_pq_escrow_stays_readable_by_python") else {
         return;
@@ -572,4 +580,56 @@ fn aes_plus_pq_escrow_stays_readable_by_python() {
         run.describe()
     );
     assert!(fs::read(&out).unwrap() == plain, "hyok: wrong plaintext");
+}
+
+/// A FIPS build refuses the signed suite both ways (docs/CUSTODY.md §4): `hyok encrypt
+/// --suite committed-signed` and `hyok decrypt` of the Python ESDK's 0x0578 message fail
+/// with the one-line reason and leave no output.
+#[test]
+#[cfg(feature = "fips")]
+fn fips_build_refuses_the_signed_suite_both_ways() {
+    let Some(python) = python("fips_build_refuses_the_signed_suite_both_ways") else {
+        return;
+    };
+    let peer = Peer { python };
+    let dir = tempfile::tempdir().unwrap();
+    let key = aes_key(dir.path(), "hyok-interop", "aes-fips");
+    let input = dir.path().join("in");
+    fs::write(&input, pseudo_random(5000, 5)).unwrap();
+    let refused = |run: &Run, out: &Path, what: &str| {
+        common::check_failed(run, Some(out)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            run.stderr
+                .contains("algorithm suite 0x0578 is not available in a FIPS build"),
+            "{what}: {}",
+            run.describe()
+        );
+    };
+    let mine = dir.path().join("hyok.msg");
+    let run = hyok([
+        "encrypt".to_string(),
+        input.display().to_string(),
+        "-o".into(),
+        mine.display().to_string(),
+        "--key".into(),
+        key.hyok_encrypt.clone(),
+        "--suite".into(),
+        "committed-signed".into(),
+    ]);
+    refused(&run, &mine, "hyok encrypt --suite committed-signed");
+    let theirs = dir.path().join("python.msg");
+    let extra = ["--suite".to_string(), "committing-signed".into()];
+    let run = peer.run("encrypt", &key, &extra, &input, &theirs);
+    assert!(run.success(), "python encrypt: {}", run.describe());
+    assert_eq!(suite_of(&fs::read(&theirs).unwrap()), Some(0x0578));
+    let out = dir.path().join("out");
+    let run = hyok([
+        "decrypt".to_string(),
+        theirs.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "--key".into(),
+        key.hyok_decrypt.clone(),
+    ]);
+    refused(&run, &out, "hyok decrypt of a 0x0578 message");
 }

@@ -24,12 +24,15 @@
 //!   token goes away (also mid `cp -r`), all gone, a token with another key refused.
 //! - `policy`: issue 15's `[policy]` engine: decisions of `cp`/`cat`/`ls`/`rm`/`encrypt`,
 //!   `hyok policy check|explain`, bad policy files, audit records.
+//! - `fips` (FIPS build only, `scripts/fips-test.sh`): what `--features fips` refuses.
 
 mod audit;
 mod cli;
 mod common;
 mod custody;
 mod failover;
+#[cfg(feature = "fips")]
+mod fips;
 mod format;
 mod gateway;
 mod hardening;

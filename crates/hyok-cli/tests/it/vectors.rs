@@ -318,6 +318,25 @@ fn run_once(
         }
     }
     let run = hyok(&args);
+    if let Some(reason) = fips_refusal(case) {
+        // A FIPS build refuses signed suites and PKCS#1 v1.5 keys (docs/CUSTODY.md §4): the
+        // case is checked as a clean refusal with that reason, whatever the manifest expects.
+        let problem = if run.success() || !matches!(run.code, Some(1 | 2)) {
+            Some("expected a refusal (exit 1 or 2)")
+        } else if out.exists() {
+            Some("output file left behind")
+        } else if !run.stderr.contains("is not available in a FIPS build")
+            || !run.stderr.contains(&reason)
+        {
+            Some("failed for another reason")
+        } else {
+            None
+        };
+        return match problem {
+            None => Ok(()),
+            Some(p) => Err(format!("FIPS build, {reason}: {p}: {}", run.describe())),
+        };
+    }
     match (&case.expect, must_succeed) {
         (Expect::Plaintext(p), true) => {
             if !run.success() {
@@ -340,6 +359,30 @@ fn run_once(
             }
         }
     }
+}
+
+/// In a FIPS build (`--features fips`): what makes that build refuse `case` (a text its
+/// error line contains), if anything: a signed suite, or an RSA key with PKCS#1 v1.5 padding.
+/// `None` in a default build. The suite id sits after the version byte (format 2) or after
+/// version and type bytes (format 1).
+fn fips_refusal(case: &Case) -> Option<String> {
+    if !cfg!(feature = "fips") {
+        return None;
+    }
+    if case.keys.iter().any(|k| k.ends_with("padding=pkcs1")) {
+        return Some("RSA PKCS#1 v1.5".into());
+    }
+    let head = fs::read(&case.ciphertext).ok()?;
+    let at = match head.first()? {
+        2 => 1,
+        1 => 2,
+        _ => return None,
+    };
+    let suite = u16::from_be_bytes([*head.get(at)?, *head.get(at + 1)?]);
+    hyok_core::AlgorithmSuite::from_id(suite)
+        .ok()
+        .filter(|s| s.signature().is_some())
+        .map(|_| format!("algorithm suite 0x{suite:04x}"))
 }
 
 /// Runs every case of one manifest; returns (decrypt runs, cases run, skipped, failures).
@@ -401,6 +444,16 @@ fn check_manifests(paths: &[PathBuf]) {
             skipped.len(),
             failures.len()
         ));
+        if cfg!(feature = "fips") {
+            let refused = m
+                .cases
+                .iter()
+                .filter(|c| c.skip.is_none() && fips_refusal(c).is_some())
+                .count();
+            common::note(&format!(
+                "FIPS build: {refused} of those cases were checked as refusals (signed suite or PKCS#1 v1.5), the rest decrypted as the manifest says"
+            ));
+        }
         let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
         // A skipped vector is a vector not checked: it fails the run like a failing one.
         all_failures.extend(skipped.iter().map(|s| format!("{file}: skipped {s}")));

@@ -73,6 +73,7 @@ impl std::fmt::Debug for PqEscrowKey {
 
 /// A fresh key pair as (private key file text, zeroized on drop; public key file text).
 pub fn generate_pem() -> Result<(Zeroizing<String>, String)> {
+    crate::fips::refuse_pq_escrow()?;
     let k = PrivateKey::generate()?;
     Ok((private_pem(&k)?, public_pem(k.public())))
 }
@@ -140,6 +141,7 @@ impl PqEscrowKey {
 
     /// Build from `pq-escrow:NS/NAME?public=PATH&private=PATH`.
     pub fn from_uri(uri: &KeyUri) -> Result<Self> {
+        crate::fips::refuse_pq_escrow()?;
         uri.only_attributes(&["public", "private"])?;
         let (ns, name) = uri.namespace_and_name()?;
         let public = match uri.query.get("public") {

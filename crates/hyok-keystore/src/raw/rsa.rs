@@ -41,7 +41,10 @@ impl FromStr for RsaPadding {
 
     fn from_str(s: &str) -> Result<Self> {
         Ok(match s.to_ascii_lowercase().as_str() {
-            "pkcs1" | "pkcs1v15" | "pkcs1-v1.5" => Self::Pkcs1,
+            "pkcs1" | "pkcs1v15" | "pkcs1-v1.5" => {
+                crate::fips::refuse_rsa_pkcs1()?;
+                Self::Pkcs1
+            }
             "oaep-sha1" | "oaep-sha1-mgf1" => Self::OaepSha1,
             "oaep-sha256" | "oaep-sha256-mgf1" | "oaep" => Self::OaepSha256,
             "oaep-sha384" | "oaep-sha384-mgf1" => Self::OaepSha384,

@@ -1,8 +1,11 @@
 //! k-of-n custody against real key stores: SoftHSM, OpenBao and a raw key as three groups.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyok_keystore::admin::KeyKind;
+use hyok_keystore::cache::{CacheLimits, MemoryCache};
+use hyok_keystore::observe::KeyOp;
 use hyok_keystore::testing::random_raw_aes;
 use hyok_keystore::threshold::{ThresholdKey, PROVIDER_ID};
 use hyok_keystore::{open_key, Error, KeyManager, Keyring, SharedKeyStore};
@@ -123,7 +126,7 @@ fn shares_are_wrapped_through_audited_managers() {
     rt.block_on(async {
         encrypt(&m, &context(&[]), b"x").await.unwrap();
     });
-    assert_eq!(rec.count(hyok_keystore::observe::KeyOp::Wrap), 3);
+    assert_eq!(rec.count(KeyOp::Wrap), 3);
     assert!(ThresholdKey::new("x", 1, vec![group(vec![keys[0].clone()])]).is_err());
     assert!(ThresholdKey::new(
         "x",
@@ -131,4 +134,112 @@ fn shares_are_wrapped_through_audited_managers() {
         vec![group(vec![keys[0].clone()]), group(vec![keys[1].clone()])]
     )
     .is_err());
+}
+
+/// An opener over `keys` (each a group of one) whose group managers report to `rec`, with
+/// `cache` in front.
+fn cached_reader(
+    keys: &[SharedKeyStore],
+    rec: &Arc<Recorder>,
+    cache: &Arc<MemoryCache>,
+) -> KeyManager {
+    let groups = keys
+        .iter()
+        .map(|k| group(vec![k.clone()]).with_audit(rec.clone()))
+        .collect();
+    KeyManager::new(Keyring::new(vec![Arc::new(ThresholdKey::opener("custody", groups))]).unwrap())
+        .with_cache(cache.clone())
+}
+
+/// The data-key cache in front of a 2-of-3 keyring (issue 14): encryptions reuse one split
+/// (each group wraps once per data key, not once per message) and the counted key-store
+/// calls fall as the cache's counters say; decryptions are served from the cache; a reader
+/// with fewer than k groups still fails although it shares the cache with one that opened
+/// every message, also when it holds as many keys as that reader (one of them a stranger).
+#[test]
+fn cache_in_front_of_a_threshold_keyring() {
+    const MESSAGES: u64 = 10;
+    const MAX_MESSAGES: u64 = 4;
+    let cache = Arc::new(
+        MemoryCache::new(CacheLimits {
+            max_age: Duration::from_secs(600),
+            max_messages: MAX_MESSAGES,
+            max_bytes: 1 << 30,
+            max_entries: 16,
+        })
+        .unwrap(),
+    );
+    let keys: Vec<SharedKeyStore> = (0..3)
+        .map(|i| Arc::new(random_raw_aes("custody", &format!("k{i}"))) as SharedKeyStore)
+        .collect();
+    let wrote = Arc::new(Recorder::default());
+    let groups = keys
+        .iter()
+        .map(|k| group(vec![k.clone()]).with_audit(wrote.clone()))
+        .collect();
+    let w = KeyManager::new(
+        Keyring::new(vec![Arc::new(
+            ThresholdKey::new("custody", 2, groups).unwrap(),
+        )])
+        .unwrap(),
+    )
+    .with_cache(cache.clone());
+    let ctx = context(&[("tenant", "gov")]);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut msgs = Vec::new();
+        for i in 0..MESSAGES {
+            let pt = pseudo(3000, i);
+            msgs.push((encrypt(&w, &ctx, &pt).await.unwrap(), pt));
+        }
+        let s = cache.stats();
+        assert_eq!(s.encrypt_misses, MESSAGES.div_ceil(MAX_MESSAGES), "{s:?}");
+        assert_eq!(s.encrypt_hits, MESSAGES - s.encrypt_misses, "{s:?}");
+        assert_eq!(
+            wrote.count(KeyOp::Wrap) as u64,
+            3 * s.encrypt_misses,
+            "one split per data key"
+        );
+
+        // What one uncached decryption costs, then the same reader behind the cache.
+        let uncached = Arc::new(Recorder::default());
+        let groups = keys[..2]
+            .iter()
+            .map(|k| group(vec![k.clone()]).with_audit(uncached.clone()))
+            .collect();
+        let plain = KeyManager::new(
+            Keyring::new(vec![Arc::new(ThresholdKey::opener("custody", groups))]).unwrap(),
+        );
+        assert_eq!(decrypt(&plain, &ctx, &msgs[0].0).await.unwrap(), msgs[0].1);
+        let per_message = uncached.count(KeyOp::Unwrap) as u64;
+        assert!(per_message >= 2, "two shares are unwrapped: {per_message}");
+        let read = Arc::new(Recorder::default());
+        let r = cached_reader(&keys[..2], &read, &cache);
+        for (msg, pt) in &msgs {
+            assert_eq!(&decrypt(&r, &ctx, msg).await.unwrap(), pt);
+        }
+        let s = cache.stats();
+        assert_eq!(s.decrypt_misses, MESSAGES.div_ceil(MAX_MESSAGES), "{s:?}");
+        assert_eq!(s.decrypt_hits, MESSAGES - s.decrypt_misses, "{s:?}");
+        assert_eq!(
+            read.count(KeyOp::Unwrap) as u64,
+            per_message * s.decrypt_misses
+        );
+
+        // Fewer than k groups, on the same cache: one key, or one key and a stranger.
+        let stranger: SharedKeyStore = Arc::new(random_raw_aes("custody", "stranger"));
+        let too_few = [vec![keys[2].clone()], vec![keys[0].clone(), stranger]];
+        for few in &too_few {
+            let rec = Arc::new(Recorder::default());
+            let r = cached_reader(few, &rec, &cache);
+            for (msg, _) in &msgs {
+                let err = decrypt(&r, &ctx, msg).await.unwrap_err();
+                assert!(
+                    matches!(err, Error::InsufficientShares { need: 2, .. }),
+                    "{} keys: {err}",
+                    few.len()
+                );
+            }
+        }
+    });
 }
