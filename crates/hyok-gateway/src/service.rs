@@ -158,17 +158,7 @@ pub(crate) struct Page {
 impl Gateway {
     /// Encrypted objects of `bucket` with the caller's keys, audited as the caller.
     pub(crate) fn objects(&self, caller: &Caller, bucket: &str) -> S3Result<Objects> {
-        let store = self.backend.store(bucket)?;
-        Ok(caller
-            .session
-            .objects(
-                store,
-                Settings::default(),
-                self.transfer.clone(),
-                self.rt.clone(),
-            )
-            .map_err(to_s3)?
-            .acting_for(Some(caller.id.clone())))
+        self.objects_with(caller, bucket, self.transfer.clone())
     }
 
     /// As `objects`, for writing a message of `len` bytes of plaintext (one PUT when it is
@@ -179,15 +169,18 @@ impl Gateway {
         bucket: &str,
         len: Option<u64>,
     ) -> S3Result<Objects> {
+        self.objects_with(
+            caller,
+            bucket,
+            crate::backend::write_transfer(&self.transfer, len),
+        )
+    }
+
+    fn objects_with(&self, caller: &Caller, bucket: &str, transfer: Transfer) -> S3Result<Objects> {
         let store = self.backend.store(bucket)?;
         Ok(caller
             .session
-            .objects(
-                store,
-                Settings::default(),
-                crate::backend::write_transfer(&self.transfer, len),
-                self.rt.clone(),
-            )
+            .objects(store, Settings::default(), transfer, self.rt.clone())
             .map_err(to_s3)?
             .acting_for(Some(caller.id.clone())))
     }

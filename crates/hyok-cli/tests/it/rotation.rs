@@ -531,6 +531,20 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
 }
 
 /// Small objects and a few multi-part ones (6 MiB parts: 13 MiB is three parts).
+/// The S3 test bucket, or `None` after a loud skip (a failure with HYOK_REQUIRE_SERVICES=1).
+fn s3_bucket(test: &str) -> Option<String> {
+    match (
+        std::env::var_os("AWS_ENDPOINT_URL"),
+        std::env::var("HYOK_TEST_S3_BUCKET").ok(),
+    ) {
+        (Some(_), Some(bucket)) => Some(bucket),
+        _ => {
+            common::skip(test, "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set");
+            None
+        }
+    }
+}
+
 fn sizes() -> Vec<usize> {
     let mut v: Vec<usize> = (0..150).map(|i| 1 + (i * 37) % 5000).collect();
     v.extend([13 << 20, 6 << 20, 1 << 20]);
@@ -547,14 +561,7 @@ fn reencrypt_kill9_resume_and_racing_writer_local() {
 
 #[test]
 fn reencrypt_kill9_resume_and_racing_writer_s3() {
-    let (Some(_), Some(bucket)) = (
-        std::env::var_os("AWS_ENDPOINT_URL"),
-        std::env::var("HYOK_TEST_S3_BUCKET").ok(),
-    ) else {
-        common::skip(
-            "rotation::reencrypt_kill9_resume_and_racing_writer_s3",
-            "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set",
-        );
+    let Some(bucket) = s3_bucket("rotation::reencrypt_kill9_resume_and_racing_writer_s3") else {
         return;
     };
     let rig = Rig::new();
@@ -569,14 +576,7 @@ fn reencrypt_kill9_resume_and_racing_writer_s3() {
 /// own objects alone.
 #[test]
 fn branch_store_in_the_bucket_s3() {
-    let (Some(_), Some(bucket)) = (
-        std::env::var_os("AWS_ENDPOINT_URL"),
-        std::env::var("HYOK_TEST_S3_BUCKET").ok(),
-    ) else {
-        common::skip(
-            "rotation::branch_store_in_the_bucket_s3",
-            "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set",
-        );
+    let Some(bucket) = s3_bucket("rotation::branch_store_in_the_bucket_s3") else {
         return;
     };
     let mut rig = Rig::new();
