@@ -62,10 +62,12 @@ pub(crate) fn check_key(k: &str) -> S3Result<()> {
     if k.is_empty() || k.len() > MAX_KEY {
         return Err(s3_error!(KeyTooLongError));
     }
-    if k.starts_with(RESERVED) {
+    // `.hyok/` folders hold hyok's own objects (a branch key store) and are never listed, so
+    // a client's object there could be written but not listed: refused instead.
+    if k.starts_with(RESERVED) || hyok::store::is_reserved(k) {
         return Err(s3_error!(
             InvalidArgument,
-            "keys under .hyok-gateway/ are reserved"
+            "keys under .hyok-gateway/ and inside .hyok/ folders are reserved"
         ));
     }
     if k.chars().any(char::is_control)
@@ -406,6 +408,9 @@ mod tests {
         assert!(check_key("../etc/passwd").is_err());
         assert!(check_key("dir/").is_err());
         assert!(check_key(".hyok-gateway/uploads/x").is_err());
+        assert!(check_key(".hyok/branches/b/00000001.json").is_err());
+        assert!(check_key("a/.hyok/x").is_err());
+        assert!(check_key("a/.hyok").is_ok(), "a file named .hyok is listed");
         assert!(check_key("").is_err());
     }
 }
