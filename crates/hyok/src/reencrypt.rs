@@ -86,8 +86,6 @@ pub struct ObjectState {
     pub plaintext_len: Option<u64>,
     /// Whether it already is on the target.
     pub current: bool,
-    /// `info` came from a HEAD (it carries the user metadata), not from a listing.
-    headed: bool,
     /// The whole stored object, when examining it fetched all of it (small objects): the
     /// re-encryption decrypts these bytes instead of fetching them again.
     whole: Option<Vec<u8>>,
@@ -160,19 +158,8 @@ pub fn examine(
     let whole = prefix.is_whole().then(|| prefix.bytes.to_vec());
     info = prefix.info;
     let mut s = state(info, &parsed, target);
-    s.headed = true;
     s.whole = whole;
     Ok(Some(s))
-}
-
-fn state_of(info: ObjectInfo, parsed: &ParsedHeader) -> ObjectState {
-    let placeholder = Target {
-        labels: BTreeSet::new(),
-        versions: BTreeSet::new(),
-        suite: parsed.header.suite,
-        frame_length: None,
-    };
-    state(info, parsed, &placeholder)
 }
 
 fn state(info: ObjectInfo, parsed: &ParsedHeader, target: &Target) -> ObjectState {
@@ -204,7 +191,6 @@ fn state(info: ObjectInfo, parsed: &ParsedHeader, target: &Target) -> ObjectStat
         frame_length: h.frame_length,
         plaintext_len,
         current,
-        headed: false,
         whole: None,
     }
 }
@@ -236,36 +222,19 @@ pub fn reencrypt_one(
     bind: bool,
 ) -> Result<Outcome> {
     let url = &state.info.url;
-    // HEAD: the metadata to carry over, and a first check that nobody wrote meanwhile (some
-    // stores list no entity tags: then the HEAD's pins what is read and replaced). When
-    // examining already made that HEAD, its answer is reused: the replacement below is
-    // conditional on the same entity tag either way.
-    let info = if state.headed {
-        state.info.clone()
-    } else {
-        let Some(info) = old.runtime().block_on(old.store().try_head(url))? else {
-            return Ok(Outcome::Changed);
-        };
-        info
-    };
+    // What examining read (one GET): the metadata to carry over and the entity tag that pins
+    // what is read here and makes the replacement conditional.
+    let info = &state.info;
     let Some(listed_tag) = info.e_tag.clone() else {
         return Err(Error::Config(format!(
             "{url}: the store reports no entity tag, so a replacement cannot be made conditional"
         )));
     };
-    if state
-        .info
-        .e_tag
-        .as_deref()
-        .is_some_and(|t| t != listed_tag.as_str())
-    {
-        return Ok(Outcome::Changed);
-    }
     // A small object examining fetched whole (pinned to the same entity tag) is not fetched
     // again.
-    let (body, capacity): (Box<dyn Read + Send>, usize) = match &state.whole {
+    let (body, capacity): (Box<dyn Read + Send + '_>, usize) = match &state.whole {
         Some(bytes) if bytes.len() as u64 == info.size => {
-            (Box::new(std::io::Cursor::new(bytes.clone())), 8 << 10)
+            (Box::new(std::io::Cursor::new(&bytes[..])), 8 << 10)
         }
         _ => (
             Box::new(old.store().reader(
@@ -281,8 +250,9 @@ pub fn reencrypt_one(
     let mut reader = BufReader::with_capacity(capacity, body);
     let parsed = old.client().read_header(&mut reader)?;
     check_location(url, &parsed.header, bind)?;
-    // The plaintext length of exactly the version read (unsigned framed messages).
-    let plaintext_len = state_of(info.clone(), &parsed).plaintext_len;
+    // The plaintext length examining derived from this same version's header (the reads are
+    // pinned to its entity tag; unsigned framed messages only).
+    let plaintext_len = state.plaintext_len;
     let stored = parsed.header.context.clone();
     if let Some((k, _)) = reproduced.iter().find(|(k, _)| !stored.contains_key(k)) {
         return Err(Error::Config(format!(
