@@ -40,6 +40,7 @@
 mod codec;
 mod context;
 mod decrypt;
+mod detached;
 mod encrypt;
 mod error;
 mod frame;
@@ -52,6 +53,7 @@ mod suite;
 pub mod text;
 
 pub use context::{EncryptionContext, PUBLIC_KEY_FIELD, RESERVED_PREFIX};
+pub use detached::DetachedMessage;
 pub use decrypt::{DecryptOptions, Decryptor, VerifiedHeader, DEFAULT_MAX_UNFRAMED};
 pub use encrypt::{EncryptOptions, EncryptionMaterials, Encryptor, PendingEncryption};
 pub use error::{Error, Result};
