@@ -132,6 +132,14 @@ def main():
         print(f"| gateway / direct | {g[1] / d[1]:.2f}x | {g[2] / d[2]:.2f}x |\n")
         sys.stdout.flush()
 
+    if SMALL > 0:
+        small_objects(bucket)
+    print(f"\ngateway peak RSS: {peak_rss_mib():.0f} MiB")
+    os.remove(big)
+
+
+def small_objects(bucket):
+    """32 boto3 threads PUT, then GET, SMALL objects of 4 KiB, direct and through the gateway."""
     body = os.urandom(4096)
     print(f"| {SMALL} x 4 KiB, 32 clients (boto3) | PUT obj/s | PUT p50 ms | PUT p99 ms "
           f"| GET obj/s | GET p50 ms | GET p99 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -160,8 +168,6 @@ def main():
                                       for i, x in enumerate(res)) + " |")
         sys.stdout.flush()
         remove(bucket, [f"{t}/small/{i:06d}" for i in range(SMALL)])
-    print(f"\ngateway peak RSS: {peak_rss_mib():.0f} MiB")
-    os.remove(big)
 
 
 if __name__ == "__main__":

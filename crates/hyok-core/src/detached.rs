@@ -125,7 +125,9 @@ impl DetachedMessage {
         out: &mut Vec<u8>,
     ) -> Result<usize> {
         if first_seq == 0 {
-            return Err(Error::InvalidParameter("sequence numbers start at 1".into()));
+            return Err(Error::InvalidParameter(
+                "sequence numbers start at 1".into(),
+            ));
         }
         let fl = self.frame_len as usize;
         let mut frames: Vec<&[u8]> = plaintext.chunks(fl).collect();
@@ -233,7 +235,9 @@ mod tests {
         let fl = 64usize;
         let first = DetachedMessage::generate(S, fl as u32).unwrap();
         let (dk, id) = (first.data_key().duplicate(), first.message_id().to_vec());
-        let plain: Vec<u8> = (0..part * parts + tail).map(|i| (i * 7 % 251) as u8).collect();
+        let plain: Vec<u8> = (0..part * parts + tail)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
         let mut sealed = vec![Vec::new(); parts];
         for n in (0..parts).rev() {
             let m = DetachedMessage::restore(S, fl as u32, dk.duplicate(), id.clone()).unwrap();

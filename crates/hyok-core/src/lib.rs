@@ -53,8 +53,8 @@ mod suite;
 pub mod text;
 
 pub use context::{EncryptionContext, PUBLIC_KEY_FIELD, RESERVED_PREFIX};
-pub use detached::DetachedMessage;
 pub use decrypt::{DecryptOptions, Decryptor, VerifiedHeader, DEFAULT_MAX_UNFRAMED};
+pub use detached::DetachedMessage;
 pub use encrypt::{EncryptOptions, EncryptionMaterials, Encryptor, PendingEncryption};
 pub use error::{Error, Result};
 pub use frame::Parallelism;

@@ -23,6 +23,7 @@ mod authorize;
 mod backend;
 mod body;
 mod buckets;
+mod direct;
 mod health;
 mod limit;
 mod meta;
@@ -126,6 +127,7 @@ impl Gateway {
             limits: Settings::default().limits,
             requests: Arc::new(Semaphore::new(settings.max_requests)),
             health: health::HealthCache::default(),
+            direct_parts: settings.direct_parts,
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));
