@@ -243,18 +243,22 @@ pub(crate) async fn claim_part(
     let size_url = sizes
         .join(&size_name)
         .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
-    // Both claims are written before anything is listed.
-    store
-        .put_whole(&size_url, Vec::new())
-        .await
-        .map_err(|e| to_s3(e.into()))?;
-    if !claim(store, &claims, claim_id).await? {
-        return Ok(false);
-    }
-    if names_in(store, &sizes).await? != [size_name] {
-        return Ok(false);
-    }
-    Ok(names_in(store, &sub("completes/")?).await?.is_empty())
+    let claim_url = claims
+        .join(claim_id)
+        .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
+    // Both claims are written before anything is listed (then the three lists at once).
+    let (a, b) = tokio::join!(
+        store.put_whole(&size_url, Vec::new()),
+        store.put_whole(&claim_url, Vec::new())
+    );
+    a.and(b).map_err(|e| to_s3(e.into()))?;
+    let completes = sub("completes/")?;
+    let (mine, all_sizes, done) = tokio::join!(
+        names_in(store, &claims),
+        names_in(store, &sizes),
+        names_in(store, &completes)
+    );
+    Ok(mine? == [claim_id] && all_sizes? == [size_name] && done?.is_empty())
 }
 
 /// Seal part `n` (`len` bytes, a whole number of frames, claimed) into `url`; returns
@@ -849,7 +853,7 @@ mod tests {
         for len in [0usize, 16, 1024, 1024 + 5, 16 * BATCH_FRAMES] {
             let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut s = Sealing {
-                src: Some(Box::new(std::io::Cursor::new(plain.clone()))),
+                src: Some(Box::new(io::Cursor::new(plain.clone()))),
                 m: m.clone(),
                 seq: 3,
                 out: Vec::new(),
