@@ -4,7 +4,7 @@
 //! CreateMultipartUpload draws a data key and message id ([`DetachedMessage`]) and keeps
 //! them in the body of the upload's `info` message (encrypted under the keyring like any
 //! object). UploadPart n of length L — a whole number k of frames — claims its sequence
-//! numbers (below) and seals its bytes as frames (n−1)·k+1 … n·k into `part-NNNNN`, behind
+//! numbers (`claims.rs`) and seals its bytes as frames (n−1)·k+1 … n·k into `part-NNNNN`, behind
 //! an 80-byte record (magic, message id, first sequence number, frame count, length, ETag).
 //! CompleteMultipartUpload, when parts 1 … N−1 are such parts of one size and nothing else
 //! claimed the sequence numbers it needs, wraps the data key under the object's context,
@@ -13,20 +13,13 @@
 //! Anything else falls back to staging's decrypt and re-encrypt, which opens direct parts
 //! with the upload's key.
 //!
-//! **Claims (no conditional write needed).** A claimant PUTs an empty object with a name of
-//! its own (`claims/NNNNN/RANDOM`, `sizes/L`, `completes/RANDOM` under the upload) and then
-//! LISTs the folder; it goes on only if the listing shows its own name and no other. If two
-//! went on, each listing missed the other's claim, so each listed before the other wrote;
-//! but each wrote before it listed — a contradiction on a strongly consistent store (S3
-//! since 2020, a local folder). At worst both see both and both fall back. A part also
-//! lists `completes/` after claiming, and a Complete lists `claims/` after claiming, so a
-//! part sealed in place and a Complete that re-seals past it cannot both proceed.
+//! The claims that keep each sequence number and the header sealed once are in `claims.rs`;
+//! the body of the completed message is read by `assembly.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use hyok::objects::Source;
 use hyok::store::{ObjectInfo, Store, StoreUrl};
 use hyok::{DetachedMessage, EncryptionContext, Parallelism, Settings};
@@ -34,7 +27,9 @@ use s3s::dto::StreamingBlob;
 use s3s::{s3_error, S3Result};
 use zeroize::Zeroizing;
 
-use crate::body::{self, PipeReader, Wanted};
+use crate::assembly::{read_ahead, Assembly, Step};
+use crate::body::{self, Wanted};
+use crate::claims::{claim, names_in};
 use crate::meta::{self, ObjectDesc};
 use crate::service::{join_error, to_s3, Caller, Gateway};
 
@@ -45,10 +40,10 @@ const MAGIC: &[u8; 16] = b"hyok-gw-frames01";
 /// Bytes of the record in front of the frames.
 pub(crate) const RECORD_LEN: u64 = 80;
 /// Frames sealed or opened at once.
-const BATCH_FRAMES: usize = 64;
+pub(crate) const BATCH_FRAMES: usize = 64;
 
 /// The suite and frame length of direct uploads: the gateway's message settings.
-fn settings() -> (hyok::AlgorithmSuite, u32) {
+pub(crate) fn settings() -> (hyok::AlgorithmSuite, u32) {
     let s = Settings::default();
     (s.suite, s.encrypt.frame_length)
 }
@@ -195,72 +190,6 @@ pub(crate) async fn describe_part(
     Ok(Some((prefix.info, PartDesc::Staged(d))))
 }
 
-/// Put an empty claim `dir/name`, then list `dir`: whether only this claim is there.
-async fn claim(store: &Store, dir: &StoreUrl, name: &str) -> S3Result<bool> {
-    let url = dir
-        .join(name)
-        .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
-    store
-        .put_whole(&url, Vec::new())
-        .await
-        .map_err(|e| to_s3(e.into()))?;
-    let names = names_in(store, dir).await?;
-    Ok(names.len() == 1 && names[0] == name)
-}
-
-/// The names of the objects under the folder `dir` (recursive, relative to it).
-async fn names_in(store: &Store, dir: &StoreUrl) -> S3Result<Vec<String>> {
-    let dir = dir.as_folder();
-    let mut out = Vec::new();
-    let mut list = store.list(&dir);
-    while let Some(item) = list.next().await {
-        let info = item.map_err(|e| to_s3(e.into()))?;
-        if let Some(rest) = info.url.key().strip_prefix(dir.key()) {
-            out.push(rest.to_owned());
-        }
-    }
-    Ok(out)
-}
-
-/// Claim part `n` of length `len` of the upload in `dir` for sealing in place: the
-/// upload's part size is `len` (`sizes/`), no other attempt of part `n` claimed
-/// (`claims/NNNNN/`), and no Complete started (`completes/`). Returns the claim's
-/// random name (the part's ETag) when all hold.
-pub(crate) async fn claim_part(
-    store: &Store,
-    dir: &StoreUrl,
-    n: i32,
-    len: u64,
-    claim_id: &str,
-) -> S3Result<bool> {
-    let sub = |s: &str| {
-        dir.join(s)
-            .map_err(|_| s3_error!(InternalError, "bad claim folder"))
-    };
-    let sizes = sub("sizes/")?;
-    let claims = sub(&format!("claims/{n:05}/"))?;
-    let size_name = len.to_string();
-    let size_url = sizes
-        .join(&size_name)
-        .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
-    let claim_url = claims
-        .join(claim_id)
-        .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
-    // Both claims are written before anything is listed (then the three lists at once).
-    let (a, b) = tokio::join!(
-        store.put_whole(&size_url, Vec::new()),
-        store.put_whole(&claim_url, Vec::new())
-    );
-    a.and(b).map_err(|e| to_s3(e.into()))?;
-    let completes = sub("completes/")?;
-    let (mine, all_sizes, done) = tokio::join!(
-        names_in(store, &claims),
-        names_in(store, &sizes),
-        names_in(store, &completes)
-    );
-    Ok(mine? == [claim_id] && all_sizes? == [size_name] && done?.is_empty())
-}
-
 /// Seal part `n` (`len` bytes, a whole number of frames, claimed) into `url`; returns
 /// the part's ETag.
 #[allow(clippy::too_many_arguments)]
@@ -325,7 +254,7 @@ fn io_err(what: &str) -> impl Fn(io::Error) -> hyok::Error + '_ {
 }
 
 /// Read up to `buf.len()` bytes (fewer only at the end of input).
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
@@ -622,207 +551,6 @@ pub(crate) async fn complete(
     Ok(true)
 }
 
-/// Fetch the frames of `parts` (each at most `READ_AHEAD_PART`), `READ_AHEAD` at a time
-/// (memory from the gateway's in-memory body budget), and send them in order.
-async fn read_ahead(
-    store: Store,
-    memory: Arc<tokio::sync::Semaphore>,
-    parts: Vec<(StoreUrl, ObjectInfo)>,
-    tx: tokio::sync::mpsc::Sender<io::Result<(bytes::Bytes, tokio::sync::OwnedSemaphorePermit)>>,
-) -> S3Result<()> {
-    let mut fetched = futures::stream::iter(parts)
-        .map(|(url, info)| {
-            let store = store.clone();
-            let memory = memory.clone();
-            async move {
-                let kib = u32::try_from(info.size.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-                let permit = memory
-                    .acquire_many_owned(kib)
-                    .await
-                    .map_err(|_| s3_error!(ServiceUnavailable))?;
-                let bytes = store
-                    .get_range(&url, RECORD_LEN..info.size, info.e_tag.as_deref())
-                    .await
-                    .map_err(|e| to_s3(e.into()))?;
-                Ok::<_, s3s::S3Error>((bytes, permit))
-            }
-        })
-        .buffered(crate::reencrypt::READ_AHEAD);
-    while let Some(item) = fetched.next().await {
-        match item {
-            Ok(chunk) => {
-                if tx.send(Ok(chunk)).await.is_err() {
-                    return Ok(()); // the writer stopped; its error is reported
-                }
-            }
-            Err(e) => {
-                let _ = tx
-                    .send(Err(io::Error::other("reading a part failed")))
-                    .await;
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The blocking side of [`read_ahead`].
-struct Chunks {
-    rx: tokio::sync::mpsc::Receiver<io::Result<(bytes::Bytes, tokio::sync::OwnedSemaphorePermit)>>,
-    cur: bytes::Bytes,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
-}
-
-impl Read for Chunks {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok((b, p))) => {
-                    self.cur = b;
-                    self._permit = Some(p);
-                }
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        bytes::Buf::advance(&mut self.cur, n);
-        Ok(n)
-    }
-}
-
-enum Step {
-    /// Frames fetched ahead, in order.
-    Chunks(
-        tokio::sync::mpsc::Receiver<io::Result<(bytes::Bytes, tokio::sync::OwnedSemaphorePermit)>>,
-    ),
-    /// Copy a direct part's frames.
-    Copy(StoreUrl, ObjectInfo),
-    /// Seal the plaintext (none: nothing) from sequence number `.1` on, with the final frame.
-    Seal(Option<PipeReader>, u32),
-}
-
-/// The body of the completed message, read in order.
-struct Assembly {
-    store: Store,
-    rt: tokio::runtime::Handle,
-    transfer: hyok::store::Transfer,
-    steps: VecDeque<Step>,
-    cur: Option<Box<dyn Read + Send>>,
-    sealer: Arc<DetachedMessage>,
-}
-
-impl Read for Assembly {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some(r) = self.cur.as_mut() {
-                let n = r.read(buf)?;
-                if n > 0 {
-                    return Ok(n);
-                }
-                self.cur = None;
-            }
-            match self.steps.pop_front() {
-                None => return Ok(0),
-                Some(Step::Chunks(rx)) => {
-                    self.cur = Some(Box::new(Chunks {
-                        rx,
-                        cur: bytes::Bytes::new(),
-                        _permit: None,
-                    }));
-                }
-                Some(Step::Copy(url, info)) => {
-                    self.cur = Some(Box::new(self.store.reader(
-                        &self.rt,
-                        &url,
-                        RECORD_LEN..info.size,
-                        info.e_tag.clone(),
-                        &self.transfer,
-                    )));
-                }
-                Some(Step::Seal(src, seq)) => {
-                    self.cur = Some(Box::new(Sealing {
-                        src: src.map(|r| Box::new(r) as Box<dyn Read + Send>),
-                        m: self.sealer.clone(),
-                        seq,
-                        out: Vec::new(),
-                        pos: 0,
-                        end: 0,
-                        carry: None,
-                        done: false,
-                    }));
-                }
-            }
-        }
-    }
-}
-
-/// Seals plaintext as frames from `seq` on, the last one final.
-struct Sealing {
-    src: Option<Box<dyn Read + Send>>,
-    m: Arc<DetachedMessage>,
-    seq: u32,
-    out: Vec<u8>,
-    pos: usize,
-    end: usize,
-    carry: Option<u8>,
-    done: bool,
-}
-
-impl Sealing {
-    fn refill(&mut self) -> io::Result<()> {
-        let fl = self.m.frame_len() as usize;
-        let mut buf = vec![0u8; fl * BATCH_FRAMES];
-        let mut got = 0;
-        if let Some(b) = self.carry.take() {
-            buf[0] = b;
-            got = 1;
-        }
-        let mut is_final = true;
-        if let Some(src) = self.src.as_mut() {
-            got += read_full(src, &mut buf[got..])?;
-            if got == buf.len() {
-                let mut one = [0u8; 1];
-                if read_full(src, &mut one)? == 1 {
-                    self.carry = Some(one[0]);
-                    is_final = false;
-                }
-            }
-        }
-        let k = self
-            .m
-            .seal_frames(
-                &Parallelism::Global,
-                self.seq,
-                &buf[..got],
-                is_final,
-                &mut self.out,
-            )
-            .map_err(io::Error::other)?;
-        self.seq += (got / fl) as u32;
-        self.pos = 0;
-        self.end = k;
-        self.done = is_final;
-        Ok(())
-    }
-}
-
-impl Read for Sealing {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.end {
-            if self.done {
-                return Ok(0);
-            }
-            self.refill()?;
-        }
-        let n = buf.len().min(self.end - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,33 +572,5 @@ mod tests {
         other[0] = 2;
         assert_eq!(Record::decode(&other), None);
         assert_eq!(r.stored_len(), 80 + 128 * (65536 + 28));
-    }
-
-    #[test]
-    fn sealing_ends_with_a_final_frame_even_on_a_boundary() {
-        let (suite, _) = settings();
-        let m = Arc::new(DetachedMessage::generate(suite, 16).unwrap());
-        for len in [0usize, 16, 1024, 1024 + 5, 16 * BATCH_FRAMES] {
-            let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let mut s = Sealing {
-                src: Some(Box::new(io::Cursor::new(plain.clone()))),
-                m: m.clone(),
-                seq: 3,
-                out: Vec::new(),
-                pos: 0,
-                end: 0,
-                carry: None,
-                done: false,
-            };
-            let mut out = Vec::new();
-            s.read_to_end(&mut out).unwrap();
-            let regular = len / 16;
-            let last = len % 16;
-            assert_eq!(out.len(), regular * (16 + 28) + last + 4 + 4 + 12 + 4 + 16);
-            // The final frame's sequence number follows the regular ones.
-            let at = regular * 44;
-            assert_eq!(&out[at..at + 4], &u32::MAX.to_be_bytes());
-            assert_eq!(&out[at + 4..at + 8], &(3 + regular as u32).to_be_bytes());
-        }
     }
 }

@@ -19,10 +19,12 @@
 #![deny(missing_docs)]
 
 pub mod access;
+mod assembly;
 mod authorize;
 mod backend;
 mod body;
 mod buckets;
+mod claims;
 mod direct;
 mod health;
 mod limit;

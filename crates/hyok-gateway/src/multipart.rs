@@ -239,7 +239,7 @@ pub(crate) async fn upload_part(
         let claim_id = new_upload_id();
         let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
         let (claimed, message) = tokio::join!(
-            direct::claim_part(&store, &dir, i.part_number, len, &claim_id),
+            crate::claims::claim_part(&store, &dir, i.part_number, len, &claim_id),
             direct::restore(g, &caller, &i.bucket, info_url)
         );
         if claimed? {
