@@ -8,7 +8,8 @@
 #   scripts/bench-gateway.sh [LARGE_MIB (1024)] [SMALL_COUNT (10000; 0 = none)]
 #
 # BENCH_DIRECT_PARTS=false runs the gateway with `[gateway] direct_parts = false` (every
-# multipart part staged and re-encrypted at Complete, as before direct frames).
+# multipart part staged and re-encrypted at Complete, as before direct frames);
+# BENCH_COMPLETE_PARTS=N adds a timed CompleteMultipartUpload of N parts of 8 MiB.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
