@@ -240,9 +240,9 @@ mod tests {
             s.read_to_end(&mut out).unwrap();
             let regular = len / 16;
             let last = len % 16;
-            assert_eq!(out.len(), regular * (16 + 28) + last + 4 + 4 + 12 + 4 + 16);
+            assert_eq!(out.len(), regular * (16 + 32) + last + 4 + 4 + 12 + 4 + 16);
             // The final frame's sequence number follows the regular ones.
-            let at = regular * 44;
+            let at = regular * 48;
             assert_eq!(&out[at..at + 4], &u32::MAX.to_be_bytes());
             assert_eq!(&out[at + 4..at + 8], &(3 + regular as u32).to_be_bytes());
         }

@@ -571,6 +571,6 @@ mod tests {
         let mut other = b.clone();
         other[0] = 2;
         assert_eq!(Record::decode(&other), None);
-        assert_eq!(r.stored_len(), 80 + 128 * (65536 + 28));
+        assert_eq!(r.stored_len(), 80 + 128 * (65536 + 32));
     }
 }
