@@ -3,7 +3,8 @@
 Run by scripts/bench-gateway.sh, which starts the gateway. Environment: GW_ENDPOINT, GW_KEY,
 GW_SECRET, GW_PID (the gateway, for its peak RSS), DIRECT_ENDPOINT and AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY (s3s-fs), BENCH_MIB (large file size), BENCH_SMALL (count of 4 KiB
-objects), BENCH_WORK (scratch folder), RCLONE (rclone binary; empty: no rclone rows). Prints Markdown
+objects), BENCH_COMPLETE_PARTS (8 MiB parts of a timed CompleteMultipartUpload; 0: none),
+BENCH_WORK (scratch folder), RCLONE (rclone binary; empty: no rclone rows). Prints Markdown
 tables.
 """
 
@@ -25,6 +26,8 @@ SMALL = int(E.get("BENCH_SMALL", "10000"))
 SUFFIX = str(os.getpid())
 # Page cache filled and freed before each timed step (see settle).
 SETTLE_MIB = int(E.get("BENCH_SETTLE_MIB", "2048"))
+# Parts of 8 MiB of the timed CompleteMultipartUpload step (0: no such step).
+COMPLETE_PARTS = int(E.get("BENCH_COMPLETE_PARTS", "0"))
 
 TARGETS = {
     "gateway": (E["GW_ENDPOINT"], E["GW_KEY"], E["GW_SECRET"]),
@@ -84,6 +87,38 @@ def remove(bucket, keys):
                          Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
 
 
+def gateway_cpu_s():
+    """User + system CPU seconds the gateway has used so far."""
+    try:
+        with open(f"/proc/{E['GW_PID']}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
+def complete_step(bucket):
+    """Time CompleteMultipartUpload alone: COMPLETE_PARTS parts of 8 MiB through the gateway
+    (8 in parallel), then Complete (the gateway's second pass, or its copy of direct frames)."""
+    c = client("gateway")
+    data = os.urandom(8 << 20)
+    key = "complete.bin"
+    settle()
+    uid = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    t0 = time.time()
+    with cf.ThreadPoolExecutor(8) as ex:
+        etags = list(ex.map(lambda i: c.upload_part(Bucket=bucket, Key=key, UploadId=uid,
+                                                     PartNumber=i, Body=data)["ETag"],
+                            range(1, COMPLETE_PARTS + 1)))
+    t1 = time.time()
+    c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": i, "ETag": e} for i, e in enumerate(etags, 1)]})
+    t2 = time.time()
+    print(f"{COMPLETE_PARTS} x 8 MiB through the gateway: parts {t1 - t0:.1f} s, "
+          f"CompleteMultipartUpload {t2 - t1:.1f} s\n")
+    remove(bucket, [key])
+
+
 def peak_rss_mib():
     try:
         with open(f"/proc/{E['GW_PID']}/status") as f:
@@ -110,14 +145,18 @@ def main():
             if tool == "aws cli":
                 key = f"s3://{bucket}/{t}/big.bin"
                 settle()
+                cpu = gateway_cpu_s()
                 up = aws(t, "s3", "cp", big, key, "--only-show-errors")
+                cpu = gateway_cpu_s() - cpu
                 settle()
                 down = aws(t, "s3", "cp", key, back, "--only-show-errors")
                 remove(bucket, [f"{t}/big.bin"])
             else:
                 key = f"T:{bucket}/{t}/rclone.bin"
                 settle()
+                cpu = gateway_cpu_s()
                 up = rclone(t, "copyto", big, key)
+                cpu = gateway_cpu_s() - cpu
                 settle()
                 down = rclone(t, "copyto", key, back)
                 remove(bucket, [f"{t}/rclone.bin"])
@@ -125,13 +164,26 @@ def main():
                 sys.exit(f"{tool} via {t}: the downloaded file differs")
             os.remove(back)
             rows.append((t, MIB / up, MIB / down))
+            if t == "gateway":
+                gw_cpu = cpu
         print(f"| {MIB} MiB, {tool} | up MiB/s | down MiB/s |\n| --- | ---: | ---: |")
         for t, u, d in rows:
             print(f"| {t} | {u:.0f} | {d:.0f} |")
         g, d = rows[1], rows[0]
         print(f"| gateway / direct | {g[1] / d[1]:.2f}x | {g[2] / d[2]:.2f}x |\n")
+        print(f"gateway CPU during the {tool} upload: {gw_cpu:.1f} s\n")
         sys.stdout.flush()
 
+    if COMPLETE_PARTS > 0:
+        complete_step(bucket)
+    if SMALL > 0:
+        small_objects(bucket)
+    print(f"\ngateway peak RSS: {peak_rss_mib():.0f} MiB")
+    os.remove(big)
+
+
+def small_objects(bucket):
+    """32 boto3 threads PUT, then GET, SMALL objects of 4 KiB, direct and through the gateway."""
     body = os.urandom(4096)
     print(f"| {SMALL} x 4 KiB, 32 clients (boto3) | PUT obj/s | PUT p50 ms | PUT p99 ms "
           f"| GET obj/s | GET p50 ms | GET p99 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -160,8 +212,6 @@ def main():
                                       for i, x in enumerate(res)) + " |")
         sys.stdout.flush()
         remove(bucket, [f"{t}/small/{i:06d}" for i in range(SMALL)])
-    print(f"\ngateway peak RSS: {peak_rss_mib():.0f} MiB")
-    os.remove(big)
 
 
 if __name__ == "__main__":

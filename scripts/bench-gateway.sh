@@ -5,7 +5,11 @@
 # (eval "$(scripts/services/s3.sh)") and the venv of scripts/setup-python.sh; builds the
 # release binary.
 #
-#   scripts/bench-gateway.sh [LARGE_MIB (1024)] [SMALL_COUNT (10000)]
+#   scripts/bench-gateway.sh [LARGE_MIB (1024)] [SMALL_COUNT (10000; 0 = none)]
+#
+# BENCH_DIRECT_PARTS=false runs the gateway with `[gateway] direct_parts = false` (every
+# multipart part staged and re-encrypted at Complete, as before direct frames);
+# BENCH_COMPLETE_PARTS=N adds a timed CompleteMultipartUpload of N parts of 8 MiB.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
@@ -25,6 +29,7 @@ keys = ["raw-aes:bench/gateway?file=$work/gw.key"]
 [gateway]
 listen = "127.0.0.1:0"
 backend = "s3://"
+direct_parts = ${BENCH_DIRECT_PARTS:-true}
 [[gateway.credentials]]
 access_key_id = "BENCHGATEWAY"
 secret_access_key_file = "gw.secret"

@@ -352,6 +352,111 @@ def boto3_suite():
           "a 9 MiB single PUT: ETag = MD5 of the plaintext")
 
 
+def metric(name):
+    """One counter of the gateway's /metrics."""
+    text = urllib.request.urlopen(ENDPOINT + "/metrics", timeout=30).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[-1])
+    fail(f"/metrics has no {name}")
+
+
+def direct_suite():
+    """Multipart parts sealed in place as the frames of the final object ("direct frames",
+    DESIGN.md), and the cases that must fall back to staging: a part sent twice with other
+    bytes, parts of unequal sizes, two Completes at once."""
+    s3 = client(max_pool_connections=16)
+    b = "boto" + SFX
+    part = 5 * 1024 * 1024
+
+    def marked(n, seed):
+        data = bytearray(big_body(n, seed))
+        for at in range(part // 2, n - len(MARKER), part):
+            data[at:at + len(MARKER)] = MARKER
+        return bytes(data)
+
+    def put_part(key, uid, n, data):
+        return s3.upload_part(Bucket=b, Key=key, UploadId=uid, PartNumber=n, Body=data)["ETag"]
+
+    def complete(key, uid, etags):
+        return s3.complete_multipart_upload(
+            Bucket=b, Key=key, UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(etags.items())]})
+
+    def got(key):
+        return s3.get_object(Bucket=b, Key=key)["Body"].read()
+
+    # Equal parts ending on a frame boundary, sent in reverse order in parallel: all direct,
+    # the final frame is empty.
+    parts0, done0 = metric("hyok_gateway_direct_parts_total"), metric("hyok_gateway_direct_completes_total")
+    data = marked(3 * part, 31)
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/even")["UploadId"]
+    with cf.ThreadPoolExecutor(3) as ex:
+        etags = dict(ex.map(lambda n: (n, put_part("direct/even", uid, n, data[(n - 1) * part:n * part])),
+                            [3, 2, 1]))
+    complete("direct/even", uid, etags)
+    check(got("direct/even") == data
+          and metric("hyok_gateway_direct_parts_total") - parts0 == 3
+          and metric("hyok_gateway_direct_completes_total") - done0 == 1,
+          "equal parts are sealed in place and completed without re-encryption")
+
+    # A part uploaded twice with other bytes: the second wins (the retry is staged, so the
+    # upload falls back to re-encryption; no sequence number is sealed twice).
+    data = marked(3 * part + 4321, 32)
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/retry")["UploadId"]
+    etags = {1: put_part("direct/retry", uid, 1, data[:part])}
+    put_part("direct/retry", uid, 2, marked(part, 33))
+    etags[2] = put_part("direct/retry", uid, 2, data[part:2 * part])
+    etags[3] = put_part("direct/retry", uid, 3, data[2 * part:3 * part])
+    etags[4] = put_part("direct/retry", uid, 4, data[3 * part:])
+    lp = s3.list_parts(Bucket=b, Key="direct/retry", UploadId=uid)
+    check([p["ETag"] for p in lp["Parts"]] == [etags[n] for n in range(1, 5)],
+          "list_parts shows the second upload of part 2")
+    complete("direct/retry", uid, etags)
+    check(got("direct/retry") == data, "a part uploaded twice with other bytes: the second wins")
+
+    # Unequal part sizes: staged and re-encrypted, still correct.
+    sizes = [6 * 1024 * 1024, part, 7 * 1024 * 1024, 1000]
+    data = marked(sum(sizes), 34)
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/unequal")["UploadId"]
+    etags, at = {}, 0
+    for n, size in enumerate(sizes, 1):
+        etags[n] = put_part("direct/unequal", uid, n, data[at:at + size])
+        at += size
+    done = complete("direct/unequal", uid, etags)
+    check(got("direct/unequal") == data and done["ETag"].endswith('-4"'),
+          "parts of unequal sizes fall back to re-encryption and are correct")
+
+    # Two Completes at once: one header at most is sealed for the upload's message id; the
+    # object decrypts and holds the data whichever finished.
+    data = marked(2 * part + 99, 35)
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/race")["UploadId"]
+    etags = {1: put_part("direct/race", uid, 1, data[:part]),
+             2: put_part("direct/race", uid, 2, data[part:2 * part]),
+             3: put_part("direct/race", uid, 3, data[2 * part:])}
+    done0 = metric("hyok_gateway_direct_completes_total")
+
+    def try_complete(_):
+        try:
+            return complete("direct/race", uid, etags)["ETag"]
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    with cf.ThreadPoolExecutor(2) as ex:
+        results = list(ex.map(try_complete, range(2)))
+    check(any(r.endswith('-3"') for r in results) and got("direct/race") == data
+          and metric("hyok_gateway_direct_completes_total") - done0 <= 1,
+          f"two Completes at once: the object is whole, at most one sealed a header ({results})")
+
+    # An aborted upload of direct parts leaves nothing.
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/aborted")["UploadId"]
+    put_part("direct/aborted", uid, 1, marked(part, 36))
+    s3.abort_multipart_upload(Bucket=b, Key="direct/aborted", UploadId=uid)
+    check(not s3.list_multipart_uploads(Bucket=b).get("Uploads")
+          and s3.list_objects_v2(Bucket=b, Prefix="direct/aborted").get("KeyCount") == 0,
+          "an aborted upload of direct parts leaves nothing")
+
+
 def rclone_suite():
     rc = E.get("RCLONE")
     if not rc:
@@ -545,6 +650,7 @@ if __name__ == "__main__":
         sys.exit(0)
     aws_cli()
     boto3_suite()
+    direct_suite()
     request_count_suite()
     if SUITE == "full":
         rclone_suite()

@@ -40,6 +40,7 @@
 mod codec;
 mod context;
 mod decrypt;
+mod detached;
 mod encrypt;
 mod error;
 mod frame;
@@ -53,6 +54,7 @@ pub mod text;
 
 pub use context::{EncryptionContext, PUBLIC_KEY_FIELD, RESERVED_PREFIX};
 pub use decrypt::{DecryptOptions, Decryptor, VerifiedHeader, DEFAULT_MAX_UNFRAMED};
+pub use detached::DetachedMessage;
 pub use encrypt::{EncryptOptions, EncryptionMaterials, Encryptor, PendingEncryption};
 pub use error::{Error, Result};
 pub use frame::Parallelism;

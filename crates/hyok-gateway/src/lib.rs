@@ -19,10 +19,13 @@
 #![deny(missing_docs)]
 
 pub mod access;
+mod assembly;
 mod authorize;
 mod backend;
 mod body;
 mod buckets;
+mod claims;
+mod direct;
 mod health;
 mod limit;
 mod meta;
@@ -126,6 +129,7 @@ impl Gateway {
             limits: Settings::default().limits,
             requests: Arc::new(Semaphore::new(settings.max_requests)),
             health: health::HealthCache::default(),
+            direct_parts: settings.direct_parts,
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));

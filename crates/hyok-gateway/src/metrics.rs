@@ -62,6 +62,8 @@ pub struct Metrics {
     key_latency: Histogram,
     denied: AtomicU64,
     throttled: AtomicU64,
+    direct_completes: AtomicU64,
+    direct_parts: AtomicU64,
     backend_reads: Arc<ReadCounter>,
 }
 
@@ -115,6 +117,16 @@ impl Metrics {
     /// A request refused with SlowDown (too many in flight).
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
+    }
+
+    /// A multipart part sealed in place (direct frames).
+    pub fn direct_part(&self) {
+        self.direct_parts.fetch_add(1, Relaxed);
+    }
+
+    /// A multipart upload completed by direct frames (no re-encryption).
+    pub fn direct_complete(&self) {
+        self.direct_completes.fetch_add(1, Relaxed);
     }
 
     /// The counter the backend's stores count their read requests in.
@@ -185,6 +197,18 @@ impl Metrics {
                 "counter",
                 "Requests refused with SlowDown because [gateway] max_requests were in flight.",
                 self.throttled.load(Relaxed),
+            ),
+            (
+                "hyok_gateway_direct_parts_total",
+                "counter",
+                "Multipart parts sealed in place as frames of the final object.",
+                self.direct_parts.load(Relaxed),
+            ),
+            (
+                "hyok_gateway_direct_completes_total",
+                "counter",
+                "Multipart uploads completed from parts sealed in place (no re-encryption).",
+                self.direct_completes.load(Relaxed),
             ),
         ];
         for (name, kind, help, v) in simple {

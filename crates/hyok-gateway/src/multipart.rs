@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use zeroize::Zeroizing;
+
 use futures::StreamExt;
 use hyok::EncryptionContext;
 use md5::{Digest, Md5};
@@ -23,6 +25,7 @@ use crate::access::Patterns;
 use crate::authorize::Scope;
 use crate::backend::RESERVED;
 use crate::body::{self, Wanted};
+use crate::direct;
 use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
 use crate::service::{join_error, to_btree, to_s3, ts, Caller, Gateway};
 
@@ -30,7 +33,7 @@ const MAX_PART: i32 = 10_000;
 
 /// A new upload id: 128 bits from the process's random hasher keys, a counter and the
 /// time. Unique, not secret (every request is authorized by the key it names).
-fn new_upload_id() -> String {
+pub(crate) fn new_upload_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
@@ -96,16 +99,26 @@ async fn start(
     key: &str,
     content_type: Option<&str>,
     metadata: Option<&BTreeMap<String, String>>,
+    direct: bool,
 ) -> S3Result<String> {
     let id = new_upload_id();
     let mut ctx = meta::object_context(content_type, metadata, None);
     ctx.insert(CTX_UPLOAD_KEY, key);
+    // Direct parts: the upload's data key and message id, kept in the info's body.
+    let body = match direct.then(|| direct::new_message(g)).flatten() {
+        Some(m) => {
+            ctx.insert(direct::CTX_DIRECT, "1");
+            direct::key_body(&m)
+        }
+        None => Zeroizing::new(Vec::new()),
+    };
+    let len = body.len() as u64;
     g.store_object(
         caller,
         bucket,
         &info_key(&id),
-        Box::new(std::io::empty()),
-        Some(0),
+        Box::new(std::io::Cursor::new(body)),
+        Some(len),
         ctx,
     )
     .await?;
@@ -157,11 +170,16 @@ async fn remove(g: &Gateway, bucket: &str, id: &str) -> S3Result<()> {
     while let Some(item) = list.next().await {
         urls.push(item.map_err(|e| to_s3(e.into()))?.url);
     }
+    let root = g.backend.bucket_url(bucket)?;
     for url in urls {
         match store.delete(&url).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(to_s3(e.into())),
+        }
+        // Claims sit in folders of their own (a local folder keeps them).
+        if let Some(key) = url.key().strip_prefix(root.key()) {
+            g.backend.prune(bucket, key);
         }
     }
     g.backend.prune(bucket, &info_key(id));
@@ -183,6 +201,7 @@ pub(crate) async fn create(
         &i.key,
         i.content_type.as_deref(),
         to_btree(i.metadata.clone()).as_ref(),
+        true,
     )
     .await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -203,13 +222,53 @@ pub(crate) async fn upload_part(
     if !(1..=MAX_PART).contains(&i.part_number) {
         return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
     }
-    load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
     let len = i
         .content_length
         .and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| s3_error!(MissingContentLength))?;
     let wanted = body::wanted_of!(i);
     let body = i.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
+    let fl = u64::from(hyok::Settings::default().encrypt.frame_length);
+    if info.context.get(direct::CTX_DIRECT).is_some() && len > 0 && len % fl == 0 {
+        let store = g.backend.store(&i.bucket)?;
+        let dir = g
+            .backend
+            .object_url(&i.bucket, &upload_dir(&i.upload_id))?
+            .as_folder();
+        let claim_id = new_upload_id();
+        let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
+        let (claimed, message) = tokio::join!(
+            crate::claims::claim_part(&store, &dir, i.part_number, len, &claim_id),
+            direct::restore(g, &caller, &i.bucket, info_url)
+        );
+        if claimed? {
+            let etag: [u8; 16] = hex::decode(&claim_id)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| s3_error!(InternalError, "bad claim id"))?;
+            let url = g
+                .backend
+                .object_url(&i.bucket, &part_key(&i.upload_id, i.part_number))?;
+            let etag = direct::store_part(
+                g,
+                &i.bucket,
+                url,
+                message?,
+                i.part_number,
+                body,
+                wanted,
+                trailers,
+                len,
+                etag,
+            )
+            .await?;
+            return Ok(S3Response::new(UploadPartOutput {
+                e_tag: Some(ETag::Strong(etag)),
+                ..Default::default()
+            }));
+        }
+    }
     let (etag, _) = store_part(
         g,
         &caller,
@@ -242,7 +301,7 @@ pub(crate) async fn complete(
         .filter(|p| !p.is_empty())
         .ok_or_else(|| s3_error!(MalformedXML, "no parts listed"))?;
     let store = g.backend.store(&i.bucket)?;
-    let mut sources = Vec::with_capacity(parts.len());
+    let mut listed = Vec::with_capacity(parts.len());
     let mut digest = Md5::new();
     let mut total = 0u64;
     let mut prev = 0;
@@ -255,17 +314,17 @@ pub(crate) async fn complete(
         let url = g
             .backend
             .object_url(&i.bucket, &part_key(&i.upload_id, n))?;
-        let Some((_, d)) = g.describe(&store, &url).await? else {
+        let Some((info, desc)) = direct::describe_part(g, &store, &url).await? else {
             return Err(s3_error!(InvalidPart, "part {n} was not uploaded"));
         };
-        let etag = part_etag(&d);
+        let etag = desc.etag();
         let given = p.e_tag.as_ref().map(|e| e.value().trim_matches('"'));
         if given.is_some_and(|e| e != etag) {
             return Err(s3_error!(InvalidPart, "part {n}'s ETag does not match"));
         }
         digest.update(hex::decode(&etag).unwrap_or_default());
-        total += d.size;
-        sources.push((url, d.size));
+        total += desc.size();
+        listed.push(direct::Listed { n, url, info, desc });
     }
     let etag = format!("{}-{}", hex::encode(digest.finalize()), parts.len());
     let ctx = meta::object_context(
@@ -273,8 +332,47 @@ pub(crate) async fn complete(
         Some(&info.metadata),
         Some(&etag),
     );
-    g.reencrypt(&caller, &i.bucket, sources, &i.bucket, &i.key, total, ctx)
+    let any_direct = listed
+        .iter()
+        .any(|p| matches!(p.desc, direct::PartDesc::Direct(_)));
+    let mut opener = None;
+    let mut done = false;
+    if any_direct {
+        if info.context.get(direct::CTX_DIRECT).is_none() {
+            return Err(s3_error!(InternalError, "a stored part is damaged"));
+        }
+        let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
+        let message = direct::restore(g, &caller, &i.bucket, info_url).await?;
+        let dir = g
+            .backend
+            .object_url(&i.bucket, &upload_dir(&i.upload_id))?
+            .as_folder();
+        done = direct::complete(
+            g,
+            &caller,
+            &i.bucket,
+            &i.key,
+            &dir,
+            &message,
+            &listed,
+            ctx.clone(),
+            total,
+        )
         .await?;
+        if !done {
+            opener = Some(direct::Opener::new(message, &listed));
+        }
+    }
+    if !done {
+        let sources = listed
+            .iter()
+            .map(|p| (p.url.clone(), p.desc.size()))
+            .collect();
+        g.reencrypt(
+            &caller, &i.bucket, sources, &i.bucket, &i.key, total, ctx, opener,
+        )
+        .await?;
+    }
     remove(g, &i.bucket, &i.upload_id).await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket),
@@ -324,15 +422,14 @@ pub(crate) async fn list_parts(
     let truncated = rest.len() > max;
     let mut parts = Vec::new();
     for (n, info) in rest.into_iter().take(max) {
-        let parsed = meta::read_header(&store, &info, g.limits)
-            .await
-            .map_err(to_s3)?;
-        let d = meta::describe(&info, &parsed);
+        let Some((info, d)) = direct::describe_part(g, &store, &info.url).await? else {
+            continue;
+        };
         parts.push(Part {
             part_number: Some(n),
-            size: Some(i64::try_from(d.size).unwrap_or(i64::MAX)),
-            e_tag: Some(ETag::Strong(part_etag(&d))),
-            last_modified: Some(ts(d.last_modified)),
+            size: Some(i64::try_from(d.size()).unwrap_or(i64::MAX)),
+            e_tag: Some(ETag::Strong(d.etag())),
+            last_modified: Some(ts(info.last_modified)),
             ..Default::default()
         });
     }
@@ -449,6 +546,7 @@ pub(crate) async fn put_staged(
         key,
         content_type.as_deref(),
         metadata.as_ref(),
+        false,
     )
     .await?;
     let res: S3Result<String> = async {
@@ -460,8 +558,17 @@ pub(crate) async fn put_staged(
         let etag = hex::encode(md5.ok_or_else(crate::service::no_md5)?);
         let ctx = meta::object_context(content_type.as_deref(), metadata.as_ref(), Some(&etag));
         let src = g.backend.object_url(bucket, &part_key(&id, 1))?;
-        g.reencrypt(caller, bucket, vec![(src, len)], bucket, key, len, ctx)
-            .await?;
+        g.reencrypt(
+            caller,
+            bucket,
+            vec![(src, len)],
+            bucket,
+            key,
+            len,
+            ctx,
+            None,
+        )
+        .await?;
         Ok(etag)
     }
     .await;

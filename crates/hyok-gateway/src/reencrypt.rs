@@ -18,16 +18,18 @@ use s3s::{s3_error, S3Error, S3Result};
 use tokio::sync::Semaphore;
 
 use crate::body::{self, PipeWriter};
+use crate::direct::Opener;
 use crate::service::{join_error, to_s3, Caller, Gateway};
 
 /// Parts decrypted at once ahead of the writer.
-const READ_AHEAD: usize = 4;
+pub(crate) const READ_AHEAD: usize = 4;
 /// Largest part read ahead into memory; larger parts stream one at a time.
-const READ_AHEAD_PART: u64 = 16 * 1024 * 1024;
+pub(crate) const READ_AHEAD_PART: u64 = 16 * 1024 * 1024;
 
 impl Gateway {
     /// Decrypt the objects `sources` (URL, plaintext size) of `src_bucket` in order into one
-    /// new object `dst_key` of `dst_bucket` of `len` bytes with `context`.
+    /// new object `dst_key` of `dst_bucket` of `len` bytes with `context`; `opener` reads
+    /// the sources that are multipart parts sealed in place (`direct.rs`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn reencrypt(
         &self,
@@ -38,15 +40,18 @@ impl Gateway {
         dst_key: &str,
         len: u64,
         context: EncryptionContext,
+        opener: Option<Opener>,
     ) -> S3Result<()> {
         let objects = self.objects(caller, src_bucket)?;
         let (w, r) = body::pipe();
-        let ahead = sources.len() > 1 && sources.iter().all(|(_, n)| *n <= READ_AHEAD_PART);
+        let ahead = opener.is_none()
+            && sources.len() > 1
+            && sources.iter().all(|(_, n)| *n <= READ_AHEAD_PART);
         let get = async {
             if ahead {
                 read_ahead(objects, self.memory.clone(), sources, w).await
             } else {
-                read_in_turn(objects, sources, w).await
+                read_in_turn(objects, sources, w, opener).await
             }
         };
         let put = self.store_object(caller, dst_bucket, dst_key, Box::new(r), Some(len), context);
@@ -61,11 +66,21 @@ async fn read_in_turn(
     objects: Objects,
     sources: Vec<(StoreUrl, u64)>,
     w: PipeWriter,
+    opener: Option<Opener>,
 ) -> S3Result<()> {
     tokio::task::spawn_blocking(move || {
         let mut w = w;
         for (url, _) in &sources {
-            if let Err(e) = objects.get(url, &mut w, None, &EncryptionContext::new()) {
+            let opened = opener
+                .as_ref()
+                .and_then(|o| o.open(objects.store(), objects.runtime(), url, &mut w));
+            let res = match opened {
+                Some(r) => r,
+                None => objects
+                    .get(url, &mut w, None, &EncryptionContext::new())
+                    .map(|_| ()),
+            };
+            if let Err(e) = res {
                 w.fail("reading the source failed");
                 return Err(to_s3(e));
             }

@@ -54,6 +54,8 @@ pub(crate) struct Gateway {
     pub(crate) requests: Arc<Semaphore>,
     /// The last `/health` answer.
     pub(crate) health: crate::health::HealthCache,
+    /// Seal equal multipart parts in place ("direct frames", `direct.rs`).
+    pub(crate) direct_parts: bool,
 }
 
 /// The S3 service over a [`Gateway`].
@@ -805,6 +807,7 @@ impl S3 for GatewayS3 {
             &i.key,
             d.size,
             ctx,
+            None,
         )
         .await?;
         Ok(S3Response::new(CopyObjectOutput {

@@ -58,6 +58,8 @@ pub struct GatewaySettings {
     pub credentials: Vec<Credential>,
     /// S3 requests served at once.
     pub max_requests: usize,
+    /// Whether multipart parts may be sealed in place ("direct frames", DESIGN.md).
+    pub direct_parts: bool,
 }
 
 /// Largest `[gateway] max_requests`.
@@ -225,6 +227,7 @@ impl GatewaySettings {
             tls,
             credentials,
             max_requests,
+            direct_parts: c.direct_parts.unwrap_or(true),
         })
     }
 }

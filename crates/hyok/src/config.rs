@@ -104,6 +104,9 @@ pub struct GatewayConfig {
     pub credentials: Vec<GatewayCredential>,
     /// S3 requests served at once (default 256); one more is answered `503 SlowDown`.
     pub max_requests: Option<usize>,
+    /// Multipart parts of equal size sealed once as the frames of the final object
+    /// ("direct frames", default on); `false` stages every part and re-encrypts at Complete.
+    pub direct_parts: Option<bool>,
 }
 
 /// `[[gateway.credentials]]`: one S3 access key of the gateway.

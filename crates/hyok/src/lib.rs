@@ -56,10 +56,11 @@ pub use hyok_core::text;
 /// Errors of the message format (inside [`Error::Format`]).
 pub use hyok_core::Error as FormatError;
 pub use hyok_core::{
-    AlgorithmSuite, CommitmentPolicy, DecryptOptions, Decryptor, EncryptOptions, EncryptionContext,
-    EncryptionMaterials, Encryptor, Header, HeaderLimits, Parallelism, ParsedHeader,
-    VerifiedHeader, DEFAULT_MAX_READ_FRAME_LEN, MAX_WRITE_FRAME_LEN,
+    AlgorithmSuite, CommitmentPolicy, DecryptOptions, Decryptor, DetachedMessage, EncryptOptions,
+    EncryptionContext, EncryptionMaterials, Encryptor, Header, HeaderLimits, Parallelism,
+    ParsedHeader, VerifiedHeader, DEFAULT_MAX_READ_FRAME_LEN, MAX_WRITE_FRAME_LEN,
 };
+pub use hyok_core::{DataKey, REGULAR_FRAME_OVERHEAD};
 pub use hyok_keystore::{KeyManager, OpLabel};
 pub use hyok_store as store;
 pub use session::{CacheChoice, KeySource, Session, SessionConfig};

@@ -20,6 +20,9 @@ use hyok_core::{ContentType, EncryptedDataKey, Header, HeaderLimits, ParsedHeade
 use hyok_store::{Backend, ObjectInfo, Prefix, Store, StoreUrl, Transfer};
 use tokio::runtime::Handle;
 
+#[path = "objects_presealed.rs"]
+mod presealed;
+
 use crate::policy::{Action, Principal, Resource};
 use crate::{Client, EncryptionContext, Error, OpLabel, Result};
 
@@ -354,13 +357,9 @@ impl Objects {
         self.put_inner(url, src, source, Some(e_tag))
     }
 
-    fn put_inner(
-        &self,
-        url: &StoreUrl,
-        src: &mut dyn Read,
-        source: &Source,
-        if_match: Option<&str>,
-    ) -> Result<PutReport> {
+    /// The encryption context of a new message at `url`: the caller's pairs and, when
+    /// bound, the location pairs.
+    fn message_context(&self, url: &StoreUrl, source: &Source) -> Result<EncryptionContext> {
         let mut ctx = source.context.clone();
         if self.bind_location {
             for (k, v) in location_context(url).iter() {
@@ -372,14 +371,11 @@ impl Objects {
                 ctx.insert(k, v);
             }
         }
-        let client = self.authorize(Action::Put, url, &ctx)?;
-        let label = self.label(url);
-        let materials = self.catalog.rt.block_on(client.encryption_materials(
-            &ctx,
-            &BTreeSet::new(),
-            source.len.unwrap_or(u64::MAX),
-            &label,
-        ))?;
+        Ok(ctx)
+    }
+
+    /// The backend metadata of a new message with `edks` from `source`.
+    fn message_meta(&self, edks: &[EncryptedDataKey], source: &Source) -> BTreeMap<String, String> {
         let suite = self.client.settings().suite;
         let mut meta = BTreeMap::new();
         meta.insert(META_LAYOUT.to_owned(), "1".to_owned());
@@ -388,8 +384,7 @@ impl Objects {
             suite.message_format_version().to_string(),
         );
         meta.insert(META_SUITE.to_owned(), format!("0x{:04X}", suite.id()));
-        let keys: Vec<String> = materials
-            .edks()
+        let keys: Vec<String> = edks
             .iter()
             .map(|e| percent_encoding::utf8_percent_encode(&edk_label(e), KEY_LIST_SET).to_string())
             .collect();
@@ -413,6 +408,26 @@ impl Objects {
             }
             .to_owned(),
         );
+        meta
+    }
+
+    fn put_inner(
+        &self,
+        url: &StoreUrl,
+        src: &mut dyn Read,
+        source: &Source,
+        if_match: Option<&str>,
+    ) -> Result<PutReport> {
+        let ctx = self.message_context(url, source)?;
+        let client = self.authorize(Action::Put, url, &ctx)?;
+        let label = self.label(url);
+        let materials = self.catalog.rt.block_on(client.encryption_materials(
+            &ctx,
+            &BTreeSet::new(),
+            source.len.unwrap_or(u64::MAX),
+            &label,
+        ))?;
+        let meta = self.message_meta(materials.edks(), source);
         let mut writer = match if_match {
             None => self
                 .catalog

@@ -1,0 +1,576 @@
+//! Direct frames: multipart parts of one size sealed once, as the frames they will be in the
+//! finished object (docs/DESIGN.md, "S3 gateway", "Direct frames").
+//!
+//! CreateMultipartUpload draws a data key and message id ([`DetachedMessage`]) and keeps
+//! them in the body of the upload's `info` message (encrypted under the keyring like any
+//! object). UploadPart n of length L — a whole number k of frames — claims its sequence
+//! numbers (`claims.rs`) and seals its bytes as frames (n−1)·k+1 … n·k into `part-NNNNN`, behind
+//! an 80-byte record (magic, message id, first sequence number, frame count, length, ETag).
+//! CompleteMultipartUpload, when parts 1 … N−1 are such parts of one size and nothing else
+//! claimed the sequence numbers it needs, wraps the data key under the object's context,
+//! seals the header once and writes header ‖ the parts' frames (copied, not decrypted) ‖
+//! the last part re-sealed from its own message (when it was staged) ‖ the final frame.
+//! Anything else falls back to staging's decrypt and re-encrypt, which opens direct parts
+//! with the upload's key.
+//!
+//! The claims that keep each sequence number and the header sealed once are in `claims.rs`;
+//! the body of the completed message is read by `assembly.rs`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use hyok::objects::Source;
+use hyok::store::{ObjectInfo, Store, StoreUrl};
+use hyok::{DetachedMessage, EncryptionContext, Parallelism, Settings};
+use s3s::dto::StreamingBlob;
+use s3s::{s3_error, S3Result};
+use zeroize::Zeroizing;
+
+use crate::assembly::{read_ahead, Assembly, Step};
+use crate::body::{self, Wanted};
+use crate::claims::{claim, names_in};
+use crate::meta::{self, ObjectDesc};
+use crate::service::{join_error, to_s3, Caller, Gateway};
+
+/// Context key of an upload's `info` whose body holds a data key and message id.
+pub(crate) const CTX_DIRECT: &str = "hyok-gw-direct";
+/// First bytes of a part sealed in place.
+const MAGIC: &[u8; 16] = b"hyok-gw-frames01";
+/// Bytes of the record in front of the frames.
+pub(crate) const RECORD_LEN: u64 = 80;
+/// Frames sealed or opened at once.
+pub(crate) const BATCH_FRAMES: usize = 64;
+
+/// The suite and frame length of direct uploads: the gateway's message settings.
+pub(crate) fn settings() -> (hyok::AlgorithmSuite, u32) {
+    let s = Settings::default();
+    (s.suite, s.encrypt.frame_length)
+}
+
+/// A new upload's message, when direct parts are on.
+pub(crate) fn new_message(g: &Gateway) -> Option<DetachedMessage> {
+    if !g.direct_parts {
+        return None;
+    }
+    let (suite, fl) = settings();
+    DetachedMessage::generate(suite, fl).ok()
+}
+
+/// What the `info` body holds: data key ‖ message id.
+pub(crate) fn key_body(m: &DetachedMessage) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(64));
+    v.extend_from_slice(m.data_key().expose());
+    v.extend_from_slice(m.message_id());
+    v
+}
+
+/// The upload's message, read back from its `info` (one unwrap by the keyring).
+pub(crate) async fn restore(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    info_url: StoreUrl,
+) -> S3Result<DetachedMessage> {
+    let objects = g.objects(caller, bucket)?;
+    let body = tokio::task::spawn_blocking(move || {
+        let mut buf = Zeroizing::new(Vec::with_capacity(64));
+        objects
+            .get(&info_url, &mut *buf, None, &EncryptionContext::new())
+            .map(|_| buf)
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(to_s3)?;
+    let (suite, fl) = settings();
+    let n = suite.key_len();
+    if body.len() != n + suite.message_id_len() {
+        return Err(s3_error!(InternalError, "the upload's record is damaged"));
+    }
+    DetachedMessage::restore(
+        suite,
+        fl,
+        hyok::DataKey::from_slice(&body[..n]),
+        body[n..].to_vec(),
+    )
+    .map_err(|e| to_s3(e.into()))
+}
+
+/// The record in front of a part's frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) message_id: Vec<u8>,
+    pub(crate) first_seq: u32,
+    pub(crate) frames: u32,
+    pub(crate) len: u64,
+    pub(crate) etag: [u8; 16],
+}
+
+impl Record {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(RECORD_LEN as usize);
+        v.extend_from_slice(MAGIC);
+        v.extend_from_slice(&self.message_id);
+        v.extend_from_slice(&self.first_seq.to_be_bytes());
+        v.extend_from_slice(&self.frames.to_be_bytes());
+        v.extend_from_slice(&self.len.to_be_bytes());
+        v.extend_from_slice(&self.etag);
+        v
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < RECORD_LEN as usize || &b[..16] != MAGIC {
+            return None;
+        }
+        let u32_at = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap_or_default());
+        Some(Self {
+            message_id: b[16..48].to_vec(),
+            first_seq: u32_at(48),
+            frames: u32_at(52),
+            len: u64::from_be_bytes(b[56..64].try_into().ok()?),
+            etag: b[64..80].try_into().ok()?,
+        })
+    }
+
+    /// Stored bytes of a part with this record.
+    fn stored_len(&self) -> u64 {
+        let (_, fl) = settings();
+        RECORD_LEN + u64::from(self.frames) * (u64::from(fl) + hyok::REGULAR_FRAME_OVERHEAD)
+    }
+}
+
+/// A stored part.
+#[derive(Clone, Debug)]
+pub(crate) enum PartDesc {
+    /// Its own message (staging).
+    Staged(ObjectDesc),
+    /// Frames sealed in place.
+    Direct(Record),
+}
+
+impl PartDesc {
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Self::Staged(d) => d.size,
+            Self::Direct(r) => r.len,
+        }
+    }
+
+    pub(crate) fn etag(&self) -> String {
+        match self {
+            Self::Staged(d) => d.etag.trim_end_matches("-1").to_owned(),
+            Self::Direct(r) => hex::encode(r.etag),
+        }
+    }
+}
+
+/// Describe a part (one GET of its first bytes); `None` when it does not exist.
+pub(crate) async fn describe_part(
+    g: &Gateway,
+    store: &Store,
+    url: &StoreUrl,
+) -> S3Result<Option<(ObjectInfo, PartDesc)>> {
+    let Some(prefix) = store
+        .try_get_prefix(url, meta::HEADER_PREFIX)
+        .await
+        .map_err(|e| to_s3(e.into()))?
+    else {
+        return Ok(None);
+    };
+    if let Some(r) = Record::decode(&prefix.bytes) {
+        if r.stored_len() != prefix.info.size {
+            return Err(s3_error!(InternalError, "a stored part is damaged"));
+        }
+        return Ok(Some((prefix.info, PartDesc::Direct(r))));
+    }
+    let parsed = meta::header_of(store, &prefix, g.limits)
+        .await
+        .map_err(to_s3)?;
+    let d = meta::describe(&prefix.info, &parsed);
+    Ok(Some((prefix.info, PartDesc::Staged(d))))
+}
+
+/// Seal part `n` (`len` bytes, a whole number of frames, claimed) into `url`; returns
+/// the part's ETag.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store_part(
+    g: &Gateway,
+    bucket: &str,
+    url: StoreUrl,
+    message: DetachedMessage,
+    n: i32,
+    body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<s3s::TrailingHeaders>,
+    len: u64,
+    etag: [u8; 16],
+) -> S3Result<String> {
+    let fl = u64::from(message.frame_len());
+    let frames = u32::try_from(len / fl).map_err(|_| s3_error!(EntityTooLarge))?;
+    let first_seq = u32::try_from(n - 1)
+        .ok()
+        .and_then(|i| i.checked_mul(frames))
+        .and_then(|s| s.checked_add(1))
+        .filter(|s| s.checked_add(frames).is_some_and(|e| e < u32::MAX))
+        .ok_or_else(|| s3_error!(EntityTooLarge))?;
+    let record = Record {
+        message_id: message.message_id().to_vec(),
+        first_seq,
+        frames,
+        len,
+        etag,
+    };
+    let store = g.backend.store(bucket)?;
+    let transfer = crate::backend::write_transfer(&g.transfer, Some(record.stored_len()));
+    let rt = g.rt.clone();
+    let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
+    let seal = tokio::task::spawn_blocking(move || -> hyok::Result<u64> {
+        let mut w = store.writer(&rt, &url, BTreeMap::new(), &transfer)?;
+        let res = seal_into(&message, &record, reader, &mut w);
+        match res {
+            Ok(n) => {
+                w.finish()?;
+                Ok(n)
+            }
+            Err(e) => match w.abort() {
+                Some(up) => Err(up.into()),
+                None => Err(e),
+            },
+        }
+    });
+    let (sealed, pumped) = tokio::join!(seal, pump);
+    pumped.map_err(join_error)??;
+    sealed.map_err(join_error)?.map_err(to_s3)?;
+    g.metrics.bytes_in(len);
+    g.metrics.direct_part();
+    Ok(hex::encode(etag))
+}
+
+fn io_err(what: &str) -> impl Fn(io::Error) -> hyok::Error + '_ {
+    move |e| hyok::Error::Io {
+        what: what.to_owned(),
+        source: e,
+    }
+}
+
+/// Read up to `buf.len()` bytes (fewer only at the end of input).
+pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn seal_into(
+    m: &DetachedMessage,
+    record: &Record,
+    mut src: impl Read,
+    w: &mut dyn Write,
+) -> hyok::Result<u64> {
+    w.write_all(&record.encode()).map_err(io_err("uploading"))?;
+    let fl = m.frame_len() as usize;
+    let mut buf = vec![0u8; fl * BATCH_FRAMES];
+    let mut out = Vec::new();
+    let mut seq = record.first_seq;
+    let mut total = 0u64;
+    loop {
+        let got = read_full(&mut src, &mut buf).map_err(io_err("reading the part"))?;
+        if got == 0 {
+            break;
+        }
+        total += got as u64;
+        if total > record.len || (got % fl != 0) {
+            return Err(hyok::Error::Config(
+                "the part is not the length it announced".into(),
+            ));
+        }
+        let k = m.seal_frames(&Parallelism::Global, seq, &buf[..got], false, &mut out)?;
+        w.write_all(&out[..k]).map_err(io_err("uploading"))?;
+        seq += (got / fl) as u32;
+    }
+    if total != record.len {
+        return Err(hyok::Error::Config(
+            "the part is not the length it announced".into(),
+        ));
+    }
+    Ok(total)
+}
+
+/// Decrypt a part sealed in place into `w` (blocking): staging's fallback.
+pub(crate) fn open_part(
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+    url: &StoreUrl,
+    info: &ObjectInfo,
+    record: &Record,
+    message: &DetachedMessage,
+    w: &mut dyn Write,
+) -> hyok::Result<()> {
+    if record.message_id != message.message_id() {
+        return Err(hyok::Error::Config(
+            "a part belongs to another upload".into(),
+        ));
+    }
+    let fl = message.frame_len() as usize;
+    let frame = fl + hyok::REGULAR_FRAME_OVERHEAD as usize;
+    let transfer = hyok::store::Transfer::new(8 << 20, 2);
+    let mut r = store.reader(
+        rt,
+        url,
+        RECORD_LEN..info.size,
+        info.e_tag.clone(),
+        &transfer,
+    );
+    let mut buf = vec![0u8; frame * BATCH_FRAMES];
+    let mut plain = Vec::with_capacity(fl * BATCH_FRAMES);
+    let mut seq = record.first_seq;
+    loop {
+        let got = read_full(&mut r, &mut buf).map_err(io_err("reading a part"))?;
+        if got == 0 {
+            break;
+        }
+        plain.clear();
+        message.open_frames(seq, &buf[..got], &mut plain)?;
+        seq += (got / frame) as u32;
+        w.write_all(&plain).map_err(io_err("re-encrypting"))?;
+    }
+    Ok(())
+}
+
+/// What staging's fallback needs to read parts sealed in place: the upload's message and
+/// each such part's description, by URL.
+pub(crate) struct Opener {
+    message: DetachedMessage,
+    parts: std::collections::HashMap<String, (ObjectInfo, Record)>,
+}
+
+impl Opener {
+    pub(crate) fn new(message: DetachedMessage, listed: &[Listed]) -> Self {
+        let parts = listed
+            .iter()
+            .filter_map(|p| match &p.desc {
+                PartDesc::Direct(r) => Some((p.url.to_string(), (p.info.clone(), r.clone()))),
+                PartDesc::Staged(_) => None,
+            })
+            .collect();
+        Self { message, parts }
+    }
+
+    /// Decrypt `url` into `w` if it is a part sealed in place (`None`: it is not).
+    pub(crate) fn open(
+        &self,
+        store: &Store,
+        rt: &tokio::runtime::Handle,
+        url: &StoreUrl,
+        w: &mut dyn Write,
+    ) -> Option<hyok::Result<()>> {
+        let (info, record) = self.parts.get(&url.to_string())?;
+        Some(open_part(store, rt, url, info, record, &self.message, w))
+    }
+}
+
+/// One listed part of a Complete.
+pub(crate) struct Listed {
+    pub(crate) n: i32,
+    pub(crate) url: StoreUrl,
+    pub(crate) info: ObjectInfo,
+    pub(crate) desc: PartDesc,
+}
+
+/// Complete the upload in `dir` into `key` by direct frames when its parts allow it and
+/// the claims hold; `Ok(false)` when they do not (the caller falls back to staging).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn complete(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    dir: &StoreUrl,
+    message: &DetachedMessage,
+    parts: &[Listed],
+    context: EncryptionContext,
+    total: u64,
+) -> S3Result<bool> {
+    let Some(PartDesc::Direct(first)) = parts.first().map(|p| &p.desc) else {
+        return Ok(false);
+    };
+    let k = first.frames;
+    let last = parts.len() - 1;
+    for (i, p) in parts.iter().enumerate() {
+        if usize::try_from(p.n).ok() != Some(i + 1) {
+            return Ok(false);
+        }
+        match &p.desc {
+            PartDesc::Direct(r) => {
+                let expect = u32::try_from(i)
+                    .ok()
+                    .and_then(|i| i.checked_mul(k))
+                    .and_then(|s| s.checked_add(1));
+                if r.frames != k
+                    || Some(r.first_seq) != expect
+                    || r.message_id != message.message_id()
+                {
+                    return Ok(false);
+                }
+            }
+            PartDesc::Staged(_) if i == last => {}
+            PartDesc::Staged(_) => return Ok(false),
+        }
+    }
+    let last_direct = matches!(parts[last].desc, PartDesc::Direct(_));
+    let store = g.backend.store(bucket)?;
+    let completes = dir
+        .join("completes/")
+        .map_err(|_| s3_error!(InternalError, "bad claim folder"))?;
+    if !claim(&store, &completes, &crate::multipart::new_upload_id()).await? {
+        return Ok(false);
+    }
+    // Sequence numbers past the direct parts are re-sealed here: no part claimed them.
+    let n_last = parts.len();
+    let first_free = if last_direct { n_last + 1 } else { n_last };
+    let claims = dir
+        .join("claims/")
+        .map_err(|_| s3_error!(InternalError, "bad claim folder"))?;
+    for name in names_in(&store, &claims).await? {
+        let n = name
+            .split('/')
+            .next()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        if n >= first_free {
+            return Ok(false);
+        }
+    }
+    // The message and its frame sealer: the same data key and message id, two values (the
+    // header is sealed by one, the tail by the other).
+    let (suite, fl) = settings();
+    let restore = || {
+        DetachedMessage::restore(
+            suite,
+            fl,
+            message.data_key().duplicate(),
+            message.message_id().to_vec(),
+        )
+        .map_err(|e| to_s3(e.into()))
+    };
+    let mut header_msg = restore()?;
+    let sealer = Arc::new(restore()?);
+    let next_seq = u32::try_from(parts.len() - usize::from(!last_direct))
+        .ok()
+        .and_then(|i| i.checked_mul(k))
+        .and_then(|s| s.checked_add(1))
+        .ok_or_else(|| s3_error!(EntityTooLarge))?;
+    let mut steps = VecDeque::new();
+    let copies: Vec<(StoreUrl, ObjectInfo)> = parts
+        .iter()
+        .filter(|p| matches!(p.desc, PartDesc::Direct(_)))
+        .map(|p| (p.url.clone(), p.info.clone()))
+        .collect();
+    let mut prefetch = None;
+    if copies
+        .iter()
+        .all(|(_, i)| i.size <= crate::reencrypt::READ_AHEAD_PART)
+    {
+        // Parts read READ_AHEAD at a time ahead of the writer (as staging's Complete).
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        prefetch = Some(tokio::spawn(read_ahead(
+            store.clone(),
+            g.memory.clone(),
+            copies,
+            tx,
+        )));
+        steps.push_back(Step::Chunks(rx));
+    } else {
+        steps.extend(copies.into_iter().map(|(u, i)| Step::Copy(u, i)));
+    }
+    let tail = if last_direct {
+        None
+    } else {
+        let (w, r) = body::pipe();
+        let objects = g.objects(caller, bucket)?;
+        let url = parts[last].url.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut w = w;
+            match objects.get(&url, &mut w, None, &EncryptionContext::new()) {
+                Ok(_) => {
+                    w.finish();
+                    Ok(())
+                }
+                Err(e) => {
+                    w.fail("reading the last part failed");
+                    Err(to_s3(e))
+                }
+            }
+        });
+        Some((r, task))
+    };
+    let (tail_reader, tail_task) = match tail {
+        Some((r, t)) => (Some(r), Some(t)),
+        None => (None, None),
+    };
+    steps.push_back(Step::Seal(tail_reader, next_seq));
+    let objects = g.objects(caller, bucket)?;
+    let url = g.backend.object_url(bucket, key)?;
+    let copy_transfer = g.transfer.clone();
+    let rt = g.rt.clone();
+    let put = tokio::task::spawn_blocking(move || {
+        let mut frames = Assembly {
+            store: objects.store().clone(),
+            rt,
+            transfer: copy_transfer,
+            steps,
+            cur: None,
+            sealer,
+        };
+        objects.put_presealed(
+            &url,
+            &mut header_msg,
+            &mut frames,
+            &Source {
+                len: Some(total),
+                mtime: None,
+                context,
+            },
+        )
+    });
+    let put = put.await.map_err(join_error)?;
+    if let Some(t) = prefetch {
+        t.await.map_err(join_error)??;
+    }
+    if let Some(t) = tail_task {
+        t.await.map_err(join_error)??;
+    }
+    put.map_err(to_s3)?;
+    g.metrics.direct_complete();
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_are_recognised() {
+        let r = Record {
+            message_id: vec![7; 32],
+            first_seq: 129,
+            frames: 128,
+            len: 8 << 20,
+            etag: [3; 16],
+        };
+        let b = r.encode();
+        assert_eq!(b.len() as u64, RECORD_LEN);
+        assert_eq!(Record::decode(&b), Some(r.clone()));
+        assert_eq!(Record::decode(&b[..79]), None);
+        let mut other = b.clone();
+        other[0] = 2;
+        assert_eq!(Record::decode(&other), None);
+        assert_eq!(r.stored_len(), 80 + 128 * (65536 + 32));
+    }
+}
