@@ -283,6 +283,12 @@ async fn run(
     });
     match first {
         None => Err(Error::Abandoned(url.to_string())),
+        Some(Msg::Last(b)) if cond.is_some() && store.backend() == Backend::Local => {
+            // A local conditional replacement writes the whole object to its staging file
+            // first and compares only then, right before the rename: the window another
+            // writer could fall into is a stat and a rename, not the whole write.
+            multipart_generic(&store, path, url, Msg::Last(b), rx, attrs, transfer, cond).await
+        }
         Some(Msg::Last(b)) => {
             let mut opts = PutOptions {
                 attributes: attrs,
@@ -310,14 +316,14 @@ async fn run(
             if let Some(s3) = store.multipart.clone() {
                 return multipart_s3(&store, s3, path, url, b, rx, attrs, transfer, cond).await;
             }
-            multipart_generic(&store, path, url, b, rx, attrs, transfer, cond).await
+            multipart_generic(&store, path, url, Msg::Part(b), rx, attrs, transfer, cond).await
         }
     }
 }
 
-/// Receive parts until `Last`, spawning one upload task per part; returns the part count.
+/// Receive parts until `Last` (`first` may be it), spawning one upload task per part.
 async fn pump_parts<T, F>(
-    first: Bytes,
+    first: Msg,
     rx: &mut mpsc::Receiver<Msg>,
     transfer: &Transfer,
     url: &StoreUrl,
@@ -329,7 +335,7 @@ where
     T: Send + 'static,
     F: FnMut(usize, Bytes) -> futures::future::BoxFuture<'static, Result<T>>,
 {
-    let mut next = Some(Msg::Part(first));
+    let mut next = Some(first);
     let mut idx = 0usize;
     loop {
         let (data, last) = match next.take() {
@@ -407,7 +413,7 @@ async fn multipart_s3(
     let mut set = JoinSet::new();
     let mut done = Vec::new();
     let res = pump_parts(
-        first,
+        Msg::Part(first),
         &mut rx,
         &transfer,
         &url,
@@ -434,10 +440,20 @@ async fn multipart_s3(
     let res = match res {
         Ok(()) => {
             let parts: Vec<_> = done.into_iter().flatten().collect();
-            s3.complete_multipart(&path, &id, parts)
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::store("upload", url.to_string(), e))
+            // The HEAD above is a belt for servers that ignore the header: the completion
+            // itself carries `If-Match`, so the server refuses it if a writer landed since.
+            match (&cond, &store.if_match) {
+                (Some(c), Some(completer)) => {
+                    completer
+                        .complete(&path, &id, parts, &c.e_tag, &url.to_string())
+                        .await
+                }
+                _ => s3
+                    .complete_multipart(&path, &id, parts)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::store("upload", url.to_string(), e)),
+            }
         }
         Err(e) => Err(e),
     };
@@ -477,7 +493,7 @@ async fn multipart_generic(
     store: &Store,
     path: Path,
     url: StoreUrl,
-    first: Bytes,
+    first: Msg,
     mut rx: mpsc::Receiver<Msg>,
     attrs: Attributes,
     transfer: Transfer,
@@ -627,6 +643,7 @@ pub(crate) async fn abort_stale(store: &Store) -> Result<usize> {
             return Ok(0);
         };
         let mut aborted = 0;
+        let mut first_err = None;
         for ent in entries.flatten() {
             let file = ent.path();
             let Ok(bytes) = std::fs::read(&file) else {
@@ -651,15 +668,24 @@ pub(crate) async fn abort_stale(store: &Store) -> Result<usize> {
                     let _ = std::fs::remove_file(&file);
                 }
                 Err(err) => {
-                    return Err(Error::store(
+                    // Keep the entry (a later run retries it) and go on with the others: one
+                    // upload that cannot be aborted must not keep the rest alive.
+                    first_err.get_or_insert(Error::store(
                         "abort stale upload",
                         format!("s3://{}/{}", e.bucket, e.key),
                         err,
-                    ))
+                    ));
                 }
             }
         }
-        Ok(aborted)
+        match first_err {
+            Some(e) if aborted == 0 => Err(e),
+            Some(e) => {
+                tracing::warn!(error = %e, "a multipart upload left by an earlier run could not be aborted");
+                Ok(aborted)
+            }
+            None => Ok(aborted),
+        }
     }
 }
 
