@@ -36,7 +36,9 @@
 # removed at the end; default: HYOK_TEST_S3_BUCKET under a unique prefix), REKILL_BOUND (first
 # bound of the kill delay, seconds; default from the data size), REKILL_JOBS (-j of
 # reencrypt, default 8), REKILL_SEED, REKILL_WORK (work directory, default under /tmp),
-# REKILL_S3_DATA (the s3s-fs data folder: parts of unfinished multipart uploads are counted).
+# REKILL_S3_DATA (the s3s-fs data folder: bytes of every unfinished upload's parts are shown).
+# On S3 the uploads a kill leaves open are counted from the upload journal; a complete run
+# must abort them (a violation otherwise).
 # Needs the release binary (built here unless HYOK_BIN names one) and `source /work/services.env`
 # (or `eval "$(scripts/services/s3.sh)"`) for the S3 part.
 set -euo pipefail

@@ -198,12 +198,15 @@ def staging_scan():
     """Local store only: hidden staging files, and that every file on disk is a message."""
     staged = staged_bytes = 0
     if not LOC.startswith("file://"):
-        # S3: parts of multipart uploads in flight, when the s3s-fs data folder is known.
+        # S3: multipart uploads left open, as this run's upload journal lists them (a killed
+        # run's; the next run aborts them). With REKILL_S3_DATA, the bytes of all unfinished
+        # uploads' parts in the s3s-fs data folder (every client's, not only this run's).
+        journal = os.path.join(os.environ.get("XDG_STATE_HOME", ""), "hyok", "uploads")
+        staged = len(os.listdir(journal)) if os.path.isdir(journal) else 0
         data = os.environ.get("REKILL_S3_DATA")
         if data and os.path.isdir(data):
             for fn in os.listdir(data):
                 if fn.startswith(".upload_id-"):
-                    staged += 1
                     try:
                         staged_bytes += os.path.getsize(os.path.join(data, fn))
                     except FileNotFoundError:
@@ -295,7 +298,9 @@ def full_check(label, keyring="both", expect_keys=None, exclude_raced=False):
     staged, staged_bytes = staging_scan()
     log(
         f"{label}: checked {len(want)} objects in {time.monotonic() - t0:.0f} s: "
-        f"{on_new} on new, {on_old} on old; hidden staging files {staged} ({staged_bytes / MIB:.0f} MiB)"
+        f"{on_new} on new, {on_old} on old; "
+        + (f"hidden staging files {staged} ({staged_bytes / MIB:.0f} MiB)" if LOC.startswith("file://")
+           else f"uploads left open {staged} (server-wide unfinished parts {staged_bytes / MIB:.0f} MiB)")
     )
     return staged, staged_bytes
 
@@ -415,7 +420,9 @@ def main():
     if code != 0:
         S.violate(f"clean run failed: {err.strip()[-500:]}")
     log(f"clean run: {secs:.1f} s; {err.strip().splitlines()[0] if err.strip() else ''}")
-    full_check("final (new key alone)", keyring="new", expect_keys="rekill/new")
+    staged, _ = full_check("final (new key alone)", keyring="new", expect_keys="rekill/new")
+    if staged and not LOC.startswith("file://"):
+        S.violate(f"final: {staged} multipart upload(s) of killed runs still open after complete runs")
     none_open_with_old("final")
     dry = hyok(["reencrypt", LOC, "--keyring", "old", "--to-key", NEW, "--dry-run"])
     if b"would re-encrypt 0 object(s)" not in dry.stderr:
@@ -429,7 +436,7 @@ def main():
         f"SUMMARY {NAME}: {kills} kills (delays {min(delays):.1f}-{max(delays):.1f} s), {runs} runs, "
         f"{resets} resets, {writes} racing writes to {len(S.raced)} objects, "
         f"{S.checked} full-check decryptions + {S.live_checks} live ones ({S.live_retries} retried reads), "
-        f"max hidden staging files after a kill {max_staged}, {total:.0f} s, "
+        f"max {'hidden staging files' if LOC.startswith('file://') else 'uploads left open'} after a kill {max_staged}, {total:.0f} s, "
         f"{len(S.violations)} violations",
         flush=True,
     )
