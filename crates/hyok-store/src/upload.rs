@@ -693,6 +693,67 @@ pub(crate) async fn abort_stale(store: &Store) -> Result<usize> {
 mod tests {
     use super::*;
 
+    /// Against the S3 test server: one journal entry whose abort fails (an upload id the
+    /// server does not know: s3s-fs answers 403) does not keep the others open. Regression:
+    /// the sweep stopped at the first failure, so a killed run's uploads piled up.
+    #[cfg(feature = "s3")]
+    #[test]
+    fn a_failing_stale_entry_does_not_stop_the_sweep() {
+        use object_store::multipart::MultipartStore;
+        let (Ok(_), Ok(bucket)) = (
+            std::env::var("AWS_ENDPOINT_URL"),
+            std::env::var("HYOK_TEST_S3_BUCKET"),
+        ) else {
+            if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET required");
+            }
+            eprintln!(
+                "SKIPPED: hyok-store stale sweep: AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set"
+            );
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let url = StoreUrl::parse(&format!("s3://{bucket}/store-sweep-{nanos}/obj")).unwrap();
+        let opts = crate::StoreOptions {
+            journal_dir: Some(dir.path().to_owned()),
+            ..Default::default()
+        };
+        let store = Store::open(&url, &opts).unwrap();
+        let s3 = store.multipart.clone().unwrap();
+        let path = store.path(&url).unwrap();
+        // A process that has exited: its uploads count as left behind.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let real = rt.block_on(s3.create_multipart(&path)).unwrap();
+        let entry = |name: &str, id: &str| {
+            let e = JournalEntry {
+                endpoint: store.endpoint.clone().unwrap(),
+                bucket: bucket.clone(),
+                key: path.to_string(),
+                upload_id: id.to_owned(),
+                pid,
+            };
+            std::fs::write(dir.path().join(name), serde_json::to_vec(&e).unwrap()).unwrap();
+        };
+        entry("a-unknown.json", "00000000-0000-4000-8000-000000000000");
+        entry("b-real.json", &real);
+        entry("c-unknown.json", "00000000-0000-4000-8000-000000000001");
+        let aborted = rt.block_on(abort_stale(&store)).unwrap();
+        assert_eq!(aborted, 1, "the real upload was aborted");
+        assert!(!dir.path().join("b-real.json").exists());
+        assert!(
+            dir.path().join("a-unknown.json").exists()
+                && dir.path().join("c-unknown.json").exists(),
+            "entries that could not be aborted are kept for a later run"
+        );
+    }
+
     #[test]
     fn metadata_values_are_header_safe() {
         assert_eq!(header_safe("raw-aes/ké%"), "raw-aes/k%C3%A9%25");
