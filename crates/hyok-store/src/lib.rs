@@ -36,6 +36,8 @@
 
 #[cfg(feature = "s3")]
 mod aws_files;
+#[cfg(feature = "s3")]
+mod complete_if_match;
 mod download;
 mod error;
 mod reads;
@@ -162,6 +164,9 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     #[cfg(feature = "s3")]
     multipart: Option<Arc<object_store::aws::AmazonS3>>,
+    /// Completes multipart uploads with `If-Match` (S3 only).
+    #[cfg(feature = "s3")]
+    if_match: Option<Arc<complete_if_match::IfMatchCompleter>>,
     backend: Backend,
     bucket: String,
     endpoint: Option<String>,
@@ -179,6 +184,8 @@ impl Store {
                 inner: Arc::new(object_store::local::LocalFileSystem::new()),
                 #[cfg(feature = "s3")]
                 multipart: None,
+                #[cfg(feature = "s3")]
+                if_match: None,
                 backend: Backend::Local,
                 bucket: String::new(),
                 endpoint: None,
@@ -248,7 +255,7 @@ impl Store {
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(url.bucket())
             .with_region(&region)
-            .with_client_options(client)
+            .with_client_options(client.clone())
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(100),
@@ -285,6 +292,7 @@ impl Store {
                 )));
             }
         }
+        let if_match = complete_if_match::IfMatchCompleter::new(b.clone(), client);
         let s3 = Arc::new(
             b.build()
                 .map_err(|e| Error::Config(format!("s3://{}: {e}", url.bucket())))?,
@@ -292,6 +300,7 @@ impl Store {
         Ok(Self {
             inner: s3.clone(),
             multipart: Some(s3),
+            if_match: Some(Arc::new(if_match)),
             backend: Backend::S3,
             bucket: url.bucket().to_owned(),
             endpoint: Some(
@@ -310,6 +319,8 @@ impl Store {
             inner,
             #[cfg(feature = "s3")]
             multipart: None,
+            #[cfg(feature = "s3")]
+            if_match: None,
             backend,
             bucket: bucket.to_owned(),
             endpoint: None,

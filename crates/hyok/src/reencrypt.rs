@@ -221,6 +221,36 @@ pub fn reencrypt_one(
     reproduced: &EncryptionContext,
     bind: bool,
 ) -> Result<Outcome> {
+    match replace(old, new, state, reproduced, bind) {
+        Err(Error::Store(hyok_store::Error::Changed(_) | hyok_store::Error::NotFound(_))) => {
+            Ok(Outcome::Changed)
+        }
+        // Reads are pinned to the entity tag, so another writer's replacement should show as
+        // 412 (`Changed`) above; servers that ignore `If-Match` on GET (s3s-fs) instead return
+        // the new object's bytes (a message that fails authentication) or 416 for a range
+        // past its shorter end. Nothing was replaced either way (the upload is conditional):
+        // if the object's tag moved, it is the same outcome.
+        Err(e) => {
+            let now = old
+                .runtime()
+                .block_on(old.store().try_head(&state.info.url));
+            match now {
+                Ok(Some(i)) if i.e_tag.is_some() && i.e_tag == state.info.e_tag => Err(e),
+                Ok(_) => Ok(Outcome::Changed),
+                Err(_) => Err(e),
+            }
+        }
+        ok => ok,
+    }
+}
+
+fn replace(
+    old: &Objects,
+    new: &Objects,
+    state: &ObjectState,
+    reproduced: &EncryptionContext,
+    bind: bool,
+) -> Result<Outcome> {
     let url = &state.info.url;
     // What examining read (one GET): the metadata to carry over and the entity tag that pins
     // what is read here and makes the replacement conditional.
@@ -286,16 +316,11 @@ pub fn reencrypt_one(
         context,
     };
     let new = new.clone().bind_location(bound);
-    match new.put_if_match(url, &mut plaintext, &source, &listed_tag) {
-        Ok(r) => Ok(Outcome::Reencrypted {
-            plaintext_len: r.plaintext_len,
-            stored_len: r.stored_len,
-        }),
-        Err(Error::Store(hyok_store::Error::Changed(_) | hyok_store::Error::NotFound(_))) => {
-            Ok(Outcome::Changed)
-        }
-        Err(e) => Err(e),
-    }
+    let r = new.put_if_match(url, &mut plaintext, &source, &listed_tag)?;
+    Ok(Outcome::Reencrypted {
+        plaintext_len: r.plaintext_len,
+        stored_len: r.stored_len,
+    })
 }
 
 /// The shard (0 ≤ shard < `n`) of an object key: FNV-1a 64 of the key modulo `n`. Stable

@@ -157,6 +157,11 @@ fn run_inner(env: &Env, a: &ReencryptArgs) -> Result<Summary> {
     let (old_settings, new_settings, sel) = settings(a)?;
     let (url, store) = env.open_location(&a.location)?;
     env.session.permit(&store, &url)?;
+    if !a.dry_run {
+        // Multipart uploads a killed run left (its journal names them) are aborted, as
+        // `cp` does, so repeated kills do not pile up parts on the server.
+        super::upload::stale_uploads(env, &store);
+    }
     let bind = env.session.bind_location(a.no_bind_location);
     // Reads and writes get their own transfer limits: ranged GETs hold their permits until
     // the decryptor consumes them, and the decryptor waits for the upload, so one shared

@@ -22,7 +22,7 @@ fn file_times(meta: &std::fs::Metadata) -> Option<SystemTime> {
     meta.modified().ok()
 }
 
-fn stale_uploads(env: &Env, store: &Store) {
+pub(super) fn stale_uploads(env: &Env, store: &Store) {
     if store.backend() == Backend::S3 {
         match env.rt.block_on(store.abort_stale_uploads()) {
             Ok(0) => {}

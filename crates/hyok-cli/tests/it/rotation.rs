@@ -467,6 +467,55 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
     }
     common::note(&format!("rotation: {kills} of 20 runs killed mid-way"));
 
+    // S3: a killed process leaves its multipart upload open on the server (recorded in the
+    // upload journal); the next reencrypt aborts it, as `cp` does, so repeated kills do not
+    // pile parts up on the server. Regression: reencrypt did not, only `cp` did. The killed
+    // upload is made deterministic: a `cp` from a pipe that stalls after more than one part.
+    if loc.starts_with("s3://") {
+        let journal = rig.path("state/hyok/uploads");
+        let entries = || std::fs::read_dir(&journal).map_or(0, |d| d.count());
+        let mut cp = rig
+            .cmd(&[
+                "cp",
+                "-q",
+                "-",
+                &format!("{loc}zz-killed"),
+                "--keyring",
+                "old",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its journal entry is named after its process id.
+        let mine = format!("{}-", cp.id());
+        let journaled = || {
+            std::fs::read_dir(&journal).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(&mine))
+            })
+        };
+        let mut pipe = cp.stdin.take().unwrap();
+        std::io::Write::write_all(&mut pipe, &pseudo_random(20 << 20, 5)).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !journaled() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = cp.kill(); // SIGKILL, mid-upload
+        let _ = cp.wait();
+        drop(pipe);
+        assert!(journaled(), "the killed upload is in the journal");
+        rig.ok(&[
+            "reencrypt",
+            loc,
+            "--keyring",
+            "old",
+            "--to-keyring",
+            "pay2",
+            "-q",
+        ]);
+        assert_eq!(entries(), 0, "reencrypt aborted the killed uploads");
+    }
+
     // A writer racing a run: it overwrites every 7th object (under the old keys) while the
     // run goes; its content must survive, re-encrypted or left for the next run.
     let mut want = files.clone();
