@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The FIPS build of hyok (issue 14; docs/CUSTODY.md §4): builds `hyok` with `--features fips`
 # (aws-lc-rs on the AWS-LC FIPS 140-3 module, aws-lc-fips-sys), checks that it runs in FIPS
-# mode, and runs in that build the ESDK decrypt vectors, the interop tests against the
-# official Python ESDK and the FIPS refusal tests. Not run by CI: the first build compiles
+# mode, and runs in that build the ESDK decrypt vectors (signed suites included), the
+# interop tests against the official Python ESDK (0x0478 and the signed 0x0578, both ways),
+# the FIPS refusal tests and hyok-evp's ECDSA tests (every signature and verification there
+# also passes the module's service-indicator check). Not run by CI: the first build compiles
 # the FIPS module from source (cmake + Go; 20 to 50 minutes on a busy 2-core machine).
 #
-#   scripts/fips-test.sh            # build, `hyok --version`, vectors, interop, refusals
+#   scripts/fips-test.sh            # build, `hyok --version`, vectors, interop, refusals, ECDSA
 #   scripts/fips-test.sh --bench    # then also FIPS vs default throughput (1 GiB file to
 #                                   # file, 4 KiB messages in process), a markdown table
 #   scripts/fips-test.sh --bench-only   # the measurement alone
@@ -88,6 +90,12 @@ t1=$SECONDS
 note "ESDK vectors, Python ESDK interop and FIPS refusals in the FIPS build"
 cargo test --release -p hyok-cli --features fips --test it -- "${TESTS[@]}"
 note "tests ran in $((SECONDS - t1)) s"
+# ECDSA of the signed suites through the module's streaming EVP_DigestSign/Verify service
+# (crates/hyok-evp): interop with RustCrypto and aws-lc-rs, malformed keys and signatures.
+t2=$SECONDS
+note "hyok-evp's ECDSA tests in the FIPS build"
+cargo test --release -p hyok-evp --features fips
+note "hyok-evp tests built and ran in $((SECONDS - t2)) s"
 fi
 
 ((bench)) || exit 0
@@ -147,12 +155,21 @@ for ((round = 1; round <= REPS; round++)); do
     run "${v}_decrypt" "$D/hyok-$v" decrypt "$D/enc" -o "$D/out" --key "$KEY_URI"
     ((round > 1)) || cmp -s "$IN" "$D/out" || die "$v: the decrypted file differs"
     rm -f "$D/enc" "$D/out"
+    # The signed suite 0x0578: ECDSA P-384 over the whole message (hyok-evp, streaming).
+    run "${v}_sencrypt" "$D/hyok-$v" encrypt "$IN" -o "$D/enc" --key "$KEY_URI" \
+      --suite committed-signed
+    run "${v}_sdecrypt" "$D/hyok-$v" decrypt "$D/enc" -o "$D/out" --key "$KEY_URI"
+    ((round > 1)) || cmp -s "$IN" "$D/out" || die "$v: the decrypted signed file differs"
+    rm -f "$D/enc" "$D/out"
   done
 done
 note "in process: 10,000 messages of 4 KiB, and a 256 MiB buffer (one thread)"
 for v in default fips; do
   "$D/bench-$v" --mib 256 --messages 10000 --message-size 4096 --reps 3 --threads 1 \
     >"$D/inproc-$v.txt"
+  # Signed suite: 4 KiB messages (a fresh P-384 key pair and signature each) and a buffer.
+  "$D/bench-$v" --mib 64 --messages 5000 --message-size 4096 --reps 3 --threads 1 \
+    --suite committed-signed | sed 's/^/signed_/' >>"$D/inproc-$v.txt"
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -162,12 +179,15 @@ inproc() { awk -v n="$2" '$1 == n { print $2 }' "$D/inproc-$1.txt"; }
 {
   echo "| measurement | default build | FIPS build | FIPS / default |"
   echo "|---|---:|---:|---:|"
-  for op in encrypt decrypt; do
+  for op in encrypt decrypt sencrypt sdecrypt; do
     d=$(best "default_$op")
     f=$(best "fips_$op")
-    echo "| \`hyok $op\` $MIB MiB file to file, best of $REPS | $d s ($(rate "$d") MiB/s) | $f s ($(rate "$f") MiB/s) | $(awk -v d="$d" -v f="$f" 'BEGIN { printf "%.2f", d / f }') |"
+    label="${op#s}"
+    [[ "$op" == "$label" ]] || label="$label --suite committed-signed"
+    echo "| \`hyok $label\` $MIB MiB file to file, best of $REPS | $d s ($(rate "$d") MiB/s) | $f s ($(rate "$f") MiB/s) | $(awk -v d="$d" -v f="$f" 'BEGIN { printf "%.2f", d / f }') |"
   done
-  for m in msg_encrypt msg_decrypt lib_encrypt_1t lib_decrypt_1t bare_seal; do
+  for m in msg_encrypt msg_decrypt lib_encrypt_1t lib_decrypt_1t bare_seal \
+    signed_msg_encrypt signed_msg_decrypt signed_lib_encrypt_1t signed_lib_decrypt_1t; do
     d=$(inproc default "$m")
     f=$(inproc fips "$m")
     unit=$(awk -v n="$m" '$1 == n { print $3 }' "$D/inproc-default.txt")

@@ -17,7 +17,7 @@ use crate::frame::{
 };
 use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
 use crate::key::{derive, DataKey, DerivedKeys};
-use crate::signature::{MessageHash, MessageVerifier};
+use crate::signature::{MessageVerifier, VerifyingStream};
 
 /// Largest non-framed body hyok buffers (its tag covers the whole body, so it must be held
 /// in memory before any byte is released): the same bound as a frame's.
@@ -57,7 +57,6 @@ impl ParsedHeader {
         reproduced: &EncryptionContext,
     ) -> Result<VerifiedHeader> {
         let suite = self.header.suite;
-        suite.check_fips()?;
         let (_, auth_only) = self.materials_context(reproduced)?;
         let pk = self.header.context.get(PUBLIC_KEY_FIELD);
         let verifier = match (suite.signature(), pk) {
@@ -78,15 +77,18 @@ impl ParsedHeader {
         let auth_only = auth_only.serialize()?;
         self.authenticate(&keys, &auth_only)?;
         let wire_len = self.wire_len();
-        let hash = suite.signature().map(|alg| {
-            let mut h = MessageHash::new(alg);
-            h.update(&self.wire_bytes());
-            h
-        });
+        let verifier = match verifier {
+            Some(v) => {
+                let mut h = v.start()?;
+                h.update(&self.wire_bytes());
+                Some(h)
+            }
+            None => None,
+        };
         Ok(VerifiedHeader {
             header: self.header,
             keys,
-            verifier: verifier.zip(hash),
+            verifier,
             wire_len,
         })
     }
@@ -96,7 +98,8 @@ impl ParsedHeader {
 pub struct VerifiedHeader {
     header: Header,
     keys: DerivedKeys,
-    verifier: Option<(MessageVerifier, MessageHash)>,
+    /// The running footer signature check (signed suites), header already fed.
+    verifier: Option<VerifyingStream>,
     wire_len: usize,
 }
 
@@ -143,16 +146,11 @@ impl VerifiedHeader {
             ContentType::Framed => (BATCH_BYTES / self.header.frame_length as usize).max(1),
             ContentType::NonFramed => 1,
         };
-        let (verifier, hash) = match self.verifier {
-            Some((v, h)) => (Some(v), Some(h)),
-            None => (None, None),
-        };
         let frame_length = self.header.frame_length;
         Decryptor {
             src: Source {
                 input,
-                hash,
-                verifier,
+                hash: self.verifier,
                 next_seq: 1,
                 frame_length,
                 stop_after: None,
@@ -281,8 +279,7 @@ struct Batch {
 /// sequence.
 struct Source<R: Read> {
     input: R,
-    hash: Option<MessageHash>,
-    verifier: Option<MessageVerifier>,
+    hash: Option<VerifyingStream>,
     next_seq: u32,
     frame_length: u32,
     /// A ranged read stops after this frame (see `frame_range_decryptor`).
@@ -404,7 +401,7 @@ impl<R: Read> Source<R> {
 
     /// Read the footer (signed suites) and make sure nothing follows.
     fn finish_message(&mut self) -> Result<()> {
-        if let (Some(v), Some(h)) = (self.verifier.take(), self.hash.take()) {
+        if let Some(h) = self.hash.take() {
             let mut len = [0u8; 2];
             if !read_exact_or_eof(&mut self.input, &mut len, "footer")? {
                 return Err(Error::Truncated("footer"));
@@ -416,7 +413,7 @@ impl<R: Read> Source<R> {
                 u16::from_be_bytes(len) as usize,
                 "footer",
             )?;
-            v.verify(h, &sig)?;
+            h.verify(&sig)?;
         }
         let mut probe = [0u8; 1];
         loop {

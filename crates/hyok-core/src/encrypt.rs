@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::frame::{FrameCipher, Parallelism, BATCH_BYTES};
 use crate::header::{seal_header, ContentType, Header, DEFAULT_FRAME_LEN, MAX_WRITE_FRAME_LEN};
 use crate::key::{derive, DataKey, DerivedKeys, EncryptedDataKey};
-use crate::signature::{MessageHash, MessageSigner};
+use crate::signature::{MessageSigner, SigningStream};
 use crate::suite::{AlgorithmSuite, CommitmentPolicy};
 
 /// First half of encryption: the suite and full encryption context are fixed (including
@@ -162,8 +162,8 @@ pub struct Encryptor<W: Write> {
     frames_per_batch: usize,
     batch: usize,
     next_seq: u32,
-    hash: Option<MessageHash>,
-    signer: Option<MessageSigner>,
+    /// The running footer signature (signed suites).
+    hash: Option<SigningStream>,
     header: Header,
     plaintext_len: u64,
 }
@@ -217,7 +217,7 @@ impl<W: Write> Encryptor<W> {
         let mut bytes = header.encode_body()?;
         let tag = seal_header(&keys, &bytes, &required.serialize()?)?;
         bytes.extend_from_slice(&tag);
-        let mut hash = suite.signature().map(MessageHash::new);
+        let mut hash = pending.signer.map(MessageSigner::start).transpose()?;
         if let Some(h) = hash.as_mut() {
             h.update(&bytes);
         }
@@ -239,7 +239,6 @@ impl<W: Write> Encryptor<W> {
             batch,
             next_seq: 1,
             hash,
-            signer: pending.signer,
             header,
             plaintext_len: 0,
         })
@@ -331,8 +330,8 @@ impl<W: Write> Encryptor<W> {
     pub fn finish(mut self) -> Result<(W, u64)> {
         self.seal_and_write(&[], true)?;
         self.drain_sealed()?;
-        if let (Some(signer), Some(hash)) = (self.signer.take(), self.hash.take()) {
-            let sig = signer.sign(hash)?;
+        if let Some(hash) = self.hash.take() {
+            let sig = hash.sign()?;
             let mut footer = Vec::with_capacity(sig.len() + 2);
             put_u16(&mut footer, sig.len() as u16);
             footer.extend_from_slice(&sig);
@@ -362,7 +361,7 @@ impl<W: Write> Encryptor<W> {
 /// Hash (signed suites) and write encoded frames.
 fn write_sealed<W: Write>(
     out: &mut W,
-    hash: &mut Option<MessageHash>,
+    hash: &mut Option<SigningStream>,
     frames: &[u8],
 ) -> Result<()> {
     if frames.is_empty() {

@@ -24,11 +24,6 @@ pub enum Error {
     /// The commitment policy forbids this suite.
     #[error("algorithm suite 0x{0:04x} does not commit to its key; refused by the commitment policy (allow with --allow-legacy)")]
     CommitmentPolicy(u16),
-    /// A FIPS build (`--features fips`) refuses this suite: its ECDSA footer signature is
-    /// over a digest hashed while streaming, which is not an approved service of the module
-    /// (docs/CUSTODY.md §4).
-    #[error("algorithm suite 0x{0:04x} is not available in a FIPS build (its ECDSA signature is over a pre-hashed digest)")]
-    NotInFipsBuild(u16),
     /// The header lists more encrypted data keys than the configured maximum.
     #[error("message has {found} encrypted data key{}, more than the allowed maximum of {max}", if *.found == 1 { "" } else { "s" })]
     TooManyEncryptedDataKeys {

@@ -1,43 +1,55 @@
 //! Message signatures for signed suites (ESDK spec `data-format/message-footer.md`):
-//! ECDSA over a hash of header ‖ body, the verification key carried in the encryption
-//! context as the base64 of its compressed SEC1 point.
+//! ECDSA over header ‖ body, the verification key carried in the encryption context as the
+//! base64 of its compressed SEC1 point.
+//!
+//! Signing and verifying run as AWS-LC's streaming `EVP_DigestSign*` / `EVP_DigestVerify*`
+//! service (through `hyok-evp`): the bytes are fed to the signature context as they are
+//! written or read, so a message of any size is signed in bounded memory, and in a FIPS
+//! build the whole signature, hash included, is an approved service of the module.
 
-use aws_lc_rs::digest;
 use base64::Engine as _;
-use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use hyok_evp::{Curve, Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::error::{Error, Result};
 use crate::suite::SignatureAlgorithm;
 
-/// Incremental hash of everything a signature covers.
-pub(crate) struct MessageHash(digest::Context);
-
-impl MessageHash {
-    pub(crate) fn new(alg: SignatureAlgorithm) -> Self {
-        Self(digest::Context::new(match alg {
-            SignatureAlgorithm::EcdsaP256Sha256 => &digest::SHA256,
-            SignatureAlgorithm::EcdsaP384Sha384 => &digest::SHA384,
-        }))
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-
-    fn finish(self) -> digest::Digest {
-        self.0.finish()
+fn curve(alg: SignatureAlgorithm) -> Curve {
+    match alg {
+        SignatureAlgorithm::EcdsaP256Sha256 => Curve::P256,
+        SignatureAlgorithm::EcdsaP384Sha384 => Curve::P384,
     }
 }
 
-/// The per-message signing key of a signed suite. Generated fresh for each message,
-/// used once and dropped (the underlying secret scalar zeroizes on drop).
+/// A failure of the module while signing (never one of the message's content).
+fn module_error(e: hyok_evp::Error) -> Error {
+    match e {
+        hyok_evp::Error::NotApproved(_) => {
+            Error::Crypto("ECDSA: the FIPS module did not report an approved service")
+        }
+        hyok_evp::Error::InvalidKey => Error::Crypto("ECDSA: invalid signing key"),
+        hyok_evp::Error::BadSignature | hyok_evp::Error::Failed(_) => Error::Crypto("ECDSA"),
+    }
+}
+
+/// The DER length every official ESDK writer gives its signatures (r with its top bit
+/// set, s without): 71 bytes for P-256, 103 for P-384 (/work/shared/docs/ESDK-FORMAT.md
+/// §7). hyok writes signatures of that length only for the fixed fuzzing key, so that the
+/// same fuzz input always makes a message of the same length (docs/DESIGN.md).
+fn official_len(curve: Curve) -> usize {
+    match curve {
+        Curve::P256 => 71,
+        Curve::P384 => 103,
+    }
+}
+
+/// The per-message signing key of a signed suite. Generated fresh for each message inside
+/// the crypto module, used once and dropped (AWS-LC wipes the scalar when it is freed).
 pub struct MessageSigner {
-    key: SignerKey,
-}
-
-enum SignerKey {
-    P256(p256::ecdsa::SigningKey),
-    P384(p384::ecdsa::SigningKey),
+    key: SigningKey,
+    /// `aws-crypto-public-key`: base64 of the compressed SEC1 point.
+    public_b64: String,
+    /// Sign until the DER has [`official_len`] (fuzzing key only).
+    fixed_len: bool,
 }
 
 impl std::fmt::Debug for MessageSigner {
@@ -46,80 +58,80 @@ impl std::fmt::Debug for MessageSigner {
     }
 }
 
-fn random_bytes(n: usize) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let mut b = zeroize::Zeroizing::new(vec![0u8; n]);
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| Error::Crypto("random"))?;
-    Ok(b)
-}
-
 impl MessageSigner {
+    fn with_key(key: SigningKey, fixed_len: bool) -> Result<Self> {
+        let point = key.public_key_compressed().map_err(module_error)?;
+        Ok(Self {
+            key,
+            public_b64: base64::engine::general_purpose::STANDARD.encode(point),
+            fixed_len,
+        })
+    }
+
     /// Generate a fresh key pair for `alg`.
     pub fn generate(alg: SignatureAlgorithm) -> Result<Self> {
-        // A random scalar is invalid only if it is 0 or ≥ n (probability ~2^-128); retry.
-        for _ in 0..8 {
-            let key = match alg {
-                SignatureAlgorithm::EcdsaP256Sha256 => {
-                    p256::ecdsa::SigningKey::from_slice(&random_bytes(32)?).map(SignerKey::P256)
-                }
-                SignatureAlgorithm::EcdsaP384Sha384 => {
-                    p384::ecdsa::SigningKey::from_slice(&random_bytes(48)?).map(SignerKey::P384)
-                }
-            };
-            if let Ok(key) = key {
-                return Ok(Self { key });
-            }
-        }
-        Err(Error::Crypto("signing key generation"))
+        let key = SigningKey::generate(curve(alg))
+            .map_err(|_| Error::Crypto("signing key generation"))?;
+        Self::with_key(key, false)
     }
 
     /// A key pair from a fixed scalar, so that fuzzing is reproducible. For `fuzzing` only.
     pub(crate) fn fixed_for_fuzzing(alg: SignatureAlgorithm) -> Self {
-        // Constant scalars in [1, n): `from_slice` cannot fail on them.
-        let key = match alg {
-            SignatureAlgorithm::EcdsaP256Sha256 => SignerKey::P256(
-                p256::ecdsa::SigningKey::from_slice(&[1u8; 32]).expect("a valid P-256 scalar"),
-            ),
-            SignatureAlgorithm::EcdsaP384Sha384 => SignerKey::P384(
-                p384::ecdsa::SigningKey::from_slice(&[1u8; 48]).expect("a valid P-384 scalar"),
-            ),
-        };
-        Self { key }
+        let c = curve(alg);
+        // A constant scalar in [1, n): valid on both curves.
+        let key = SigningKey::from_scalar(c, &vec![1u8; c.field_len()]).expect("a valid scalar");
+        Self::with_key(key, true).expect("a valid key")
     }
 
     /// The public key as carried in the context: base64 of the compressed SEC1 point.
     pub fn public_key_b64(&self) -> String {
-        let point = match &self.key {
-            SignerKey::P256(k) => k.verifying_key().to_encoded_point(true).as_bytes().to_vec(),
-            SignerKey::P384(k) => k.verifying_key().to_encoded_point(true).as_bytes().to_vec(),
-        };
-        base64::engine::general_purpose::STANDARD.encode(point)
+        self.public_b64.clone()
     }
 
-    pub(crate) fn sign(self, hash: MessageHash) -> Result<Vec<u8>> {
-        let d = hash.finish();
-        let der = match &self.key {
-            SignerKey::P256(k) => {
-                let s: p256::ecdsa::Signature = k
-                    .sign_prehash(d.as_ref())
-                    .map_err(|_| Error::Crypto("sign"))?;
-                s.to_der().as_bytes().to_vec()
+    /// Start the signature of a message: feed it everything before the footer.
+    pub(crate) fn start(self) -> Result<SigningStream> {
+        Ok(SigningStream {
+            signer: Signer::new(&self.key).map_err(module_error)?,
+            fixed_len: self.fixed_len.then(|| official_len(self.key.curve())),
+            failed: false,
+        })
+    }
+}
+
+/// The running signature of a message being written.
+pub(crate) struct SigningStream {
+    signer: Signer,
+    fixed_len: Option<usize>,
+    /// An update failed: [`Self::sign`] refuses (no signature of a partial message).
+    failed: bool,
+}
+
+impl SigningStream {
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.failed |= self.signer.update(data).is_err();
+    }
+
+    /// The footer signature (ASN.1 DER) of everything given to [`Self::update`].
+    pub(crate) fn sign(mut self) -> Result<Vec<u8>> {
+        if self.failed {
+            return Err(Error::Crypto("ECDSA: hashing the message failed"));
+        }
+        let mut der = self.signer.sign().map_err(module_error)?;
+        if let Some(want) = self.fixed_len {
+            // Each try has that length with probability about 1/2.
+            for _ in 0..64 {
+                if der.len() == want {
+                    break;
+                }
+                der = self.signer.sign().map_err(module_error)?;
             }
-            SignerKey::P384(k) => {
-                let s: p384::ecdsa::Signature = k
-                    .sign_prehash(d.as_ref())
-                    .map_err(|_| Error::Crypto("sign"))?;
-                s.to_der().as_bytes().to_vec()
-            }
-        };
+        }
         Ok(der)
     }
 }
 
 /// Verification key parsed from the `aws-crypto-public-key` context value.
-pub(crate) enum MessageVerifier {
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
-}
+pub(crate) struct MessageVerifier(VerifyingKey);
 
 impl MessageVerifier {
     pub(crate) fn from_context_value(alg: SignatureAlgorithm, b64: &str) -> Result<Self> {
@@ -127,29 +139,40 @@ impl MessageVerifier {
         let point = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|_| bad())?;
-        Ok(match alg {
-            SignatureAlgorithm::EcdsaP256Sha256 => {
-                Self::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|_| bad())?)
-            }
-            SignatureAlgorithm::EcdsaP384Sha384 => {
-                Self::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|_| bad())?)
-            }
-        })
+        VerifyingKey::from_sec1(curve(alg), &point)
+            .map(Self)
+            .map_err(|_| bad())
     }
 
-    pub(crate) fn verify(&self, hash: MessageHash, der: &[u8]) -> Result<()> {
-        let d = hash.finish();
-        let ok = match self {
-            Self::P256(k) => p256::ecdsa::Signature::from_der(der)
-                .ok()
-                .map(|s| k.verify_prehash(d.as_ref(), &s).is_ok()),
-            Self::P384(k) => p384::ecdsa::Signature::from_der(der)
-                .ok()
-                .map(|s| k.verify_prehash(d.as_ref(), &s).is_ok()),
-        };
-        match ok {
-            Some(true) => Ok(()),
-            _ => Err(Error::Signature),
+    /// Start the verification of a message: feed it everything before the footer.
+    pub(crate) fn start(&self) -> Result<VerifyingStream> {
+        Ok(VerifyingStream {
+            verifier: Verifier::new(&self.0).map_err(module_error)?,
+            failed: false,
+        })
+    }
+}
+
+/// The running verification of a message being read.
+pub(crate) struct VerifyingStream {
+    verifier: Verifier,
+    /// An update failed: [`Self::verify`] fails.
+    failed: bool,
+}
+
+impl VerifyingStream {
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.failed |= self.verifier.update(data).is_err();
+    }
+
+    /// `Ok` if `der` is a valid signature of everything given to [`Self::update`].
+    pub(crate) fn verify(self, der: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(Error::Crypto("ECDSA: hashing the message failed"));
         }
+        self.verifier.verify(der).map_err(|e| match e {
+            hyok_evp::Error::BadSignature | hyok_evp::Error::InvalidKey => Error::Signature,
+            e => module_error(e),
+        })
     }
 }

@@ -76,16 +76,6 @@ impl AlgorithmSuite {
         }
     }
 
-    /// Whether this build may use the suite: a FIPS build (`--features fips`) refuses the
-    /// signed suites, whose ECDSA signature is over a pre-hashed digest (not an approved
-    /// service of the AWS-LC FIPS module; docs/CUSTODY.md §4).
-    pub fn check_fips(self) -> Result<()> {
-        if cfg!(feature = "fips") && self.signature().is_some() {
-            return Err(Error::NotInFipsBuild(self.id()));
-        }
-        Ok(())
-    }
-
     /// Look a suite up by id; ids of other AWS products are rejected.
     pub fn from_id(id: u16) -> Result<Self> {
         Self::ALL
@@ -205,7 +195,6 @@ pub enum CommitmentPolicy {
 impl CommitmentPolicy {
     /// Check that a message with `suite` may be decrypted under this policy.
     pub fn check_decrypt(self, suite: AlgorithmSuite) -> Result<()> {
-        suite.check_fips()?;
         match self {
             Self::RequireEncryptRequireDecrypt if !suite.is_committing() => {
                 Err(Error::CommitmentPolicy(suite.id()))
@@ -216,7 +205,6 @@ impl CommitmentPolicy {
 
     /// Check that `suite` may be used to encrypt under this policy.
     pub fn check_encrypt(self, suite: AlgorithmSuite) -> Result<()> {
-        suite.check_fips()?;
         if suite.is_committing() {
             Ok(())
         } else {

@@ -670,3 +670,112 @@ fn frame_range_reads_match_the_plaintext() {
         .frame_range_decryptor(&msg[..], 1, 1, DecryptOptions::default())
         .is_err());
 }
+
+/// Where the footer (u16 length ‖ DER signature) of a signed message starts.
+fn footer_at(msg: &[u8]) -> usize {
+    (8..=120)
+        .map(|l| msg.len() - 2 - l)
+        .find(|&at| u16::from_be_bytes([msg[at], msg[at + 1]]) as usize == msg.len() - at - 2)
+        .expect("a footer")
+}
+
+#[test]
+fn signed_footers_with_malformed_der_or_another_messages_signature_are_refused() {
+    let pt = vec![5u8; 1000];
+    let (msg, dk) = encrypt_with(SIGNED, 256, &pt, Path::OneShot, &[]);
+    assert_eq!(decrypt_with(&msg, &dk, &ctx(), Path::OneShot).unwrap(), pt);
+    let at = footer_at(&msg);
+    let der = msg[at + 2..].to_vec();
+    assert_eq!(der[0], 0x30, "DER SEQUENCE");
+    let (other, _) = encrypt_with(SIGNED, 256, &pt, Path::OneShot, &[]);
+    let other_der = other[footer_at(&other) + 2..].to_vec();
+    let mut trailing = der.clone();
+    trailing.push(0);
+    let mut high_tag = der.clone();
+    high_tag[0] = 0x31;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("truncated", der[..der.len() - 1].to_vec()),
+        ("trailing byte", trailing),
+        ("SET instead of SEQUENCE", high_tag),
+        (
+            "r = s = 0",
+            vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00],
+        ),
+        ("another message's signature", other_der),
+    ];
+    for (what, sig) in cases {
+        let mut bad = msg[..at].to_vec();
+        bad.extend_from_slice(&(sig.len() as u16).to_be_bytes());
+        bad.extend_from_slice(&sig);
+        for path in [Path::OneShot, Path::Streaming, Path::Parallel] {
+            let r = decrypt_with(&bad, &dk, &ctx(), path);
+            assert!(
+                matches!(r, Err(Error::Signature)),
+                "{what} ({path:?}): {r:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn malformed_public_keys_in_the_context_are_refused() {
+    use crate::signature::{MessageSigner, MessageVerifier};
+    use base64::Engine as _;
+    use suite::SignatureAlgorithm::{EcdsaP256Sha256, EcdsaP384Sha384};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let good = MessageSigner::generate(EcdsaP384Sha384)
+        .unwrap()
+        .public_key_b64();
+    assert_eq!(good.len(), 68, "49 bytes of compressed P-384 point");
+    assert!(MessageVerifier::from_context_value(EcdsaP384Sha384, &good).is_ok());
+    let p256 = MessageSigner::generate(EcdsaP256Sha256)
+        .unwrap()
+        .public_key_b64();
+    assert_eq!(p256.len(), 44);
+    assert!(MessageVerifier::from_context_value(EcdsaP256Sha256, &p256).is_ok());
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&good)
+        .unwrap();
+    let mut x_too_big = vec![0x03];
+    x_too_big.extend([0xff; 48]);
+    let cases = [
+        ("not base64", "!!!!".to_owned()),
+        ("empty", String::new()),
+        ("infinity", b64(&[0])),
+        ("one byte short", b64(&raw[..48])),
+        ("one byte long", b64(&[raw.as_slice(), &[1]].concat())),
+        ("bad prefix", b64(&[&[0x07], &raw[1..]].concat())),
+        ("x ≥ p", b64(&x_too_big)),
+        ("a P-256 key", p256.clone()),
+    ];
+    for (what, value) in cases {
+        let r = MessageVerifier::from_context_value(EcdsaP384Sha384, &value);
+        assert!(
+            matches!(r, Err(Error::MalformedHeader(ref m)) if m.contains("aws-crypto-public-key")),
+            "{what}: {:?}",
+            r.err()
+        );
+    }
+}
+
+#[test]
+fn the_fuzzing_key_signs_with_the_official_length() {
+    // The fixed fuzzing key makes the same message layout every time: ECDSA in the module
+    // is randomized, so it signs until the DER has the length official writers use.
+    for _ in 0..8 {
+        let mut pending = PendingEncryption::new(SIGNED, ctx(), BTreeSet::new()).unwrap();
+        pending.fix_for_fuzzing();
+        let materials = pending
+            .complete(DataKey::generate(SIGNED).unwrap(), vec![edk()])
+            .unwrap();
+        let opts = EncryptOptions {
+            frame_length: 64,
+            parallelism: Parallelism::Sequential,
+        };
+        let mut enc = Encryptor::new(Vec::new(), materials, opts).unwrap();
+        enc.write_all(b"fuzz").unwrap();
+        let (msg, _) = enc.finish().unwrap();
+        assert_eq!(msg.len() - footer_at(&msg) - 2, 103);
+    }
+}

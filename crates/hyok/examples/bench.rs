@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p hyok --example bench -- [--mib 256] [--messages 10000]
-//!     [--message-size 4096] [--reps 3] [--threads 1,2]
+//!     [--message-size 4096] [--reps 3] [--threads 1,2] [--suite committed|committed-signed]
 //! ```
 //!
 //! Prints one `name value unit` line per measurement (bench/run.sh reads them):
@@ -16,6 +16,9 @@
 //!   decrypt from memory through `BufRead` (plaintext read in place, as the CLI does).
 //! - `msg_encrypt` / `msg_decrypt`: many small messages in one process, each with its own
 //!   data key wrapped and unwrapped by a raw AES key (key step + body), one thread.
+//!
+//! `--suite committed-signed` runs the `lib_*` and `msg_*` measurements with the signed suite
+//! 0x0578 (a fresh ECDSA P-384 key pair per message, footer signature); the default is 0x0478.
 //!
 //! Every rate is the best of `--reps` runs (the least disturbed one on a shared machine);
 //! `*_cpu` lines are bytes per CPU-second of the whole process (all threads), which a busy
@@ -41,6 +44,7 @@ struct Opts {
     message_size: usize,
     reps: usize,
     threads: Vec<usize>,
+    suite: hyok::AlgorithmSuite,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -50,6 +54,7 @@ fn parse_args() -> Result<Opts, String> {
         message_size: 4096,
         reps: 3,
         threads: vec![1, 2],
+        suite: hyok::AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -65,6 +70,15 @@ fn parse_args() -> Result<Opts, String> {
                     .split(',')
                     .map(|s| num(s.to_string()))
                     .collect::<Result<_, _>>()?
+            }
+            "--suite" => {
+                o.suite = match val()?.as_str() {
+                    "committed" => hyok::AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+                    "committed-signed" => {
+                        hyok::AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384
+                    }
+                    s => return Err(format!("--suite {s}: committed or committed-signed")),
+                }
             }
             _ => return Err(format!("unknown argument {a}")),
         }
@@ -110,7 +124,7 @@ fn report_rate(name: &str, bytes: usize, (wall, cpu): (Duration, Option<Duration
     }
 }
 
-fn client(par: Parallelism) -> Client {
+fn client(par: Parallelism, suite: hyok::AlgorithmSuite) -> Client {
     let key = RawAesKey::new("bench", "key", &[7u8; 32]).expect("a 32-byte raw AES key");
     let keys = KeyManager::new(Keyring::new(vec![Arc::new(key)]).expect("one key"));
     Client::new(keys).with_settings(Settings {
@@ -122,6 +136,7 @@ fn client(par: Parallelism) -> Client {
             parallelism: par,
             ..DecryptOptions::default()
         },
+        suite,
         ..Settings::default()
     })
 }
@@ -250,7 +265,7 @@ fn main() {
 
     for &t in &o.threads {
         let par = Parallelism::threads(t).expect("thread pool");
-        let c = client(par);
+        let c = client(par, o.suite);
         let enc = best_of(o.reps, || {
             encrypt_to(&rt, &c, io::sink(), &data);
         });
@@ -264,7 +279,7 @@ fn main() {
     }
 
     // Many small messages, one thread, each a full encrypt or decrypt with its own data key.
-    let c = client(Parallelism::Sequential);
+    let c = client(Parallelism::Sequential, o.suite);
     let pt = &data[..o.message_size];
     let mut msgs = Vec::with_capacity(o.messages);
     let (wall, _) = best_of(1, || {

@@ -3,8 +3,8 @@
 //! A FIPS build (`cargo build --release -p hyok-cli --features fips`) links aws-lc-rs on the
 //! AWS-LC FIPS 140-3 module (`aws-lc-fips-sys`) instead of the default AWS-LC. Its programs
 //! check at start that the module runs in FIPS mode ([`require_fips_mode`]) and stop
-//! otherwise. What the build refuses: the signed suites (0x0578 …, hyok-core), `pq-escrow:`
-//! keys and k-of-n keyrings ([`hyok_keystore::fips`]).
+//! otherwise. What the build refuses: `pq-escrow:` keys, k-of-n keyrings and RSA PKCS#1 v1.5
+//! ([`hyok_keystore::fips`]). The signed suites run in the module (hyok-evp).
 
 /// Whether this is a FIPS build (`--features fips`).
 pub const FIPS_BUILD: bool = cfg!(feature = "fips");

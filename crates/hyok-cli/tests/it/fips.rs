@@ -1,7 +1,7 @@
 //! Issue 14, FIPS build (`--features fips`, docs/CUSTODY.md §4): what that build refuses
 //! from the command line. Compiled only into the FIPS build's test binary
-//! (`scripts/fips-test.sh`); the signed-suite refusal is in `interop.rs`, the vectors'
-//! refusals in `vectors.rs`.
+//! (`scripts/fips-test.sh`); the vectors' refusals (PKCS#1 v1.5) are in `vectors.rs`. The
+//! signed suites are not refused: `interop::signed_suite_both_ways` runs them in that build.
 
 use crate::common::{hyok, pseudo_random, raw_aes_uri};
 

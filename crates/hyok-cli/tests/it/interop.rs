@@ -22,12 +22,10 @@ const SUITES: [(&str, &str, u16); 2] = [
     ("committed", "committing", 0x0478),
     ("committed-signed", "committing-signed", 0x0578),
 ];
-/// The suites both sides run: all of [`SUITES`], but a FIPS build refuses the signed one
-/// (checked in `fips.rs` instead).
+/// The suites both sides run: all of [`SUITES`], in the FIPS build too (the signed suite's
+/// ECDSA runs in the module's streaming signature service, docs/CUSTODY.md §4).
 fn suites() -> impl Iterator<Item = (&'static str, &'static str, u16)> {
-    SUITES
-        .into_iter()
-        .filter(|s| !cfg!(feature = "fips") || s.2 != 0x0578)
+    SUITES.into_iter()
 }
 const RSA_PADDING: &str = "oaep-sha256";
 
@@ -582,29 +580,22 @@ fn aes_plus_pq_escrow_stays_readable_by_python() {
     assert!(fs::read(&out).unwrap() == plain, "hyok: wrong plaintext");
 }
 
-/// A FIPS build refuses the signed suite both ways (docs/CUSTODY.md §4): `hyok encrypt
-/// --suite committed-signed` and `hyok decrypt` of the Python ESDK's 0x0578 message fail
-/// with the one-line reason and leave no output.
+/// The signed suite (0x0578) both ways with the Python ESDK, in any build (in the FIPS
+/// build its ECDSA runs in the module, docs/CUSTODY.md §4): a multi-frame message hyok
+/// signs, Python verifies and decrypts; one Python signs, hyok verifies and decrypts; and a
+/// Python message whose footer signature was changed is refused by hyok with no output.
 #[test]
-#[cfg(feature = "fips")]
-fn fips_build_refuses_the_signed_suite_both_ways() {
-    let Some(python) = python("fips_build_refuses_the_signed_suite_both_ways") else {
+fn signed_suite_both_ways() {
+    let Some(python) = python("signed_suite_both_ways") else {
         return;
     };
     let peer = Peer { python };
     let dir = tempfile::tempdir().unwrap();
-    let key = aes_key(dir.path(), "hyok-interop", "aes-fips");
+    let key = aes_key(dir.path(), "hyok-interop", "aes-signed");
+    let plain = pseudo_random(300 * 1024, 5);
     let input = dir.path().join("in");
-    fs::write(&input, pseudo_random(5000, 5)).unwrap();
-    let refused = |run: &Run, out: &Path, what: &str| {
-        common::check_failed(run, Some(out)).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            run.stderr
-                .contains("algorithm suite 0x0578 is not available in a FIPS build"),
-            "{what}: {}",
-            run.describe()
-        );
-    };
+    fs::write(&input, &plain).unwrap();
+
     let mine = dir.path().join("hyok.msg");
     let run = hyok([
         "encrypt".to_string(),
@@ -615,21 +606,56 @@ fn fips_build_refuses_the_signed_suite_both_ways() {
         key.hyok_encrypt.clone(),
         "--suite".into(),
         "committed-signed".into(),
+        "--frame-length".into(),
+        "65536".into(),
     ]);
-    refused(&run, &mine, "hyok encrypt --suite committed-signed");
+    assert!(
+        run.success(),
+        "hyok encrypt --suite committed-signed: {}",
+        run.describe()
+    );
+    assert_eq!(suite_of(&fs::read(&mine).unwrap()), Some(0x0578));
+    let back = dir.path().join("python.out");
+    let run = peer.run("decrypt", &key, &[], &mine, &back);
+    assert!(
+        run.success(),
+        "python decrypt of hyok's 0x0578: {}",
+        run.describe()
+    );
+    assert!(fs::read(&back).unwrap() == plain, "python: wrong plaintext");
+
     let theirs = dir.path().join("python.msg");
     let extra = ["--suite".to_string(), "committing-signed".into()];
     let run = peer.run("encrypt", &key, &extra, &input, &theirs);
     assert!(run.success(), "python encrypt: {}", run.describe());
-    assert_eq!(suite_of(&fs::read(&theirs).unwrap()), Some(0x0578));
+    let mut bytes = fs::read(&theirs).unwrap();
+    assert_eq!(suite_of(&bytes), Some(0x0578));
     let out = dir.path().join("out");
-    let run = hyok([
-        "decrypt".to_string(),
-        theirs.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-        "--key".into(),
-        key.hyok_decrypt.clone(),
-    ]);
-    refused(&run, &out, "hyok decrypt of a 0x0578 message");
+    let decrypt = |msg: &Path, out: &Path| {
+        hyok([
+            "decrypt".to_string(),
+            msg.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--key".into(),
+            key.hyok_decrypt.clone(),
+        ])
+    };
+    let run = decrypt(&theirs, &out);
+    assert!(
+        run.success(),
+        "hyok decrypt of python's 0x0578: {}",
+        run.describe()
+    );
+    assert!(fs::read(&out).unwrap() == plain, "hyok: wrong plaintext");
+
+    // The last byte is inside the footer's DER signature (its s value).
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let tampered = dir.path().join("tampered.msg");
+    fs::write(&tampered, &bytes).unwrap();
+    let out2 = dir.path().join("out2");
+    let run = decrypt(&tampered, &out2);
+    common::check_failed(&run, Some(&out2)).unwrap_or_else(|e| panic!("tampered footer: {e}"));
+    assert!(run.stderr.contains("signature"), "{}", run.describe());
 }

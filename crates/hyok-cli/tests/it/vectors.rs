@@ -319,8 +319,8 @@ fn run_once(
     }
     let run = hyok(&args);
     if let Some(reason) = fips_refusal(case) {
-        // A FIPS build refuses signed suites and PKCS#1 v1.5 keys (docs/CUSTODY.md §4): the
-        // case is checked as a clean refusal with that reason, whatever the manifest expects.
+        // A FIPS build refuses PKCS#1 v1.5 keys (docs/CUSTODY.md §4): the case is checked as
+        // a clean refusal with that reason, whatever the manifest expects.
         let problem = if run.success() || !matches!(run.code, Some(1 | 2)) {
             Some("expected a refusal (exit 1 or 2)")
         } else if out.exists() {
@@ -362,27 +362,35 @@ fn run_once(
 }
 
 /// In a FIPS build (`--features fips`): what makes that build refuse `case` (a text its
-/// error line contains), if anything: a signed suite, or an RSA key with PKCS#1 v1.5 padding.
-/// `None` in a default build. The suite id sits after the version byte (format 2) or after
-/// version and type bytes (format 1).
+/// error line contains), if anything: an RSA key with PKCS#1 v1.5 padding. `None` in a
+/// default build. (Signed suites are not refused: their ECDSA runs in the module's
+/// streaming signature service, so a FIPS build decrypts those cases as the manifest says.)
 fn fips_refusal(case: &Case) -> Option<String> {
     if !cfg!(feature = "fips") {
         return None;
     }
-    if case.keys.iter().any(|k| k.ends_with("padding=pkcs1")) {
-        return Some("RSA PKCS#1 v1.5".into());
-    }
-    let head = fs::read(&case.ciphertext).ok()?;
-    let at = match head.first()? {
-        2 => 1,
-        1 => 2,
-        _ => return None,
+    case.keys
+        .iter()
+        .any(|k| k.ends_with("padding=pkcs1"))
+        .then(|| "RSA PKCS#1 v1.5".into())
+}
+
+/// Whether `case`'s message has a signed suite. The suite id sits after the version byte
+/// (format 2) or after version and type bytes (format 1).
+fn is_signed(case: &Case) -> bool {
+    let Ok(head) = fs::read(&case.ciphertext) else {
+        return false;
     };
-    let suite = u16::from_be_bytes([*head.get(at)?, *head.get(at + 1)?]);
-    hyok_core::AlgorithmSuite::from_id(suite)
-        .ok()
-        .filter(|s| s.signature().is_some())
-        .map(|_| format!("algorithm suite 0x{suite:04x}"))
+    let at = match head.first() {
+        Some(2) => 1,
+        Some(1) => 2,
+        _ => return false,
+    };
+    let (Some(&a), Some(&b)) = (head.get(at), head.get(at + 1)) else {
+        return false;
+    };
+    hyok_core::AlgorithmSuite::from_id(u16::from_be_bytes([a, b]))
+        .is_ok_and(|s| s.signature().is_some())
 }
 
 /// Runs every case of one manifest; returns (decrypt runs, cases run, skipped, failures).
@@ -444,6 +452,15 @@ fn check_manifests(paths: &[PathBuf]) {
             skipped.len(),
             failures.len()
         ));
+        let signed = m
+            .cases
+            .iter()
+            .filter(|c| c.skip.is_none() && fips_refusal(c).is_none() && is_signed(c))
+            .count();
+        common::note(&format!(
+            "{signed} of those cases have a signed suite (ECDSA in AWS-LC's streaming EVP service, FIPS build: {})",
+            cfg!(feature = "fips")
+        ));
         if cfg!(feature = "fips") {
             let refused = m
                 .cases
@@ -451,7 +468,7 @@ fn check_manifests(paths: &[PathBuf]) {
                 .filter(|c| c.skip.is_none() && fips_refusal(c).is_some())
                 .count();
             common::note(&format!(
-                "FIPS build: {refused} of those cases were checked as refusals (signed suite or PKCS#1 v1.5), the rest decrypted as the manifest says"
+                "FIPS build: {refused} of those cases were checked as refusals (PKCS#1 v1.5), the rest decrypted as the manifest says"
             ));
         }
         let file = m.path.file_name().unwrap().to_string_lossy().into_owned();
