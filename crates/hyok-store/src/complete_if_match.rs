@@ -85,16 +85,7 @@ mod tests {
     /// the same completion on the current tag replaces it.
     #[test]
     fn completion_with_a_stale_entity_tag_is_refused_by_the_server() {
-        let (Ok(_), Ok(bucket)) = (
-            std::env::var("AWS_ENDPOINT_URL"),
-            std::env::var("HYOK_TEST_S3_BUCKET"),
-        ) else {
-            if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                panic!("AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET required");
-            }
-            eprintln!(
-                "SKIPPED: hyok-store complete_if_match: AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set"
-            );
+        let Some(bucket) = crate::test_env::s3_bucket("complete_if_match") else {
             return;
         };
         let rt = tokio::runtime::Runtime::new().unwrap();

@@ -42,6 +42,8 @@ mod download;
 mod error;
 mod reads;
 mod small;
+#[cfg(test)]
+mod test_env;
 mod upload;
 mod url;
 

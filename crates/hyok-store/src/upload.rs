@@ -700,16 +700,7 @@ mod tests {
     #[test]
     fn a_failing_stale_entry_does_not_stop_the_sweep() {
         use object_store::multipart::MultipartStore;
-        let (Ok(_), Ok(bucket)) = (
-            std::env::var("AWS_ENDPOINT_URL"),
-            std::env::var("HYOK_TEST_S3_BUCKET"),
-        ) else {
-            if std::env::var("HYOK_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                panic!("AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET required");
-            }
-            eprintln!(
-                "SKIPPED: hyok-store stale sweep: AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set"
-            );
+        let Some(bucket) = crate::test_env::s3_bucket("stale sweep") else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();

@@ -3,10 +3,11 @@
 //! a range past the first frame a header GET and one GET of its frames; never a HEAD. The
 //! gateway's tests check the same through real S3 clients on both backends.
 
-use hyok::config::{Config, Loaded};
 use hyok::objects::{prefix_len, ByteRange, Source};
 use hyok::store::{ReadCounter, StoreOptions, StoreUrl};
-use hyok::{EncryptionContext, KeySource, Session, SessionConfig, Settings};
+use hyok::{EncryptionContext, Settings};
+
+mod common;
 use std::sync::Arc;
 
 fn data(n: usize) -> Vec<u8> {
@@ -16,22 +17,7 @@ fn data(n: usize) -> Vec<u8> {
 #[test]
 fn downloads_send_the_fewest_read_requests() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("k.key"), [7u8; 32]).unwrap();
-    let text = format!(
-        "[keyrings.default]\nkeys = [\"raw-aes:test/reads?file={}\"]\n",
-        dir.path().join("k.key").display()
-    );
-    let session = Session::open(
-        SessionConfig {
-            file: Loaded {
-                config: Config::parse(&text).unwrap(),
-                path: None,
-            },
-            ..SessionConfig::default()
-        }
-        .keys(KeySource::Keyring("default".into())),
-    )
-    .unwrap();
+    let session = common::raw_aes_session(dir.path(), "reads", 7);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let root = dir.path().join("store");
     std::fs::create_dir(&root).unwrap();

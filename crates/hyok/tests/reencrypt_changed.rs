@@ -5,11 +5,12 @@
 //! read of a large object replaced by a shorter one failed with 416 and the run reported a
 //! failure instead of "changed by another writer" (found by scripts/reencrypt-kill.sh).
 
-use hyok::config::{Config, Loaded};
 use hyok::objects::Source;
 use hyok::reencrypt::{examine, reencrypt_one, Outcome, Target};
 use hyok::store::{StoreOptions, StoreUrl};
-use hyok::{EncryptionContext, KeySource, Session, SessionConfig, Settings};
+use hyok::{EncryptionContext, Settings};
+
+mod common;
 
 fn data(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i * 7 + i / 251) as u8 ^ seed).collect()
@@ -17,22 +18,7 @@ fn data(n: usize, seed: u8) -> Vec<u8> {
 
 fn replaced_after_examine_is_changed(base: &str) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("k.key"), [9u8; 32]).unwrap();
-    let text = format!(
-        "[keyrings.default]\nkeys = [\"raw-aes:test/changed?file={}\"]\n",
-        dir.path().join("k.key").display()
-    );
-    let session = Session::open(
-        SessionConfig {
-            file: Loaded {
-                config: Config::parse(&text).unwrap(),
-                path: None,
-            },
-            ..SessionConfig::default()
-        }
-        .keys(KeySource::Keyring("default".into())),
-    )
-    .unwrap();
+    let session = common::raw_aes_session(dir.path(), "changed", 9);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = StoreUrl::parse(&format!("{base}obj")).unwrap();
     let store = session.open_store(&url, StoreOptions::default()).unwrap();
