@@ -167,6 +167,17 @@ impl Output {
         }
     }
 
+    /// For a regular file: the temporary file itself, to be written directly instead of
+    /// through [`Self::writer`] (a decryptor that writes from its own buffers, saving the
+    /// copy into the writer thread's chunks). What goes through it is committed like the
+    /// rest.
+    pub(crate) fn file(&self) -> Option<io::Result<File>> {
+        match self {
+            Self::Stream(_) => None,
+            Self::File { tmp, .. } => Some(tmp.file().try_clone()),
+        }
+    }
+
     /// Tell the output whether the message is signed (before the first byte). Only
     /// streamed outputs care: a file appears only after the whole message verified anyway.
     pub(crate) fn gate(&self) -> Option<Gate> {

@@ -6,14 +6,14 @@
 //! only after its tag verified, treats a missing final frame as an error, holds back the
 //! last frame of a signed message until the signature verified, and rejects trailing bytes.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, IoSlice, Read, Write};
 
 use crate::codec::{read_exact_into, read_exact_or_eof};
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
 use crate::frame::{
-    frame_iv, FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER, REGULAR_FRAME,
-    SINGLE_BLOCK,
+    frame_iv, FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER, IO_PIECE,
+    REGULAR_FRAME, SINGLE_BLOCK,
 };
 use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
 use crate::key::{derive, DataKey, DerivedKeys};
@@ -149,7 +149,11 @@ impl VerifiedHeader {
         let frame_length = self.header.frame_length;
         Decryptor {
             src: Source {
-                input,
+                input: Input {
+                    inner: input,
+                    back: Vec::new(),
+                    pos: 0,
+                },
                 hash: self.verifier,
                 next_seq: 1,
                 frame_length,
@@ -278,7 +282,7 @@ struct Batch {
 /// The input side of a body: the reader, the running signature hash and the frame
 /// sequence.
 struct Source<R: Read> {
-    input: R,
+    input: Input<R>,
     hash: Option<VerifyingStream>,
     next_seq: u32,
     frame_length: u32,
@@ -286,10 +290,89 @@ struct Source<R: Read> {
     stop_after: Option<u32>,
 }
 
+/// The body's reader, with the bytes a bulk read took past the last frame (the footer and
+/// whatever follows) put back in front of it.
+struct Input<R: Read> {
+    inner: R,
+    back: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Input<R> {
+    fn put_back(&mut self, bytes: &[u8]) {
+        let mut back = bytes.to_vec();
+        back.extend_from_slice(&self.back[self.pos..]);
+        self.back = back;
+        self.pos = 0;
+    }
+}
+
+impl<R: Read> Read for Input<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos < self.back.len() {
+            let n = out.len().min(self.back.len() - self.pos);
+            out[..n].copy_from_slice(&self.back[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.inner.read(out)
+    }
+}
+
+/// Bytes of a regular frame before its ciphertext: sequence number, IV.
+const REGULAR_HEAD: usize = 4 + IV_LEN;
+
 impl<R: Read> Source<R> {
-    /// Read `n` bytes into `buf[at..]` and hash them (signed suites). Within the part of
-    /// `buf` already initialized the bytes are read in place; beyond it `buf` grows only as
-    /// data arrives, so a hostile length cannot make us allocate more than is sent.
+    /// Read up to `want` bytes into `buf[at..]`, fewer only at the end of the input; returns
+    /// how many. Within the part of `buf` already initialized the bytes are read in place;
+    /// beyond it `buf` grows only as data arrives, so a hostile length cannot make us
+    /// allocate more than is sent.
+    fn fill(&mut self, buf: &mut Vec<u8>, at: usize, want: usize) -> Result<usize> {
+        let end = at
+            .checked_add(want)
+            .ok_or_else(|| Error::MalformedBody("frame beyond the address space".into()))?;
+        let mut got = at;
+        let init = end.min(buf.len());
+        while got < init {
+            match self.input.read(&mut buf[got..init]) {
+                Ok(0) => return Ok(got - at),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::from_io(e)),
+            }
+        }
+        if got < end {
+            buf.truncate(got);
+            (&mut self.input)
+                .take((end - got) as u64)
+                .read_to_end(buf)
+                .map_err(Error::from_io)?;
+            got = buf.len();
+        }
+        Ok(got - at)
+    }
+
+    /// Make sure `buf[at..at + n]` has been read (`have` bytes of `buf` are), reading
+    /// more when the batch's bulk read stopped short of it.
+    fn need(
+        &mut self,
+        buf: &mut Vec<u8>,
+        at: usize,
+        n: usize,
+        have: &mut usize,
+        what: &'static str,
+    ) -> Result<()> {
+        let end = at.checked_add(n).ok_or(Error::Truncated(what))?;
+        if end > *have {
+            *have += self.fill(buf, *have, end - *have)?;
+            if end > *have {
+                return Err(Error::Truncated(what));
+            }
+        }
+        Ok(())
+    }
+
+    /// Read `n` bytes into `buf[at..]` and hash them (signed suites).
     fn read_body(
         &mut self,
         buf: &mut Vec<u8>,
@@ -297,16 +380,8 @@ impl<R: Read> Source<R> {
         n: usize,
         what: &'static str,
     ) -> Result<()> {
-        match at.checked_add(n) {
-            Some(end) if end <= buf.len() => {
-                if !read_exact_or_eof(&mut self.input, &mut buf[at..end], what)? {
-                    return Err(Error::Truncated(what));
-                }
-            }
-            _ => {
-                buf.truncate(at);
-                read_exact_into(&mut self.input, buf, n, what)?;
-            }
+        if self.fill(buf, at, n)? != n {
+            return Err(Error::Truncated(what));
         }
         if let Some(h) = self.hash.as_mut() {
             h.update(&buf[at..at + n]);
@@ -325,13 +400,20 @@ impl<R: Read> Source<R> {
         Ok(b)
     }
 
-    /// Read the next frame's fields, and its ciphertext and tag into `buf[at..]`.
-    fn read_frame(&mut self, buf: &mut Vec<u8>, at: usize) -> Result<FrameIn> {
-        let first: [u8; 4] = self.read_fixed("body (missing final frame)")?;
-        let first = u32::from_be_bytes(first);
+    /// Parse the frame at `buf[at..]` (`have` bytes of `buf` read; more are read if the
+    /// frame goes beyond them): check its sequence number, IV and length.
+    fn parse_frame(&mut self, buf: &mut Vec<u8>, at: usize, have: &mut usize) -> Result<FrameIn> {
+        fn be32(b: &[u8], at: usize) -> u32 {
+            u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+        }
+        self.need(buf, at, 4, have, "body (missing final frame)")?;
+        let first = be32(buf, at);
         let is_final = first == FINAL_MARKER;
+        let mut p = at + 4;
         let seq = if is_final {
-            u32::from_be_bytes(self.read_fixed("final frame")?)
+            self.need(buf, p, 4, have, "final frame")?;
+            p += 4;
+            be32(buf, p - 4)
         } else {
             first
         };
@@ -342,7 +424,10 @@ impl<R: Read> Source<R> {
             )));
         }
         let what = if is_final { "final frame" } else { "frame" };
-        let iv: [u8; IV_LEN] = self.read_fixed(what)?;
+        self.need(buf, p, IV_LEN, have, what)?;
+        let mut iv = [0u8; IV_LEN];
+        iv.copy_from_slice(&buf[p..p + IV_LEN]);
+        p += IV_LEN;
         // The IV is not free: the format fixes it to the sequence number.
         if iv != frame_iv(seq) {
             return Err(Error::MalformedBody(format!(
@@ -350,7 +435,9 @@ impl<R: Read> Source<R> {
             )));
         }
         let len = if is_final {
-            let l = u32::from_be_bytes(self.read_fixed("final frame")?);
+            self.need(buf, p, 4, have, "final frame")?;
+            let l = be32(buf, p);
+            p += 4;
             if l > self.frame_length {
                 return Err(Error::MalformedBody(format!(
                     "final frame of {l} bytes exceeds the frame length {}",
@@ -361,20 +448,22 @@ impl<R: Read> Source<R> {
         } else {
             self.frame_length as usize
         };
-        self.read_body(buf, at, len + TAG_LEN, what)?;
+        self.need(buf, p, len + TAG_LEN, have, what)?;
         self.next_seq = self.next_seq.checked_add(1).unwrap_or(FINAL_MARKER);
         Ok(FrameIn {
             seq,
             content: if is_final { FINAL_FRAME } else { REGULAR_FRAME },
             iv,
-            start: at,
+            start: p,
             len,
         })
     }
 
-    /// Read up to `max` frames into `batch`, stopping after the final frame. With
-    /// `open_each`, each frame is also opened right after it was read, while it is still
-    /// in cache (one core: nothing to overlap with).
+    /// Read up to `max` frames into `batch`, stopping after the final frame. The frames'
+    /// bytes arrive in one bulk read straight into the batch buffer (as many bytes as `max`
+    /// regular frames take) and are parsed in place; bytes read past the final frame go
+    /// back to the input. With `open_each`, each frame is also opened right after it was
+    /// parsed, while it is still in cache (one core: nothing to overlap with).
     fn read_batch(
         &mut self,
         batch: &mut Batch,
@@ -384,16 +473,32 @@ impl<R: Read> Source<R> {
         batch.frames.clear();
         batch.ended = false;
         batch.stopped = false;
+        let mut max = max;
+        if let Some(last) = self.stop_after {
+            // A ranged read asks for no byte past frame `last`.
+            max = max.min((last.saturating_sub(self.next_seq) as usize).saturating_add(1));
+        }
+        let slot = REGULAR_HEAD + self.frame_length as usize + TAG_LEN;
+        let mut have = self.fill(&mut batch.buf, 0, slot.saturating_mul(max))?;
         let mut at = 0;
         while batch.frames.len() < max && !batch.ended && !batch.stopped {
-            let f = self.read_frame(&mut batch.buf, at)?;
-            at = f.start + f.len + TAG_LEN;
+            let f = self.parse_frame(&mut batch.buf, at, &mut have)?;
+            let end = f.start + f.len + TAG_LEN;
+            if let Some(h) = self.hash.as_mut() {
+                h.update(&batch.buf[at..end]);
+            }
             if let Some(cipher) = open_each {
-                cipher.open(f.content, f.seq, f.iv, &mut batch.buf[f.start..at])?;
+                cipher.open(f.content, f.seq, f.iv, &mut batch.buf[f.start..end])?;
             }
             batch.ended = f.content == FINAL_FRAME;
             batch.stopped = self.stop_after == Some(f.seq);
             batch.frames.push(f);
+            at = end;
+        }
+        if at < have {
+            // The final frame was shorter than a regular one: what follows it (the footer,
+            // or trailing bytes) is read again from the input.
+            self.input.put_back(&batch.buf[at..have]);
         }
         batch.filled = true;
         Ok(())
@@ -430,11 +535,14 @@ impl<R: Read> Source<R> {
 /// Open every frame of `batch` in place, on the cores `par` allows.
 fn open_batch(cipher: &FrameCipher<'_>, par: &Parallelism, batch: &mut Batch) -> Result<()> {
     let mut items = Vec::with_capacity(batch.frames.len());
-    let end = batch.frames.last().map_or(0, |f| f.start + f.len + TAG_LEN);
-    let mut rest = &mut batch.buf[..end];
+    let mut rest = &mut batch.buf[..];
+    let mut at = 0;
     for f in &batch.frames {
-        let (this, tail) = rest.split_at_mut(f.len + TAG_LEN);
+        // Each frame's fields sit between its ciphertext and the previous frame's tag.
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(f.start - at);
+        let (this, tail) = tail.split_at_mut(f.len + TAG_LEN);
         rest = tail;
+        at = f.start + f.len + TAG_LEN;
         items.push((f, this));
     }
     par.run(&mut items, |(f, ct_tag)| {
@@ -590,6 +698,194 @@ impl<R: Read> Decryptor<R> {
                 Err(e)
             }
         }
+    }
+}
+
+/// Write every byte of `spans` to `out`, gathered into `writev` calls of at most
+/// [`IO_PIECE`] bytes.
+fn write_spans<'a, W: Write + ?Sized>(
+    out: &mut W,
+    spans: impl IntoIterator<Item = &'a [u8]>,
+) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut group: Vec<IoSlice<'a>> = Vec::new();
+    let mut group_len = 0;
+    for span in spans {
+        for piece in span.chunks(IO_PIECE) {
+            if group_len + piece.len() > IO_PIECE {
+                write_all_vectored(out, &mut group)?;
+                group_len = 0;
+            }
+            group.push(IoSlice::new(piece));
+            group_len += piece.len();
+            total += piece.len() as u64;
+        }
+    }
+    write_all_vectored(out, &mut group)?;
+    Ok(total)
+}
+
+/// `Write::write_all_vectored` (not stable yet): write all of `bufs`, then empty it.
+fn write_all_vectored<W: Write + ?Sized>(
+    out: &mut W,
+    bufs: &mut Vec<IoSlice<'_>>,
+) -> io::Result<()> {
+    let mut rest = &mut bufs[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match out.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bufs.clear();
+    Ok(())
+}
+
+/// The plaintext of every frame of `batch`.
+fn plaintext_spans(batch: &Batch) -> impl Iterator<Item = &[u8]> {
+    batch
+        .frames
+        .iter()
+        .map(|f| &batch.buf[f.start..f.start + f.len])
+}
+
+impl<R: Read> Decryptor<R> {
+    /// Write the rest of the plaintext to `out` and return how many bytes that was; the
+    /// same bytes, released under the same rules, as reading to the end would give, without
+    /// copying them: each frame is opened in place in the buffer the ciphertext was read
+    /// into and written to `out` from there. With several cores, three buffers take turns:
+    /// while the pool opens one batch, this thread writes the batch opened before it and
+    /// reads the next one, so the input, the output and the crypto all keep moving.
+    ///
+    /// A failure of the message (a frame that did not verify, a truncated input) comes back
+    /// as an `io::Error` of kind `InvalidData` carrying the [`Error`] (see
+    /// [`Error::from_io`]), as from `Read`; `out`'s own errors come back as they are.
+    /// Everything written to `out` verified first.
+    pub fn write_to<W: Write + ?Sized>(&mut self, out: &mut W) -> io::Result<u64> {
+        let mut total = self.write_ready(out)?;
+        let pipelined = self.header.content_type == ContentType::Framed
+            && !matches!(self.opts.parallelism, Parallelism::Sequential);
+        if pipelined && self.state == State::Body {
+            total += self.write_pipelined(out)?;
+        }
+        loop {
+            match self.state {
+                State::Done => return Ok(total),
+                State::Failed => return Err(io::Error::other("decryption already failed")),
+                State::Body => {
+                    self.refill()?;
+                    total += self.write_ready(out)?;
+                }
+            }
+        }
+    }
+
+    /// Write what is left of the `ready` batch (everything `fill_buf` would still give).
+    fn write_ready<W: Write + ?Sized>(&mut self, out: &mut W) -> io::Result<u64> {
+        let ready = &self.ready;
+        let first = ready.frames.get(self.span).map(|f| {
+            let from = self.pos.clamp(f.start, f.start + f.len);
+            &ready.buf[from..f.start + f.len]
+        });
+        let rest = ready
+            .frames
+            .iter()
+            .skip(self.span + 1)
+            .map(|f| &ready.buf[f.start..f.start + f.len]);
+        let n = write_spans(out, first.into_iter().chain(rest))?;
+        self.plaintext_len += n;
+        self.ready.frames.clear();
+        self.span = 0;
+        self.pos = 0;
+        Ok(n)
+    }
+
+    /// The frames of a framed body on several cores, see [`Self::write_to`]. On entry
+    /// `ready` has been released; on return the body is done or failed.
+    fn write_pipelined<W: Write + ?Sized>(&mut self, out: &mut W) -> io::Result<u64> {
+        let mut total = 0;
+        // Opened and verified, written while the next batch opens.
+        let mut pending = Batch::default();
+        let fpb = self.frames_per_batch;
+        loop {
+            if let Some(e) = self.deferred.take() {
+                self.release(out, &mut pending)?;
+                return Err(self.fail(e));
+            }
+            if !self.ahead.filled {
+                if let Err(e) = self.src.read_batch(&mut self.ahead, fpb, None) {
+                    self.release(out, &mut pending)?;
+                    return Err(self.fail(e));
+                }
+            }
+            std::mem::swap(&mut self.ready, &mut self.ahead);
+            self.ahead.filled = false;
+            let last = self.ready.ended || self.ready.stopped;
+            let cipher = FrameCipher {
+                key: &self.keys.aead,
+                message_id: &self.header.message_id,
+            };
+            let par = &self.opts.parallelism;
+            let (ready, ahead, src) = (&mut self.ready, &mut self.ahead, &mut self.src);
+            let bytes = ready.frames.last().map_or(0, |f| f.start + f.len);
+            let pending_ref = &pending;
+            let (opened, (wrote, next)) = par.overlap(
+                bytes,
+                || open_batch(&cipher, par, ready),
+                || {
+                    let wrote = write_spans(out, plaintext_spans(pending_ref));
+                    let next = if wrote.is_ok() && !last {
+                        src.read_batch(ahead, fpb, None)
+                    } else {
+                        Ok(())
+                    };
+                    (wrote, next)
+                },
+            );
+            let wrote = wrote?;
+            total += wrote;
+            self.plaintext_len += wrote;
+            pending.frames.clear();
+            if let Err(e) = opened {
+                return Err(self.fail(e));
+            }
+            if last {
+                if self.ready.ended {
+                    // The signature (if any) must verify before the last batch is released.
+                    if let Err(e) = self.src.finish_message() {
+                        return Err(self.fail(e));
+                    }
+                }
+                self.state = State::Done;
+                let mut ready = std::mem::take(&mut self.ready);
+                total += self.release(out, &mut ready)?;
+                self.ready = ready;
+                return Ok(total);
+            }
+            if let Err(e) = next {
+                // This batch verified and goes out; the error comes after it.
+                self.deferred = Some(e);
+            }
+            std::mem::swap(&mut self.ready, &mut pending);
+        }
+    }
+
+    /// Write the opened batch `b` and empty it.
+    fn release<W: Write + ?Sized>(&mut self, out: &mut W, b: &mut Batch) -> io::Result<u64> {
+        let n = write_spans(out, plaintext_spans(b))?;
+        self.plaintext_len += n;
+        b.frames.clear();
+        Ok(n)
+    }
+
+    /// Mark the decryptor failed; the error to return.
+    fn fail(&mut self, e: Error) -> io::Error {
+        self.state = State::Failed;
+        self.ready.frames.clear();
+        e.into()
     }
 }
 

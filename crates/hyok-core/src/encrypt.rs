@@ -2,13 +2,15 @@
 //! committing suite, framed body, frames sealed in parallel and written in order.
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io::{self, IoSliceMut, Read, Write};
 
 use crate::codec::put_u16;
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
-use crate::frame::{FrameCipher, Parallelism, BATCH_BYTES};
-use crate::header::{seal_header, ContentType, Header, DEFAULT_FRAME_LEN, MAX_WRITE_FRAME_LEN};
+use crate::frame::{FrameCipher, Parallelism, BATCH_BYTES, IO_PIECE};
+use crate::header::{
+    seal_header, ContentType, Header, DEFAULT_FRAME_LEN, IV_LEN, MAX_WRITE_FRAME_LEN, TAG_LEN,
+};
 use crate::key::{derive, DataKey, DerivedKeys, EncryptedDataKey};
 use crate::signature::{MessageSigner, SigningStream};
 use crate::suite::{AlgorithmSuite, CommitmentPolicy};
@@ -255,6 +257,17 @@ impl<W: Write> Encryptor<W> {
     /// hashed, for signed suites) on this thread meanwhile; the new ones wait for the next
     /// call, or for [`Self::finish`].
     fn seal_and_write(&mut self, direct: &[u8], is_final: bool) -> Result<()> {
+        self.seal_and_write_with(direct, is_final, || ()).0
+    }
+
+    /// [`Self::seal_and_write`], running `also` on this thread after the write, still
+    /// while the frames are sealed on the pool.
+    fn seal_and_write_with<T>(
+        &mut self,
+        direct: &[u8],
+        is_final: bool,
+        also: impl FnOnce() -> T,
+    ) -> (Result<()>, T) {
         let cipher = FrameCipher {
             key: &self.keys.aead,
             message_id: &self.message_id,
@@ -271,20 +284,101 @@ impl<W: Write> Encryptor<W> {
             &self.sealed[..self.sealed_len],
         );
         let bytes = self.buf.len() + direct.len();
-        let (sealed, written) = par.overlap(
+        let (sealed, (written, t)) = par.overlap(
             bytes,
             || cipher.seal_frames(par, first_seq, &frames, is_final, spare),
-            || write_sealed(out, hash, pending),
+            || (write_sealed(out, hash, pending), also()),
         );
-        written?;
+        if let Err(e) = written {
+            return (Err(e), t);
+        }
         self.sealed_len = 0;
-        let n = sealed?;
+        let n = match sealed {
+            Ok(n) => n,
+            Err(e) => return (Err(e), t),
+        };
         // `seal_frames` checked that the last sequence number fits.
         self.next_seq += frames.len().max(1) as u32;
         std::mem::swap(&mut self.sealed, &mut self.spare);
         self.sealed_len = n;
         self.buf.clear();
-        Ok(())
+        (Ok(()), t)
+    }
+
+    /// Encrypt all of `input` (up to its end; [`Self::finish`] still ends the message) and
+    /// return how many bytes that was: the same frames as writing the same bytes through
+    /// `Write`, without copying them. Each batch is read (`readv`) straight into the
+    /// frame slots of one of two buffers and sealed there in place; while the pool seals
+    /// one, this thread writes the other (sealed before) and reads the next batch into it.
+    /// A full batch's last frame is sealed with the next batch (only more input shows it
+    /// is not the final frame): its plaintext moves to the next buffer's first slot.
+    pub fn copy_from<R: Read + ?Sized>(&mut self, input: &mut R) -> io::Result<u64> {
+        let (fl, k) = (self.frame_len, self.frames_per_batch);
+        if !self.buf.is_empty() || k < 2 {
+            // Bytes written before through `Write` (their frame layout goes on), or one
+            // frame per batch: in batches through `Write`.
+            return self.copy_through_write(input);
+        }
+        let slot = 4 + IV_LEN + fl + TAG_LEN;
+        let (mut a, mut b) = (AlignedBuf::new(k * slot), AlignedBuf::new(k * slot));
+        // `cur`: plaintext in its slots, to seal. `other`: `sealed` slots sealed, to write.
+        let (mut cur, mut other) = (a.get(), b.get());
+        let mut sealed = 0;
+        let mut total = 0u64;
+        let mut got = read_bodies(input, cur, fl, 0)?;
+        while got == k * fl {
+            let first_seq = self.next_seq;
+            let cipher = FrameCipher {
+                key: &self.keys.aead,
+                message_id: &self.message_id,
+            };
+            let (par, out, hash) = (&self.par, &mut self.out, &mut self.hash);
+            let (to_seal, carry) = cur.split_at_mut((k - 1) * slot);
+            let body = 4 + IV_LEN..4 + IV_LEN + fl;
+            let (done, next) = par.overlap(
+                (k - 1) * fl,
+                || cipher.seal_slots(par, first_seq, fl, to_seal),
+                || -> io::Result<usize> {
+                    write_sealed(out, hash, &other[..sealed * slot])?;
+                    other[body.clone()].copy_from_slice(&carry[body.clone()]);
+                    read_bodies(input, other, fl, 1)
+                },
+            );
+            done?;
+            // `seal_slots` checked that the sequence numbers fit.
+            self.next_seq += (k - 1) as u32;
+            sealed = k - 1;
+            self.plaintext_len += ((k - 1) * fl) as u64;
+            total += ((k - 1) * fl) as u64;
+            got = fl + next?;
+            std::mem::swap(&mut cur, &mut other);
+        }
+        // The end of the input: what is sealed goes out, and the last plaintext (less
+        // than a batch) through `Write`, so that `finish` seals the final frame.
+        write_sealed(&mut self.out, &mut self.hash, &other[..sealed * slot])?;
+        let mut rest = Vec::with_capacity(got);
+        for s in cur.chunks_exact(slot) {
+            let n = fl.min(got - rest.len());
+            rest.extend_from_slice(&s[4 + IV_LEN..4 + IV_LEN + n]);
+        }
+        self.write_all(&rest)?;
+        Ok(total + got as u64)
+    }
+
+    /// [`Self::copy_from`] through `Write`, one batch-sized write at a time (sealed
+    /// straight from it, see [`Self::write_direct`]).
+    fn copy_through_write<R: Read + ?Sized>(&mut self, input: &mut R) -> io::Result<u64> {
+        let mut buf = AlignedBuf::new(self.batch);
+        let buf = buf.get();
+        let mut total = 0;
+        loop {
+            let n = read_full(input, buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            self.write_all(&buf[..n])?;
+            total += n as u64;
+        }
     }
 
     /// Take up to a batch of `data` into the buffer (small writes).
@@ -358,6 +452,83 @@ impl<W: Write> Encryptor<W> {
     }
 }
 
+/// A zeroed buffer whose start is aligned to a page: the kernel's copy of a `read` into a
+/// destination that is not (a large `Vec` starts 16 bytes past a page) costs more system
+/// time on some CPUs.
+struct AlignedBuf {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    const ALIGN: usize = 4096;
+
+    fn new(len: usize) -> Self {
+        let buf = vec![0u8; len + Self::ALIGN];
+        let start = buf.as_ptr().align_offset(Self::ALIGN).min(Self::ALIGN);
+        Self { buf, start, len }
+    }
+
+    fn get(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+}
+
+/// Read from `input` until `buf` is full or the input ends; how many bytes were read.
+fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let end = buf.len().min(n + IO_PIECE);
+        match input.read(&mut buf[n..end]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Read the plaintext of frames into the slots of `slots` (see
+/// [`FrameCipher::seal_slots`]) from slot `from` on, until they are full or the input ends,
+/// in `readv` calls of up to [`IO_PIECE`] bytes; how many bytes were read.
+fn read_bodies<R: Read + ?Sized>(
+    input: &mut R,
+    slots: &mut [u8],
+    frame_len: usize,
+    from: usize,
+) -> io::Result<usize> {
+    let slot = 4 + IV_LEN + frame_len + TAG_LEN;
+    let mut bodies: Vec<IoSliceMut<'_>> = slots
+        .chunks_exact_mut(slot)
+        .skip(from)
+        .flat_map(|s| s[4 + IV_LEN..4 + IV_LEN + frame_len].chunks_mut(IO_PIECE))
+        .map(IoSliceMut::new)
+        .collect();
+    let mut rest = &mut bodies[..];
+    let mut total = 0;
+    while !rest.is_empty() {
+        // At most IO_PIECE bytes per call (see IO_PIECE).
+        let mut len = 0;
+        let mut count = 0;
+        while count < rest.len() && len + rest[count].len() <= IO_PIECE.max(rest[0].len()) {
+            len += rest[count].len();
+            count += 1;
+        }
+        match input.read_vectored(&mut rest[..count]) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                IoSliceMut::advance_slices(&mut rest, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
 /// Hash (signed suites) and write encoded frames.
 fn write_sealed<W: Write>(
     out: &mut W,
@@ -370,7 +541,9 @@ fn write_sealed<W: Write>(
     if let Some(h) = hash.as_mut() {
         h.update(frames);
     }
-    out.write_all(frames)?;
+    for piece in frames.chunks(IO_PIECE) {
+        out.write_all(piece)?;
+    }
     Ok(())
 }
 

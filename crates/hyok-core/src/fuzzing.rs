@@ -139,7 +139,14 @@ fn mutate_and_decrypt(data: &[u8]) {
     };
     let frame_length = u32::from(b.u16() % 512) + 1;
     let read_size = usize::from(b.u16() % 700) + 1;
-    let use_buf_read = flags & 2 != 0;
+    // Flag 16: `Decryptor::write_to`; otherwise flag 2: `BufRead`, or `Read`.
+    let style = match (flags & 16 != 0, flags & 2 != 0) {
+        (true, _) => ReadStyle::WriteTo,
+        (false, true) => ReadStyle::BufRead,
+        (false, false) => ReadStyle::Read,
+    };
+    // Flag 32: the plaintext goes in through `Encryptor::copy_from`.
+    let copy_from = flags & 32 != 0;
     let with_context = flags & 4 != 0;
     let change_kind = b.u8() % 4;
     let change_at = b.u32() as usize;
@@ -156,7 +163,7 @@ fn mutate_and_decrypt(data: &[u8]) {
     let msg = if flags & 8 != 0 {
         encrypt_fixed_unframed(&ctx, &plaintext)
     } else {
-        encrypt_fixed(suite, &ctx, frame_length, &plaintext)
+        encrypt_fixed(suite, &ctx, frame_length, &plaintext, copy_from)
     };
     let mut changed = msg.clone();
     let change = match change_kind {
@@ -182,7 +189,7 @@ fn mutate_and_decrypt(data: &[u8]) {
         _ => Change::None,
     };
 
-    let (released, result) = decrypt_fixed(&changed, &ctx, read_size, use_buf_read);
+    let (released, result) = decrypt_fixed(&changed, &ctx, read_size, style);
     assert!(
         plaintext.starts_with(&released),
         "{change:?}: released bytes that are not the plaintext's"
@@ -206,6 +213,7 @@ fn encrypt_fixed(
     ctx: &EncryptionContext,
     frame_length: u32,
     plaintext: &[u8],
+    copy_from: bool,
 ) -> Vec<u8> {
     let mut pending =
         PendingEncryption::new(suite, ctx.clone(), BTreeSet::new()).expect("valid settings");
@@ -223,9 +231,14 @@ fn encrypt_fixed(
         parallelism: Parallelism::Sequential,
     };
     let mut enc = Encryptor::new(Vec::new(), materials, opts).expect("encryptor");
-    // Uneven writes, to cross the buffered and the direct path.
-    for piece in plaintext.chunks(frame_length as usize * 2 + 3) {
-        enc.write_all(piece).expect("writing to a Vec");
+    if copy_from {
+        let n = enc.copy_from(&mut &plaintext[..]).expect("reading a slice");
+        assert_eq!(n, plaintext.len() as u64, "copy_from took every byte");
+    } else {
+        // Uneven writes, to cross the buffered and the direct path.
+        for piece in plaintext.chunks(frame_length as usize * 2 + 3) {
+            enc.write_all(piece).expect("writing to a Vec");
+        }
     }
     enc.finish().expect("finish").0
 }
@@ -267,12 +280,20 @@ fn encrypt_fixed_unframed(ctx: &EncryptionContext, plaintext: &[u8]) -> Vec<u8> 
     msg
 }
 
+/// How the fuzzer takes plaintext out of a decryptor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadStyle {
+    Read,
+    BufRead,
+    WriteTo,
+}
+
 /// Decrypt with the fixed data key; returns what was released and how it ended.
 fn decrypt_fixed(
     msg: &[u8],
     ctx: &EncryptionContext,
     read_size: usize,
-    use_buf_read: bool,
+    style: ReadStyle,
 ) -> (Vec<u8>, Result<()>) {
     let mut released = Vec::new();
     let mut input = msg;
@@ -290,6 +311,23 @@ fn decrypt_fixed(
         ..DecryptOptions::default()
     };
     let mut dec = verified.decryptor(input, opts);
+    if style == ReadStyle::WriteTo {
+        // The first `read_size` bytes through `BufRead`, the rest written out.
+        if let Ok(b) = dec.fill_buf() {
+            let n = b.len().min(read_size);
+            released.extend_from_slice(&b[..n]);
+            dec.consume(n);
+        }
+        return match dec.write_to(&mut released) {
+            Ok(_) if dec.is_complete() => (released, Ok(())),
+            Ok(_) => (
+                released,
+                Err(Error::Truncated("fuzz: decryptor not complete")),
+            ),
+            Err(e) => (released, Err(Error::from_io(e))),
+        };
+    }
+    let use_buf_read = style == ReadStyle::BufRead;
     let mut buf = vec![0u8; read_size];
     loop {
         let step = if use_buf_read {
@@ -409,14 +447,14 @@ mod tests {
     #[test]
     fn generated_messages_with_one_change_never_decrypt() {
         let mut rng = Rng(0x0123_4567_89ab_cdef);
-        for i in 0..320u32 {
+        for i in 0..1024u32 {
             let mut input = vec![1u8];
             let len = 16 + (rng.next() % 600) as usize;
             input.extend((0..len).map(|_| rng.next() as u8));
-            // Cover every change kind, both suites, framed and non-framed and both read
-            // styles evenly.
-            input[1] = (i % 16) as u8;
-            input[6] = (i / 16 % 4) as u8;
+            // Cover every change kind, both suites, framed and non-framed, every read style
+            // and both ways in evenly.
+            input[1] = (i % 64) as u8;
+            input[6] = (i / 64 % 4) as u8;
             decrypt(&input);
         }
     }

@@ -33,14 +33,40 @@ enum Path {
     Streaming,
     /// Parallel crypto on a 2-thread pool.
     Parallel,
+    /// Decrypt with `Decryptor::write_to`, sequential crypto, from an input that returns
+    /// at most 7 bytes per read (encrypt: as `OneShot`).
+    WriteTo,
+    /// Decrypt with `Decryptor::write_to` on a 2-thread pool (encrypt: as `Parallel`).
+    WriteToParallel,
 }
 
 fn par(path: Path) -> Parallelism {
     match path {
-        Path::Parallel => Parallelism::threads(2).unwrap(),
+        Path::Parallel | Path::WriteToParallel => Parallelism::threads(2).unwrap(),
         _ => Parallelism::Sequential,
     }
 }
+
+/// A reader that hands out at most 7 bytes per call.
+struct Trickle<'a>(&'a [u8]);
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = out.len().min(7).min(self.0.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// Every way of reading a message body.
+const DECRYPT_PATHS: [Path; 5] = [
+    Path::OneShot,
+    Path::Streaming,
+    Path::Parallel,
+    Path::WriteTo,
+    Path::WriteToParallel,
+];
 
 fn encrypt_with(
     suite: AlgorithmSuite,
@@ -78,17 +104,33 @@ fn decrypt_with(
     reproduced: &EncryptionContext,
     path: Path,
 ) -> Result<Vec<u8>> {
+    decrypt_into(msg, dk, reproduced, path, &mut Vec::new())
+}
+
+/// Decrypt `msg` along `path` into `out`; what was released before an error stays in `out`.
+fn decrypt_into(
+    msg: &[u8],
+    dk: &DataKey,
+    reproduced: &EncryptionContext,
+    path: Path,
+    out: &mut Vec<u8>,
+) -> Result<Vec<u8>> {
     let mut input = msg;
     let parsed = ParsedHeader::read(&mut input, HeaderLimits::default())?;
     let verified = parsed.verify(dk, reproduced)?;
-    let mut dec = verified.decryptor(
-        input,
-        DecryptOptions {
-            parallelism: par(path),
-            ..Default::default()
-        },
-    );
-    let mut out = Vec::new();
+    let opts = DecryptOptions {
+        parallelism: par(path),
+        ..Default::default()
+    };
+    if let Path::WriteTo | Path::WriteToParallel = path {
+        let mut dec = verified.decryptor(Trickle(input), opts);
+        let n = dec.write_to(out).map_err(Error::from_io)?;
+        assert_eq!(n, out.len() as u64);
+        assert_eq!(dec.plaintext_len(), n);
+        assert!(dec.is_complete());
+        return Ok(out.clone());
+    }
+    let mut dec = verified.decryptor(input, opts);
     match path {
         Path::Streaming => {
             let mut buf = [0u8; 1013];
@@ -101,11 +143,11 @@ fn decrypt_with(
             }
         }
         _ => {
-            dec.read_to_end(&mut out).map_err(Error::from_io)?;
+            dec.read_to_end(out).map_err(Error::from_io)?;
         }
     }
     assert!(dec.is_complete());
-    Ok(out)
+    Ok(out.clone())
 }
 
 fn sizes(f: usize) -> Vec<usize> {
@@ -120,7 +162,7 @@ fn round_trip_all_paths_and_edge_sizes() {
                 let pt: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
                 for path in [Path::OneShot, Path::Streaming, Path::Parallel] {
                     let (msg, dk) = encrypt_with(suite, frame, &pt, path, &[]);
-                    for dpath in [Path::OneShot, Path::Streaming, Path::Parallel] {
+                    for dpath in DECRYPT_PATHS {
                         let out = decrypt_with(&msg, &dk, &EncryptionContext::new(), dpath)
                             .unwrap_or_else(|e| {
                                 panic!("{suite:?} {frame} {size} {path:?}/{dpath:?}: {e}")
@@ -138,10 +180,12 @@ fn batches_larger_than_one_buffer_round_trip() {
     let pt: Vec<u8> = (0..9 * 1024 * 1024 + 17).map(|i| (i % 253) as u8).collect();
     for path in [Path::OneShot, Path::Parallel] {
         let (msg, dk) = encrypt_with(COMMIT, 64 * 1024, &pt, path, &[]);
-        assert_eq!(
-            decrypt_with(&msg, &dk, &EncryptionContext::new(), path).unwrap(),
-            pt
-        );
+        for dpath in [path, Path::WriteToParallel] {
+            assert_eq!(
+                decrypt_with(&msg, &dk, &EncryptionContext::new(), dpath).unwrap(),
+                pt
+            );
+        }
     }
 }
 
@@ -263,6 +307,131 @@ fn buf_read_releases_the_same_plaintext_and_stops_after_an_error() {
     assert!(!dec.is_complete());
 }
 
+/// `write_to` after part of the plaintext went out through `fill_buf`, and on a message
+/// whose third 4 MiB batch is broken: the batches before it come out whole, nothing of it,
+/// and the error is the frame's.
+#[test]
+fn write_to_continues_a_read_and_stops_at_the_first_bad_batch() {
+    use std::io::BufRead;
+    let frame = 4096u32;
+    let pt: Vec<u8> = (0..10 * 1024 * 1024 + 99u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let (msg, dk) = encrypt_with(COMMIT, frame, &pt, Path::Parallel, &[]);
+    let h = ParsedHeader::read(&mut &msg[..], HeaderLimits::default())
+        .unwrap()
+        .wire_len();
+    let open = |m: &[u8], path: Path| {
+        let mut input = &m[h..];
+        let v = ParsedHeader::read(&mut &m[..], HeaderLimits::default())
+            .unwrap()
+            .verify(&dk, &EncryptionContext::new())
+            .unwrap();
+        let opts = DecryptOptions {
+            parallelism: par(path),
+            ..Default::default()
+        };
+        let body = std::mem::take(&mut input).to_vec();
+        v.decryptor(std::io::Cursor::new(body), opts)
+    };
+    for path in [Path::WriteTo, Path::WriteToParallel] {
+        let mut dec = open(&msg, path);
+        let head = dec.fill_buf().unwrap()[..1000].to_vec();
+        dec.consume(1000);
+        let mut out = head;
+        let n = dec.write_to(&mut out).unwrap();
+        assert_eq!(n as usize + 1000, pt.len());
+        assert!(out == pt, "{path:?}");
+        assert!(dec.is_complete());
+
+        let per_batch = 4 * 1024 * 1024 / frame as usize;
+        let slot = 4 + IV_LEN + frame as usize + TAG_LEN;
+        let mut bad = msg.clone();
+        bad[h + (2 * per_batch + 5) * slot + 100] ^= 1;
+        let mut dec = open(&bad, path);
+        let mut out = Vec::new();
+        let err = dec.write_to(&mut out).unwrap_err();
+        assert!(
+            matches!(Error::from_io(err), Error::FrameAuth(n) if n == 2 * per_batch as u32 + 6),
+            "{path:?}"
+        );
+        assert_eq!(out.len(), 2 * per_batch * frame as usize, "{path:?}");
+        assert!(pt.starts_with(&out));
+        assert!(dec.write_to(&mut out).is_err());
+        assert!(!dec.is_complete());
+    }
+}
+
+/// Encrypt `pt` with `Encryptor::copy_from`, after `before` bytes of it went through
+/// `Write`; from a `Trickle` reader if `trickle`.
+fn encrypt_copying(
+    suite: AlgorithmSuite,
+    frame: u32,
+    pt: &[u8],
+    before: usize,
+    trickle: bool,
+    path: Path,
+) -> (Vec<u8>, DataKey) {
+    let pending = PendingEncryption::new(suite, ctx(), BTreeSet::new()).unwrap();
+    let dk = DataKey::generate(suite).unwrap();
+    let copy = dk.duplicate();
+    let materials = pending.complete(dk, vec![edk()]).unwrap();
+    let opts = EncryptOptions {
+        frame_length: frame,
+        parallelism: par(path),
+    };
+    let mut enc = Encryptor::new(Vec::new(), materials, opts).unwrap();
+    enc.write_all(&pt[..before]).unwrap();
+    let n = if trickle {
+        enc.copy_from(&mut Trickle(&pt[before..])).unwrap()
+    } else {
+        enc.copy_from(&mut &pt[before..]).unwrap()
+    };
+    assert_eq!(n as usize, pt.len() - before);
+    let (msg, total) = enc.finish().unwrap();
+    assert_eq!(total, pt.len() as u64);
+    (msg, copy)
+}
+
+/// `copy_from` (frames read into place and sealed there) writes the same frame layout
+/// as `Write` for every size around the batch boundaries, one or two frames per batch,
+/// short reads, the signed suite, and bytes written through `Write` first.
+#[test]
+fn copy_from_makes_the_same_frames_as_write() {
+    let b = 4 * 1024 * 1024usize;
+    let k64 = 64 * 1024u32;
+    let cases: &[(AlgorithmSuite, u32, usize, usize, bool)] = &[
+        (COMMIT, k64, 0, 0, false),
+        (COMMIT, k64, 1, 0, false),
+        (COMMIT, k64, k64 as usize, 0, false),
+        (COMMIT, k64, b - 1, 0, false),
+        (COMMIT, k64, b, 0, false),
+        (COMMIT, k64, b + 1, 0, true),
+        (COMMIT, k64, 2 * b - k64 as usize, 0, false),
+        (COMMIT, k64, 2 * b + 5, 0, false),
+        (COMMIT, k64, 3 * b, 0, true),
+        (COMMIT, 1000, b + 3, 0, false),
+        (COMMIT, k64, 2 * b + 5, 100, false),
+        (SIGNED, k64, 2 * b + 7, 0, false),
+        (COMMIT, 2 * 1024 * 1024, 3 * b + 1, 0, false),
+        (COMMIT, 4 * 1024 * 1024, 2 * b, 0, false),
+    ];
+    for &(suite, frame, size, before, trickle) in cases {
+        let pt: Vec<u8> = (0..size).map(|i| (i * 13 % 251) as u8).collect();
+        for path in [Path::OneShot, Path::Parallel] {
+            let (msg, dk) = encrypt_copying(suite, frame, &pt, before, trickle, path);
+            let what = format!("{suite:?} frame {frame} size {size} {path:?}");
+            if suite == COMMIT {
+                let (by_write, _) = encrypt_with(suite, frame, &pt, Path::OneShot, &[]);
+                assert_eq!(msg.len(), by_write.len(), "{what}");
+            }
+            let out = decrypt_with(&msg, &dk, &EncryptionContext::new(), Path::OneShot)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(out == pt, "{what}");
+        }
+    }
+}
+
 #[test]
 fn required_context_must_be_reproduced() {
     let (msg, dk) = encrypt_with(COMMIT, 256, b"secret", Path::OneShot, &["tenant"]);
@@ -304,27 +473,37 @@ fn every_flipped_byte_and_every_cut_is_detected() {
     for suite in [COMMIT, SIGNED] {
         let pt: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
         let (msg, dk) = encrypt_with(suite, 256, &pt, Path::OneShot, &[]);
-        for i in 0..msg.len() {
-            let mut bad = msg.clone();
-            bad[i] ^= 0x01;
-            assert!(
-                decrypt_with(&bad, &dk, &EncryptionContext::new(), Path::OneShot).is_err(),
-                "{suite:?}: flip at {i} of {} went unnoticed",
-                msg.len()
-            );
+        for path in [Path::OneShot, Path::WriteTo, Path::WriteToParallel] {
+            for i in 0..msg.len() {
+                let mut bad = msg.clone();
+                bad[i] ^= 0x01;
+                let mut out = Vec::new();
+                let res = decrypt_into(&bad, &dk, &EncryptionContext::new(), path, &mut out);
+                assert!(
+                    res.is_err(),
+                    "{suite:?} {path:?}: flip at {i} of {} went unnoticed",
+                    msg.len()
+                );
+                assert!(pt.starts_with(&out), "{suite:?} {path:?}: flip at {i}");
+            }
+            for cut in 0..msg.len() {
+                let mut out = Vec::new();
+                let res = decrypt_into(&msg[..cut], &dk, &EncryptionContext::new(), path, &mut out);
+                assert!(
+                    res.is_err(),
+                    "{suite:?} {path:?}: cut at {cut} went unnoticed"
+                );
+                assert!(pt.starts_with(&out), "{suite:?} {path:?}: cut at {cut}");
+            }
+            for tail in [&[0u8][..], &[0u8; 300][..]] {
+                let mut longer = msg.clone();
+                longer.extend_from_slice(tail);
+                assert!(matches!(
+                    decrypt_with(&longer, &dk, &EncryptionContext::new(), path),
+                    Err(Error::TrailingBytes)
+                ));
+            }
         }
-        for cut in 0..msg.len() {
-            assert!(
-                decrypt_with(&msg[..cut], &dk, &EncryptionContext::new(), Path::OneShot).is_err(),
-                "{suite:?}: cut at {cut} went unnoticed"
-            );
-        }
-        let mut longer = msg.clone();
-        longer.push(0);
-        assert!(matches!(
-            decrypt_with(&longer, &dk, &EncryptionContext::new(), Path::OneShot),
-            Err(Error::TrailingBytes)
-        ));
     }
 }
 
@@ -590,10 +769,14 @@ fn frame_range_reads_across_batches() {
                 ..Default::default()
             };
             let mut out = Vec::new();
-            v.frame_range_decryptor(&msg[start..], first, last, opts)
-                .unwrap()
-                .read_to_end(&mut out)
+            let mut d = v
+                .frame_range_decryptor(&msg[start..], first, last, opts)
                 .unwrap();
+            if last % 2 == 0 {
+                d.read_to_end(&mut out).unwrap();
+            } else {
+                d.write_to(&mut out).unwrap();
+            }
             let a = (first as usize - 1) * frame as usize;
             let b = (last as usize * frame as usize).min(pt.len());
             assert!(out == pt[a..b], "frames {first}..={last} {parallelism:?}");
@@ -636,10 +819,14 @@ fn frame_range_reads_match_the_plaintext() {
                     }),
                     ..Default::default()
                 };
-                v.frame_range_decryptor(&msg[start..end], first, last, opts)
-                    .unwrap()
-                    .read_to_end(&mut out)
+                let mut d = v
+                    .frame_range_decryptor(&msg[start..end], first, last, opts)
                     .unwrap();
+                if first % 2 == 0 {
+                    d.read_to_end(&mut out).unwrap();
+                } else {
+                    d.write_to(&mut out).unwrap();
+                }
                 let a = (first as usize - 1) * frame as usize;
                 let b = (last as usize * frame as usize).min(len);
                 assert_eq!(out, &pt[a..b], "len {len} frames {first}..={last}");

@@ -1,7 +1,7 @@
 //! `hyok encrypt` and `hyok decrypt`.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -148,18 +148,36 @@ fn encrypt_run(a: EncryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
         input.len.unwrap_or(u64::MAX),
         &label,
     ))?;
-    {
-        let mut enc = client.encryptor(output.writer(), materials)?;
-        let h = enc.header();
-        m.suite = Some(h.suite);
-        m.message_id = Some(h.message_id.clone());
-        m.context_sha256 = Some(context_hash(&h.context));
-        let mut reader = ReadAhead::new(input.reader)?;
-        pump_buffered(&mut reader, &mut enc).context("encrypting")?;
-        let (_, n) = enc.finish().map_err(hyok::Error::from)?;
-        m.bytes = Some(n);
-    }
+    // The encryptor reads the input into its own buffers and seals from there. A regular
+    // file as output gets the sealed frames straight from it (written while the next batch
+    // is sealed); other outputs through their writer thread.
+    let file = output.file().transpose().context("opening the output")?;
+    let mut reader = input.reader;
+    let n = match file {
+        Some(file) => seal(client.encryptor(file, materials)?, &mut reader, m)?,
+        None => seal(
+            client.encryptor(output.writer(), materials)?,
+            &mut reader,
+            m,
+        )?,
+    };
+    m.bytes = Some(n);
     output.commit(fsync)
+}
+
+/// Feed all of `reader` through `enc`; the plaintext bytes.
+fn seal<W: Write>(
+    mut enc: hyok::Encryptor<W>,
+    reader: &mut dyn Read,
+    m: &mut MessageEvent,
+) -> Result<u64> {
+    let h = enc.header();
+    m.suite = Some(h.suite);
+    m.message_id = Some(h.message_id.clone());
+    m.context_sha256 = Some(context_hash(&h.context));
+    enc.copy_from(reader).context("encrypting")?;
+    let (_, n) = enc.finish().map_err(hyok::Error::from)?;
+    Ok(n)
 }
 
 pub(crate) fn decrypt(config: Option<&Path>, a: DecryptArgs) -> Result<()> {
@@ -209,23 +227,52 @@ fn decrypt_run(a: DecryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
         subject: input.name.clone(),
         ..Default::default()
     };
+    // A regular file as output: the decryptor reads the input straight into its buffers
+    // and writes the plaintext out of them (no read-ahead or write-behind thread, no copy
+    // in between). Otherwise (stdout, a FIFO or device) the output streams as before.
+    if let Some(file) = output.file() {
+        let mut file = file.context("opening the output")?;
+        let mut reader = input.reader;
+        let parsed = client.read_header(&mut reader)?;
+        let verified = open_message(&client, session, &reproduced, parsed, &label, m)?;
+        let mut dec = client.decryptor(verified, reader);
+        let n = dec
+            .write_to(&mut file)
+            .map_err(|e| anyhow::Error::from(hyok::Error::from_stream(e)))?;
+        m.bytes = Some(n);
+        return output.commit(fsync);
+    }
     let mut reader = ReadAhead::new(input.reader)?;
     let parsed = client.read_header(&mut reader)?;
-    let h = &parsed.header;
     if let Some(gate) = output.gate() {
-        gate.set_signed(h.suite.signature().is_some());
+        gate.set_signed(parsed.header.suite.signature().is_some());
     }
-    m.suite = Some(h.suite);
-    m.message_id = Some(h.message_id.clone());
-    m.context_sha256 = Some(context_hash(&h.context));
-    let rt = super::runtime()?;
-    let verified = rt.block_on(client.open(parsed, &reproduced, &label))?;
-    // Fail closed: no plaintext leaves before the key use is on disk in the audit log.
-    session.flush()?;
+    let verified = open_message(&client, session, &reproduced, parsed, &label, m)?;
     let mut dec = client.decryptor(verified, reader);
     let n = pump_buffered(&mut dec, output.writer())
         .map_err(|e| output.explain(hyok::Error::from_stream(e).into()))?;
     m.bytes = Some(n);
     drop(dec);
     output.commit(fsync)
+}
+
+/// The key step of a decrypt: record what the header says, unwrap the data key, verify the
+/// header, and flush the audit log (fail closed: no plaintext leaves before the key use is
+/// on disk).
+fn open_message(
+    client: &hyok::Client,
+    session: &Session,
+    reproduced: &EncryptionContext,
+    parsed: hyok::ParsedHeader,
+    label: &OpLabel,
+    m: &mut MessageEvent,
+) -> Result<hyok::VerifiedHeader> {
+    let h = &parsed.header;
+    m.suite = Some(h.suite);
+    m.message_id = Some(h.message_id.clone());
+    m.context_sha256 = Some(context_hash(&h.context));
+    let rt = super::runtime()?;
+    let verified = rt.block_on(client.open(parsed, reproduced, label))?;
+    session.flush()?;
+    Ok(verified)
 }
