@@ -5,12 +5,12 @@
 #   bench/quick.sh [HYOK_BINARY] [ROUNDS]     # defaults: target/release/hyok, 5
 #
 # Uses target/bench/input.bin (1 GiB, written by bench/run.sh or here). Every run starts
-# after a sync and right after a file of the input's size was written and deleted, as in
-# bench/run.sh (on this virtual machine writing into long-free memory costs several times
-# more). Prints every run ("name wall user sys maxrss_kib") and then the best wall time of
+# after `settle` (bench/settle.sh), as in bench/run.sh. Prints every run ("name wall user sys maxrss_kib") and then the best wall time of
 # each; dd runs in 256 KiB and 1 MiB blocks, and the faster is the floor.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/settle.sh
+source "$REPO_ROOT/bench/settle.sh"
 HYOK=${1:-$REPO_ROOT/target/release/hyok}
 ROUNDS=${2:-5}
 D=$REPO_ROOT/target/bench
@@ -22,9 +22,7 @@ KEY="raw-aes:bench/key?file=$D/aes.key"
 run() {
   local name=$1
   shift
-  sync
-  cp "$IN" "$D/scratch"
-  rm -f "$D/scratch"
+  settle "$IN" "$D"
   /usr/bin/time -f '%e %U %S %M' -o "$D/quick.time" "$@" >/dev/null
   echo "$name $(cat "$D/quick.time")"
 }

@@ -21,6 +21,8 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+# shellcheck source=bench/settle.sh
+source "$REPO_ROOT/bench/settle.sh"
 BENCH_DIR="${HYOK_BENCH_DIR:-$REPO_ROOT/target/bench}"
 MIB="${HYOK_BENCH_MIB:-1024}"
 REPS="${HYOK_BENCH_REPS:-5}"
@@ -92,21 +94,12 @@ RESULTS="$D/results.txt"
 TIMES="$D/time.out"
 ERRS="$D/stderr.out"
 
-# run NAME CMD...: one timed run; appends "NAME wall user sys maxrss_kib".
-# Before it: a sync (nothing of the previous run is left to write back), then a file of the
-# input's size is written into the page cache and deleted unwritten, so every tool writes its
-# output into memory the kernel freed a moment ago. On a virtual machine whose host reclaims
-# the guest's free memory (this one: free pages are handed back after about 2 s), writing
-# into long-free pages costs several times more system time than into just-freed ones;
-# without this, what ran before decided the result: a decrypt right after its encrypt (which
-# used up the recently freed memory) took 2-4 s for 1 GiB, the same decrypt after a freed
-# file 0.6-1.7 s.
+# run NAME CMD...: one timed run, after `settle` (bench/settle.sh); appends
+# "NAME wall user sys maxrss_kib".
 run() {
   local name=$1
   shift
-  sync
-  cp "$IN" "$D/scratch"
-  rm -f "$D/scratch"
+  settle "$IN" "$D"
   if ! /usr/bin/time -f '%e %U %S %M' -o "$TIMES" "$@" >/dev/null 2>"$ERRS"; then
     cat "$ERRS" >&2
     die "$name failed: $*"

@@ -130,14 +130,13 @@ KEY_URI="raw-aes:bench/key?file=$D/aes.key"
 RESULTS="$D/results.txt"
 : >"$RESULTS"
 
-# One timed run, as bench/run.sh does it: sync, then write and delete a file of the input's
-# size (the output goes into just-freed memory; see run() in bench/run.sh).
+# One timed run, as bench/run.sh does it: after `settle` (bench/settle.sh).
+# shellcheck source=bench/settle.sh
+source bench/settle.sh
 run() {
   local name=$1
   shift
-  sync
-  cp "$IN" "$D/scratch"
-  rm -f "$D/scratch"
+  settle "$IN" "$D"
   /usr/bin/time -f '%e' -o "$D/time.out" "$@" >/dev/null 2>"$D/stderr.out" ||
     {
       cat "$D/stderr.out" >&2

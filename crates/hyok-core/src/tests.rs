@@ -68,13 +68,18 @@ const DECRYPT_PATHS: [Path; 5] = [
     Path::WriteToParallel,
 ];
 
-fn encrypt_with(
+/// An encryptor into a `Vec` for `suite` and `frame`, with the data key it uses.
+fn encryptor(suite: AlgorithmSuite, frame: u32, path: Path) -> (Encryptor<Vec<u8>>, DataKey) {
+    encryptor_requiring(suite, frame, path, &[])
+}
+
+/// [`encryptor`], with context keys that must be reproduced on decrypt.
+fn encryptor_requiring(
     suite: AlgorithmSuite,
     frame: u32,
-    pt: &[u8],
     path: Path,
     required: &[&str],
-) -> (Vec<u8>, DataKey) {
+) -> (Encryptor<Vec<u8>>, DataKey) {
     let required: BTreeSet<String> = required.iter().map(|s| s.to_string()).collect();
     let pending = PendingEncryption::new(suite, ctx(), required).unwrap();
     let dk = DataKey::generate(suite).unwrap();
@@ -84,7 +89,17 @@ fn encrypt_with(
         frame_length: frame,
         parallelism: par(path),
     };
-    let mut enc = Encryptor::new(Vec::new(), materials, opts).unwrap();
+    (Encryptor::new(Vec::new(), materials, opts).unwrap(), copy)
+}
+
+fn encrypt_with(
+    suite: AlgorithmSuite,
+    frame: u32,
+    pt: &[u8],
+    path: Path,
+    required: &[&str],
+) -> (Vec<u8>, DataKey) {
+    let (mut enc, copy) = encryptor_requiring(suite, frame, path, required);
     match path {
         Path::Streaming => {
             for chunk in pt.chunks(977) {
@@ -191,15 +206,7 @@ fn batches_larger_than_one_buffer_round_trip() {
 
 /// Encrypt `pt` feeding it in writes of the sizes in `pattern` (cycled).
 fn encrypt_in_writes(frame: u32, pt: &[u8], pattern: &[usize], path: Path) -> (Vec<u8>, DataKey) {
-    let pending = PendingEncryption::new(COMMIT, ctx(), BTreeSet::new()).unwrap();
-    let dk = DataKey::generate(COMMIT).unwrap();
-    let copy = dk.duplicate();
-    let materials = pending.complete(dk, vec![edk()]).unwrap();
-    let opts = EncryptOptions {
-        frame_length: frame,
-        parallelism: par(path),
-    };
-    let mut enc = Encryptor::new(Vec::new(), materials, opts).unwrap();
+    let (mut enc, copy) = encryptor(COMMIT, frame, path);
     let mut rest = pt;
     for &n in pattern.iter().cycle() {
         if rest.is_empty() {
@@ -372,15 +379,7 @@ fn encrypt_copying(
     trickle: bool,
     path: Path,
 ) -> (Vec<u8>, DataKey) {
-    let pending = PendingEncryption::new(suite, ctx(), BTreeSet::new()).unwrap();
-    let dk = DataKey::generate(suite).unwrap();
-    let copy = dk.duplicate();
-    let materials = pending.complete(dk, vec![edk()]).unwrap();
-    let opts = EncryptOptions {
-        frame_length: frame,
-        parallelism: par(path),
-    };
-    let mut enc = Encryptor::new(Vec::new(), materials, opts).unwrap();
+    let (mut enc, copy) = encryptor(suite, frame, path);
     enc.write_all(&pt[..before]).unwrap();
     let n = if trickle {
         enc.copy_from(&mut Trickle(&pt[before..])).unwrap()
