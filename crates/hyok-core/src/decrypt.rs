@@ -12,7 +12,7 @@ use crate::codec::{read_exact_into, read_exact_or_eof};
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
 use crate::frame::{
-    frame_iv, FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER, IO_PIECE,
+    frame_iv, frames_per_batch, FrameCipher, Parallelism, FINAL_FRAME, FINAL_MARKER, IO_PIECE,
     REGULAR_FRAME, SINGLE_BLOCK,
 };
 use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
@@ -143,7 +143,7 @@ impl VerifiedHeader {
     /// A reader of the plaintext of the body that follows in `input`.
     pub fn decryptor<R: Read>(self, input: R, opts: DecryptOptions) -> Decryptor<R> {
         let frames_per_batch = match self.header.content_type {
-            ContentType::Framed => (BATCH_BYTES / self.header.frame_length as usize).max(1),
+            ContentType::Framed => frames_per_batch(self.header.frame_length as usize),
             ContentType::NonFramed => 1,
         };
         let frame_length = self.header.frame_length;

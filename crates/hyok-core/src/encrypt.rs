@@ -7,7 +7,7 @@ use std::io::{self, IoSliceMut, Read, Write};
 use crate::codec::put_u16;
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
-use crate::frame::{FrameCipher, Parallelism, BATCH_BYTES, IO_PIECE};
+use crate::frame::{frames_per_batch, FrameCipher, Parallelism, BATCH_BYTES, IO_PIECE};
 use crate::header::{
     seal_header, ContentType, Header, DEFAULT_FRAME_LEN, IV_LEN, MAX_WRITE_FRAME_LEN, TAG_LEN,
 };
@@ -225,7 +225,7 @@ impl<W: Write> Encryptor<W> {
         }
         out.write_all(&bytes)?;
         let frame_len = opts.frame_length as usize;
-        let frames_per_batch = (BATCH_BYTES / frame_len).max(1);
+        let frames_per_batch = frames_per_batch(frame_len);
         let batch = frames_per_batch * frame_len;
         Ok(Self {
             out,
@@ -314,9 +314,10 @@ impl<W: Write> Encryptor<W> {
     /// is not the final frame): its plaintext moves to the next buffer's first slot.
     pub fn copy_from<R: Read + ?Sized>(&mut self, input: &mut R) -> io::Result<u64> {
         let (fl, k) = (self.frame_len, self.frames_per_batch);
-        if !self.buf.is_empty() || k < 2 {
-            // Bytes written before through `Write` (their frame layout goes on), or one
-            // frame per batch: in batches through `Write`.
+        if !self.buf.is_empty() || k < 2 || fl < SLOTS_MIN_FRAME {
+            // Bytes written before through `Write` (their frame layout goes on), one frame
+            // per batch, or frames so short that a read per frame would cost more than the
+            // copy it saves: in batches through `Write`.
             return self.copy_through_write(input);
         }
         let slot = 4 + IV_LEN + fl + TAG_LEN;
@@ -489,6 +490,9 @@ fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::Result<usiz
     }
     Ok(n)
 }
+
+/// Shortest frame that `Encryptor::copy_from` reads into place (one `iovec` per frame).
+const SLOTS_MIN_FRAME: usize = 4096;
 
 /// Read the plaintext of frames into the slots of `slots` (see
 /// [`FrameCipher::seal_slots`]) from slot `from` on, until they are full or the input ends,

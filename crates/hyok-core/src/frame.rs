@@ -16,6 +16,18 @@ pub(crate) const FINAL_MARKER: u32 = u32::MAX;
 /// Bytes of plaintext sealed or opened together (bounded memory).
 pub(crate) const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
+/// Most frames sealed or opened together. Each frame in a batch costs its fields, its tag
+/// and a record besides its plaintext, so without this bound a message of 1-byte frames
+/// (which any writer may make) would batch 4 Mi frames: 0.5-1 GB of memory for 4 MiB of
+/// plaintext. 1,024 keeps the batch at `BATCH_BYTES` for frames of 4 KiB (the official
+/// SDKs' default) and longer.
+pub(crate) const MAX_BATCH_FRAMES: usize = 1024;
+
+/// Frames of `frame_len` bytes sealed or opened together.
+pub(crate) fn frames_per_batch(frame_len: usize) -> usize {
+    (BATCH_BYTES / frame_len.max(1)).clamp(1, MAX_BATCH_FRAMES)
+}
+
 /// Background work smaller than this is not handed to the pool by `Parallelism::overlap`.
 /// Largest single `read` or `write` of a message's bytes in the copy loops
 /// (`Encryptor::copy_from`, `Decryptor::write_to`, gathered with `writev` on decrypt). Measured on the project

@@ -511,6 +511,46 @@ fn largest_accepted_frame_length_from_a_pipe_stays_under_64_mib() {
     }
 }
 
+/// The shortest frames the format allows: a writer may make a message of 1-byte frames,
+/// and a batch of frames costs their fields, tags and records besides the plaintext. The
+/// frames in a batch are capped, so memory stays bounded (it was 0.5-1.1 GB for 16 MiB).
+#[test]
+fn one_byte_frames_stay_under_64_mib() {
+    let k = Keyed::new();
+    let plain = pseudo_random(3 << 20, 12);
+    let enc_args = ["encrypt", "-k", &k.uri, "--frame-length", "1"];
+    let Some((kib, r)) = peak_rss_kib(&enc_args, &plain) else {
+        let why = "/usr/bin/time is not installed (apt-get install time; scripts/test.sh does)";
+        assert!(
+            std::env::var("HYOK_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "HYOK_REQUIRE_SERVICES=1: {why}"
+        );
+        eprintln!("SKIPPED: hardening::one_byte_frames_stay_under_64_mib: {why}");
+        return;
+    };
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    eprintln!("encrypt, 1-byte frames, to stdout: peak RSS {kib} KiB");
+    assert!(kib <= 64 * 1024, "encrypt: peak RSS {kib} KiB > 64 MiB");
+    let msg = r.stdout.clone();
+    // Header, 3 Mi − 1 regular frames of 33 bytes (sequence number, IV, 1 byte, tag), and
+    // a full final frame of 41 (marker, sequence number, IV, length, 1 byte, tag).
+    let header = frame_length_at(&msg) + 4 + 32 + 16;
+    assert_eq!(msg.len(), header + ((3 << 20) - 1) * 33 + 41);
+    let file = k.path("out.bin");
+    let file = file.to_str().expect("UTF-8 path");
+    for out in ["/dev/null", file] {
+        let args = ["decrypt", "-k", &k.uri, "-o", out, "--force"];
+        let (kib, r) = peak_rss_kib(&args, &msg).expect("/usr/bin/time ran above");
+        assert_eq!(r.code, Some(0), "-o {out}: {}", r.describe());
+        eprintln!("decrypt, 1-byte frames, -o {out}: peak RSS {kib} KiB");
+        assert!(
+            kib <= 64 * 1024,
+            "decrypt -o {out}: peak RSS {kib} KiB > 64 MiB"
+        );
+    }
+    assert!(std::fs::read(file).unwrap() == plain);
+}
+
 #[test]
 fn threads_beyond_the_cap_are_a_usage_error() {
     let k = Keyed::new();
