@@ -257,17 +257,6 @@ impl<W: Write> Encryptor<W> {
     /// hashed, for signed suites) on this thread meanwhile; the new ones wait for the next
     /// call, or for [`Self::finish`].
     fn seal_and_write(&mut self, direct: &[u8], is_final: bool) -> Result<()> {
-        self.seal_and_write_with(direct, is_final, || ()).0
-    }
-
-    /// [`Self::seal_and_write`], running `also` on this thread after the write, still
-    /// while the frames are sealed on the pool.
-    fn seal_and_write_with<T>(
-        &mut self,
-        direct: &[u8],
-        is_final: bool,
-        also: impl FnOnce() -> T,
-    ) -> (Result<()>, T) {
         let cipher = FrameCipher {
             key: &self.keys.aead,
             message_id: &self.message_id,
@@ -284,25 +273,20 @@ impl<W: Write> Encryptor<W> {
             &self.sealed[..self.sealed_len],
         );
         let bytes = self.buf.len() + direct.len();
-        let (sealed, (written, t)) = par.overlap(
+        let (sealed, written) = par.overlap(
             bytes,
             || cipher.seal_frames(par, first_seq, &frames, is_final, spare),
-            || (write_sealed(out, hash, pending), also()),
+            || write_sealed(out, hash, pending),
         );
-        if let Err(e) = written {
-            return (Err(e), t);
-        }
+        written?;
         self.sealed_len = 0;
-        let n = match sealed {
-            Ok(n) => n,
-            Err(e) => return (Err(e), t),
-        };
+        let n = sealed?;
         // `seal_frames` checked that the last sequence number fits.
         self.next_seq += frames.len().max(1) as u32;
         std::mem::swap(&mut self.sealed, &mut self.spare);
         self.sealed_len = n;
         self.buf.clear();
-        (Ok(()), t)
+        Ok(())
     }
 
     /// Encrypt all of `input` (up to its end; [`Self::finish`] still ends the message) and
