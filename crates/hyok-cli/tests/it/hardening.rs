@@ -442,6 +442,16 @@ fn frame_lengths_beyond_the_limits_are_refused_with_exit_2() {
     assert!(r.success() && r.stdout == plain, "{}", r.describe());
 }
 
+/// Skip `test` where `/usr/bin/time` is missing (never under `HYOK_REQUIRE_SERVICES=1`).
+fn skip_without_time(test: &str) {
+    let why = "/usr/bin/time is not installed (apt-get install time; scripts/test.sh does)";
+    assert!(
+        std::env::var("HYOK_REQUIRE_SERVICES").as_deref() != Ok("1"),
+        "HYOK_REQUIRE_SERVICES=1: {why}"
+    );
+    eprintln!("SKIPPED: hardening::{test}: {why}");
+}
+
 /// Peak RSS (KiB) of `hyok args` reading `input` from a pipe, by `/usr/bin/time -v`.
 fn peak_rss_kib(args: &[&str], input: &[u8]) -> Option<(u64, Run)> {
     let time = Path::new("/usr/bin/time");
@@ -489,13 +499,9 @@ fn largest_accepted_frame_length_from_a_pipe_stays_under_64_mib() {
     for (what, input, ok, out) in runs {
         let args = ["decrypt", "-k", &k.uri, "-o", out, "--force"];
         let Some((kib, r)) = peak_rss_kib(&args, input) else {
-            let why = "/usr/bin/time is not installed (apt-get install time; scripts/test.sh does)";
-            assert!(
-                std::env::var("HYOK_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "HYOK_REQUIRE_SERVICES=1: {why}"
+            return skip_without_time(
+                "largest_accepted_frame_length_from_a_pipe_stays_under_64_mib",
             );
-            eprintln!("SKIPPED: hardening::largest_accepted_frame_length_from_a_pipe_stays_under_64_mib: {why}");
-            return;
         };
         assert_eq!(
             r.code,
@@ -520,13 +526,7 @@ fn one_byte_frames_stay_under_64_mib() {
     let plain = pseudo_random(3 << 20, 12);
     let enc_args = ["encrypt", "-k", &k.uri, "--frame-length", "1"];
     let Some((kib, r)) = peak_rss_kib(&enc_args, &plain) else {
-        let why = "/usr/bin/time is not installed (apt-get install time; scripts/test.sh does)";
-        assert!(
-            std::env::var("HYOK_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "HYOK_REQUIRE_SERVICES=1: {why}"
-        );
-        eprintln!("SKIPPED: hardening::one_byte_frames_stay_under_64_mib: {why}");
-        return;
+        return skip_without_time("one_byte_frames_stay_under_64_mib");
     };
     assert_eq!(r.code, Some(0), "{}", r.describe());
     eprintln!("encrypt, 1-byte frames, to stdout: peak RSS {kib} KiB");
