@@ -199,6 +199,8 @@ fn escrow_drill_over_a_thousand_objects_finds_the_planted_one() {
         std::fs::write(src.join(format!("f{i:04}.txt")), format!("object {i}")).unwrap();
     }
     let store = format!("file://{}/", k.path("store").display());
+    // The good objects under `good/`, so that a sample of that prefix cannot meet the bad ones.
+    let good = format!("{store}good/");
     let r = k.run_with(
         &[
             "cp",
@@ -208,7 +210,7 @@ fn escrow_drill_over_a_thousand_objects_finds_the_planted_one() {
             "--key",
             &escrow,
             &s(&src),
-            &store,
+            &good,
         ],
         &[],
     );
@@ -254,7 +256,7 @@ fn escrow_drill_over_a_thousand_objects_finds_the_planted_one() {
         .any(|l| l.starts_with("not-a-message ") && l.contains("stray.bin")));
     assert!(lines[1002].starts_with("checked 1002 object(s): 1000 open, 1 missing"));
     for i in [0, 499, 999] {
-        let name = format!("/store/f{i:04}.txt");
+        let name = format!("/store/good/f{i:04}.txt");
         assert!(
             lines
                 .iter()
@@ -290,7 +292,7 @@ fn escrow_drill_over_a_thousand_objects_finds_the_planted_one() {
             &escrow,
             "--sample",
             "25",
-            &store,
+            &good,
         ],
         &[],
     );
