@@ -168,6 +168,9 @@ pub struct Encryptor<W: Write> {
     hash: Option<SigningStream>,
     header: Header,
     plaintext_len: u64,
+    /// Bytes of the message written to `out` so far (header included): where the next
+    /// write lands, if the message starts at offset 0 of a file.
+    written: u64,
 }
 
 impl<W: Write> std::fmt::Debug for Encryptor<W> {
@@ -224,6 +227,7 @@ impl<W: Write> Encryptor<W> {
             h.update(&bytes);
         }
         out.write_all(&bytes)?;
+        let written = bytes.len() as u64;
         let frame_len = opts.frame_length as usize;
         let frames_per_batch = frames_per_batch(frame_len);
         let batch = frames_per_batch * frame_len;
@@ -243,6 +247,7 @@ impl<W: Write> Encryptor<W> {
             hash,
             header,
             plaintext_len: 0,
+            written,
         })
     }
 
@@ -267,16 +272,17 @@ impl<W: Write> Encryptor<W> {
             .chain(direct.chunks(self.frame_len))
             .collect();
         let (par, first_seq, spare) = (&self.par, self.next_seq, &mut self.spare);
-        let (out, hash, pending) = (
+        let (out, hash, at, pending) = (
             &mut self.out,
             &mut self.hash,
+            &mut self.written,
             &self.sealed[..self.sealed_len],
         );
         let bytes = self.buf.len() + direct.len();
         let (sealed, written) = par.overlap(
             bytes,
             || cipher.seal_frames(par, first_seq, &frames, is_final, spare),
-            || write_sealed(out, hash, pending),
+            || write_sealed(out, hash, at, pending),
         );
         written?;
         self.sealed_len = 0;
@@ -317,14 +323,15 @@ impl<W: Write> Encryptor<W> {
                 key: &self.keys.aead,
                 message_id: &self.message_id,
             };
-            let (par, out, hash) = (&self.par, &mut self.out, &mut self.hash);
+            let (par, out, hash, at) =
+                (&self.par, &mut self.out, &mut self.hash, &mut self.written);
             let (to_seal, carry) = cur.split_at_mut((k - 1) * slot);
             let body = 4 + IV_LEN..4 + IV_LEN + fl;
             let (done, next) = par.overlap(
                 (k - 1) * fl,
                 || cipher.seal_slots(par, first_seq, fl, to_seal),
                 || -> io::Result<usize> {
-                    write_sealed(out, hash, &other[..sealed * slot])?;
+                    write_sealed(out, hash, at, &other[..sealed * slot])?;
                     other[body.clone()].copy_from_slice(&carry[body.clone()]);
                     read_bodies(input, other, fl, 1)
                 },
@@ -340,7 +347,12 @@ impl<W: Write> Encryptor<W> {
         }
         // The end of the input: what is sealed goes out, and the last plaintext (less
         // than a batch) through `Write`, so that `finish` seals the final frame.
-        write_sealed(&mut self.out, &mut self.hash, &other[..sealed * slot])?;
+        write_sealed(
+            &mut self.out,
+            &mut self.hash,
+            &mut self.written,
+            &other[..sealed * slot],
+        )?;
         let mut rest = Vec::with_capacity(got);
         for s in cur.chunks_exact(slot) {
             let n = fl.min(got - rest.len());
@@ -430,6 +442,7 @@ impl<W: Write> Encryptor<W> {
         write_sealed(
             &mut self.out,
             &mut self.hash,
+            &mut self.written,
             &self.sealed[..self.sealed_len],
         )?;
         self.sealed_len = 0;
@@ -517,10 +530,17 @@ fn read_bodies<R: Read + ?Sized>(
     Ok(total)
 }
 
-/// Hash (signed suites) and write encoded frames.
+/// Hash (signed suites) and write encoded frames, which land at offset `at` of the
+/// message (advanced by their length). The writes are `IO_PIECE` long and end on multiples
+/// of `IO_PIECE` (except the last): a file written from offset 0 then takes whole pages in
+/// every write but the first and last of a batch, where writes that start inside a page (a
+/// header is any length, a frame is 32 bytes longer than its plaintext) cost the kernel
+/// 10-25 % more (measured with 256 KiB writes of 1 GiB into the page cache: 0.25-0.28 s
+/// starting 100 bytes into a page, 0.21-0.23 s page-aligned).
 fn write_sealed<W: Write>(
     out: &mut W,
     hash: &mut Option<SigningStream>,
+    at: &mut u64,
     frames: &[u8],
 ) -> Result<()> {
     if frames.is_empty() {
@@ -529,8 +549,13 @@ fn write_sealed<W: Write>(
     if let Some(h) = hash.as_mut() {
         h.update(frames);
     }
-    for piece in frames.chunks(IO_PIECE) {
+    let mut rest = frames;
+    while !rest.is_empty() {
+        let to_boundary = IO_PIECE - (*at % IO_PIECE as u64) as usize;
+        let (piece, tail) = rest.split_at(to_boundary.min(rest.len()));
         out.write_all(piece)?;
+        *at += piece.len() as u64;
+        rest = tail;
     }
     Ok(())
 }
