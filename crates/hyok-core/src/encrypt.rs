@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, IoSliceMut, Read, Write};
 
+use crate::aligned::AlignedBuf;
 use crate::codec::put_u16;
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
@@ -12,6 +13,7 @@ use crate::header::{
     seal_header, ContentType, Header, DEFAULT_FRAME_LEN, IV_LEN, MAX_WRITE_FRAME_LEN, TAG_LEN,
 };
 use crate::key::{derive, DataKey, DerivedKeys, EncryptedDataKey};
+use crate::seal_ahead;
 use crate::signature::{MessageSigner, SigningStream};
 use crate::suite::{AlgorithmSuite, CommitmentPolicy};
 
@@ -297,18 +299,25 @@ impl<W: Write> Encryptor<W> {
 
     /// Encrypt all of `input` (up to its end; [`Self::finish`] still ends the message) and
     /// return how many bytes that was: the same frames as writing the same bytes through
-    /// `Write`, without copying them. Each batch is read (`readv`) straight into the
-    /// frame slots of one of two buffers and sealed there in place; while the pool seals
-    /// one, this thread writes the other (sealed before) and reads the next batch into it.
-    /// A full batch's last frame is sealed with the next batch (only more input shows it
-    /// is not the final frame): its plaintext moves to the next buffer's first slot.
-    pub fn copy_from<R: Read + ?Sized>(&mut self, input: &mut R) -> io::Result<u64> {
+    /// `Write`, without copying them. Each batch is read (`readv`) straight into the frame
+    /// slots of a buffer and sealed there in place. A full batch's last frame is sealed with
+    /// the next batch (only more input shows it is not the final frame): its plaintext
+    /// moves to the next buffer's first slot.
+    ///
+    /// With a thread pool (the default), a helper thread reads and seals each piece as it
+    /// arrives while this thread writes the batch sealed before (module `seal_ahead`); if
+    /// writing fails, the error comes back once the helper's read in progress returns.
+    /// [`Parallelism::Sequential`] does all of it on this thread.
+    pub fn copy_from<R: Read + Send + ?Sized>(&mut self, input: &mut R) -> io::Result<u64> {
         let (fl, k) = (self.frame_len, self.frames_per_batch);
         if !self.buf.is_empty() || k < 2 || fl < SLOTS_MIN_FRAME {
             // Bytes written before through `Write` (their frame layout goes on), one frame
             // per batch, or frames so short that a read per frame would cost more than the
             // copy it saves: in batches through `Write`.
             return self.copy_through_write(input);
+        }
+        if !matches!(self.par, Parallelism::Sequential) {
+            return self.copy_sealing_ahead(input);
         }
         let slot = 4 + IV_LEN + fl + TAG_LEN;
         let (mut a, mut b) = (AlignedBuf::new(k * slot), AlignedBuf::new(k * slot));
@@ -360,6 +369,28 @@ impl<W: Write> Encryptor<W> {
         }
         self.write_all(&rest)?;
         Ok(total + got as u64)
+    }
+
+    /// [`Self::copy_from`] with the reading and sealing on a helper thread.
+    fn copy_sealing_ahead<R: Read + Send + ?Sized>(&mut self, input: &mut R) -> io::Result<u64> {
+        let cipher = FrameCipher {
+            key: &self.keys.aead,
+            message_id: &self.message_id,
+        };
+        let (out, hash, at) = (&mut self.out, &mut self.hash, &mut self.written);
+        let copied = seal_ahead::copy(
+            input,
+            &cipher,
+            self.next_seq,
+            self.frame_len,
+            self.frames_per_batch,
+            |frames| Ok(write_sealed(out, hash, at, frames)?),
+        )?;
+        // `seal_slots` checked that the sequence numbers fit.
+        self.next_seq += copied.frames;
+        self.plaintext_len += u64::from(copied.frames) * self.frame_len as u64;
+        self.write_all(&copied.rest)?;
+        Ok(copied.read)
     }
 
     /// [`Self::copy_from`] through `Write`, one batch-sized write at a time (sealed
@@ -447,29 +478,6 @@ impl<W: Write> Encryptor<W> {
         )?;
         self.sealed_len = 0;
         Ok(())
-    }
-}
-
-/// A zeroed buffer whose start is aligned to a page: the kernel's copy of a `read` into a
-/// destination that is not (a large `Vec` starts 16 bytes past a page) costs more system
-/// time on some CPUs.
-struct AlignedBuf {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    const ALIGN: usize = 4096;
-
-    fn new(len: usize) -> Self {
-        let buf = vec![0u8; len + Self::ALIGN];
-        let start = buf.as_ptr().align_offset(Self::ALIGN).min(Self::ALIGN);
-        Self { buf, start, len }
-    }
-
-    fn get(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.start + self.len]
     }
 }
 

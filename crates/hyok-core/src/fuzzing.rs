@@ -226,9 +226,14 @@ fn encrypt_fixed(
     let materials = pending
         .complete(DataKey::from_slice(&FIXED_KEY), vec![edk])
         .expect("materials");
+    // `copy_from` with a pool reads and seals on a helper thread (`seal_ahead`).
     let opts = EncryptOptions {
         frame_length,
-        parallelism: Parallelism::Sequential,
+        parallelism: if copy_from {
+            Parallelism::Global
+        } else {
+            Parallelism::Sequential
+        },
     };
     let mut enc = Encryptor::new(Vec::new(), materials, opts).expect("encryptor");
     if copy_from {

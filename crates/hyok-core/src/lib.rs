@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod aligned;
 mod codec;
 mod context;
 mod decrypt;
@@ -48,6 +49,7 @@ mod frame;
 pub mod fuzzing;
 mod header;
 mod key;
+mod seal_ahead;
 mod signature;
 mod suite;
 pub mod text;

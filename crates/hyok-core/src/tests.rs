@@ -431,6 +431,71 @@ fn copy_from_makes_the_same_frames_as_write() {
     }
 }
 
+/// A writer that takes `left` bytes and then fails.
+struct FullDisk {
+    left: usize,
+}
+
+impl Write for FullDisk {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if b.len() > self.left {
+            return Err(std::io::Error::other("no space left"));
+        }
+        self.left -= b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reader of `data` that fails once it is used up.
+struct BrokenInput<'a>(&'a [u8]);
+
+impl Read for BrokenInput<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return Err(std::io::Error::other("input gone"));
+        }
+        let n = out.len().min(self.0.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// `copy_from` with the reading and sealing on a helper thread (a pool) and on this thread
+/// (sequential): a writer that fails in the second batch stops the copy with its error, and
+/// an input that fails in the third batch with the input's error.
+#[test]
+fn copy_from_returns_the_first_error_of_either_side() {
+    let pt: Vec<u8> = (0..10 * 1024 * 1024usize).map(|i| i as u8).collect();
+    for path in [Path::OneShot, Path::Parallel] {
+        let new = |out: FullDisk| {
+            let pending = PendingEncryption::new(COMMIT, ctx(), BTreeSet::new()).unwrap();
+            let materials = pending
+                .complete(DataKey::generate(COMMIT).unwrap(), vec![edk()])
+                .unwrap();
+            let opts = EncryptOptions {
+                frame_length: 64 * 1024,
+                parallelism: par(path),
+            };
+            Encryptor::new(out, materials, opts).unwrap()
+        };
+        let mut enc = new(FullDisk {
+            left: 6 * 1024 * 1024,
+        });
+        let err = enc.copy_from(&mut &pt[..]).unwrap_err();
+        assert_eq!(err.to_string(), "no space left", "{path:?}");
+
+        let mut enc = new(FullDisk { left: usize::MAX });
+        let err = enc
+            .copy_from(&mut BrokenInput(&pt[..9 * 1024 * 1024]))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "input gone", "{path:?}");
+    }
+}
+
 #[test]
 fn required_context_must_be_reproduced() {
     let (msg, dk) = encrypt_with(COMMIT, 256, b"secret", Path::OneShot, &["tenant"]);

@@ -168,7 +168,7 @@ fn encrypt_run(a: EncryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
 /// Feed all of `reader` through `enc`; the plaintext bytes.
 fn seal<W: Write>(
     mut enc: hyok::Encryptor<W>,
-    reader: &mut dyn Read,
+    reader: &mut (dyn Read + Send),
     m: &mut MessageEvent,
 ) -> Result<u64> {
     let h = enc.header();
