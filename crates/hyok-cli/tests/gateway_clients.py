@@ -386,9 +386,18 @@ def direct_suite():
     def got(key):
         return s3.get_object(Bucket=b, Key=key)["Body"].read()
 
+    # On an S3 backend, parts 2 … N go straight into a backend multipart upload ("parts in
+    # place"); on a local folder they stay objects of their own.
+    on_s3 = bool(E.get("GW_BACKEND_ENDPOINT"))
+
+    def in_place():
+        return (metric("hyok_gateway_inplace_parts_total"),
+                metric("hyok_gateway_inplace_completes_total"))
+
     # Equal parts ending on a frame boundary, sent in reverse order in parallel: all direct,
     # the final frame is empty.
     parts0, done0 = metric("hyok_gateway_direct_parts_total"), metric("hyok_gateway_direct_completes_total")
+    ip0 = in_place()
     data = marked(3 * part, 31)
     uid = s3.create_multipart_upload(Bucket=b, Key="direct/even")["UploadId"]
     with cf.ThreadPoolExecutor(3) as ex:
@@ -399,6 +408,9 @@ def direct_suite():
           and metric("hyok_gateway_direct_parts_total") - parts0 == 3
           and metric("hyok_gateway_direct_completes_total") - done0 == 1,
           "equal parts are sealed in place and completed without re-encryption")
+    ip1 = in_place()
+    check((ip1[0] - ip0[0], ip1[1] - ip0[1]) == ((2, 1) if on_s3 else (0, 0)),
+          f"parts 2 and 3 went into the backend upload on S3 only ({ip0} -> {ip1})")
 
     # A part uploaded twice with other bytes: the second wins (the retry is staged, so the
     # upload falls back to re-encryption; no sequence number is sealed twice).
@@ -414,6 +426,19 @@ def direct_suite():
           "list_parts shows the second upload of part 2")
     complete("direct/retry", uid, etags)
     check(got("direct/retry") == data, "a part uploaded twice with other bytes: the second wins")
+    ip2 = in_place()
+    check(not on_s3 or (ip2[0] - ip1[0] >= 2 and ip2[1] == ip1[1]),
+          "the retried part's first version went in place and the Complete fell back")
+
+    # A part number left out of the Complete: the object is parts 1 and 3 (S3 semantics); on
+    # S3 the fallback reads part 3 back from the backend upload by offset.
+    data = marked(3 * part, 37)
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/skip")["UploadId"]
+    etags = {n: put_part("direct/skip", uid, n, data[(n - 1) * part:n * part]) for n in (1, 2, 3)}
+    del etags[2]
+    complete("direct/skip", uid, etags)
+    check(got("direct/skip") == data[:part] + data[2 * part:],
+          "a part left out of the Complete is left out of the object")
 
     # Unequal part sizes: staged and re-encrypted, still correct.
     sizes = [6 * 1024 * 1024, part, 7 * 1024 * 1024, 1000]

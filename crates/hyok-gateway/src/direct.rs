@@ -107,9 +107,37 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// The record of part `n` of `len` bytes (a whole number of frames) of `message`.
+    pub(crate) fn for_part(
+        message: &DetachedMessage,
+        n: i32,
+        len: u64,
+        etag: [u8; 16],
+    ) -> S3Result<Self> {
+        let fl = u64::from(message.frame_len());
+        let frames = u32::try_from(len / fl).map_err(|_| s3_error!(EntityTooLarge))?;
+        let first_seq = u32::try_from(n - 1)
+            .ok()
+            .and_then(|i| i.checked_mul(frames))
+            .and_then(|s| s.checked_add(1))
+            .filter(|s| s.checked_add(frames).is_some_and(|e| e < u32::MAX))
+            .ok_or_else(|| s3_error!(EntityTooLarge))?;
+        Ok(Self {
+            message_id: message.message_id().to_vec(),
+            first_seq,
+            frames,
+            len,
+            etag,
+        })
+    }
+
     fn encode(&self) -> Vec<u8> {
+        self.encode_with(MAGIC)
+    }
+
+    pub(crate) fn encode_with(&self, magic: &[u8; 16]) -> Vec<u8> {
         let mut v = Vec::with_capacity(RECORD_LEN as usize);
-        v.extend_from_slice(MAGIC);
+        v.extend_from_slice(magic);
         v.extend_from_slice(&self.message_id);
         v.extend_from_slice(&self.first_seq.to_be_bytes());
         v.extend_from_slice(&self.frames.to_be_bytes());
@@ -119,7 +147,11 @@ impl Record {
     }
 
     fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() < RECORD_LEN as usize || &b[..16] != MAGIC {
+        Self::decode_with(b, MAGIC)
+    }
+
+    pub(crate) fn decode_with(b: &[u8], magic: &[u8; 16]) -> Option<Self> {
+        if b.len() < RECORD_LEN as usize || &b[..16] != magic {
             return None;
         }
         let u32_at = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap_or_default());
@@ -134,8 +166,13 @@ impl Record {
 
     /// Stored bytes of a part with this record.
     fn stored_len(&self) -> u64 {
+        RECORD_LEN + self.frames_len()
+    }
+
+    /// Bytes of the sealed frames.
+    pub(crate) fn frames_len(&self) -> u64 {
         let (_, fl) = settings();
-        RECORD_LEN + u64::from(self.frames) * (u64::from(fl) + hyok::REGULAR_FRAME_OVERHEAD)
+        u64::from(self.frames) * (u64::from(fl) + hyok::REGULAR_FRAME_OVERHEAD)
     }
 }
 
@@ -144,8 +181,10 @@ impl Record {
 pub(crate) enum PartDesc {
     /// Its own message (staging).
     Staged(ObjectDesc),
-    /// Frames sealed in place.
+    /// Frames sealed in place, in an object of their own.
     Direct(Record),
+    /// Frames sealed in place, in the backend's multipart upload (`inplace.rs`).
+    InPlace(crate::inplace::InPlace),
 }
 
 impl PartDesc {
@@ -153,6 +192,7 @@ impl PartDesc {
         match self {
             Self::Staged(d) => d.size,
             Self::Direct(r) => r.len,
+            Self::InPlace(p) => p.record.len,
         }
     }
 
@@ -160,6 +200,7 @@ impl PartDesc {
         match self {
             Self::Staged(d) => d.etag.trim_end_matches("-1").to_owned(),
             Self::Direct(r) => hex::encode(r.etag),
+            Self::InPlace(p) => hex::encode(p.record.etag),
         }
     }
 }
@@ -177,6 +218,9 @@ pub(crate) async fn describe_part(
     else {
         return Ok(None);
     };
+    if let Some(p) = crate::inplace::InPlace::decode(&prefix.bytes) {
+        return Ok(Some((prefix.info, PartDesc::InPlace(p))));
+    }
     if let Some(r) = Record::decode(&prefix.bytes) {
         if r.stored_len() != prefix.info.size {
             return Err(s3_error!(InternalError, "a stored part is damaged"));
@@ -205,21 +249,7 @@ pub(crate) async fn store_part(
     len: u64,
     etag: [u8; 16],
 ) -> S3Result<String> {
-    let fl = u64::from(message.frame_len());
-    let frames = u32::try_from(len / fl).map_err(|_| s3_error!(EntityTooLarge))?;
-    let first_seq = u32::try_from(n - 1)
-        .ok()
-        .and_then(|i| i.checked_mul(frames))
-        .and_then(|s| s.checked_add(1))
-        .filter(|s| s.checked_add(frames).is_some_and(|e| e < u32::MAX))
-        .ok_or_else(|| s3_error!(EntityTooLarge))?;
-    let record = Record {
-        message_id: message.message_id().to_vec(),
-        first_seq,
-        frames,
-        len,
-        etag,
-    };
+    let record = Record::for_part(&message, n, len, etag)?;
     let store = g.backend.store(bucket)?;
     let transfer = crate::backend::write_transfer(&g.transfer, Some(record.stored_len()));
     let rt = g.rt.clone();
@@ -303,11 +333,13 @@ fn seal_into(
 }
 
 /// Decrypt a part sealed in place into `w` (blocking): staging's fallback.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open_part(
     store: &Store,
     rt: &tokio::runtime::Handle,
     url: &StoreUrl,
-    info: &ObjectInfo,
+    at: std::ops::Range<u64>,
+    e_tag: Option<String>,
     record: &Record,
     message: &DetachedMessage,
     w: &mut dyn Write,
@@ -320,13 +352,7 @@ pub(crate) fn open_part(
     let fl = message.frame_len() as usize;
     let frame = fl + hyok::REGULAR_FRAME_OVERHEAD as usize;
     let transfer = hyok::store::Transfer::new(8 << 20, 2);
-    let mut r = store.reader(
-        rt,
-        url,
-        RECORD_LEN..info.size,
-        info.e_tag.clone(),
-        &transfer,
-    );
+    let mut r = store.reader(rt, url, at, e_tag, &transfer);
     let mut buf = vec![0u8; frame * BATCH_FRAMES];
     let mut plain = Vec::with_capacity(fl * BATCH_FRAMES);
     let mut seq = record.first_seq;
@@ -348,6 +374,8 @@ pub(crate) fn open_part(
 pub(crate) struct Opener {
     message: DetachedMessage,
     parts: std::collections::HashMap<String, (ObjectInfo, Record)>,
+    /// Parts in place, by part URL: where their frames are in the completed backend upload.
+    in_place: Option<crate::inplace::Layout>,
 }
 
 impl Opener {
@@ -356,10 +384,20 @@ impl Opener {
             .iter()
             .filter_map(|p| match &p.desc {
                 PartDesc::Direct(r) => Some((p.url.to_string(), (p.info.clone(), r.clone()))),
-                PartDesc::Staged(_) => None,
+                PartDesc::Staged(_) | PartDesc::InPlace(_) => None,
             })
             .collect();
-        Self { message, parts }
+        Self {
+            message,
+            parts,
+            in_place: None,
+        }
+    }
+
+    /// With the parts in place found in the completed backend upload.
+    pub(crate) fn with_in_place(mut self, layout: crate::inplace::Layout) -> Self {
+        self.in_place = Some(layout);
+        self
     }
 
     /// Decrypt `url` into `w` if it is a part sealed in place (`None`: it is not).
@@ -370,9 +408,77 @@ impl Opener {
         url: &StoreUrl,
         w: &mut dyn Write,
     ) -> Option<hyok::Result<()>> {
+        if let Some((l, p)) = self
+            .in_place
+            .as_ref()
+            .and_then(|l| Some((l, l.parts.get(&url.to_string())?)))
+        {
+            return Some(open_part(
+                store,
+                rt,
+                &l.body,
+                p.at.clone(),
+                l.e_tag.clone(),
+                &p.record,
+                &self.message,
+                w,
+            ));
+        }
         let (info, record) = self.parts.get(&url.to_string())?;
-        Some(open_part(store, rt, url, info, record, &self.message, w))
+        Some(open_part(
+            store,
+            rt,
+            url,
+            RECORD_LEN..info.size,
+            info.e_tag.clone(),
+            record,
+            &self.message,
+            w,
+        ))
     }
+}
+
+/// Claim the Complete of the upload in `dir` (only this Complete in `completes/`), and check
+/// that no part number from `first_free` on was claimed (their sequence numbers are sealed
+/// by the Complete). Whether the Complete may seal the header and those frames.
+pub(crate) async fn claim_complete(
+    store: &Store,
+    dir: &StoreUrl,
+    first_free: usize,
+) -> S3Result<bool> {
+    let completes = dir
+        .join("completes/")
+        .map_err(|_| s3_error!(InternalError, "bad claim folder"))?;
+    if !claim(store, &completes, &crate::multipart::new_upload_id()).await? {
+        return Ok(false);
+    }
+    let claims = dir
+        .join("claims/")
+        .map_err(|_| s3_error!(InternalError, "bad claim folder"))?;
+    for name in names_in(store, &claims).await? {
+        let n = name
+            .split('/')
+            .next()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        if n >= first_free {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A second value of the upload's message (same data key and message id): one seals the
+/// header, the other frames.
+pub(crate) fn duplicate(message: &DetachedMessage) -> S3Result<DetachedMessage> {
+    let (suite, fl) = settings();
+    DetachedMessage::restore(
+        suite,
+        fl,
+        message.data_key().duplicate(),
+        message.message_id().to_vec(),
+    )
+    .map_err(|e| to_s3(e.into()))
 }
 
 /// One listed part of a Complete.
@@ -420,47 +526,21 @@ pub(crate) async fn complete(
                 }
             }
             PartDesc::Staged(_) if i == last => {}
-            PartDesc::Staged(_) => return Ok(false),
+            PartDesc::Staged(_) | PartDesc::InPlace(_) => return Ok(false),
         }
     }
     let last_direct = matches!(parts[last].desc, PartDesc::Direct(_));
     let store = g.backend.store(bucket)?;
-    let completes = dir
-        .join("completes/")
-        .map_err(|_| s3_error!(InternalError, "bad claim folder"))?;
-    if !claim(&store, &completes, &crate::multipart::new_upload_id()).await? {
-        return Ok(false);
-    }
     // Sequence numbers past the direct parts are re-sealed here: no part claimed them.
     let n_last = parts.len();
     let first_free = if last_direct { n_last + 1 } else { n_last };
-    let claims = dir
-        .join("claims/")
-        .map_err(|_| s3_error!(InternalError, "bad claim folder"))?;
-    for name in names_in(&store, &claims).await? {
-        let n = name
-            .split('/')
-            .next()
-            .and_then(|s| s.parse::<usize>().ok())
-            .unwrap_or(usize::MAX);
-        if n >= first_free {
-            return Ok(false);
-        }
+    if !claim_complete(&store, dir, first_free).await? {
+        return Ok(false);
     }
     // The message and its frame sealer: the same data key and message id, two values (the
     // header is sealed by one, the tail by the other).
-    let (suite, fl) = settings();
-    let restore = || {
-        DetachedMessage::restore(
-            suite,
-            fl,
-            message.data_key().duplicate(),
-            message.message_id().to_vec(),
-        )
-        .map_err(|e| to_s3(e.into()))
-    };
-    let mut header_msg = restore()?;
-    let sealer = Arc::new(restore()?);
+    let mut header_msg = duplicate(message)?;
+    let sealer = Arc::new(duplicate(message)?);
     let next_seq = u32::try_from(parts.len() - usize::from(!last_direct))
         .ok()
         .and_then(|i| i.checked_mul(k))

@@ -27,6 +27,7 @@ mod buckets;
 mod claims;
 mod direct;
 mod health;
+mod inplace;
 mod limit;
 mod meta;
 pub mod metrics;
@@ -130,6 +131,7 @@ impl Gateway {
             requests: Arc::new(Semaphore::new(settings.max_requests)),
             health: health::HealthCache::default(),
             direct_parts: settings.direct_parts,
+            parts_in_place: settings.parts_in_place,
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));

@@ -64,6 +64,8 @@ pub struct Metrics {
     throttled: AtomicU64,
     direct_completes: AtomicU64,
     direct_parts: AtomicU64,
+    inplace_parts: AtomicU64,
+    inplace_completes: AtomicU64,
     backend_reads: Arc<ReadCounter>,
 }
 
@@ -127,6 +129,16 @@ impl Metrics {
     /// A multipart upload completed by direct frames (no re-encryption).
     pub fn direct_complete(&self) {
         self.direct_completes.fetch_add(1, Relaxed);
+    }
+
+    /// A direct part put straight into the backend upload (parts in place).
+    pub fn inplace_part(&self) {
+        self.inplace_parts.fetch_add(1, Relaxed);
+    }
+
+    /// A multipart upload completed from parts in place (a backend Complete and a copy).
+    pub fn inplace_complete(&self) {
+        self.inplace_completes.fetch_add(1, Relaxed);
     }
 
     /// The counter the backend's stores count their read requests in.
@@ -209,6 +221,18 @@ impl Metrics {
                 "counter",
                 "Multipart uploads completed from parts sealed in place (no re-encryption).",
                 self.direct_completes.load(Relaxed),
+            ),
+            (
+                "hyok_gateway_inplace_parts_total",
+                "counter",
+                "Direct parts put straight into the backend's multipart upload (S3 backends).",
+                self.inplace_parts.load(Relaxed),
+            ),
+            (
+                "hyok_gateway_inplace_completes_total",
+                "counter",
+                "Multipart uploads completed from parts in place (backend Complete, then a copy).",
+                self.inplace_completes.load(Relaxed),
             ),
         ];
         for (name, kind, help, v) in simple {

@@ -26,6 +26,7 @@ use crate::authorize::Scope;
 use crate::backend::RESERVED;
 use crate::body::{self, Wanted};
 use crate::direct;
+use crate::inplace;
 use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
 use crate::service::{join_error, to_btree, to_s3, ts, Caller, Gateway};
 
@@ -61,7 +62,7 @@ fn check_id(id: &str) -> S3Result<()> {
     }
 }
 
-fn upload_dir(id: &str) -> String {
+pub(crate) fn upload_dir(id: &str) -> String {
     format!("{RESERVED}uploads/{id}/")
 }
 
@@ -69,7 +70,7 @@ fn info_key(id: &str) -> String {
     format!("{}info", upload_dir(id))
 }
 
-fn part_key(id: &str, n: i32) -> String {
+pub(crate) fn part_key(id: &str, n: i32) -> String {
     format!("{}part-{n:05}", upload_dir(id))
 }
 
@@ -112,16 +113,37 @@ async fn start(
         }
         None => Zeroizing::new(Vec::new()),
     };
+    // Parts in place (S3 backends): the backend upload they go into.
+    let store = g.backend.store(bucket)?;
+    let body_url = g.backend.object_url(bucket, &inplace::body_key(&id))?;
+    let backend_upload = if ctx.get(direct::CTX_DIRECT).is_some()
+        && g.parts_in_place
+        && store.has_numbered_parts()
+    {
+        let pairs = inplace::begin(&store, &body_url).await?;
+        let id = pairs[0].1.clone();
+        for (k, v) in pairs {
+            ctx.insert(k, v);
+        }
+        Some(id)
+    } else {
+        None
+    };
     let len = body.len() as u64;
-    g.store_object(
-        caller,
-        bucket,
-        &info_key(&id),
-        Box::new(std::io::Cursor::new(body)),
-        Some(len),
-        ctx,
-    )
-    .await?;
+    let stored = g
+        .store_object(
+            caller,
+            bucket,
+            &info_key(&id),
+            Box::new(std::io::Cursor::new(body)),
+            Some(len),
+            ctx,
+        )
+        .await;
+    if let (Err(_), Some(b)) = (&stored, &backend_upload) {
+        let _ = store.abort_numbered(&body_url, b).await;
+    }
+    stored?;
     Ok(id)
 }
 
@@ -161,9 +183,14 @@ async fn store_part(
     Ok((part_etag(&d), measured.md5))
 }
 
-/// Delete everything of an upload.
-async fn remove(g: &Gateway, bucket: &str, id: &str) -> S3Result<()> {
+/// Delete everything of an upload (`info`: its description, when it was read).
+async fn remove(g: &Gateway, bucket: &str, id: &str, info: Option<&ObjectDesc>) -> S3Result<()> {
     let store = g.backend.store(bucket)?;
+    if let Some(b) = info.and_then(|i| i.context.get(inplace::CTX_PARTS_UPLOAD)) {
+        // Gone already when a Complete finished it.
+        let body = g.backend.object_url(bucket, &inplace::body_key(id))?;
+        let _ = store.abort_numbered(&body, b).await;
+    }
     let dir = g.backend.object_url(bucket, &upload_dir(id))?.as_folder();
     let mut list = store.list(&dir);
     let mut urls = Vec::new();
@@ -247,22 +274,43 @@ pub(crate) async fn upload_part(
                 .ok()
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| s3_error!(InternalError, "bad claim id"))?;
-            let url = g
-                .backend
-                .object_url(&i.bucket, &part_key(&i.upload_id, i.part_number))?;
-            let etag = direct::store_part(
-                g,
-                &i.bucket,
-                url,
-                message?,
-                i.part_number,
-                body,
-                wanted,
-                trailers,
-                len,
-                etag,
-            )
-            .await?;
+            let in_place = info
+                .context
+                .get(inplace::CTX_PARTS_UPLOAD)
+                .filter(|_| inplace::fits(i.part_number, len));
+            let etag = if let Some(backend_upload) = in_place {
+                inplace::store_part(
+                    g,
+                    &i.bucket,
+                    &i.upload_id,
+                    backend_upload,
+                    message?,
+                    i.part_number,
+                    body,
+                    wanted,
+                    trailers,
+                    len,
+                    etag,
+                )
+                .await?
+            } else {
+                let url = g
+                    .backend
+                    .object_url(&i.bucket, &part_key(&i.upload_id, i.part_number))?;
+                direct::store_part(
+                    g,
+                    &i.bucket,
+                    url,
+                    message?,
+                    i.part_number,
+                    body,
+                    wanted,
+                    trailers,
+                    len,
+                    etag,
+                )
+                .await?
+            };
             return Ok(S3Response::new(UploadPartOutput {
                 e_tag: Some(ETag::Strong(etag)),
                 ..Default::default()
@@ -335,9 +383,41 @@ pub(crate) async fn complete(
     let any_direct = listed
         .iter()
         .any(|p| matches!(p.desc, direct::PartDesc::Direct(_)));
+    let any_in_place = listed
+        .iter()
+        .any(|p| matches!(p.desc, direct::PartDesc::InPlace(_)));
     let mut opener = None;
     let mut done = false;
-    if any_direct {
+    if any_in_place {
+        let (Some(backend_upload), Some(filler), Some(_)) = (
+            info.context.get(inplace::CTX_PARTS_UPLOAD),
+            info.context.get(inplace::CTX_FILLER_ETAG),
+            info.context.get(direct::CTX_DIRECT),
+        ) else {
+            return Err(s3_error!(InternalError, "a stored part is damaged"));
+        };
+        let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
+        let message = direct::restore(g, &caller, &i.bucket, info_url).await?;
+        done = inplace::complete(
+            g,
+            &caller,
+            &i.bucket,
+            &i.key,
+            &i.upload_id,
+            backend_upload,
+            &message,
+            &listed,
+            ctx.clone(),
+            total,
+        )
+        .await?;
+        if !done {
+            let layout =
+                inplace::layout(g, &i.bucket, &i.upload_id, backend_upload, filler, &listed)
+                    .await?;
+            opener = Some(direct::Opener::new(message, &listed).with_in_place(layout));
+        }
+    } else if any_direct {
         if info.context.get(direct::CTX_DIRECT).is_none() {
             return Err(s3_error!(InternalError, "a stored part is damaged"));
         }
@@ -373,7 +453,7 @@ pub(crate) async fn complete(
         )
         .await?;
     }
-    remove(g, &i.bucket, &i.upload_id).await?;
+    remove(g, &i.bucket, &i.upload_id, Some(&info)).await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -388,8 +468,8 @@ pub(crate) async fn abort(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let i = req.input;
     g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Read(&i.key))?;
-    load(g, &i.bucket, &i.key, &i.upload_id).await?;
-    remove(g, &i.bucket, &i.upload_id).await?;
+    let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    remove(g, &i.bucket, &i.upload_id, Some(&info)).await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -572,7 +652,7 @@ pub(crate) async fn put_staged(
         Ok(etag)
     }
     .await;
-    let cleaned = remove(g, bucket, &id).await;
+    let cleaned = remove(g, bucket, &id, None).await;
     let etag = res?;
     cleaned?;
     Ok(etag)

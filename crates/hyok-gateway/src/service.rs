@@ -56,6 +56,7 @@ pub(crate) struct Gateway {
     pub(crate) health: crate::health::HealthCache,
     /// Seal equal multipart parts in place ("direct frames", `direct.rs`).
     pub(crate) direct_parts: bool,
+    pub(crate) parts_in_place: bool,
 }
 
 /// The S3 service over a [`Gateway`].

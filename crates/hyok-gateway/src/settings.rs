@@ -60,6 +60,8 @@ pub struct GatewaySettings {
     pub max_requests: usize,
     /// Whether multipart parts may be sealed in place ("direct frames", DESIGN.md).
     pub direct_parts: bool,
+    /// Whether direct parts go straight into a backend multipart upload (S3 backends).
+    pub parts_in_place: bool,
 }
 
 /// Largest `[gateway] max_requests`.
@@ -228,6 +230,7 @@ impl GatewaySettings {
             credentials,
             max_requests,
             direct_parts: c.direct_parts.unwrap_or(true),
+            parts_in_place: c.parts_in_place.unwrap_or(true),
         })
     }
 }

@@ -40,6 +40,7 @@ mod aws_files;
 mod complete_if_match;
 mod download;
 mod error;
+mod numbered;
 mod reads;
 mod small;
 #[cfg(test)]
@@ -60,6 +61,7 @@ use object_store::{Attribute, GetOptions, GetRange, ObjectStore, ObjectStoreExt}
 
 pub use download::RangedReader;
 pub use error::{Error, Result};
+pub use numbered::MAX_COPY;
 pub use reads::{Prefix, ReadCounter};
 pub use upload::{ObjectWriter, Transfer};
 pub use url::{Backend, StoreUrl};

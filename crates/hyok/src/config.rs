@@ -107,6 +107,9 @@ pub struct GatewayConfig {
     /// Multipart parts of equal size sealed once as the frames of the final object
     /// ("direct frames", default on); `false` stages every part and re-encrypts at Complete.
     pub direct_parts: Option<bool>,
+    /// On an S3 backend, direct parts go straight into a backend multipart upload ("parts in
+    /// place", default on); `false` keeps them as objects of their own, copied at Complete.
+    pub parts_in_place: Option<bool>,
 }
 
 /// `[[gateway.credentials]]`: one S3 access key of the gateway.

@@ -28,37 +28,8 @@ impl Objects {
         frames: &mut dyn Read,
         source: &Source,
     ) -> Result<PutReport> {
-        let plaintext_len = source
-            .len
-            .ok_or_else(|| Error::Config("a presealed message needs its length".into()))?;
-        if message.suite() != self.client.settings().suite
-            || message.frame_len() != self.client.settings().encrypt.frame_length
-        {
-            return Err(Error::Config(
-                "a presealed message must use the client's suite and frame length".into(),
-            ));
-        }
-        let ctx = self.message_context(url, source)?;
-        if let Some((k, _)) = ctx
-            .iter()
-            .find(|(k, _)| k.starts_with(hyok_core::RESERVED_PREFIX))
-        {
-            return Err(Error::ReservedContextKey(k.to_owned()));
-        }
-        let client = self.authorize(Action::Put, url, &ctx)?;
-        if let Some(g) = client.guard() {
-            g.check(Action::Encrypt, None, &ctx, Some(message.suite().id()))?;
-        }
-        let mut label = self.label(url);
-        label.message_id = Some(message.message_id().to_vec());
-        let edks = self.catalog.rt.block_on(client.keys().wrap_existing(
-            message.data_key(),
-            message.suite(),
-            &ctx,
-            &label,
-        ))?;
-        let mut meta = self.message_meta(&edks, source);
-        let header = message.seal_header(ctx, edks)?;
+        let (header, mut meta) = self.presealed_header(url, message, source)?;
+        let plaintext_len = source.len.unwrap_or_default();
         meta.insert(META_HEADER_LEN.to_owned(), header.len().to_string());
         let mut writer = self
             .catalog
@@ -89,5 +60,58 @@ impl Objects {
                 None => Err(e),
             },
         }
+    }
+
+    /// The header of `message` for the object `url` and `source`'s context (plus the
+    /// location pairs, as [`Objects::put`]), authorized, audited and sealed, without writing
+    /// anything: for a caller that places header ‖ frames itself (the S3 gateway's parts in
+    /// place, docs/DESIGN.md). The same once-per-message-id rule as [`Objects::put_presealed`].
+    pub fn seal_presealed_header(
+        &self,
+        url: &StoreUrl,
+        message: &mut DetachedMessage,
+        source: &Source,
+    ) -> Result<Vec<u8>> {
+        self.presealed_header(url, message, source).map(|(h, _)| h)
+    }
+
+    fn presealed_header(
+        &self,
+        url: &StoreUrl,
+        message: &mut DetachedMessage,
+        source: &Source,
+    ) -> Result<(Vec<u8>, std::collections::BTreeMap<String, String>)> {
+        source
+            .len
+            .ok_or_else(|| Error::Config("a presealed message needs its length".into()))?;
+        if message.suite() != self.client.settings().suite
+            || message.frame_len() != self.client.settings().encrypt.frame_length
+        {
+            return Err(Error::Config(
+                "a presealed message must use the client's suite and frame length".into(),
+            ));
+        }
+        let ctx = self.message_context(url, source)?;
+        if let Some((k, _)) = ctx
+            .iter()
+            .find(|(k, _)| k.starts_with(hyok_core::RESERVED_PREFIX))
+        {
+            return Err(Error::ReservedContextKey(k.to_owned()));
+        }
+        let client = self.authorize(Action::Put, url, &ctx)?;
+        if let Some(g) = client.guard() {
+            g.check(Action::Encrypt, None, &ctx, Some(message.suite().id()))?;
+        }
+        let mut label = self.label(url);
+        label.message_id = Some(message.message_id().to_vec());
+        let edks = self.catalog.rt.block_on(client.keys().wrap_existing(
+            message.data_key(),
+            message.suite(),
+            &ctx,
+            &label,
+        ))?;
+        let meta = self.message_meta(&edks, source);
+        let header = message.seal_header(ctx, edks)?;
+        Ok((header, meta))
     }
 }

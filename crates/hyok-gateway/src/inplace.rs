@@ -1,0 +1,631 @@
+//! Parts in place: on an S3 backend, direct parts go straight into a backend multipart upload
+//! (docs/DESIGN.md, "S3 gateway", "Parts in place").
+//!
+//! CreateMultipartUpload also starts a backend upload at the upload's staging key
+//! `.hyok-gateway/uploads/ID/body` and puts 5 MiB of zeros as its part 1 (a filler: part 1
+//! of the message needs the header in front, which is sealed only at Complete). UploadPart
+//! n ≥ 2 whose claims win and whose length is 5 to 16 MiB, a whole number of frames, seals
+//! its frames (n−1)·k+1 … n·k in memory and puts them as backend part n; a small record
+//! (`inplace-NNNNN`, written once, and `part-NNNNN`) keeps its range, client ETag and backend
+//! ETag. CompleteMultipartUpload, when parts 2 … N−1 are in place and the Complete's claims
+//! hold, seals the header, puts backend part 1 = header ‖ part 1's frames and the tail (the
+//! final frame, after the last part's frames when that part is not in place), completes the
+//! backend upload, checks the result starts with its header and has the expected size, and
+//! copies it to the target server-side.
+//!
+//! Anything else falls back to re-encryption, which must read parts that sit in an
+//! unfinished backend upload: [`layout`] completes it as it stands (part 1 and any part
+//! number without a part in place are fillers) and finds each part's frames by offset. A
+//! fallback never puts part 1 nor a part number a direct Complete could put, so the two
+//! cannot mix their bytes into one backend object.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use hyok::objects::Source;
+use hyok::store::{Store, StoreUrl};
+use hyok::{DetachedMessage, EncryptionContext, Parallelism};
+use s3s::dto::StreamingBlob;
+use s3s::{s3_error, S3Result};
+
+use crate::body::{self, Wanted};
+use crate::claims::names_in;
+use crate::direct::{self, read_full, Listed, PartDesc, Record, BATCH_FRAMES, RECORD_LEN};
+use crate::meta;
+use crate::service::{join_error, to_s3, Caller, Gateway};
+
+/// Context key of an upload's `info`: the id of its backend upload.
+pub(crate) const CTX_PARTS_UPLOAD: &str = "hyok-gw-parts-upload";
+/// Context key of an upload's `info`: the backend ETag of the filler part 1.
+pub(crate) const CTX_FILLER_ETAG: &str = "hyok-gw-parts-filler";
+/// First bytes of the record of a part in place.
+const MAGIC: &[u8; 16] = b"hyok-gw-inplace1";
+/// S3's smallest part (all but the last).
+pub(crate) const MIN_PART: u64 = 5 << 20;
+/// Largest part put in place (sealed in memory first).
+pub(crate) const MAX_PART: u64 = crate::reencrypt::READ_AHEAD_PART;
+/// Bytes of a filler part.
+const FILLER: usize = 5 << 20;
+/// Longest backend ETag kept.
+const MAX_ETAG: usize = 1024;
+
+static ZEROS: [u8; FILLER] = [0; FILLER];
+
+fn filler() -> Vec<Bytes> {
+    vec![Bytes::from_static(&ZEROS)]
+}
+
+/// A part in place: its record and the backend's ETag of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InPlace {
+    pub(crate) record: Record,
+    pub(crate) backend_etag: String,
+}
+
+impl InPlace {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = self.record.encode_with(MAGIC);
+        let e = self.backend_etag.as_bytes();
+        v.extend_from_slice(&u16::try_from(e.len()).unwrap_or(0).to_be_bytes());
+        v.extend_from_slice(e);
+        v
+    }
+
+    /// The record of a part in place, if `b` is one.
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+        let record = Record::decode_with(b, MAGIC)?;
+        let at = RECORD_LEN as usize;
+        let n = usize::from(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?));
+        if n == 0 || n > MAX_ETAG {
+            return None;
+        }
+        let backend_etag = std::str::from_utf8(b.get(at + 2..at + 2 + n)?)
+            .ok()?
+            .to_owned();
+        (b.len() == at + 2 + n).then_some(Self {
+            record,
+            backend_etag,
+        })
+    }
+}
+
+fn inplace_key(id: &str, n: i32) -> String {
+    format!("{}inplace-{n:05}", crate::multipart::upload_dir(id))
+}
+
+/// The staging key of an upload's backend upload.
+pub(crate) fn body_key(id: &str) -> String {
+    format!("{}body", crate::multipart::upload_dir(id))
+}
+
+/// Whether part `n` of `len` bytes goes in place (its claims won).
+pub(crate) fn fits(n: i32, len: u64) -> bool {
+    n >= 2 && (MIN_PART..=MAX_PART).contains(&len)
+}
+
+/// Start the backend upload of a new upload at `body`, with the filler as part 1: the
+/// context pairs for its `info`.
+pub(crate) async fn begin(store: &Store, body: &StoreUrl) -> S3Result<[(&'static str, String); 2]> {
+    let id = store
+        .start_numbered(body)
+        .await
+        .map_err(|e| to_s3(e.into()))?;
+    match store.put_numbered(body, &id, 1, filler()).await {
+        Ok(etag) => Ok([(CTX_PARTS_UPLOAD, id), (CTX_FILLER_ETAG, etag)]),
+        Err(e) => {
+            let _ = store.abort_numbered(body, &id).await;
+            Err(to_s3(e.into()))
+        }
+    }
+}
+
+/// Seal part `n` (`len` bytes, claimed, [`fits`]) into backend part `n` of the upload;
+/// returns the part's ETag.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store_part(
+    g: &Gateway,
+    bucket: &str,
+    upload_id: &str,
+    backend_upload: &str,
+    message: DetachedMessage,
+    n: i32,
+    body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<s3s::TrailingHeaders>,
+    len: u64,
+    etag: [u8; 16],
+) -> S3Result<String> {
+    let record = Record::for_part(&message, n, len, etag)?;
+    let kib = u32::try_from(record.frames_len().div_ceil(1024)).unwrap_or(u32::MAX);
+    let _permit = g
+        .memory
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(|_| s3_error!(ServiceUnavailable))?;
+    let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
+    let r = record.clone();
+    let seal = tokio::task::spawn_blocking(move || seal_chunks(&message, &r, reader));
+    let (sealed, pumped) = tokio::join!(seal, pump);
+    pumped.map_err(join_error)??;
+    let chunks = sealed.map_err(join_error)?.map_err(to_s3)?;
+    let store = g.backend.store(bucket)?;
+    let body_url = g.backend.object_url(bucket, &body_key(upload_id))?;
+    let number = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument))?;
+    let backend_etag = store
+        .put_numbered(&body_url, backend_upload, number, chunks)
+        .await
+        .map_err(|e| to_s3(e.into()))?;
+    if backend_etag.is_empty() || backend_etag.len() > MAX_ETAG {
+        return Err(s3_error!(
+            InternalError,
+            "the backend returned no usable ETag"
+        ));
+    }
+    let rec = InPlace {
+        record,
+        backend_etag,
+    }
+    .encode();
+    // `inplace-NNNNN` first: the fallback's layout needs every part in place, and only this
+    // request (the claim's winner) writes it; `part-NNNNN` is what Complete lists.
+    for key in [
+        inplace_key(upload_id, n),
+        crate::multipart::part_key(upload_id, n),
+    ] {
+        let url = g.backend.object_url(bucket, &key)?;
+        store
+            .put_whole(&url, rec.clone())
+            .await
+            .map_err(|e| to_s3(e.into()))?;
+    }
+    g.metrics.bytes_in(len);
+    g.metrics.direct_part();
+    g.metrics.inplace_part();
+    Ok(hex::encode(etag))
+}
+
+/// Seal `record.len` bytes of `src` as the record's frames, in chunks.
+fn seal_chunks(
+    m: &DetachedMessage,
+    record: &Record,
+    mut src: impl std::io::Read,
+) -> hyok::Result<Vec<Bytes>> {
+    let fl = m.frame_len() as usize;
+    let mut buf = vec![0u8; fl * BATCH_FRAMES];
+    let mut chunks = Vec::new();
+    let mut seq = record.first_seq;
+    let mut total = 0u64;
+    let wrong = || hyok::Error::Config("the part is not the length it announced".into());
+    loop {
+        let got = read_full(&mut src, &mut buf).map_err(|e| hyok::Error::Io {
+            what: "reading the part".into(),
+            source: e,
+        })?;
+        if got == 0 {
+            break;
+        }
+        total += got as u64;
+        if total > record.len || got % fl != 0 {
+            return Err(wrong());
+        }
+        let mut out = Vec::new();
+        let k = m.seal_frames(&Parallelism::Global, seq, &buf[..got], false, &mut out)?;
+        out.truncate(k);
+        chunks.push(Bytes::from(out));
+        seq += (got / fl) as u32;
+    }
+    if total != record.len {
+        return Err(wrong());
+    }
+    Ok(chunks)
+}
+
+/// The frames of `seq…` for `plain`, the last frame final.
+async fn seal_final(m: DetachedMessage, seq: u32, plain: Vec<u8>) -> S3Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let k = m.seal_frames(&Parallelism::Global, seq, &plain, true, &mut out)?;
+        out.truncate(k);
+        Ok::<_, hyok::Error>(Bytes::from(out))
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(to_s3)
+}
+
+/// Complete the upload from its parts in place when its parts allow it and the claims hold;
+/// `Ok(false)` when they do not (the caller falls back to re-encryption via [`layout`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn complete(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    backend_upload: &str,
+    message: &DetachedMessage,
+    parts: &[Listed],
+    context: EncryptionContext,
+    total: u64,
+) -> S3Result<bool> {
+    let n_parts = parts.len();
+    let Some(PartDesc::Direct(first)) = parts.first().map(|p| &p.desc) else {
+        return Ok(false);
+    };
+    let k = first.frames;
+    let seq_of = |i: usize| {
+        u32::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_mul(k))
+            .and_then(|s| s.checked_add(1))
+    };
+    let fits_record = |i: usize, r: &Record| {
+        r.frames == k && Some(r.first_seq) == seq_of(i) && r.message_id == message.message_id()
+    };
+    if n_parts < 2 {
+        return Ok(false);
+    }
+    let last = n_parts - 1;
+    let mut etags = Vec::with_capacity(n_parts + 1);
+    let mut body_len = 0u64;
+    for (i, p) in parts.iter().enumerate() {
+        if usize::try_from(p.n).ok() != Some(i + 1) {
+            return Ok(false);
+        }
+        match &p.desc {
+            PartDesc::Direct(r) if (i == 0 || i == last) && fits_record(i, r) => {}
+            PartDesc::InPlace(ip) if i > 0 && fits_record(i, &ip.record) => {
+                etags.push(ip.backend_etag.clone());
+                body_len += ip.record.frames_len();
+            }
+            PartDesc::Staged(d) if i == last && d.size <= MAX_PART => {}
+            _ => return Ok(false),
+        }
+    }
+    let last_in_place = matches!(parts[last].desc, PartDesc::InPlace(_));
+    // Backend parts: 1, the parts in place, and the tail (N+1 when part N is in place).
+    if n_parts + usize::from(last_in_place) > 10_000 {
+        return Ok(false);
+    }
+    let store = g.backend.store(bucket)?;
+    let dir = g
+        .backend
+        .object_url(bucket, &crate::multipart::upload_dir(upload_id))?
+        .as_folder();
+    let staged_last = matches!(parts[last].desc, PartDesc::Staged(_));
+    let first_free = if staged_last { n_parts } else { n_parts + 1 };
+    if !direct::claim_complete(&store, &dir, first_free).await? {
+        return Ok(false);
+    }
+    // From here on this Complete alone seals the header and the tail for the message id.
+    let body_url = g.backend.object_url(bucket, &body_key(upload_id))?;
+    let target = g.backend.object_url(bucket, key)?;
+    let objects = g.objects(caller, bucket)?;
+    let mut header_msg = direct::duplicate(message)?;
+    let header = {
+        let objects = objects.clone();
+        let target = target.clone();
+        tokio::task::spawn_blocking(move || {
+            objects.seal_presealed_header(
+                &target,
+                &mut header_msg,
+                &Source {
+                    len: Some(total),
+                    mtime: None,
+                    context,
+                },
+            )
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(to_s3)?
+    };
+    let header = Bytes::from(header);
+    let frames_of = |p: &Listed| {
+        let store = store.clone();
+        let (url, info) = (p.url.clone(), p.info.clone());
+        async move {
+            store
+                .get_range(&url, RECORD_LEN..info.size, info.e_tag.as_deref())
+                .await
+                .map_err(|e| to_s3(e.into()))
+        }
+    };
+    // Part 1: header ‖ part 1's frames.
+    let first_part = async {
+        let frames = frames_of(&parts[0]).await?;
+        let len = (header.len() + frames.len()) as u64;
+        let etag = store
+            .put_numbered(&body_url, backend_upload, 1, vec![header.clone(), frames])
+            .await
+            .map_err(|e| to_s3(e.into()))?;
+        Ok::<_, s3s::S3Error>((etag, len))
+    };
+    // The tail: the final frame, after the last part's frames when it is not in place.
+    let tail = async {
+        let sealer = direct::duplicate(message)?;
+        let (number, chunks) = match &parts[last].desc {
+            PartDesc::InPlace(_) => {
+                let seq = seq_of(n_parts).ok_or_else(|| s3_error!(EntityTooLarge))?;
+                (
+                    n_parts + 1,
+                    vec![seal_final(sealer, seq, Vec::new()).await?],
+                )
+            }
+            PartDesc::Direct(_) => {
+                let frames = frames_of(&parts[last]).await?;
+                let seq = seq_of(n_parts).ok_or_else(|| s3_error!(EntityTooLarge))?;
+                (
+                    n_parts,
+                    vec![frames, seal_final(sealer, seq, Vec::new()).await?],
+                )
+            }
+            PartDesc::Staged(_) => {
+                let url = parts[last].url.clone();
+                let objects = objects.clone();
+                let plain = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::new();
+                    objects
+                        .get(&url, &mut buf, None, &EncryptionContext::new())
+                        .map(|_| buf)
+                })
+                .await
+                .map_err(join_error)?
+                .map_err(to_s3)?;
+                let seq = seq_of(last).ok_or_else(|| s3_error!(EntityTooLarge))?;
+                (n_parts, vec![seal_final(sealer, seq, plain).await?])
+            }
+        };
+        let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        let number = u32::try_from(number).map_err(|_| s3_error!(EntityTooLarge))?;
+        let etag = store
+            .put_numbered(&body_url, backend_upload, number, chunks)
+            .await
+            .map_err(|e| to_s3(e.into()))?;
+        Ok::<_, s3s::S3Error>((etag, len))
+    };
+    let (first_part, tail) = tokio::join!(first_part, tail);
+    let ((e1, len1), (et, lent)) = (first_part?, tail?);
+    etags.insert(0, e1);
+    etags.push(et);
+    body_len += len1 + lent;
+    store
+        .complete_numbered(&body_url, backend_upload, etags)
+        .await
+        .map_err(|e| to_s3(e.into()))?;
+    // The staging object must be exactly this message before it is published.
+    let info = store.head(&body_url).await.map_err(|e| to_s3(e.into()))?;
+    let start = store
+        .get_range(&body_url, 0..header.len() as u64, info.e_tag.as_deref())
+        .await
+        .map_err(|e| to_s3(e.into()))?;
+    if info.size != body_len || start != header {
+        return Err(s3_error!(
+            InternalError,
+            "the assembled upload is not what was sent (another Complete of it ran at the same time); retry"
+        ));
+    }
+    publish(g, &store, &body_url, &target, info.size, info.e_tag).await?;
+    g.metrics.direct_complete();
+    g.metrics.inplace_complete();
+    Ok(true)
+}
+
+/// Copy the completed staging object to the target: server-side up to S3's CopyObject
+/// limit, through the gateway above it.
+async fn publish(
+    g: &Gateway,
+    store: &Store,
+    from: &StoreUrl,
+    to: &StoreUrl,
+    size: u64,
+    e_tag: Option<String>,
+) -> S3Result<()> {
+    if size <= hyok::store::MAX_COPY {
+        return store
+            .copy_within(from, to)
+            .await
+            .map_err(|e| to_s3(e.into()));
+    }
+    let (store, from, to, rt) = (store.clone(), from.clone(), to.clone(), g.rt.clone());
+    let transfer = g.transfer.clone();
+    tokio::task::spawn_blocking(move || -> hyok::Result<()> {
+        let mut r = store.reader(&rt, &from, 0..size, e_tag, &transfer);
+        let mut w = store.writer(&rt, &to, Default::default(), &transfer)?;
+        match std::io::copy(&mut r, &mut w) {
+            Ok(_) => {
+                w.finish()?;
+                Ok(())
+            }
+            Err(e) => Err(match w.abort() {
+                Some(up) => up.into(),
+                None => hyok::Error::Io {
+                    what: "copying the completed upload".into(),
+                    source: e,
+                },
+            }),
+        }
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(to_s3)
+}
+
+/// Where parts in place are in the completed backend upload, by part URL.
+pub(crate) struct Layout {
+    pub(crate) body: StoreUrl,
+    pub(crate) e_tag: Option<String>,
+    pub(crate) parts: HashMap<String, Found>,
+}
+
+/// A part in place found in the completed backend upload.
+pub(crate) struct Found {
+    pub(crate) at: Range<u64>,
+    pub(crate) record: Record,
+}
+
+/// For the fallback: complete the backend upload as it stands — part 1 (the filler, or a
+/// direct Complete's header ‖ part 1), every part in place, a filler for any other number up
+/// to the last part in place — unless another Complete already did, and find where the
+/// listed parts in place are in it.
+pub(crate) async fn layout(
+    g: &Gateway,
+    bucket: &str,
+    upload_id: &str,
+    backend_upload: &str,
+    filler_etag: &str,
+    listed: &[Listed],
+) -> S3Result<Layout> {
+    let store = g.backend.store(bucket)?;
+    let dir = g
+        .backend
+        .object_url(bucket, &crate::multipart::upload_dir(upload_id))?
+        .as_folder();
+    let mut numbers: Vec<i32> = names_in(&store, &dir)
+        .await?
+        .iter()
+        .filter_map(|n| n.strip_prefix("inplace-")?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    let records: Vec<(i32, InPlace)> = futures::stream::iter(numbers)
+        .map(|n| {
+            let store = store.clone();
+            let url = g.backend.object_url(bucket, &inplace_key(upload_id, n));
+            async move {
+                let url = url?;
+                let b = store
+                    .try_get_prefix(&url, RECORD_LEN + 2 + MAX_ETAG as u64)
+                    .await
+                    .map_err(|e| to_s3(e.into()))?
+                    .ok_or_else(|| s3_error!(InternalError, "a part's record vanished"))?;
+                let r = InPlace::decode(&b.bytes)
+                    .ok_or_else(|| s3_error!(InternalError, "a part's record is damaged"))?;
+                Ok::<_, s3s::S3Error>((n, r))
+            }
+        })
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<S3Result<_>>()?;
+    let body_url = g.backend.object_url(bucket, &body_key(upload_id))?;
+    let by_number: HashMap<i32, &InPlace> = records.iter().map(|(n, r)| (*n, r)).collect();
+    let max = records.last().map_or(1, |(n, _)| *n);
+    let mut etags = vec![filler_etag.to_owned()];
+    for n in 2..=max {
+        match by_number.get(&n) {
+            Some(r) => etags.push(r.backend_etag.clone()),
+            None => {
+                let number = u32::try_from(n).map_err(|_| s3_error!(InternalError))?;
+                let e = store
+                    .put_numbered(&body_url, backend_upload, number, filler())
+                    .await
+                    .map_err(|e| to_s3(e.into()))?;
+                etags.push(e);
+            }
+        }
+    }
+    // Another Complete may have completed it first: then it is read as that one left it.
+    let _ = store
+        .complete_numbered(&body_url, backend_upload, etags)
+        .await;
+    let prefix = store
+        .try_get_prefix(&body_url, meta::HEADER_PREFIX)
+        .await
+        .map_err(|e| to_s3(e.into()))?
+        .ok_or_else(|| s3_error!(NoSuchUpload, "another Complete of this upload finished it"))?;
+    // Part 1 is the filler (zeros), or a direct Complete's header ‖ part 1's frames.
+    let k_len = records.first().map_or(0, |(_, r)| r.record.frames_len());
+    let mut at = if prefix.bytes.first() == Some(&0) {
+        FILLER as u64
+    } else {
+        let parsed = meta::header_of(&store, &prefix, g.limits)
+            .await
+            .map_err(to_s3)?;
+        parsed.wire_len() as u64 + k_len
+    };
+    let mut found = HashMap::new();
+    let wanted: HashMap<String, ()> = listed
+        .iter()
+        .filter(|p| matches!(p.desc, PartDesc::InPlace(_)))
+        .map(|p| (p.url.to_string(), ()))
+        .collect();
+    for n in 2..=max {
+        let len = match by_number.get(&n) {
+            Some(r) => {
+                let len = r.record.frames_len();
+                let url = g
+                    .backend
+                    .object_url(bucket, &crate::multipart::part_key(upload_id, n))?;
+                if wanted.contains_key(&url.to_string()) {
+                    found.insert(
+                        url.to_string(),
+                        Found {
+                            at: at..at + len,
+                            record: r.record.clone(),
+                        },
+                    );
+                }
+                len
+            }
+            None => FILLER as u64,
+        };
+        at += len;
+    }
+    if at > prefix.info.size || found.len() != wanted.len() {
+        return Err(s3_error!(
+            InternalError,
+            "the parts of this upload cannot be read back; abort it and upload again"
+        ));
+    }
+    Ok(Layout {
+        body: body_url,
+        e_tag: prefix.info.e_tag,
+        parts: found,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_parts_in_place_round_trip_and_are_bounded() {
+        let p = InPlace {
+            record: Record {
+                message_id: vec![7; 32],
+                first_seq: 129,
+                frames: 128,
+                len: 8 << 20,
+                etag: [3; 16],
+            },
+            backend_etag: "\"0123456789abcdef\"".into(),
+        };
+        let b = p.encode();
+        assert_eq!(InPlace::decode(&b), Some(p.clone()));
+        // Truncated, extended, or with a direct part's magic: not a record in place.
+        assert_eq!(InPlace::decode(&b[..b.len() - 1]), None);
+        let mut longer = b.clone();
+        longer.push(0);
+        assert_eq!(InPlace::decode(&longer), None);
+        assert_eq!(
+            InPlace::decode(&p.record.encode_with(b"hyok-gw-frames01")),
+            None
+        );
+        let mut empty = p.record.encode_with(MAGIC);
+        empty.extend_from_slice(&0u16.to_be_bytes());
+        assert_eq!(InPlace::decode(&empty), None);
+    }
+
+    #[test]
+    fn only_parts_of_five_to_sixteen_mib_after_the_first_go_in_place() {
+        assert!(fits(2, 5 << 20));
+        assert!(fits(10_000, 16 << 20));
+        assert!(!fits(1, 8 << 20));
+        assert!(!fits(2, (5 << 20) - 65536));
+        assert!(!fits(2, (16 << 20) + 65536));
+    }
+}

@@ -1,0 +1,204 @@
+//! Multipart uploads whose part numbers the caller chooses, and server-side copies (S3 only).
+//!
+//! [`Store::writer`] numbers its parts itself, in the order it writes them. The S3 gateway
+//! needs more: its clients send the parts of one upload to any replica, in any order, and
+//! the gateway puts each one straight into the matching part of a backend upload
+//! (docs/DESIGN.md, "S3 gateway", "Parts in place"). These calls are object_store's
+//! `MultipartStore` with the store's error handling; a local folder has no such uploads
+//! ([`Store::has_numbered_parts`] is false).
+
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+
+use crate::error::{Error, Result};
+use crate::{Store, StoreUrl};
+
+/// Largest object S3 copies in one CopyObject request (5 GiB).
+pub const MAX_COPY: u64 = 5 << 30;
+
+impl Store {
+    /// Whether this store has uploads with caller-numbered parts (S3).
+    pub fn has_numbered_parts(&self) -> bool {
+        #[cfg(feature = "s3")]
+        {
+            self.multipart.is_some()
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            false
+        }
+    }
+
+    #[cfg(feature = "s3")]
+    fn numbered(&self, url: &StoreUrl) -> Result<&std::sync::Arc<object_store::aws::AmazonS3>> {
+        self.multipart.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "{url}: this store has no numbered multipart uploads"
+            ))
+        })
+    }
+
+    /// Start an upload of `url`; returns its id.
+    pub async fn start_numbered(&self, url: &StoreUrl) -> Result<String> {
+        #[cfg(feature = "s3")]
+        {
+            use object_store::multipart::MultipartStore;
+            let path = self.path(url)?;
+            self.numbered(url)?
+                .create_multipart(&path)
+                .await
+                .map_err(|e| Error::store("upload", url.to_string(), e))
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            Err(Error::Config(format!("{url}: no numbered uploads")))
+        }
+    }
+
+    /// Put part `number` (1 to 10,000) of upload `id` of `url`; returns its entity tag.
+    /// Putting a number again replaces that part.
+    pub async fn put_numbered(
+        &self,
+        url: &StoreUrl,
+        id: &str,
+        number: u32,
+        data: Vec<Bytes>,
+    ) -> Result<String> {
+        #[cfg(feature = "s3")]
+        {
+            use object_store::multipart::MultipartStore;
+            if !(1..=10_000).contains(&number) {
+                return Err(Error::Config(format!(
+                    "{url}: part numbers are 1 to 10000, not {number}"
+                )));
+            }
+            let path = self.path(url)?;
+            let payload: object_store::PutPayload = data.into_iter().collect();
+            let part = self
+                .numbered(url)?
+                .put_part(&path, &id.to_owned(), number as usize - 1, payload)
+                .await
+                .map_err(|e| Error::store("upload", url.to_string(), e))?;
+            Ok(part.content_id)
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = (id, number, data);
+            Err(Error::Config(format!("{url}: no numbered uploads")))
+        }
+    }
+
+    /// Complete upload `id` of `url` from parts 1, 2, … with these entity tags, in order.
+    pub async fn complete_numbered(
+        &self,
+        url: &StoreUrl,
+        id: &str,
+        e_tags: Vec<String>,
+    ) -> Result<()> {
+        #[cfg(feature = "s3")]
+        {
+            use object_store::multipart::{MultipartStore, PartId};
+            let path = self.path(url)?;
+            let parts = e_tags
+                .into_iter()
+                .map(|content_id| PartId { content_id })
+                .collect();
+            self.numbered(url)?
+                .complete_multipart(&path, &id.to_owned(), parts)
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::store("upload", url.to_string(), e))
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = (id, e_tags);
+            Err(Error::Config(format!("{url}: no numbered uploads")))
+        }
+    }
+
+    /// Abort upload `id` of `url` (its parts are deleted).
+    pub async fn abort_numbered(&self, url: &StoreUrl, id: &str) -> Result<()> {
+        #[cfg(feature = "s3")]
+        {
+            use object_store::multipart::MultipartStore;
+            let path = self.path(url)?;
+            self.numbered(url)?
+                .abort_multipart(&path, &id.to_owned())
+                .await
+                .map_err(|e| Error::store("upload", url.to_string(), e))
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = id;
+            Err(Error::Config(format!("{url}: no numbered uploads")))
+        }
+    }
+
+    /// Copy `from` to `to` in this store without moving the bytes through this process
+    /// (S3 CopyObject: up to [`MAX_COPY`] bytes; a local folder copies the file). The copy
+    /// keeps `from`'s metadata.
+    pub async fn copy_within(&self, from: &StoreUrl, to: &StoreUrl) -> Result<()> {
+        let (f, t) = (self.path(from)?, self.path(to)?);
+        self.inner
+            .copy(&f, &t)
+            .await
+            .map_err(|e| Error::store("copy", from.to_string(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    /// Against the S3 test server (s3s-fs): parts put out of order by number come out in
+    /// number order, a part put again replaces the first, and the copy is byte for byte.
+    #[test]
+    fn numbered_parts_assemble_in_number_order_and_copy() {
+        let Some(bucket) = crate::test_env::s3_bucket("numbered") else {
+            return;
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let url = StoreUrl::parse(&format!("s3://{bucket}/store-numbered-{nanos}/obj")).unwrap();
+        let copy = StoreUrl::parse(&format!("s3://{bucket}/store-numbered-{nanos}/copy")).unwrap();
+        let store = Store::open(&url, &StoreOptions::default()).unwrap();
+        assert!(store.has_numbered_parts());
+        let five = 5 << 20;
+        let part = |b: u8| vec![Bytes::from(vec![b; five])];
+        rt.block_on(async {
+            let id = store.start_numbered(&url).await.unwrap();
+            let e3 = store
+                .put_numbered(&url, &id, 3, vec![Bytes::from_static(b"end")])
+                .await
+                .unwrap();
+            let e2 = store.put_numbered(&url, &id, 2, part(2)).await.unwrap();
+            store.put_numbered(&url, &id, 1, part(9)).await.unwrap();
+            let e1 = store.put_numbered(&url, &id, 1, part(1)).await.unwrap();
+            assert!(store.put_numbered(&url, &id, 0, part(0)).await.is_err());
+            store
+                .complete_numbered(&url, &id, vec![e1, e2, e3])
+                .await
+                .unwrap();
+            store.copy_within(&url, &copy).await.unwrap();
+            for u in [&url, &copy] {
+                let got = store
+                    .get_range(u, 0..2 * five as u64 + 3, None)
+                    .await
+                    .unwrap();
+                assert_eq!(got.len(), 2 * five + 3);
+                assert!(got[..five].iter().all(|&b| b == 1));
+                assert!(got[five..2 * five].iter().all(|&b| b == 2));
+                assert_eq!(&got[2 * five..], b"end");
+                store.delete(u).await.unwrap();
+            }
+            let id = store.start_numbered(&url).await.unwrap();
+            store.put_numbered(&url, &id, 1, part(1)).await.unwrap();
+            store.abort_numbered(&url, &id).await.unwrap();
+            assert!(store.try_head(&url).await.unwrap().is_none());
+        });
+    }
+}
