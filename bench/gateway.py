@@ -98,25 +98,26 @@ def gateway_cpu_s():
 
 
 def complete_step(bucket):
-    """Time CompleteMultipartUpload alone: COMPLETE_PARTS parts of 8 MiB through the gateway
-    (8 in parallel), then Complete (the gateway's second pass, or its copy of direct frames)."""
-    c = client("gateway")
+    """Time the parts and CompleteMultipartUpload alone: COMPLETE_PARTS parts of 8 MiB (8 in
+    parallel), then Complete, directly against s3s-fs and through the gateway."""
     data = os.urandom(8 << 20)
     key = "complete.bin"
-    settle()
-    uid = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    t0 = time.time()
-    with cf.ThreadPoolExecutor(8) as ex:
-        etags = list(ex.map(lambda i: c.upload_part(Bucket=bucket, Key=key, UploadId=uid,
-                                                     PartNumber=i, Body=data)["ETag"],
-                            range(1, COMPLETE_PARTS + 1)))
-    t1 = time.time()
-    c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={
-        "Parts": [{"PartNumber": i, "ETag": e} for i, e in enumerate(etags, 1)]})
-    t2 = time.time()
-    print(f"{COMPLETE_PARTS} x 8 MiB through the gateway: parts {t1 - t0:.1f} s, "
-          f"CompleteMultipartUpload {t2 - t1:.1f} s\n")
-    remove(bucket, [key])
+    for t in ("direct", "gateway"):
+        c = client(t)
+        settle()
+        uid = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        t0 = time.time()
+        with cf.ThreadPoolExecutor(8) as ex:
+            etags = list(ex.map(lambda i: c.upload_part(Bucket=bucket, Key=key, UploadId=uid,
+                                                         PartNumber=i, Body=data)["ETag"],
+                                range(1, COMPLETE_PARTS + 1)))
+        t1 = time.time()
+        c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": i, "ETag": e} for i, e in enumerate(etags, 1)]})
+        t2 = time.time()
+        print(f"{COMPLETE_PARTS} x 8 MiB, {t}: parts {t1 - t0:.1f} s, "
+              f"CompleteMultipartUpload {t2 - t1:.1f} s\n")
+        remove(bucket, [key])
 
 
 def peak_rss_mib():

@@ -9,6 +9,7 @@
 #
 # BENCH_DIRECT_PARTS=false runs the gateway with `[gateway] direct_parts = false` (every
 # multipart part staged and re-encrypted at Complete, as before direct frames);
+# BENCH_PARTS_IN_PLACE=false keeps direct parts as objects of their own (`parts_in_place = false`);
 # BENCH_COMPLETE_PARTS=N adds a timed CompleteMultipartUpload of N parts of 8 MiB.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +31,7 @@ keys = ["raw-aes:bench/gateway?file=$work/gw.key"]
 listen = "127.0.0.1:0"
 backend = "s3://"
 direct_parts = ${BENCH_DIRECT_PARTS:-true}
+parts_in_place = ${BENCH_PARTS_IN_PLACE:-true}
 [[gateway.credentials]]
 access_key_id = "BENCHGATEWAY"
 secret_access_key_file = "gw.secret"

@@ -3,11 +3,14 @@
 //! folder, and goes on only if it sees its own claim and no other. Two claimants that both
 //! went on would each have listed before the other wrote, yet each wrote before it listed.
 
-use futures::StreamExt;
 use hyok::store::{Store, StoreUrl};
 use s3s::{s3_error, S3Result};
 
 use crate::service::to_s3;
+
+/// Most names read from one claims folder (an upload has at most 10,000 parts, each with a
+/// few records).
+const MAX_NAMES: usize = 100_000;
 
 /// Put an empty claim `dir/name`, then list `dir`: whether only this claim is there.
 pub(crate) async fn claim(store: &Store, dir: &StoreUrl, name: &str) -> S3Result<bool> {
@@ -22,24 +25,25 @@ pub(crate) async fn claim(store: &Store, dir: &StoreUrl, name: &str) -> S3Result
     Ok(names.len() == 1 && names[0] == name)
 }
 
-/// The names of the objects under the folder `dir` (recursive, relative to it).
+/// The names of the objects directly under the folder `dir` (one level: claims are flat;
+/// a sub-folder shows as `NAME/`). One LIST with a delimiter, which S3-compatible servers
+/// that keep folders (s3s-fs) answer without walking the whole bucket.
 pub(crate) async fn names_in(store: &Store, dir: &StoreUrl) -> S3Result<Vec<String>> {
-    let dir = dir.as_folder();
-    let mut out = Vec::new();
-    let mut list = store.list(&dir);
-    while let Some(item) = list.next().await {
-        let info = item.map_err(|e| to_s3(e.into()))?;
-        if let Some(rest) = info.url.key().strip_prefix(dir.key()) {
-            out.push(rest.to_owned());
-        }
-    }
-    Ok(out)
+    store
+        .list_names(&dir.as_folder(), MAX_NAMES)
+        .await
+        .map_err(|e| to_s3(e.into()))
 }
 
 /// Claim part `n` of length `len` of the upload in `dir` for sealing in place: the
 /// upload's part size is `len` (`sizes/`), no other attempt of part `n` claimed
-/// (`claims/NNNNN/`), and no Complete started (`completes/`). Returns the claim's
-/// random name (the part's ETag) when all hold.
+/// (`claims/NNNNN/`), and no Complete started (`completes/`). Whether all hold.
+///
+/// A claimant that loses deletes its own two entries again (best effort), so that a part
+/// that could not go in place (typically a last part of another size) does not make later
+/// parts, or the Complete, fall back. That keeps the argument above: only a winner's
+/// entries must stay, and a winner never deletes them; a loser's entry seen by another
+/// claimant can only make that one lose too.
 pub(crate) async fn claim_part(
     store: &Store,
     dir: &StoreUrl,
@@ -53,9 +57,10 @@ pub(crate) async fn claim_part(
     };
     let sizes = sub("sizes/")?;
     let claims = sub(&format!("claims/{n:05}/"))?;
-    let size_name = len.to_string();
+    // One size entry per claimant (`L-ID`), so that a loser can delete its own.
+    let size_prefix = format!("{len}-");
     let size_url = sizes
-        .join(&size_name)
+        .join(&format!("{size_prefix}{claim_id}"))
         .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
     let claim_url = claims
         .join(claim_id)
@@ -72,5 +77,11 @@ pub(crate) async fn claim_part(
         names_in(store, &sizes),
         names_in(store, &completes)
     );
-    Ok(mine? == [claim_id] && all_sizes? == [size_name] && done?.is_empty())
+    let won = mine? == [claim_id]
+        && all_sizes?.iter().all(|s| s.starts_with(&size_prefix))
+        && done?.is_empty();
+    if !won {
+        let _ = tokio::join!(store.delete(&size_url), store.delete(&claim_url));
+    }
+    Ok(won)
 }

@@ -27,10 +27,8 @@ use futures::StreamExt;
 use hyok::objects::Source;
 use hyok::store::{Store, StoreUrl};
 use hyok::{DetachedMessage, EncryptionContext, Parallelism};
-use s3s::dto::StreamingBlob;
 use s3s::{s3_error, S3Result};
 
-use crate::body::{self, Wanted};
 use crate::claims::names_in;
 use crate::direct::{self, read_full, Listed, PartDesc, Record, BATCH_FRAMES, RECORD_LEN};
 use crate::meta;
@@ -121,7 +119,7 @@ pub(crate) async fn begin(store: &Store, body: &StoreUrl) -> S3Result<[(&'static
     }
 }
 
-/// Seal part `n` (`len` bytes, claimed, [`fits`]) into backend part `n` of the upload;
+/// Seal part `n` (claimed, [`fits`], its bytes `plain`) into backend part `n` of the upload;
 /// returns the part's ETag.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn store_part(
@@ -131,12 +129,10 @@ pub(crate) async fn store_part(
     backend_upload: &str,
     message: DetachedMessage,
     n: i32,
-    body: StreamingBlob,
-    wanted: Wanted,
-    trailers: Option<s3s::TrailingHeaders>,
-    len: u64,
+    plain: Vec<u8>,
     etag: [u8; 16],
 ) -> S3Result<String> {
+    let len = plain.len() as u64;
     let record = Record::for_part(&message, n, len, etag)?;
     let kib = u32::try_from(record.frames_len().div_ceil(1024)).unwrap_or(u32::MAX);
     let _permit = g
@@ -145,12 +141,12 @@ pub(crate) async fn store_part(
         .acquire_many_owned(kib)
         .await
         .map_err(|_| s3_error!(ServiceUnavailable))?;
-    let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
     let r = record.clone();
-    let seal = tokio::task::spawn_blocking(move || seal_chunks(&message, &r, reader));
-    let (sealed, pumped) = tokio::join!(seal, pump);
-    pumped.map_err(join_error)??;
-    let chunks = sealed.map_err(join_error)?.map_err(to_s3)?;
+    let chunks =
+        tokio::task::spawn_blocking(move || seal_chunks(&message, &r, std::io::Cursor::new(plain)))
+            .await
+            .map_err(join_error)?
+            .map_err(to_s3)?;
     let store = g.backend.store(bucket)?;
     let body_url = g.backend.object_url(bucket, &body_key(upload_id))?;
     let number = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument))?;

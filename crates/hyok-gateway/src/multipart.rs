@@ -31,6 +31,8 @@ use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
 use crate::service::{join_error, to_btree, to_s3, ts, Caller, Gateway};
 
 const MAX_PART: i32 = 10_000;
+/// Parts described (or deleted) at once by a Complete.
+const DESCRIBE_AHEAD: usize = 16;
 
 /// A new upload id: 128 bits from the process's random hasher keys, a counter and the
 /// time. Unique, not secret (every request is authorized by the key it names).
@@ -198,12 +200,20 @@ async fn remove(g: &Gateway, bucket: &str, id: &str, info: Option<&ObjectDesc>) 
         urls.push(item.map_err(|e| to_s3(e.into()))?.url);
     }
     let root = g.backend.bucket_url(bucket)?;
-    for url in urls {
-        match store.delete(&url).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(to_s3(e.into())),
-        }
+    let mut deleted = futures::stream::iter(urls)
+        .map(|url| {
+            let store = store.clone();
+            async move {
+                match store.delete(&url).await {
+                    Ok(()) => Ok(url),
+                    Err(e) if e.is_not_found() => Ok(url),
+                    Err(e) => Err(to_s3(e.into())),
+                }
+            }
+        })
+        .buffer_unordered(DESCRIBE_AHEAD);
+    while let Some(url) = deleted.next().await {
+        let url = url?;
         // Claims sit in folders of their own (a local folder keeps them).
         if let Some(key) = url.key().strip_prefix(root.key()) {
             g.backend.prune(bucket, key);
@@ -245,77 +255,158 @@ pub(crate) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let mut i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
-    let trailers = req.trailing_headers;
+    let mut trailers = req.trailing_headers;
     if !(1..=MAX_PART).contains(&i.part_number) {
         return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
     }
-    let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
     let len = i
         .content_length
         .and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| s3_error!(MissingContentLength))?;
-    let wanted = body::wanted_of!(i);
-    let body = i.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
+    let mut wanted = body::wanted_of!(i);
+    let mut body = Some(i.body.take().ok_or_else(|| s3_error!(IncompleteBody))?);
     let fl = u64::from(hyok::Settings::default().encrypt.frame_length);
-    if info.context.get(direct::CTX_DIRECT).is_some() && len > 0 && len % fl == 0 {
-        let store = g.backend.store(&i.bucket)?;
-        let dir = g
-            .backend
-            .object_url(&i.bucket, &upload_dir(&i.upload_id))?
-            .as_folder();
-        let claim_id = new_upload_id();
-        let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
-        let (claimed, message) = tokio::join!(
-            crate::claims::claim_part(&store, &dir, i.part_number, len, &claim_id),
-            direct::restore(g, &caller, &i.bucket, info_url)
-        );
-        if claimed? {
-            let etag: [u8; 16] = hex::decode(&claim_id)
-                .ok()
-                .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| s3_error!(InternalError, "bad claim id"))?;
-            let in_place = info
-                .context
-                .get(inplace::CTX_PARTS_UPLOAD)
-                .filter(|_| inplace::fits(i.part_number, len));
-            let etag = if let Some(backend_upload) = in_place {
-                inplace::store_part(
-                    g,
-                    &i.bucket,
-                    &i.upload_id,
-                    backend_upload,
-                    message?,
-                    i.part_number,
-                    body,
-                    wanted,
-                    trailers,
-                    len,
-                    etag,
-                )
-                .await?
-            } else {
-                let url = g
-                    .backend
-                    .object_url(&i.bucket, &part_key(&i.upload_id, i.part_number))?;
-                direct::store_part(
-                    g,
-                    &i.bucket,
-                    url,
-                    message?,
-                    i.part_number,
-                    body,
-                    wanted,
-                    trailers,
-                    len,
-                    etag,
-                )
-                .await?
-            };
-            return Ok(S3Response::new(UploadPartOutput {
-                e_tag: Some(ETag::Strong(etag)),
-                ..Default::default()
-            }));
+    // Parts under S3's smallest part size can only be last parts: never in place nor
+    // claimed (their claims would only make the other parts fall back).
+    let whole_frames = len >= inplace::MIN_PART && len % fl == 0;
+    let store = g.backend.store(&i.bucket)?;
+    let dir = g
+        .backend
+        .object_url(&i.bucket, &upload_dir(&i.upload_id))?
+        .as_folder();
+    let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
+    let claim_id = new_upload_id();
+    // The claims and the upload's message, for a part that may be sealed in place.
+    let claim = |info: ObjectDesc| {
+        let store = store.clone();
+        let (dir, info_url, claim_id) = (dir.clone(), info_url.clone(), claim_id.clone());
+        let (caller, bucket, n, upload_id) = (&caller, &i.bucket, i.part_number, &i.upload_id);
+        async move {
+            let (claimed, message) = tokio::join!(
+                crate::claims::claim_part(&store, &dir, n, len, &claim_id),
+                direct::restore(g, caller, bucket, info_url)
+            );
+            let claimed = claimed?;
+            if !claimed {
+                // A local folder keeps the emptied claim folder otherwise.
+                let dir_key = upload_dir(upload_id);
+                g.backend
+                    .prune(bucket, &format!("{dir_key}claims/{n:05}/{claim_id}"));
+            }
+            Ok::<_, s3s::S3Error>((info, Some((claimed, message))))
         }
+    };
+    // A part that can go in place is received into memory while the upload is looked up
+    // and the part claimed (they are round trips to the backend; the body is the client's).
+    let mut plain = None;
+    let (info, claimed) = if whole_frames
+        && g.direct_parts
+        && g.parts_in_place
+        && inplace::fits(i.part_number, len)
+        && store.has_numbered_parts()
+    {
+        let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+        let permit = g
+            .memory
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| s3_error!(ServiceUnavailable))?;
+        let (mut reader, pump) = body::pump(
+            body.take().ok_or_else(|| s3_error!(IncompleteBody))?,
+            std::mem::take(&mut wanted),
+            trailers.take(),
+            Some(len),
+        )?;
+        let cap = usize::try_from(len).unwrap_or(0);
+        let recv = tokio::task::spawn_blocking(move || {
+            let mut v = Vec::with_capacity(cap);
+            std::io::Read::read_to_end(&mut reader, &mut v).map(|_| v)
+        });
+        let look = async {
+            let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
+            if info.context.get(inplace::CTX_PARTS_UPLOAD).is_some()
+                && info.context.get(direct::CTX_DIRECT).is_some()
+            {
+                claim(info).await
+            } else {
+                Ok((info, None))
+            }
+        };
+        let (recv, pumped, looked) = tokio::join!(recv, pump, look);
+        pumped.map_err(join_error)??;
+        let v = recv
+            .map_err(join_error)?
+            .map_err(|_| s3_error!(IncompleteBody))?;
+        plain = Some((v, permit));
+        looked?
+    } else {
+        (load(g, &i.bucket, &i.key, &i.upload_id).await?, None)
+    };
+    // Sealed in place, from memory.
+    if matches!(claimed, Some((true, _))) && plain.is_some() {
+        let (Some((_, message)), Some((v, _permit))) = (claimed, plain) else {
+            return Err(s3_error!(InternalError));
+        };
+        let backend_upload = info
+            .context
+            .get(inplace::CTX_PARTS_UPLOAD)
+            .ok_or_else(|| s3_error!(InternalError, "the upload's record is damaged"))?;
+        let etag = inplace::store_part(
+            g,
+            &i.bucket,
+            &i.upload_id,
+            backend_upload,
+            message?,
+            i.part_number,
+            v,
+            claim_etag(&claim_id)?,
+        )
+        .await?;
+        return Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }));
+    }
+    // Otherwise the body comes from memory (already checked) or from the client.
+    if let Some((v, _)) = plain.take() {
+        body = Some(StreamingBlob::wrap(futures::stream::iter([Ok::<
+            _,
+            std::io::Error,
+        >(
+            bytes::Bytes::from(v),
+        )])));
+    }
+    let body = body.ok_or_else(|| s3_error!(IncompleteBody))?;
+    let claimed = match claimed {
+        Some(c) => Some(c),
+        None if info.context.get(direct::CTX_DIRECT).is_some() && whole_frames => {
+            claim(info.clone()).await?.1
+        }
+        None => None,
+    };
+    if let Some((true, message)) = claimed {
+        let etag = claim_etag(&claim_id)?;
+        let url = g
+            .backend
+            .object_url(&i.bucket, &part_key(&i.upload_id, i.part_number))?;
+        let etag = direct::store_part(
+            g,
+            &i.bucket,
+            url,
+            message?,
+            i.part_number,
+            body,
+            wanted,
+            trailers,
+            len,
+            etag,
+        )
+        .await?;
+        return Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }));
     }
     let (etag, _) = store_part(
         g,
@@ -333,6 +424,14 @@ pub(crate) async fn upload_part(
         e_tag: Some(ETag::Strong(etag)),
         ..Default::default()
     }))
+}
+
+/// A claim's random id as a part ETag.
+fn claim_etag(claim_id: &str) -> S3Result<[u8; 16]> {
+    hex::decode(claim_id)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| s3_error!(InternalError, "bad claim id"))
 }
 
 pub(crate) async fn complete(
@@ -353,16 +452,35 @@ pub(crate) async fn complete(
     let mut digest = Md5::new();
     let mut total = 0u64;
     let mut prev = 0;
+    let mut urls = Vec::with_capacity(parts.len());
     for p in &parts {
         let n = p.part_number.unwrap_or(0);
         if n <= prev {
             return Err(s3_error!(InvalidPartOrder));
         }
         prev = n;
-        let url = g
-            .backend
-            .object_url(&i.bucket, &part_key(&i.upload_id, n))?;
-        let Some((info, desc)) = direct::describe_part(g, &store, &url).await? else {
+        urls.push((
+            n,
+            g.backend
+                .object_url(&i.bucket, &part_key(&i.upload_id, n))?,
+        ));
+    }
+    // The parts' descriptions, DESCRIBE_AHEAD at a time (one small GET each).
+    let mut described = futures::stream::iter(urls)
+        .map(|(n, url)| {
+            let store = store.clone();
+            async move {
+                let d = direct::describe_part(g, &store, &url).await?;
+                Ok::<_, s3s::S3Error>((n, url, d))
+            }
+        })
+        .buffered(DESCRIBE_AHEAD);
+    for p in &parts {
+        let Some(item) = described.next().await else {
+            break;
+        };
+        let (n, url, d) = item?;
+        let Some((info, desc)) = d else {
             return Err(s3_error!(InvalidPart, "part {n} was not uploaded"));
         };
         let etag = desc.etag();
@@ -374,6 +492,7 @@ pub(crate) async fn complete(
         total += desc.size();
         listed.push(direct::Listed { n, url, info, desc });
     }
+    drop(described);
     let etag = format!("{}-{}", hex::encode(digest.finalize()), parts.len());
     let ctx = meta::object_context(
         info.content_type.as_deref(),
