@@ -5,31 +5,31 @@
 //! `.hyok-gateway/uploads/ID/body` and puts 5 MiB of zeros as its part 1 (a filler: part 1
 //! of the message needs the header in front, which is sealed only at Complete). UploadPart
 //! n ≥ 2 whose claims win and whose length is 5 to 16 MiB, a whole number of frames, seals
-//! its frames (n−1)·k+1 … n·k in memory and puts them as backend part n; a small record
-//! (`inplace-NNNNN`, written once, and `part-NNNNN`) keeps its range, client ETag and backend
-//! ETag. CompleteMultipartUpload, when parts 2 … N−1 are in place and the Complete's claims
-//! hold, seals the header, puts backend part 1 = header ‖ part 1's frames and the tail (the
-//! final frame, after the last part's frames when that part is not in place), completes the
-//! backend upload, checks the result starts with its header and has the expected size, and
-//! copies it to the target server-side.
+//! its frames (n−1)·k+1 … n·k in memory and puts them as backend part n; a small record at
+//! `part-NNNNN` keeps its range, client ETag and backend ETag. CompleteMultipartUpload,
+//! when parts 2 … N−1 are in place and the Complete's claims hold, seals the header, puts
+//! backend part 1 = header ‖ part 1's frames and the tail (the final frame, after the last
+//! part's frames when that part is not in place), completes the backend upload, checks the
+//! result starts with its header and has the expected size, and copies it to the target
+//! server-side.
 //!
 //! Anything else falls back to re-encryption, which must read parts that sit in an
-//! unfinished backend upload: [`layout`] completes it as it stands (part 1 and any part
-//! number without a part in place are fillers) and finds each part's frames by offset. A
-//! fallback never puts part 1 nor a part number a direct Complete could put, so the two
-//! cannot mix their bytes into one backend object.
+//! unfinished backend upload: [`layout`] completes it with the listed parts in place and
+//! fillers (part 1, and every other number up to the last listed part in place), and finds
+//! each listed part's frames by offset. A fallback never puts part 1, and puts fillers only
+//! at numbers that a direct Complete of the same list does not use; if two different lists
+//! race, the direct Complete's size check or the fallback's authenticated decryption fails,
+//! and nothing wrong is published.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use hyok::objects::Source;
 use hyok::store::{Store, StoreUrl};
 use hyok::{DetachedMessage, EncryptionContext, Parallelism};
 use s3s::{s3_error, S3Result};
 
-use crate::claims::names_in;
 use crate::direct::{self, read_full, Listed, PartDesc, Record, BATCH_FRAMES, RECORD_LEN};
 use crate::meta;
 use crate::service::{join_error, to_s3, Caller, Gateway};
@@ -87,10 +87,6 @@ impl InPlace {
             backend_etag,
         })
     }
-}
-
-fn inplace_key(id: &str, n: i32) -> String {
-    format!("{}inplace-{n:05}", crate::multipart::upload_dir(id))
 }
 
 /// The staging key of an upload's backend upload.
@@ -165,18 +161,13 @@ pub(crate) async fn store_part(
         backend_etag,
     }
     .encode();
-    // `inplace-NNNNN` first: the fallback's layout needs every part in place, and only this
-    // request (the claim's winner) writes it; `part-NNNNN` is what Complete lists.
-    for key in [
-        inplace_key(upload_id, n),
-        crate::multipart::part_key(upload_id, n),
-    ] {
-        let url = g.backend.object_url(bucket, &key)?;
-        store
-            .put_whole(&url, rec.clone())
-            .await
-            .map_err(|e| to_s3(e.into()))?;
-    }
+    let url = g
+        .backend
+        .object_url(bucket, &crate::multipart::part_key(upload_id, n))?;
+    store
+        .put_whole(&url, rec)
+        .await
+        .map_err(|e| to_s3(e.into()))?;
     g.metrics.bytes_in(len);
     g.metrics.direct_part();
     g.metrics.inplace_part();
@@ -476,44 +467,21 @@ pub(crate) async fn layout(
     listed: &[Listed],
 ) -> S3Result<Layout> {
     let store = g.backend.store(bucket)?;
-    let dir = g
-        .backend
-        .object_url(bucket, &crate::multipart::upload_dir(upload_id))?
-        .as_folder();
-    let mut numbers: Vec<i32> = names_in(&store, &dir)
-        .await?
+    // The listed parts in place, by number. Other backend parts (a part sent again, a
+    // number left out) are not read: fillers replace them.
+    let by_number: std::collections::BTreeMap<i32, (&InPlace, &StoreUrl)> = listed
         .iter()
-        .filter_map(|n| n.strip_prefix("inplace-")?.parse().ok())
-        .collect();
-    numbers.sort_unstable();
-    let records: Vec<(i32, InPlace)> = futures::stream::iter(numbers)
-        .map(|n| {
-            let store = store.clone();
-            let url = g.backend.object_url(bucket, &inplace_key(upload_id, n));
-            async move {
-                let url = url?;
-                let b = store
-                    .try_get_prefix(&url, RECORD_LEN + 2 + MAX_ETAG as u64)
-                    .await
-                    .map_err(|e| to_s3(e.into()))?
-                    .ok_or_else(|| s3_error!(InternalError, "a part's record vanished"))?;
-                let r = InPlace::decode(&b.bytes)
-                    .ok_or_else(|| s3_error!(InternalError, "a part's record is damaged"))?;
-                Ok::<_, s3s::S3Error>((n, r))
-            }
+        .filter_map(|p| match &p.desc {
+            PartDesc::InPlace(ip) => Some((p.n, (ip, &p.url))),
+            _ => None,
         })
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<S3Result<_>>()?;
+        .collect();
     let body_url = g.backend.object_url(bucket, &body_key(upload_id))?;
-    let by_number: HashMap<i32, &InPlace> = records.iter().map(|(n, r)| (*n, r)).collect();
-    let max = records.last().map_or(1, |(n, _)| *n);
+    let max = by_number.keys().next_back().copied().unwrap_or(1);
     let mut etags = vec![filler_etag.to_owned()];
     for n in 2..=max {
         match by_number.get(&n) {
-            Some(r) => etags.push(r.backend_etag.clone()),
+            Some((r, _)) => etags.push(r.backend_etag.clone()),
             None => {
                 let number = u32::try_from(n).map_err(|_| s3_error!(InternalError))?;
                 let e = store
@@ -534,7 +502,10 @@ pub(crate) async fn layout(
         .map_err(|e| to_s3(e.into()))?
         .ok_or_else(|| s3_error!(NoSuchUpload, "another Complete of this upload finished it"))?;
     // Part 1 is the filler (zeros), or a direct Complete's header ‖ part 1's frames.
-    let k_len = records.first().map_or(0, |(_, r)| r.record.frames_len());
+    let k_len = by_number
+        .values()
+        .next()
+        .map_or(0, |(r, _)| r.record.frames_len());
     let mut at = if prefix.bytes.first() == Some(&0) {
         FILLER as u64
     } else {
@@ -544,34 +515,24 @@ pub(crate) async fn layout(
         parsed.wire_len() as u64 + k_len
     };
     let mut found = HashMap::new();
-    let wanted: HashMap<String, ()> = listed
-        .iter()
-        .filter(|p| matches!(p.desc, PartDesc::InPlace(_)))
-        .map(|p| (p.url.to_string(), ()))
-        .collect();
     for n in 2..=max {
         let len = match by_number.get(&n) {
-            Some(r) => {
+            Some((r, url)) => {
                 let len = r.record.frames_len();
-                let url = g
-                    .backend
-                    .object_url(bucket, &crate::multipart::part_key(upload_id, n))?;
-                if wanted.contains_key(&url.to_string()) {
-                    found.insert(
-                        url.to_string(),
-                        Found {
-                            at: at..at + len,
-                            record: r.record.clone(),
-                        },
-                    );
-                }
+                found.insert(
+                    url.to_string(),
+                    Found {
+                        at: at..at + len,
+                        record: r.record.clone(),
+                    },
+                );
                 len
             }
             None => FILLER as u64,
         };
         at += len;
     }
-    if at > prefix.info.size || found.len() != wanted.len() {
+    if at > prefix.info.size {
         return Err(s3_error!(
             InternalError,
             "the parts of this upload cannot be read back; abort it and upload again"
