@@ -199,7 +199,7 @@ fn seal_chunks(
             return Err(wrong());
         }
         let mut out = Vec::new();
-        let k = m.seal_frames(&Parallelism::Global, seq, &buf[..got], false, &mut out)?;
+        let k = m.seal_frames(&Parallelism::Sequential, seq, &buf[..got], false, &mut out)?;
         out.truncate(k);
         chunks.push(Bytes::from(out));
         seq += (got / fl) as u32;
