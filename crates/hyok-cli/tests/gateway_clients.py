@@ -473,13 +473,25 @@ def direct_suite():
           and metric("hyok_gateway_direct_completes_total") - done0 <= 1,
           f"two Completes at once: the object is whole, at most one sealed a header ({results})")
 
-    # An aborted upload of direct parts leaves nothing.
+    # An aborted upload of direct parts (on S3, part 2 in place) leaves nothing, on the
+    # backend either.
     uid = s3.create_multipart_upload(Bucket=b, Key="direct/aborted")["UploadId"]
     put_part("direct/aborted", uid, 1, marked(part, 36))
+    put_part("direct/aborted", uid, 2, marked(part, 38))
+    lp = s3.list_parts(Bucket=b, Key="direct/aborted", UploadId=uid)
+    check([(p["PartNumber"], p["Size"]) for p in lp["Parts"]] == [(1, part), (2, part)],
+          "list_parts shows a direct part and a part in place with their plaintext sizes")
     s3.abort_multipart_upload(Bucket=b, Key="direct/aborted", UploadId=uid)
     check(not s3.list_multipart_uploads(Bucket=b).get("Uploads")
           and s3.list_objects_v2(Bucket=b, Prefix="direct/aborted").get("KeyCount") == 0,
           "an aborted upload of direct parts leaves nothing")
+    if on_s3:
+        be = boto3.client("s3", endpoint_url=E["GW_BACKEND_ENDPOINT"], region_name="us-east-1",
+                          aws_access_key_id=E["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=E["AWS_SECRET_ACCESS_KEY"],
+                          config=Config(s3={"addressing_style": "path"}))
+        left = be.list_objects_v2(Bucket=b, Prefix=f".hyok-gateway/uploads/{uid}/").get("Contents", [])
+        check(not left, f"no upload state is left on the backend ({[o['Key'] for o in left][:5]})")
 
 
 def rclone_suite():

@@ -115,8 +115,14 @@ pub(crate) async fn begin(store: &Store, body: &StoreUrl) -> S3Result<[(&'static
     }
 }
 
+/// Bytes of memory a part of `len` bytes in place needs: its plaintext and its frames.
+pub(crate) fn memory_for(len: u64) -> u64 {
+    let (_, fl) = direct::settings();
+    len + len.div_ceil(u64::from(fl)) * hyok::REGULAR_FRAME_OVERHEAD + len
+}
+
 /// Seal part `n` (claimed, [`fits`], its bytes `plain`) into backend part `n` of the upload;
-/// returns the part's ETag.
+/// returns the part's ETag. The caller holds the memory ([`memory_for`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn store_part(
     g: &Gateway,
@@ -130,13 +136,6 @@ pub(crate) async fn store_part(
 ) -> S3Result<String> {
     let len = plain.len() as u64;
     let record = Record::for_part(&message, n, len, etag)?;
-    let kib = u32::try_from(record.frames_len().div_ceil(1024)).unwrap_or(u32::MAX);
-    let _permit = g
-        .memory
-        .clone()
-        .acquire_many_owned(kib)
-        .await
-        .map_err(|_| s3_error!(ServiceUnavailable))?;
     let r = record.clone();
     let chunks =
         tokio::task::spawn_blocking(move || seal_chunks(&message, &r, std::io::Cursor::new(plain)))
@@ -311,6 +310,21 @@ pub(crate) async fn complete(
         .map_err(to_s3)?
     };
     let header = Bytes::from(header);
+    // Memory for part 1's frames and the tail (the last part's frames, or its plaintext and
+    // frames), from the same budget as request bodies.
+    let tail_bytes = match &parts[last].desc {
+        PartDesc::InPlace(_) => 0,
+        PartDesc::Direct(r) => r.frames_len(),
+        PartDesc::Staged(d) => memory_for(d.size),
+    };
+    let kib =
+        u32::try_from((first.frames_len() + tail_bytes).div_ceil(1024) + 64).unwrap_or(u32::MAX);
+    let _permit = g
+        .memory
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(|_| s3_error!(ServiceUnavailable))?;
     let frames_of = |p: &Listed| {
         let store = store.clone();
         let (url, info) = (p.url.clone(), p.info.clone());

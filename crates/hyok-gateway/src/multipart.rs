@@ -305,7 +305,9 @@ pub(crate) async fn upload_part(
         && inplace::fits(i.part_number, len)
         && store.has_numbered_parts()
     {
-        let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+        // Memory for the plaintext and its sealed frames, taken at once (two separate
+        // waits could hold the whole budget between them and never get the second).
+        let kib = u32::try_from(inplace::memory_for(len).div_ceil(1024)).unwrap_or(u32::MAX);
         let permit = g
             .memory
             .clone()
