@@ -364,18 +364,9 @@ pub(crate) async fn complete(
                     vec![frames, seal_final(sealer, seq, Vec::new()).await?],
                 )
             }
-            PartDesc::Staged(_) => {
+            PartDesc::Staged(d) => {
                 let url = parts[last].url.clone();
-                let objects = objects.clone();
-                let plain = tokio::task::spawn_blocking(move || {
-                    let mut buf = Vec::new();
-                    objects
-                        .get(&url, &mut buf, None, &EncryptionContext::new())
-                        .map(|_| buf)
-                })
-                .await
-                .map_err(join_error)?
-                .map_err(to_s3)?;
+                let plain = crate::reencrypt::decrypt_whole(objects.clone(), url, d.size).await?;
                 let seq = seq_of(last).ok_or_else(|| s3_error!(EntityTooLarge))?;
                 (n_parts, vec![seal_final(sealer, seq, plain).await?])
             }

@@ -509,16 +509,23 @@ pub(crate) async fn complete(
         .any(|p| matches!(p.desc, direct::PartDesc::InPlace(_)));
     let mut opener = None;
     let mut done = false;
-    if any_in_place {
-        let (Some(backend_upload), Some(filler), Some(_)) = (
+    // Parts sealed in place need the upload's message (its data key and message id).
+    let message = if any_in_place || any_direct {
+        if info.context.get(direct::CTX_DIRECT).is_none() {
+            return Err(s3_error!(InternalError, "a stored part is damaged"));
+        }
+        let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
+        Some(direct::restore(g, &caller, &i.bucket, info_url).await?)
+    } else {
+        None
+    };
+    if let (true, Some(message)) = (any_in_place, &message) {
+        let (Some(backend_upload), Some(filler)) = (
             info.context.get(inplace::CTX_PARTS_UPLOAD),
             info.context.get(inplace::CTX_FILLER_ETAG),
-            info.context.get(direct::CTX_DIRECT),
         ) else {
             return Err(s3_error!(InternalError, "a stored part is damaged"));
         };
-        let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
-        let message = direct::restore(g, &caller, &i.bucket, info_url).await?;
         done = inplace::complete(
             g,
             &caller,
@@ -526,7 +533,7 @@ pub(crate) async fn complete(
             &i.key,
             &i.upload_id,
             backend_upload,
-            &message,
+            message,
             &listed,
             ctx.clone(),
             total,
@@ -536,14 +543,11 @@ pub(crate) async fn complete(
             let layout =
                 inplace::layout(g, &i.bucket, &i.upload_id, backend_upload, filler, &listed)
                     .await?;
-            opener = Some(direct::Opener::new(message, &listed).with_in_place(layout));
+            opener = Some(
+                direct::Opener::new(direct::duplicate(message)?, &listed).with_in_place(layout),
+            );
         }
-    } else if any_direct {
-        if info.context.get(direct::CTX_DIRECT).is_none() {
-            return Err(s3_error!(InternalError, "a stored part is damaged"));
-        }
-        let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
-        let message = direct::restore(g, &caller, &i.bucket, info_url).await?;
+    } else if let Some(message) = &message {
         let dir = g
             .backend
             .object_url(&i.bucket, &upload_dir(&i.upload_id))?
@@ -554,14 +558,14 @@ pub(crate) async fn complete(
             &i.bucket,
             &i.key,
             &dir,
-            &message,
+            message,
             &listed,
             ctx.clone(),
             total,
         )
         .await?;
         if !done {
-            opener = Some(direct::Opener::new(message, &listed));
+            opener = Some(direct::Opener::new(direct::duplicate(message)?, &listed));
         }
     }
     if !done {

@@ -92,6 +92,20 @@ async fn read_in_turn(
     .map_err(join_error)?
 }
 
+/// Decrypt the whole message `url` (`n` bytes of plaintext expected) into memory; the
+/// caller holds the memory.
+pub(crate) async fn decrypt_whole(objects: Objects, url: StoreUrl, n: u64) -> S3Result<Vec<u8>> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        objects
+            .get(&url, &mut buf, None, &EncryptionContext::new())
+            .map(|_| buf)
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(to_s3)
+}
+
 /// Decrypt up to [`READ_AHEAD`] sources at once into memory (`memory`: the in-memory body
 /// budget, in KiB permits); write them to `w` in order.
 async fn read_ahead(
@@ -110,15 +124,7 @@ async fn read_ahead(
                     .acquire_many_owned(kib)
                     .await
                     .map_err(|_| s3_error!(ServiceUnavailable))?;
-                let buf = tokio::task::spawn_blocking(move || {
-                    let mut buf = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-                    objects
-                        .get(&url, &mut buf, None, &EncryptionContext::new())
-                        .map(|_| buf)
-                })
-                .await
-                .map_err(join_error)?
-                .map_err(to_s3)?;
+                let buf = decrypt_whole(objects, url, n).await?;
                 Ok::<_, S3Error>((buf, permit))
             }
         })
