@@ -582,6 +582,39 @@ mod tests {
         assert_eq!(InPlace::decode(&empty), None);
     }
 
+    /// Records are read back from the backend, which may be tampered with: every truncation
+    /// and every single-byte change of a valid record decodes to nothing or to a record of
+    /// the same length, never a panic; a backend ETag over the bound is refused.
+    #[test]
+    fn damaged_records_of_parts_in_place_are_refused_without_panicking() {
+        let p = InPlace {
+            record: Record {
+                message_id: vec![1; 32],
+                first_seq: 1,
+                frames: 80,
+                len: 5 << 20,
+                etag: [9; 16],
+            },
+            backend_etag: "\"d41d8cd98f00b204e9800998ecf8427e\"".into(),
+        };
+        let b = p.encode();
+        for n in 0..b.len() {
+            assert_eq!(InPlace::decode(&b[..n]), None, "truncated to {n}");
+        }
+        for at in 0..b.len() {
+            for v in [0u8, 0x7f, 0xff] {
+                let mut m = b.clone();
+                m[at] = v;
+                if let Some(d) = InPlace::decode(&m) {
+                    assert_eq!(d.encode().len(), m.len());
+                }
+            }
+        }
+        let mut long = p.clone();
+        long.backend_etag = "e".repeat(MAX_ETAG + 1);
+        assert_eq!(InPlace::decode(&long.encode()), None);
+    }
+
     #[test]
     fn only_parts_of_five_to_sixteen_mib_after_the_first_go_in_place() {
         assert!(fits(2, 5 << 20));
