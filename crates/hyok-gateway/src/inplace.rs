@@ -498,14 +498,24 @@ pub(crate) async fn layout(
         }
     }
     // Another Complete may have completed it first: then it is read as that one left it.
-    let _ = store
+    let completed = store
         .complete_numbered(&body_url, backend_upload, etags)
         .await;
-    let prefix = store
+    let prefix = match store
         .try_get_prefix(&body_url, meta::HEADER_PREFIX)
         .await
         .map_err(|e| to_s3(e.into()))?
-        .ok_or_else(|| s3_error!(NoSuchUpload, "another Complete of this upload finished it"))?;
+    {
+        Some(p) => p,
+        // Not completed by anyone: report why ours failed (a backend error the client may
+        // retry), not a missing upload.
+        None => {
+            return Err(match completed {
+                Err(e) => to_s3(e.into()),
+                Ok(()) => s3_error!(InternalError, "the completed upload vanished; retry"),
+            })
+        }
+    };
     // Part 1 is the filler (zeros), or a direct Complete's header ‖ part 1's frames.
     let k_len = by_number
         .values()
