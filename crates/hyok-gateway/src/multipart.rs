@@ -440,31 +440,33 @@ pub(crate) async fn complete(
     g: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let (bucket, id) = (req.input.bucket.clone(), req.input.upload_id.clone());
-    let res = complete_upload(g, req).await;
-    if res.is_err() && check_id(&id).is_ok() {
+    let i = req.input;
+    let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
+    g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
+    let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    let (bucket, id) = (i.bucket.clone(), i.upload_id.clone());
+    let res = complete_upload(g, caller, i, info).await;
+    if res.is_err() {
         // A Complete that lost a race with another one that finished (and removed the
         // upload) may have written a claim after that removal: sweep it, so that nothing
         // but messages stays on the backend.
-        let info = g.backend.object_url(&bucket, &info_key(&id))?;
-        if let Ok(store) = g.backend.store(&bucket) {
-            if matches!(store.try_head(&info).await, Ok(None)) {
-                let _ = remove(g, &bucket, &id, None).await;
-                return Err(s3_error!(NoSuchUpload));
-            }
+        let url = g.backend.object_url(&bucket, &info_key(&id))?;
+        let store = g.backend.store(&bucket)?;
+        if matches!(store.try_head(&url).await, Ok(None)) {
+            let _ = remove(g, &bucket, &id, None).await;
+            return Err(s3_error!(NoSuchUpload));
         }
     }
     res
 }
 
+/// Complete an upload whose caller is authorized and whose `info` was read.
 async fn complete_upload(
     g: &Gateway,
-    req: S3Request<CompleteMultipartUploadInput>,
+    caller: std::sync::Arc<Caller>,
+    i: CompleteMultipartUploadInput,
+    info: ObjectDesc,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let i = req.input;
-    let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
-    g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
-    let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
     let parts = i
         .multipart_upload
         .and_then(|m| m.parts)
