@@ -594,10 +594,15 @@ impl Journal {
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let seq = JOURNAL_SEQ.fetch_add(1, Ordering::Relaxed);
-        let file = dir.join(format!("{}-{nanos}-{seq}.json", std::process::id()));
+        let name = format!("{}-{nanos}-{seq}.json", std::process::id());
+        let file = dir.join(&name);
+        // Written whole, then renamed: a process killed mid-write leaves a `.tmp` file (which
+        // the sweep removes once the process is gone), never a truncated entry.
+        let tmp = dir.join(format!("{name}.tmp"));
         let res = std::fs::create_dir_all(dir).and_then(|_| {
             let json = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-            std::fs::write(&file, json)
+            std::fs::write(&tmp, json)?;
+            std::fs::rename(&tmp, &file)
         });
         match res {
             Ok(()) => Some(Self { file }),
@@ -611,6 +616,11 @@ impl Journal {
     fn remove(self) {
         let _ = std::fs::remove_file(&self.file);
     }
+}
+
+/// The process id a journal file name starts with (`PID-NANOS-SEQ.json[.tmp]`).
+fn writer_pid(name: &std::ffi::OsStr) -> Option<u32> {
+    name.to_str()?.split_once('-')?.0.parse().ok()
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -650,6 +660,12 @@ pub(crate) async fn abort_stale(store: &Store) -> Result<usize> {
                 continue;
             };
             let Ok(e) = serde_json::from_slice::<JournalEntry>(&bytes) else {
+                // An entry its process never finished writing (killed between the create and
+                // the rename, or an older hyok killed mid-write): once that process is gone,
+                // nothing can name its upload, so the file only hides later sweeps' results.
+                if writer_pid(&ent.file_name()).is_some_and(|pid| !process_alive(pid)) {
+                    let _ = std::fs::remove_file(&file);
+                }
                 continue;
             };
             if e.bucket != store.bucket
@@ -732,6 +748,12 @@ mod tests {
             };
             std::fs::write(dir.path().join(name), serde_json::to_vec(&e).unwrap()).unwrap();
         };
+        // Entries a killed writer never finished: one under the old temporary name, one
+        // truncated (as an older hyok killed mid-write left them); and a live writer's.
+        std::fs::write(dir.path().join(format!("{pid}-1-0.json.tmp")), b"{\"endp").unwrap();
+        std::fs::write(dir.path().join(format!("{pid}-1-1.json")), b"").unwrap();
+        let live = format!("{}-1-2.json.tmp", std::process::id());
+        std::fs::write(dir.path().join(&live), b"").unwrap();
         entry("a-unknown.json", "00000000-0000-4000-8000-000000000000");
         entry("b-real.json", &real);
         entry("c-unknown.json", "00000000-0000-4000-8000-000000000001");
@@ -742,6 +764,15 @@ mod tests {
             dir.path().join("a-unknown.json").exists()
                 && dir.path().join("c-unknown.json").exists(),
             "entries that could not be aborted are kept for a later run"
+        );
+        assert!(
+            !dir.path().join(format!("{pid}-1-0.json.tmp")).exists()
+                && !dir.path().join(format!("{pid}-1-1.json")).exists(),
+            "a dead writer's unfinished entries are removed"
+        );
+        assert!(
+            dir.path().join(&live).exists(),
+            "a live writer's unfinished entry is left alone"
         );
     }
 

@@ -473,7 +473,6 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
     // upload is made deterministic: a `cp` from a pipe that stalls after more than one part.
     if loc.starts_with("s3://") {
         let journal = rig.path("state/hyok/uploads");
-        let entries = || std::fs::read_dir(&journal).map_or(0, |d| d.count());
         let mut cp = rig
             .cmd(&[
                 "cp",
@@ -504,7 +503,7 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
         let _ = cp.wait();
         drop(pipe);
         assert!(journaled(), "the killed upload is in the journal");
-        rig.ok(&[
+        let swept = rig.ok(&[
             "reencrypt",
             loc,
             "--keyring",
@@ -513,7 +512,26 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
             "pay2",
             "-q",
         ]);
-        assert_eq!(entries(), 0, "reencrypt aborted the killed uploads");
+        let left: Vec<String> = std::fs::read_dir(&journal)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        let body = std::fs::read(e.path()).unwrap_or_default();
+                        format!(
+                            "{} ({} bytes: {})",
+                            e.file_name().to_string_lossy(),
+                            body.len(),
+                            String::from_utf8_lossy(&body)
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "reencrypt aborted the killed uploads; left: {left:?}; {}",
+            swept.describe()
+        );
     }
 
     // A writer racing a run: it overwrites every 7th object (under the old keys) while the
