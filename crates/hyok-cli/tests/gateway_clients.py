@@ -11,6 +11,7 @@ downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empt
 Prints one line per check and `N passed, 0 failed`; exits non-zero at the first failure.
 """
 
+import base64
 import concurrent.futures as cf
 import filecmp
 import hashlib
@@ -23,6 +24,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import zlib
 
 import boto3
 from botocore.config import Config
@@ -429,6 +431,25 @@ def direct_suite():
     ip2 = in_place()
     check(not on_s3 or (ip2[0] - ip1[0] >= 2 and ip2[1] == ip1[1]),
           "the retried part's first version went in place and the Complete fell back")
+
+    # A part whose bytes fail the checksum it announced (on S3 it streams in place as it
+    # arrives): refused, and no trace of it; the part sent again with the right bytes is used.
+    data = marked(3 * part, 39)
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/badsum")["UploadId"]
+    etags = {1: put_part("direct/badsum", uid, 1, data[:part])}
+    wrong = base64.b64encode(zlib.crc32(b"other bytes").to_bytes(4, "big")).decode()
+    try:
+        s3.upload_part(Bucket=b, Key="direct/badsum", UploadId=uid, PartNumber=2,
+                       Body=marked(part, 40), ChecksumCRC32=wrong)
+        refused = None
+    except ClientError as e:
+        refused = e.response["Error"]["Code"]
+    check(refused in ("BadDigest", "InvalidRequest", "XAmzContentChecksumMismatch"),
+          f"a part failing its announced checksum is refused ({refused})")
+    etags[2] = put_part("direct/badsum", uid, 2, data[part:2 * part])
+    etags[3] = put_part("direct/badsum", uid, 3, data[2 * part:])
+    complete("direct/badsum", uid, etags)
+    check(got("direct/badsum") == data, "the part sent again after a checksum failure is used")
 
     # A part number left out of the Complete: the object is parts 1 and 3 (S3 semantics); on
     # S3 the fallback reads part 3 back from the backend upload by offset.

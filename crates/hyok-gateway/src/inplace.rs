@@ -30,7 +30,7 @@ use hyok::store::{Store, StoreUrl};
 use hyok::{DetachedMessage, EncryptionContext, Parallelism};
 use s3s::{s3_error, S3Result};
 
-use crate::direct::{self, read_full, Listed, PartDesc, Record, BATCH_FRAMES, RECORD_LEN};
+use crate::direct::{self, read_full, Listed, PartDesc, Record, RECORD_LEN};
 use crate::meta;
 use crate::service::{join_error, to_s3, Caller, Gateway};
 
@@ -121,40 +121,180 @@ pub(crate) fn memory_for(len: u64) -> u64 {
     len + len.div_ceil(u64::from(fl)) * hyok::REGULAR_FRAME_OVERHEAD + len
 }
 
-/// Seal part `n` (claimed, [`fits`], its bytes `plain`) into backend part `n` of the upload;
-/// returns the part's ETag. The caller holds the memory ([`memory_for`]).
+/// Frames sealed and sent at a time while a part streams in place (1 MiB of 64 KiB frames:
+/// small, so the backend request follows the client's closely).
+const STREAM_FRAMES: usize = 16;
+
+/// What a part's claims decided for [`receive`]: seal it in place (the upload's message and
+/// the part's record), or not (`None`, also when the deciding side gave up).
+pub(crate) type Decision = Option<(DetachedMessage, Record)>;
+
+/// What [`receive`] made of a part's body.
+pub(crate) enum Received {
+    /// Sealed as the record's frames, all of them sent on the way.
+    Sealed(Vec<Bytes>),
+    /// Not sealed (the decision was no): the plaintext, whole and checked.
+    Plain(Vec<u8>),
+}
+
+/// Receive a part of `len` bytes (a whole number of frames) from `src`, which checks the
+/// client's length and checksums before it reports the end of input. The plaintext is kept
+/// until `decided` answers; from a yes on, it is sealed 16 frames at a time and each chunk
+/// sent to `out` (the backend request's body) at once — except the last, which waits until
+/// `src` has reported its end, so bytes that fail the client's checksum never complete a
+/// backend part. An error is also sent to `out`, which abandons the backend request. The
+/// caller holds the memory for the plaintext and the frames ([`memory_for`]).
+pub(crate) fn receive(
+    src: &mut dyn std::io::Read,
+    len: u64,
+    decided: std::sync::mpsc::Receiver<Decision>,
+    out: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> hyok::Result<Received> {
+    let res = receive_inner(src, len, &decided, &out);
+    if let Err(e) = &res {
+        let _ = out.blocking_send(Err(std::io::Error::other(e.to_string())));
+    }
+    res
+}
+
+fn receive_inner(
+    src: &mut dyn std::io::Read,
+    len: u64,
+    decided: &std::sync::mpsc::Receiver<Decision>,
+    out: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> hyok::Result<Received> {
+    use std::sync::mpsc::TryRecvError;
+    let (_, fl) = direct::settings();
+    let step = fl as usize * STREAM_FRAMES;
+    let want = usize::try_from(len)
+        .map_err(|_| hyok::Error::Config("the part is too large to hold".into()))?;
+    let io = |e| hyok::Error::Io {
+        what: "receiving the part".into(),
+        source: e,
+    };
+    let mut plain = Vec::with_capacity(want);
+    // `None` until the claims answer; then the seal state: next sequence number, bytes sealed.
+    let mut plan: Option<Decision> = None;
+    let mut sealed = Vec::new();
+    let (mut seq, mut done) = (0u32, 0usize);
+    let mut seal = |plan: &Option<Decision>, plain: &[u8], last: bool| -> hyok::Result<()> {
+        let Some(Some((m, record))) = plan else {
+            return Ok(());
+        };
+        if done == 0 {
+            seq = record.first_seq;
+        }
+        // Hold back the last chunk until the end of input is confirmed.
+        let upto = if last {
+            plain.len()
+        } else {
+            plain.len().saturating_sub(step) / step * step
+        };
+        while done < upto {
+            let end = (done + step).min(upto);
+            let mut frames = Vec::new();
+            let k = m.seal_frames(
+                &Parallelism::Sequential,
+                seq,
+                &plain[done..end],
+                false,
+                &mut frames,
+            )?;
+            frames.truncate(k);
+            let chunk = Bytes::from(frames);
+            // A backend request that already failed dropped its end: the caller puts the part
+            // again from `sealed`.
+            let _ = out.blocking_send(Ok(chunk.clone()));
+            sealed.push(chunk);
+            seq += ((end - done) / fl as usize) as u32;
+            done = end;
+        }
+        Ok(())
+    };
+    loop {
+        let at = plain.len();
+        let n = step.min(want - at);
+        plain.resize(at + n, 0);
+        let got = read_full(src, &mut plain[at..]).map_err(io)?;
+        plain.truncate(at + got);
+        if got < n {
+            return Err(hyok::Error::Config(
+                "the part is shorter than it announced".into(),
+            ));
+        }
+        if plan.is_none() {
+            match decided.try_recv() {
+                Ok(d) => plan = Some(d),
+                Err(TryRecvError::Disconnected) => plan = Some(None),
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        if plain.len() == want {
+            // The end of input, which `src` reports only once the checksums held.
+            let mut extra = [0u8; 1];
+            if read_full(src, &mut extra).map_err(io)? != 0 {
+                return Err(hyok::Error::Config(
+                    "the part is longer than it announced".into(),
+                ));
+            }
+            break;
+        }
+        seal(&plan, &plain, false)?;
+    }
+    let plan = match plan {
+        Some(p) => Some(p),
+        None => Some(decided.recv().unwrap_or(None)),
+    };
+    if matches!(plan, Some(Some(_))) {
+        seal(&plan, &plain, true)?;
+        Ok(Received::Sealed(sealed))
+    } else {
+        Ok(Received::Plain(plain))
+    }
+}
+
+/// Bytes of the frames of a part of `len` bytes (a whole number of frames).
+pub(crate) fn sealed_len(len: u64) -> u64 {
+    let (_, fl) = direct::settings();
+    len / u64::from(fl) * (u64::from(fl) + hyok::REGULAR_FRAME_OVERHEAD)
+}
+
+/// Finish part `n` in place, whose frames are backend part `n` with `backend_etag` (or, if
+/// the streamed request failed, are put again from `sealed`): write its record; returns the
+/// part's ETag.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn store_part(
+pub(crate) async fn finish_part(
     g: &Gateway,
     bucket: &str,
     upload_id: &str,
     backend_upload: &str,
-    message: DetachedMessage,
     n: i32,
-    plain: Vec<u8>,
-    etag: [u8; 16],
+    record: Record,
+    streamed: hyok::store::Result<String>,
+    sealed: Vec<Bytes>,
 ) -> S3Result<String> {
-    let len = plain.len() as u64;
-    let record = Record::for_part(&message, n, len, etag)?;
-    let r = record.clone();
-    let chunks =
-        tokio::task::spawn_blocking(move || seal_chunks(&message, &r, std::io::Cursor::new(plain)))
-            .await
-            .map_err(join_error)?
-            .map_err(to_s3)?;
     let store = g.backend.store(bucket)?;
-    let body_url = g.backend.object_url(bucket, &body_key(upload_id))?;
     let number = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument))?;
-    let backend_etag = store
-        .put_numbered(&body_url, backend_upload, number, chunks)
-        .await
-        .map_err(|e| to_s3(e.into()))?;
+    let backend_etag = match streamed {
+        Ok(e) => e,
+        Err(e) => {
+            // The same ciphertext again (same frames, same nonces): safe to send twice.
+            tracing::debug!(error = %e, part = n, "the streamed part failed; putting it again");
+            let body_url = g.backend.object_url(bucket, &body_key(upload_id))?;
+            store
+                .put_numbered(&body_url, backend_upload, number, sealed)
+                .await
+                .map_err(|e| to_s3(e.into()))?
+        }
+    };
     if backend_etag.is_empty() || backend_etag.len() > MAX_ETAG {
         return Err(s3_error!(
             InternalError,
             "the backend returned no usable ETag"
         ));
     }
+    let len = record.len;
+    let etag = record.etag;
     let rec = InPlace {
         record,
         backend_etag,
@@ -171,42 +311,6 @@ pub(crate) async fn store_part(
     g.metrics.direct_part();
     g.metrics.inplace_part();
     Ok(hex::encode(etag))
-}
-
-/// Seal `record.len` bytes of `src` as the record's frames, in chunks.
-fn seal_chunks(
-    m: &DetachedMessage,
-    record: &Record,
-    mut src: impl std::io::Read,
-) -> hyok::Result<Vec<Bytes>> {
-    let fl = m.frame_len() as usize;
-    let mut buf = vec![0u8; fl * BATCH_FRAMES];
-    let mut chunks = Vec::new();
-    let mut seq = record.first_seq;
-    let mut total = 0u64;
-    let wrong = || hyok::Error::Config("the part is not the length it announced".into());
-    loop {
-        let got = read_full(&mut src, &mut buf).map_err(|e| hyok::Error::Io {
-            what: "reading the part".into(),
-            source: e,
-        })?;
-        if got == 0 {
-            break;
-        }
-        total += got as u64;
-        if total > record.len || got % fl != 0 {
-            return Err(wrong());
-        }
-        let mut out = Vec::new();
-        let k = m.seal_frames(&Parallelism::Sequential, seq, &buf[..got], false, &mut out)?;
-        out.truncate(k);
-        chunks.push(Bytes::from(out));
-        seq += (got / fl) as u32;
-    }
-    if total != record.len {
-        return Err(wrong());
-    }
-    Ok(chunks)
 }
 
 /// The frames of `seq…` for `plain`, the last frame final.

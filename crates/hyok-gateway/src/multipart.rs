@@ -296,8 +296,9 @@ pub(crate) async fn upload_part(
             Ok::<_, s3s::S3Error>((info, Some((claimed, message))))
         }
     };
-    // A part that can go in place is received into memory while the upload is looked up
-    // and the part claimed (they are round trips to the backend; the body is the client's).
+    // A part that can go in place is received while the upload is looked up and the part
+    // claimed (they are round trips to the backend; the body is the client's). Once the
+    // claims win, it is sealed and streamed to the backend as it arrives.
     let mut plain = None;
     let (info, claimed) = if whole_frames
         && g.direct_parts
@@ -320,56 +321,87 @@ pub(crate) async fn upload_part(
             trailers.take(),
             Some(len),
         )?;
-        let cap = usize::try_from(len).unwrap_or(0);
+        let (decide, decided) = std::sync::mpsc::sync_channel(1);
+        let (frames_tx, frames_rx) = tokio::sync::mpsc::channel(8);
         let recv = tokio::task::spawn_blocking(move || {
-            let mut v = Vec::with_capacity(cap);
-            std::io::Read::read_to_end(&mut reader, &mut v).map(|_| v)
+            inplace::receive(&mut reader, len, decided, frames_tx)
         });
+        let number = u32::try_from(i.part_number).map_err(|_| s3_error!(InvalidArgument))?;
+        let body_url = g
+            .backend
+            .object_url(&i.bucket, &inplace::body_key(&i.upload_id))?;
         let look = async {
             let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
-            if info.context.get(inplace::CTX_PARTS_UPLOAD).is_some()
+            let (info, claimed) = if info.context.get(inplace::CTX_PARTS_UPLOAD).is_some()
                 && info.context.get(direct::CTX_DIRECT).is_some()
             {
-                claim(info).await
+                claim(info).await?
             } else {
-                Ok((info, None))
+                (info, None)
+            };
+            let Some((true, message)) = claimed else {
+                let _ = decide.send(None);
+                return Ok((info, Err(claimed)));
+            };
+            let message = message?;
+            let record =
+                direct::Record::for_part(&message, i.part_number, len, claim_etag(&claim_id)?)?;
+            let backend_upload = info
+                .context
+                .get(inplace::CTX_PARTS_UPLOAD)
+                .ok_or_else(|| s3_error!(InternalError, "the upload's record is damaged"))?
+                .to_owned();
+            if decide.send(Some((message, record.clone()))).is_err() {
+                return Err(s3_error!(InternalError));
             }
+            let frames = futures::stream::unfold(frames_rx, |mut rx| async move {
+                rx.recv().await.map(|c| (c, rx))
+            });
+            let streamed = store
+                .put_numbered_stream(
+                    &body_url,
+                    &backend_upload,
+                    number,
+                    inplace::sealed_len(len),
+                    frames,
+                )
+                .await;
+            Ok((info, Ok((record, backend_upload, streamed))))
         };
         let (recv, pumped, looked) = tokio::join!(recv, pump, look);
         pumped.map_err(join_error)??;
-        let v = recv
+        let received = recv
             .map_err(join_error)?
             .map_err(|_| s3_error!(IncompleteBody))?;
-        plain = Some((v, permit));
-        looked?
+        let (info, outcome) = looked?;
+        match (outcome, received) {
+            (Ok((record, backend_upload, streamed)), inplace::Received::Sealed(sealed)) => {
+                let etag = inplace::finish_part(
+                    g,
+                    &i.bucket,
+                    &i.upload_id,
+                    &backend_upload,
+                    i.part_number,
+                    record,
+                    streamed,
+                    sealed,
+                )
+                .await?;
+                drop(permit);
+                return Ok(S3Response::new(UploadPartOutput {
+                    e_tag: Some(ETag::Strong(etag)),
+                    ..Default::default()
+                }));
+            }
+            (Err(claimed), inplace::Received::Plain(v)) => {
+                plain = Some((v, permit));
+                (info, claimed)
+            }
+            _ => return Err(s3_error!(InternalError, "a part was both sealed and not")),
+        }
     } else {
         (load(g, &i.bucket, &i.key, &i.upload_id).await?, None)
     };
-    // Sealed in place, from memory.
-    if matches!(claimed, Some((true, _))) && plain.is_some() {
-        let (Some((_, message)), Some((v, _permit))) = (claimed, plain) else {
-            return Err(s3_error!(InternalError));
-        };
-        let backend_upload = info
-            .context
-            .get(inplace::CTX_PARTS_UPLOAD)
-            .ok_or_else(|| s3_error!(InternalError, "the upload's record is damaged"))?;
-        let etag = inplace::store_part(
-            g,
-            &i.bucket,
-            &i.upload_id,
-            backend_upload,
-            message?,
-            i.part_number,
-            v,
-            claim_etag(&claim_id)?,
-        )
-        .await?;
-        return Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(ETag::Strong(etag)),
-            ..Default::default()
-        }));
-    }
     // Otherwise the body comes from memory (already checked) or from the client.
     if let Some((v, _)) = plain.take() {
         body = Some(StreamingBlob::wrap(futures::stream::iter([Ok::<

@@ -16,6 +16,26 @@ use crate::{Store, StoreUrl};
 /// Largest object S3 copies in one CopyObject request (5 GiB).
 pub const MAX_COPY: u64 = 5 << 30;
 
+/// How long a presigned part URL is valid: the request must start within it.
+#[cfg(feature = "s3")]
+const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The HTTP client of streamed part uploads: one per process (its connection pool is
+/// shared), with the timeouts of the store's own client.
+#[cfg(feature = "s3")]
+fn part_client() -> std::result::Result<reqwest::Client, reqwest::Error> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c.clone());
+    }
+    let c = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(120))
+        .user_agent(concat!("hyok/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok(CLIENT.get_or_init(|| c).clone())
+}
+
 impl Store {
     /// Whether this store has uploads with caller-numbered parts (S3).
     pub fn has_numbered_parts(&self) -> bool {
@@ -84,6 +104,86 @@ impl Store {
         #[cfg(not(feature = "s3"))]
         {
             let _ = (id, number, data);
+            Err(Error::Config(format!("{url}: no numbered uploads")))
+        }
+    }
+
+    /// Put part `number` of upload `id` of `url`: `len` bytes, sent as `body` yields them;
+    /// returns its entity tag. Nothing is buffered and nothing retried (the body is gone once
+    /// sent): on any failure, including `body` yielding an error or ending short of `len`,
+    /// the request is abandoned and S3 keeps no part; the caller may put the part again.
+    /// Bytes beyond `len` are not read: the caller checks the length of what it sends. The request goes to a presigned UploadPart URL (object_store signs it, with the
+    /// query parameters folded in; the payload is unsigned, as for a presigned PUT).
+    pub async fn put_numbered_stream<S>(
+        &self,
+        url: &StoreUrl,
+        id: &str,
+        number: u32,
+        len: u64,
+        body: S,
+    ) -> Result<String>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        #[cfg(feature = "s3")]
+        {
+            use object_store::signer::{SignedUrlOptions, Signer};
+            if !(1..=10_000).contains(&number) {
+                return Err(Error::Config(format!(
+                    "{url}: part numbers are 1 to 10000, not {number}"
+                )));
+            }
+            let path = self.path(url)?;
+            let failed = |source: Box<dyn std::error::Error + Send + Sync>| {
+                Error::store(
+                    "upload",
+                    url.to_string(),
+                    object_store::Error::Generic {
+                        store: "S3",
+                        source,
+                    },
+                )
+            };
+            let opts = SignedUrlOptions::default().with_query([
+                ("partNumber", number.to_string()),
+                ("uploadId", id.to_owned()),
+            ]);
+            let signed = self
+                .numbered(url)?
+                .signed_url_opts(http::Method::PUT, &path, PRESIGNED_FOR, &opts)
+                .await
+                .map_err(|e| Error::store("upload", url.to_string(), e))?;
+            let resp = part_client()
+                .map_err(|e| failed(e.into()))?
+                .put(signed)
+                .header(http::header::CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await
+                .map_err(|e| failed(e.into()))?;
+            let status = resp.status();
+            if !status.is_success() {
+                // S3's error document names the cause (its code); keep it short.
+                let text = resp.text().await.unwrap_or_default();
+                let code = text
+                    .split_once("<Code>")
+                    .and_then(|(_, r)| r.split_once("</Code>"))
+                    .map(|(c, _)| c.chars().take(64).collect::<String>())
+                    .unwrap_or_default();
+                return Err(failed(
+                    format!("UploadPart answered {status} {code}").into(),
+                ));
+            }
+            resp.headers()
+                .get(http::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| failed("UploadPart answered without an ETag".into()))
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = (id, number, len, body);
             Err(Error::Config(format!("{url}: no numbered uploads")))
         }
     }
@@ -199,6 +299,56 @@ mod tests {
             store.put_numbered(&url, &id, 1, part(1)).await.unwrap();
             store.abort_numbered(&url, &id).await.unwrap();
             assert!(store.try_head(&url).await.unwrap().is_none());
+        });
+    }
+
+    /// Against s3s-fs: a streamed part is the part; a body that fails, or ends short of its
+    /// announced length, leaves no part behind, and the part can then be put again.
+    #[test]
+    fn streamed_parts_are_whole_or_absent() {
+        let Some(bucket) = crate::test_env::s3_bucket("numbered stream") else {
+            return;
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let url = StoreUrl::parse(&format!("s3://{bucket}/store-stream-{nanos}/obj")).unwrap();
+        let store = Store::open(&url, &StoreOptions::default()).unwrap();
+        let five = 5usize << 20;
+        let chunks = |b: u8, n: usize| {
+            (0..n)
+                .map(move |_| Ok::<_, std::io::Error>(Bytes::from(vec![b; 1 << 20])))
+                .collect::<Vec<_>>()
+        };
+        rt.block_on(async {
+            let id = store.start_numbered(&url).await.unwrap();
+            let put = |n, len, body: Vec<std::io::Result<Bytes>>| {
+                store.put_numbered_stream(&url, &id, n, len, futures::stream::iter(body))
+            };
+            // The body fails half-way: no part.
+            let mut failing = chunks(7, 3);
+            failing.push(Err(std::io::Error::other("the client went away")));
+            assert!(put(1, five as u64, failing).await.is_err());
+            // The body ends short of the length it announced: no part.
+            assert!(put(1, five as u64, chunks(7, 4)).await.is_err());
+            let e1 = put(1, five as u64, chunks(1, 5)).await.unwrap();
+            let tail = vec![Ok(Bytes::from_static(b"end"))];
+            let e2 = put(2, 3, tail).await.unwrap();
+            assert!(put(0, 3, Vec::new()).await.is_err());
+            store
+                .complete_numbered(&url, &id, vec![e1, e2])
+                .await
+                .unwrap();
+            let got = store
+                .get_range(&url, 0..five as u64 + 3, None)
+                .await
+                .unwrap();
+            assert_eq!(got.len(), five + 3, "exactly the whole parts");
+            assert!(got[..five].iter().all(|&b| b == 1));
+            assert_eq!(&got[five..], b"end");
+            store.delete(&url).await.unwrap();
         });
     }
 }
