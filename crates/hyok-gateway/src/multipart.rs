@@ -32,7 +32,7 @@ use crate::service::{join_error, to_btree, to_s3, ts, Caller, Gateway};
 
 const MAX_PART: i32 = 10_000;
 /// Parts described (or deleted) at once by a Complete.
-const DESCRIBE_AHEAD: usize = 16;
+const DESCRIBE_AHEAD: usize = 32;
 
 /// A new upload id: 128 bits from the process's random hasher keys, a counter and the
 /// time. Unique, not secret (every request is authorized by the key it names).
