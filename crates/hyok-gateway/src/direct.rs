@@ -71,13 +71,18 @@ pub(crate) async fn restore(
     caller: &Caller,
     bucket: &str,
     info_url: StoreUrl,
+    prefix: Option<hyok::store::Prefix>,
 ) -> S3Result<DetachedMessage> {
     let objects = g.objects(caller, bucket)?;
     let body = tokio::task::spawn_blocking(move || {
         let mut buf = Zeroizing::new(Vec::with_capacity(64));
-        objects
-            .get(&info_url, &mut *buf, None, &EncryptionContext::new())
-            .map(|_| buf)
+        let none = EncryptionContext::new();
+        // With the bytes `load` read (the whole `info`), no second GET.
+        match prefix {
+            Some(p) => objects.get_prefetched(&info_url, p, &mut *buf, None, &none),
+            None => objects.get(&info_url, &mut *buf, None, &none),
+        }
+        .map(|_| buf)
     })
     .await
     .map_err(join_error)?

@@ -29,6 +29,7 @@ use crate::direct;
 use crate::inplace;
 use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
 use crate::service::{join_error, to_btree, to_s3, ts, Caller, Gateway};
+use hyok::store::Prefix;
 
 const MAX_PART: i32 = 10_000;
 /// Parts described (or deleted) at once by a Complete.
@@ -85,11 +86,22 @@ fn part_etag(d: &ObjectDesc) -> String {
 
 /// The upload's description, checked against the key the client names.
 async fn load(g: &Gateway, bucket: &str, key: &str, id: &str) -> S3Result<ObjectDesc> {
+    load_prefix(g, bucket, key, id).await.map(|(_, d)| d)
+}
+
+/// As [`load`], keeping the bytes read: the whole `info` (it is small), from which the
+/// upload's message is restored without reading it again.
+async fn load_prefix(
+    g: &Gateway,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> S3Result<(Prefix, ObjectDesc)> {
     check_id(id)?;
     let store = g.backend.store(bucket)?;
     let url = g.backend.object_url(bucket, &info_key(id))?;
-    match g.describe(&store, &url).await? {
-        Some((_, d)) if d.context.get(CTX_UPLOAD_KEY) == Some(key) => Ok(d),
+    match g.describe_prefix(&store, &url, meta::HEADER_PREFIX).await? {
+        Some((p, d)) if d.context.get(CTX_UPLOAD_KEY) == Some(key) => Ok((p, d)),
         _ => Err(s3_error!(NoSuchUpload)),
     }
 }
@@ -277,14 +289,14 @@ pub(crate) async fn upload_part(
     let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
     let claim_id = new_upload_id();
     // The claims and the upload's message, for a part that may be sealed in place.
-    let claim = |info: ObjectDesc| {
+    let claim = |info: ObjectDesc, prefix: Option<Prefix>| {
         let store = store.clone();
         let (dir, info_url, claim_id) = (dir.clone(), info_url.clone(), claim_id.clone());
         let (caller, bucket, n, upload_id) = (&caller, &i.bucket, i.part_number, &i.upload_id);
         async move {
             let (claimed, message) = tokio::join!(
                 crate::claims::claim_part(&store, &dir, n, len, &claim_id),
-                direct::restore(g, caller, bucket, info_url)
+                direct::restore(g, caller, bucket, info_url, prefix)
             );
             let claimed = claimed?;
             if !claimed {
@@ -300,6 +312,7 @@ pub(crate) async fn upload_part(
     // claimed (they are round trips to the backend; the body is the client's). Once the
     // claims win, it is sealed and streamed to the backend as it arrives.
     let mut plain = None;
+    let mut loaded = None;
     let (info, claimed) = if whole_frames
         && g.direct_parts
         && g.parts_in_place
@@ -331,11 +344,11 @@ pub(crate) async fn upload_part(
             .backend
             .object_url(&i.bucket, &inplace::body_key(&i.upload_id))?;
         let look = async {
-            let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
+            let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id).await?;
             let (info, claimed) = if info.context.get(inplace::CTX_PARTS_UPLOAD).is_some()
                 && info.context.get(direct::CTX_DIRECT).is_some()
             {
-                claim(info).await?
+                claim(info, Some(prefix)).await?
             } else {
                 (info, None)
             };
@@ -400,7 +413,9 @@ pub(crate) async fn upload_part(
             _ => return Err(s3_error!(InternalError, "a part was both sealed and not")),
         }
     } else {
-        (load(g, &i.bucket, &i.key, &i.upload_id).await?, None)
+        let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id).await?;
+        loaded = Some(prefix);
+        (info, None)
     };
     // Otherwise the body comes from memory (already checked) or from the client.
     if let Some((v, _)) = plain.take() {
@@ -415,7 +430,7 @@ pub(crate) async fn upload_part(
     let claimed = match claimed {
         Some(c) => Some(c),
         None if info.context.get(direct::CTX_DIRECT).is_some() && whole_frames => {
-            claim(info.clone()).await?.1
+            claim(info.clone(), loaded.take()).await?.1
         }
         None => None,
     };
@@ -570,7 +585,7 @@ async fn complete_upload(
             return Err(s3_error!(InternalError, "a stored part is damaged"));
         }
         let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
-        Some(direct::restore(g, &caller, &i.bucket, info_url).await?)
+        Some(direct::restore(g, &caller, &i.bucket, info_url, None).await?)
     } else {
         None
     };
