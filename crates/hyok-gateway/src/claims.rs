@@ -57,10 +57,15 @@ pub(crate) async fn claim_part(
     };
     let sizes = sub("sizes/")?;
     let claims = sub(&format!("claims/{n:05}/"))?;
-    // One size entry per claimant (`L-ID`), so that a loser can delete its own.
-    let size_prefix = format!("{len}-");
+    // One size entry per claimant, `sizes/L/ID`, so that a loser can delete its own; the
+    // listing of `sizes/` (one level, with a delimiter) shows one name per size, however
+    // many parts claimed it: a part's check costs the same at part 2 and at part 10,000.
+    // (Flat `L-ID` entries were listed one per part, which made an upload's claims grow
+    // with the square of its parts.) Flat entries of a gateway that wrote them still count.
+    let size_dir = format!("{len}/");
+    let flat_prefix = format!("{len}-");
     let size_url = sizes
-        .join(&format!("{size_prefix}{claim_id}"))
+        .join(&format!("{size_dir}{claim_id}"))
         .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
     let claim_url = claims
         .join(claim_id)
@@ -78,7 +83,9 @@ pub(crate) async fn claim_part(
         names_in(store, &completes)
     );
     let won = mine? == [claim_id]
-        && all_sizes?.iter().all(|s| s.starts_with(&size_prefix))
+        && all_sizes?
+            .iter()
+            .all(|s| *s == size_dir || s.starts_with(&flat_prefix))
         && done?.is_empty();
     if !won {
         let _ = tokio::join!(store.delete(&size_url), store.delete(&claim_url));

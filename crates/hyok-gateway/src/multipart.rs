@@ -304,6 +304,8 @@ pub(crate) async fn upload_part(
                 let dir_key = upload_dir(upload_id);
                 g.backend
                     .prune(bucket, &format!("{dir_key}claims/{n:05}/{claim_id}"));
+                g.backend
+                    .prune(bucket, &format!("{dir_key}sizes/{len}/{claim_id}"));
             }
             Ok::<_, s3s::S3Error>((info, Some((claimed, message))))
         }
