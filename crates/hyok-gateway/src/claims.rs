@@ -62,10 +62,8 @@ pub(crate) async fn claim_part(
     // many parts claimed it: a part's check costs the same at part 2 and at part 10,000.
     // (Flat `L-ID` entries were listed one per part, which made an upload's claims grow
     // with the square of its parts.) Flat entries of a gateway that wrote them still count.
-    let size_dir = format!("{len}/");
-    let flat_prefix = format!("{len}-");
     let size_url = sizes
-        .join(&format!("{size_dir}{claim_id}"))
+        .join(&format!("{len}/{claim_id}"))
         .map_err(|_| s3_error!(InternalError, "bad claim name"))?;
     let claim_url = claims
         .join(claim_id)
@@ -82,13 +80,39 @@ pub(crate) async fn claim_part(
         names_in(store, &sizes),
         names_in(store, &completes)
     );
-    let won = mine? == [claim_id]
-        && all_sizes?
-            .iter()
-            .all(|s| *s == size_dir || s.starts_with(&flat_prefix))
-        && done?.is_empty();
+    let won = mine? == [claim_id] && only_size(&all_sizes?, len) && done?.is_empty();
     if !won {
         let _ = tokio::join!(store.delete(&size_url), store.delete(&claim_url));
     }
     Ok(won)
+}
+
+/// Whether the listing of `sizes/` shows part size `len` and no other: its folder `len/`
+/// (this claimant's entry is in it) and otherwise only flat entries `len-…` of an earlier
+/// gateway.
+fn only_size(names: &[String], len: u64) -> bool {
+    let (folder, flat) = (format!("{len}/"), format!("{len}-"));
+    names.contains(&folder) && names.iter().all(|s| *s == folder || s.starts_with(&flat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_size;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn one_size_wins_and_any_other_loses() {
+        assert!(only_size(&names(&["8388608/"]), 8 << 20));
+        assert!(only_size(&names(&["8388608-0a1b", "8388608/"]), 8 << 20));
+        // Another size, in either layout, or a size that merely starts with the same digits.
+        assert!(!only_size(&names(&["5242880/", "8388608/"]), 8 << 20));
+        assert!(!only_size(&names(&["5242880-0a1b", "8388608/"]), 8 << 20));
+        assert!(!only_size(&names(&["83886080/", "8388608/"]), 8 << 20));
+        // Its own entry not listed: the store is not what the argument needs; lose.
+        assert!(!only_size(&names(&[]), 8 << 20));
+        assert!(!only_size(&names(&["8388608-0a1b"]), 8 << 20));
+    }
 }
