@@ -413,6 +413,17 @@ def direct_suite():
     ip1 = in_place()
     check((ip1[0] - ip0[0], ip1[1] - ip0[1]) == ((2, 1) if on_s3 else (0, 0)),
           f"parts 2 and 3 went into the backend upload on S3 only ({ip0} -> {ip1})")
+    if on_s3:
+        # The object completed in place has the metadata `hyok cp` writes (the copy to the key
+        # replaces the staging object's), so `hyok ls -l` needs no header read.
+        be = boto3.client("s3", endpoint_url=E["GW_BACKEND_ENDPOINT"], region_name="us-east-1",
+                          aws_access_key_id=E["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=E["AWS_SECRET_ACCESS_KEY"],
+                          config=Config(s3={"addressing_style": "path"}))
+        md = be.head_object(Bucket=b, Key="direct/even")["Metadata"]
+        check(md.get("hyok-plaintext-length") == str(len(data)) and "hyok-header-length" in md
+              and "hyok-wrapping-keys" in md,
+              f"an object completed in place carries hyok's metadata ({sorted(md)})")
 
     # A part uploaded twice with other bytes: the second wins (the retry is staged, so the
     # upload falls back to re-encryption; no sequence number is sealed twice).

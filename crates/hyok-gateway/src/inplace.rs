@@ -414,6 +414,7 @@ pub(crate) async fn complete(
         .map_err(join_error)?
         .map_err(to_s3)?
     };
+    let (header, metadata) = header;
     let header = Bytes::from(header);
     // Memory for part 1's frames and the tail (the last part's frames, or its plaintext and
     // frames), from the same budget as request bodies.
@@ -505,14 +506,18 @@ pub(crate) async fn complete(
             "the assembled upload is not what was sent (another Complete of it ran at the same time); retry"
         ));
     }
-    publish(g, &store, &body_url, &target, info.size, info.e_tag).await?;
+    publish(
+        g, &store, &body_url, &target, info.size, info.e_tag, metadata,
+    )
+    .await?;
     g.metrics.direct_complete();
     g.metrics.inplace_complete();
     Ok(true)
 }
 
-/// Copy the completed staging object to the target: server-side up to S3's CopyObject
-/// limit, through the gateway above it.
+/// Copy the completed staging object to the target with the object's `metadata` (what
+/// `Objects::put` would have given it): server-side up to S3's CopyObject limit, through
+/// the gateway above it.
 async fn publish(
     g: &Gateway,
     store: &Store,
@@ -520,10 +525,11 @@ async fn publish(
     to: &StoreUrl,
     size: u64,
     e_tag: Option<String>,
+    metadata: std::collections::BTreeMap<String, String>,
 ) -> S3Result<()> {
     if size <= hyok::store::MAX_COPY {
         return store
-            .copy_within(from, to)
+            .copy_within_with_metadata(from, to, &metadata)
             .await
             .map_err(|e| to_s3(e.into()));
     }
@@ -531,7 +537,7 @@ async fn publish(
     let transfer = g.transfer.clone();
     tokio::task::spawn_blocking(move || -> hyok::Result<()> {
         let mut r = store.reader(&rt, &from, 0..size, e_tag, &transfer);
-        let mut w = store.writer(&rt, &to, Default::default(), &transfer)?;
+        let mut w = store.writer(&rt, &to, metadata, &transfer)?;
         match std::io::copy(&mut r, &mut w) {
             Ok(_) => {
                 w.finish()?;

@@ -243,7 +243,7 @@ impl Write for ObjectWriter {
     }
 }
 
-fn header_safe(v: &str) -> String {
+pub(crate) fn header_safe(v: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
     // Non-ASCII is always percent-encoded as UTF-8 bytes.
     percent_encoding::utf8_percent_encode(v, SET).to_string()

@@ -64,15 +64,18 @@ impl Objects {
 
     /// The header of `message` for the object `url` and `source`'s context (plus the
     /// location pairs, as [`Objects::put`]), authorized, audited and sealed, without writing
-    /// anything: for a caller that places header ‖ frames itself (the S3 gateway's parts in
-    /// place, docs/DESIGN.md). The same once-per-message-id rule as [`Objects::put_presealed`].
+    /// anything, and the store metadata [`Objects::put_presealed`] would give the object:
+    /// for a caller that places header ‖ frames itself (the S3 gateway's parts in place,
+    /// docs/DESIGN.md). The same once-per-message-id rule as [`Objects::put_presealed`].
     pub fn seal_presealed_header(
         &self,
         url: &StoreUrl,
         message: &mut DetachedMessage,
         source: &Source,
-    ) -> Result<Vec<u8>> {
-        self.presealed_header(url, message, source).map(|(h, _)| h)
+    ) -> Result<(Vec<u8>, std::collections::BTreeMap<String, String>)> {
+        let (header, mut meta) = self.presealed_header(url, message, source)?;
+        meta.insert(META_HEADER_LEN.to_owned(), header.len().to_string());
+        Ok((header, meta))
     }
 
     fn presealed_header(
