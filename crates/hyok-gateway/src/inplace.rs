@@ -5,13 +5,14 @@
 //! `.hyok-gateway/uploads/ID/body` and puts 5 MiB of zeros as its part 1 (a filler: part 1
 //! of the message needs the header in front, which is sealed only at Complete). UploadPart
 //! n ≥ 2 whose claims win and whose length is 5 to 16 MiB, a whole number of frames, seals
-//! its frames (n−1)·k+1 … n·k in memory and puts them as backend part n; a small record at
-//! `part-NNNNN` keeps its range, client ETag and backend ETag. CompleteMultipartUpload,
-//! when parts 2 … N−1 are in place and the Complete's claims hold, seals the header, puts
-//! backend part 1 = header ‖ part 1's frames and the tail (the final frame, after the last
-//! part's frames when that part is not in place), completes the backend upload, checks the
-//! result starts with its header and has the expected size, and copies it to the target
-//! server-side.
+//! its frames (n−1)·k+1 … n·k as its bytes arrive and streams them as backend part n
+//! ([`receive`]; the frames are also kept, to put the part again if the stream fails); a
+//! small record at `part-NNNNN` keeps its range, client ETag and backend ETag.
+//! CompleteMultipartUpload, when parts 2 … N−1 are in place and the Complete's claims hold,
+//! seals the header, puts backend part 1 = header ‖ part 1's frames and the tail (the final
+//! frame, after the last part's frames when that part is not in place), completes the
+//! backend upload, checks the result starts with its header and has the expected size, and
+//! copies it to the target server-side with the object's metadata.
 //!
 //! Anything else falls back to re-encryption, which must read parts that sit in an
 //! unfinished backend upload: [`layout`] completes it with the listed parts in place and
@@ -42,7 +43,7 @@ pub(crate) const CTX_FILLER_ETAG: &str = "hyok-gw-parts-filler";
 const MAGIC: &[u8; 16] = b"hyok-gw-inplace1";
 /// S3's smallest part (all but the last).
 pub(crate) const MIN_PART: u64 = 5 << 20;
-/// Largest part put in place (sealed in memory first).
+/// Largest part put in place (its plaintext and frames are held in memory).
 pub(crate) const MAX_PART: u64 = crate::reencrypt::READ_AHEAD_PART;
 /// Bytes of a filler part.
 const FILLER: usize = 5 << 20;

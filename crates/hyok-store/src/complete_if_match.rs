@@ -85,15 +85,10 @@ mod tests {
     /// the same completion on the current tag replaces it.
     #[test]
     fn completion_with_a_stale_entity_tag_is_refused_by_the_server() {
-        let Some(bucket) = crate::test_env::s3_bucket("complete_if_match") else {
+        let Some((rt, dir)) = crate::test_env::s3_scratch("complete_if_match", "ifmatch") else {
             return;
         };
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let url = StoreUrl::parse(&format!("s3://{bucket}/store-ifmatch-{nanos}/obj")).unwrap();
+        let url = StoreUrl::parse(&format!("{dir}obj")).unwrap();
         let store = Store::open(&url, &StoreOptions::default()).unwrap();
         let s3 = store.multipart.clone().unwrap();
         let completer = store.if_match.clone().unwrap();

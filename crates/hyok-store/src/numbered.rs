@@ -20,6 +20,21 @@ pub const MAX_COPY: u64 = 5 << 30;
 #[cfg(feature = "s3")]
 const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// The `<Code>` of an S3 error document, kept to ASCII letters and digits (the server's text
+/// goes into messages that reach a terminal).
+#[cfg(feature = "s3")]
+fn error_code(doc: &str) -> String {
+    doc.split_once("<Code>")
+        .and_then(|(_, r)| r.split_once("</Code>"))
+        .map(|(c, _)| {
+            c.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(64)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The HTTP client of streamed part uploads: one per process (its connection pool is
 /// shared), with the timeouts of the store's own client.
 #[cfg(feature = "s3")]
@@ -160,18 +175,14 @@ impl Store {
                 .body(reqwest::Body::wrap_stream(body))
                 .send()
                 .await
-                .map_err(|e| failed(e.into()))?;
+                // The URL is a credential (presigned): never in a message.
+                .map_err(|e| failed(e.without_url().into()))?;
             let status = resp.status();
             if !status.is_success() {
                 // S3's error document names the cause (its code); keep it short.
                 let text = resp.text().await.unwrap_or_default();
-                let code = text
-                    .split_once("<Code>")
-                    .and_then(|(_, r)| r.split_once("</Code>"))
-                    .map(|(c, _)| c.chars().take(64).collect::<String>())
-                    .unwrap_or_default();
                 return Err(failed(
-                    format!("UploadPart answered {status} {code}").into(),
+                    format!("UploadPart answered {status} {}", error_code(&text)).into(),
                 ));
             }
             resp.headers()
@@ -299,18 +310,14 @@ impl Store {
                 .header(http::header::CONTENT_LENGTH, 0)
                 .send()
                 .await
-                .map_err(|e| failed(e.into()))?;
+                // The URL is a credential (presigned): never in a message.
+                .map_err(|e| failed(e.without_url().into()))?;
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
             // CopyObject can answer 200 and still fail: the error is then in the body.
             if !status.is_success() || text.contains("<Error>") {
-                let code = text
-                    .split_once("<Code>")
-                    .and_then(|(_, r)| r.split_once("</Code>"))
-                    .map(|(c, _)| c.chars().take(64).collect::<String>())
-                    .unwrap_or_default();
                 return Err(failed(
-                    format!("CopyObject answered {status} {code}").into(),
+                    format!("CopyObject answered {status} {}", error_code(&text)).into(),
                 ));
             }
             return Ok(());
@@ -340,16 +347,11 @@ mod tests {
     /// number order, a part put again replaces the first, and the copy is byte for byte.
     #[test]
     fn numbered_parts_assemble_in_number_order_and_copy() {
-        let Some(bucket) = crate::test_env::s3_bucket("numbered") else {
+        let Some((rt, dir)) = crate::test_env::s3_scratch("numbered", "numbered") else {
             return;
         };
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let url = StoreUrl::parse(&format!("s3://{bucket}/store-numbered-{nanos}/obj")).unwrap();
-        let copy = StoreUrl::parse(&format!("s3://{bucket}/store-numbered-{nanos}/copy")).unwrap();
+        let url = StoreUrl::parse(&format!("{dir}obj")).unwrap();
+        let copy = StoreUrl::parse(&format!("{dir}copy")).unwrap();
         let store = Store::open(&url, &StoreOptions::default()).unwrap();
         assert!(store.has_numbered_parts());
         let five = 5 << 20;
@@ -391,15 +393,10 @@ mod tests {
     /// announced length, leaves no part behind, and the part can then be put again.
     #[test]
     fn streamed_parts_are_whole_or_absent() {
-        let Some(bucket) = crate::test_env::s3_bucket("numbered stream") else {
+        let Some((rt, dir)) = crate::test_env::s3_scratch("numbered stream", "stream") else {
             return;
         };
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let url = StoreUrl::parse(&format!("s3://{bucket}/store-stream-{nanos}/obj")).unwrap();
+        let url = StoreUrl::parse(&format!("{dir}obj")).unwrap();
         let store = Store::open(&url, &StoreOptions::default()).unwrap();
         let five = 5usize << 20;
         let chunks = |b: u8, n: usize| {
@@ -415,7 +412,11 @@ mod tests {
             // The body fails half-way: no part.
             let mut failing = chunks(7, 3);
             failing.push(Err(std::io::Error::other("the client went away")));
-            assert!(put(1, five as u64, failing).await.is_err());
+            let e = put(1, five as u64, failing).await.unwrap_err();
+            // The presigned URL is a credential: not in the message, nor in its sources.
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains("X-Amz-"), "{shown}");
+            }
             // The body ends short of the length it announced: no part.
             assert!(put(1, five as u64, chunks(7, 4)).await.is_err());
             let e1 = put(1, five as u64, chunks(1, 5)).await.unwrap();
@@ -437,18 +438,26 @@ mod tests {
         });
     }
 
+    #[test]
+    fn error_codes_are_plain_words() {
+        let doc = "<?xml?><Error><Code>NoSuchUpload</Code><Message>x</Message></Error>";
+        assert_eq!(error_code(doc), "NoSuchUpload");
+        assert_eq!(error_code("<Code>Bad\u{1b}[31mCode</Code>"), "Bad31mCode");
+        assert_eq!(error_code("no document"), "");
+        assert_eq!(
+            error_code(&format!("<Code>{}</Code>", "A".repeat(500))).len(),
+            64
+        );
+    }
+
     /// Against s3s-fs: a copy with metadata has exactly the new metadata and the bytes.
     #[test]
     fn a_copy_with_metadata_replaces_it() {
-        let Some(bucket) = crate::test_env::s3_bucket("copy metadata") else {
+        let Some((rt, dir)) = crate::test_env::s3_scratch("copy metadata", "copymeta") else {
             return;
         };
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = format!("s3://{bucket}/store-copymeta-{nanos} é+=/");
+        // A key S3 wants percent-encoded in the copy source.
+        let dir = format!("{dir}odd é+=/");
         let from = StoreUrl::parse(&format!("{dir}from")).unwrap();
         let to = StoreUrl::parse(&format!("{dir}to")).unwrap();
         let store = Store::open(&from, &StoreOptions::default()).unwrap();

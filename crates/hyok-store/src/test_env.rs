@@ -18,3 +18,15 @@ pub(crate) fn s3_bucket(test: &str) -> Option<String> {
         }
     }
 }
+
+/// A runtime and a fresh folder `s3://BUCKET/store-NAME-NANOS/` of the test bucket for one
+/// test (skipped as [`s3_bucket`] says).
+pub(crate) fn s3_scratch(test: &str, name: &str) -> Option<(tokio::runtime::Runtime, String)> {
+    let bucket = s3_bucket(test)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    Some((rt, format!("s3://{bucket}/store-{name}-{nanos}/")))
+}
