@@ -20,6 +20,58 @@ pub const MAX_COPY: u64 = 5 << 30;
 #[cfg(feature = "s3")]
 const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// Most bytes of an answer's body read: S3's answers to these requests (an error document,
+/// a CopyObjectResult) are small; a longer body is cut.
+#[cfg(feature = "s3")]
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What the backend answered a presigned request.
+#[cfg(feature = "s3")]
+struct Answer {
+    status: reqwest::StatusCode,
+    etag: Option<String>,
+    /// The start of the body, at most [`MAX_ANSWER`] bytes.
+    text: String,
+}
+
+#[cfg(feature = "s3")]
+impl Answer {
+    /// A one-line failure: the operation, the status and S3's error code.
+    fn failure(&self, op: &str) -> String {
+        format!("{op} answered {} {}", self.status, error_code(&self.text))
+    }
+}
+
+/// Send a presigned request and read its answer. The error leaves the URL out: a presigned
+/// URL is a credential, never in a message.
+#[cfg(feature = "s3")]
+async fn send_presigned(
+    request: reqwest::RequestBuilder,
+) -> std::result::Result<Answer, reqwest::Error> {
+    let mut resp = request.send().await.map_err(reqwest::Error::without_url)?;
+    let status = resp.status();
+    let etag = resp
+        .headers()
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned);
+    let mut body = Vec::new();
+    // A body that fails half-way only shortens the text: the status decided already.
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ANSWER - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_ANSWER {
+            break;
+        }
+    }
+    Ok(Answer {
+        status,
+        etag,
+        text: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
 /// The `<Code>` of an S3 error document, kept to ASCII letters and digits (the server's text
 /// goes into messages that reach a terminal).
 #[cfg(feature = "s3")]
@@ -127,8 +179,9 @@ impl Store {
     /// returns its entity tag. Nothing is buffered and nothing retried (the body is gone once
     /// sent): on any failure, including `body` yielding an error or ending short of `len`,
     /// the request is abandoned and S3 keeps no part; the caller may put the part again.
-    /// Bytes beyond `len` are not read: the caller checks the length of what it sends. The request goes to a presigned UploadPart URL (object_store signs it, with the
-    /// query parameters folded in; the payload is unsigned, as for a presigned PUT).
+    /// Bytes beyond `len` are not read: the caller checks the length of what it sends. The
+    /// request goes to a presigned UploadPart URL (object_store signs it, with the query
+    /// parameters folded in; the payload is unsigned, as for a presigned PUT).
     pub async fn put_numbered_stream<S>(
         &self,
         url: &StoreUrl,
@@ -168,28 +221,19 @@ impl Store {
                 .signed_url_opts(http::Method::PUT, &path, PRESIGNED_FOR, &opts)
                 .await
                 .map_err(|e| Error::store("upload", url.to_string(), e))?;
-            let resp = part_client()
+            let request = part_client()
                 .map_err(|e| failed(e.into()))?
                 .put(signed)
                 .header(http::header::CONTENT_LENGTH, len)
-                .body(reqwest::Body::wrap_stream(body))
-                .send()
+                .body(reqwest::Body::wrap_stream(body));
+            let answer = send_presigned(request)
                 .await
-                // The URL is a credential (presigned): never in a message.
-                .map_err(|e| failed(e.without_url().into()))?;
-            let status = resp.status();
-            if !status.is_success() {
-                // S3's error document names the cause (its code); keep it short.
-                let text = resp.text().await.unwrap_or_default();
-                return Err(failed(
-                    format!("UploadPart answered {status} {}", error_code(&text)).into(),
-                ));
+                .map_err(|e| failed(e.into()))?;
+            if !answer.status.is_success() {
+                return Err(failed(answer.failure("UploadPart").into()));
             }
-            resp.headers()
-                .get(http::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .filter(|e| !e.is_empty())
-                .map(str::to_owned)
+            answer
+                .etag
                 .ok_or_else(|| failed("UploadPart answered without an ETag".into()))
         }
         #[cfg(not(feature = "s3"))]
@@ -303,22 +347,17 @@ impl Store {
                 .signed_url_opts(http::Method::PUT, &t, PRESIGNED_FOR, &opts)
                 .await
                 .map_err(|e| Error::store("copy", from.to_string(), e))?;
-            let resp = part_client()
+            let request = part_client()
                 .map_err(|e| failed(e.into()))?
                 .put(signed)
                 .headers(headers)
-                .header(http::header::CONTENT_LENGTH, 0)
-                .send()
+                .header(http::header::CONTENT_LENGTH, 0);
+            let answer = send_presigned(request)
                 .await
-                // The URL is a credential (presigned): never in a message.
-                .map_err(|e| failed(e.without_url().into()))?;
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
+                .map_err(|e| failed(e.into()))?;
             // CopyObject can answer 200 and still fail: the error is then in the body.
-            if !status.is_success() || text.contains("<Error>") {
-                return Err(failed(
-                    format!("CopyObject answered {status} {}", error_code(&text)).into(),
-                ));
+            if !answer.status.is_success() || answer.text.contains("<Error>") {
+                return Err(failed(answer.failure("CopyObject").into()));
             }
             return Ok(());
         }
