@@ -177,14 +177,12 @@ fn receive_inner(
     // `None` until the claims answer; then the seal state: next sequence number, bytes sealed.
     let mut plan: Option<Decision> = None;
     let mut sealed = Vec::new();
-    let (mut seq, mut done) = (0u32, 0usize);
+    // Bytes of `plain` sealed and sent so far (whole chunks, so whole frames).
+    let mut done = 0usize;
     let mut seal = |plan: &Option<Decision>, plain: &[u8], last: bool| -> hyok::Result<()> {
         let Some(Some((m, record))) = plan else {
             return Ok(());
         };
-        if done == 0 {
-            seq = record.first_seq;
-        }
         // Hold back the last chunk until the end of input is confirmed.
         let upto = if last {
             plain.len()
@@ -193,6 +191,10 @@ fn receive_inner(
         };
         while done < upto {
             let end = (done + step).min(upto);
+            let seq = u32::try_from(done / fl as usize)
+                .ok()
+                .and_then(|i| record.first_seq.checked_add(i))
+                .ok_or_else(|| hyok::Error::Config("the part has too many frames".into()))?;
             let mut frames = Vec::new();
             let k = m.seal_frames(
                 &Parallelism::Sequential,
@@ -207,7 +209,6 @@ fn receive_inner(
             // again from `sealed`.
             let _ = out.blocking_send(Ok(chunk.clone()));
             sealed.push(chunk);
-            seq += ((end - done) / fl as usize) as u32;
             done = end;
         }
         Ok(())

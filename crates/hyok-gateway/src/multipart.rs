@@ -492,9 +492,9 @@ pub(crate) async fn complete(
     let i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
-    let info = load(g, &i.bucket, &i.key, &i.upload_id).await?;
+    let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id).await?;
     let (bucket, id) = (i.bucket.clone(), i.upload_id.clone());
-    let res = complete_upload(g, caller, i, info).await;
+    let res = complete_upload(g, caller, i, info, prefix).await;
     if res.is_err() {
         // A Complete that lost a race with another one that finished (and removed the
         // upload) may have written a claim after that removal: sweep it, so that nothing
@@ -509,12 +509,14 @@ pub(crate) async fn complete(
     res
 }
 
-/// Complete an upload whose caller is authorized and whose `info` was read.
+/// Complete an upload whose caller is authorized and whose `info` was read (`prefix`: its
+/// bytes, from which the upload's message is restored without reading it again).
 async fn complete_upload(
     g: &Gateway,
     caller: std::sync::Arc<Caller>,
     i: CompleteMultipartUploadInput,
     info: ObjectDesc,
+    prefix: Prefix,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let parts = i
         .multipart_upload
@@ -587,7 +589,7 @@ async fn complete_upload(
             return Err(s3_error!(InternalError, "a stored part is damaged"));
         }
         let info_url = g.backend.object_url(&i.bucket, &info_key(&i.upload_id))?;
-        Some(direct::restore(g, &caller, &i.bucket, info_url, None).await?)
+        Some(direct::restore(g, &caller, &i.bucket, info_url, Some(prefix)).await?)
     } else {
         None
     };
