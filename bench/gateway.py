@@ -4,8 +4,8 @@ Run by scripts/bench-gateway.sh, which starts the gateway. Environment: GW_ENDPO
 GW_SECRET, GW_PID (the gateway, for its peak RSS), DIRECT_ENDPOINT and AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY (s3s-fs), BENCH_MIB (large file size), BENCH_SMALL (count of 4 KiB
 objects), BENCH_COMPLETE_PARTS (8 MiB parts of a timed CompleteMultipartUpload; 0: none),
-BENCH_WORK (scratch folder), RCLONE (rclone binary; empty: no rclone rows). Prints Markdown
-tables.
+BENCH_WORK (scratch folder), RCLONE (rclone binary; empty: no rclone rows), BENCH_REPEAT
+(round trips of the large file per tool and configuration; 1). Prints Markdown tables.
 """
 
 import concurrent.futures as cf
@@ -28,6 +28,9 @@ SUFFIX = str(os.getpid())
 SETTLE_MIB = int(E.get("BENCH_SETTLE_MIB", "2048"))
 # Parts of 8 MiB of the timed CompleteMultipartUpload step (0: no such step).
 COMPLETE_PARTS = int(E.get("BENCH_COMPLETE_PARTS", "0"))
+# Round trips of the large file per tool and configuration, alternating direct and gateway;
+# the tables give the median (and the range), the ratio is of the medians.
+REPEAT = max(1, int(E.get("BENCH_REPEAT", "1")))
 
 TARGETS = {
     "gateway": (E["GW_ENDPOINT"], E["GW_KEY"], E["GW_SECRET"]),
@@ -131,6 +134,44 @@ def peak_rss_mib():
     return float("nan")
 
 
+def spread(samples):
+    """The median of throughput samples, with their range when there are several."""
+    m = statistics.median(samples)
+    if len(samples) == 1:
+        return f"{m:.0f}"
+    return f"{m:.0f} ({min(samples):.0f}-{max(samples):.0f})"
+
+
+def large_round_trip(tool, t, bucket, big):
+    """One upload and one download of the large file with `tool` against target `t`: the
+    seconds each took and the gateway's CPU seconds during the upload. The copy back must
+    equal the original."""
+    back = os.path.join(WORK, f"{t}.back")
+    if tool == "aws cli":
+        name = f"{t}/big.bin"
+        key = f"s3://{bucket}/{name}"
+        settle()
+        cpu = gateway_cpu_s()
+        up = aws(t, "s3", "cp", big, key, "--only-show-errors")
+        cpu = gateway_cpu_s() - cpu
+        settle()
+        down = aws(t, "s3", "cp", key, back, "--only-show-errors")
+    else:
+        name = f"{t}/rclone.bin"
+        key = f"T:{bucket}/{name}"
+        settle()
+        cpu = gateway_cpu_s()
+        up = rclone(t, "copyto", big, key)
+        cpu = gateway_cpu_s() - cpu
+        settle()
+        down = rclone(t, "copyto", key, back)
+    remove(bucket, [name])
+    if not filecmp.cmp(big, back, shallow=False):
+        sys.exit(f"{tool} via {t}: the downloaded file differs")
+    os.remove(back)
+    return up, down, cpu
+
+
 def main():
     big = os.path.join(WORK, "big.bin")
     with open(big, "wb") as f:
@@ -140,39 +181,25 @@ def main():
     client("direct").create_bucket(Bucket=bucket)  # the gateway's backend bucket, too
     tools = ["aws cli"] + (["rclone"] if E.get("RCLONE") else [])
     for tool in tools:
-        rows = []
-        for t in ("direct", "gateway"):
-            back = os.path.join(WORK, f"{t}.back")
-            if tool == "aws cli":
-                key = f"s3://{bucket}/{t}/big.bin"
-                settle()
-                cpu = gateway_cpu_s()
-                up = aws(t, "s3", "cp", big, key, "--only-show-errors")
-                cpu = gateway_cpu_s() - cpu
-                settle()
-                down = aws(t, "s3", "cp", key, back, "--only-show-errors")
-                remove(bucket, [f"{t}/big.bin"])
-            else:
-                key = f"T:{bucket}/{t}/rclone.bin"
-                settle()
-                cpu = gateway_cpu_s()
-                up = rclone(t, "copyto", big, key)
-                cpu = gateway_cpu_s() - cpu
-                settle()
-                down = rclone(t, "copyto", key, back)
-                remove(bucket, [f"{t}/rclone.bin"])
-            if not filecmp.cmp(big, back, shallow=False):
-                sys.exit(f"{tool} via {t}: the downloaded file differs")
-            os.remove(back)
-            rows.append((t, MIB / up, MIB / down))
-            if t == "gateway":
-                gw_cpu = cpu
+        # Throughput samples per configuration, the two configurations alternating.
+        ups = {"direct": [], "gateway": []}
+        downs = {"direct": [], "gateway": []}
+        gw_cpu = []
+        for _ in range(REPEAT):
+            for t in ("direct", "gateway"):
+                up, down, cpu = large_round_trip(tool, t, bucket, big)
+                ups[t].append(MIB / up)
+                downs[t].append(MIB / down)
+                if t == "gateway":
+                    gw_cpu.append(cpu)
+        med = statistics.median
         print(f"| {MIB} MiB, {tool} | up MiB/s | down MiB/s |\n| --- | ---: | ---: |")
-        for t, u, d in rows:
-            print(f"| {t} | {u:.0f} | {d:.0f} |")
-        g, d = rows[1], rows[0]
-        print(f"| gateway / direct | {g[1] / d[1]:.2f}x | {g[2] / d[2]:.2f}x |\n")
-        print(f"gateway CPU during the {tool} upload: {gw_cpu:.1f} s\n")
+        for t in ("direct", "gateway"):
+            print(f"| {t} | {spread(ups[t])} | {spread(downs[t])} |")
+        print(f"| gateway / direct | {med(ups['gateway']) / med(ups['direct']):.2f}x | "
+              f"{med(downs['gateway']) / med(downs['direct']):.2f}x |\n")
+        print(f"gateway CPU during the {tool} upload: {med(gw_cpu):.1f} s"
+              + (f" (median of {REPEAT})" if REPEAT > 1 else "") + "\n")
         sys.stdout.flush()
 
     if COMPLETE_PARTS > 0:
