@@ -123,6 +123,16 @@ def complete_step(bucket):
         remove(bucket, [key])
 
 
+def reset_peak_rss():
+    """Start the gateway's VmHWM again from its current RSS (Linux: `5` to clear_refs)."""
+    try:
+        with open(f"/proc/{E['GW_PID']}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mib():
     try:
         with open(f"/proc/{E['GW_PID']}/status") as f:
@@ -204,9 +214,16 @@ def main():
 
     if COMPLETE_PARTS > 0:
         complete_step(bucket)
+    whole_run = peak_rss_mib()
     if SMALL > 0:
+        # The goal is for the peak under the 32-client load: measured from the phase's start.
+        reset = reset_peak_rss()
         small_objects(bucket)
-    print(f"\ngateway peak RSS: {peak_rss_mib():.0f} MiB")
+        small = peak_rss_mib()
+        whole_run = max(whole_run, small)
+        if reset:
+            print(f"\ngateway peak RSS during the 32-client 4 KiB load: {small:.0f} MiB")
+    print(f"\ngateway peak RSS over the whole run: {whole_run:.0f} MiB")
     os.remove(big)
 
 
