@@ -10,8 +10,9 @@
 //! aws-lc-rs links: `aws-lc-sys` by default, the FIPS 140-3 module `aws-lc-fips-sys` with the
 //! `fips` feature.
 //!
-//! It is the one crate of the workspace that contains `unsafe` code (every other crate root
-//! says `#![forbid(unsafe_code)]`). The rules here: every `unsafe` block has a `// SAFETY:`
+//! It is the one library of the workspace that contains `unsafe` code (every other library
+//! root says `#![forbid(unsafe_code)]`; outside libraries there is one `mallopt` call in the
+//! `hyok-gateway` program and one PKCS#11 call in a test). The rules here: every `unsafe` block has a `// SAFETY:`
 //! comment, every AWS-LC object has exactly one Rust owner that frees it in `Drop`, and no
 //! raw pointer leaves the crate.
 //!
