@@ -514,6 +514,14 @@ def direct_suite():
     check([(p["PartNumber"], p["Size"]) for p in lp["Parts"]] == [(1, part), (2, part)],
           "list_parts shows a direct part and a part in place with their plaintext sizes")
     s3.abort_multipart_upload(Bucket=b, Key="direct/aborted", UploadId=uid)
+    # The gateway keeps the upload's record it read for parts 1 and 2; a part after the
+    # abort must still find the upload gone, and write nothing.
+    try:
+        put_part("direct/aborted", uid, 3, marked(part, 40))
+        fail("a part was accepted after its upload was aborted")
+    except ClientError as e:
+        check(e.response["Error"]["Code"] == "NoSuchUpload",
+              f"a part after the abort gets NoSuchUpload ({e.response['Error']['Code']})")
     check(not s3.list_multipart_uploads(Bucket=b).get("Uploads")
           and s3.list_objects_v2(Bucket=b, Prefix="direct/aborted").get("KeyCount") == 0,
           "an aborted upload of direct parts leaves nothing")

@@ -25,6 +25,7 @@ mod backend;
 mod body;
 mod buckets;
 mod claims;
+mod described;
 mod direct;
 mod health;
 mod inplace;
@@ -132,6 +133,7 @@ impl Gateway {
             health: health::HealthCache::default(),
             direct_parts: settings.direct_parts,
             parts_in_place: settings.parts_in_place,
+            described: Default::default(),
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));

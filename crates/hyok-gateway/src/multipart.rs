@@ -106,6 +106,31 @@ async fn load_prefix(
     }
 }
 
+/// As [`load_prefix`], for UploadPart: a record this replica read before is confirmed with a
+/// HEAD instead of read again (`described.rs` says why); a record gone or changed is read
+/// again (gone: NoSuchUpload, as before).
+async fn load_prefix_for_part(
+    g: &Gateway,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> S3Result<(Prefix, ObjectDesc)> {
+    check_id(id)?;
+    let store = g.backend.store(bucket)?;
+    let info = info_key(id);
+    let url = g.backend.object_url(bucket, &info)?;
+    if let Some((p, d)) = g.confirmed(&store, &url, bucket, &info).await? {
+        return if d.context.get(CTX_UPLOAD_KEY) == Some(key) {
+            Ok((p, d))
+        } else {
+            Err(s3_error!(NoSuchUpload))
+        };
+    }
+    let (p, d) = load_prefix(g, bucket, key, id).await?;
+    g.described.insert(bucket, &info, p.clone(), d.clone());
+    Ok((p, d))
+}
+
 /// Start an upload; returns its id.
 async fn start(
     g: &Gateway,
@@ -199,6 +224,7 @@ async fn store_part(
 
 /// Delete everything of an upload (`info`: its description, when it was read).
 async fn remove(g: &Gateway, bucket: &str, id: &str, info: Option<&ObjectDesc>) -> S3Result<()> {
+    g.described.remove(bucket, &info_key(id));
     let store = g.backend.store(bucket)?;
     if let Some(b) = info.and_then(|i| i.context.get(inplace::CTX_PARTS_UPLOAD)) {
         // Gone already when a Complete finished it.
@@ -346,7 +372,10 @@ pub(crate) async fn upload_part(
             .backend
             .object_url(&i.bucket, &inplace::body_key(&i.upload_id))?;
         let look = async {
-            let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id).await?;
+            // Owned by this block, so that it is dropped when the block ends, an early error
+            // included: the receiver then stops waiting for a decision (it waited for ever).
+            let decide = decide;
+            let (prefix, info) = load_prefix_for_part(g, &i.bucket, &i.key, &i.upload_id).await?;
             let (info, claimed) = if info.context.get(inplace::CTX_PARTS_UPLOAD).is_some()
                 && info.context.get(direct::CTX_DIRECT).is_some()
             {
@@ -415,7 +444,7 @@ pub(crate) async fn upload_part(
             _ => return Err(s3_error!(InternalError, "a part was both sealed and not")),
         }
     } else {
-        let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id).await?;
+        let (prefix, info) = load_prefix_for_part(g, &i.bucket, &i.key, &i.upload_id).await?;
         loaded = Some(prefix);
         (info, None)
     };

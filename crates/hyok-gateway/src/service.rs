@@ -57,6 +57,8 @@ pub(crate) struct Gateway {
     /// Seal equal multipart parts in place ("direct frames", `direct.rs`).
     pub(crate) direct_parts: bool,
     pub(crate) parts_in_place: bool,
+    /// Upload records this replica has read, confirmed later with a HEAD (`described.rs`).
+    pub(crate) described: crate::described::Described,
 }
 
 /// The S3 service over a [`Gateway`].
@@ -221,6 +223,28 @@ impl Gateway {
             .map_err(to_s3)?;
         let d = meta::describe(&prefix.info, &parsed);
         Ok(Some((prefix, d)))
+    }
+
+    /// What this replica kept of `bucket`/`key` (`described.rs`), if the backend still shows
+    /// the object with the same entity tag and size: one HEAD. `Ok(None)` when nothing was
+    /// kept or the object is gone or changed (then it is forgotten).
+    pub(crate) async fn confirmed(
+        &self,
+        store: &Store,
+        url: &StoreUrl,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<Option<(Prefix, ObjectDesc)>> {
+        let Some((p, d)) = self.described.get(bucket, key) else {
+            return Ok(None);
+        };
+        match store.try_head(url).await.map_err(|e| to_s3(e.into()))? {
+            Some(now) if now.e_tag == p.info.e_tag && now.size == p.info.size => Ok(Some((p, d))),
+            _ => {
+                self.described.remove(bucket, key);
+                Ok(None)
+            }
+        }
     }
 
     async fn object_or_404(
