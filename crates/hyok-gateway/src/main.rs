@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 /// the heaps, and a heap is trimmed only when 64 MiB at its top are free. There is one heap
 /// (arena) per core instead of glibc's eight: memory one heap keeps is then reused by more
 /// threads, which keeps the peak RSS where glibc's defaults had it (measured: a 1 GiB aws cli
-/// download's peak 237-310 MiB against 211-252 MiB with glibc's defaults, for about a quarter
+/// download's peak 237-311 MiB against 211-252 MiB with glibc's defaults, for about a quarter
 /// less gateway CPU). *Cost:* memory freed by a burst stays mapped (up to the trim threshold
 /// per heap); threads share the heaps' locks for allocations their own caches do not serve. Settings an operator gives in
 /// `GLIBC_TUNABLES` (`glibc.malloc.*`) win: then nothing is changed here.
