@@ -86,49 +86,48 @@ fn part_etag(d: &ObjectDesc) -> String {
 
 /// The upload's description, checked against the key the client names.
 async fn load(g: &Gateway, bucket: &str, key: &str, id: &str) -> S3Result<ObjectDesc> {
-    load_prefix(g, bucket, key, id).await.map(|(_, d)| d)
+    load_prefix(g, bucket, key, id, false).await.map(|(_, d)| d)
 }
 
 /// As [`load`], keeping the bytes read: the whole `info` (it is small), from which the
-/// upload's message is restored without reading it again.
+/// upload's message is restored without reading it again. With `remember` (UploadPart), a
+/// record this replica read before is confirmed with a HEAD instead of read again
+/// (`described.rs` says why), and a record read is kept; one gone or changed is read again
+/// (gone: NoSuchUpload, as before).
 async fn load_prefix(
     g: &Gateway,
     bucket: &str,
     key: &str,
     id: &str,
-) -> S3Result<(Prefix, ObjectDesc)> {
-    check_id(id)?;
-    let store = g.backend.store(bucket)?;
-    let url = g.backend.object_url(bucket, &info_key(id))?;
-    match g.describe_prefix(&store, &url, meta::HEADER_PREFIX).await? {
-        Some((p, d)) if d.context.get(CTX_UPLOAD_KEY) == Some(key) => Ok((p, d)),
-        _ => Err(s3_error!(NoSuchUpload)),
-    }
-}
-
-/// As [`load_prefix`], for UploadPart: a record this replica read before is confirmed with a
-/// HEAD instead of read again (`described.rs` says why); a record gone or changed is read
-/// again (gone: NoSuchUpload, as before).
-async fn load_prefix_for_part(
-    g: &Gateway,
-    bucket: &str,
-    key: &str,
-    id: &str,
+    remember: bool,
 ) -> S3Result<(Prefix, ObjectDesc)> {
     check_id(id)?;
     let store = g.backend.store(bucket)?;
     let info = info_key(id);
     let url = g.backend.object_url(bucket, &info)?;
-    if let Some((p, d)) = g.confirmed(&store, &url, bucket, &info).await? {
-        return if d.context.get(CTX_UPLOAD_KEY) == Some(key) {
-            Ok((p, d))
-        } else {
-            Err(s3_error!(NoSuchUpload))
-        };
+    let kept = if remember {
+        g.confirmed(&store, &url, bucket, &info).await?
+    } else {
+        None
+    };
+    let (p, d) = match kept {
+        Some(kept) => kept,
+        None => {
+            let (p, d) = g
+                .describe_prefix(&store, &url, meta::HEADER_PREFIX)
+                .await?
+                .ok_or_else(|| s3_error!(NoSuchUpload))?;
+            if remember {
+                g.described.insert(bucket, &info, p.clone(), d.clone());
+            }
+            (p, d)
+        }
+    };
+    if d.context.get(CTX_UPLOAD_KEY) == Some(key) {
+        Ok((p, d))
+    } else {
+        Err(s3_error!(NoSuchUpload))
     }
-    let (p, d) = load_prefix(g, bucket, key, id).await?;
-    g.described.insert(bucket, &info, p.clone(), d.clone());
-    Ok((p, d))
 }
 
 /// Start an upload; returns its id.
@@ -375,7 +374,7 @@ pub(crate) async fn upload_part(
             // Owned by this block, so that it is dropped when the block ends, an early error
             // included: the receiver then stops waiting for a decision (it waited for ever).
             let decide = decide;
-            let (prefix, info) = load_prefix_for_part(g, &i.bucket, &i.key, &i.upload_id).await?;
+            let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id, true).await?;
             let (info, claimed) = if info.context.get(inplace::CTX_PARTS_UPLOAD).is_some()
                 && info.context.get(direct::CTX_DIRECT).is_some()
             {
@@ -444,7 +443,7 @@ pub(crate) async fn upload_part(
             _ => return Err(s3_error!(InternalError, "a part was both sealed and not")),
         }
     } else {
-        let (prefix, info) = load_prefix_for_part(g, &i.bucket, &i.key, &i.upload_id).await?;
+        let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id, true).await?;
         loaded = Some(prefix);
         (info, None)
     };
@@ -521,7 +520,7 @@ pub(crate) async fn complete(
     let i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
-    let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id).await?;
+    let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id, false).await?;
     let (bucket, id) = (i.bucket.clone(), i.upload_id.clone());
     let res = complete_upload(g, caller, i, info, prefix).await;
     if res.is_err() {
