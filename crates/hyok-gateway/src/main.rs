@@ -37,18 +37,19 @@ fn main() -> ExitCode {
 /// threads, which keeps the peak RSS where glibc's defaults had it (measured: a 1 GiB aws cli
 /// download's peak 237-311 MiB against 211-252 MiB with glibc's defaults, for about a quarter
 /// less gateway CPU). *Cost:* memory freed by a burst stays mapped (up to the trim threshold
-/// per heap); threads share the heaps' locks for allocations their own caches do not serve. Settings an operator gives in
-/// `GLIBC_TUNABLES` (`glibc.malloc.*`) win: then nothing is changed here.
+/// per heap); threads share the heaps' locks for allocations their own caches do not serve.
+/// Settings an operator gives in `GLIBC_TUNABLES` (`glibc.malloc.*`) win: then nothing is
+/// changed here.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_malloc() {
     const MMAP_THRESHOLD: libc::c_int = 32 << 20;
     const TRIM_THRESHOLD: libc::c_int = 64 << 20;
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
     if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.")) {
         return;
     }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
     // SAFETY: mallopt takes two integers and no pointer, and it is called here first thing
     // in `main`, before the program starts any thread. A value it does not accept leaves
     // the setting as it was (return value 0), which is harmless, so the result is not
