@@ -311,21 +311,39 @@ fn flipped_bytes_fail_everywhere() {
             .unwrap_or_else(|e| panic!("untampered {name} message: {e}"));
         let layout = format::parse(&msg).unwrap_or_else(|e| panic!("{name} layout: {e}"));
         let firsts: Vec<usize> = layout.regions.iter().map(|r| r.range.start).collect();
+        let frame_length_end = frame_length_end(&layout);
         for p in format::sample_positions(&layout) {
-            jobs.push((name, msg.clone(), layout.label(p), p, 0x01u8));
+            let reads_frame_length = p < frame_length_end;
+            jobs.push((
+                name,
+                msg.clone(),
+                layout.label(p),
+                p,
+                0x01u8,
+                reads_frame_length,
+            ));
             if firsts.contains(&p) {
-                jobs.push((name, msg.clone(), layout.label(p), p, 0xff));
+                jobs.push((
+                    name,
+                    msg.clone(),
+                    layout.label(p),
+                    p,
+                    0xff,
+                    reads_frame_length,
+                ));
             }
         }
     }
-    let fails: Vec<String> = par_map(&jobs, |(name, msg, label, p, mask)| {
+    let fails: Vec<String> = par_map(&jobs, |(name, msg, label, p, mask, reads_frame_length)| {
         let mut bad = msg.clone();
         bad[*p] ^= mask;
         let d = decrypt(&bad, &[&k.aes], &[]);
         // A frame length above --max-frame-length is refused as a limit (exit 2) before
-        // any key use; a smaller one fails like any other change (exit 1).
+        // any key use; a smaller one fails like any other change (exit 1). The frame
+        // length the reader sees can come from a flip in the field itself or from a flip in
+        // an earlier length that moves where the field is read (a misaligned header).
         let limit = d.run.code == Some(2) && d.run.stderr.contains("frame length");
-        let res = if label.starts_with("header.frame_length") && limit {
+        let res = if *reads_frame_length && limit {
             check_error_stderr(&d.run.stderr).and_then(|()| d.must_leave_nothing())
         } else {
             d.must_fail()
@@ -337,6 +355,56 @@ fn flipped_bytes_fail_everywhere() {
     .flatten()
     .collect();
     common::report("flipped bytes", jobs.len(), &fails);
+}
+
+/// The first byte after the header's frame length field: a flip before it can change the
+/// frame length the reader sees.
+fn frame_length_end(layout: &Layout) -> usize {
+    layout
+        .regions
+        .iter()
+        .find(|r| r.name == "header.frame_length")
+        .map(|r| r.range.end)
+        .expect("the layout has a frame length")
+}
+
+/// A flipped EDK length makes the reader take its frame length from the wrong bytes. Built
+/// here so that those bytes say 32 MiB: the header is refused as a limit (exit 2, one line,
+/// no output) before any key use, the case `flipped_bytes_fail_everywhere` meets by chance.
+#[test]
+fn a_misaligned_header_is_refused_by_the_frame_length_limit() {
+    let k = keys();
+    let (_, msg, _) = tamper_subjects(&k).remove(0);
+    let layout = format::parse(&msg).expect("layout");
+    let region = |name: &str| {
+        layout
+            .regions
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .range
+            .clone()
+    };
+    let last = layout.edks.len() - 1;
+    let len_at = region(&format!("edk[{last}].ciphertext_length"));
+    let ciphertext = region(&format!("edk[{last}].ciphertext"));
+    assert_eq!(msg[region("header.content_type")], [2], "framed message");
+    assert_eq!(msg[region("header.frame_length")], 128u32.to_be_bytes());
+    let mut bad = msg.clone();
+    // One byte shorter: the reader takes the last ciphertext byte as the content type
+    // (made 2, framed) and content type ‖ frame length[..3] = 02 00 00 00 as the frame length.
+    let n = u16::from_be_bytes([msg[len_at.start], msg[len_at.start + 1]]) - 1;
+    bad[len_at].copy_from_slice(&n.to_be_bytes());
+    bad[ciphertext.end - 1] = 2;
+    let d = decrypt(&bad, &[&k.aes], &[]);
+    assert_eq!(d.run.code, Some(2), "{}", d.run.describe());
+    assert!(
+        d.run.stderr.contains("frame length 33554432 exceeds"),
+        "{}",
+        d.run.stderr
+    );
+    check_error_stderr(&d.run.stderr).unwrap();
+    d.must_leave_nothing().unwrap();
 }
 
 #[test]
