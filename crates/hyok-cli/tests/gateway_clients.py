@@ -4,7 +4,8 @@ Environment: GW_ENDPOINT, GW_KEY/GW_SECRET (a credential for every bucket),
 GW_LIMITED_KEY/GW_LIMITED_SECRET (a credential for bucket `limited` only), GW_WORK (scratch
 folder), GW_MARKER (a string every plaintext contains), GW_BIG_MIB (size of the large aws cli
 file), GW_SUITE (`full`, or `s3`: a shorter run for the S3 backend; `cap`: the gateway runs with
-`[gateway] max_requests = 1`; `residency`: its residency rules refuse its backend), GW_BACKEND_ENDPOINT (S3
+`[gateway] max_requests = 1`; `residency`: its residency rules refuse its backend; `vhost`:
+virtual-hosted-style requests under `gw.test`), GW_BACKEND_ENDPOINT (S3
 backend only: the backend server, whose buckets this script creates and whose raw objects it
 downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip).
 
@@ -698,6 +699,60 @@ def residency_suite():
     check(listed == 0, "nothing was stored")
 
 
+def vhost_suite():
+    """Virtual-hosted-style requests (`[gateway] virtual_host_domains = ["gw.test"]`), as
+    the Go and Java SDKs send by default: boto3 with addressing_style "virtual" at
+    http://gw.test:PORT, the names resolved to the gateway's address as wildcard DNS would."""
+    import socket
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kw):
+        if isinstance(host, str) and (host == "gw.test" or host.endswith(".gw.test")):
+            host = "127.0.0.1"
+        return real(host, *args, **kw)
+
+    socket.getaddrinfo = resolve
+    port = urllib.parse.urlsplit(ENDPOINT).port
+    endpoint = f"http://gw.test:{port}"
+    v = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=E["GW_KEY"],
+                     aws_secret_access_key=E["GW_SECRET"], region_name="us-east-1",
+                     config=Config(s3={"addressing_style": "virtual"},
+                                   retries={"max_attempts": 2}))
+    p = client()
+    url = v.generate_presigned_url("head_bucket", Params={"Bucket": "vhboto"})
+    check(urllib.parse.urlsplit(url).hostname == "vhboto.gw.test",
+          f"boto3 addresses the bucket in the host name ({urllib.parse.urlsplit(url).hostname})")
+    v.create_bucket(Bucket="vhboto")
+    check("vhboto" in [b["Name"] for b in p.list_buckets()["Buckets"]],
+          "create_bucket, virtual-hosted: the bucket is there path-style")
+    small = body(3000, 41)
+    v.put_object(Bucket="vhboto", Key="small.txt", Body=small, ContentType="text/plain")
+    check(p.get_object(Bucket="vhboto", Key="small.txt")["Body"].read() == small,
+          "put_object, virtual-hosted: the same bytes path-style")
+    big = big_body(11 << 20, 42)
+    u = v.create_multipart_upload(Bucket="vhboto", Key="multi/object.bin")["UploadId"]
+    parts = []
+    for n, (a, b) in enumerate([(0, 5 << 20), (5 << 20, 10 << 20), (10 << 20, len(big))], 1):
+        r = v.upload_part(Bucket="vhboto", Key="multi/object.bin", UploadId=u, PartNumber=n,
+                          Body=big[a:b])
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    v.complete_multipart_upload(Bucket="vhboto", Key="multi/object.bin", UploadId=u,
+                                MultipartUpload={"Parts": parts})
+    got = v.get_object(Bucket="vhboto", Key="multi/object.bin", Range="bytes=5242000-5243999")
+    check(got["Body"].read() == big[5242000:5244000] and got["ContentLength"] == 2000,
+          "multipart upload and ranged get, virtual-hosted")
+    check(p.get_object(Bucket="vhboto", Key="multi/object.bin")["Body"].read() == big,
+          "the multipart object, path-style: the same bytes")
+    keys = [o["Key"] for o in v.list_objects_v2(Bucket="vhboto").get("Contents", [])]
+    check(keys == ["multi/object.bin", "small.txt"], f"list_objects_v2, virtual-hosted: {keys}")
+    url = v.generate_presigned_url("get_object", Params={"Bucket": "vhboto", "Key": "small.txt"})
+    with urllib.request.urlopen(url, timeout=30) as r:
+        check(r.read() == small, "presigned GET, virtual-hosted")
+    v.delete_objects(Bucket="vhboto", Delete={"Objects": [{"Key": "small.txt"}]})
+    check(v.list_objects_v2(Bucket="vhboto")["KeyCount"] == 1, "delete_objects, virtual-hosted")
+    socket.getaddrinfo = real
+
+
 def download_backend():
     be = E.get("GW_BACKEND_ENDPOINT")
     if not be:
@@ -721,8 +776,8 @@ def download_backend():
 
 if __name__ == "__main__":
     t0 = time.time()
-    if SUITE in ("cap", "residency"):
-        {"cap": cap_suite, "residency": residency_suite}[SUITE]()
+    if SUITE in ("cap", "residency", "vhost"):
+        {"cap": cap_suite, "residency": residency_suite, "vhost": vhost_suite}[SUITE]()
         print(f"{PASSED} passed, 0 failed", flush=True)
         sys.exit(0)
     aws_cli()

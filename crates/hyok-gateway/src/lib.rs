@@ -28,6 +28,7 @@ mod claims;
 mod described;
 mod direct;
 mod health;
+mod host;
 mod inplace;
 mod limit;
 mod meta;
@@ -137,6 +138,9 @@ impl Gateway {
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));
+        if !settings.virtual_host_domains.is_empty() {
+            b.set_host(host::Domains::new(settings.virtual_host_domains.clone()));
+        }
         Ok(Self {
             state,
             s3: b.build(),

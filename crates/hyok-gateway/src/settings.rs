@@ -62,6 +62,8 @@ pub struct GatewaySettings {
     pub direct_parts: bool,
     /// Whether direct parts go straight into a backend multipart upload (S3 backends).
     pub parts_in_place: bool,
+    /// Base domains of virtual-hosted-style requests, lower case (see `host.rs`).
+    pub virtual_host_domains: Vec<String>,
 }
 
 /// Largest `[gateway] max_requests`.
@@ -231,6 +233,7 @@ impl GatewaySettings {
             max_requests,
             direct_parts: c.direct_parts.unwrap_or(true),
             parts_in_place: c.parts_in_place.unwrap_or(true),
+            virtual_host_domains: crate::host::check_domains(&c.virtual_host_domains)?,
         })
     }
 }

@@ -110,6 +110,11 @@ pub struct GatewayConfig {
     /// On an S3 backend, direct parts go straight into a backend multipart upload ("parts in
     /// place", default on); `false` keeps them as objects of their own, copied at Complete.
     pub parts_in_place: Option<bool>,
+    /// Base domains of virtual-hosted-style requests: with `s3.example.internal` here, a
+    /// request to `B.s3.example.internal` addresses bucket B. Any other host (an IP address,
+    /// the domain itself, a name not listed) is read path-style. Empty by default.
+    #[serde(default)]
+    pub virtual_host_domains: Vec<String>,
 }
 
 /// `[[gateway.credentials]]`: one S3 access key of the gateway.
