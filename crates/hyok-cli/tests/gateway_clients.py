@@ -355,6 +355,59 @@ def boto3_suite():
           "a 9 MiB single PUT: ETag = MD5 of the plaintext")
 
 
+def conditional_suite():
+    """Conditional writes are honoured, never ignored: If-None-Match: * (create only) and
+    If-Match (replace or delete only what was read) on PutObject, CompleteMultipartUpload and
+    DeleteObject(s); appends and object lock are refused rather than skipped."""
+    s3 = client()
+    b = "boto" + SFX
+    k = "cond/lock"
+    first, second = body(700, 71), body(900, 72)
+    s3.put_object(Bucket=b, Key=k, Body=first, IfNoneMatch="*")
+    check(error_code(lambda: s3.put_object(Bucket=b, Key=k, Body=second, IfNoneMatch="*"))
+          == "PreconditionFailed", "a second PUT with If-None-Match: * gets PreconditionFailed")
+    check(s3.get_object(Bucket=b, Key=k)["Body"].read() == first, "and the first object stays")
+    tag = s3.head_object(Bucket=b, Key=k)["ETag"]
+    check(error_code(lambda: s3.put_object(Bucket=b, Key=k, Body=second,
+                                           IfMatch='"0123456789abcdef0123456789abcdef"'))
+          == "PreconditionFailed", "PUT with If-Match of another ETag gets PreconditionFailed")
+    check(error_code(lambda: s3.put_object(Bucket=b, Key="cond/none", Body=second, IfMatch=tag))
+          == "NoSuchKey", "PUT with If-Match on a missing key gets NoSuchKey")
+    s3.put_object(Bucket=b, Key=k, Body=second, IfMatch=tag)
+    check(s3.get_object(Bucket=b, Key=k)["Body"].read() == second,
+          "PUT with If-Match of the current ETag replaces the object")
+    check(error_code(lambda: s3.put_object(Bucket=b, Key=k, Body=first, IfMatch=tag))
+          == "PreconditionFailed", "the old ETag no longer matches")
+    check(error_code(lambda: s3.put_object(Bucket=b, Key="cond/append", Body=first,
+                                           WriteOffsetBytes=0)) == "NotImplemented",
+          "an append (WriteOffsetBytes) is refused, not taken as a replacement")
+    check(error_code(lambda: s3.put_object(
+        Bucket=b, Key="cond/locked", Body=first, ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate="2030-01-01T00:00:00Z")) == "NotImplemented",
+        "object lock is refused, not silently skipped")
+    uid = s3.create_multipart_upload(Bucket=b, Key=k)["UploadId"]
+    etag = s3.upload_part(Bucket=b, Key=k, UploadId=uid, PartNumber=1, Body=first)["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    check(error_code(lambda: s3.complete_multipart_upload(
+        Bucket=b, Key=k, UploadId=uid, MultipartUpload=parts, IfNoneMatch="*"))
+        == "PreconditionFailed", "Complete with If-None-Match: * on an existing key fails")
+    tag = s3.head_object(Bucket=b, Key=k)["ETag"]
+    s3.complete_multipart_upload(Bucket=b, Key=k, UploadId=uid, MultipartUpload=parts,
+                                 IfMatch=tag)
+    check(s3.get_object(Bucket=b, Key=k)["Body"].read() == first,
+          "Complete with If-Match of the current ETag replaces the object")
+    tag = s3.head_object(Bucket=b, Key=k)["ETag"]
+    check(error_code(lambda: s3.delete_object(Bucket=b, Key=k, IfMatch='"00"'))
+          == "PreconditionFailed", "DELETE with If-Match of another ETag gets PreconditionFailed")
+    r = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k, "ETag": '"00"'}]})
+    check([e["Code"] for e in r.get("Errors", [])] == ["PreconditionFailed"],
+          "DeleteObjects with another ETag reports PreconditionFailed for the key")
+    check(s3.get_object(Bucket=b, Key=k)["Body"].read() == first, "and the object stays")
+    s3.delete_object(Bucket=b, Key=k, IfMatch=tag)
+    check(error_code(lambda: s3.head_object(Bucket=b, Key=k)) in ("404", "NoSuchKey"),
+          "DELETE with If-Match of the current ETag deletes")
+
+
 def metric(name):
     """One counter of the gateway's /metrics."""
     text = urllib.request.urlopen(ENDPOINT + "/metrics", timeout=30).read().decode()
@@ -782,6 +835,7 @@ if __name__ == "__main__":
         sys.exit(0)
     aws_cli()
     boto3_suite()
+    conditional_suite()
     direct_suite()
     request_count_suite()
     if SUITE == "full":

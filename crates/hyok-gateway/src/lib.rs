@@ -25,6 +25,7 @@ mod backend;
 mod body;
 mod buckets;
 mod claims;
+mod conditional;
 mod described;
 mod direct;
 mod health;

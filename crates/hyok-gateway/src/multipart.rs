@@ -176,6 +176,7 @@ async fn start(
             Box::new(std::io::Cursor::new(body)),
             Some(len),
             ctx,
+            None,
         )
         .await;
     if let (Err(_), Some(b)) = (&stored, &backend_upload) {
@@ -208,6 +209,7 @@ async fn store_part(
         Box::new(reader),
         Some(len),
         EncryptionContext::new(),
+        None,
     );
     let (stored, pumped) = tokio::join!(stored, pump);
     let measured = pumped.map_err(join_error)??;
@@ -521,8 +523,16 @@ pub(crate) async fn complete(
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
     let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id, false).await?;
+    let pin = g
+        .check_write(
+            &i.bucket,
+            &i.key,
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+        )
+        .await?;
     let (bucket, id) = (i.bucket.clone(), i.upload_id.clone());
-    let res = complete_upload(g, caller, i, info, prefix).await;
+    let res = complete_upload(g, caller, i, info, prefix, pin).await;
     if res.is_err() {
         // A Complete that lost a race with another one that finished (and removed the
         // upload) may have written a claim after that removal: sweep it, so that nothing
@@ -538,13 +548,15 @@ pub(crate) async fn complete(
 }
 
 /// Complete an upload whose caller is authorized and whose `info` was read (`prefix`: its
-/// bytes, from which the upload's message is restored without reading it again).
+/// bytes, from which the upload's message is restored without reading it again). `pin`:
+/// the backend entity tag an `If-Match` matched, which the re-encrypting path writes under.
 async fn complete_upload(
     g: &Gateway,
     caller: std::sync::Arc<Caller>,
     i: CompleteMultipartUploadInput,
     info: ObjectDesc,
     prefix: Prefix,
+    pin: Option<String>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let parts = i
         .multipart_upload
@@ -676,7 +688,7 @@ async fn complete_upload(
             .map(|p| (p.url.clone(), p.desc.size()))
             .collect();
         g.reencrypt(
-            &caller, &i.bucket, sources, &i.bucket, &i.key, total, ctx, opener,
+            &caller, &i.bucket, sources, &i.bucket, &i.key, total, ctx, opener, pin,
         )
         .await?;
     }
@@ -845,6 +857,7 @@ pub(crate) async fn put_staged(
     len: u64,
     content_type: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
+    pin: Option<String>,
 ) -> S3Result<String> {
     let id = start(
         g,
@@ -874,6 +887,7 @@ pub(crate) async fn put_staged(
             len,
             ctx,
             None,
+            pin,
         )
         .await?;
         Ok(etag)

@@ -41,6 +41,7 @@ impl Gateway {
         len: u64,
         context: EncryptionContext,
         opener: Option<Opener>,
+        pin: Option<String>,
     ) -> S3Result<()> {
         let objects = self.objects(caller, src_bucket)?;
         let (w, r) = body::pipe();
@@ -54,7 +55,15 @@ impl Gateway {
                 read_in_turn(objects, sources, w, opener).await
             }
         };
-        let put = self.store_object(caller, dst_bucket, dst_key, Box::new(r), Some(len), context);
+        let put = self.store_object(
+            caller,
+            dst_bucket,
+            dst_key,
+            Box::new(r),
+            Some(len),
+            context,
+            pin,
+        );
         let (got, put) = tokio::join!(get, put);
         got?;
         put

@@ -104,7 +104,7 @@ fn to_metadata(m: &BTreeMap<String, String>) -> Option<Metadata> {
     (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
-fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
+pub(crate) fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
         ETagCondition::Any => true,
         ETagCondition::ETag(e) => e.value().trim_matches('"') == etag,
@@ -274,7 +274,10 @@ impl Gateway {
         }
     }
 
-    /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread.
+    /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread. With `pin`, the
+    /// object replaces `bucket`/`key` only while the backend still shows that entity tag
+    /// (`conditional.rs`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_object(
         &self,
         caller: &Caller,
@@ -283,21 +286,22 @@ impl Gateway {
         src: Box<dyn std::io::Read + Send>,
         len: Option<u64>,
         context: EncryptionContext,
+        pin: Option<String>,
     ) -> S3Result<()> {
         let objects = self.objects_writing(caller, bucket, len)?;
         let url = self.backend.object_url(bucket, key)?;
         let started = Instant::now();
         let res = tokio::task::spawn_blocking(move || {
             let mut src = src;
-            objects.put(
-                &url,
-                &mut src,
-                &Source {
-                    len,
-                    mtime: None,
-                    context,
-                },
-            )
+            let source = Source {
+                len,
+                mtime: None,
+                context,
+            };
+            match &pin {
+                Some(tag) => objects.put_if_match(&url, &mut src, &source, tag),
+                None => objects.put(&url, &mut src, &source),
+            }
         })
         .await
         .map_err(join_error)?;
@@ -306,6 +310,9 @@ impl Gateway {
             Ok(r) => {
                 self.metrics.bytes_in(r.plaintext_len);
                 Ok(())
+            }
+            Err(hyok::Error::Store(hyok::store::Error::Changed(_))) => {
+                Err(crate::conditional::changed())
             }
             Err(e) => Err(to_s3(e)),
         }
@@ -453,22 +460,15 @@ impl S3 for GatewayS3 {
         let caller = g.authorize_bucket(&req.credentials, &bucket, "put", Scope::Write(&key))?;
         let trailers = req.trailing_headers;
         g.backend.require_bucket(&bucket).await?;
-        if input
-            .if_none_match
-            .as_ref()
-            .is_some_and(ETagCondition::is_any)
-        {
-            let store = g.backend.store(&bucket)?;
-            let url = g.backend.object_url(&bucket, &key)?;
-            if store
-                .try_head(&url)
-                .await
-                .map_err(|e| to_s3(e.into()))?
-                .is_some()
-            {
-                return Err(s3_error!(PreconditionFailed, "the object exists"));
-            }
-        }
+        refuse_unsupported_put(&input)?;
+        let pin = g
+            .check_write(
+                &bucket,
+                &key,
+                input.if_match.as_ref(),
+                input.if_none_match.as_ref(),
+            )
+            .await?;
         let wanted = body::wanted_of!(input);
         let body = input.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
         let len = input
@@ -493,7 +493,7 @@ impl S3 for GatewayS3 {
             let etag = hex_md5(&m.md5.ok_or_else(no_md5)?);
             let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
             let src: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(buf));
-            g.store_object(&caller, &bucket, &key, src, Some(len), ctx)
+            g.store_object(&caller, &bucket, &key, src, Some(len), ctx, pin)
                 .await?;
             etag
         } else if let Some(md5) = wanted.md5()? {
@@ -501,7 +501,15 @@ impl S3 for GatewayS3 {
             let etag = hex_md5(&md5);
             let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
             let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
-            let stored = g.store_object(&caller, &bucket, &key, Box::new(reader), Some(len), ctx);
+            let stored = g.store_object(
+                &caller,
+                &bucket,
+                &key,
+                Box::new(reader),
+                Some(len),
+                ctx,
+                pin,
+            );
             let (stored, pumped) = tokio::join!(stored, pump);
             pumped.map_err(join_error)??;
             stored?;
@@ -509,7 +517,7 @@ impl S3 for GatewayS3 {
         } else {
             // Large without Content-MD5: stage it, then re-encrypt with its MD5 (DESIGN.md).
             crate::multipart::put_staged(
-                g, &caller, &bucket, &key, body, wanted, trailers, len, ct, metadata,
+                g, &caller, &bucket, &key, body, wanted, trailers, len, ct, metadata, pin,
             )
             .await?
         };
@@ -717,6 +725,14 @@ impl S3 for GatewayS3 {
             g.authorize_bucket(&req.credentials, &i.bucket, "delete", Scope::Read(&i.key))?;
         g.decide(&caller, hyok::policy::Action::Delete, &i.bucket, &i.key)?;
         g.backend.require_bucket(&i.bucket).await?;
+        if i.if_match_last_modified_time.is_some() || i.if_match_size.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "deletes conditional on time or size (only If-Match)"
+            ));
+        }
+        g.check_write(&i.bucket, &i.key, i.if_match.as_ref(), None)
+            .await?;
         delete_one(g, &i.bucket, &i.key).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
@@ -740,7 +756,7 @@ impl S3 for GatewayS3 {
                 .may_object(&caller, &i.bucket, &o.key)
                 .and_then(|()| g.decide(&caller, hyok::policy::Action::Delete, &i.bucket, &o.key))
             {
-                Ok(()) => delete_one(g, &i.bucket, &o.key).await,
+                Ok(()) => delete_if(g, &i.bucket, o).await,
                 Err(e) => Err(e),
             };
             match res {
@@ -833,6 +849,7 @@ impl S3 for GatewayS3 {
             d.size,
             ctx,
             None,
+            None,
         )
         .await?;
         Ok(S3Response::new(CopyObjectOutput {
@@ -844,6 +861,40 @@ impl S3 for GatewayS3 {
             ..Default::default()
         }))
     }
+}
+
+/// One key of DeleteObjects, with its conditions (an ETag: as `If-Match`).
+async fn delete_if(g: &Gateway, bucket: &str, o: &ObjectIdentifier) -> S3Result<()> {
+    if o.last_modified_time.is_some() || o.size.is_some() || o.version_id.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "deletes of versions or conditional on time or size (only an ETag)"
+        ));
+    }
+    let cond = o.e_tag.clone().map(ETagCondition::ETag);
+    g.check_write(bucket, &o.key, cond.as_ref(), None).await?;
+    delete_one(g, bucket, &o.key).await
+}
+
+/// What PutObject cannot do and must not silently skip: an append would replace the object
+/// with the appended bytes alone, and object-lock settings would leave it unprotected.
+fn refuse_unsupported_put(i: &PutObjectInput) -> S3Result<()> {
+    if i.write_offset_bytes.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "appends (x-amz-write-offset-bytes) are not supported"
+        ));
+    }
+    if i.object_lock_mode.is_some()
+        || i.object_lock_retain_until_date.is_some()
+        || i.object_lock_legal_hold_status.is_some()
+    {
+        return Err(s3_error!(
+            NotImplemented,
+            "object lock (retention, legal hold) is not supported"
+        ));
+    }
+    Ok(())
 }
 
 async fn delete_one(g: &Gateway, bucket: &str, key: &str) -> S3Result<()> {

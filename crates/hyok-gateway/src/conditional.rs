@@ -1,0 +1,72 @@
+//! Conditional writes: `If-Match` and `If-None-Match` on PutObject and
+//! CompleteMultipartUpload, `If-Match` on DeleteObject (docs/DESIGN.md, "Conditional
+//! writes"). Applications use them as locks (`If-None-Match: *`: create only) and for
+//! optimistic concurrency (`If-Match: ETAG`: replace only what was read), so a condition
+//! is never ignored: it is checked against the object's S3 ETag (the one clients see) before
+//! anything is written, and a PUT that may replace the object is then pinned to the
+//! backend's entity tag of what was checked, so a writer that lands in between makes it
+//! fail rather than be overwritten.
+
+use s3s::dto::ETagCondition;
+use s3s::{s3_error, S3Result};
+
+use crate::meta;
+use crate::service::{etag_matches, Gateway};
+
+impl Gateway {
+    /// Check a write's conditions on `bucket`/`key`. `Ok(Some(tag))`: `If-Match` held, and
+    /// `tag` is the backend entity tag of the object it matched (pin the write to it).
+    pub(crate) async fn check_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+    ) -> S3Result<Option<String>> {
+        if if_match.is_none() && if_none_match.is_none() {
+            return Ok(None);
+        }
+        if if_none_match.is_some_and(|c| !c.is_any()) {
+            return Err(s3_error!(
+                NotImplemented,
+                "If-None-Match on a write takes only `*` (create only)"
+            ));
+        }
+        let store = self.backend.store(bucket)?;
+        let url = self.backend.object_url(bucket, key)?;
+        let found = self
+            .describe_prefix(&store, &url, meta::HEADER_PREFIX)
+            .await?;
+        if if_none_match.is_some() && found.is_some() {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "If-None-Match: * and the object exists"
+            ));
+        }
+        let Some(cond) = if_match else {
+            return Ok(None);
+        };
+        match found {
+            None => {
+                self.backend.require_bucket(bucket).await?;
+                Err(s3_error!(
+                    NoSuchKey,
+                    "If-Match and the object does not exist"
+                ))
+            }
+            Some((_, d)) if !etag_matches(cond, &d.etag) => Err(s3_error!(
+                PreconditionFailed,
+                "If-Match and the object has another ETag"
+            )),
+            Some((prefix, _)) => Ok(prefix.info.e_tag),
+        }
+    }
+}
+
+/// A write that lost its pin (the object changed after the check): what S3 answers.
+pub(crate) fn changed() -> s3s::S3Error {
+    s3_error!(
+        PreconditionFailed,
+        "the object changed while the conditional write was in progress"
+    )
+}
