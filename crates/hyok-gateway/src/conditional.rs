@@ -3,10 +3,11 @@
 //! writes"). Applications use them as locks (`If-None-Match: *`: create only) and for
 //! optimistic concurrency (`If-Match: ETAG`: replace only what was read), so a condition
 //! is never ignored: it is checked against the object's S3 ETag (the one clients see) before
-//! anything is written, and a PUT that may replace the object is then pinned to the
-//! backend's entity tag of what was checked, so a writer that lands in between makes it
-//! fail rather than be overwritten.
+//! anything is written, and the write itself then carries a backend condition (the
+//! backend's entity tag of what was checked, or "no object"), so a writer that lands in
+//! between makes it fail rather than be overwritten.
 
+use hyok::store::Precondition;
 use s3s::dto::ETagCondition;
 use s3s::{s3_error, S3Result};
 
@@ -14,15 +15,16 @@ use crate::meta;
 use crate::service::{etag_matches, Gateway};
 
 impl Gateway {
-    /// Check a write's conditions on `bucket`/`key`. `Ok(Some(tag))`: `If-Match` held, and
-    /// `tag` is the backend entity tag of the object it matched (pin the write to it).
+    /// Check a write's conditions on `bucket`/`key`. `Ok(Some(cond))`: they held, and the
+    /// write must carry `cond` to the backend (the backend entity tag of the object that
+    /// `If-Match` matched, or `Absent` for `If-None-Match: *`).
     pub(crate) async fn check_write(
         &self,
         bucket: &str,
         key: &str,
         if_match: Option<&ETagCondition>,
         if_none_match: Option<&ETagCondition>,
-    ) -> S3Result<Option<String>> {
+    ) -> S3Result<Option<Precondition>> {
         if if_match.is_none() && if_none_match.is_none() {
             return Ok(None);
         }
@@ -44,7 +46,7 @@ impl Gateway {
             ));
         }
         let Some(cond) = if_match else {
-            return Ok(None);
+            return Ok(Some(Precondition::Absent));
         };
         match found {
             None => {
@@ -58,12 +60,13 @@ impl Gateway {
                 PreconditionFailed,
                 "If-Match and the object has another ETag"
             )),
-            Some((prefix, _)) => Ok(prefix.info.e_tag),
+            Some((prefix, _)) => Ok(prefix.info.e_tag.map(Precondition::Matches)),
         }
     }
 }
 
-/// A write that lost its pin (the object changed after the check): what S3 answers.
+/// A write whose backend condition failed (the object changed, or appeared, after the
+/// check): what S3 answers.
 pub(crate) fn changed() -> s3s::S3Error {
     s3_error!(
         PreconditionFailed,

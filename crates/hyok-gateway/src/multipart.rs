@@ -556,7 +556,7 @@ async fn complete_upload(
     i: CompleteMultipartUploadInput,
     info: ObjectDesc,
     prefix: Prefix,
-    pin: Option<String>,
+    pin: Option<hyok::store::Precondition>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let parts = i
         .multipart_upload
@@ -857,7 +857,7 @@ pub(crate) async fn put_staged(
     len: u64,
     content_type: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
-    pin: Option<String>,
+    pin: Option<hyok::store::Precondition>,
 ) -> S3Result<String> {
     let id = start(
         g,

@@ -41,7 +41,7 @@ impl Gateway {
         len: u64,
         context: EncryptionContext,
         opener: Option<Opener>,
-        pin: Option<String>,
+        pin: Option<hyok::store::Precondition>,
     ) -> S3Result<()> {
         let objects = self.objects(caller, src_bucket)?;
         let (w, r) = body::pipe();

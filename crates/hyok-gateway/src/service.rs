@@ -274,9 +274,8 @@ impl Gateway {
         }
     }
 
-    /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread. With `pin`, the
-    /// object replaces `bucket`/`key` only while the backend still shows that entity tag
-    /// (`conditional.rs`).
+    /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread, only if `pin`
+    /// holds for it on the backend when given (`conditional.rs`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_object(
         &self,
@@ -286,7 +285,7 @@ impl Gateway {
         src: Box<dyn std::io::Read + Send>,
         len: Option<u64>,
         context: EncryptionContext,
-        pin: Option<String>,
+        pin: Option<hyok::store::Precondition>,
     ) -> S3Result<()> {
         let objects = self.objects_writing(caller, bucket, len)?;
         let url = self.backend.object_url(bucket, key)?;
@@ -298,8 +297,8 @@ impl Gateway {
                 mtime: None,
                 context,
             };
-            match &pin {
-                Some(tag) => objects.put_if_match(&url, &mut src, &source, tag),
+            match pin {
+                Some(cond) => objects.put_when(&url, &mut src, &source, cond),
                 None => objects.put(&url, &mut src, &source),
             }
         })

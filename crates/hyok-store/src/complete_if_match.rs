@@ -1,5 +1,5 @@
-//! CompleteMultipartUpload with `If-Match`: the multipart half of a conditional replacement
-//! ([`crate::Store::writer_if_match`]).
+//! CompleteMultipartUpload with `If-Match` or `If-None-Match: *`: the multipart half of a
+//! conditional upload ([`crate::Store::writer_when`]).
 //!
 //! A single PUT replaces an object only while its entity tag is the one read (`If-Match`,
 //! checked by the server atomically). A multipart upload used to be checked by a HEAD right
@@ -14,13 +14,14 @@
 //! that one request only. The HEAD stays in front of it as a belt for S3-compatible servers
 //! that ignore the header (docs/DESIGN.md, "Conditional multipart completion").
 
-use http::header::{HeaderMap, HeaderValue, IF_MATCH};
+use http::header::{HeaderMap, HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::ClientOptions;
 
 use crate::error::{Error, Result};
+use crate::upload::Precondition;
 
 /// The settings a store's S3 client was built from, to build a completion client that sends
 /// `If-Match`.
@@ -36,14 +37,21 @@ impl IfMatchCompleter {
         Self { builder, options }
     }
 
-    fn client(&self, e_tag: &str, object: &str) -> Result<AmazonS3> {
-        let value = HeaderValue::from_str(e_tag).map_err(|_| {
-            Error::Config(format!(
-                "{object}: the store's entity tag is not a valid header value"
-            ))
-        })?;
+    fn client(&self, cond: &Precondition, object: &str) -> Result<AmazonS3> {
         let mut headers = HeaderMap::new();
-        headers.insert(IF_MATCH, value);
+        match cond {
+            Precondition::Matches(e_tag) => {
+                let value = HeaderValue::from_str(e_tag).map_err(|_| {
+                    Error::Config(format!(
+                        "{object}: the store's entity tag is not a valid header value"
+                    ))
+                })?;
+                headers.insert(IF_MATCH, value);
+            }
+            Precondition::Absent => {
+                headers.insert(IF_NONE_MATCH, HeaderValue::from_static("*"));
+            }
+        }
         self.builder
             .clone()
             .with_client_options(self.options.clone().with_default_headers(headers))
@@ -51,18 +59,18 @@ impl IfMatchCompleter {
             .map_err(|e| Error::Config(format!("{object}: {e}")))
     }
 
-    /// Complete upload `id` of `path` only if the object's entity tag still is `e_tag`;
-    /// otherwise [`Error::Changed`] (the caller aborts the upload). `object` names it in
-    /// messages.
+    /// Complete upload `id` of `path` only if `cond` holds (the object's entity tag still
+    /// is the one given, or there is no object); otherwise [`Error::Changed`] (the caller
+    /// aborts the upload). `object` names it in messages.
     pub(crate) async fn complete(
         &self,
         path: &Path,
         id: &str,
         parts: Vec<PartId>,
-        e_tag: &str,
+        cond: &Precondition,
         object: &str,
     ) -> Result<()> {
-        let s3 = self.client(e_tag, object)?;
+        let s3 = self.client(cond, object)?;
         match s3.complete_multipart(path, &id.to_owned(), parts).await {
             Ok(_) => Ok(()),
             // 409 ConditionalRequestConflict: another conditional write to the key won.
@@ -122,7 +130,13 @@ mod tests {
             };
             let (id, parts) = upload(b"re-encrypted first version").await;
             let refused = completer
-                .complete(&path, &id, parts, &stale, &url.to_string())
+                .complete(
+                    &path,
+                    &id,
+                    parts,
+                    &Precondition::Matches(stale.clone()),
+                    &url.to_string(),
+                )
                 .await;
             assert!(matches!(refused, Err(Error::Changed(_))), "{refused:?}");
             let _ = s3.abort_multipart(&path, &id).await;
@@ -131,7 +145,13 @@ mod tests {
 
             let (id, parts) = upload(b"re-encrypted current version").await;
             completer
-                .complete(&path, &id, parts, &current, &url.to_string())
+                .complete(
+                    &path,
+                    &id,
+                    parts,
+                    &Precondition::Matches(current.clone()),
+                    &url.to_string(),
+                )
                 .await
                 .unwrap();
             let now = s3.get(&path).await.unwrap().bytes().await.unwrap();

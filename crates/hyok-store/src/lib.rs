@@ -63,7 +63,7 @@ pub use download::RangedReader;
 pub use error::{Error, Result};
 pub use numbered::MAX_COPY;
 pub use reads::{Prefix, ReadCounter};
-pub use upload::{ObjectWriter, Transfer};
+pub use upload::{ObjectWriter, Precondition, Transfer};
 pub use url::{Backend, StoreUrl};
 
 /// The folder name hyok keeps its own objects under (`PREFIX/.hyok/branches/…`, a branch key
@@ -493,7 +493,23 @@ impl Store {
         transfer: &Transfer,
         e_tag: &str,
     ) -> Result<ObjectWriter> {
-        ObjectWriter::start(self, rt, url, metadata, transfer, Some(e_tag.to_owned()))
+        let cond = Precondition::Matches(e_tag.to_owned());
+        ObjectWriter::start(self, rt, url, metadata, transfer, Some(cond))
+    }
+
+    /// As [`Self::writer`], with a [`Precondition`] on the object it writes: `Matches` as
+    /// [`Self::writer_if_match`]; `Absent` creates the object only if there is none (S3
+    /// `If-None-Match: *` on the PUT or the completion; local folders look just before the
+    /// rename). A failed condition replaces nothing: `finish` fails with [`Error::Changed`].
+    pub fn writer_when(
+        &self,
+        rt: &tokio::runtime::Handle,
+        url: &StoreUrl,
+        metadata: BTreeMap<String, String>,
+        transfer: &Transfer,
+        cond: Precondition,
+    ) -> Result<ObjectWriter> {
+        ObjectWriter::start(self, rt, url, metadata, transfer, Some(cond))
     }
 
     /// A `Read` of the bytes `range` of `url`, fetched with parallel ranged GETs (pinned to

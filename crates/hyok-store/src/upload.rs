@@ -122,7 +122,7 @@ impl ObjectWriter {
         url: &StoreUrl,
         metadata: BTreeMap<String, String>,
         transfer: &Transfer,
-        if_match: Option<String>,
+        cond: Option<Precondition>,
     ) -> Result<Self> {
         let path = store.path(url)?;
         if url.is_folder() {
@@ -139,7 +139,7 @@ impl ObjectWriter {
             rx,
             metadata.clone(),
             transfer.clone(),
-            if_match,
+            cond,
         ));
         Ok(Self {
             rt: rt.clone(),
@@ -272,14 +272,14 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     meta: MetadataHandle,
     transfer: Transfer,
-    if_match: Option<String>,
+    cond: Option<Precondition>,
 ) -> Result<()> {
     let first = rx.recv().await;
     let attrs = attributes(&store, &meta);
-    let cond = if_match.map(|e_tag| Condition {
+    let cond = cond.map(|want| Condition {
         store: store.clone(),
         url: url.clone(),
-        e_tag,
+        want,
     });
     match first {
         None => Err(Error::Abandoned(url.to_string())),
@@ -296,20 +296,29 @@ async fn run(
             };
             if let Some(c) = &cond {
                 if store.backend() == Backend::S3 {
-                    opts.mode = PutMode::Update(UpdateVersion {
-                        e_tag: Some(c.e_tag.clone()),
-                        version: None,
-                    });
+                    opts.mode = match &c.want {
+                        Precondition::Matches(e_tag) => PutMode::Update(UpdateVersion {
+                            e_tag: Some(e_tag.clone()),
+                            version: None,
+                        }),
+                        Precondition::Absent => PutMode::Create,
+                    };
                 } else {
                     c.check().await?;
                 }
             }
-            store
+            match store
                 .inner
                 .put_opts(&path, PutPayload::from_bytes(b), opts)
                 .await
-                .map(|_| ())
-                .map_err(|e| Error::store("upload", url.to_string(), e))
+            {
+                Ok(_) => Ok(()),
+                // `If-None-Match: *` refused: the object exists.
+                Err(object_store::Error::AlreadyExists { .. }) if cond.is_some() => {
+                    Err(Error::Changed(url.to_string()))
+                }
+                Err(e) => Err(Error::store("upload", url.to_string(), e)),
+            }
         }
         Some(Msg::Part(b)) => {
             #[cfg(feature = "s3")]
@@ -445,7 +454,7 @@ async fn multipart_s3(
             match (&cond, &store.if_match) {
                 (Some(c), Some(completer)) => {
                     completer
-                        .complete(&path, &id, parts, &c.e_tag, &url.to_string())
+                        .complete(&path, &id, parts, &c.want, &url.to_string())
                         .await
                 }
                 _ => s3
@@ -545,20 +554,38 @@ async fn multipart_generic(
     res
 }
 
-/// The replacement condition of a [`Store::writer_if_match`] upload.
+/// What a conditional upload ([`crate::Store::writer_when`]) requires of the object it
+/// writes, when it completes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// Replace only while the object has this entity tag (S3 `If-Match`).
+    Matches(String),
+    /// Create only: there is no object yet (S3 `If-None-Match: *`).
+    Absent,
+}
+
+/// The condition of a conditional upload, with where to check it.
 struct Condition {
     store: Store,
     url: StoreUrl,
-    e_tag: String,
+    want: Precondition,
 }
 
 impl Condition {
-    /// Whether the object still has the expected entity tag (checked right before a
-    /// multipart completion or a local rename).
+    /// Whether the object is still as required (checked right before a multipart completion
+    /// or a local rename).
     async fn check(&self) -> Result<()> {
-        match self.store.try_head(&self.url).await? {
-            Some(i) if i.e_tag.as_deref() == Some(self.e_tag.as_str()) => Ok(()),
-            _ => Err(Error::Changed(self.url.to_string())),
+        let found = self.store.try_head(&self.url).await?;
+        let holds = match &self.want {
+            Precondition::Matches(e_tag) => {
+                found.is_some_and(|i| i.e_tag.as_deref() == Some(e_tag.as_str()))
+            }
+            Precondition::Absent => found.is_none(),
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(Error::Changed(self.url.to_string()))
         }
     }
 }

@@ -17,7 +17,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyok_core::{ContentType, EncryptedDataKey, Header, HeaderLimits, ParsedHeader, TAG_LEN};
-use hyok_store::{Backend, ObjectInfo, Prefix, Store, StoreUrl, Transfer};
+use hyok_store::{Backend, ObjectInfo, Precondition, Prefix, Store, StoreUrl, Transfer};
 use tokio::runtime::Handle;
 
 #[path = "objects_presealed.rs"]
@@ -344,6 +344,19 @@ impl Objects {
         self.put_inner(url, src, source, None)
     }
 
+    /// As [`Self::put`], with a condition on the object it writes (see
+    /// [`Store::writer_when`]): a failed one stores nothing and the error is
+    /// [`hyok_store::Error::Changed`].
+    pub fn put_when(
+        &self,
+        url: &StoreUrl,
+        src: &mut dyn Read,
+        source: &Source,
+        cond: Precondition,
+    ) -> Result<PutReport> {
+        self.put_inner(url, src, source, Some(cond))
+    }
+
     /// As [`Self::put`], but the new object replaces `url` only while `url` still has entity
     /// tag `e_tag` (see [`Store::writer_if_match`]); a changed object is left alone and the
     /// error is [`hyok_store::Error::Changed`].
@@ -354,7 +367,12 @@ impl Objects {
         source: &Source,
         e_tag: &str,
     ) -> Result<PutReport> {
-        self.put_inner(url, src, source, Some(e_tag))
+        self.put_inner(
+            url,
+            src,
+            source,
+            Some(Precondition::Matches(e_tag.to_owned())),
+        )
     }
 
     /// The encryption context of a new message at `url`: the caller's pairs and, when
@@ -416,7 +434,7 @@ impl Objects {
         url: &StoreUrl,
         src: &mut dyn Read,
         source: &Source,
-        if_match: Option<&str>,
+        cond: Option<Precondition>,
     ) -> Result<PutReport> {
         let ctx = self.message_context(url, source)?;
         let client = self.authorize(Action::Put, url, &ctx)?;
@@ -428,18 +446,16 @@ impl Objects {
             &label,
         ))?;
         let meta = self.message_meta(materials.edks(), source);
-        let mut writer = match if_match {
+        let mut writer = match cond {
             None => self
                 .catalog
                 .store
                 .writer(&self.catalog.rt, url, meta, &self.transfer)?,
-            Some(tag) => self.catalog.store.writer_if_match(
-                &self.catalog.rt,
-                url,
-                meta,
-                &self.transfer,
-                tag,
-            )?,
+            Some(cond) => {
+                self.catalog
+                    .store
+                    .writer_when(&self.catalog.rt, url, meta, &self.transfer, cond)?
+            }
         };
         let handle = writer.metadata();
         let res = (|| -> Result<u64> {

@@ -802,6 +802,81 @@ fn conditional_replacement_refuses_a_changed_object() {
     }
 }
 
+/// The store-level guarantee under the gateway's `If-None-Match: *`: a conditional create
+/// stores nothing when the object exists (also when it appeared after the upload started),
+/// for a single PUT and a multipart upload, locally and on S3.
+#[test]
+fn conditional_create_refuses_an_existing_object() {
+    use hyok::store::{Error, Precondition, Store, StoreOptions, StoreUrl, Transfer};
+    use std::io::Write;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bases = vec![StoreUrl::local(dir.path()).unwrap().as_folder()];
+    match std::env::var("HYOK_TEST_S3_BUCKET") {
+        Ok(b) if std::env::var_os("AWS_ENDPOINT_URL").is_some() => bases
+            .push(StoreUrl::parse(&format!("s3://{b}/{}/", common::unique("it-create"))).unwrap()),
+        _ => common::skip(
+            "rotation::conditional_create_refuses_an_existing_object (S3 part)",
+            "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set",
+        ),
+    }
+    let transfer = Transfer::new(5 << 20, 4);
+    for base in bases {
+        let store = Store::open(&base, &StoreOptions::default()).unwrap();
+        for (name, len) in [("single", 1000usize), ("multi", 11 << 20)] {
+            let url = base.join(name).unwrap();
+            let writer = || {
+                store
+                    .writer_when(
+                        rt.handle(),
+                        &url,
+                        Default::default(),
+                        &transfer,
+                        Precondition::Absent,
+                    )
+                    .unwrap()
+            };
+            let get = || {
+                let info = rt.block_on(store.head(&url)).unwrap();
+                rt.block_on(store.get_range(&url, 0..info.size, None))
+                    .unwrap()
+                    .to_vec()
+            };
+            let first = pseudo_random(len, 11);
+            let mut w = writer();
+            w.write_all(&first).unwrap();
+            w.finish().unwrap();
+            assert!(get() == first, "{base} {name}: created when absent");
+            // Exists before the upload starts.
+            let mut w = writer();
+            w.write_all(&pseudo_random(len, 12)).unwrap();
+            let err = w.finish().unwrap_err();
+            assert!(matches!(err, Error::Changed(_)), "{base} {name}: {err}");
+            assert!(
+                get() == first,
+                "{base} {name}: the existing object survives"
+            );
+            // Appears while the upload is under way.
+            rt.block_on(store.delete(&url)).unwrap();
+            let mut w = writer();
+            w.write_all(&pseudo_random(len, 13)).unwrap();
+            let racer = pseudo_random(len, 14);
+            let mut r = store
+                .writer(rt.handle(), &url, Default::default(), &transfer)
+                .unwrap();
+            r.write_all(&racer).unwrap();
+            r.finish().unwrap();
+            let err = w.finish().unwrap_err();
+            assert!(matches!(err, Error::Changed(_)), "{base} {name}: {err}");
+            assert!(
+                get() == racer,
+                "{base} {name}: the racing writer's object survives"
+            );
+            rt.block_on(store.delete(&url)).unwrap();
+        }
+    }
+}
+
 /// Message format 1 (official ESDK vectors, raw AES keys) is refused without
 /// `--allow-legacy` and, with it, rewritten as format 2 under the new keys with the same
 /// plaintext.
