@@ -408,6 +408,60 @@ def conditional_suite():
           "DELETE with If-Match of the current ETag deletes")
 
 
+def headers_suite():
+    """The content headers S3 keeps with an object (Content-Encoding, -Disposition,
+    -Language, Cache-Control, Expires) come back on GET and HEAD, through multipart uploads
+    and copies; response-* overrides apply; oversized user metadata is refused."""
+    import datetime
+    s3 = client()
+    b = "boto" + SFX
+    exp = datetime.datetime(2037, 10, 21, 7, 28, tzinfo=datetime.timezone.utc)
+    want = {"ContentEncoding": "gzip", "ContentDisposition": 'attachment; filename="r.csv.gz"',
+            "ContentLanguage": "de-CH", "CacheControl": "max-age=60", "Expires": exp}
+    data = body(3000, 81)
+    s3.put_object(Bucket=b, Key="hdr/put", Body=data, ContentType="text/csv", **want)
+
+    def same(r, what):
+        got = {k: r.get(k) for k in want}
+        check(got == want and r.get("ContentType") == "text/csv", f"{what}: {got}")
+
+    same(s3.head_object(Bucket=b, Key="hdr/put"), "PUT: HEAD returns the content headers")
+    r = s3.get_object(Bucket=b, Key="hdr/put")
+    check(r["Body"].read() == data, "PUT: the body is unchanged by Content-Encoding")
+    same(r, "PUT: GET returns the content headers")
+    uid = s3.create_multipart_upload(Bucket=b, Key="hdr/multi", ContentType="text/csv",
+                                     **want)["UploadId"]
+    etag = s3.upload_part(Bucket=b, Key="hdr/multi", UploadId=uid, PartNumber=1,
+                          Body=data)["ETag"]
+    s3.complete_multipart_upload(Bucket=b, Key="hdr/multi", UploadId=uid,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    same(s3.head_object(Bucket=b, Key="hdr/multi"), "multipart: HEAD returns the content headers")
+    s3.copy_object(Bucket=b, Key="hdr/copy", CopySource={"Bucket": b, "Key": "hdr/put"})
+    same(s3.head_object(Bucket=b, Key="hdr/copy"), "copy: the content headers are copied")
+    s3.copy_object(Bucket=b, Key="hdr/replaced", CopySource={"Bucket": b, "Key": "hdr/put"},
+                   MetadataDirective="REPLACE", ContentType="text/plain",
+                   CacheControl="no-store")
+    r = s3.head_object(Bucket=b, Key="hdr/replaced")
+    check(r.get("CacheControl") == "no-store" and r.get("ContentType") == "text/plain"
+          and r.get("ContentEncoding") is None, "copy with REPLACE: only the new headers")
+    r = s3.get_object(Bucket=b, Key="hdr/put", ResponseContentDisposition="inline",
+                      ResponseContentType="application/octet-stream")
+    r["Body"].read()
+    check(r.get("ContentDisposition") == "inline"
+          and r.get("ContentType") == "application/octet-stream"
+          and r.get("CacheControl") == "max-age=60", "GET with response-* overrides")
+    url = s3.generate_presigned_url("get_object", Params={
+        "Bucket": b, "Key": "hdr/put", "ResponseContentDisposition": "attachment; filename=x"})
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        check(resp.headers.get("Content-Disposition") == "attachment; filename=x"
+              and resp.read() == data, "presigned GET with response-content-disposition")
+    check(error_code(lambda: s3.put_object(Bucket=b, Key="hdr/big", Body=b"x",
+                                           Metadata={"big": "v" * 2100}))
+          == "MetadataTooLarge", "user metadata over 2 KB gets MetadataTooLarge")
+    for k in ("hdr/put", "hdr/multi", "hdr/copy", "hdr/replaced"):
+        s3.delete_object(Bucket=b, Key=k)
+
+
 def metric(name):
     """One counter of the gateway's /metrics."""
     text = urllib.request.urlopen(ENDPOINT + "/metrics", timeout=30).read().decode()
@@ -836,6 +890,7 @@ if __name__ == "__main__":
     aws_cli()
     boto3_suite()
     conditional_suite()
+    headers_suite()
     direct_suite()
     request_count_suite()
     if SUITE == "full":

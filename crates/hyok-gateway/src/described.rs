@@ -82,8 +82,7 @@ mod tests {
             size: 99_000,
             etag: "abc".into(),
             last_modified: std::time::SystemTime::UNIX_EPOCH,
-            content_type: None,
-            metadata: Default::default(),
+            attrs: Default::default(),
             context: Default::default(),
         };
         let bytes = bytes::Bytes::from(vec![7u8; len]);

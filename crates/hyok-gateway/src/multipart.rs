@@ -10,7 +10,6 @@
 //! failed Complete) leaves the target untouched. No state is kept in the process, so any
 //! replica can serve any request of an upload.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use zeroize::Zeroizing;
@@ -28,7 +27,7 @@ use crate::body::{self, Wanted};
 use crate::direct;
 use crate::inplace;
 use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
-use crate::service::{join_error, to_btree, to_s3, ts, Caller, Gateway};
+use crate::service::{join_error, to_s3, ts, Caller, Gateway};
 use hyok::store::Prefix;
 
 const MAX_PART: i32 = 10_000;
@@ -136,12 +135,11 @@ async fn start(
     caller: &Caller,
     bucket: &str,
     key: &str,
-    content_type: Option<&str>,
-    metadata: Option<&BTreeMap<String, String>>,
+    attrs: &meta::Attributes,
     direct: bool,
 ) -> S3Result<String> {
     let id = new_upload_id();
-    let mut ctx = meta::object_context(content_type, metadata, None);
+    let mut ctx = meta::object_context(attrs, None);
     ctx.insert(CTX_UPLOAD_KEY, key);
     // Direct parts: the upload's data key and message id, kept in the info's body.
     let body = match direct.then(|| direct::new_message(g)).flatten() {
@@ -270,16 +268,9 @@ pub(crate) async fn create(
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
     g.backend.require_bucket(&i.bucket).await?;
-    let id = start(
-        g,
-        &caller,
-        &i.bucket,
-        &i.key,
-        i.content_type.as_deref(),
-        to_btree(i.metadata.clone()).as_ref(),
-        true,
-    )
-    .await?;
+    let attrs = meta::attributes_of!(i);
+    attrs.check()?;
+    let id = start(g, &caller, &i.bucket, &i.key, &attrs, true).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -610,11 +601,7 @@ async fn complete_upload(
     }
     drop(described);
     let etag = format!("{}-{}", hex::encode(digest.finalize()), parts.len());
-    let ctx = meta::object_context(
-        info.content_type.as_deref(),
-        Some(&info.metadata),
-        Some(&etag),
-    );
+    let ctx = meta::object_context(&info.attrs, Some(&etag));
     let any_direct = listed
         .iter()
         .any(|p| matches!(p.desc, direct::PartDesc::Direct(_)));
@@ -855,20 +842,10 @@ pub(crate) async fn put_staged(
     wanted: Wanted,
     trailers: Option<s3s::TrailingHeaders>,
     len: u64,
-    content_type: Option<String>,
-    metadata: Option<BTreeMap<String, String>>,
+    attrs: meta::Attributes,
     pin: Option<hyok::store::Precondition>,
 ) -> S3Result<String> {
-    let id = start(
-        g,
-        caller,
-        bucket,
-        key,
-        content_type.as_deref(),
-        metadata.as_ref(),
-        false,
-    )
-    .await?;
+    let id = start(g, caller, bucket, key, &attrs, false).await?;
     let res: S3Result<String> = async {
         let wanted = Wanted {
             etag_md5: true,
@@ -876,7 +853,7 @@ pub(crate) async fn put_staged(
         };
         let (_, md5) = store_part(g, caller, bucket, &id, 1, body, wanted, trailers, len).await?;
         let etag = hex::encode(md5.ok_or_else(crate::service::no_md5)?);
-        let ctx = meta::object_context(content_type.as_deref(), metadata.as_ref(), Some(&etag));
+        let ctx = meta::object_context(&attrs, Some(&etag));
         let src = g.backend.object_url(bucket, &part_key(&id, 1))?;
         g.reencrypt(
             caller,

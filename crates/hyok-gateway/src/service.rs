@@ -96,10 +96,6 @@ pub(crate) fn no_md5() -> S3Error {
     s3_error!(InternalError, "the body's MD5 was not computed")
 }
 
-pub(crate) fn to_btree(m: Option<Metadata>) -> Option<BTreeMap<String, String>> {
-    m.map(|m| m.into_iter().collect())
-}
-
 fn to_metadata(m: &BTreeMap<String, String>) -> Option<Metadata> {
     (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
@@ -474,8 +470,8 @@ impl S3 for GatewayS3 {
             .content_length
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| s3_error!(MissingContentLength))?;
-        let metadata = to_btree(input.metadata.take());
-        let ct = input.content_type.clone();
+        let attrs = meta::attributes_of!(input);
+        attrs.check()?;
         let etag = if len <= SMALL_BODY {
             // Small: read it, so the MD5 is known before the header is written.
             let kib = u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
@@ -490,7 +486,7 @@ impl S3 for GatewayS3 {
             };
             let (buf, m) = body::collect(body, wanted, trailers, len).await?;
             let etag = hex_md5(&m.md5.ok_or_else(no_md5)?);
-            let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
+            let ctx = meta::object_context(&attrs, Some(&etag));
             let src: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(buf));
             g.store_object(&caller, &bucket, &key, src, Some(len), ctx, pin)
                 .await?;
@@ -498,7 +494,7 @@ impl S3 for GatewayS3 {
         } else if let Some(md5) = wanted.md5()? {
             // Large with Content-MD5: the ETag is known in advance and checked at the end.
             let etag = hex_md5(&md5);
-            let ctx = meta::object_context(ct.as_deref(), metadata.as_ref(), Some(&etag));
+            let ctx = meta::object_context(&attrs, Some(&etag));
             let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
             let stored = g.store_object(
                 &caller,
@@ -516,7 +512,7 @@ impl S3 for GatewayS3 {
         } else {
             // Large without Content-MD5: stage it, then re-encrypt with its MD5 (DESIGN.md).
             crate::multipart::put_staged(
-                g, &caller, &bucket, &key, body, wanted, trailers, len, ct, metadata, pin,
+                g, &caller, &bucket, &key, body, wanted, trailers, len, attrs, pin,
             )
             .await?
         };
@@ -553,13 +549,19 @@ impl S3 for GatewayS3 {
             }
             None => (d.size, None),
         };
+        let a = meta::answered!(d, i);
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range: range,
-            content_type: d.content_type.clone(),
             e_tag: Some(ETag::Strong(d.etag.clone())),
             last_modified: Some(ts(d.last_modified)),
-            metadata: to_metadata(&d.metadata),
+            metadata: to_metadata(&a.metadata),
+            expires: a.expires_timestamp(),
+            content_type: a.content_type,
+            content_encoding: a.content_encoding,
+            content_disposition: a.content_disposition,
+            content_language: a.content_language,
+            cache_control: a.cache_control,
             accept_ranges: Some("bytes".into()),
             ..Default::default()
         }))
@@ -624,14 +626,20 @@ impl S3 for GatewayS3 {
             ),
             None => (d.size, None),
         };
+        let a = meta::answered!(d, i);
         Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
-            content_type: d.content_type.clone(),
             e_tag: Some(ETag::Strong(d.etag.clone())),
             last_modified: Some(ts(d.last_modified)),
-            metadata: to_metadata(&d.metadata),
+            metadata: to_metadata(&a.metadata),
+            expires: a.expires_timestamp(),
+            content_type: a.content_type,
+            content_encoding: a.content_encoding,
+            content_disposition: a.content_disposition,
+            content_language: a.content_language,
+            cache_control: a.cache_control,
             accept_ranges: Some("bytes".into()),
             ..Default::default()
         }))
@@ -830,13 +838,11 @@ impl S3 for GatewayS3 {
             ));
         }
         let ctx = if replace {
-            meta::object_context(
-                i.content_type.as_deref(),
-                to_btree(i.metadata.clone()).as_ref(),
-                Some(&d.etag),
-            )
+            let attrs = meta::attributes_of!(i);
+            attrs.check()?;
+            meta::object_context(&attrs, Some(&d.etag))
         } else {
-            meta::object_context(d.content_type.as_deref(), Some(&d.metadata), Some(&d.etag))
+            meta::object_context(&d.attrs, Some(&d.etag))
         };
         let src = g.backend.object_url(&sb, &sk)?;
         g.reencrypt(
