@@ -462,6 +462,38 @@ def headers_suite():
         s3.delete_object(Bucket=b, Key=k)
 
 
+def refusals_suite():
+    """Requests for what the gateway cannot do get an error, not a different result: a part
+    number above 1 (every object is one part here), a version id, customer-provided keys."""
+    s3 = client()
+    b = "boto" + SFX
+    data = body(5000, 91)
+    s3.put_object(Bucket=b, Key="ref/obj", Body=data)
+    r = s3.get_object(Bucket=b, Key="ref/obj", PartNumber=1)
+    check(r["Body"].read() == data and "PartsCount" not in r,
+          "GET partNumber=1: the whole object, as one part")
+    check(error_code(lambda: s3.get_object(Bucket=b, Key="ref/obj", PartNumber=2))
+          == "InvalidPartNumber", "GET partNumber=2: InvalidPartNumber")
+    check(error_code(lambda: s3.head_object(Bucket=b, Key="ref/obj", PartNumber=2)) == "416",
+          "HEAD partNumber=2: 416")
+    check(s3.get_object(Bucket=b, Key="ref/obj", VersionId="null")["Body"].read() == data,
+          "GET versionId=null: the object")
+    check(error_code(lambda: s3.get_object(Bucket=b, Key="ref/obj", VersionId="v2"))
+          == "InvalidArgument", "GET of another version id: InvalidArgument")
+    check(error_code(lambda: s3.delete_object(Bucket=b, Key="ref/obj", VersionId="v2"))
+          == "InvalidArgument", "DELETE of another version id: InvalidArgument")
+    check(s3.get_object(Bucket=b, Key="ref/obj")["Body"].read() == data,
+          "and the object is still there")
+    key = bytes(range(32))
+    check(error_code(lambda: s3.put_object(Bucket=b, Key="ref/ssec", Body=data,
+                                           SSECustomerAlgorithm="AES256", SSECustomerKey=key))
+          == "NotImplemented", "PUT with a customer-provided key (SSE-C): NotImplemented")
+    check(error_code(lambda: s3.get_object(Bucket=b, Key="ref/obj",
+                                           SSECustomerAlgorithm="AES256", SSECustomerKey=key))
+          == "NotImplemented", "GET with a customer-provided key (SSE-C): NotImplemented")
+    s3.delete_object(Bucket=b, Key="ref/obj")
+
+
 def metric(name):
     """One counter of the gateway's /metrics."""
     text = urllib.request.urlopen(ENDPOINT + "/metrics", timeout=30).read().decode()
@@ -891,6 +923,7 @@ if __name__ == "__main__":
     boto3_suite()
     conditional_suite()
     headers_suite()
+    refusals_suite()
     direct_suite()
     request_count_suite()
     if SUITE == "full":

@@ -36,6 +36,7 @@ mod meta;
 pub mod metrics;
 mod multipart;
 mod reencrypt;
+mod refuse;
 mod server;
 mod service;
 pub mod settings;

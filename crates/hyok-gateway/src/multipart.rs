@@ -268,6 +268,12 @@ pub(crate) async fn create(
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
     g.backend.require_bucket(&i.bucket).await?;
+    crate::refuse::object_lock(
+        i.object_lock_mode.is_some()
+            || i.object_lock_retain_until_date.is_some()
+            || i.object_lock_legal_hold_status.is_some(),
+    )?;
+    crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
     let attrs = meta::attributes_of!(i);
     attrs.check()?;
     let id = start(g, &caller, &i.bucket, &i.key, &attrs, true).await?;
@@ -286,6 +292,7 @@ pub(crate) async fn upload_part(
     let mut i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     let mut trailers = req.trailing_headers;
+    crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
     if !(1..=MAX_PART).contains(&i.part_number) {
         return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
     }

@@ -455,7 +455,7 @@ impl S3 for GatewayS3 {
         let caller = g.authorize_bucket(&req.credentials, &bucket, "put", Scope::Write(&key))?;
         let trailers = req.trailing_headers;
         g.backend.require_bucket(&bucket).await?;
-        refuse_unsupported_put(&input)?;
+        crate::refuse::put(&input)?;
         let pin = g
             .check_write(
                 &bucket,
@@ -531,6 +531,9 @@ impl S3 for GatewayS3 {
         let caller =
             g.authorize_bucket(&req.credentials, &i.bucket, "head", Scope::Read(&i.key))?;
         g.decide(&caller, hyok::policy::Action::Get, &i.bucket, &i.key)?;
+        crate::refuse::version(i.version_id.as_deref())?;
+        crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
+        crate::refuse::part_number(i.part_number, i.range.as_ref())?;
         let (_, _, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
         check_conditions(
             &d,
@@ -580,6 +583,9 @@ impl S3 for GatewayS3 {
         objects
             .check_policy(hyok::policy::Action::Get, &url)
             .map_err(to_s3)?;
+        crate::refuse::version(i.version_id.as_deref())?;
+        crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
+        crate::refuse::part_number(i.part_number, i.range.as_ref())?;
         // One backend GET: the object's first bytes describe it (size, ETag, metadata for
         // the response head) and are the start of the body decrypted below.
         let (_, url, prefix, d) = g
@@ -732,6 +738,7 @@ impl S3 for GatewayS3 {
             g.authorize_bucket(&req.credentials, &i.bucket, "delete", Scope::Read(&i.key))?;
         g.decide(&caller, hyok::policy::Action::Delete, &i.bucket, &i.key)?;
         g.backend.require_bucket(&i.bucket).await?;
+        crate::refuse::version(i.version_id.as_deref())?;
         if i.if_match_last_modified_time.is_some() || i.if_match_size.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -808,6 +815,13 @@ impl S3 for GatewayS3 {
                 ))
             }
         };
+        crate::refuse::object_lock(
+            i.object_lock_mode.is_some()
+                || i.object_lock_retain_until_date.is_some()
+                || i.object_lock_legal_hold_status.is_some(),
+        )?;
+        crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
+        crate::refuse::sse_c(i.copy_source_sse_customer_algorithm.as_deref())?;
         g.may_object(&caller, &sb, &sk)?;
         g.decide(&caller, hyok::policy::Action::Get, &sb, &sk)?;
         g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
@@ -870,36 +884,16 @@ impl S3 for GatewayS3 {
 
 /// One key of DeleteObjects, with its conditions (an ETag: as `If-Match`).
 async fn delete_if(g: &Gateway, bucket: &str, o: &ObjectIdentifier) -> S3Result<()> {
-    if o.last_modified_time.is_some() || o.size.is_some() || o.version_id.is_some() {
+    crate::refuse::version(o.version_id.as_deref())?;
+    if o.last_modified_time.is_some() || o.size.is_some() {
         return Err(s3_error!(
             NotImplemented,
-            "deletes of versions or conditional on time or size (only an ETag)"
+            "deletes conditional on time or size (only an ETag)"
         ));
     }
     let cond = o.e_tag.clone().map(ETagCondition::ETag);
     g.check_write(bucket, &o.key, cond.as_ref(), None).await?;
     delete_one(g, bucket, &o.key).await
-}
-
-/// What PutObject cannot do and must not silently skip: an append would replace the object
-/// with the appended bytes alone, and object-lock settings would leave it unprotected.
-fn refuse_unsupported_put(i: &PutObjectInput) -> S3Result<()> {
-    if i.write_offset_bytes.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "appends (x-amz-write-offset-bytes) are not supported"
-        ));
-    }
-    if i.object_lock_mode.is_some()
-        || i.object_lock_retain_until_date.is_some()
-        || i.object_lock_legal_hold_status.is_some()
-    {
-        return Err(s3_error!(
-            NotImplemented,
-            "object lock (retention, legal hold) is not supported"
-        ));
-    }
-    Ok(())
 }
 
 async fn delete_one(g: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
