@@ -268,11 +268,7 @@ pub(crate) async fn create(
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
     g.backend.require_bucket(&i.bucket).await?;
-    crate::refuse::object_lock(
-        i.object_lock_mode.is_some()
-            || i.object_lock_retain_until_date.is_some()
-            || i.object_lock_legal_hold_status.is_some(),
-    )?;
+    crate::refuse::object_lock!(i)?;
     crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
     let attrs = meta::attributes_of!(i);
     attrs.check()?;

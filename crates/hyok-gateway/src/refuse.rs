@@ -22,16 +22,25 @@ pub(crate) fn put(i: &PutObjectInput) -> S3Result<()> {
             "appends (x-amz-write-offset-bytes) are not supported"
         ));
     }
-    object_lock(
-        i.object_lock_mode.is_some()
-            || i.object_lock_retain_until_date.is_some()
-            || i.object_lock_legal_hold_status.is_some(),
-    )?;
+    object_lock!(i)?;
     sse_c(i.sse_customer_algorithm.as_deref())
 }
 
-/// Object lock settings on a write.
-pub(crate) fn object_lock(any: bool) -> S3Result<()> {
+/// Object lock settings on a write request (PutObject, CreateMultipartUpload, CopyObject:
+/// the s3s inputs share these field names).
+macro_rules! object_lock {
+    ($i:expr) => {
+        $crate::refuse::lock_asked(
+            $i.object_lock_mode.is_some()
+                || $i.object_lock_retain_until_date.is_some()
+                || $i.object_lock_legal_hold_status.is_some(),
+        )
+    };
+}
+pub(crate) use object_lock;
+
+/// Refuse a write that asked for object lock (`any`).
+pub(crate) fn lock_asked(any: bool) -> S3Result<()> {
     if any {
         return Err(s3_error!(
             NotImplemented,

@@ -100,6 +100,28 @@ fn to_metadata(m: &BTreeMap<String, String>) -> Option<Metadata> {
     (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
+/// A GET or HEAD response for object `d` answered with attributes `a`: the given fields,
+/// then what both share (ETag, time, content headers, user metadata).
+macro_rules! object_head {
+    ($t:ident { $($f:ident: $v:expr),* $(,)? }, $d:expr, $a:expr) => {{
+        let a: meta::Attributes = $a;
+        $t {
+            $($f: $v,)*
+            e_tag: Some(ETag::Strong($d.etag.clone())),
+            last_modified: Some(ts($d.last_modified)),
+            metadata: to_metadata(&a.metadata),
+            expires: a.expires_timestamp(),
+            content_type: a.content_type,
+            content_encoding: a.content_encoding,
+            content_disposition: a.content_disposition,
+            content_language: a.content_language,
+            cache_control: a.cache_control,
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }
+    }};
+}
+
 pub(crate) fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
         ETagCondition::Any => true,
@@ -552,22 +574,14 @@ impl S3 for GatewayS3 {
             }
             None => (d.size, None),
         };
-        let a = meta::answered!(d, i);
-        Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
-            content_range: range,
-            e_tag: Some(ETag::Strong(d.etag.clone())),
-            last_modified: Some(ts(d.last_modified)),
-            metadata: to_metadata(&a.metadata),
-            expires: a.expires_timestamp(),
-            content_type: a.content_type,
-            content_encoding: a.content_encoding,
-            content_disposition: a.content_disposition,
-            content_language: a.content_language,
-            cache_control: a.cache_control,
-            accept_ranges: Some("bytes".into()),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(object_head!(
+            HeadObjectOutput {
+                content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+                content_range: range,
+            },
+            d,
+            meta::answered!(d, i)
+        )))
     }
 
     async fn get_object(
@@ -625,30 +639,22 @@ impl S3 for GatewayS3 {
                 }
             }
         });
-        let (len, content_range) = match &range {
+        let (len, shown) = match &range {
             Some(r) => (
                 r.end - r.start,
                 Some(format!("bytes {}-{}/{}", r.start, r.end - 1, d.size)),
             ),
             None => (d.size, None),
         };
-        let a = meta::answered!(d, i);
-        Ok(S3Response::new(GetObjectOutput {
-            body: Some(StreamingBlob::wrap(stream)),
-            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
-            content_range,
-            e_tag: Some(ETag::Strong(d.etag.clone())),
-            last_modified: Some(ts(d.last_modified)),
-            metadata: to_metadata(&a.metadata),
-            expires: a.expires_timestamp(),
-            content_type: a.content_type,
-            content_encoding: a.content_encoding,
-            content_disposition: a.content_disposition,
-            content_language: a.content_language,
-            cache_control: a.cache_control,
-            accept_ranges: Some("bytes".into()),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(object_head!(
+            GetObjectOutput {
+                body: Some(StreamingBlob::wrap(stream)),
+                content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+                content_range: shown,
+            },
+            d,
+            meta::answered!(d, i)
+        )))
     }
 
     async fn list_objects_v2(
@@ -815,11 +821,7 @@ impl S3 for GatewayS3 {
                 ))
             }
         };
-        crate::refuse::object_lock(
-            i.object_lock_mode.is_some()
-                || i.object_lock_retain_until_date.is_some()
-                || i.object_lock_legal_hold_status.is_some(),
-        )?;
+        crate::refuse::object_lock!(i)?;
         crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
         crate::refuse::sse_c(i.copy_source_sse_customer_algorithm.as_deref())?;
         g.may_object(&caller, &sb, &sk)?;

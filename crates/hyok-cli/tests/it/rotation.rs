@@ -743,23 +743,31 @@ fn branch_store_in_the_bucket_s3() {
     );
 }
 
-/// The store-level guarantee under `reencrypt`: a conditional replacement with a stale
-/// entity tag replaces nothing, for a single PUT and a multipart upload, locally and on S3.
-#[test]
-fn conditional_replacement_refuses_a_changed_object() {
-    use hyok::store::{Error, Store, StoreOptions, StoreUrl, Transfer};
-    use std::io::Write;
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// Folders for a store-level test of `test`: a local one (kept alive by the returned
+/// directory) and, when the S3 test server is configured, a fresh prefix of its bucket.
+fn store_bases(test: &str) -> (tempfile::TempDir, Vec<hyok::store::StoreUrl>) {
+    use hyok::store::StoreUrl;
     let dir = tempfile::tempdir().unwrap();
     let mut bases = vec![StoreUrl::local(dir.path()).unwrap().as_folder()];
     match std::env::var("HYOK_TEST_S3_BUCKET") {
         Ok(b) if std::env::var_os("AWS_ENDPOINT_URL").is_some() => bases
             .push(StoreUrl::parse(&format!("s3://{b}/{}/", common::unique("it-cond"))).unwrap()),
         _ => common::skip(
-            "rotation::conditional_replacement_refuses_a_changed_object (S3 part)",
+            &format!("rotation::{test} (S3 part)"),
             "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set",
         ),
     }
+    (dir, bases)
+}
+
+/// The store-level guarantee under `reencrypt`: a conditional replacement with a stale
+/// entity tag replaces nothing, for a single PUT and a multipart upload, locally and on S3.
+#[test]
+fn conditional_replacement_refuses_a_changed_object() {
+    use hyok::store::{Error, Store, StoreOptions, Transfer};
+    use std::io::Write;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_dir, bases) = store_bases("conditional_replacement_refuses_a_changed_object");
     let transfer = Transfer::new(5 << 20, 4);
     for base in bases {
         let store = Store::open(&base, &StoreOptions::default()).unwrap();
@@ -807,19 +815,10 @@ fn conditional_replacement_refuses_a_changed_object() {
 /// for a single PUT and a multipart upload, locally and on S3.
 #[test]
 fn conditional_create_refuses_an_existing_object() {
-    use hyok::store::{Error, Precondition, Store, StoreOptions, StoreUrl, Transfer};
+    use hyok::store::{Error, Precondition, Store, StoreOptions, Transfer};
     use std::io::Write;
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut bases = vec![StoreUrl::local(dir.path()).unwrap().as_folder()];
-    match std::env::var("HYOK_TEST_S3_BUCKET") {
-        Ok(b) if std::env::var_os("AWS_ENDPOINT_URL").is_some() => bases
-            .push(StoreUrl::parse(&format!("s3://{b}/{}/", common::unique("it-create"))).unwrap()),
-        _ => common::skip(
-            "rotation::conditional_create_refuses_an_existing_object (S3 part)",
-            "AWS_ENDPOINT_URL / HYOK_TEST_S3_BUCKET not set",
-        ),
-    }
+    let (_dir, bases) = store_bases("conditional_create_refuses_an_existing_object");
     let transfer = Transfer::new(5 << 20, 4);
     for base in bases {
         let store = Store::open(&base, &StoreOptions::default()).unwrap();
