@@ -466,6 +466,40 @@ impl Store {
             .map_err(|e| Error::store("delete", url.to_string(), e))
     }
 
+    /// Delete many objects: on S3 with DeleteObjects, up to 1,000 keys per request, instead
+    /// of one request each. An object already missing counts as deleted. Returns the
+    /// objects deleted; the first failure ends it (some may have been deleted before).
+    pub async fn delete_all(&self, urls: Vec<StoreUrl>) -> Result<Vec<StoreUrl>> {
+        let paths = urls
+            .iter()
+            .map(|u| self.path(u))
+            .collect::<Result<Vec<_>>>()?;
+        let mut wanted: std::collections::HashMap<Path, StoreUrl> =
+            paths.iter().cloned().zip(urls).collect();
+        let mut done = Vec::with_capacity(wanted.len());
+        let mut results = self
+            .inner
+            .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(p) => done.extend(wanted.remove(&p)),
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    done.extend(Path::parse(&path).ok().and_then(|p| wanted.remove(&p)));
+                }
+                Err(e) => return Err(Error::store("delete", self.describe_many(&wanted), e)),
+            }
+        }
+        Ok(done)
+    }
+
+    fn describe_many(&self, left: &std::collections::HashMap<Path, StoreUrl>) -> String {
+        match left.values().next() {
+            Some(u) if left.len() == 1 => u.to_string(),
+            Some(u) => format!("{u} and {} more", left.len() - 1),
+            None => self.url_of(&Path::default()).to_string(),
+        }
+    }
+
     /// A `Write` that stores what is written as the object `url`, with user `metadata`.
     /// Call [`ObjectWriter::finish`] to make the object visible; anything else aborts.
     /// Must be written from a thread that is not a runtime worker (e.g. `spawn_blocking`).
