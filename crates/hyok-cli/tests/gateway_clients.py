@@ -770,6 +770,33 @@ def request_count_suite():
     got, c = cost(lambda: s3.get_object(Bucket=b, Key="count/large")["Body"].read())
     check(got == large and c == (2, 0),
           f"a whole 3 MiB object: its first MiB, then the rest in one 8 MiB part ({c})")
+
+    def listing():
+        return {o["Key"]: (o["ETag"], o["Size"])
+                for o in s3.list_objects_v2(Bucket=b, Prefix="count/")["Contents"]}
+
+    # A description is reused while the backend's listing shows the same entity tag and
+    # size; a backend whose listings carry no entity tags (s3s-fs) is read every time.
+    be = E.get("GW_BACKEND_ENDPOINT")
+    tagged = True
+    if be:
+        raw = boto3.client("s3", endpoint_url=be, region_name="us-east-1",
+                           config=Config(s3={"addressing_style": "path"}))
+        listed = raw.list_objects_v2(Bucket=b, Prefix="count/").get("Contents", [])
+        tagged = bool(listed) and all(o.get("ETag") for o in listed)
+    first, c = cost(listing)
+    check(c[0] <= 2, f"a listing of two objects: at most one header GET each ({c})")
+    again, c = cost(listing)
+    check(again == first and c == ((0, 0) if tagged else (2, 0)),
+          f"the same listing again: the same ETags and sizes, "
+          f"{'no backend read' if tagged else 'headers read again (no tags listed)'} ({c})")
+    other = body(5000, 4444)
+    s3.put_object(Bucket=b, Key="count/small", Body=other)
+    changed, c = cost(listing)
+    check(changed["count/small"] == ('"%s"' % hashlib.md5(other).hexdigest(), 5000)
+          and changed["count/large"] == first["count/large"]
+          and c == ((1, 0) if tagged else (2, 0)),
+          f"after a PUT: the new object is read again ({c})")
     s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "count/small"}, {"Key": "count/large"}]})
 
 

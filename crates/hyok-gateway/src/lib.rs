@@ -32,6 +32,7 @@ mod health;
 mod host;
 mod inplace;
 mod limit;
+mod listed;
 mod meta;
 pub mod metrics;
 mod multipart;
@@ -137,6 +138,7 @@ impl Gateway {
             direct_parts: settings.direct_parts,
             parts_in_place: settings.parts_in_place,
             described: Default::default(),
+            listed: Default::default(),
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));

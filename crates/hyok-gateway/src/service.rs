@@ -57,6 +57,9 @@ pub(crate) struct Gateway {
     /// Seal equal multipart parts in place ("direct frames", `direct.rs`).
     pub(crate) direct_parts: bool,
     pub(crate) parts_in_place: bool,
+    /// Descriptions of listed objects, reused while the listing shows the same entity tag
+    /// and size (`listed.rs`).
+    pub(crate) listed: crate::listed::Listed,
     /// Upload records this replica has read, confirmed later with a HEAD (`described.rs`).
     pub(crate) described: crate::described::Described,
 }
@@ -409,13 +412,21 @@ impl Gateway {
                 }
             }
         }
-        // Sizes and ETags come from each object's header: read them in parallel.
+        // Sizes and ETags come from each object's header: read them in parallel, unless
+        // this replica read the same bytes before (`listed.rs`).
         let described: Vec<S3Result<(String, ObjectDesc)>> = futures::stream::iter(picked)
             .map(|(key, info)| {
                 let store = store.clone();
                 async move {
+                    if let Some(d) = self.listed.get(bucket, &key, &info) {
+                        return Ok((key, d));
+                    }
                     match meta::read_header(&store, &info, self.limits).await {
-                        Ok(p) => Ok((key, meta::describe(&info, &p))),
+                        Ok(p) => {
+                            let d = meta::describe(&info, &p);
+                            self.listed.insert(bucket, &key, &info, &d);
+                            Ok((key, d))
+                        }
                         Err(e) => Err(to_s3(e)),
                     }
                 }
