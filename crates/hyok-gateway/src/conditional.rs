@@ -12,7 +12,7 @@ use s3s::dto::ETagCondition;
 use s3s::{s3_error, S3Result};
 
 use crate::meta;
-use crate::service::{etag_matches, Gateway};
+use crate::service::{etag_matches, to_s3, Gateway};
 
 impl Gateway {
     /// Check a write's conditions on `bucket`/`key`. `Ok(Some(cond))`: they held, and the
@@ -36,18 +36,20 @@ impl Gateway {
         }
         let store = self.backend.store(bucket)?;
         let url = self.backend.object_url(bucket, key)?;
+        let exists = || s3_error!(PreconditionFailed, "If-None-Match: * and the object exists");
+        let Some(cond) = if_match else {
+            // Existence is all `If-None-Match: *` asks: a HEAD, whatever the object holds.
+            return match store.try_head(&url).await.map_err(|e| to_s3(e.into()))? {
+                Some(_) => Err(exists()),
+                None => Ok(Some(Precondition::Absent)),
+            };
+        };
         let found = self
             .describe_prefix(&store, &url, meta::HEADER_PREFIX)
             .await?;
         if if_none_match.is_some() && found.is_some() {
-            return Err(s3_error!(
-                PreconditionFailed,
-                "If-None-Match: * and the object exists"
-            ));
+            return Err(exists());
         }
-        let Some(cond) = if_match else {
-            return Ok(Some(Precondition::Absent));
-        };
         match found {
             None => {
                 self.backend.require_bucket(bucket).await?;

@@ -532,7 +532,8 @@ pub(crate) async fn complete(
 
 /// Complete an upload whose caller is authorized and whose `info` was read (`prefix`: its
 /// bytes, from which the upload's message is restored without reading it again). `pin`:
-/// the backend entity tag an `If-Match` matched, which the re-encrypting path writes under.
+/// the backend condition of the request's `If-Match` / `If-None-Match`, which the
+/// re-encrypting path writes under.
 async fn complete_upload(
     g: &Gateway,
     caller: std::sync::Arc<Caller>,

@@ -489,6 +489,8 @@ impl S3 for GatewayS3 {
         let trailers = req.trailing_headers;
         g.backend.require_bucket(&bucket).await?;
         crate::refuse::put(&input)?;
+        let attrs = meta::attributes_of!(input);
+        attrs.check()?;
         let pin = g
             .check_write(
                 &bucket,
@@ -503,8 +505,6 @@ impl S3 for GatewayS3 {
             .content_length
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| s3_error!(MissingContentLength))?;
-        let attrs = meta::attributes_of!(input);
-        attrs.check()?;
         let etag = if len <= SMALL_BODY {
             // Small: read it, so the MD5 is known before the header is written.
             let kib = u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
