@@ -528,7 +528,7 @@ impl Store {
         e_tag: &str,
     ) -> Result<ObjectWriter> {
         let cond = Precondition::Matches(e_tag.to_owned());
-        ObjectWriter::start(self, rt, url, metadata, transfer, Some(cond))
+        self.writer_when(rt, url, metadata, transfer, cond)
     }
 
     /// As [`Self::writer`], with a [`Precondition`] on the object it writes: `Matches` as
