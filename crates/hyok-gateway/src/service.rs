@@ -90,6 +90,15 @@ pub(crate) fn ts(t: SystemTime) -> Timestamp {
     Timestamp::from(t)
 }
 
+/// Each GET decrypts on the thread that serves it: the concurrency of a server comes from
+/// its requests, and handing every batch to a pool as well only adds thread switches on a
+/// loaded machine (DESIGN.md, "One thread per download" under "S3 gateway").
+fn read_settings() -> Settings {
+    let mut s = Settings::default();
+    s.decrypt.parallelism = hyok::Parallelism::Sequential;
+    s
+}
+
 fn hex_md5(m: &[u8]) -> String {
     hex::encode(m)
 }
@@ -206,7 +215,7 @@ impl Gateway {
         let store = self.backend.store(bucket)?;
         Ok(caller
             .session
-            .objects(store, Settings::default(), transfer, self.rt.clone())
+            .objects(store, read_settings(), transfer, self.rt.clone())
             .map_err(to_s3)?
             .acting_for(Some(caller.id.clone())))
     }

@@ -1,9 +1,16 @@
 //! Parallel ranged download: a synchronous `Read` fed by ranged GETs of `part_size` bytes,
 //! up to [`Transfer::concurrency`](crate::Transfer) in flight, delivered in order through a
 //! channel of two chunks, so memory stays at about `part_size × (concurrency + 3)`.
+//!
+//! A GET's body is kept as the pieces it arrived in, not gathered into one buffer: the
+//! reader copies each byte once, into its caller's buffer (gathering copied every byte
+//! downloaded once more; measured: 4 % of a gateway's CPU serving ranged GETs).
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use futures::StreamExt;
@@ -11,14 +18,21 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
+
 use crate::error::Error;
+use crate::reads::ReadCounter;
 use crate::url::StoreUrl;
-use crate::{get_range, Store, Transfer};
+use crate::{Store, Transfer};
+
+/// The bytes of one ranged GET, in the pieces they arrived in.
+type Pieces = VecDeque<Bytes>;
 
 /// A `Read` of a byte range of one object. Dropping it cancels the outstanding GETs.
 pub struct RangedReader {
-    rx: mpsc::Receiver<Result<Bytes, Error>>,
-    cur: Bytes,
+    rx: mpsc::Receiver<Result<Pieces, Error>>,
+    cur: Pieces,
     task: JoinHandle<()>,
     failed: bool,
 }
@@ -74,7 +88,7 @@ impl RangedReader {
                     );
                     async move {
                         let _permit = permits.acquire_owned().await;
-                        get_range(&inner, &path, r, tag.as_deref(), &fetched, &reads).await
+                        get_pieces(&inner, &path, r, tag.as_deref(), &fetched, &reads).await
                     }
                 })
                 .buffered(concurrency);
@@ -88,7 +102,7 @@ impl RangedReader {
         });
         Self {
             rx,
-            cur: Bytes::new(),
+            cur: Pieces::new(),
             task,
             failed: false,
         }
@@ -100,24 +114,62 @@ impl Read for RangedReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        while self.cur.is_empty() {
-            if self.failed {
-                return Err(io::Error::other("download already failed"));
-            }
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => {
-                    self.failed = true;
-                    return Err(io::Error::other(e));
+        loop {
+            match self.cur.front_mut() {
+                Some(piece) if piece.is_empty() => {
+                    self.cur.pop_front();
+                }
+                Some(piece) => {
+                    let n = buf.len().min(piece.len());
+                    buf[..n].copy_from_slice(&piece[..n]);
+                    piece.advance(n);
+                    return Ok(n);
+                }
+                None => {
+                    if self.failed {
+                        return Err(io::Error::other("download already failed"));
+                    }
+                    match self.rx.blocking_recv() {
+                        None => return Ok(0),
+                        Some(Ok(p)) => self.cur = p,
+                        Some(Err(e)) => {
+                            self.failed = true;
+                            return Err(io::Error::other(e));
+                        }
+                    }
                 }
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur.advance(n);
-        Ok(n)
     }
+}
+
+/// GET `range` of `path` (pinned to `e_tag`), keeping the body's pieces as they came. A
+/// local file is read whole with one read, as `object_store` does for it.
+async fn get_pieces(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    range: Range<u64>,
+    e_tag: Option<&str>,
+    fetched: &AtomicU64,
+    reads: &ReadCounter,
+) -> object_store::Result<Pieces> {
+    reads.get();
+    let opts = GetOptions::new()
+        .with_range(Some(GetRange::Bounded(range)))
+        .with_if_match(e_tag.map(str::to_owned));
+    let res = store.get_opts(path, opts).await?;
+    let mut pieces = Pieces::new();
+    if matches!(res.payload, GetResultPayload::File(..)) {
+        pieces.push_back(res.bytes().await?);
+    } else {
+        let mut body = res.into_stream();
+        while let Some(piece) = body.next().await {
+            pieces.push_back(piece?);
+        }
+    }
+    let n: usize = pieces.iter().map(Bytes::len).sum();
+    fetched.fetch_add(n as u64, Ordering::Relaxed);
+    Ok(pieces)
 }
 
 impl Drop for RangedReader {

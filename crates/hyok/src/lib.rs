@@ -46,6 +46,7 @@ pub mod health;
 pub mod inspect;
 pub mod key_rate;
 pub mod objects;
+mod plain_out;
 pub mod policy;
 pub mod reencrypt;
 pub mod session;

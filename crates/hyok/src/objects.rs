@@ -581,9 +581,7 @@ impl Objects {
                     .rt
                     .block_on(client.open(parsed, reproduced, &label))?;
                 let mut dec = self.client.decryptor(verified, reader);
-                copy(&mut dec, out, "writing the output", |e| {
-                    Error::Format(hyok_core::Error::from_io(e))
-                })?
+                crate::plain_out::write_plaintext(&mut dec, out, 0, None, "writing the output")?
             }
             Some(r) => {
                 self.get_range(client, url, &prefix, r, out, reproduced, &label, on_header)?
@@ -710,10 +708,14 @@ impl Objects {
             self.client.settings().decrypt.clone(),
         )?;
         let skip = r.start - u64::from(first - 1) * f;
-        let conv = |e: io::Error| Error::Format(hyok_core::Error::from_io(e));
-        io::copy(&mut (&mut dec).take(skip), &mut io::sink()).map_err(conv)?;
         let want = end - r.start + 1;
-        let n = copy(&mut (&mut dec).take(want), out, "writing the output", conv)?;
+        let n = crate::plain_out::write_plaintext(
+            &mut dec,
+            out,
+            skip,
+            Some(want),
+            "writing the output",
+        )?;
         if n != want {
             return Err(Error::Format(hyok_core::Error::Truncated("frame")));
         }
