@@ -177,3 +177,64 @@ impl Drop for RangedReader {
         self.task.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(parts: &[&'static [u8]]) -> Pieces {
+        parts.iter().map(|p| Bytes::from_static(p)).collect()
+    }
+
+    #[test]
+    fn pieces_read_back_in_order_across_gets_and_empty_pieces() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Ok(pieces(&[b"ab", b"", b"cde"]))).unwrap();
+        tx.try_send(Ok(Pieces::new())).unwrap();
+        tx.try_send(Ok(pieces(&[b"f"]))).unwrap();
+        drop(tx);
+        let mut r = RangedReader {
+            rx,
+            cur: Pieces::new(),
+            task: rt.spawn(async {}),
+            failed: false,
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcdef");
+    }
+
+    #[test]
+    fn a_failed_get_fails_the_read_and_every_read_after_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Ok(pieces(&[b"ok"]))).unwrap();
+        tx.try_send(Err(Error::InvalidUrl("gone".into()))).unwrap();
+        let mut r = RangedReader {
+            rx,
+            cur: Pieces::new(),
+            task: rt.spawn(async {}),
+            failed: false,
+        };
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).unwrap(), 2);
+        assert!(r.read(&mut buf).unwrap_err().to_string().contains("gone"));
+        assert!(
+            r.read(&mut buf).is_err(),
+            "no read succeeds after a failure"
+        );
+        drop(tx);
+    }
+}
