@@ -378,13 +378,14 @@ def conditional_suite():
           "PUT with If-Match of the current ETag replaces the object")
     check(error_code(lambda: s3.put_object(Bucket=b, Key=k, Body=first, IfMatch=tag))
           == "PreconditionFailed", "the old ETag no longer matches")
-    check(error_code(lambda: s3.put_object(Bucket=b, Key="cond/append", Body=first,
-                                           WriteOffsetBytes=0)) == "NotImplemented",
-          "an append (WriteOffsetBytes) is refused, not taken as a replacement")
-    check(error_code(lambda: s3.put_object(
+    code = error_code(lambda: s3.put_object(Bucket=b, Key="cond/append", Body=first,
+                                           WriteOffsetBytes=0))
+    check(code == "NotImplemented",
+          f"an append (WriteOffsetBytes) is refused, not taken as a replacement ({code})")
+    code = error_code(lambda: s3.put_object(
         Bucket=b, Key="cond/locked", Body=first, ObjectLockMode="COMPLIANCE",
-        ObjectLockRetainUntilDate="2030-01-01T00:00:00Z")) == "NotImplemented",
-        "object lock is refused, not silently skipped")
+        ObjectLockRetainUntilDate="2030-01-01T00:00:00Z"))
+    check(code == "NotImplemented", f"object lock is refused, not silently skipped ({code})")
     uid = s3.create_multipart_upload(Bucket=b, Key=k)["UploadId"]
     etag = s3.upload_part(Bucket=b, Key=k, UploadId=uid, PartNumber=1, Body=first)["ETag"]
     parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
@@ -491,7 +492,43 @@ def refusals_suite():
     check(error_code(lambda: s3.get_object(Bucket=b, Key="ref/obj",
                                            SSECustomerAlgorithm="AES256", SSECustomerKey=key))
           == "NotImplemented", "GET with a customer-provided key (SSE-C): NotImplemented")
+    early_answer_keeps_the_connection_usable(s3, b, data)
     s3.delete_object(Bucket=b, Key="ref/obj")
+
+
+def early_answer_keeps_the_connection_usable(s3, b, data):
+    """A PUT refused before its body was read (here: an append), its body sent only after
+    the refusal, then a GET on the same connection: the GET gets its object, not the PUT's
+    leftover bytes read as a request (a bare 400) nor a connection the server dropped
+    without saying so."""
+    put = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "put_object", Params={"Bucket": b, "Key": "ref/refused", "WriteOffsetBytes": 0},
+        ExpiresIn=600))
+    get = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "get_object", Params={"Bucket": b, "Key": "ref/obj"}, ExpiresIn=600))
+    # 700 bytes are read off the connection after the answer; 2 MiB are not: that answer
+    # closes the connection (and says so).
+    for size, closes in ((700, False), (2 << 20, True)):
+        conn = http.client.HTTPConnection(put.hostname, put.port, timeout=30)
+        conn.putrequest("PUT", f"{put.path}?{put.query}")
+        conn.putheader("Content-Length", str(size))
+        conn.putheader("x-amz-write-offset-bytes", "0")
+        conn.endheaders()
+        first = conn.getresponse()
+        first.read()
+        # http.client reconnects by itself only when the answer said `Connection: close`.
+        if not first.will_close:
+            conn.send(b"x" * size)
+        try:
+            conn.request("GET", f"{get.path}?{get.query}")
+            second = conn.getresponse()
+            got = (second.status, second.read())
+        except OSError as e:
+            got = (None, repr(e))
+        conn.close()
+        check(first.status == 501 and first.will_close == closes and got == (200, data),
+              f"after a PUT of {size} bytes refused before its body, the next request is served "
+              f"({first.status}, close={first.will_close}, then {got[0]})")
 
 
 def metric(name):

@@ -41,6 +41,7 @@ mod refuse;
 mod server;
 mod service;
 pub mod settings;
+mod unread;
 
 use std::collections::HashMap;
 use std::future::Future;

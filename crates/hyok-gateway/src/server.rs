@@ -65,16 +65,21 @@ async fn handle(
     let res = match req.uri().path() {
         "/health" if own => Ok(health(&g).await),
         "/metrics" if own => Ok(text(StatusCode::OK, g.metrics.render())),
-        _ => match crate::limit::try_enter(&g.requests) {
-            Some(permit) => s3
-                .call(req.map(Body::from))
-                .await
-                .map(|r| crate::limit::hold(r, permit)),
-            None => {
-                g.metrics.throttled();
-                Ok(crate::limit::slow_down())
+        _ => {
+            // A body the answer leaves unread is drained or closes the connection.
+            let (req, close) = crate::unread::guard(req);
+            match crate::limit::try_enter(&g.requests) {
+                Some(permit) => s3
+                    .call(req.map(Body::http_body))
+                    .await
+                    .map(|r| close.apply(crate::limit::hold(r, permit))),
+                None => {
+                    g.metrics.throttled();
+                    drop(req);
+                    Ok(close.apply(crate::limit::slow_down()))
+                }
             }
-        },
+        }
     };
     let status = res.as_ref().map_or(500, |r| r.status().as_u16());
     g.metrics.end(&method, status, started.elapsed());
