@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import os
 import random
+import select
 import shutil
 import subprocess
 import sys
@@ -859,11 +860,20 @@ def cap_suite():
     data = body(64 * 1024, 21)
     url = urllib.parse.urlsplit(s3.generate_presigned_url(
         "put_object", Params={"Bucket": b, "Key": "slow"}, ExpiresIn=600))
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-    conn.putrequest("PUT", f"{url.path}?{url.query}")
-    conn.putheader("Content-Length", str(len(data)))
-    conn.endheaders()
-    conn.send(data[:1000])
+    # The place may still be held for a moment by the answer before (it is released once
+    # that answer's body is sent): a PUT answered at once (SlowDown) is sent again.
+    for _ in range(50):
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        conn.putrequest("PUT", f"{url.path}?{url.query}")
+        conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders()
+        conn.send(data[:1000])
+        answered, _, _ = select.select([conn.sock], [], [], 0.3)
+        if not answered:
+            break
+        early = conn.getresponse()
+        early.read()
+        conn.close()
     # Until the gateway has read the slow PUT's head, the other request may still pass.
     code = None
     for _ in range(100):
