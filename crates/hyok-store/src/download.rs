@@ -186,22 +186,31 @@ mod tests {
         parts.iter().map(|p| Bytes::from_static(p)).collect()
     }
 
-    #[test]
-    fn pieces_read_back_in_order_across_gets_and_empty_pieces() {
+    /// A reader of `sent` (then the end of the download), with no GETs behind it.
+    fn reader(sent: Vec<Result<Pieces, Error>>) -> (tokio::runtime::Runtime, RangedReader) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let (tx, rx) = mpsc::channel(4);
-        tx.try_send(Ok(pieces(&[b"ab", b"", b"cde"]))).unwrap();
-        tx.try_send(Ok(Pieces::new())).unwrap();
-        tx.try_send(Ok(pieces(&[b"f"]))).unwrap();
-        drop(tx);
-        let mut r = RangedReader {
+        let (tx, rx) = mpsc::channel(sent.len().max(1));
+        for m in sent {
+            tx.try_send(m).unwrap();
+        }
+        let r = RangedReader {
             rx,
             cur: Pieces::new(),
             task: rt.spawn(async {}),
             failed: false,
         };
+        (rt, r)
+    }
+
+    #[test]
+    fn pieces_read_back_in_order_across_gets_and_empty_pieces() {
+        let (_rt, mut r) = reader(vec![
+            Ok(pieces(&[b"ab", b"", b"cde"])),
+            Ok(Pieces::new()),
+            Ok(pieces(&[b"f"])),
+        ]);
         let mut got = Vec::new();
         let mut buf = [0u8; 2];
         loop {
@@ -216,18 +225,10 @@ mod tests {
 
     #[test]
     fn a_failed_get_fails_the_read_and_every_read_after_it() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let (tx, rx) = mpsc::channel(4);
-        tx.try_send(Ok(pieces(&[b"ok"]))).unwrap();
-        tx.try_send(Err(Error::InvalidUrl("gone".into()))).unwrap();
-        let mut r = RangedReader {
-            rx,
-            cur: Pieces::new(),
-            task: rt.spawn(async {}),
-            failed: false,
-        };
+        let (_rt, mut r) = reader(vec![
+            Ok(pieces(&[b"ok"])),
+            Err(Error::InvalidUrl("gone".into())),
+        ]);
         let mut buf = [0u8; 8];
         assert_eq!(r.read(&mut buf).unwrap(), 2);
         assert!(r.read(&mut buf).unwrap_err().to_string().contains("gone"));
@@ -235,6 +236,5 @@ mod tests {
             r.read(&mut buf).is_err(),
             "no read succeeds after a failure"
         );
-        drop(tx);
     }
 }
