@@ -227,13 +227,18 @@ impl Backend {
     }
 
     async fn s3_bucket_exists(&self, bucket: &str) -> S3Result<bool> {
-        // object_store cannot HEAD a bucket: list one key instead.
+        // object_store cannot HEAD a bucket: list a folder that stays empty instead, one
+        // level deep. (A recursive listing of the bucket made s3s-fs walk all of it, and
+        // S3 send up to 1,000 keys, for every check.)
         let store = self.store(bucket)?;
-        let url = self.bucket_url(bucket)?;
-        match store.list(&url).next().await {
-            None | Some(Ok(_)) => Ok(true),
-            Some(Err(e)) if e.is_not_found() => Ok(false),
-            Some(Err(e)) => {
+        let probe = self
+            .bucket_url(bucket)?
+            .join(&format!("{RESERVED}probe/"))
+            .map_err(|e| internal(e.into()))?;
+        match store.list_names(&probe, 1_000).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => {
                 if e.to_string().contains("NoSuchBucket") {
                     Ok(false)
                 } else {

@@ -36,6 +36,7 @@ mod listed;
 mod meta;
 pub mod metrics;
 mod multipart;
+mod pager;
 mod reencrypt;
 mod refuse;
 mod server;

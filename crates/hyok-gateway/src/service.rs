@@ -22,6 +22,8 @@ use crate::backend::{Backend, RESERVED};
 use crate::body::{self, Wanted};
 use crate::meta::{self, ObjectDesc};
 use crate::metrics::Metrics;
+use crate::pager::{past, Pager, Step};
+use crate::settings::BackendKind;
 
 /// Bodies up to this size are read into memory, so that their MD5 (the ETag) is known
 /// before the header is written; larger ones stream (see DESIGN.md).
@@ -366,61 +368,40 @@ impl Gateway {
             Some(i) => root.join(&prefix[..=i]).unwrap_or_else(|_| root.clone()),
             None => root.clone(),
         };
-        let mut keys: Vec<(String, ObjectInfo)> = Vec::new();
-        let mut stream = store.list(&dir);
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| to_s3(e.into()))?;
-            let Some(key) = self.backend.key_of(&root, &info) else {
-                continue;
-            };
-            if key.starts_with(RESERVED)
-                || !key.starts_with(prefix)
-                || !caller.patterns.object(bucket, &key)
-            {
-                continue;
+        let mut pager = Pager::new(prefix, delimiter, after, max_keys);
+        if matches!(self.backend.kind(), BackendKind::File(_)) {
+            // A local folder lists in no particular order: read it whole and sort.
+            let mut keys: Vec<(String, ObjectInfo)> = Vec::new();
+            let mut stream = store.list(&dir);
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| to_s3(e.into()))?;
+                match self.backend.key_of(&root, &info) {
+                    Some(key)
+                        if !key.starts_with(RESERVED)
+                            && key.starts_with(prefix)
+                            && caller.patterns.object(bucket, &key) =>
+                    {
+                        keys.push((key, info));
+                    }
+                    _ => {}
+                }
             }
-            keys.push((key, info));
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, info) in keys {
+                if pager.offer(key, info) == Step::Full {
+                    break;
+                }
+            }
+        } else {
+            self.fill_in_order(caller, bucket, &store, &root, &dir, &mut pager)
+                .await?;
         }
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
-
-        let mut picked: Vec<(String, ObjectInfo)> = Vec::new();
-        let mut prefixes: Vec<String> = Vec::new();
-        let mut truncated = false;
-        let mut last: Option<String> = None;
-        for (key, info) in keys {
-            if let Some(a) = after {
-                if key.as_str() <= a {
-                    continue;
-                }
-                if delimiter.is_some_and(|d| a.ends_with(d)) && key.starts_with(a) {
-                    continue;
-                }
-            }
-            let common = delimiter.and_then(|d| {
-                let rest = &key[prefix.len()..];
-                rest.find(d)
-                    .map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
-            });
-            if let Some(cp) = &common {
-                if prefixes.last() == Some(cp) {
-                    continue;
-                }
-            }
-            if picked.len() + prefixes.len() >= max_keys {
-                truncated = true;
-                break;
-            }
-            match common {
-                Some(cp) => {
-                    last = Some(cp.clone());
-                    prefixes.push(cp);
-                }
-                None => {
-                    last = Some(key.clone());
-                    picked.push((key, info));
-                }
-            }
-        }
+        let (picked, prefixes, truncated, next) = (
+            std::mem::take(&mut pager.picked),
+            std::mem::take(&mut pager.prefixes),
+            pager.truncated,
+            pager.next_token(),
+        );
         // Sizes and ETags come from each object's header: read them in parallel, unless
         // this replica read the same bytes before (`listed.rs`).
         let described: Vec<S3Result<(String, ObjectDesc)>> = futures::stream::iter(picked)
@@ -448,8 +429,68 @@ impl Gateway {
             objects,
             prefixes,
             truncated,
-            next: if truncated { last } else { None },
+            next,
         })
+    }
+
+    /// Fill `pager` from an S3 backend's listing, which comes in key order: it starts after
+    /// the page's `after` point, stops when the page is full or the keys pass the prefix,
+    /// and restarts past a common prefix (or the gateway's own folder) rather than read
+    /// every key under it. Reads about one backend page per page answered, whatever the
+    /// bucket's size, and holds at most one page.
+    async fn fill_in_order(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        store: &Store,
+        root: &StoreUrl,
+        dir: &StoreUrl,
+        pager: &mut Pager<'_, ObjectInfo>,
+    ) -> S3Result<()> {
+        /// Keys skipped in a row inside one common prefix before the listing restarts past
+        /// it (a backend page: restarting costs a request, reading on costs a page).
+        const RESTART_AFTER: usize = 1000;
+        let (prefix, after) = (pager.prefix, pager.after);
+        let full = |key: &str| format!("{}{key}", root.key());
+        let mut stream = match after {
+            Some(a) => store.list_after(dir, &full(a)),
+            None => store.list(dir),
+        };
+        let mut skipped = 0usize;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| to_s3(e.into()))?;
+            let Some(key) = self.backend.key_of(root, &info) else {
+                continue;
+            };
+            let restart = if key.starts_with(RESERVED) {
+                Some(past(RESERVED))
+            } else if !key.starts_with(prefix) {
+                // The keys with the prefix sort together: past them, none follows.
+                if key.as_str() > prefix {
+                    break;
+                }
+                None
+            } else if !caller.patterns.object(bucket, &key) {
+                None
+            } else {
+                match pager.offer(key, info) {
+                    Step::Next => {
+                        skipped = 0;
+                        None
+                    }
+                    Step::Skip(cp) => {
+                        skipped += 1;
+                        (skipped >= RESTART_AFTER).then(|| past(&cp))
+                    }
+                    Step::Full => break,
+                }
+            };
+            if let Some(offset) = restart {
+                stream = store.list_after(dir, &full(&offset));
+                skipped = 0;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -424,6 +424,27 @@ impl Store {
     /// folder (`KEY/`): `s3://b/a` lists `a/x` but not `ab`. Objects inside a
     /// [`RESERVED_FOLDER`] (hyok's own, such as a branch key store) are not listed.
     pub fn list(&self, url: &StoreUrl) -> BoxStream<'static, Result<ObjectInfo>> {
+        self.list_from(url, None)
+    }
+
+    /// [`Store::list`], only the objects whose key (the whole key in the store, as
+    /// [`StoreUrl::key`] gives it) sorts after `offset` (byte order). On S3 the listing is in
+    /// key order and starts there (`start-after`), fetching pages only as the stream is
+    /// read, so a reader that stops early costs one request per 1,000 keys it read; a local
+    /// folder lists in no particular order and filters.
+    pub fn list_after(
+        &self,
+        url: &StoreUrl,
+        offset: &str,
+    ) -> BoxStream<'static, Result<ObjectInfo>> {
+        self.list_from(url, Some(offset))
+    }
+
+    fn list_from(
+        &self,
+        url: &StoreUrl,
+        offset: Option<&str>,
+    ) -> BoxStream<'static, Result<ObjectInfo>> {
         let prefix = url.key().trim_end_matches('/');
         let prefix = match Path::parse(prefix) {
             Ok(p) => p,
@@ -438,10 +459,19 @@ impl Store {
         if local_missing {
             return futures::stream::empty().boxed();
         }
-        self.inner
-            .list(Some(&prefix))
-            .filter(|r| {
-                let hidden = r.as_ref().is_ok_and(|m| is_reserved(m.location.as_ref()));
+        // A string that is no valid key (a client's token, say) cannot be sent as one:
+        // list from the start then; the filter below keeps the result the same.
+        let listed = match offset.and_then(|o| Path::parse(o).ok()) {
+            Some(o) => self.inner.list_with_offset(Some(&prefix), &o),
+            None => self.inner.list(Some(&prefix)),
+        };
+        let after = offset.map(str::to_owned);
+        listed
+            .filter(move |r| {
+                let hidden = r.as_ref().is_ok_and(|m| {
+                    let key = m.location.as_ref();
+                    is_reserved(key) || after.as_deref().is_some_and(|a| key <= a)
+                });
                 futures::future::ready(!hidden)
             })
             .map(move |r| match r {
