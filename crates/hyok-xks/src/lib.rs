@@ -35,6 +35,7 @@ pub mod route;
 mod run;
 pub mod server;
 pub mod sigv4;
+mod unread;
 
 use std::future::Future;
 use std::net::SocketAddr;

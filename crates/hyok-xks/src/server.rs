@@ -113,13 +113,21 @@ pub async fn serve(
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
                 async move {
-                    let mut a = proxy.handle(req).await;
+                    let http1 = req.version() < http::Version::HTTP_2;
+                    let (parts, body) = req.into_parts();
+                    let (body, read) = crate::unread::track(body);
+                    let mut a = proxy.handle(http::Request::from_parts(parts, body)).await;
                     let body = std::mem::take(&mut a.body);
                     let mut resp = hyper::Response::builder()
                         .status(a.status)
                         .header("content-type", "application/json");
                     if a.status == http::StatusCode::METHOD_NOT_ALLOWED {
                         resp = resp.header("allow", "POST");
+                    }
+                    // An answer that left the request body on the connection ends it
+                    // (`unread.rs`; HTTP/2 resets the stream by itself).
+                    if http1 && read.left_unread() {
+                        resp = resp.header("connection", "close");
                     }
                     resp.body(Full::new(Bytes::from(body)))
                 }
