@@ -22,7 +22,7 @@ use crate::backend::{Backend, RESERVED};
 use crate::body::{self, Wanted};
 use crate::meta::{self, ObjectDesc};
 use crate::metrics::Metrics;
-use crate::pager::{past, Pager, Step};
+use crate::pager::{past, Pager, Smallest, Step};
 use crate::settings::BackendKind;
 
 /// Bodies up to this size are read into memory, so that their MD5 (the ETag) is known
@@ -370,8 +370,9 @@ impl Gateway {
         };
         let mut pager = Pager::new(prefix, delimiter, after, max_keys);
         if matches!(self.backend.kind(), BackendKind::File(_)) {
-            // A local folder lists in no particular order: read it whole and sort.
-            let mut keys: Vec<(String, ObjectInfo)> = Vec::new();
+            // A local folder lists in no particular order: read it whole, keeping only what
+            // the page can use (`Smallest`: one page of entries), then offer that in order.
+            let mut small = Smallest::new(prefix, delimiter, after, max_keys);
             let mut stream = store.list(&dir);
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| to_s3(e.into()))?;
@@ -381,13 +382,12 @@ impl Gateway {
                             && key.starts_with(prefix)
                             && caller.patterns.object(bucket, &key) =>
                     {
-                        keys.push((key, info));
+                        small.offer(key, info);
                     }
                     _ => {}
                 }
             }
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
-            for (key, info) in keys {
+            for (key, info) in small.into_sorted() {
                 if pager.offer(key, info) == Step::Full {
                     break;
                 }
