@@ -28,6 +28,7 @@ mod claims;
 mod conditional;
 mod described;
 mod direct;
+mod encoding;
 mod health;
 mod host;
 mod inplace;

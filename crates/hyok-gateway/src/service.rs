@@ -20,6 +20,7 @@ use crate::access::{Pattern, Patterns};
 use crate::authorize::Scope;
 use crate::backend::{Backend, RESERVED};
 use crate::body::{self, Wanted};
+use crate::encoding::Encoding;
 use crate::meta::{self, ObjectDesc};
 use crate::metrics::Metrics;
 use crate::pager::{past, Pager, Smallest, Step};
@@ -463,7 +464,8 @@ impl Gateway {
                 continue;
             };
             let restart = if key.starts_with(RESERVED) {
-                Some(past(RESERVED))
+                // (Only forward: a key even past that is just skipped.)
+                Some(past(RESERVED)).filter(|o| o.as_str() > key.as_str())
             } else if !key.starts_with(prefix) {
                 // The keys with the prefix sort together: past them, none follows.
                 if key.as_str() > prefix {
@@ -728,6 +730,7 @@ impl S3 for GatewayS3 {
         let caller =
             g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
         g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
+        let enc = Encoding::of(i.encoding_type.as_ref())?;
         let after = match (i.continuation_token.as_deref(), i.start_after.as_deref()) {
             (Some(t), Some(s)) => Some(if t >= s { t } else { s }),
             (t, s) => t.or(s),
@@ -746,16 +749,18 @@ impl S3 for GatewayS3 {
         let count = page.objects.len() + page.prefixes.len();
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(i.bucket.clone()),
-            prefix: Some(prefix),
-            delimiter: i.delimiter.clone(),
+            prefix: Some(enc.apply(prefix)),
+            delimiter: enc.opt(i.delimiter.clone()),
             max_keys: i.max_keys.or(Some(1000)),
             key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
             continuation_token: i.continuation_token.clone(),
-            start_after: i.start_after.clone(),
+            start_after: enc.opt(i.start_after.clone()),
             is_truncated: Some(page.truncated),
+            // Opaque to the client, which sends it back as it is: not encoded.
             next_continuation_token: page.next,
-            contents: Some(listing(page.objects)),
-            common_prefixes: common(page.prefixes),
+            contents: Some(listing(page.objects, enc)),
+            common_prefixes: common(page.prefixes, enc),
+            encoding_type: enc.answer(),
             ..Default::default()
         }))
     }
@@ -770,6 +775,7 @@ impl S3 for GatewayS3 {
         let caller =
             g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
         g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
+        let enc = Encoding::of(i.encoding_type.as_ref())?;
         let max = usize::try_from(i.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
         let page = g
             .list_page(
@@ -783,14 +789,15 @@ impl S3 for GatewayS3 {
             .await?;
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(i.bucket.clone()),
-            prefix: Some(prefix),
-            delimiter: i.delimiter.clone(),
-            marker: i.marker.clone(),
+            prefix: Some(enc.apply(prefix)),
+            delimiter: enc.opt(i.delimiter.clone()),
+            marker: enc.opt(i.marker.clone()),
             max_keys: i.max_keys.or(Some(1000)),
             is_truncated: Some(page.truncated),
-            next_marker: page.next,
-            contents: Some(listing(page.objects)),
-            common_prefixes: common(page.prefixes),
+            next_marker: enc.opt(page.next),
+            contents: Some(listing(page.objects, enc)),
+            common_prefixes: common(page.prefixes, enc),
+            encoding_type: enc.answer(),
             ..Default::default()
         }))
     }
@@ -971,11 +978,11 @@ async fn delete_one(g: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
     Ok(())
 }
 
-fn listing(objects: Vec<(String, ObjectDesc)>) -> Vec<Object> {
+fn listing(objects: Vec<(String, ObjectDesc)>, enc: Encoding) -> Vec<Object> {
     objects
         .into_iter()
         .map(|(key, d)| Object {
-            key: Some(key),
+            key: Some(enc.apply(key)),
             size: Some(i64::try_from(d.size).unwrap_or(i64::MAX)),
             e_tag: Some(ETag::Strong(d.etag)),
             last_modified: Some(ts(d.last_modified)),
@@ -987,11 +994,13 @@ fn listing(objects: Vec<(String, ObjectDesc)>) -> Vec<Object> {
         .collect()
 }
 
-fn common(prefixes: Vec<String>) -> Option<Vec<CommonPrefix>> {
+fn common(prefixes: Vec<String>, enc: Encoding) -> Option<Vec<CommonPrefix>> {
     (!prefixes.is_empty()).then(|| {
         prefixes
             .into_iter()
-            .map(|p| CommonPrefix { prefix: Some(p) })
+            .map(|p| CommonPrefix {
+                prefix: Some(enc.apply(p)),
+            })
             .collect()
     })
 }
