@@ -362,6 +362,16 @@ def boto3_suite():
     except ClientError as e:
         check(e.response["Error"]["Code"] in ("404", "NoSuchKey"), "an aborted upload leaves nothing")
     check(not s3.list_multipart_uploads(Bucket=b).get("Uploads"), "no uploads left after abort")
+    # Three uploads of one key over pages of two: the markers lose none and repeat none.
+    ids = sorted(s3.create_multipart_upload(Bucket=b, Key="many.bin")["UploadId"] for _ in range(3))
+    p1 = s3.list_multipart_uploads(Bucket=b, MaxUploads=2)
+    p2 = s3.list_multipart_uploads(Bucket=b, MaxUploads=2, KeyMarker=p1["NextKeyMarker"],
+                                   UploadIdMarker=p1["NextUploadIdMarker"])
+    got = [u["UploadId"] for u in p1.get("Uploads", []) + p2.get("Uploads", [])]
+    check(p1["IsTruncated"] and not p2["IsTruncated"] and sorted(got) == ids and len(got) == 3,
+          f"list_multipart_uploads pages of one key's uploads: {len(got)} of 3")
+    for u in ids:
+        s3.abort_multipart_upload(Bucket=b, Key="many.bin", UploadId=u)
 
     url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": names[-1]},
                                     ExpiresIn=300)

@@ -794,10 +794,18 @@ pub(crate) async fn list_uploads(
     }
     uploads.sort();
     let marker = i.key_marker.clone().unwrap_or_default();
+    // With an upload-id-marker, the marker key's uploads after that id follow too (S3's
+    // rule; uploads of one key are in id order here), so a key with uploads on two pages
+    // loses none.
+    let id_marker = i.upload_id_marker.clone().filter(|_| !marker.is_empty());
     let max = usize::try_from(i.max_uploads.unwrap_or(1000).clamp(1, 1000)).unwrap_or(1000);
     let rest: Vec<_> = uploads
         .into_iter()
-        .filter(|(k, _, _)| marker.is_empty() || k.as_str() > marker.as_str())
+        .filter(|(k, id, _)| {
+            marker.is_empty()
+                || k.as_str() > marker.as_str()
+                || (k == &marker && id_marker.as_deref().is_some_and(|m| id.as_str() > m))
+        })
         .collect();
     let truncated = rest.len() > max;
     let page: Vec<_> = rest.into_iter().take(max).collect();
