@@ -264,6 +264,13 @@ def boto3_suite():
     check([p["Prefix"] for p in r["CommonPrefixes"]] == ["d/a/"]
           and [p["Prefix"] for p in r2.get("CommonPrefixes", [])] == ["d/b/"],
           "delimiter pages do not repeat a common prefix")
+    for ls in (s3.list_objects, s3.list_objects_v2):
+        r = ls(Bucket=b, Prefix="d/", MaxKeys=0)
+        check(not r["IsTruncated"] and not r.get("Contents") and not r.get("CommonPrefixes"),
+              "MaxKeys=0: an empty page, not truncated (as S3)")
+        r = ls(Bucket=b, Prefix="d/", Delimiter="")
+        check("Delimiter" not in r and len(r.get("Contents", [])) == 4 and not r.get("CommonPrefixes"),
+              "an empty delimiter is no delimiter, and not echoed")
     # At the root: "k/" holds more keys than a backend page, and an upload in progress puts
     # the gateway's own records in the bucket; neither may show or cut the page.
     pending = s3.create_multipart_upload(Bucket=b, Key="pending")["UploadId"]

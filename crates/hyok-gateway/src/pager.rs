@@ -50,6 +50,10 @@ impl<'a, T> Pager<'a, T> {
     /// Offer the next key (greater than every key offered before) that starts with the
     /// prefix.
     pub(crate) fn offer(&mut self, key: String, item: T) -> Step {
+        // An empty page asked for is empty and not truncated (as S3 answers max-keys=0).
+        if self.max == 0 {
+            return Step::Full;
+        }
         if let Some(a) = self.after {
             if key.as_str() <= a {
                 return Step::Next;
@@ -252,10 +256,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_page_asked_for_is_truncated_without_a_token() {
-        let (keys, prefixes, next) = page(TREE, "", None, None, 0);
-        assert!(keys.is_empty() && prefixes.is_empty());
-        assert_eq!(next, None);
+    fn an_empty_page_asked_for_is_empty_and_not_truncated() {
+        let mut p: Pager<'_, ()> = Pager::new("", Some("/"), None, 0);
+        assert_eq!(p.offer("a".into(), ()), Step::Full);
+        assert!(p.picked.is_empty() && p.prefixes.is_empty() && !p.truncated);
+        assert_eq!(p.next_token(), None);
     }
 
     /// The page of `keys` in any order through [`Smallest`] is the page of the sorted keys.

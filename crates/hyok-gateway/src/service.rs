@@ -750,7 +750,7 @@ impl S3 for GatewayS3 {
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(i.bucket.clone()),
             prefix: Some(enc.apply(prefix)),
-            delimiter: enc.opt(i.delimiter.clone()),
+            delimiter: enc.opt(i.delimiter.clone().filter(|d| !d.is_empty())),
             max_keys: i.max_keys.or(Some(1000)),
             key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
             continuation_token: i.continuation_token.clone(),
@@ -790,7 +790,7 @@ impl S3 for GatewayS3 {
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(i.bucket.clone()),
             prefix: Some(enc.apply(prefix)),
-            delimiter: enc.opt(i.delimiter.clone()),
+            delimiter: enc.opt(i.delimiter.clone().filter(|d| !d.is_empty())),
             marker: enc.opt(i.marker.clone()),
             max_keys: i.max_keys.or(Some(1000)),
             is_truncated: Some(page.truncated),
