@@ -369,6 +369,18 @@ def boto3_suite():
     except ClientError as e:
         check(e.response["Error"]["Code"] in ("404", "NoSuchKey"), "an aborted upload leaves nothing")
     check(not s3.list_multipart_uploads(Bucket=b).get("Uploads"), "no uploads left after abort")
+    # A part under 5 MiB that is not the last: EntityTooSmall, and the upload stays usable.
+    uid = s3.create_multipart_upload(Bucket=b, Key="small.bin")["UploadId"]
+    small = [s3.upload_part(Bucket=b, Key="small.bin", UploadId=uid, PartNumber=n,
+                            Body=body(100, 50 + n))["ETag"] for n in (1, 2)]
+    check(error_code(lambda: s3.complete_multipart_upload(
+        Bucket=b, Key="small.bin", UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2), small)]}))
+          == "EntityTooSmall", "a small part before the last: EntityTooSmall")
+    s3.complete_multipart_upload(Bucket=b, Key="small.bin", UploadId=uid,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": small[0]}]})
+    check(s3.get_object(Bucket=b, Key="small.bin")["Body"].read() == body(100, 51),
+          "after EntityTooSmall, the upload completes with its last part alone")
     # Three uploads of one key over pages of two: the markers lose none and repeat none.
     ids = sorted(s3.create_multipart_upload(Bucket=b, Key="many.bin")["UploadId"] for _ in range(3))
     p1 = s3.list_multipart_uploads(Bucket=b, MaxUploads=2)

@@ -575,7 +575,7 @@ async fn complete_upload(
             }
         })
         .buffered(DESCRIBE_AHEAD);
-    for p in &parts {
+    for (at, p) in parts.iter().enumerate() {
         let Some(item) = described.next().await else {
             break;
         };
@@ -587,6 +587,14 @@ async fn complete_upload(
         let given = p.e_tag.as_ref().map(|e| e.value().trim_matches('"'));
         if given.is_some_and(|e| e != etag) {
             return Err(s3_error!(InvalidPart, "part {n}'s ETag does not match"));
+        }
+        // As on S3: every part but the last is at least 5 MiB.
+        if at + 1 < parts.len() && desc.size() < inplace::MIN_PART {
+            return Err(s3_error!(
+                EntityTooSmall,
+                "part {n} is {} bytes; every part but the last must be at least 5 MiB",
+                desc.size()
+            ));
         }
         digest.update(hex::decode(&etag).unwrap_or_default());
         total += desc.size();

@@ -735,7 +735,7 @@ impl S3 for GatewayS3 {
             (Some(t), Some(s)) => Some(if t >= s { t } else { s }),
             (t, s) => t.or(s),
         };
-        let max = usize::try_from(i.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let max = max_keys(i.max_keys)?;
         let page = g
             .list_page(
                 &caller,
@@ -776,7 +776,7 @@ impl S3 for GatewayS3 {
             g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
         g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
         let enc = Encoding::of(i.encoding_type.as_ref())?;
-        let max = usize::try_from(i.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let max = max_keys(i.max_keys)?;
         let page = g
             .list_page(
                 &caller,
@@ -976,6 +976,20 @@ async fn delete_one(g: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
     }
     g.backend.prune(bucket, key);
     Ok(())
+}
+
+/// A listing's page size: at most 1,000 (larger asks get 1,000, as on S3); a negative one
+/// is InvalidArgument.
+fn max_keys(asked: Option<i32>) -> S3Result<usize> {
+    match asked {
+        None => Ok(1000),
+        Some(n) => usize::try_from(n).map(|n| n.min(1000)).map_err(|_| {
+            s3_error!(
+                InvalidArgument,
+                "max-keys must be a whole number from 0 (got {n})"
+            )
+        }),
+    }
 }
 
 fn listing(objects: Vec<(String, ObjectDesc)>, enc: Encoding) -> Vec<Object> {
