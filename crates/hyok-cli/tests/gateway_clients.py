@@ -264,6 +264,13 @@ def boto3_suite():
     check([p["Prefix"] for p in r["CommonPrefixes"]] == ["d/a/"]
           and [p["Prefix"] for p in r2.get("CommonPrefixes", [])] == ["d/b/"],
           "delimiter pages do not repeat a common prefix")
+    s3.put_object(Bucket=b, Key="empty", Body=b"")
+    r = s3.get_object(Bucket=b, Key="empty", Range="bytes=-1")
+    check(r["ResponseMetadata"]["HTTPStatusCode"] == 200 and r["Body"].read() == b""
+          and "ContentRange" not in r, "a suffix range of an empty object: the whole (empty) object")
+    check(error_code(lambda: s3.get_object(Bucket=b, Key="empty", Range="bytes=0-")) == "InvalidRange",
+          "another range of an empty object: InvalidRange")
+    s3.delete_object(Bucket=b, Key="empty")
     for ls in (s3.list_objects, s3.list_objects_v2):
         r = ls(Bucket=b, Prefix="d/", MaxKeys=0)
         check(not r["IsTruncated"] and not r.get("Contents") and not r.get("CommonPrefixes"),

@@ -627,14 +627,11 @@ impl S3 for GatewayS3 {
             i.if_modified_since.as_ref(),
             i.if_unmodified_since.as_ref(),
         )?;
-        let (len, range) = match &i.range {
-            Some(r) => {
-                let r = r.check(d.size).map_err(|_| s3_error!(InvalidRange))?;
-                (
-                    r.end - r.start,
-                    Some(format!("bytes {}-{}/{}", r.start, r.end - 1, d.size)),
-                )
-            }
+        let (len, range) = match satisfy(i.range.as_ref(), d.size)? {
+            Some(r) => (
+                r.end - r.start,
+                Some(format!("bytes {}-{}/{}", r.start, r.end - 1, d.size)),
+            ),
             None => (d.size, None),
         };
         Ok(S3Response::new(object_head!(
@@ -675,10 +672,7 @@ impl S3 for GatewayS3 {
             i.if_modified_since.as_ref(),
             i.if_unmodified_since.as_ref(),
         )?;
-        let range = match &i.range {
-            Some(r) => Some(r.check(d.size).map_err(|_| s3_error!(InvalidRange))?),
-            None => None,
-        };
+        let range = satisfy(i.range.as_ref(), d.size)?;
         let (w, stream) = body::channel();
         let metrics = g.metrics.clone();
         let plain = range.clone();
@@ -978,6 +972,19 @@ async fn delete_one(g: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
     Ok(())
 }
 
+/// The bytes a Range header selects of an object of `size` bytes (InvalidRange if none can
+/// be); `None`: the whole object, also for a suffix range of an empty object, which selects
+/// all of its zero bytes and has no `Content-Range` to show it.
+fn satisfy(range: Option<&Range>, size: u64) -> S3Result<Option<std::ops::Range<u64>>> {
+    match range {
+        None => Ok(None),
+        Some(r) => {
+            let r = r.check(size).map_err(|_| s3_error!(InvalidRange))?;
+            Ok((r.start < r.end).then_some(r))
+        }
+    }
+}
+
 /// A listing's page size: at most 1,000 (larger asks get 1,000, as on S3); a negative one
 /// is InvalidArgument.
 fn max_keys(asked: Option<i32>) -> S3Result<usize> {
@@ -1017,4 +1024,30 @@ fn common(prefixes: Vec<String>, enc: Encoding) -> Option<Vec<CommonPrefix>> {
             })
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::satisfy;
+    use s3s::dto::Range;
+
+    #[test]
+    fn ranges_select_bytes_or_the_whole_object_or_fail() {
+        let int = |first, last| Range::Int { first, last };
+        assert_eq!(satisfy(None, 10).unwrap(), None);
+        assert_eq!(satisfy(Some(&int(2, Some(4))), 10).unwrap(), Some(2..5));
+        assert_eq!(satisfy(Some(&int(8, None)), 10).unwrap(), Some(8..10));
+        assert_eq!(
+            satisfy(Some(&Range::Suffix { length: 3 }), 10).unwrap(),
+            Some(7..10)
+        );
+        assert!(satisfy(Some(&int(10, None)), 10).is_err());
+        // An empty object: a suffix range is all of it (no Content-Range can show zero
+        // bytes); any other range cannot be satisfied.
+        assert_eq!(
+            satisfy(Some(&Range::Suffix { length: 1 }), 0).unwrap(),
+            None
+        );
+        assert!(satisfy(Some(&int(0, None)), 0).is_err());
+    }
 }
