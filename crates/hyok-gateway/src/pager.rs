@@ -16,19 +16,18 @@ pub(crate) enum Step {
     Full,
 }
 
-/// A page being filled.
-pub(crate) struct Pager<'a, T> {
+/// What a listing asks for: keys under `prefix`, after `after`, folded by `delimiter`, at
+/// most `max` entries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Query<'a> {
     pub(crate) prefix: &'a str,
     delimiter: Option<&'a str>,
     pub(crate) after: Option<&'a str>,
     max: usize,
-    pub(crate) picked: Vec<(String, T)>,
-    pub(crate) prefixes: Vec<String>,
-    pub(crate) truncated: bool,
-    last: Option<String>,
 }
 
-impl<'a, T> Pager<'a, T> {
+impl<'a> Query<'a> {
+    /// An empty delimiter is no delimiter.
     pub(crate) fn new(
         prefix: &'a str,
         delimiter: Option<&'a str>,
@@ -40,6 +39,43 @@ impl<'a, T> Pager<'a, T> {
             delimiter: delimiter.filter(|d| !d.is_empty()),
             after,
             max,
+        }
+    }
+
+    /// For a key (starting with the prefix) that the `after` point passed: `Next` when it
+    /// sorts at or before it, `Skip` when it lies under the common prefix the point is.
+    fn passed(&self, key: &str) -> Option<Step> {
+        let a = self.after?;
+        if key <= a {
+            return Some(Step::Next);
+        }
+        // A token that is a common prefix: its keys were that prefix's one entry.
+        (self.delimiter.is_some_and(|d| a.ends_with(d)) && key.starts_with(a))
+            .then(|| Step::Skip(a.to_owned()))
+    }
+
+    /// The common prefix a key (starting with the prefix) falls in, under the delimiter.
+    fn common(&self, key: &str) -> Option<String> {
+        let d = self.delimiter?;
+        let rest = &key[self.prefix.len()..];
+        rest.find(d)
+            .map(|i| format!("{}{}", self.prefix, &rest[..i + d.len()]))
+    }
+}
+
+/// A page being filled.
+pub(crate) struct Pager<'a, T> {
+    pub(crate) q: Query<'a>,
+    pub(crate) picked: Vec<(String, T)>,
+    pub(crate) prefixes: Vec<String>,
+    pub(crate) truncated: bool,
+    last: Option<String>,
+}
+
+impl<'a, T> Pager<'a, T> {
+    pub(crate) fn new(q: Query<'a>) -> Self {
+        Self {
+            q,
             picked: Vec::new(),
             prefixes: Vec::new(),
             truncated: false,
@@ -51,29 +87,19 @@ impl<'a, T> Pager<'a, T> {
     /// prefix.
     pub(crate) fn offer(&mut self, key: String, item: T) -> Step {
         // An empty page asked for is empty and not truncated (as S3 answers max-keys=0).
-        if self.max == 0 {
+        if self.q.max == 0 {
             return Step::Full;
         }
-        if let Some(a) = self.after {
-            if key.as_str() <= a {
-                return Step::Next;
-            }
-            // A token that is a common prefix: its keys were that prefix's one entry.
-            if self.delimiter.is_some_and(|d| a.ends_with(d)) && key.starts_with(a) {
-                return Step::Skip(a.to_owned());
-            }
+        if let Some(step) = self.q.passed(&key) {
+            return step;
         }
-        let common = self.delimiter.and_then(|d| {
-            let rest = &key[self.prefix.len()..];
-            rest.find(d)
-                .map(|i| format!("{}{}", self.prefix, &rest[..i + d.len()]))
-        });
+        let common = self.q.common(&key);
         if let Some(cp) = &common {
             if self.prefixes.last() == Some(cp) {
                 return Step::Skip(cp.clone());
             }
         }
-        if self.picked.len() + self.prefixes.len() >= self.max {
+        if self.picked.len() + self.prefixes.len() >= self.q.max {
             self.truncated = true;
             return Step::Full;
         }
@@ -102,48 +128,26 @@ impl<'a, T> Pager<'a, T> {
 /// they give the same page as every key would, since the pager takes the first key of each
 /// entry and stops after `max` entries.
 pub(crate) struct Smallest<'a, T> {
-    prefix: &'a str,
-    delimiter: Option<&'a str>,
-    after: Option<&'a str>,
-    keep: usize,
+    q: Query<'a>,
     entries: std::collections::BTreeMap<String, (String, T)>,
 }
 
 impl<'a, T> Smallest<'a, T> {
-    pub(crate) fn new(
-        prefix: &'a str,
-        delimiter: Option<&'a str>,
-        after: Option<&'a str>,
-        max: usize,
-    ) -> Self {
+    pub(crate) fn new(q: Query<'a>) -> Self {
         Self {
-            prefix,
-            delimiter: delimiter.filter(|d| !d.is_empty()),
-            after,
-            keep: max.saturating_add(1),
+            q,
             entries: std::collections::BTreeMap::new(),
         }
     }
 
     /// Offer a key that starts with the prefix, in any order.
     pub(crate) fn offer(&mut self, key: String, item: T) {
-        if let Some(a) = self.after {
-            let passed = self.delimiter.is_some_and(|d| a.ends_with(d)) && key.starts_with(a);
-            if key.as_str() <= a || passed {
-                return;
-            }
+        if self.q.passed(&key).is_some() {
+            return;
         }
-        let entry = match self.delimiter {
-            Some(d) => {
-                let rest = &key[self.prefix.len()..];
-                match rest.find(d) {
-                    Some(i) => format!("{}{}", self.prefix, &rest[..i + d.len()]),
-                    None => key.clone(),
-                }
-            }
-            None => key.clone(),
-        };
-        if self.entries.len() >= self.keep {
+        let entry = self.q.common(&key).unwrap_or_else(|| key.clone());
+        let keep = self.q.max.saturating_add(1);
+        if self.entries.len() >= keep {
             match self.entries.last_key_value() {
                 Some((last, _)) if entry.as_str() < last.as_str() => {}
                 _ if self.entries.contains_key(&entry) => {}
@@ -156,7 +160,7 @@ impl<'a, T> Smallest<'a, T> {
                 self.entries.insert(entry, (key, item));
             }
         }
-        while self.entries.len() > self.keep {
+        while self.entries.len() > keep {
             self.entries.pop_last();
         }
     }
@@ -188,7 +192,7 @@ mod tests {
     ) -> (Vec<String>, Vec<String>, Option<String>) {
         let mut keys: Vec<&str> = keys.to_vec();
         keys.sort_unstable();
-        let mut p = Pager::new(prefix, delimiter, after, max);
+        let mut p = Pager::new(Query::new(prefix, delimiter, after, max));
         for k in keys {
             if !k.starts_with(prefix) {
                 continue;
@@ -247,17 +251,17 @@ mod tests {
 
     #[test]
     fn keys_inside_a_listed_prefix_ask_to_be_skipped() {
-        let mut p: Pager<'_, ()> = Pager::new("", Some("/"), None, 10);
+        let mut p: Pager<'_, ()> = Pager::new(Query::new("", Some("/"), None, 10));
         assert_eq!(p.offer("b/1".into(), ()), Step::Next);
         assert_eq!(p.offer("b/2".into(), ()), Step::Skip("b/".into()));
-        let mut p: Pager<'_, ()> = Pager::new("", Some("/"), Some("b/"), 10);
+        let mut p: Pager<'_, ()> = Pager::new(Query::new("", Some("/"), Some("b/"), 10));
         assert_eq!(p.offer("b/2".into(), ()), Step::Skip("b/".into()));
         assert_eq!(p.offer("c".into(), ()), Step::Next);
     }
 
     #[test]
     fn an_empty_page_asked_for_is_empty_and_not_truncated() {
-        let mut p: Pager<'_, ()> = Pager::new("", Some("/"), None, 0);
+        let mut p: Pager<'_, ()> = Pager::new(Query::new("", Some("/"), None, 0));
         assert_eq!(p.offer("a".into(), ()), Step::Full);
         assert!(p.picked.is_empty() && p.prefixes.is_empty() && !p.truncated);
         assert_eq!(p.next_token(), None);
@@ -285,13 +289,13 @@ mod tests {
         for &(prefix, delimiter, after) in cases {
             for max in 0..=tree.len() + 1 {
                 let want = page(&tree, prefix, delimiter, after, max);
-                let mut small = Smallest::new(prefix, delimiter, after, max);
+                let mut small = Smallest::new(Query::new(prefix, delimiter, after, max));
                 for k in &shuffled {
                     if k.starts_with(prefix) {
                         small.offer((*k).to_owned(), ());
                     }
                 }
-                let mut p = Pager::new(prefix, delimiter, after, max);
+                let mut p = Pager::new(Query::new(prefix, delimiter, after, max));
                 for (k, ()) in small.into_sorted() {
                     if p.offer(k, ()) == Step::Full {
                         break;

@@ -23,7 +23,7 @@ use crate::body::{self, Wanted};
 use crate::encoding::Encoding;
 use crate::meta::{self, ObjectDesc};
 use crate::metrics::Metrics;
-use crate::pager::{past, Pager, Smallest, Step};
+use crate::pager::{past, Pager, Query, Smallest, Step};
 use crate::settings::BackendKind;
 
 /// Bodies up to this size are read into memory, so that their MD5 (the ETag) is known
@@ -369,11 +369,12 @@ impl Gateway {
             Some(i) => root.join(&prefix[..=i]).unwrap_or_else(|_| root.clone()),
             None => root.clone(),
         };
-        let mut pager = Pager::new(prefix, delimiter, after, max_keys);
+        let q = Query::new(prefix, delimiter, after, max_keys);
+        let mut pager = Pager::new(q);
         if matches!(self.backend.kind(), BackendKind::File(_)) {
             // A local folder lists in no particular order: read it whole, keeping only what
             // the page can use (`Smallest`: one page of entries), then offer that in order.
-            let mut small = Smallest::new(prefix, delimiter, after, max_keys);
+            let mut small = Smallest::new(q);
             let mut stream = store.list(&dir);
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| to_s3(e.into()))?;
@@ -451,7 +452,7 @@ impl Gateway {
         /// Keys skipped in a row inside one common prefix before the listing restarts past
         /// it (a backend page: restarting costs a request, reading on costs a page).
         const RESTART_AFTER: usize = 1000;
-        let (prefix, after) = (pager.prefix, pager.after);
+        let (prefix, after) = (pager.q.prefix, pager.q.after);
         let full = |key: &str| format!("{}{key}", root.key());
         let mut stream = match after {
             Some(a) => store.list_after(dir, &full(a)),
