@@ -252,6 +252,9 @@ def boto3_suite():
           "listing sizes are the plaintext's, ETags the plaintext MD5")
     v1 = s3.list_objects(Bucket=b, Prefix="k/000", MaxKeys=50)
     check(len(v1["Contents"]) == 50 and v1["IsTruncated"], "list_objects (v1) with prefix and MaxKeys")
+    r = s3.list_objects_v2(Bucket=b, Prefix="k/0104")
+    check([o["Key"] for o in r.get("Contents", [])] == [f"k/0104{i}" for i in range(10)]
+          and not r["IsTruncated"], "a prefix that ends inside a folder's names")
 
     for k in ["d/a/1", "d/a/2", "d/b/3", "d/c"]:
         s3.put_object(Bucket=b, Key=k, Body=body(64, 5))

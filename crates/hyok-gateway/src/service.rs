@@ -454,7 +454,19 @@ impl Gateway {
         const RESTART_AFTER: usize = 1000;
         let (prefix, after) = (pager.q.prefix, pager.q.after);
         let full = |key: &str| format!("{}{key}", root.key());
-        let mut stream = match after {
+        // Start at the later of the page's `after` point and the prefix without its last
+        // character (every key with the prefix sorts after that), so a prefix that ends
+        // inside a folder's names skips the names before it.
+        let below = prefix
+            .char_indices()
+            .last()
+            .map(|(i, _)| &prefix[..i])
+            .filter(|b| !b.is_empty());
+        let start = match (after, below) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let mut stream = match start {
             Some(a) => store.list_after(dir, &full(a)),
             None => store.list(dir),
         };
