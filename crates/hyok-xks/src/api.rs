@@ -171,8 +171,18 @@ pub fn decode(
             format!("{field} is larger than the {max} bytes this proxy supports"),
         ));
     }
-    B64.decode(value)
-        .map_err(|_| err(bad, format!("{field} is not valid Base64")))
+    let bytes = B64
+        .decode(value)
+        .map_err(|_| err(bad, format!("{field} is not valid Base64")))?;
+    // The length check above lets through up to two bytes more than `max` (Base64 rounds
+    // up to whole groups of three).
+    if bytes.len() > max {
+        return Err(err(
+            too_big,
+            format!("{field} is larger than the {max} bytes this proxy supports"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Check `encryptionAlgorithm`.
@@ -248,4 +258,37 @@ pub fn check_metadata_len(m: &[u8]) -> Result<(), XksError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(len: usize, max: usize) -> Result<Vec<u8>, XksError> {
+        let value = B64.encode(vec![7u8; len]);
+        decode(
+            "field",
+            &value,
+            max,
+            ErrorName::Validation,
+            ErrorName::UnsupportedOperation,
+        )
+    }
+
+    /// Base64 comes in groups of three bytes: a field of `max + 1` or `max + 2` bytes has
+    /// as many characters as one of `max` when `max` is not a multiple of three.
+    #[test]
+    fn a_field_is_never_longer_than_its_bound() {
+        for max in [16, MAX_DATA, MAX_AAD, MAX_METADATA] {
+            assert_eq!(decoded(max, max).unwrap().len(), max);
+            for over in [max + 1, max + 2, max + 3] {
+                let e = decoded(over, max).unwrap_err();
+                assert_eq!(
+                    e.name,
+                    ErrorName::UnsupportedOperation,
+                    "{over} bytes, bound {max}"
+                );
+            }
+        }
+    }
 }
