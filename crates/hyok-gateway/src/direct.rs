@@ -36,7 +36,7 @@ use crate::service::{join_error, to_s3, Caller, Gateway};
 /// Context key of an upload's `info` whose body holds a data key and message id.
 pub(crate) const CTX_DIRECT: &str = "hyok-gw-direct";
 /// First bytes of a part sealed in place.
-const MAGIC: &[u8; 16] = b"hyok-gw-frames01";
+pub(crate) const MAGIC: &[u8; 16] = b"hyok-gw-frames01";
 /// Bytes of the record in front of the frames.
 pub(crate) const RECORD_LEN: u64 = 80;
 /// Frames sealed or opened at once.

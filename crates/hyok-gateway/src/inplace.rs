@@ -64,7 +64,7 @@ pub(crate) struct InPlace {
 }
 
 impl InPlace {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = self.record.encode_with(MAGIC);
         let e = self.backend_etag.as_bytes();
         v.extend_from_slice(&u16::try_from(e.len()).unwrap_or(0).to_be_bytes());

@@ -29,6 +29,8 @@ mod conditional;
 mod described;
 mod direct;
 mod encoding;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod host;
 mod inplace;

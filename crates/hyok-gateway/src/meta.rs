@@ -147,7 +147,7 @@ pub(crate) fn http_date(t: &s3s::dto::Timestamp) -> Option<String> {
 
 impl Attributes {
     /// The content headers, with their context keys.
-    fn headers(&self) -> [(&'static str, &Option<String>); 6] {
+    pub(crate) fn headers(&self) -> [(&'static str, &Option<String>); 6] {
         [
             (CTX_CONTENT_TYPE, &self.content_type),
             (CTX_CONTENT_ENCODING, &self.content_encoding),

@@ -56,7 +56,7 @@ pub(crate) fn new_upload_id() -> String {
     out
 }
 
-fn check_id(id: &str) -> S3Result<()> {
+pub(crate) fn check_id(id: &str) -> S3Result<()> {
     if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {

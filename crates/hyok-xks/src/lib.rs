@@ -27,6 +27,8 @@ pub mod client_auth;
 pub mod config;
 pub mod error;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod policy;
 pub mod proxy;
