@@ -33,6 +33,10 @@ use hyok::store::Prefix;
 const MAX_PART: i32 = 10_000;
 /// Parts described (or deleted) at once by a Complete.
 const DESCRIBE_AHEAD: usize = 32;
+/// Upload records read at once by ListMultipartUploads.
+const LIST_AHEAD: usize = 16;
+/// Most uploads ListMultipartUploads sorts into pages (a bound on its memory).
+const MAX_LISTED_UPLOADS: usize = 10_000;
 
 /// A new upload id: 128 bits from the process's random hasher keys, a counter and the
 /// time. Unique, not secret (every request is authorized by the key it names).
@@ -771,35 +775,46 @@ pub(crate) async fn list_uploads(
         .backend
         .object_url(&i.bucket, &format!("{RESERVED}uploads/"))?
         .as_folder();
+    // One level: the upload folders (`ID/`), not every part and claim under them; then each
+    // upload's `info` header, a few at a time.
+    let ids: Vec<String> = crate::claims::names_in(&store, &dir)
+        .await?
+        .into_iter()
+        .filter_map(|n| n.strip_suffix('/').map(str::to_owned))
+        .filter(|id| check_id(id).is_ok())
+        .collect();
     let mut uploads = Vec::new();
-    let mut list = store.list(&dir);
-    while let Some(item) = list.next().await {
-        let info = item.map_err(|e| to_s3(e.into()))?;
-        if info.url.file_name() != Some("info") {
-            continue;
-        }
-        let Ok(parsed) = meta::read_header(&store, &info, g.limits).await else {
+    let mut infos = futures::stream::iter(ids)
+        .map(|id| {
+            let (store, bucket) = (&store, i.bucket.as_str());
+            async move {
+                let url = g.backend.object_url(bucket, &info_key(&id))?;
+                // An upload being created or aborted has no (whole) info: not listed.
+                let described = g
+                    .describe_prefix(store, &url, meta::HEADER_PREFIX)
+                    .await
+                    .ok()
+                    .flatten();
+                Ok::<_, s3s::S3Error>(described.map(|(p, d)| (id, p, d)))
+            }
+        })
+        .buffered(LIST_AHEAD);
+    while let Some(item) = infos.next().await {
+        let Some((id, p, d)) = item? else {
             continue;
         };
-        let Some(key) = parsed.header.context.get(CTX_UPLOAD_KEY).map(str::to_owned) else {
+        let Some(key) = d.context.get(CTX_UPLOAD_KEY).map(str::to_owned) else {
             continue;
         };
         if !key.starts_with(&prefix) || !caller.patterns.object(&i.bucket, &key) {
             continue;
         }
-        let id = info
-            .url
-            .key()
-            .trim_end_matches("/info")
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        uploads.push((key, id, info.last_modified));
-        if uploads.len() >= 10_000 {
+        uploads.push((key, id, p.info.last_modified));
+        if uploads.len() >= MAX_LISTED_UPLOADS {
             break;
         }
     }
+    drop(infos);
     uploads.sort();
     let marker = i.key_marker.clone().unwrap_or_default();
     // With an upload-id-marker, the marker key's uploads after that id follow too (S3's
