@@ -13,6 +13,10 @@
 //!   [`DRAIN_TIME`]), and the connection stays open;
 //! - otherwise the answer carries `Connection: close`, so nothing more is read from the
 //!   connection (a refused multi-GiB upload is not received in full for nothing).
+//!
+//! HTTP/2 needs neither: each request is a stream of its own, which h2 ends after the
+//! answer with `RST_STREAM(NO_ERROR)` when its body was not read (RFC 9113 §8.1), and
+//! `Connection` is not an HTTP/2 header.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CONNECTION, EXPECT};
-use hyper::{Request, Response};
+use hyper::{Request, Response, Version};
 
 /// Most bytes of an unread body read off the connection to keep it open.
 pub(crate) const DRAIN_MAX: u64 = 1 << 20;
@@ -34,6 +38,8 @@ pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(10);
 /// closing (see the module documentation).
 pub(crate) struct Guarded {
     inner: Option<Incoming>,
+    /// HTTP/1: the body shares the connection with the requests after it.
+    http1: bool,
     drain: bool,
     close: Arc<AtomicBool>,
 }
@@ -57,12 +63,14 @@ impl CloseFlag {
 /// Wrap `req`'s body; the flag tells the answer whether to close the connection.
 pub(crate) fn guard(req: Request<Incoming>) -> (Request<Guarded>, CloseFlag) {
     let flag = CloseFlag::default();
+    let http1 = req.version() < Version::HTTP_2;
     let drain = !req
         .headers()
         .get(EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let req = req.map(|inner| Guarded {
         inner: Some(inner),
+        http1,
         drain,
         close: flag.0.clone(),
     });
@@ -99,7 +107,7 @@ impl Drop for Guarded {
         let Some(body) = self.inner.take() else {
             return;
         };
-        if body.is_end_stream() {
+        if !self.http1 || body.is_end_stream() {
             return;
         }
         let small = body.size_hint().upper().is_some_and(|n| n <= DRAIN_MAX);
