@@ -224,7 +224,8 @@ fn hex(bytes: &[u8]) -> String {
 /// `YYYYMMDD'T'HHMMSS'Z'` as a time.
 pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    // ASCII first: the fields are sliced by byte position.
+    if b.len() != 16 || !s.is_ascii() || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -293,6 +294,8 @@ mod tests {
             "20210229T000000Z",
             "20211009T250000Z",
             "2021100+T120000Z",
+            // 16 bytes, not ASCII: a field boundary inside a character (found by the fuzzer).
+            "202\u{317}\0\0\0T235910Z",
         ] {
             assert_eq!(parse_amz_date(bad), None, "{bad}");
         }
