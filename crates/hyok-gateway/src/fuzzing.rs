@@ -149,21 +149,9 @@ mod tests {
 
     #[test]
     fn gateway_corpus_replays() {
-        let dir = corpus();
-        let mut n = 0;
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let data = std::fs::read(e.unwrap().path()).unwrap();
-            gateway(&data);
-            for cut in 0..data.len() {
-                gateway(&data[..cut]);
-            }
-            for i in 0..data.len() {
-                let mut d = data.clone();
-                d[i] ^= 1 << (i % 8);
-                gateway(&d);
-            }
-            n += 1;
-        }
-        assert!(n >= 6, "corpus fuzz/corpus/gateway");
+        assert!(
+            hyok::fuzzing::replay(&corpus(), gateway) >= 6,
+            "corpus fuzz/corpus/gateway"
+        );
     }
 }
