@@ -574,6 +574,16 @@ def refusals_suite():
     check(error_code(lambda: s3.get_object(Bucket=b, Key="ref/obj",
                                            SSECustomerAlgorithm="AES256", SSECustomerKey=key))
           == "NotImplemented", "GET with a customer-provided key (SSE-C): NotImplemented")
+    check(error_code(lambda: s3.put_object(Bucket=b, Key="k" * 1025, Body=data))
+          == "KeyTooLongError", "a key over 1,024 bytes: KeyTooLongError")
+    if not E.get("GW_BACKEND_ENDPOINT"):
+        # A local folder stores each segment of a key as a file name: one longer than the
+        # file system allows is the client's to fix (400), not a server error to retry.
+        long = "ref/" + "n" * 300
+        check(error_code(lambda: s3.put_object(Bucket=b, Key=long, Body=data))
+              == "KeyTooLongError", "a name too long for the backend's file system: KeyTooLongError")
+        check(error_code(lambda: s3.get_object(Bucket=b, Key=long)) in ("KeyTooLongError", "NoSuchKey"),
+              "and reading it: KeyTooLongError or NoSuchKey, not a server error")
     early_answer_keeps_the_connection_usable(s3, b, data)
     s3.delete_object(Bucket=b, Key="ref/obj")
 

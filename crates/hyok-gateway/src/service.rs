@@ -79,6 +79,14 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
         ErrorClass::NotFound => S3ErrorCode::NoSuchKey,
         ErrorClass::Policy | ErrorClass::Denied => S3ErrorCode::AccessDenied,
         ErrorClass::Range => S3ErrorCode::InvalidRange,
+        // A local folder's file system refused a name of the key as too long: the client's
+        // to fix (400), not a server error a client would retry.
+        ErrorClass::ObjectName
+            if matches!(e, hyok::Error::Store(hyok::store::Error::NameTooLong(_))) =>
+        {
+            S3ErrorCode::KeyTooLongError
+        }
+        ErrorClass::ObjectName => S3ErrorCode::InvalidArgument,
         _ => S3ErrorCode::InternalError,
     };
     tracing::warn!(class = class.as_str(), "{text}");

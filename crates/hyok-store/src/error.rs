@@ -24,6 +24,11 @@ pub enum Error {
         #[source]
         source: object_store::Error,
     },
+    /// A name in the object's path is longer than the local file system allows (ENAMETOOLONG:
+    /// 255 bytes a name on most Linux file systems; writes need a few bytes more for the
+    /// staging file's `#N` suffix).
+    #[error("{0}: a name in this path is longer than the file system allows")]
+    NameTooLong(String),
     /// The upload was abandoned (its data source failed); the partial upload was aborted.
     #[error("upload of {0} abandoned; nothing was stored")]
     Abandoned(String),
@@ -51,6 +56,7 @@ impl Error {
         match e {
             object_store::Error::NotFound { .. } => Self::NotFound(object.into()),
             object_store::Error::Precondition { .. } => Self::Changed(object.into()),
+            source if name_too_long(&source) => Self::NameTooLong(object.into()),
             source => Self::Store {
                 op,
                 object: object.into(),
@@ -63,6 +69,21 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound(_))
     }
+}
+
+/// Whether a local file system refused a name as too long (the `io::Error` object_store's
+/// local store keeps as a source).
+fn name_too_long(e: &object_store::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Result alias.

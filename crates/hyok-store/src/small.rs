@@ -152,4 +152,33 @@ mod tests {
             assert!(listed[0].ends_with("data.bin"), "{listed:?}");
         });
     }
+
+    /// A name longer than the local file system allows is its own error (the gateway answers
+    /// it with KeyTooLongError, the CLI with a hint), on writes and reads alike; a name that
+    /// fits still works.
+    #[test]
+    fn a_name_too_long_for_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let root = StoreUrl::local(dir.path()).unwrap().as_folder();
+        let store = Store::open(&root, &StoreOptions::default()).unwrap();
+        let long = root.join(&format!("a/{}", "n".repeat(300))).unwrap();
+        let fits = root.join(&format!("a/{}", "n".repeat(200))).unwrap();
+        rt.block_on(async {
+            let put = store.put_whole(&long, b"x".to_vec()).await;
+            assert!(matches!(put, Err(crate::Error::NameTooLong(_))), "{put:?}");
+            let got = store.get_small(&long, 16).await;
+            assert!(
+                matches!(got, Err(crate::Error::NameTooLong(_)) | Ok(None)),
+                "{got:?}"
+            );
+            store.put_whole(&fits, b"y".to_vec()).await.unwrap();
+            assert_eq!(store.get_small(&fits, 16).await.unwrap().unwrap(), b"y");
+        });
+        let e = crate::Error::NameTooLong("file:///x/y".into()).to_string();
+        assert_eq!(
+            e,
+            "file:///x/y: a name in this path is longer than the file system allows"
+        );
+    }
 }
