@@ -96,14 +96,21 @@ def client(key=None, secret=None, **cfg):
     )
 
 
-def make_backend_bucket(name):
+def backend():
+    """A client of the S3 backend itself (None on a local folder)."""
     be = E.get("GW_BACKEND_ENDPOINT")
     if not be:
+        return None
+    return boto3.client("s3", endpoint_url=be, region_name="us-east-1",
+                        aws_access_key_id=E["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=E["AWS_SECRET_ACCESS_KEY"],
+                        config=Config(s3={"addressing_style": "path"}))
+
+
+def make_backend_bucket(name):
+    s3 = backend()
+    if s3 is None:
         return
-    s3 = boto3.client("s3", endpoint_url=be, region_name="us-east-1",
-                      aws_access_key_id=E["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=E["AWS_SECRET_ACCESS_KEY"],
-                      config=Config(s3={"addressing_style": "path"}))
     try:
         s3.create_bucket(Bucket=name)
     except ClientError as e:
@@ -588,6 +595,41 @@ def refusals_suite():
     s3.delete_object(Bucket=b, Key="ref/obj")
 
 
+def foreign_suite():
+    """Objects in the backend that no gateway wrote, or that were damaged there, are listed
+    with their stored size (one of them neither fails the listing of the bucket nor hides);
+    reading one answers InvalidObjectState, not a server error a client retries; they can be
+    deleted, and the rest of the bucket reads as before."""
+    s3 = client()
+    b = "boto" + SFX
+    s3.put_object(Bucket=b, Key="foreign/ok", Body=b"readable")
+    be = backend()
+    if be is not None:
+        stored = be.get_object(Bucket=b, Key="foreign/ok")["Body"].read()
+    else:
+        stored = read(os.path.join(E["GW_BACKEND_DIR"], b, "foreign", "ok"))
+    raw = {"foreign/plain": b"plain bytes that no gateway wrote\n", "foreign/cut": stored[:40]}
+    for k, v in raw.items():
+        if be is not None:
+            be.put_object(Bucket=b, Key=k, Body=v)
+        else:
+            write(os.path.join(E["GW_BACKEND_DIR"], b, k), v)
+    r = s3.list_objects_v2(Bucket=b, Prefix="foreign/")
+    sizes = {o["Key"]: o["Size"] for o in r.get("Contents", [])}
+    check(sizes == {"foreign/cut": 40, "foreign/ok": 8, "foreign/plain": len(raw["foreign/plain"])},
+          f"foreign and cut objects listed with their stored sizes: {sizes}")
+    for k in raw:
+        check(error_code(lambda: s3.get_object(Bucket=b, Key=k)) == "InvalidObjectState",
+              f"GET of {k}: InvalidObjectState")
+    check(error_code(lambda: s3.head_object(Bucket=b, Key="foreign/plain")) == "403",
+          "HEAD of a foreign object: 403")
+    check(s3.get_object(Bucket=b, Key="foreign/ok")["Body"].read() == b"readable",
+          "the gateway's own object beside them reads as before")
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in ("foreign/ok", *raw)]})
+    check(not s3.list_objects_v2(Bucket=b, Prefix="foreign/").get("Contents"),
+          "foreign objects can be deleted through the gateway")
+
+
 def early_answer_keeps_the_connection_usable(s3, b, data):
     """A PUT refused before its body was read (here: an append), its body sent only after
     the refusal, then a GET on the same connection: the GET gets its object, not the PUT's
@@ -685,10 +727,7 @@ def direct_suite():
     if on_s3:
         # The object completed in place has the metadata `hyok cp` writes (the copy to the key
         # replaces the staging object's), so `hyok ls -l` needs no header read.
-        be = boto3.client("s3", endpoint_url=E["GW_BACKEND_ENDPOINT"], region_name="us-east-1",
-                          aws_access_key_id=E["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=E["AWS_SECRET_ACCESS_KEY"],
-                          config=Config(s3={"addressing_style": "path"}))
+        be = backend()
         md = be.head_object(Bucket=b, Key="direct/even")["Metadata"]
         check(md.get("hyok-plaintext-length") == str(len(data)) and "hyok-header-length" in md
               and "hyok-wrapping-keys" in md,
@@ -795,10 +834,7 @@ def direct_suite():
           and s3.list_objects_v2(Bucket=b, Prefix="direct/aborted").get("KeyCount") == 0,
           "an aborted upload of direct parts leaves nothing")
     if on_s3:
-        be = boto3.client("s3", endpoint_url=E["GW_BACKEND_ENDPOINT"], region_name="us-east-1",
-                          aws_access_key_id=E["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=E["AWS_SECRET_ACCESS_KEY"],
-                          config=Config(s3={"addressing_style": "path"}))
+        be = backend()
         left = be.list_objects_v2(Bucket=b, Prefix=f".hyok-gateway/uploads/{uid}/").get("Contents", [])
         check(not left, f"no upload state is left on the backend ({[o['Key'] for o in left][:5]})")
 
@@ -1064,11 +1100,9 @@ def vhost_suite():
 
 
 def download_backend():
-    be = E.get("GW_BACKEND_ENDPOINT")
-    if not be:
+    s3 = backend()
+    if s3 is None:
         return
-    s3 = boto3.client("s3", endpoint_url=be, region_name="us-east-1",
-                      config=Config(s3={"addressing_style": "path"}))
     raw = os.path.join(WORK, "raw")
     n = 0
     for bucket in ("acli" + SFX, "boto" + SFX, "limited", "rclone-b" + SFX):
@@ -1095,6 +1129,7 @@ if __name__ == "__main__":
     conditional_suite()
     headers_suite()
     refusals_suite()
+    foreign_suite()
     direct_suite()
     request_count_suite()
     if SUITE == "full":

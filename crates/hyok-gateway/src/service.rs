@@ -87,10 +87,28 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
             S3ErrorCode::KeyTooLongError
         }
         ErrorClass::ObjectName => S3ErrorCode::InvalidArgument,
+        // A stored object that is no message this gateway can read (foreign bytes, a
+        // damaged or moved object): not a server error a client would retry in vain.
+        c if unreadable(c) => S3ErrorCode::InvalidObjectState,
         _ => S3ErrorCode::InternalError,
     };
     tracing::warn!(class = class.as_str(), "{text}");
     S3Error::with_message(code, text)
+}
+
+/// Whether errors of this class mean that a stored object cannot be read as a message of
+/// this gateway (its header does not parse or authenticate, it is cut short, or it is bound
+/// to another bucket and key): reading it again gives the same answer.
+pub(crate) fn unreadable(class: ErrorClass) -> bool {
+    matches!(
+        class,
+        ErrorClass::Format
+            | ErrorClass::HeaderAuth
+            | ErrorClass::Tampered
+            | ErrorClass::Truncated
+            | ErrorClass::Context
+            | ErrorClass::ObjectMoved
+    )
 }
 
 pub(crate) fn join_error(e: tokio::task::JoinError) -> S3Error {
@@ -414,33 +432,89 @@ impl Gateway {
         );
         // Sizes and ETags come from each object's header: read them in parallel, unless
         // this replica read the same bytes before (`listed.rs`).
-        let described: Vec<S3Result<(String, ObjectDesc)>> = futures::stream::iter(picked)
+        let described: Vec<S3Result<Option<(String, ObjectDesc)>>> = futures::stream::iter(picked)
             .map(|(key, info)| {
                 let store = store.clone();
                 async move {
                     if let Some(d) = self.listed.get(bucket, &key, &info) {
-                        return Ok((key, d));
+                        return Ok(Some((key, d)));
                     }
                     match meta::read_header(&store, &info, self.limits).await {
                         Ok(p) => {
                             let d = meta::describe(&info, &p);
                             self.listed.insert(bucket, &key, &info, &d);
-                            Ok((key, d))
+                            Ok(Some((key, d)))
                         }
-                        Err(e) => Err(to_s3(e)),
+                        Err(e) => Ok(self
+                            .listed_anyway(&store, &info, &key, e)
+                            .await?
+                            .map(|d| (key, d))),
                     }
                 }
             })
             .buffered(32)
             .collect()
             .await;
-        let objects = described.into_iter().collect::<S3Result<Vec<_>>>()?;
+        let mut objects = Vec::with_capacity(described.len());
+        for d in described {
+            objects.extend(d?);
+        }
         Ok(Page {
             objects,
             prefixes,
             truncated,
             next,
         })
+    }
+
+    /// What a listing shows of an object whose header could not be read as listed (`e`):
+    /// nothing when it was deleted since; its new description when it was replaced since;
+    /// when it is no message this gateway can read (foreign or damaged bytes), its stored
+    /// size and the backend's entity tag, so that one such object neither fails the
+    /// listing of a whole bucket nor hides (reading it answers InvalidObjectState).
+    /// Other errors (the backend failing) fail the page.
+    async fn listed_anyway(
+        &self,
+        store: &Store,
+        info: &ObjectInfo,
+        key: &str,
+        e: hyok::Error,
+    ) -> S3Result<Option<ObjectDesc>> {
+        let e = match e {
+            hyok::Error::Store(hyok::store::Error::NotFound(_)) => return Ok(None),
+            hyok::Error::Store(hyok::store::Error::Changed(_)) => {
+                let url = &info.url;
+                let res = store.try_get_prefix(url, meta::HEADER_PREFIX).await;
+                match res.map_err(hyok::Error::from) {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(prefix)) => match meta::header_of(store, &prefix, self.limits).await {
+                        Ok(p) => return Ok(Some(meta::describe(&prefix.info, &p))),
+                        Err(e) => e,
+                    },
+                    Err(e) => e,
+                }
+            }
+            e => e,
+        };
+        if !unreadable(e.class()) {
+            return Err(to_s3(e));
+        }
+        tracing::warn!(
+            key = %hyok::text::escape_str(key),
+            "listed an object that is no readable message: {}",
+            hyok::text::escape_str(&e.to_string())
+        );
+        Ok(Some(ObjectDesc {
+            size: info.size,
+            etag: info
+                .e_tag
+                .as_deref()
+                .map(|t| t.trim_matches('"').to_owned())
+                .unwrap_or_default(),
+            last_modified: info.last_modified,
+            attrs: meta::Attributes::default(),
+            context: EncryptionContext::default(),
+        }))
     }
 
     /// Fill `pager` from an S3 backend's listing, which comes in key order: it starts after

@@ -251,9 +251,10 @@ fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&s
         .env("GW_SUITE", suite)
         .env("GW_BUCKET_SUFFIX", format!("-{}", common::unique("t")))
         .env("RCLONE", rclone().unwrap_or_default());
-    if let Some(e) = backend_endpoint {
-        cmd.env("GW_BACKEND_ENDPOINT", e);
-    }
+    match backend_endpoint {
+        Some(e) => cmd.env("GW_BACKEND_ENDPOINT", e),
+        None => cmd.env("GW_BACKEND_DIR", gw.dir().join("backend")),
+    };
     let started = Instant::now();
     let out = cmd.output().expect("run the client script");
     let stdout = String::from_utf8_lossy(&out.stdout);
