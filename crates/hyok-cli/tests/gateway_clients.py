@@ -176,6 +176,15 @@ def aws_cli():
     down = time.time() - t
     check(read(f"{d}/big.back") == big,
           f"aws s3 cp {n} bytes (multipart) up {up:.1f} s and down {down:.1f} s, byte-identical")
+    # Between S3 locations the aws cli copies objects of 8 MiB and more part by part
+    # (UploadPartCopy); `mv` copies, then deletes the source.
+    aws("s3", "cp", f"s3://{bucket}/big.bin", f"s3://{bucket}/big-copy.bin")
+    aws("s3", "mv", f"s3://{bucket}/big-copy.bin", f"s3://{bucket}/big-moved.bin")
+    aws("s3", "cp", f"s3://{bucket}/big-moved.bin", f"{d}/moved.back")
+    ls = aws("s3", "ls", f"s3://{bucket}/").stdout
+    check(read(f"{d}/moved.back") == big and "big-copy.bin" not in ls,
+          "aws s3 cp and mv between S3 locations (multipart copy), byte-identical")
+    aws("s3", "rm", f"s3://{bucket}/big-moved.bin")
     head = client().head_object(Bucket=bucket, Key="big.bin")
     check(head["ContentLength"] == n and head["ETag"].strip('"').endswith("-%d" % -(-n // (8 << 20))),
           "multipart object: plaintext Content-Length and a multipart ETag")
@@ -376,6 +385,27 @@ def boto3_suite():
     rg = s3.get_object(Bucket=b, Key="mp.bin", Range=f"bytes={part - 10}-{part + 10}")
     check(rg["Body"].read() == data[part - 10:part + 11], "range across a part boundary")
 
+    # UploadPartCopy: parts copied from ranges of a stored object.
+    uid = s3.create_multipart_upload(Bucket=b, Key="mp-copy.bin")["UploadId"]
+    src = {"Bucket": b, "Key": "mp.bin"}
+
+    def copy_part(n, rng, **kw):
+        return s3.upload_part_copy(Bucket=b, Key="mp-copy.bin", UploadId=uid, PartNumber=n,
+                                   CopySource=src, CopySourceRange=rng, **kw)
+
+    spans = [(1, 0, part + 99), (2, part + 100, len(data) - 1)]
+    copied = [copy_part(n, f"bytes={a}-{z}")["CopyPartResult"]["ETag"] for n, a, z in spans]
+    check(error_code(lambda: copy_part(3, f"bytes=0-{len(data)}")) == "InvalidArgument",
+          "a copy range past the source's end: InvalidArgument")
+    check(error_code(lambda: copy_part(3, "bytes=0-9", CopySourceIfMatch='"0123"'))
+          == "PreconditionFailed", "x-amz-copy-source-if-match with another ETag: PreconditionFailed")
+    s3.complete_multipart_upload(
+        Bucket=b, Key="mp-copy.bin", UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for (n, _, _), e in zip(spans, copied)]})
+    check(s3.get_object(Bucket=b, Key="mp-copy.bin")["Body"].read() == data,
+          "upload_part_copy of two ranges, completed: the source's bytes")
+    s3.delete_object(Bucket=b, Key="mp-copy.bin")
+
     up = s3.create_multipart_upload(Bucket=b, Key="aborted.bin")
     s3.upload_part(Bucket=b, Key="aborted.bin", UploadId=up["UploadId"], PartNumber=1,
                    Body=big_body(part, 8))
@@ -437,6 +467,12 @@ def boto3_suite():
     lim.put_object(Bucket="limited", Key="mine", Body=body(300, 9))
     check(lim.get_object(Bucket="limited", Key="mine")["Body"].read() == body(300, 9),
           "the limited credential works in its own bucket")
+    uid = lim.create_multipart_upload(Bucket="limited", Key="stolen")["UploadId"]
+    check(error_code(lambda: lim.upload_part_copy(
+        Bucket="limited", Key="stolen", UploadId=uid, PartNumber=1,
+        CopySource={"Bucket": b, "Key": names[-1]})) == "AccessDenied",
+          "upload_part_copy from a bucket outside the credential's: AccessDenied")
+    lim.abort_multipart_upload(Bucket="limited", Key="stolen", UploadId=uid)
     big_put = big_body(9 * 1024 * 1024 + 5, 11)
     s3.put_object(Bucket=b, Key="single-large", Body=big_put)
     h = s3.head_object(Bucket=b, Key="single-large")

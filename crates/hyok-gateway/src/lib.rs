@@ -26,6 +26,7 @@ mod body;
 mod buckets;
 mod claims;
 mod conditional;
+mod copy_part;
 mod described;
 mod direct;
 mod encoding;

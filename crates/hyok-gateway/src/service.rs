@@ -211,6 +211,62 @@ fn check_conditions(
     Ok(())
 }
 
+/// A copy source (CopyObject, UploadPartCopy) as (bucket, key): without a version id, as
+/// buckets here are unversioned.
+pub(crate) fn copy_source_of(source: &CopySource) -> S3Result<(String, String)> {
+    match source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id: None,
+        } => Ok((bucket.to_string(), key.to_string())),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "only bucket/key copy sources without versions"
+        )),
+    }
+}
+
+/// The `x-amz-copy-source-if-*` headers of a copy request (`$i`, CopyObject or
+/// UploadPartCopy: s3s's inputs share the field names) against the source `$d`: as GET's
+/// conditions, but a copy answers 412 where a GET answers 304.
+macro_rules! copy_source_conditions {
+    ($d:expr, $i:expr) => {
+        $crate::service::copy_conditions(
+            &$d,
+            $i.copy_source_if_match.as_ref(),
+            $i.copy_source_if_none_match.as_ref(),
+            $i.copy_source_if_modified_since.as_ref(),
+            $i.copy_source_if_unmodified_since.as_ref(),
+        )
+    };
+}
+pub(crate) use copy_source_conditions;
+
+/// See [`copy_source_conditions`].
+pub(crate) fn copy_conditions(
+    d: &ObjectDesc,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    check_conditions(
+        d,
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    )
+    .map_err(|e| {
+        if *e.code() == S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed)
+        } else {
+            e
+        }
+    })
+}
+
 /// One page of a listing.
 pub(crate) struct Page {
     pub(crate) objects: Vec<(String, ObjectDesc)>,
@@ -316,7 +372,7 @@ impl Gateway {
     }
 
     /// As `object_or_404`, keeping the first `n` bytes read.
-    async fn prefix_or_404(
+    pub(crate) async fn prefix_or_404(
         &self,
         bucket: &str,
         key: &str,
@@ -331,6 +387,41 @@ impl Gateway {
                 Err(s3_error!(NoSuchKey))
             }
         }
+    }
+
+    /// The plaintext of the stored object `url` (its `range`, or all of it), decrypted on a
+    /// blocking thread from `prefix` (its first bytes, already read) on: a body that ends
+    /// with an error if decryption fails.
+    pub(crate) fn plaintext(
+        &self,
+        objects: Objects,
+        url: StoreUrl,
+        prefix: Prefix,
+        range: Option<std::ops::Range<u64>>,
+    ) -> body::ChannelStream {
+        let (w, stream) = body::channel();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut w = w;
+            let started = Instant::now();
+            let r = range.map(|r| ByteRange {
+                start: r.start,
+                end: Some(r.end - 1),
+            });
+            let res = objects.get_prefetched(&url, prefix, &mut w, r, &EncryptionContext::new());
+            metrics.key_use(started.elapsed(), res.is_ok());
+            match res {
+                Ok(rep) => {
+                    metrics.bytes_out(rep.plaintext_len);
+                    let _ = w.finish();
+                }
+                Err(e) => {
+                    let e = to_s3(e);
+                    w.fail(e.message().unwrap_or("decryption failed"));
+                }
+            }
+        });
+        stream
     }
 
     /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread, only if `pin`
@@ -619,6 +710,7 @@ impl S3 for GatewayS3 {
         delete_bucket: DeleteBucketInput => DeleteBucketOutput = crate::buckets::delete;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput = crate::multipart::create;
         upload_part: UploadPartInput => UploadPartOutput = crate::multipart::upload_part;
+        upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput = crate::copy_part::upload_part_copy;
         complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput = crate::multipart::complete;
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput = crate::multipart::abort;
         list_parts: ListPartsInput => ListPartsOutput = crate::multipart::list_parts;
@@ -768,29 +860,7 @@ impl S3 for GatewayS3 {
             i.if_unmodified_since.as_ref(),
         )?;
         let range = satisfy(i.range.as_ref(), d.size)?;
-        let (w, stream) = body::channel();
-        let metrics = g.metrics.clone();
-        let plain = range.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut w = w;
-            let started = Instant::now();
-            let r = plain.map(|r| ByteRange {
-                start: r.start,
-                end: Some(r.end - 1),
-            });
-            let res = objects.get_prefetched(&url, prefix, &mut w, r, &EncryptionContext::new());
-            metrics.key_use(started.elapsed(), res.is_ok());
-            match res {
-                Ok(rep) => {
-                    metrics.bytes_out(rep.plaintext_len);
-                    let _ = w.finish();
-                }
-                Err(e) => {
-                    let e = to_s3(e);
-                    w.fail(e.message().unwrap_or("decryption failed"));
-                }
-            }
-        });
+        let stream = g.plaintext(objects, url, prefix, range.clone());
         let (len, shown) = match &range {
             Some(r) => (
                 r.end - r.start,
@@ -965,19 +1035,7 @@ impl S3 for GatewayS3 {
         let i = req.input;
         let caller =
             g.authorize_bucket(&req.credentials, &i.bucket, "copy", Scope::Write(&i.key))?;
-        let (sb, sk) = match &i.copy_source {
-            CopySource::Bucket {
-                bucket,
-                key,
-                version_id: None,
-            } => (bucket.to_string(), key.to_string()),
-            _ => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "only bucket/key copy sources without versions"
-                ))
-            }
-        };
+        let (sb, sk) = copy_source_of(&i.copy_source)?;
         crate::refuse::object_lock!(i)?;
         crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
         crate::refuse::sse_c(i.copy_source_sse_customer_algorithm.as_deref())?;
@@ -986,20 +1044,7 @@ impl S3 for GatewayS3 {
         g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
         g.backend.require_bucket(&i.bucket).await?;
         let (_, _, _, d) = g.object_or_404(&sb, &sk).await?;
-        check_conditions(
-            &d,
-            i.copy_source_if_match.as_ref(),
-            i.copy_source_if_none_match.as_ref(),
-            i.copy_source_if_modified_since.as_ref(),
-            i.copy_source_if_unmodified_since.as_ref(),
-        )
-        .map_err(|e| {
-            if *e.code() == S3ErrorCode::NotModified {
-                s3_error!(PreconditionFailed)
-            } else {
-                e
-            }
-        })?;
+        copy_source_conditions!(d, i)?;
         let replace = i
             .metadata_directive
             .as_ref()
