@@ -617,6 +617,15 @@ def refusals_suite():
     check(error_code(lambda: s3.get_object(Bucket=b, Key="ref/obj",
                                            SSECustomerAlgorithm="AES256", SSECustomerKey=key))
           == "NotImplemented", "GET with a customer-provided key (SSE-C): NotImplemented")
+    # Tags are not stored: an object's tag set is empty (the aws cli v2 reads it before a
+    # multipart copy), and setting one is refused.
+    check(s3.get_object_tagging(Bucket=b, Key="ref/obj")["TagSet"] == [],
+          "get_object_tagging: an empty tag set")
+    check(error_code(lambda: s3.get_object_tagging(Bucket=b, Key="ref/none")) == "NoSuchKey",
+          "get_object_tagging of a missing key: NoSuchKey")
+    check(error_code(lambda: s3.put_object_tagging(
+        Bucket=b, Key="ref/obj", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}))
+          == "NotImplemented", "put_object_tagging: NotImplemented")
     check(error_code(lambda: s3.put_object(Bucket=b, Key="k" * 1025, Body=data))
           == "KeyTooLongError", "a key over 1,024 bytes: KeyTooLongError")
     if not E.get("GW_BACKEND_ENDPOINT"):

@@ -46,6 +46,7 @@ mod refuse;
 mod server;
 mod service;
 pub mod settings;
+mod tagging;
 mod unread;
 
 use std::collections::HashMap;

@@ -362,7 +362,7 @@ impl Gateway {
         }
     }
 
-    async fn object_or_404(
+    pub(crate) async fn object_or_404(
         &self,
         bucket: &str,
         key: &str,
@@ -711,6 +711,7 @@ impl S3 for GatewayS3 {
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput = crate::multipart::create;
         upload_part: UploadPartInput => UploadPartOutput = crate::multipart::upload_part;
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput = crate::copy_part::upload_part_copy;
+        get_object_tagging: GetObjectTaggingInput => GetObjectTaggingOutput = crate::tagging::get_object_tagging;
         complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput = crate::multipart::complete;
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput = crate::multipart::abort;
         list_parts: ListPartsInput => ListPartsOutput = crate::multipart::list_parts;
