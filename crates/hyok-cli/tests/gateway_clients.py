@@ -617,6 +617,13 @@ def refusals_suite():
     check(error_code(lambda: s3.get_object(Bucket=b, Key="ref/obj",
                                            SSECustomerAlgorithm="AES256", SSECustomerKey=key))
           == "NotImplemented", "GET with a customer-provided key (SSE-C): NotImplemented")
+    v = s3.get_bucket_versioning(Bucket=b)
+    check("Status" not in v and "MFADelete" not in v, "get_bucket_versioning: never enabled")
+    check(error_code(lambda: s3.get_bucket_versioning(Bucket="no-such-bucket" + SFX)) == "NoSuchBucket",
+          "get_bucket_versioning of a missing bucket: NoSuchBucket")
+    check(error_code(lambda: s3.put_bucket_versioning(
+        Bucket=b, VersioningConfiguration={"Status": "Enabled"})) == "NotImplemented",
+          "put_bucket_versioning: NotImplemented")
     # Tags are not stored: an object's tag set is empty (the aws cli v2 reads it before a
     # multipart copy), and setting one is refused.
     check(s3.get_object_tagging(Bucket=b, Key="ref/obj")["TagSet"] == [],

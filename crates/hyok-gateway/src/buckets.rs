@@ -75,6 +75,17 @@ pub(crate) async fn location(
     Ok(S3Response::new(GetBucketLocationOutput::default()))
 }
 
+/// Buckets here are unversioned and never were: no status, as S3 answers for a bucket whose
+/// versioning was never enabled (tools that check it before writing, such as backup
+/// software, then go on).
+pub(crate) async fn versioning(
+    g: &Gateway,
+    req: S3Request<GetBucketVersioningInput>,
+) -> Answer<GetBucketVersioningOutput> {
+    existing(g, &req.credentials, &req.input.bucket, "bucket versioning").await?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}
+
 /// Delete an empty bucket.
 pub(crate) async fn delete(
     g: &Gateway,

@@ -707,6 +707,7 @@ impl S3 for GatewayS3 {
         create_bucket: CreateBucketInput => CreateBucketOutput = crate::buckets::create;
         head_bucket: HeadBucketInput => HeadBucketOutput = crate::buckets::head;
         get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput = crate::buckets::location;
+        get_bucket_versioning: GetBucketVersioningInput => GetBucketVersioningOutput = crate::buckets::versioning;
         delete_bucket: DeleteBucketInput => DeleteBucketOutput = crate::buckets::delete;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput = crate::multipart::create;
         upload_part: UploadPartInput => UploadPartOutput = crate::multipart::upload_part;
