@@ -682,6 +682,44 @@ def foreign_suite():
           "foreign objects can be deleted through the gateway")
 
 
+def post_form_suite():
+    """Browser-form uploads (POST with a presigned policy) store an encrypted object like a
+    PUT; a key with `${filename}`, which the gateway cannot fill in, is refused, not stored
+    at the literal key."""
+    s3 = client()
+    b = "boto" + SFX
+    data = b"uploaded from a browser form\n" * 20
+
+    def post(key):
+        p = s3.generate_presigned_post(b, key, Fields={"Content-Type": "text/plain"},
+                                       Conditions=[{"Content-Type": "text/plain"},
+                                                   ["content-length-range", 1, 1 << 20]],
+                                       ExpiresIn=300)
+        bnd = "hyokformboundary%d" % random.randrange(1 << 30)
+        form = [f'--{bnd}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                for k, v in p["fields"].items()]
+        form.append(f'--{bnd}\r\nContent-Disposition: form-data; name="file"; filename="f.txt"\r\n'
+                    f'Content-Type: text/plain\r\n\r\n'.encode() + data + b"\r\n")
+        form.append(f"--{bnd}--\r\n".encode())
+        req = urllib.request.Request(p["url"], data=b"".join(form), method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={bnd}"})
+        try:
+            with urllib.request.urlopen(req) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    status = post("form/upload.txt")
+    g = s3.get_object(Bucket=b, Key="form/upload.txt")
+    check(status == 204 and g["Body"].read() == data and g["ContentType"] == "text/plain"
+          and g["ETag"] == '"%s"' % hashlib.md5(data).hexdigest(),
+          f"POST form upload: stored and read back ({status})")
+    check(post("form/${filename}") == 501
+          and not s3.list_objects_v2(Bucket=b, Prefix="form/$").get("Contents"),
+          "POST form with ${filename} in the key: 501, nothing stored")
+    s3.delete_object(Bucket=b, Key="form/upload.txt")
+
+
 def early_answer_keeps_the_connection_usable(s3, b, data):
     """A PUT refused before its body was read (here: an append), its body sent only after
     the refusal, then a GET on the same connection: the GET gets its object, not the PUT's
@@ -1182,6 +1220,7 @@ if __name__ == "__main__":
     headers_suite()
     refusals_suite()
     foreign_suite()
+    post_form_suite()
     direct_suite()
     request_count_suite()
     if SUITE == "full":

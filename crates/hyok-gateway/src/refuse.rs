@@ -10,6 +10,8 @@
 //!   is the only one, and it is not the version asked for (a delete would remove it).
 //! - `partNumber` above 1 on GET and HEAD: every object answers as one part (no
 //!   `x-amz-mp-parts-count`), so part 2 does not exist.
+//! - `${filename}` in a POST form's key: the file's name is not known here, and the upload
+//!   would land at the literal key.
 
 use s3s::dto::{PutObjectInput, Range};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
@@ -61,6 +63,19 @@ pub(crate) fn sse_c(algorithm: Option<&str>) -> S3Result<()> {
     Ok(())
 }
 
+/// A browser-form upload (POST) whose `key` field asks for `${filename}` to be replaced by
+/// the uploaded file's name, as S3 does: s3s does not pass the file's name on, and storing
+/// the key as written would put every upload at the same literal key.
+pub(crate) fn post_filename(method: &hyper::Method, key: &str) -> S3Result<()> {
+    if method == hyper::Method::POST && key.contains("${filename}") {
+        return Err(s3_error!(
+            NotImplemented,
+            "${{filename}} in the key of a POST form upload is not supported: give the whole key"
+        ));
+    }
+    Ok(())
+}
+
 /// A version id on a read or delete (`null` is the current object of an unversioned bucket).
 pub(crate) fn version(id: Option<&str>) -> S3Result<()> {
     match id {
@@ -98,6 +113,14 @@ pub(crate) fn part_number(n: Option<i32>, range: Option<&Range>) -> S3Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn post_filename_is_refused_only_in_post_forms() {
+        let post = hyper::Method::POST;
+        assert!(post_filename(&post, "up/${filename}").is_err());
+        assert!(post_filename(&post, "up/name.txt").is_ok());
+        assert!(post_filename(&hyper::Method::PUT, "up/${filename}").is_ok());
+    }
 
     #[test]
     fn part_numbers_and_versions() {

@@ -728,6 +728,8 @@ impl S3 for GatewayS3 {
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
         let caller = g.authorize_bucket(&req.credentials, &bucket, "put", Scope::Write(&key))?;
         let trailers = req.trailing_headers;
+        // (s3s hands POST form uploads to PutObject.)
+        crate::refuse::post_filename(&req.method, &key)?;
         g.backend.require_bucket(&bucket).await?;
         crate::refuse::put(&input)?;
         let attrs = meta::attributes_of!(input);
