@@ -183,7 +183,7 @@ fn secs(t: SystemTime) -> u64 {
 }
 
 /// The conditional request headers of GET and HEAD, in RFC 9110's order.
-fn check_conditions(
+pub(crate) fn check_conditions(
     d: &ObjectDesc,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -232,39 +232,25 @@ pub(crate) fn copy_source_of(source: &CopySource) -> S3Result<(String, String)> 
 /// conditions, but a copy answers 412 where a GET answers 304.
 macro_rules! copy_source_conditions {
     ($d:expr, $i:expr) => {
-        $crate::service::copy_conditions(
+        $crate::service::check_conditions(
             &$d,
             $i.copy_source_if_match.as_ref(),
             $i.copy_source_if_none_match.as_ref(),
             $i.copy_source_if_modified_since.as_ref(),
             $i.copy_source_if_unmodified_since.as_ref(),
         )
+        .map_err($crate::service::not_modified_fails)
     };
 }
 pub(crate) use copy_source_conditions;
 
-/// See [`copy_source_conditions`].
-pub(crate) fn copy_conditions(
-    d: &ObjectDesc,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<()> {
-    check_conditions(
-        d,
-        if_match,
-        if_none_match,
-        if_modified_since,
-        if_unmodified_since,
-    )
-    .map_err(|e| {
-        if *e.code() == S3ErrorCode::NotModified {
-            s3_error!(PreconditionFailed)
-        } else {
-            e
-        }
-    })
+/// A 304 as a copy's 412 (see [`copy_source_conditions`]).
+pub(crate) fn not_modified_fails(e: S3Error) -> S3Error {
+    if *e.code() == S3ErrorCode::NotModified {
+        s3_error!(PreconditionFailed)
+    } else {
+        e
+    }
 }
 
 /// One page of a listing.
