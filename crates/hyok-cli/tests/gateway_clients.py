@@ -660,6 +660,8 @@ def foreign_suite():
         stored = be.get_object(Bucket=b, Key="foreign/ok")["Body"].read()
     else:
         stored = read(os.path.join(E["GW_BACKEND_DIR"], b, "foreign", "ok"))
+    flipped = bytearray(stored)
+    flipped[-20] ^= 1
     raw = {"foreign/plain": b"plain bytes that no gateway wrote\n", "foreign/cut": stored[:40]}
     for k, v in raw.items():
         if be is not None:
@@ -677,7 +679,20 @@ def foreign_suite():
           "HEAD of a foreign object: 403")
     check(s3.get_object(Bucket=b, Key="foreign/ok")["Body"].read() == b"readable",
           "the gateway's own object beside them reads as before")
-    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in ("foreign/ok", *raw)]})
+    # A copied part whose source cannot be decrypted (another key's bytes, one bit flipped):
+    # the reason, not the part's body "ending early".
+    if be is not None:
+        be.put_object(Bucket=b, Key="foreign/flipped", Body=bytes(flipped))
+    else:
+        write(os.path.join(E["GW_BACKEND_DIR"], b, "foreign", "flipped"), bytes(flipped))
+    uid = s3.create_multipart_upload(Bucket=b, Key="foreign/copy")["UploadId"]
+    code = error_code(lambda: s3.upload_part_copy(
+        Bucket=b, Key="foreign/copy", UploadId=uid, PartNumber=1,
+        CopySource={"Bucket": b, "Key": "foreign/flipped"}))
+    check(code == "InvalidObjectState", f"upload_part_copy of a damaged source: {code}")
+    s3.abort_multipart_upload(Bucket=b, Key="foreign/copy", UploadId=uid)
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in
+                                                    ("foreign/ok", "foreign/flipped", *raw)]})
     check(not s3.list_objects_v2(Bucket=b, Prefix="foreign/").get("Contents"),
           "foreign objects can be deleted through the gateway")
 

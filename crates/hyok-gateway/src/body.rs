@@ -340,6 +340,11 @@ impl ChannelWriter {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 
+    /// Whether the body's reader is gone (a client that went away, a request that failed).
+    pub(crate) fn closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Send the rest (the body then ends when the writer is dropped).
     pub(crate) fn finish(mut self) -> io::Result<()> {
         self.send()

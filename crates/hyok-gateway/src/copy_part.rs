@@ -45,12 +45,12 @@ pub(crate) async fn upload_part_copy(
         ));
     }
     let objects = g.objects(&caller, &sb)?;
-    let body = (len > 0).then(|| g.plaintext(objects, url, prefix, Some(range)));
-    let body = match body {
-        Some(stream) => StreamingBlob::wrap(stream),
-        None => {
-            StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-        }
+    let (body, reading) = if len > 0 {
+        let (stream, thread) = g.plaintext(objects, url, prefix, Some(range));
+        (StreamingBlob::wrap(stream), Some(thread))
+    } else {
+        let none = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+        (StreamingBlob::wrap(none), None)
     };
     let part = req.map_input(|i| UploadPartInput {
         body: Some(body),
@@ -62,7 +62,18 @@ pub(crate) async fn upload_part_copy(
         expected_bucket_owner: i.expected_bucket_owner,
         ..Default::default()
     });
-    let out = crate::multipart::upload_part(g, part).await?.output;
+    let out = match crate::multipart::upload_part(g, part).await {
+        Ok(r) => r.output,
+        // A source that could not be decrypted (another keyring's, damaged) is the reason,
+        // not the body UploadPart saw end early.
+        Err(e) => match reading {
+            Some(thread) => match thread.await {
+                Ok(Err(read)) => return Err(read),
+                _ => return Err(e),
+            },
+            None => return Err(e),
+        },
+    };
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: out.e_tag,

@@ -377,17 +377,17 @@ impl Gateway {
 
     /// The plaintext of the stored object `url` (its `range`, or all of it), decrypted on a
     /// blocking thread from `prefix` (its first bytes, already read) on: a body that ends
-    /// with an error if decryption fails.
+    /// with an error if decryption fails, and the thread, which returns that error.
     pub(crate) fn plaintext(
         &self,
         objects: Objects,
         url: StoreUrl,
         prefix: Prefix,
         range: Option<std::ops::Range<u64>>,
-    ) -> body::ChannelStream {
+    ) -> (body::ChannelStream, tokio::task::JoinHandle<S3Result<()>>) {
         let (w, stream) = body::channel();
         let metrics = self.metrics.clone();
-        tokio::task::spawn_blocking(move || {
+        let thread = tokio::task::spawn_blocking(move || {
             let mut w = w;
             let started = Instant::now();
             let r = range.map(|r| ByteRange {
@@ -400,14 +400,18 @@ impl Gateway {
                 Ok(rep) => {
                     metrics.bytes_out(rep.plaintext_len);
                     let _ = w.finish();
+                    Ok(())
                 }
+                // Its reader went away: nothing failed here.
+                Err(_) if w.closed() => Ok(()),
                 Err(e) => {
                     let e = to_s3(e);
                     w.fail(e.message().unwrap_or("decryption failed"));
+                    Err(e)
                 }
             }
         });
-        stream
+        (stream, thread)
     }
 
     /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread, only if `pin`
@@ -850,7 +854,7 @@ impl S3 for GatewayS3 {
             i.if_unmodified_since.as_ref(),
         )?;
         let range = satisfy(i.range.as_ref(), d.size)?;
-        let stream = g.plaintext(objects, url, prefix, range.clone());
+        let (stream, _) = g.plaintext(objects, url, prefix, range.clone());
         let (len, shown) = match &range {
             Some(r) => (
                 r.end - r.start,
