@@ -405,6 +405,14 @@ def boto3_suite():
     check(s3.get_object(Bucket=b, Key="mp-copy.bin")["Body"].read() == data,
           "upload_part_copy of two ranges, completed: the source's bytes")
     s3.delete_object(Bucket=b, Key="mp-copy.bin")
+    uid = s3.create_multipart_upload(Bucket=b, Key="one-copy")["UploadId"]
+    e = s3.upload_part_copy(Bucket=b, Key="one-copy", UploadId=uid, PartNumber=1,
+                            CopySource={"Bucket": b, "Key": names[-1]})["CopyPartResult"]["ETag"]
+    s3.complete_multipart_upload(Bucket=b, Key="one-copy", UploadId=uid,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e}]})
+    check(s3.get_object(Bucket=b, Key="one-copy")["Body"].read() == bodies[names[-1]],
+          "upload_part_copy of a whole object (no range): its bytes")
+    s3.delete_object(Bucket=b, Key="one-copy")
 
     up = s3.create_multipart_upload(Bucket=b, Key="aborted.bin")
     s3.upload_part(Bucket=b, Key="aborted.bin", UploadId=up["UploadId"], PartNumber=1,

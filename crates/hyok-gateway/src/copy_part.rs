@@ -46,7 +46,8 @@ pub(crate) async fn upload_part_copy(
     }
     let objects = g.objects(&caller, &sb)?;
     let (body, reading) = if len > 0 {
-        let (stream, thread) = g.plaintext(objects, url, prefix, Some(range));
+        // Without a range, the whole object, read as a GET without one (`prefix` fits that).
+        let (stream, thread) = g.plaintext(objects, url, prefix, ranged.then_some(range));
         (StreamingBlob::wrap(stream), Some(thread))
     } else {
         let none = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
