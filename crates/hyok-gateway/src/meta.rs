@@ -277,6 +277,23 @@ pub(crate) fn plaintext_len(parsed: &ParsedHeader, stored: u64) -> Option<u64> {
     Some(n * u64::from(h.frame_length) + last)
 }
 
+/// Describe an object that is no message this gateway can read (see `unreadable` in
+/// `service.rs`) from what the backend shows of it: its stored size and the backend's
+/// entity tag. Listings and HEAD show it so; GET answers InvalidObjectState.
+pub(crate) fn stored_only(info: &ObjectInfo) -> ObjectDesc {
+    ObjectDesc {
+        size: info.size,
+        etag: info
+            .e_tag
+            .as_deref()
+            .map(|t| t.trim_matches('"').to_owned())
+            .unwrap_or_default(),
+        last_modified: info.last_modified,
+        attrs: Attributes::default(),
+        context: EncryptionContext::default(),
+    }
+}
+
 /// Describe an object from its backend listing entry and its header.
 pub(crate) fn describe(info: &ObjectInfo, parsed: &ParsedHeader) -> ObjectDesc {
     let ctx = &parsed.header.context;

@@ -585,17 +585,28 @@ impl Gateway {
             "listed an object that is no readable message: {}",
             hyok::text::escape_str(&e.to_string())
         );
-        Ok(Some(ObjectDesc {
-            size: info.size,
-            etag: info
-                .e_tag
-                .as_deref()
-                .map(|t| t.trim_matches('"').to_owned())
-                .unwrap_or_default(),
-            last_modified: info.last_modified,
-            attrs: meta::Attributes::default(),
-            context: EncryptionContext::default(),
-        }))
+        Ok(Some(meta::stored_only(info)))
+    }
+
+    /// As `object_or_404`'s description, but an object that is no message this gateway can
+    /// read is described from what the backend shows (`meta::stored_only`): HEAD answers
+    /// it as a listing shows it, and the GET that follows says what is wrong with it.
+    async fn described_or_stored(&self, bucket: &str, key: &str) -> S3Result<ObjectDesc> {
+        let store = self.backend.store(bucket)?;
+        let url = self.backend.object_url(bucket, key)?;
+        let prefix = store
+            .try_get_prefix(&url, meta::HEADER_PREFIX)
+            .await
+            .map_err(|e| to_s3(e.into()))?;
+        let Some(prefix) = prefix else {
+            self.backend.require_bucket(bucket).await?;
+            return Err(s3_error!(NoSuchKey));
+        };
+        match meta::header_of(&store, &prefix, self.limits).await {
+            Ok(p) => Ok(meta::describe(&prefix.info, &p)),
+            Err(e) if unreadable(e.class()) => Ok(meta::stored_only(&prefix.info)),
+            Err(e) => Err(to_s3(e)),
+        }
     }
 
     /// Fill `pager` from an S3 backend's listing, which comes in key order: it starts after
@@ -800,7 +811,7 @@ impl S3 for GatewayS3 {
         crate::refuse::version(i.version_id.as_deref())?;
         crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
         crate::refuse::part_number(i.part_number, i.range.as_ref())?;
-        let (_, _, _, d) = g.object_or_404(&i.bucket, &i.key).await?;
+        let d = g.described_or_stored(&i.bucket, &i.key).await?;
         check_conditions(
             &d,
             i.if_match.as_ref(),
