@@ -111,6 +111,17 @@ pub(crate) fn unreadable(class: ErrorClass) -> bool {
     )
 }
 
+/// What the backend shows of an object that is no message this gateway can read (`e` says
+/// why; logged at `warn`).
+fn stored_only(info: &ObjectInfo, key: &str, e: &hyok::Error) -> ObjectDesc {
+    tracing::warn!(
+        key = %hyok::text::escape_str(key),
+        "an object that is no readable message: {}",
+        hyok::text::escape_str(&e.to_string())
+    );
+    meta::stored_only(info)
+}
+
 pub(crate) fn join_error(e: tokio::task::JoinError) -> S3Error {
     s3_error!(InternalError, "a worker failed: {e}")
 }
@@ -549,11 +560,11 @@ impl Gateway {
     }
 
     /// What a listing shows of an object whose header could not be read as listed (`e`):
-    /// nothing when it was deleted since; its new description when it was replaced since;
-    /// when it is no message this gateway can read (foreign or damaged bytes), its stored
-    /// size and the backend's entity tag, so that one such object neither fails the
-    /// listing of a whole bucket nor hides (reading it answers InvalidObjectState).
-    /// Other errors (the backend failing) fail the page.
+    /// nothing when it was deleted since; what it is now when it was replaced since; when it
+    /// is no message this gateway can read (foreign or damaged bytes), what the backend
+    /// shows of it (`meta::stored_only`), so that one such object neither fails the listing
+    /// of a whole bucket nor hides (reading it answers InvalidObjectState). Other errors (the
+    /// backend failing) fail the page.
     async fn listed_anyway(
         &self,
         store: &Store,
@@ -561,50 +572,35 @@ impl Gateway {
         key: &str,
         e: hyok::Error,
     ) -> S3Result<Option<ObjectDesc>> {
-        let e = match e {
-            hyok::Error::Store(hyok::store::Error::NotFound(_)) => return Ok(None),
+        match e {
+            hyok::Error::Store(hyok::store::Error::NotFound(_)) => Ok(None),
             hyok::Error::Store(hyok::store::Error::Changed(_)) => {
-                let url = &info.url;
-                let res = store.try_get_prefix(url, meta::HEADER_PREFIX).await;
-                match res.map_err(hyok::Error::from) {
-                    Ok(None) => return Ok(None),
-                    Ok(Some(prefix)) => match meta::header_of(store, &prefix, self.limits).await {
-                        Ok(p) => return Ok(Some(meta::describe(&prefix.info, &p))),
-                        Err(e) => e,
-                    },
-                    Err(e) => e,
-                }
+                self.described_or_stored(store, &info.url).await
             }
-            e => e,
-        };
-        if !unreadable(e.class()) {
-            return Err(to_s3(e));
+            e if unreadable(e.class()) => Ok(Some(stored_only(info, key, &e))),
+            e => Err(to_s3(e)),
         }
-        tracing::warn!(
-            key = %hyok::text::escape_str(key),
-            "listed an object that is no readable message: {}",
-            hyok::text::escape_str(&e.to_string())
-        );
-        Ok(Some(meta::stored_only(info)))
     }
 
-    /// As `object_or_404`'s description, but an object that is no message this gateway can
-    /// read is described from what the backend shows (`meta::stored_only`): HEAD answers
-    /// it as a listing shows it, and the GET that follows says what is wrong with it.
-    async fn described_or_stored(&self, bucket: &str, key: &str) -> S3Result<ObjectDesc> {
-        let store = self.backend.store(bucket)?;
-        let url = self.backend.object_url(bucket, key)?;
+    /// An object's description from its header (one GET of its first bytes), or, when it is
+    /// no message this gateway can read, what the backend shows of it: HEAD answers it as a
+    /// listing shows it, and the GET that follows says what is wrong with it. `None` when
+    /// the object does not exist.
+    async fn described_or_stored(
+        &self,
+        store: &Store,
+        url: &StoreUrl,
+    ) -> S3Result<Option<ObjectDesc>> {
         let prefix = store
-            .try_get_prefix(&url, meta::HEADER_PREFIX)
+            .try_get_prefix(url, meta::HEADER_PREFIX)
             .await
             .map_err(|e| to_s3(e.into()))?;
         let Some(prefix) = prefix else {
-            self.backend.require_bucket(bucket).await?;
-            return Err(s3_error!(NoSuchKey));
+            return Ok(None);
         };
-        match meta::header_of(&store, &prefix, self.limits).await {
-            Ok(p) => Ok(meta::describe(&prefix.info, &p)),
-            Err(e) if unreadable(e.class()) => Ok(meta::stored_only(&prefix.info)),
+        match meta::header_of(store, &prefix, self.limits).await {
+            Ok(p) => Ok(Some(meta::describe(&prefix.info, &p))),
+            Err(e) if unreadable(e.class()) => Ok(Some(stored_only(&prefix.info, url.key(), &e))),
             Err(e) => Err(to_s3(e)),
         }
     }
@@ -811,7 +807,12 @@ impl S3 for GatewayS3 {
         crate::refuse::version(i.version_id.as_deref())?;
         crate::refuse::sse_c(i.sse_customer_algorithm.as_deref())?;
         crate::refuse::part_number(i.part_number, i.range.as_ref())?;
-        let d = g.described_or_stored(&i.bucket, &i.key).await?;
+        let store = g.backend.store(&i.bucket)?;
+        let url = g.backend.object_url(&i.bucket, &i.key)?;
+        let Some(d) = g.described_or_stored(&store, &url).await? else {
+            g.backend.require_bucket(&i.bucket).await?;
+            return Err(s3_error!(NoSuchKey));
+        };
         check_conditions(
             &d,
             i.if_match.as_ref(),
