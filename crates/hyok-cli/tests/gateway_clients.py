@@ -688,12 +688,30 @@ def foreign_suite():
           "HEAD of a foreign object: as listed (the GET after it says what is wrong)")
     check(s3.get_object(Bucket=b, Key="foreign/ok")["Body"].read() == b"readable",
           "the gateway's own object beside them reads as before")
-    # A copied part whose source cannot be decrypted (another key's bytes, one bit flipped):
-    # the reason, not the part's body "ending early".
+    # An object whose data key none of the caller's keys can unwrap (a credential with
+    # another keyring) and a damaged one: an error answer with the reason, before any byte
+    # of a body, and no retry (boto3 retries a cut body and 5xx, not 403).
+    other = client(E["GW_OTHER_KEY"], E["GW_OTHER_SECRET"])
+    check(other.head_object(Bucket=b, Key="foreign/ok")["ContentLength"] == 8,
+          "HEAD needs no key: another keyring's credential sees the object")
+    for rng in (None, "bytes=2-5"):
+        args = {"Range": rng} if rng else {}
+        try:
+            other.get_object(Bucket=b, Key="foreign/ok", **args)
+            code, text = None, ""
+        except ClientError as e:
+            code, text = e.response["Error"]["Code"], e.response["Error"].get("Message", "")
+        check(code == "AccessDenied" and "another keyring" in text and "test-key" not in text,
+              f"GET{' ' + rng if rng else ''} by a credential whose keys cannot open it: {code}"
+              " (the gateway's key names stay in its log)")
     if be is not None:
         be.put_object(Bucket=b, Key="foreign/flipped", Body=bytes(flipped))
     else:
         write(os.path.join(E["GW_BACKEND_DIR"], b, "foreign", "flipped"), bytes(flipped))
+    code = error_code(lambda: s3.get_object(Bucket=b, Key="foreign/flipped"))
+    check(code == "InvalidObjectState", f"GET of an object whose only frame is damaged: {code}")
+    # A copied part whose source cannot be decrypted (another key's bytes, one bit flipped):
+    # the reason, not the part's body "ending early".
     uid = s3.create_multipart_upload(Bucket=b, Key="foreign/copy")["UploadId"]
     code = error_code(lambda: s3.upload_part_copy(
         Bucket=b, Key="foreign/copy", UploadId=uid, PartNumber=1,

@@ -78,6 +78,13 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
     let code = match class {
         ErrorClass::NotFound => S3ErrorCode::NoSuchKey,
         ErrorClass::Policy | ErrorClass::Denied => S3ErrorCode::AccessDenied,
+        // None of the caller's keys may open the object (another keyring's object, a key
+        // version retired for decryption): as S3 answers a GET of an SSE-KMS object whose
+        // key the caller may not use, never a server error a client would retry.
+        ErrorClass::WrongKey | ErrorClass::VersionTooOld => S3ErrorCode::AccessDenied,
+        // The object's key refused its wrapped data key (damaged, or bound to another
+        // context): reading it again gives the same answer.
+        ErrorClass::UnwrapFailed => S3ErrorCode::InvalidObjectState,
         ErrorClass::Range => S3ErrorCode::InvalidRange,
         // A local folder's file system refused a name of the key as too long: the client's
         // to fix (400), not a server error a client would retry.
@@ -93,6 +100,13 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
         _ => S3ErrorCode::InternalError,
     };
     tracing::warn!(class = class.as_str(), "{text}");
+    if class == ErrorClass::WrongKey {
+        // The full text names the keys of the gateway's keyring: for its log, not for clients.
+        return S3Error::with_message(
+            code,
+            "none of this credential's keys can open the object (it was written under another keyring)",
+        );
+    }
     S3Error::with_message(code, text)
 }
 
@@ -423,6 +437,34 @@ impl Gateway {
             }
         });
         (stream, thread)
+    }
+
+    /// As [`Gateway::plaintext`], but answers only once the first plaintext bytes, the end or
+    /// a failure came out: a data key none of the caller's keys can unwrap, or a first frame
+    /// that does not authenticate, is then an error response with its reason instead of a
+    /// response head followed by a cut body, which clients retry as a network failure. The
+    /// first bytes wait for the header's unwrap and the first batch of frames, which a
+    /// client waits for anyway.
+    pub(crate) async fn plaintext_started(
+        &self,
+        objects: Objects,
+        url: StoreUrl,
+        prefix: Prefix,
+        range: Option<std::ops::Range<u64>>,
+    ) -> S3Result<StreamingBlob> {
+        let (mut stream, thread) = self.plaintext(objects, url, prefix, range);
+        match stream.next().await {
+            Some(Ok(first)) => Ok(StreamingBlob::wrap(
+                futures::stream::once(std::future::ready(Ok::<_, std::io::Error>(first)))
+                    .chain(stream),
+            )),
+            None => Ok(StreamingBlob::wrap(stream)),
+            Some(Err(e)) => Err(match thread.await {
+                Ok(Err(why)) => why,
+                Ok(Ok(())) => s3_error!(InternalError, "reading the object failed: {e}"),
+                Err(j) => join_error(j),
+            }),
+        }
     }
 
     /// Encrypt what `src` yields into `bucket`/`key` on a blocking thread, only if `pin`
@@ -866,7 +908,9 @@ impl S3 for GatewayS3 {
             i.if_unmodified_since.as_ref(),
         )?;
         let range = satisfy(i.range.as_ref(), d.size)?;
-        let (stream, _) = g.plaintext(objects, url, prefix, range.clone());
+        let body = g
+            .plaintext_started(objects, url, prefix, range.clone())
+            .await?;
         let (len, shown) = match &range {
             Some(r) => (
                 r.end - r.start,
@@ -876,7 +920,7 @@ impl S3 for GatewayS3 {
         };
         Ok(S3Response::new(object_head!(
             GetObjectOutput {
-                body: Some(StreamingBlob::wrap(stream)),
+                body: Some(body),
                 content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
                 content_range: shown,
             },

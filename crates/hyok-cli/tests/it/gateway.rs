@@ -69,6 +69,10 @@ const KEY_ALL: &str = "HYOKGATEWAY0001";
 const SECRET_ALL: &str = "gateway-test-secret-all-0001";
 const KEY_LIMITED: &str = "HYOKGATEWAY0002";
 const SECRET_LIMITED: &str = "gateway-test-secret-limited-02";
+/// A credential whose keyring holds another key: it reaches every bucket but cannot open
+/// what the others wrote.
+const KEY_OTHER: &str = "HYOKGATEWAY0003";
+const SECRET_OTHER: &str = "gateway-test-secret-other-0003";
 
 impl Gateway {
     fn start(backend: &str) -> Self {
@@ -84,9 +88,15 @@ impl Gateway {
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let key_uri = raw_aes_uri("hyok-gateway", "test-key", &key);
+        let other = d.join("other.key");
+        std::fs::write(&other, pseudo_random(32, 13)).unwrap();
+        std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let other_uri = raw_aes_uri("hyok-gateway", "other-key", &other);
         for (name, secret) in [
             ("all.secret", SECRET_ALL),
             ("limited.secret", SECRET_LIMITED),
+            ("other.secret", SECRET_OTHER),
         ] {
             let p = d.join(name);
             std::fs::write(&p, format!("{secret}\n")).unwrap();
@@ -114,6 +124,9 @@ keyring = "default"
 [keyrings.default]
 keys = [{key_uri:?}]
 
+[keyrings.other]
+keys = [{other_uri:?}]
+
 [audit]
 log = "audit.log"
 key = {audit_key:?}
@@ -133,6 +146,12 @@ buckets = ["*"]
 access_key_id = "{KEY_LIMITED}"
 secret_access_key_file = "limited.secret"
 buckets = ["limited"]
+
+[[gateway.credentials]]
+access_key_id = "{KEY_OTHER}"
+secret_access_key_file = "other.secret"
+keyring = "other"
+buckets = ["*"]
 {tail}
 "#
         );
@@ -242,6 +261,8 @@ fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&s
         .env("GW_SECRET", SECRET_ALL)
         .env("GW_LIMITED_KEY", KEY_LIMITED)
         .env("GW_LIMITED_SECRET", SECRET_LIMITED)
+        .env("GW_OTHER_KEY", KEY_OTHER)
+        .env("GW_OTHER_SECRET", SECRET_OTHER)
         .env("GW_WORK", &work)
         .env("GW_MARKER", MARKER)
         .env(
