@@ -122,55 +122,6 @@ impl<'a, T> Pager<'a, T> {
     }
 }
 
-/// The keys a page can use out of a listing in no particular order (a local folder), held
-/// to one page: per entry of the page (a key, or the common prefix it falls in) only its
-/// smallest key, and only the `max + 1` smallest entries. Offered to a [`Pager`] in order,
-/// they give the same page as every key would, since the pager takes the first key of each
-/// entry and stops after `max` entries.
-pub(crate) struct Smallest<'a, T> {
-    q: Query<'a>,
-    entries: std::collections::BTreeMap<String, (String, T)>,
-}
-
-impl<'a, T> Smallest<'a, T> {
-    pub(crate) fn new(q: Query<'a>) -> Self {
-        Self {
-            q,
-            entries: std::collections::BTreeMap::new(),
-        }
-    }
-
-    /// Offer a key that starts with the prefix, in any order.
-    pub(crate) fn offer(&mut self, key: String, item: T) {
-        if self.q.passed(&key).is_some() {
-            return;
-        }
-        let entry = self.q.common(&key).unwrap_or_else(|| key.clone());
-        let keep = self.q.max.saturating_add(1);
-        if self.entries.len() >= keep {
-            match self.entries.last_key_value() {
-                Some((last, _)) if entry.as_str() < last.as_str() => {}
-                _ if self.entries.contains_key(&entry) => {}
-                _ => return,
-            }
-        }
-        match self.entries.get(&entry) {
-            Some((k, _)) if k.as_str() <= key.as_str() => {}
-            _ => {
-                self.entries.insert(entry, (key, item));
-            }
-        }
-        while self.entries.len() > keep {
-            self.entries.pop_last();
-        }
-    }
-
-    /// The kept keys in order.
-    pub(crate) fn into_sorted(self) -> impl Iterator<Item = (String, T)> {
-        self.entries.into_values()
-    }
-}
-
 /// The first string after every key that starts with `prefix` except the (rare) ones
 /// continuing with U+10FFFF: where a listing may restart to skip the keys under a common
 /// prefix. Keys it does not skip are skipped by the pager all the same.
@@ -265,51 +216,6 @@ mod tests {
         assert_eq!(p.offer("a".into(), ()), Step::Full);
         assert!(p.picked.is_empty() && p.prefixes.is_empty() && !p.truncated);
         assert_eq!(p.next_token(), None);
-    }
-
-    /// The page of `keys` in any order through [`Smallest`] is the page of the sorted keys.
-    #[test]
-    fn the_smallest_keys_of_an_unordered_listing_give_the_same_page() {
-        let tree = [
-            "a", "b/1", "b/2", "b/c/3", "c", "d/4", "e", "b/0", "d/5/6", "f/1", "f/2", "g",
-        ];
-        let mut shuffled = tree.to_vec();
-        shuffled.reverse();
-        shuffled.swap(0, 5);
-        shuffled.swap(3, 9);
-        let cases: &[(&str, Option<&str>, Option<&str>)] = &[
-            ("", None, None),
-            ("", Some("/"), None),
-            ("", Some("/"), Some("b/")),
-            ("", Some("/"), Some("b/1")),
-            ("", None, Some("c")),
-            ("b/", Some("/"), None),
-            ("", Some(""), None),
-        ];
-        for &(prefix, delimiter, after) in cases {
-            for max in 0..=tree.len() + 1 {
-                let want = page(&tree, prefix, delimiter, after, max);
-                let mut small = Smallest::new(Query::new(prefix, delimiter, after, max));
-                for k in &shuffled {
-                    if k.starts_with(prefix) {
-                        small.offer((*k).to_owned(), ());
-                    }
-                }
-                let mut p = Pager::new(Query::new(prefix, delimiter, after, max));
-                for (k, ()) in small.into_sorted() {
-                    if p.offer(k, ()) == Step::Full {
-                        break;
-                    }
-                }
-                let next = p.next_token();
-                let got = (
-                    p.picked.into_iter().map(|(k, ())| k).collect::<Vec<_>>(),
-                    p.prefixes,
-                    next,
-                );
-                assert_eq!(got, want, "{prefix:?} {delimiter:?} {after:?} max {max}");
-            }
-        }
     }
 
     #[test]

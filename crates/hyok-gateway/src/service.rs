@@ -23,8 +23,7 @@ use crate::body::{self, Wanted};
 use crate::encoding::Encoding;
 use crate::meta::{self, ObjectDesc};
 use crate::metrics::Metrics;
-use crate::pager::{past, Pager, Query, Smallest, Step};
-use crate::settings::BackendKind;
+use crate::pager::{past, Pager, Query, Step};
 
 /// Bodies up to this size are read into memory, so that their MD5 (the ETag) is known
 /// before the header is written; larger ones stream (see DESIGN.md).
@@ -531,33 +530,9 @@ impl Gateway {
         };
         let q = Query::new(prefix, delimiter, after, max_keys);
         let mut pager = Pager::new(q);
-        if matches!(self.backend.kind(), BackendKind::File(_)) {
-            // A local folder lists in no particular order: read it whole, keeping only what
-            // the page can use (`Smallest`: one page of entries), then offer that in order.
-            let mut small = Smallest::new(q);
-            let mut stream = store.list(&dir);
-            while let Some(item) = stream.next().await {
-                let info = item.map_err(|e| to_s3(e.into()))?;
-                match self.backend.key_of(&root, &info) {
-                    Some(key)
-                        if !key.starts_with(RESERVED)
-                            && key.starts_with(prefix)
-                            && caller.patterns.object(bucket, &key) =>
-                    {
-                        small.offer(key, info);
-                    }
-                    _ => {}
-                }
-            }
-            for (key, info) in small.into_sorted() {
-                if pager.offer(key, info) == Step::Full {
-                    break;
-                }
-            }
-        } else {
-            self.fill_in_order(caller, bucket, &store, &root, &dir, &mut pager)
-                .await?;
-        }
+        // Both backends list in key order from an offset (`Store::list_after`).
+        self.fill_in_order(caller, bucket, &store, &root, &dir, &mut pager)
+            .await?;
         let (picked, prefixes, truncated, next) = (
             std::mem::take(&mut pager.picked),
             std::mem::take(&mut pager.prefixes),
@@ -647,7 +622,7 @@ impl Gateway {
         }
     }
 
-    /// Fill `pager` from an S3 backend's listing, which comes in key order: it starts after
+    /// Fill `pager` from the backend's listing, which comes in key order: it starts after
     /// the page's `after` point, stops when the page is full or the keys pass the prefix,
     /// and restarts past a common prefix (or the gateway's own folder) rather than read
     /// every key under it. Reads about one backend page per page answered, whatever the

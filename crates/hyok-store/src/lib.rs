@@ -40,6 +40,7 @@ mod aws_files;
 mod complete_if_match;
 mod download;
 mod error;
+mod local_list;
 mod numbered;
 mod reads;
 mod small;
@@ -428,10 +429,11 @@ impl Store {
     }
 
     /// [`Store::list`], only the objects whose key (the whole key in the store, as
-    /// [`StoreUrl::key`] gives it) sorts after `offset` (byte order). On S3 the listing is in
-    /// key order and starts there (`start-after`), fetching pages only as the stream is
-    /// read, so a reader that stops early costs one request per 1,000 keys it read; a local
-    /// folder lists in no particular order and filters.
+    /// [`StoreUrl::key`] gives it) sorts after `offset` (byte order). Both backends list in
+    /// key order and start there, reading only as the stream is read: S3 with `start-after`
+    /// (a reader that stops early costs one request per 1,000 keys it read), a local folder
+    /// by a walk that reads each directory's names and stats only what it returns
+    /// (`local_list.rs`).
     pub fn list_after(
         &self,
         url: &StoreUrl,
@@ -459,6 +461,9 @@ impl Store {
         if local_missing {
             return futures::stream::empty().boxed();
         }
+        if url.local_path().is_some() {
+            return self.list_local(&prefix, offset, shown);
+        }
         // A string that is no valid key (a client's token, say) cannot be sent as one:
         // list from the start then; the filter below keeps the result the same.
         let listed = match offset.and_then(|o| Path::parse(o).ok()) {
@@ -485,6 +490,80 @@ impl Store {
                 Err(e) => Err(Error::store("list", shown.clone(), e)),
             })
             .boxed()
+    }
+
+    /// A local folder's listing in key order (`local_list.rs`), read on blocking threads
+    /// 1,024 objects at a time when a runtime is running.
+    fn list_local(
+        &self,
+        prefix: &Path,
+        offset: Option<&str>,
+        shown: String,
+    ) -> BoxStream<'static, Result<ObjectInfo>> {
+        let key = match prefix.as_ref() {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        let walk = local_list::Walk::new(
+            local_list::folder_of(prefix.as_ref()),
+            key,
+            offset.map(str::to_owned),
+        );
+        let this = self.clone();
+        let failed = format!("list {shown}");
+        let items = walk
+            .filter(|r| !r.as_ref().is_ok_and(|f| is_reserved(&f.key)))
+            .map(move |r| match r {
+                Ok(f) => Ok(ObjectInfo {
+                    url: StoreUrl::from_parts(this.backend, &this.bucket, &f.key),
+                    size: f.size,
+                    last_modified: f.last_modified,
+                    e_tag: Some(f.e_tag),
+                    metadata: BTreeMap::new(),
+                }),
+                Err(source) => Err(Error::Io {
+                    what: format!("list {shown}"),
+                    source,
+                }),
+            });
+        if tokio::runtime::Handle::try_current().is_err() {
+            return futures::stream::iter(items).boxed();
+        }
+        const CHUNK: usize = 1024;
+        let state = (
+            Some(items),
+            std::collections::VecDeque::<Result<ObjectInfo>>::new(),
+        );
+        futures::stream::unfold(state, move |(mut items, mut buf)| {
+            let failed = failed.clone();
+            async move {
+                if buf.is_empty() {
+                    let mut it = items.take()?;
+                    match tokio::task::spawn_blocking(move || {
+                        let got: std::collections::VecDeque<_> = it.by_ref().take(CHUNK).collect();
+                        (it, got)
+                    })
+                    .await
+                    {
+                        Ok((it, got)) => {
+                            buf = got;
+                            // A short chunk was the end (an error ends the walk too).
+                            if buf.len() == CHUNK {
+                                items = Some(it);
+                            }
+                        }
+                        // Never a listing cut short without a word.
+                        Err(e) => buf.push_back(Err(Error::Io {
+                            what: failed,
+                            source: std::io::Error::other(e.to_string()),
+                        })),
+                    }
+                }
+                let next = buf.pop_front()?;
+                Some((next, (items, buf)))
+            }
+        })
+        .boxed()
     }
 
     /// Delete one object (deleting a missing object is not an error on S3).
