@@ -205,9 +205,14 @@ def aws_cli():
             "--range", "bytes=100000-8500000", f"{d}/range.out")
     check(read(f"{d}/range.out") == big[100000:8500001], "aws s3api get-object --range (plaintext bytes)")
 
+    # A folder marker, as the S3 console's "Create folder" makes it.
+    aws("s3api", "put-object", "--bucket", bucket, "--key", "tree/empty-folder/")
+    ls = aws("s3", "ls", f"s3://{bucket}/tree/").stdout
+    check("PRE empty-folder/" in ls, "aws s3api put-object of a folder marker; aws s3 ls shows the folder")
+
     aws("s3", "rm", "--recursive", f"s3://{bucket}/")
     ls = aws("s3", "ls", "--recursive", f"s3://{bucket}/").stdout
-    check(ls.strip() == "", "aws s3 rm --recursive leaves the bucket empty")
+    check(ls.strip() == "", "aws s3 rm --recursive leaves the bucket empty (folder markers too)")
     shutil.rmtree(d)
 
 
@@ -722,6 +727,61 @@ def foreign_suite():
                                                     ("foreign/ok", "foreign/flipped", *raw)]})
     check(not s3.list_objects_v2(Bucket=b, Prefix="foreign/").get("Contents"),
           "foreign objects can be deleted through the gateway")
+
+
+def markers_suite():
+    """Folder markers (keys ending in `/`, as S3 consoles, s3fs and Hadoop's s3a create for
+    folders) are objects like any other: stored as `KEY␠` in the backend, listed in their
+    place in key order (pages included), read, and deleted; a key whose last name is the
+    marker's single space is refused."""
+    s3 = client()
+    b = "boto" + SFX
+    keys = ["mk/dir/", "mk/dir/ x", "mk/dir/!", "mk/dir/a", "mk/dir/b/", "mk/dir0"]
+    for k in reversed(keys):
+        s3.put_object(Bucket=b, Key=k, Body=b"" if k.endswith("/") else k.encode())
+    s3.put_object(Bucket=b, Key="mk/full/", Body=b"a marker may hold bytes")
+    check(s3.head_object(Bucket=b, Key="mk/dir/")["ContentLength"] == 0
+          and s3.get_object(Bucket=b, Key="mk/dir/")["Body"].read() == b""
+          and s3.get_object(Bucket=b, Key="mk/full/")["Body"].read() == b"a marker may hold bytes",
+          "folder markers: put, head and get")
+    want = keys + ["mk/full/"]
+    got = [o["Key"] for o in s3.list_objects_v2(Bucket=b, Prefix="mk/")["Contents"]]
+    check(got == want, f"folder markers listed in key order: {got}")
+    paged, token = [], None
+    while True:
+        args = {"ContinuationToken": token} if token else {}
+        r = s3.list_objects_v2(Bucket=b, Prefix="mk/", MaxKeys=1, **args)
+        paged += [o["Key"] for o in r.get("Contents", [])]
+        if not r["IsTruncated"]:
+            break
+        token = r["NextContinuationToken"]
+    after = [o["Key"] for o in s3.list_objects_v2(Bucket=b, Prefix="mk/", StartAfter="mk/dir/")["Contents"]]
+    check(paged == want and after == want[1:], f"pages of one key and start-after a marker: {paged} {after}")
+    r = s3.list_objects_v2(Bucket=b, Prefix="mk/", Delimiter="/")
+    check([p["Prefix"] for p in r.get("CommonPrefixes", [])] == ["mk/dir/", "mk/full/"]
+          and [o["Key"] for o in r.get("Contents", [])] == ["mk/dir0"],
+          "with a delimiter, markers fall in their common prefixes")
+    code = error_code(lambda: s3.put_object(Bucket=b, Key="mk/dir/ ", Body=b"x"))
+    check(code == "InvalidArgument", f"a key whose last name is a single space: {code}")
+    be = backend()
+    if be is not None:
+        stored = [o["Key"] for o in be.list_objects_v2(Bucket=b, Prefix="mk/dir/")["Contents"]]
+        check("mk/dir/ " in stored, f"the marker is stored as `mk/dir/ `: {stored}")
+    else:
+        check(os.path.isfile(os.path.join(E["GW_BACKEND_DIR"], b, "mk", "dir", " ")),
+              "the marker is stored as the file `mk/dir/ `")
+        # A local folder cannot hold `a` beside `a/…`: a client error, not a server error.
+        codes = [error_code(lambda: s3.put_object(Bucket=b, Key=k, Body=b"x"))
+                 for k in ("mk/dir0/x", "mk/dir0/x/")]
+        codes.append(error_code(lambda: s3.get_object(Bucket=b, Key="mk/dir0/x")))
+        check(codes == ["InvalidArgument", "InvalidArgument", "NoSuchKey"],
+              f"a key under another key's name, on a local folder: {codes}")
+    s3.delete_object(Bucket=b, Key="mk/dir/")
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "mk/full/"}]})
+    got = [o["Key"] for o in s3.list_objects_v2(Bucket=b, Prefix="mk/")["Contents"]]
+    check(got == keys[1:], f"markers deleted, the keys under them stay: {got}")
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in keys[1:]]})
+    check(not s3.list_objects_v2(Bucket=b, Prefix="mk/").get("Contents"), "and deleted")
 
 
 def post_form_suite():
@@ -1262,6 +1322,7 @@ if __name__ == "__main__":
     headers_suite()
     refusals_suite()
     foreign_suite()
+    markers_suite()
     post_form_suite()
     direct_suite()
     request_count_suite()

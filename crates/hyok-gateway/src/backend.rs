@@ -55,9 +55,33 @@ pub(crate) fn check_bucket(b: &str) -> S3Result<()> {
     }
 }
 
+/// The name a folder marker (a client key ending in `/`, as S3 consoles, s3fs and Hadoop's
+/// s3a create for folders) is stored under inside its folder, since a backend path cannot
+/// end in `/`: `a/b/` is stored as `a/b/␠`. A single space sorts before every other name a
+/// segment can have (control characters are refused), so stored keys sort as client keys do
+/// and listings can page through the backend in its order (DESIGN.md, "Folder markers").
+pub(crate) const MARKER: &str = " ";
+
+/// The backend key (below the bucket) of the client key `key`.
+pub(crate) fn stored_key(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.ends_with('/') && !key.starts_with(RESERVED) {
+        format!("{key}{MARKER}").into()
+    } else {
+        key.into()
+    }
+}
+
+/// The client key of the backend key `stored` (below the bucket): [`stored_key`] undone.
+pub(crate) fn client_key(stored: &str) -> &str {
+    match stored.strip_suffix(MARKER) {
+        Some(k) if k.ends_with('/') && !k.starts_with(RESERVED) => k,
+        _ => stored,
+    }
+}
+
 /// Whether a client key is acceptable: not empty, at most 1024 bytes, no control
-/// characters, no empty, `.` or `..` segment (they cannot be stored as paths), not a folder
-/// marker, not under the reserved prefix.
+/// characters, no empty, `.` or `..` segment (they cannot be stored as paths), not named
+/// like a stored folder marker, not under the reserved prefix.
 pub(crate) fn check_key(k: &str) -> S3Result<()> {
     if k.is_empty() || k.len() > MAX_KEY {
         return Err(s3_error!(KeyTooLongError));
@@ -70,13 +94,22 @@ pub(crate) fn check_key(k: &str) -> S3Result<()> {
             "keys under .hyok-gateway/ and inside .hyok/ folders are reserved"
         ));
     }
+    // A folder marker `a/b/` is the path `a/b` with a name of its own (`MARKER`).
+    let path = k.strip_suffix('/').unwrap_or(k);
     if k.chars().any(char::is_control)
-        || k.ends_with('/')
-        || k.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        || path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
     {
         return Err(s3_error!(
             InvalidArgument,
-            "this gateway stores keys as paths: no empty, `.` or `..` segments, no trailing `/`, no control characters"
+            "this gateway stores keys as paths: no empty, `.` or `..` segments, no control characters"
+        ));
+    }
+    if !k.ends_with('/') && path.rsplit('/').next() == Some(MARKER) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "a key whose last name is a single space is reserved: it stores the folder marker of the key ending in `/`"
         ));
     }
     Ok(())
@@ -191,7 +224,7 @@ impl Backend {
     /// The backend URL of a client object (or of a reserved key).
     pub(crate) fn object_url(&self, bucket: &str, key: &str) -> S3Result<StoreUrl> {
         self.bucket_url(bucket)?
-            .join(key)
+            .join(&stored_key(key))
             .map_err(|_| s3_error!(InvalidArgument, "this key cannot be stored"))
     }
 
@@ -200,7 +233,7 @@ impl Backend {
         info.url
             .key()
             .strip_prefix(bucket_url.key())
-            .map(str::to_owned)
+            .map(|k| client_key(k).to_owned())
     }
 
     /// Whether the client bucket exists.
@@ -359,7 +392,7 @@ impl Backend {
     pub(crate) fn prune(&self, bucket: &str, key: &str) {
         if let Some(root) = self.root() {
             let top = root.join(bucket);
-            let mut dir = top.join(key);
+            let mut dir = top.join(&*stored_key(key));
             while dir.pop() && dir.starts_with(&top) && dir != top {
                 if std::fs::remove_dir(&dir).is_err() {
                     break;
@@ -411,11 +444,51 @@ mod tests {
         assert!(check_key("a/b.txt").is_ok());
         assert!(check_key("a//b").is_err());
         assert!(check_key("../etc/passwd").is_err());
-        assert!(check_key("dir/").is_err());
+        assert!(check_key("dir/").is_ok(), "a folder marker");
+        assert!(check_key("a/ /").is_ok() && check_key("a/ /b").is_ok() && check_key(" x").is_ok());
+        assert!(
+            check_key("a/ ").is_err() && check_key(" ").is_err(),
+            "a marker's stored name"
+        );
+        assert!(check_key("/").is_err() && check_key("a//").is_err() && check_key("a/./").is_err());
         assert!(check_key(".hyok-gateway/uploads/x").is_err());
         assert!(check_key(".hyok/branches/b/00000001.json").is_err());
         assert!(check_key("a/.hyok/x").is_err());
         assert!(check_key("a/.hyok").is_ok(), "a file named .hyok is listed");
         assert!(check_key("").is_err());
+    }
+
+    /// Stored keys sort as the client keys they store, and give them back: every pair of
+    /// valid keys built from names that sort around the marker's space and the `/`.
+    #[test]
+    fn folder_markers_keep_the_order_of_keys() {
+        let names = [
+            " x", "!", "-", ".a", "0", "a", "a b", "a!", "a-", "b", "\u{e9}", " /",
+        ];
+        let mut keys: Vec<String> = Vec::new();
+        for a in names {
+            keys.push(a.to_owned());
+            keys.push(format!("{a}/"));
+            for b in names {
+                keys.push(format!("{a}/{b}"));
+                keys.push(format!("{a}/{b}/"));
+            }
+        }
+        keys.retain(|k| check_key(k).is_ok());
+        keys.sort();
+        keys.dedup();
+        assert!(keys.len() > 250 && keys.iter().any(|k| k.ends_with('/')));
+        for k in &keys {
+            assert_eq!(client_key(&stored_key(k)), k.as_str());
+        }
+        let mut stored: Vec<String> = keys.iter().map(|k| stored_key(k).into_owned()).collect();
+        stored.sort();
+        let back: Vec<&str> = stored.iter().map(|s| client_key(s)).collect();
+        assert_eq!(back, keys);
+        assert_eq!(stored_key("a/b/"), "a/b/ ");
+        assert_eq!(
+            stored_key(".hyok-gateway/uploads/x/"),
+            ".hyok-gateway/uploads/x/"
+        );
     }
 }

@@ -92,6 +92,16 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
         {
             S3ErrorCode::KeyTooLongError
         }
+        ErrorClass::ObjectName
+            if matches!(e, hyok::Error::Store(hyok::store::Error::PathConflict(_))) =>
+        {
+            // The full text names the backend's folder: for the log, not for clients.
+            tracing::warn!(class = class.as_str(), "{text}");
+            return S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "this gateway's local-folder backend cannot hold both a key and keys under it as a folder (`a` and `a/b`)",
+            );
+        }
         ErrorClass::ObjectName => S3ErrorCode::InvalidArgument,
         // A stored object that is no message this gateway can read (foreign bytes, a
         // damaged or moved object): not a server error a client would retry in vain.
@@ -640,7 +650,7 @@ impl Gateway {
         /// it (a backend page: restarting costs a request, reading on costs a page).
         const RESTART_AFTER: usize = 1000;
         let (prefix, after) = (pager.q.prefix, pager.q.after);
-        let full = |key: &str| format!("{}{key}", root.key());
+        let full = |key: &str| format!("{}{}", root.key(), crate::backend::stored_key(key));
         // Start at the later of the page's `after` point and the prefix without its last
         // character (every key with the prefix sorts after that), so a prefix that ends
         // inside a folder's names skips the names before it.

@@ -29,6 +29,10 @@ pub enum Error {
     /// staging file's `#N` suffix).
     #[error("{0}: a name in this path is longer than the file system allows")]
     NameTooLong(String),
+    /// A local folder cannot hold the key: a name in its path is a file where a folder is
+    /// needed, or a folder where the file would go (`a` and `a/b` cannot both be keys).
+    #[error("{0}: a local folder cannot hold both a file and a folder of this name (keys `a` and `a/b`)")]
+    PathConflict(String),
     /// The upload was abandoned (its data source failed); the partial upload was aborted.
     #[error("upload of {0} abandoned; nothing was stored")]
     Abandoned(String),
@@ -56,7 +60,20 @@ impl Error {
         match e {
             object_store::Error::NotFound { .. } => Self::NotFound(object.into()),
             object_store::Error::Precondition { .. } => Self::Changed(object.into()),
-            source if name_too_long(&source) => Self::NameTooLong(object.into()),
+            source if has_errno(&source, rustix::io::Errno::NAMETOOLONG) => {
+                Self::NameTooLong(object.into())
+            }
+            source
+                if has_errno(&source, rustix::io::Errno::ISDIR)
+                    || has_errno(&source, rustix::io::Errno::NOTDIR) =>
+            {
+                // Reading `a/b` where `a` is a file: there is no such object.
+                if matches!(op, "download" | "head" | "delete" | "list") {
+                    Self::NotFound(object.into())
+                } else {
+                    Self::PathConflict(object.into())
+                }
+            }
             source => Self::Store {
                 op,
                 object: object.into(),
@@ -71,13 +88,13 @@ impl Error {
     }
 }
 
-/// Whether a local file system refused a name as too long (the `io::Error` object_store's
-/// local store keeps as a source).
-fn name_too_long(e: &object_store::Error) -> bool {
+/// Whether a local file system failed with `errno` (the `io::Error` object_store's local
+/// store keeps as a source).
+fn has_errno(e: &object_store::Error, errno: rustix::io::Errno) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if io.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) {
+            if io.raw_os_error() == Some(errno.raw_os_error()) {
                 return true;
             }
         }

@@ -181,4 +181,36 @@ mod tests {
             "file:///x/y: a name in this path is longer than the file system allows"
         );
     }
+
+    /// A key that needs a file where a folder is, or a folder where a file is, cannot be
+    /// written to a local folder: its own error, not a generic failure; reading such a key
+    /// finds nothing.
+    #[test]
+    fn a_file_and_a_folder_of_one_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let root = StoreUrl::local(dir.path()).unwrap().as_folder();
+        let store = Store::open(&root, &StoreOptions::default()).unwrap();
+        let at = |k: &str| root.join(k).unwrap();
+        rt.block_on(async {
+            store.put_whole(&at("a/b"), b"x".to_vec()).await.unwrap();
+            for k in ["a", "a/b/c"] {
+                let put = store.put_whole(&at(k), b"y".to_vec()).await;
+                assert!(
+                    matches!(put, Err(crate::Error::PathConflict(_))),
+                    "{k}: {put:?}"
+                );
+            }
+            assert!(store.try_head(&at("a/b/c")).await.unwrap().is_none());
+            let got = store.get_small(&at("a/b/c"), 16).await;
+            assert!(
+                matches!(got, Err(crate::Error::NotFound(_)) | Ok(None)),
+                "{got:?}"
+            );
+            assert_eq!(
+                store.get_small(&at("a/b"), 16).await.unwrap().unwrap(),
+                b"x"
+            );
+        });
+    }
 }

@@ -203,7 +203,7 @@ impl Error {
             Self::Store(S::NotFound(_)) => ErrorClass::NotFound,
             Self::Store(S::Config(_) | S::InvalidUrl(_)) => ErrorClass::Config,
             Self::Store(S::Io { .. }) => ErrorClass::Io,
-            Self::Store(S::NameTooLong(_)) => ErrorClass::ObjectName,
+            Self::Store(S::NameTooLong(_) | S::PathConflict(_)) => ErrorClass::ObjectName,
             Self::Store(_) => ErrorClass::Storage,
             Self::Config(_) | Self::NoDefaultStore { .. } => ErrorClass::Config,
             Self::Usage { .. } | Self::NoKeys { .. } | Self::ReservedContextKey(_) => {
@@ -272,6 +272,9 @@ impl Error {
             }
             Self::Store(S::NameTooLong(_)) => {
                 "shorten the key's folder and file names (most file systems allow 255 bytes a name), or store it in an S3 bucket"
+            }
+            Self::Store(S::PathConflict(_)) => {
+                "choose another key (a key cannot also be a folder of other keys in a local folder), or store it in an S3 bucket"
             }
             Self::Store(S::Store { object, .. }) if object.starts_with("file://") => {
                 "check that the folder exists and that this user can read and write it"
