@@ -74,6 +74,7 @@ pub(crate) struct GatewayS3(pub Arc<Gateway>);
 pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
     let class = e.class();
     let text = hyok::text::escape_str(&e.to_string());
+    let conflict = matches!(e, hyok::Error::Store(hyok::store::Error::PathConflict(_)));
     let code = match class {
         ErrorClass::NotFound => S3ErrorCode::NoSuchKey,
         ErrorClass::Policy | ErrorClass::Denied => S3ErrorCode::AccessDenied,
@@ -92,16 +93,7 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
         {
             S3ErrorCode::KeyTooLongError
         }
-        ErrorClass::ObjectName
-            if matches!(e, hyok::Error::Store(hyok::store::Error::PathConflict(_))) =>
-        {
-            // The full text names the backend's folder: for the log, not for clients.
-            tracing::warn!(class = class.as_str(), "{text}");
-            return S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "this gateway's local-folder backend cannot hold both a key and keys under it as a folder (`a` and `a/b`)",
-            );
-        }
+        // Also a local folder that cannot hold `a` beside `a/b` (PathConflict).
         ErrorClass::ObjectName => S3ErrorCode::InvalidArgument,
         // A stored object that is no message this gateway can read (foreign bytes, a
         // damaged or moved object): not a server error a client would retry in vain.
@@ -109,14 +101,15 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
         _ => S3ErrorCode::InternalError,
     };
     tracing::warn!(class = class.as_str(), "{text}");
-    if class == ErrorClass::WrongKey {
-        // The full text names the keys of the gateway's keyring: for its log, not for clients.
-        return S3Error::with_message(
-            code,
-            "none of this credential's keys can open the object (it was written under another keyring)",
-        );
-    }
-    S3Error::with_message(code, text)
+    // Texts that name the gateway's keys or folders are for its log, not for clients.
+    let told = if class == ErrorClass::WrongKey {
+        "none of this credential's keys can open the object (it was written under another keyring)"
+    } else if conflict {
+        "this gateway's local-folder backend cannot hold both a key and keys under it as a folder (`a` and `a/b`)"
+    } else {
+        return S3Error::with_message(code, text);
+    };
+    S3Error::with_message(code, told)
 }
 
 /// Whether errors of this class mean that a stored object cannot be read as a message of
