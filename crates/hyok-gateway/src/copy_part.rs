@@ -87,7 +87,7 @@ pub(crate) async fn upload_part_copy(
 
 /// `x-amz-copy-source-range`: `bytes=FIRST-LAST`, both given, inside an object of `size`
 /// bytes (S3 accepts no other form here: no suffix, no open end).
-fn source_range(text: &str, size: u64) -> S3Result<Range<u64>> {
+pub(crate) fn source_range(text: &str, size: u64) -> S3Result<Range<u64>> {
     let bad = || {
         s3_error!(
             InvalidArgument,

@@ -9,7 +9,9 @@
 //!   must give a plaintext size no larger than the stored body and attributes that are
 //!   exactly the context's values;
 //! - what a client sends that the gateway reads itself (s3s parses the rest): the `Host`
-//!   header under `virtual_host_domains` (a bucket only for `BUCKET.DOMAIN`) and upload ids.
+//!   header under `virtual_host_domains` (a bucket only for `BUCKET.DOMAIN`), upload ids,
+//!   object keys (an accepted key is stored under a path that gives it back, never one
+//!   ending in `/`) and `x-amz-copy-source-range` (a range inside the source).
 
 use std::time::UNIX_EPOCH;
 
@@ -116,6 +118,18 @@ fn client_text(data: &[u8]) {
         assert!(text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()));
         let _ = crate::multipart::part_key(text, 1);
     }
+    if crate::backend::check_key(text).is_ok() {
+        let stored = crate::backend::stored_key(text);
+        assert!(!stored.ends_with('/'), "{text:?} stored as {stored:?}");
+        assert_eq!(crate::backend::client_key(&stored), text);
+    }
+    let size = text.len() as u64 * 1000;
+    if let Ok(r) = crate::copy_part::source_range(text, size) {
+        assert!(
+            r.start < r.end && r.end <= size,
+            "{text:?}: {r:?} of {size}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +159,11 @@ mod tests {
         assert_eq!(v.bucket(), Some("my-bucket"));
         let id = String::from_utf8(seed("upload-id")).unwrap();
         assert!(crate::multipart::check_id(&id).is_ok());
+        let marker = String::from_utf8(seed("folder-marker-key")).unwrap();
+        assert!(crate::backend::check_key(&marker).is_ok() && marker.ends_with('/'));
+        let range = String::from_utf8(seed("copy-source-range")).unwrap();
+        let size = range.len() as u64 * 1000;
+        assert_eq!(crate::copy_part::source_range(&range, size).unwrap(), 0..10);
     }
 
     #[test]
