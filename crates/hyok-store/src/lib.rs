@@ -521,10 +521,16 @@ impl Store {
                     e_tag: Some(f.e_tag),
                     metadata: BTreeMap::new(),
                 }),
-                Err(source) => Err(Error::Io {
-                    what: format!("list {shown}"),
-                    source,
-                }),
+                // As object_store words its local errors (and the CLI's hint for a local
+                // folder applies).
+                Err(source) => Err(Error::store(
+                    "list",
+                    shown.clone(),
+                    object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(source),
+                    },
+                )),
             });
         if tokio::runtime::Handle::try_current().is_err() {
             return futures::stream::iter(items).boxed();

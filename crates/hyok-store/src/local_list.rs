@@ -81,11 +81,14 @@ struct Level {
     id: (u64, u64),
 }
 
-/// The walk: an iterator of files in key order whose key sorts after `offset`.
+/// The walk: an iterator of files in key order whose key sorts after `offset`. A name no
+/// key can hold (not UTF-8, a control character), a folder that cannot be read and a folder
+/// loop are errors in the stream, and the walk goes on past them, as object_store's does.
 pub(crate) struct Walk {
     stack: Vec<Level>,
     offset: Option<String>,
     first_cap: usize,
+    errors: VecDeque<io::Error>,
 }
 
 impl Walk {
@@ -114,20 +117,25 @@ impl Walk {
             stack,
             offset,
             first_cap: cap,
+            errors: VecDeque::new(),
         }
     }
 
     /// Read one round of `level`'s directory: its smallest `cap` entries after `last` whose
-    /// keys can sort after the offset.
-    fn round(level: &mut Level, offset: Option<&str>) -> io::Result<()> {
+    /// keys can sort after the offset. Names no key can hold are reported in `errors` (in
+    /// the first round only, so each once); a directory that cannot be read is reported and
+    /// left.
+    fn round(level: &mut Level, offset: Option<&str>, errors: &mut VecDeque<io::Error>) {
+        let first = level.last.is_none();
+        level.done = true;
         let rd = match fs::read_dir(&level.dir) {
             Ok(rd) => rd,
             // Removed (or replaced by a file) since it was listed: nothing in it.
-            Err(e) if gone(&e) => {
-                level.done = true;
-                return Ok(());
+            Err(e) if gone(&e) => return,
+            Err(e) => {
+                errors.push_back(with_path(&level.dir, e));
+                return;
             }
-            Err(e) => return Err(e),
         };
         let mut heap: BinaryHeap<Entry> = BinaryHeap::with_capacity(level.cap + 1);
         let mut more = false;
@@ -135,22 +143,31 @@ impl Walk {
             let de = match de {
                 Ok(de) => de,
                 Err(e) if gone(&e) => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    errors.push_back(with_path(&level.dir, e));
+                    return;
+                }
             };
             let name = de.file_name();
-            let Some(name) = name.to_str() else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: a name that is not UTF-8",
-                        level.dir.join(&name).display()
-                    ),
-                ));
+            let name = match key_name(&name) {
+                Ok(n) => n,
+                Err(why) => {
+                    if first {
+                        errors.push_back(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}/{}: {why}", level.dir.display(), escaped(&name)),
+                        ));
+                    }
+                    continue;
+                }
             };
             let mut kind = match de.file_type() {
                 Ok(t) => t,
                 Err(e) if gone(&e) => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    errors.push_back(with_path(&de.path(), e));
+                    continue;
+                }
             };
             if kind.is_symlink() {
                 // Followed, as object_store does; a broken link is skipped.
@@ -192,11 +209,13 @@ impl Walk {
         level.batch = heap.into_sorted_vec().into();
         level.done = !more;
         level.cap = (level.cap * 2).min(MAX_ROUND);
-        Ok(())
     }
 
     fn step(&mut self) -> io::Result<Option<Found>> {
         loop {
+            if let Some(e) = self.errors.pop_front() {
+                return Err(e);
+            }
             let Some(level) = self.stack.last_mut() else {
                 return Ok(None);
             };
@@ -204,7 +223,7 @@ impl Walk {
                 if level.done {
                     self.stack.pop();
                 } else {
-                    Self::round(level, self.offset.as_deref())?;
+                    Self::round(level, self.offset.as_deref(), &mut self.errors);
                 }
                 continue;
             };
@@ -214,7 +233,7 @@ impl Walk {
             let m = match fs::metadata(&path) {
                 Ok(m) => m,
                 Err(e) if gone(&e) => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(with_path(&path, e)),
             };
             if entry.dir {
                 if !m.is_dir() {
@@ -223,7 +242,7 @@ impl Walk {
                 let id = (m.dev(), m.ino());
                 if self.stack.iter().any(|l| l.id == id) {
                     return Err(io::Error::other(format!(
-                        "{}: a directory loop (a symbolic link to a folder above it)",
+                        "{}: a directory loop (a symbolic link to a folder above it); not entered",
                         path.display()
                     )));
                 }
@@ -244,7 +263,7 @@ impl Walk {
             return Ok(Some(Found {
                 e_tag: e_tag(&m),
                 size: m.len(),
-                last_modified: m.modified()?,
+                last_modified: m.modified().map_err(|e| with_path(&path, e))?,
                 key,
             }));
         }
@@ -255,15 +274,46 @@ impl Iterator for Walk {
     type Item = io::Result<Found>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.step() {
-            Ok(f) => f.map(Ok),
-            Err(e) => {
-                // An error ends the walk.
-                self.stack.clear();
-                Some(Err(e))
+        self.step().transpose()
+    }
+}
+
+/// A directory entry's name as a key's name: UTF-8 without control characters (what
+/// object_store's paths accept).
+fn key_name(name: &std::ffi::OsStr) -> Result<&str, &'static str> {
+    let Some(n) = name.to_str() else {
+        return Err("the name is not UTF-8: no object key can hold it");
+    };
+    if n.chars().any(|c| c.is_ascii_control()) {
+        return Err("the name holds a control character: no object key can hold it");
+    }
+    Ok(n)
+}
+
+/// A name for a message: bytes that are not UTF-8, control characters and `%` as `%XX`.
+fn escaped(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '%' {
+                let mut b = [0; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    out.push_str(&format!("%{byte:02X}"));
+                }
+            } else {
+                out.push(c);
             }
         }
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
+    out
+}
+
+fn with_path(path: &FsPath, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn gone(e: &io::Error) -> bool {
@@ -431,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_file_lists_nothing_and_a_loop_is_an_error() {
+    fn missing_or_file_lists_nothing_and_a_loop_is_an_error_not_entered() {
         let t = tree();
         assert!(walk(&t.path().join("nothing"), None, 4).is_empty());
         assert!(walk(&t.path().join("a0"), None, 4).is_empty());
@@ -440,9 +490,64 @@ mod tests {
             "{}/",
             t.path().display().to_string().trim_start_matches('/')
         );
-        let res: io::Result<Vec<Found>> = Walk::new(t.path().to_owned(), key, None).collect();
-        let e = res.unwrap_err();
-        assert!(e.to_string().contains("directory loop"), "{e}");
+        let all: Vec<io::Result<Found>> = Walk::new(t.path().to_owned(), key, None).collect();
+        let errors: Vec<String> = all
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+            .collect();
+        // Reached twice: through `c/d/up` and through the link `b/dirlink` to `c/d`.
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors.iter().all(|e| e.contains("directory loop")),
+            "{errors:?}"
+        );
+        assert!(
+            all.iter().filter(|r| r.is_ok()).count() > 15,
+            "the rest is listed"
+        );
+    }
+
+    /// A name no key can hold is an error in the stream, once, escaped; the rest is listed,
+    /// in every round.
+    #[test]
+    fn names_no_key_can_hold_are_errors_and_the_rest_is_listed() {
+        use std::os::unix::ffi::OsStrExt;
+        let t = tree();
+        let want = object_store_list(t.path());
+        let bad = t.path().join("b");
+        fs::write(
+            bad.join(std::ffi::OsStr::from_bytes(b"bad-\xff-name")),
+            b"x",
+        )
+        .unwrap();
+        fs::write(bad.join("esc-\u{1b}[31m"), b"x").unwrap();
+        let key = format!(
+            "{}/",
+            t.path().display().to_string().trim_start_matches('/')
+        );
+        for cap in [1, 3, 1024] {
+            let all: Vec<io::Result<Found>> =
+                Walk::with_first_round(t.path().to_owned(), key.clone(), None, cap).collect();
+            let mut errors: Vec<String> = all
+                .iter()
+                .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+                .collect();
+            errors.sort();
+            assert_eq!(errors.len(), 2, "cap {cap}: {errors:?}");
+            assert!(
+                errors[0]
+                    .ends_with("/b/bad-%FF-name: the name is not UTF-8: no object key can hold it"),
+                "{errors:?}"
+            );
+            assert!(
+                errors[1].ends_with(
+                    "/b/esc-%1B[31m: the name holds a control character: no object key can hold it"
+                ),
+                "{errors:?}"
+            );
+            let found: Vec<Found> = all.into_iter().filter_map(Result::ok).collect();
+            assert_eq!(found, want, "cap {cap}");
+        }
     }
 
     #[test]
