@@ -5,7 +5,7 @@
 #
 # On a fresh Debian machine with a Rust toolchain this
 #   1. creates .venv with the Python AWS Encryption SDK, boto3 and the aws cli
-#      (scripts/setup-python.sh) and installs rclone (Debian package),
+#      (scripts/setup-python.sh) and installs rclone and s3cmd (Debian packages),
 #   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1, and a
 #      three-node OpenBao raft cluster for the failover tests
 #      (scripts/services/*.sh; state and tools under $HYOK_STATE_DIR, default .state/),
@@ -61,13 +61,17 @@ else
   problem "setting up the Python AWS Encryption SDK failed"
 fi
 
-# rclone (Debian package): one of the real clients of the `hyok gateway` tests.
-if ! command -v rclone >/dev/null 2>&1; then
+# rclone and s3cmd (Debian packages): real clients of the `hyok gateway` tests.
+missing=()
+for tool in rclone s3cmd; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
   sudo_cmd=()
   [[ "$(id -u)" -eq 0 ]] || sudo_cmd=(sudo)
   if ! { "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rclone; } >/dev/null 2>&1; then
-    problem "installing rclone failed"
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; } >/dev/null 2>&1; then
+    problem "installing ${missing[*]} failed"
   fi
 fi
 

@@ -7,7 +7,8 @@ file), GW_SUITE (`full`, or `s3`: a shorter run for the S3 backend; `cap`: the g
 `[gateway] max_requests = 1`; `residency`: its residency rules refuse its backend; `vhost`:
 virtual-hosted-style requests under `gw.test`), GW_BACKEND_ENDPOINT (S3
 backend only: the backend server, whose buckets this script creates and whose raw objects it
-downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip).
+downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip),
+S3CMD (s3cmd binary; empty = skip).
 
 Prints one line per check and `N passed, 0 failed`; exits non-zero at the first failure.
 """
@@ -1070,6 +1071,97 @@ def rclone_suite():
     check("0 differences found" in r.stderr, "rclone sync, then check agrees")
 
 
+def part_etag_suite():
+    """A part's ETag is the MD5 of its plaintext when the client sends no flexible checksum
+    (s3cmd and the AWS SDK for Java 1.x compare it with their own after every part), on
+    every path a part can take: sealed in place or as direct frames (whole frames), staged
+    (a last part of any length), sent with a Content-MD5, sent again. The object's ETag is
+    then S3's: MD5 of the parts' MD5s, dash, part count."""
+    plain = client(request_checksum_calculation="when_required")
+    s3 = client()
+    b = "boto" + SFX
+    part = 5 * 1024 * 1024
+    sizes = (part, part, part, part + 12345)
+    data = [big_body(n, 700 + i) for i, n in enumerate(sizes)]
+    md5s = [hashlib.md5(d).hexdigest() for d in data]
+    uid = plain.create_multipart_upload(Bucket=b, Key="etags.bin")["UploadId"]
+
+    def put(c, n, **kw):
+        return c.upload_part(Bucket=b, Key="etags.bin", UploadId=uid, PartNumber=n,
+                             Body=data[n - 1], **kw)["ETag"].strip('"')
+
+    got = {n: put(plain, n) for n in (2, 1, 4)}
+    check([got[n] for n in (1, 2, 4)] == [md5s[0], md5s[1], md5s[3]],
+          "part ETags are the parts' MD5s without a checksum (whole frames, out of order; "
+          "a last part of any length)")
+    # Part 3 first with a flexible checksum (its ETag need not be an MD5), then again
+    # without one: the ETag is the MD5 again, and the upload still completes.
+    flexible = put(s3, 3, ChecksumAlgorithm="CRC32")
+    check(len(flexible) == 32 and all(c in "0123456789abcdef" for c in flexible),
+          "a part sent with a flexible checksum has a 16-byte ETag")
+    got[3] = put(plain, 3, ContentMD5=base64.b64encode(bytes.fromhex(md5s[2])).decode())
+    check(got[3] == md5s[2], "a part sent again with Content-MD5: its MD5 as ETag")
+    lp = plain.list_parts(Bucket=b, Key="etags.bin", UploadId=uid)
+    check([p["ETag"].strip('"') for p in lp["Parts"]] == md5s, "list_parts shows the MD5s")
+    done = plain.complete_multipart_upload(
+        Bucket=b, Key="etags.bin", UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": got[n]} for n in (1, 2, 3, 4)]})
+    s3_etag = hashlib.md5(b"".join(bytes.fromhex(m) for m in md5s)).hexdigest() + "-4"
+    check(done["ETag"].strip('"') == s3_etag
+          and plain.head_object(Bucket=b, Key="etags.bin")["ETag"].strip('"') == s3_etag,
+          "the object's ETag is S3's multipart ETag of those parts")
+    check(plain.get_object(Bucket=b, Key="etags.bin")["Body"].read() == b"".join(data),
+          "the object reads back byte-identical")
+    plain.delete_object(Bucket=b, Key="etags.bin")
+
+
+def s3cmd_suite():
+    """s3cmd (Debian package), which checks every part's ETag against its own MD5."""
+    exe = E.get("S3CMD")
+    if not exe:
+        print("SKIPPED: s3cmd (S3CMD not set)", flush=True)
+        return
+    host = ENDPOINT.split("://", 1)[1].rstrip("/")
+    cfg = os.path.join(WORK, "s3cmd.cfg")
+    with open(cfg, "w") as f:
+        f.write(f"[default]\naccess_key = {E['GW_KEY']}\nsecret_key = {E['GW_SECRET']}\n"
+                f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
+                "signature_v2 = False\nbucket_location = us-east-1\n")
+    os.chmod(cfg, 0o600)
+    env = dict(E)
+    env.pop("AWS_CA_BUNDLE", None)
+    bucket = "s3cmd" + SFX
+    make_backend_bucket(bucket)
+
+    def run(*args):
+        r = subprocess.run([exe, "-c", cfg, *args], env=env, capture_output=True, text=True)
+        if r.returncode != 0 or "WARNING: MD5" in r.stderr or "Retrying" in r.stderr:
+            fail(f"s3cmd {' '.join(args)}: exit {r.returncode}: {(r.stdout + r.stderr).strip()[-1500:]}")
+        return r.stdout
+
+    r = subprocess.run([exe, "-c", cfg, "mb", f"s3://{bucket}"], env=env, capture_output=True, text=True)
+    check(r.returncode == 0 or "BucketAlreadyOwnedByYou" in r.stderr, "s3cmd mb")
+    d = os.path.join(WORK, "s3cmd")
+    big = big_body(12 * 1024 * 1024 + 4321, 808)
+    write(f"{d}/big.bin", big)
+    run("put", "--multipart-chunk-size-mb=5", f"{d}/big.bin", f"s3://{bucket}/big.bin")
+    run("get", "--force", f"s3://{bucket}/big.bin", f"{d}/big.back")
+    check(read(f"{d}/big.back") == big,
+          "s3cmd put (multipart, every part's ETag checked) and get, byte-identical")
+    info = run("info", f"s3://{bucket}/big.bin")
+    check(hashlib.md5(big).hexdigest() in info and str(len(big)) in info,
+          "s3cmd info: plaintext size and MD5")
+    for i in range(20):
+        write(f"{d}/tree/{i % 3}/f{i}.txt", body(100 + i, 900 + i))
+    run("sync", f"{d}/tree/", f"s3://{bucket}/tree/")
+    again = run("sync", f"{d}/tree/", f"s3://{bucket}/tree/")
+    check("upload:" not in again, "s3cmd sync, then sync again uploads nothing (MD5s agree)")
+    run("sync", f"s3://{bucket}/tree/", f"{d}/tree.back/")
+    check(tree_equal(f"{d}/tree", f"{d}/tree.back"), "s3cmd sync back, byte-identical")
+    run("del", "--recursive", "--force", f"s3://{bucket}/")
+    check(run("ls", "--recursive", f"s3://{bucket}/").strip() == "", "s3cmd del --recursive")
+
+
 def backend_reads():
     """The gateway's count of read requests to its backend, by kind (from /metrics)."""
     text = urllib.request.urlopen(ENDPOINT + "/metrics", timeout=30).read().decode()
@@ -1325,9 +1417,11 @@ if __name__ == "__main__":
     markers_suite()
     post_form_suite()
     direct_suite()
+    part_etag_suite()
     request_count_suite()
     if SUITE == "full":
         rclone_suite()
+    s3cmd_suite()
     download_backend()
     print(f"clients took {time.time() - t0:.1f} s", flush=True)
     print(f"{PASSED} passed, 0 failed", flush=True)

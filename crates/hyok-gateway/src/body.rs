@@ -96,6 +96,17 @@ impl Wanted {
             .transpose()
     }
 
+    /// Whether the client sent a flexible checksum (`x-amz-checksum-*` or
+    /// `x-amz-sdk-checksum-algorithm`).
+    pub(crate) fn flexible(&self) -> bool {
+        self.crc32.is_some()
+            || self.crc32c.is_some()
+            || self.sha1.is_some()
+            || self.sha256.is_some()
+            || self.crc64nvme.is_some()
+            || self.algorithm.is_some()
+    }
+
     fn hasher(&self) -> S3Result<ChecksumHasher> {
         let mut h = ChecksumHasher::default();
         if self.crc32.is_some() {
@@ -129,6 +140,17 @@ impl Wanted {
         }
         Ok(h)
     }
+}
+
+/// Whether a request announces a flexible checksum in an aws-chunked trailer
+/// (`x-amz-trailer: x-amz-checksum-…`).
+pub(crate) fn trailer_checksum(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all("x-amz-trailer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().to_ascii_lowercase().starts_with("x-amz-checksum-"))
 }
 
 /// Running digests of a body and the final check against what the client announced.
@@ -467,5 +489,47 @@ impl Read for PipeReader {
         buf[..n].copy_from_slice(&self.cur[..n]);
         let _ = self.cur.split_to(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flexible_checksums_are_recognised() {
+        assert!(!Wanted::default().flexible());
+        let md5_only = Wanted {
+            content_md5: Some("1B2M2Y8AsgTpgAmY7PhCfg==".into()),
+            ..Default::default()
+        };
+        assert!(!md5_only.flexible());
+        for w in [
+            Wanted {
+                crc32: Some("AAAAAA==".into()),
+                ..Default::default()
+            },
+            Wanted {
+                crc64nvme: Some("AAAAAAAAAAA=".into()),
+                ..Default::default()
+            },
+            Wanted {
+                algorithm: Some("CRC32".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(w.flexible(), "{w:?}");
+        }
+        let mut h = hyper::HeaderMap::new();
+        assert!(!trailer_checksum(&h));
+        h.insert("x-amz-trailer", "x-amz-something-else".parse().unwrap());
+        assert!(!trailer_checksum(&h));
+        h.insert("x-amz-trailer", "X-Amz-Checksum-CRC32".parse().unwrap());
+        assert!(trailer_checksum(&h));
+        h.insert(
+            "x-amz-trailer",
+            "x-amz-other, x-amz-checksum-sha256".parse().unwrap(),
+        );
+        assert!(trailer_checksum(&h));
     }
 }

@@ -37,8 +37,13 @@ use crate::service::{join_error, to_s3, Caller, Gateway};
 pub(crate) const CTX_DIRECT: &str = "hyok-gw-direct";
 /// First bytes of a part sealed in place.
 pub(crate) const MAGIC: &[u8; 16] = b"hyok-gw-frames01";
+/// First bytes of a part sealed in place whose ETag (the MD5 of its plaintext, known only
+/// at its end) follows the frames; the record's own ETag field is then zero.
+pub(crate) const MAGIC_MD5: &[u8; 16] = b"hyok-gw-frames02";
 /// Bytes of the record in front of the frames.
 pub(crate) const RECORD_LEN: u64 = 80;
+/// Bytes of the MD5 after the frames of a [`MAGIC_MD5`] part.
+pub(crate) const TRAILER_LEN: u64 = 16;
 /// Frames sealed or opened at once.
 pub(crate) const BATCH_FRAMES: usize = 64;
 
@@ -136,10 +141,6 @@ impl Record {
         })
     }
 
-    fn encode(&self) -> Vec<u8> {
-        self.encode_with(MAGIC)
-    }
-
     pub(crate) fn encode_with(&self, magic: &[u8; 16]) -> Vec<u8> {
         let mut v = Vec::with_capacity(RECORD_LEN as usize);
         v.extend_from_slice(magic);
@@ -232,6 +233,29 @@ pub(crate) async fn describe_part(
         }
         return Ok(Some((prefix.info, PartDesc::Direct(r))));
     }
+    if let Some(mut r) = Record::decode_with(&prefix.bytes, MAGIC_MD5) {
+        let mut info = prefix.info;
+        if r.stored_len() + TRAILER_LEN != info.size {
+            return Err(s3_error!(InternalError, "a stored part is damaged"));
+        }
+        // The ETag after the frames (in the bytes read already when the part is that small).
+        let at = r.stored_len();
+        let tail = match prefix.bytes.get(at as usize..) {
+            Some(b) if b.len() as u64 == TRAILER_LEN => bytes::Bytes::copy_from_slice(b),
+            _ => store
+                .get_range(url, at..info.size, info.e_tag.as_deref())
+                .await
+                .map_err(|e| to_s3(e.into()))?,
+        };
+        r.etag = tail
+            .as_ref()
+            .try_into()
+            .map_err(|_| s3_error!(InternalError, "a stored part is damaged"))?;
+        // From here on the part is its record and frames: every reader of its frames reads
+        // `RECORD_LEN..info.size`.
+        info.size = at;
+        return Ok(Some((info, PartDesc::Direct(r))));
+    }
     let parsed = meta::header_of(store, &prefix, g.limits)
         .await
         .map_err(to_s3)?;
@@ -252,20 +276,25 @@ pub(crate) async fn store_part(
     wanted: Wanted,
     trailers: Option<s3s::TrailingHeaders>,
     len: u64,
-    etag: [u8; 16],
+    etag: PartEtag,
 ) -> S3Result<String> {
-    let record = Record::for_part(&message, n, len, etag)?;
+    let (front, trailer) = match etag {
+        PartEtag::Known(md5) | PartEtag::Random(md5) => (md5, false),
+        PartEtag::Md5 => ([0; 16], true),
+    };
+    let record = Record::for_part(&message, n, len, front)?;
     let store = g.backend.store(bucket)?;
-    let transfer = crate::backend::write_transfer(&g.transfer, Some(record.stored_len()));
+    let stored = record.stored_len() + if trailer { TRAILER_LEN } else { 0 };
+    let transfer = crate::backend::write_transfer(&g.transfer, Some(stored));
     let rt = g.rt.clone();
     let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
-    let seal = tokio::task::spawn_blocking(move || -> hyok::Result<u64> {
+    let seal = tokio::task::spawn_blocking(move || -> hyok::Result<[u8; 16]> {
         let mut w = store.writer(&rt, &url, BTreeMap::new(), &transfer)?;
-        let res = seal_into(&message, &record, reader, &mut w);
+        let res = seal_into(&message, &record, trailer, reader, &mut w);
         match res {
-            Ok(n) => {
+            Ok(md5) => {
                 w.finish()?;
-                Ok(n)
+                Ok(md5.unwrap_or(record.etag))
             }
             Err(e) => match w.abort() {
                 Some(up) => Err(up.into()),
@@ -275,10 +304,23 @@ pub(crate) async fn store_part(
     });
     let (sealed, pumped) = tokio::join!(seal, pump);
     pumped.map_err(join_error)??;
-    sealed.map_err(join_error)?.map_err(to_s3)?;
+    let etag = sealed.map_err(join_error)?.map_err(to_s3)?;
     g.metrics.bytes_in(len);
     g.metrics.direct_part();
     Ok(hex::encode(etag))
+}
+
+/// What a part's ETag is to be.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PartEtag {
+    /// The MD5 of its plaintext (S3's ETag of an unencrypted or SSE-S3 part), known before
+    /// the body: a Content-MD5 (a body that fails the pump's check of it never completes
+    /// the write) or a body received into memory.
+    Known([u8; 16]),
+    /// The MD5 of its plaintext, computed as it is sealed and stored after the frames.
+    Md5,
+    /// A random id: the client checks a checksum it sent instead (see `multipart.rs`).
+    Random([u8; 16]),
 }
 
 fn io_err(what: &str) -> impl Fn(io::Error) -> hyok::Error + '_ {
@@ -302,13 +344,20 @@ pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
+/// Write `record` and the frames of `src`; with `trailer`, the record is a [`MAGIC_MD5`]
+/// one and the MD5 of the plaintext follows the frames (and is returned).
 fn seal_into(
     m: &DetachedMessage,
     record: &Record,
+    trailer: bool,
     mut src: impl Read,
     w: &mut dyn Write,
-) -> hyok::Result<u64> {
-    w.write_all(&record.encode()).map_err(io_err("uploading"))?;
+) -> hyok::Result<Option<[u8; 16]>> {
+    use md5::Digest;
+    let magic = if trailer { MAGIC_MD5 } else { MAGIC };
+    w.write_all(&record.encode_with(magic))
+        .map_err(io_err("uploading"))?;
+    let mut md5 = trailer.then(md5::Md5::new);
     let fl = m.frame_len() as usize;
     let mut buf = vec![0u8; fl * BATCH_FRAMES];
     let mut out = Vec::new();
@@ -325,6 +374,9 @@ fn seal_into(
                 "the part is not the length it announced".into(),
             ));
         }
+        if let Some(h) = md5.as_mut() {
+            h.update(&buf[..got]);
+        }
         let k = m.seal_frames(&Parallelism::Global, seq, &buf[..got], false, &mut out)?;
         w.write_all(&out[..k]).map_err(io_err("uploading"))?;
         seq += (got / fl) as u32;
@@ -334,7 +386,11 @@ fn seal_into(
             "the part is not the length it announced".into(),
         ));
     }
-    Ok(total)
+    let md5 = md5.map(|h| <[u8; 16]>::from(h.finalize()));
+    if let Some(d) = &md5 {
+        w.write_all(d).map_err(io_err("uploading"))?;
+    }
+    Ok(md5)
 }
 
 /// Decrypt a part sealed in place into `w` (blocking): staging's fallback.
@@ -649,13 +705,48 @@ mod tests {
             len: 8 << 20,
             etag: [3; 16],
         };
-        let b = r.encode();
+        let b = r.encode_with(MAGIC);
         assert_eq!(b.len() as u64, RECORD_LEN);
+        assert_eq!(Record::decode_with(&b, MAGIC_MD5), None);
         assert_eq!(Record::decode(&b), Some(r.clone()));
         assert_eq!(Record::decode(&b[..79]), None);
         let mut other = b.clone();
         other[0] = 2;
         assert_eq!(Record::decode(&other), None);
         assert_eq!(r.stored_len(), 80 + 128 * (65536 + 32));
+    }
+
+    #[test]
+    fn an_md5_etag_follows_the_frames() {
+        use md5::Digest;
+        let (suite, fl) = settings();
+        let m = DetachedMessage::generate(suite, fl).unwrap();
+        let plain: Vec<u8> = (0..3 * fl as usize).map(|i| (i % 251) as u8).collect();
+        let len = plain.len() as u64;
+        for trailer in [false, true] {
+            let r = Record::for_part(&m, 2, len, [5; 16]).unwrap();
+            let mut out = Vec::new();
+            let md5 = seal_into(&m, &r, trailer, &plain[..], &mut out).unwrap();
+            let expected: [u8; 16] = md5::Md5::digest(&plain).into();
+            if trailer {
+                assert_eq!(md5, Some(expected));
+                assert_eq!(out.len() as u64, r.stored_len() + TRAILER_LEN);
+                assert_eq!(&out[out.len() - 16..], &expected);
+                assert_eq!(Record::decode(&out), None);
+                assert_eq!(Record::decode_with(&out, MAGIC_MD5), Some(r.clone()));
+            } else {
+                assert_eq!(md5, None);
+                assert_eq!(out.len() as u64, r.stored_len());
+                assert_eq!(Record::decode(&out), Some(r.clone()));
+            }
+            // The frames open as the part's sequence numbers either way.
+            let frames = &out[RECORD_LEN as usize..r.stored_len() as usize];
+            let mut opened = Vec::new();
+            m.open_frames(r.first_seq, frames, &mut opened).unwrap();
+            assert_eq!(opened, plain);
+        }
+        // A body shorter than announced is refused, trailer or not.
+        let r = Record::for_part(&m, 2, len + u64::from(fl), [5; 16]).unwrap();
+        assert!(seal_into(&m, &r, true, &plain[..], &mut Vec::new()).is_err());
     }
 }

@@ -41,12 +41,14 @@ pub fn gateway(data: &[u8]) {
 }
 
 fn records(data: &[u8]) {
-    if let Some(r) = Record::decode_with(data, crate::direct::MAGIC) {
-        assert_eq!(
-            r.encode_with(crate::direct::MAGIC),
-            data[..RECORD_LEN as usize],
-            "a frames record encodes back to its bytes"
-        );
+    for magic in [crate::direct::MAGIC, crate::direct::MAGIC_MD5] {
+        if let Some(r) = Record::decode_with(data, magic) {
+            assert_eq!(
+                r.encode_with(magic),
+                data[..RECORD_LEN as usize],
+                "a frames record encodes back to its bytes"
+            );
+        }
     }
     if let Some(p) = InPlace::decode(data) {
         assert_eq!(

@@ -80,9 +80,9 @@ pub(crate) fn part_key(id: &str, n: i32) -> String {
     format!("{}part-{n:05}", upload_dir(id))
 }
 
-/// A part's ETag: its message id's first 16 bytes (fixed when the part was encrypted, read
-/// from its header without a key). Not an MD5 of the part: S3 gives no such promise for
-/// encrypted objects, and SDKs do not check it.
+/// A staged part's ETag: the MD5 in its context, or else (the client sent a flexible
+/// checksum) its message id's first 16 bytes (fixed when the part was encrypted, read from
+/// its header without a key).
 fn part_etag(d: &ObjectDesc) -> String {
     d.etag.trim_end_matches("-1").to_owned()
 }
@@ -203,21 +203,35 @@ async fn store_part(
     len: u64,
 ) -> S3Result<(String, Option<[u8; 16]>)> {
     let key = part_key(id, n);
+    store_staged(g, caller, bucket, &key, body, wanted, trailers, len, None).await
+}
+
+/// Encrypt a body as its own message at `key` (with `etag` in its context, when known
+/// before the body); returns its ETag and plaintext MD5 (when `wanted.etag_md5` or a
+/// Content-MD5 asked for it).
+#[allow(clippy::too_many_arguments)]
+async fn store_staged(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<s3s::TrailingHeaders>,
+    len: u64,
+    etag: Option<&str>,
+) -> S3Result<(String, Option<[u8; 16]>)> {
+    let mut ctx = EncryptionContext::new();
+    if let Some(e) = etag {
+        ctx.insert(meta::CTX_ETAG, e);
+    }
     let (reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
-    let stored = g.store_object(
-        caller,
-        bucket,
-        &key,
-        Box::new(reader),
-        Some(len),
-        EncryptionContext::new(),
-        None,
-    );
+    let stored = g.store_object(caller, bucket, key, Box::new(reader), Some(len), ctx, None);
     let (stored, pumped) = tokio::join!(stored, pump);
     let measured = pumped.map_err(join_error)??;
     stored?;
     let store = g.backend.store(bucket)?;
-    let url = g.backend.object_url(bucket, &key)?;
+    let url = g.backend.object_url(bucket, key)?;
     let (_, d) = g
         .describe(&store, &url)
         .await?
@@ -278,6 +292,7 @@ pub(crate) async fn upload_part(
     g: &Gateway,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
+    let announced_trailer = body::trailer_checksum(&req.headers);
     let mut i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     let mut trailers = req.trailing_headers;
@@ -290,6 +305,13 @@ pub(crate) async fn upload_part(
         .and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| s3_error!(MissingContentLength))?;
     let mut wanted = body::wanted_of!(i);
+    // The part's ETag is the MD5 of its plaintext, as S3's for an unencrypted or SSE-S3 part
+    // (s3cmd and the AWS SDK for Java 1.x compare it with their own after every part),
+    // unless the client sent a flexible checksum, which it checks instead (current aws cli,
+    // boto3 and SDKs): computing an MD5 no one reads was the gateway's largest single cost.
+    let md5_etag = !(wanted.flexible() || announced_trailer);
+    // The MD5 of the body, once known (Content-MD5, or measured by the pump).
+    let mut known_md5 = wanted.md5()?;
     let mut body = Some(i.body.take().ok_or_else(|| s3_error!(IncompleteBody))?);
     let fl = u64::from(hyok::Settings::default().encrypt.frame_length);
     // Parts under S3's smallest part size can only be last parts: never in place nor
@@ -344,6 +366,7 @@ pub(crate) async fn upload_part(
             .acquire_many_owned(kib)
             .await
             .map_err(|_| s3_error!(ServiceUnavailable))?;
+        wanted.etag_md5 = md5_etag;
         let (mut reader, pump) = body::pump(
             body.take().ok_or_else(|| s3_error!(IncompleteBody))?,
             std::mem::take(&mut wanted),
@@ -401,13 +424,17 @@ pub(crate) async fn upload_part(
             Ok((info, Ok((record, backend_upload, streamed))))
         };
         let (recv, pumped, looked) = tokio::join!(recv, pump, look);
-        pumped.map_err(join_error)??;
+        let measured = pumped.map_err(join_error)??;
+        known_md5 = known_md5.or(measured.md5);
         let received = recv
             .map_err(join_error)?
             .map_err(|_| s3_error!(IncompleteBody))?;
         let (info, outcome) = looked?;
         match (outcome, received) {
-            (Ok((record, backend_upload, streamed)), inplace::Received::Sealed(sealed)) => {
+            (Ok((mut record, backend_upload, streamed)), inplace::Received::Sealed(sealed)) => {
+                if let Some(md5) = known_md5 {
+                    record.etag = md5;
+                }
                 let etag = inplace::finish_part(
                     g,
                     &i.bucket,
@@ -454,7 +481,11 @@ pub(crate) async fn upload_part(
         None => None,
     };
     if let Some((true, message)) = claimed {
-        let etag = claim_etag(&claim_id)?;
+        let etag = match known_md5 {
+            Some(md5) => direct::PartEtag::Known(md5),
+            None if md5_etag => direct::PartEtag::Md5,
+            None => direct::PartEtag::Random(claim_etag(&claim_id)?),
+        };
         let url = g
             .backend
             .object_url(&i.bucket, &part_key(&i.upload_id, i.part_number))?;
@@ -476,22 +507,84 @@ pub(crate) async fn upload_part(
             ..Default::default()
         }));
     }
-    let (etag, _) = store_part(
-        g,
-        &caller,
-        &i.bucket,
-        &i.upload_id,
-        i.part_number,
-        body,
-        wanted,
-        trailers,
-        len,
-    )
-    .await?;
+    let key = part_key(&i.upload_id, i.part_number);
+    let etag = match known_md5 {
+        Some(md5) => {
+            let md5 = hex::encode(md5);
+            let stored = store_staged(
+                g,
+                &caller,
+                &i.bucket,
+                &key,
+                body,
+                wanted,
+                trailers,
+                len,
+                Some(&md5),
+            );
+            stored.await?.0
+        }
+        None if md5_etag => {
+            let (id, n) = (&i.upload_id, i.part_number);
+            stage_md5(g, &caller, &i.bucket, id, n, body, wanted, trailers, len).await?
+        }
+        None => {
+            let stored = store_staged(
+                g, &caller, &i.bucket, &key, body, wanted, trailers, len, None,
+            );
+            stored.await?.0
+        }
+    };
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(etag)),
         ..Default::default()
     }))
+}
+
+/// Stage part `n`, whose ETag is the MD5 of its plaintext, known only at its end: first
+/// as its own message at a key of its own, then re-encrypted into the part's key with the
+/// MD5 in its context (the context is in the header, which precedes the body). Twice the
+/// work, for parts that are neither sealed in place nor sent with a Content-MD5 or a
+/// flexible checksum: a last part that is not a whole number of frames (s3cmd's), a part
+/// whose claim lost.
+#[allow(clippy::too_many_arguments)]
+async fn stage_md5(
+    g: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    id: &str,
+    n: i32,
+    body: StreamingBlob,
+    wanted: Wanted,
+    trailers: Option<s3s::TrailingHeaders>,
+    len: u64,
+) -> S3Result<String> {
+    // Not `part-…`: never taken for a part, and removed with the upload in any case.
+    let first = format!("{}staging-{n:05}-{}", upload_dir(id), new_upload_id());
+    let first_url = g.backend.object_url(bucket, &first)?;
+    let res: S3Result<String> = async {
+        let wanted = Wanted {
+            etag_md5: true,
+            ..wanted
+        };
+        let stored = store_staged(g, caller, bucket, &first, body, wanted, trailers, len, None);
+        let (_, md5) = stored.await?;
+        let etag = hex::encode(md5.ok_or_else(crate::service::no_md5)?);
+        let mut ctx = EncryptionContext::new();
+        ctx.insert(meta::CTX_ETAG, etag.as_str());
+        let key = part_key(id, n);
+        let src = vec![(first_url.clone(), len)];
+        g.reencrypt(caller, bucket, src, bucket, &key, len, ctx, None, None)
+            .await?;
+        Ok(etag)
+    }
+    .await;
+    let store = g.backend.store(bucket)?;
+    let removed = store.delete(&first_url).await;
+    g.backend.prune(bucket, &first);
+    let etag = res?;
+    removed.map_err(|e| to_s3(e.into()))?;
+    Ok(etag)
 }
 
 /// A claim's random id as a part ETag.

@@ -56,6 +56,19 @@ fn rclone() -> Option<String> {
     found.then(|| "rclone".to_owned())
 }
 
+fn s3cmd() -> Option<String> {
+    let found = Command::new("s3cmd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found && required() {
+        panic!("s3cmd is not installed (apt-get install s3cmd), and HYOK_REQUIRE_SERVICES=1");
+    }
+    found.then(|| "s3cmd".to_owned())
+}
+
 /// A running `hyok gateway` with its configuration, keys and backend.
 struct Gateway {
     child: Child,
@@ -271,7 +284,8 @@ fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&s
         )
         .env("GW_SUITE", suite)
         .env("GW_BUCKET_SUFFIX", format!("-{}", common::unique("t")))
-        .env("RCLONE", rclone().unwrap_or_default());
+        .env("RCLONE", rclone().unwrap_or_default())
+        .env("S3CMD", s3cmd().unwrap_or_default());
     match backend_endpoint {
         Some(e) => cmd.env("GW_BACKEND_ENDPOINT", e),
         None => cmd.env("GW_BACKEND_DIR", gw.dir().join("backend")),
