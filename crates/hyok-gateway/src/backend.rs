@@ -330,20 +330,29 @@ impl Backend {
     }
 
     /// Create a client bucket (local folders; an S3 backend's buckets are made by its
-    /// operator, so this only succeeds when it exists).
+    /// operator, so this only succeeds when it exists). A bucket that exists already is
+    /// left as it is and answered `200`, as S3 answers in us-east-1, the only region the
+    /// gateway presents (other regions answer `409 BucketAlreadyOwnedByYou`).
     pub(crate) async fn create_bucket(&self, bucket: &str) -> S3Result<()> {
         check_bucket(bucket)?;
         match self.root() {
             Some(root) => match std::fs::create_dir(root.join(bucket)) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    Err(s3_error!(BucketAlreadyOwnedByYou))
+                    if root.join(bucket).is_dir() {
+                        Ok(())
+                    } else {
+                        Err(s3_error!(
+                            InvalidBucketName,
+                            "the backend folder holds a file of that name"
+                        ))
+                    }
                 }
                 Err(e) => Err(io_error("creating the bucket", e)),
             },
             None => {
                 if self.bucket_exists(bucket).await? {
-                    Err(s3_error!(BucketAlreadyOwnedByYou))
+                    Ok(())
                 } else {
                     Err(s3_error!(
                         NotImplemented,
