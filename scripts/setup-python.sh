@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates <repo>/.venv with the official Python AWS Encryption SDK, hyok's interop peer in tests,
-# and the S3 clients the gateway tests drive (boto3, the aws cli).
+# and the S3 clients the gateway tests drive (boto3, the aws cli, pyarrow).
 # Idempotent: does nothing when the pinned versions are already installed. Quiet: prints only
 # errors. Point the tests at it with HYOK_ESDK_PYTHON=<repo>/.venv/bin/python (scripts/test.sh
 # does that).
@@ -8,8 +8,9 @@ set -euo pipefail
 
 ESDK_REQUIREMENT="aws-encryption-sdk==4.0.7"
 ESDK_VERSION="${ESDK_REQUIREMENT#*==}"
-# S3 clients of the gateway tests (crates/hyok-cli/tests/gateway_clients.py).
-CLIENT_REQUIREMENTS=("boto3==1.44.18" "awscli==1.46.3")
+# S3 clients of the gateway tests (crates/hyok-cli/tests/gateway_clients.py); pyarrow's S3
+# file system is the AWS SDK for C++.
+CLIENT_REQUIREMENTS=("boto3==1.44.18" "awscli==1.46.3" "pyarrow==26.0.1")
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 PY="$VENV/bin/python"
@@ -18,8 +19,8 @@ installed_version() {
   "$PY" - <<'PY' 2>/dev/null
 from importlib.metadata import version
 import aws_encryption_sdk  # noqa: F401  (the import itself must work, not only the metadata)
-import boto3, awscli  # noqa: F401,E401
-print(version("aws-encryption-sdk"), version("boto3"), version("awscli"))
+import boto3, awscli, pyarrow.fs  # noqa: F401,E401
+print(version("aws-encryption-sdk"), version("boto3"), version("awscli"), version("pyarrow"))
 PY
 }
 wanted_versions() {

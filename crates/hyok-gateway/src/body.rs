@@ -142,6 +142,30 @@ impl Wanted {
     }
 }
 
+/// The plaintext length of an upload's body: its `Content-Length`, or, for an aws-chunked
+/// body sent with `Transfer-Encoding: chunked` and no `Content-Length` (the AWS SDK for
+/// C++ and the CRT-based SDKs do this), its `x-amz-decoded-content-length`, the length the
+/// chunk decoder holds the body to. The pump checks the body against it either way.
+pub(crate) fn upload_len(content_length: Option<i64>, headers: &hyper::HeaderMap) -> S3Result<u64> {
+    if let Some(n) = content_length {
+        return u64::try_from(n).map_err(|_| s3_error!(InvalidArgument, "a negative length"));
+    }
+    let chunked = headers
+        .get_all(hyper::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|c| c.trim().eq_ignore_ascii_case("aws-chunked"));
+    let decoded = headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match decoded {
+        Some(n) if chunked => Ok(n),
+        _ => Err(s3_error!(MissingContentLength)),
+    }
+}
+
 /// Whether a request announces a flexible checksum in an aws-chunked trailer
 /// (`x-amz-trailer: x-amz-checksum-…`).
 pub(crate) fn trailer_checksum(headers: &hyper::HeaderMap) -> bool {
@@ -520,6 +544,20 @@ mod tests {
         ] {
             assert!(w.flexible(), "{w:?}");
         }
+        let mut h = hyper::HeaderMap::new();
+        assert_eq!(upload_len(Some(5), &h).unwrap(), 5);
+        assert!(upload_len(Some(-1), &h).is_err());
+        assert!(upload_len(None, &h).is_err());
+        h.insert("x-amz-decoded-content-length", "10485760".parse().unwrap());
+        assert!(
+            upload_len(None, &h).is_err(),
+            "only for an aws-chunked body"
+        );
+        h.insert("content-encoding", "aws-chunked".parse().unwrap());
+        assert_eq!(upload_len(None, &h).unwrap(), 10485760);
+        assert_eq!(upload_len(Some(7), &h).unwrap(), 7);
+        h.insert("x-amz-decoded-content-length", "-3".parse().unwrap());
+        assert!(upload_len(None, &h).is_err());
         let mut h = hyper::HeaderMap::new();
         assert!(!trailer_checksum(&h));
         h.insert("x-amz-trailer", "x-amz-something-else".parse().unwrap());

@@ -293,6 +293,7 @@ pub(crate) async fn upload_part(
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let announced_trailer = body::trailer_checksum(&req.headers);
+    let headers = req.headers;
     let mut i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     let mut trailers = req.trailing_headers;
@@ -300,10 +301,7 @@ pub(crate) async fn upload_part(
     if !(1..=MAX_PART).contains(&i.part_number) {
         return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
     }
-    let len = i
-        .content_length
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| s3_error!(MissingContentLength))?;
+    let len = body::upload_len(i.content_length, &headers)?;
     let mut wanted = body::wanted_of!(i);
     // The part's ETag is the MD5 of its plaintext, as S3's for an unencrypted or SSE-S3 part
     // (s3cmd and the AWS SDK for Java 1.x compare it with their own after every part),
