@@ -1164,6 +1164,66 @@ def s3cmd_suite():
     check(run("ls", "--recursive", f"s3://{bucket}/").strip() == "", "s3cmd del --recursive")
 
 
+def versions_suite():
+    """ListObjectVersions of an unversioned bucket: each object once, version `null`,
+    latest; pages by key marker; what Terraform's force_destroy and the Ceph s3-tests do
+    to empty a bucket (list versions, delete each with VersionId null) works."""
+    s3 = client()
+    b = "boto" + SFX
+    keys = [f"ver/{i:03d}" for i in range(7)] + ["ver/d/x", "ver/d/y"]
+    for k in keys:
+        s3.put_object(Bucket=b, Key=k, Body=k.encode())
+    seen, pages, kw = [], 0, {"Bucket": b, "Prefix": "ver/", "MaxKeys": 3}
+    while True:
+        r = s3.list_object_versions(**kw)
+        pages += 1
+        seen += r.get("Versions", [])
+        if not r["IsTruncated"]:
+            break
+        kw.update(KeyMarker=r["NextKeyMarker"], VersionIdMarker=r["NextVersionIdMarker"])
+    check([v["Key"] for v in seen] == keys and pages == 3
+          and all(v["VersionId"] == "null" and v["IsLatest"] for v in seen)
+          and all(v["Size"] == len(v["Key"]) for v in seen)
+          and all(v["ETag"].strip('"') == hashlib.md5(v["Key"].encode()).hexdigest() for v in seen),
+          "list_object_versions: every object once, version null, latest, in pages of 3")
+    r = s3.list_object_versions(Bucket=b, Prefix="ver/", Delimiter="/")
+    check([p["Prefix"] for p in r.get("CommonPrefixes", [])] == ["ver/d/"]
+          and len(r.get("Versions", [])) == 7 and not r.get("DeleteMarkers"),
+          "list_object_versions with a delimiter")
+    check(error_code(lambda: s3.list_object_versions(Bucket=b, VersionIdMarker="null"))
+          == "InvalidArgument", "a version-id marker without a key marker: InvalidArgument")
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=b, Prefix="ver/"):
+        objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
+        if objs:
+            d = s3.delete_objects(Bucket=b, Delete={"Objects": objs, "Quiet": True})
+            check(not d.get("Errors"), "delete_objects of listed versions (VersionId null)")
+    check(not s3.list_objects_v2(Bucket=b, Prefix="ver/").get("Contents"),
+          "the bucket's versions deleted: nothing left under the prefix")
+
+
+def delete_bucket_suite():
+    """DeleteBucket on a local folder: refused while an object is left (BucketNotEmpty);
+    an upload in progress does not keep the bucket (S3 aborts it with the bucket)."""
+    if E.get("GW_BACKEND_ENDPOINT"):
+        return  # an S3 backend's buckets are its operator's
+    s3 = client()
+    b = "gone" + SFX
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="a/b/c", Body=b"x")
+    uid = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
+    s3.upload_part(Bucket=b, Key="mp", UploadId=uid, PartNumber=1, Body=b"y" * 100)
+    check(error_code(lambda: s3.delete_bucket(Bucket=b)) == "BucketNotEmpty",
+          "delete_bucket with an object left: BucketNotEmpty")
+    s3.delete_object(Bucket=b, Key="a/b/c")
+    s3.delete_bucket(Bucket=b)
+    check(error_code(lambda: s3.head_bucket(Bucket=b)) in ("404", "NoSuchBucket"),
+          "delete_bucket with only an upload in progress: the bucket and the upload are gone")
+    s3.create_bucket(Bucket=b)
+    check(not s3.list_multipart_uploads(Bucket=b).get("Uploads"),
+          "the same bucket created again has no uploads")
+    s3.delete_bucket(Bucket=b)
+
+
 def pyarrow_suite():
     """pyarrow's S3 file system, i.e. the AWS SDK for C++: its UploadPart bodies are
     aws-chunked with a CRC64NVME trailer, sent with `Transfer-Encoding: chunked` and no
@@ -1468,6 +1528,8 @@ if __name__ == "__main__":
     post_form_suite()
     direct_suite()
     part_etag_suite()
+    versions_suite()
+    delete_bucket_suite()
     pyarrow_suite()
     request_count_suite()
     if SUITE == "full":

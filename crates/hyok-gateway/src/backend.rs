@@ -383,7 +383,14 @@ impl Backend {
                 if !dir.is_dir() {
                     return Err(s3_error!(NoSuchBucket));
                 }
-                // Remove empty folders left by deleted keys, then the bucket folder.
+                // Uploads in progress do not keep a bucket from being deleted (S3 aborts
+                // them; only its directory buckets refuse): their state goes first. Then
+                // the empty folders left by deleted keys, then the bucket folder.
+                match std::fs::remove_dir_all(dir.join(RESERVED.trim_end_matches('/'))) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("deleting the bucket's uploads", e)),
+                }
                 remove_empty_dirs(&dir).map_err(|e| io_error("deleting the bucket", e))?;
                 match std::fs::remove_dir(&dir) {
                     Ok(()) => Ok(()),

@@ -48,6 +48,7 @@ mod service;
 pub mod settings;
 mod tagging;
 mod unread;
+mod versions;
 
 use std::collections::HashMap;
 use std::future::Future;

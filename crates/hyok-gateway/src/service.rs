@@ -734,6 +734,7 @@ impl S3 for GatewayS3 {
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput = crate::multipart::abort;
         list_parts: ListPartsInput => ListPartsOutput = crate::multipart::list_parts;
         list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput = crate::multipart::list_uploads;
+        list_object_versions: ListObjectVersionsInput => ListObjectVersionsOutput = crate::versions::list;
     }
 
     async fn put_object(
@@ -1152,7 +1153,7 @@ fn satisfy(range: Option<&Range>, size: u64) -> S3Result<Option<std::ops::Range<
 
 /// A listing's page size: at most 1,000 (larger asks get 1,000, as on S3); a negative one
 /// is InvalidArgument.
-fn max_keys(asked: Option<i32>) -> S3Result<usize> {
+pub(crate) fn max_keys(asked: Option<i32>) -> S3Result<usize> {
     match asked {
         None => Ok(1000),
         Some(n) => usize::try_from(n).map(|n| n.min(1000)).map_err(|_| {
