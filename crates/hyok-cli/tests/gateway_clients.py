@@ -1114,6 +1114,15 @@ def part_etag_suite():
           "the object's ETag is S3's multipart ETag of those parts")
     check(plain.get_object(Bucket=b, Key="etags.bin")["Body"].read() == b"".join(data),
           "the object reads back byte-identical")
+    # A retried Complete (its first answer lost) succeeds with the same ETag, as on S3; a
+    # Complete of the gone upload with other parts is NoSuchUpload.
+    listed = [{"PartNumber": n, "ETag": got[n]} for n in (1, 2, 3, 4)]
+    again = plain.complete_multipart_upload(Bucket=b, Key="etags.bin", UploadId=uid,
+                                            MultipartUpload={"Parts": listed})
+    check(again["ETag"].strip('"') == s3_etag, "CompleteMultipartUpload again: 200, same ETag")
+    check(error_code(lambda: plain.complete_multipart_upload(
+        Bucket=b, Key="etags.bin", UploadId=uid, MultipartUpload={"Parts": listed[:3]}))
+          == "NoSuchUpload", "a Complete of the completed upload with other parts: NoSuchUpload")
     plain.delete_object(Bucket=b, Key="etags.bin")
 
 

@@ -600,7 +600,14 @@ pub(crate) async fn complete(
     let i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
-    let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id, false).await?;
+    let (prefix, info) = match load_prefix(g, &i.bucket, &i.key, &i.upload_id, false).await {
+        Ok(v) => v,
+        Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => {
+            return completed_before(g, &i).await?.ok_or(e)
+        }
+        Err(e) => return Err(e),
+    };
+    let expected = expected_etag(&i);
     let pin = g
         .check_write(
             &i.bucket,
@@ -609,7 +616,7 @@ pub(crate) async fn complete(
             i.if_none_match.as_ref(),
         )
         .await?;
-    let (bucket, id) = (i.bucket.clone(), i.upload_id.clone());
+    let (bucket, key, id) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
     let res = complete_upload(g, caller, i, info, prefix, pin).await;
     if res.is_err() {
         // A Complete that lost a race with another one that finished (and removed the
@@ -619,10 +626,72 @@ pub(crate) async fn complete(
         let store = g.backend.store(&bucket)?;
         if matches!(store.try_head(&url).await, Ok(None)) {
             let _ = remove(g, &bucket, &id, None).await;
-            return Err(s3_error!(NoSuchUpload));
+            return match completed_as(g, &bucket, &key, expected).await? {
+                Some(done) => Ok(done),
+                None => Err(s3_error!(NoSuchUpload)),
+            };
         }
     }
     res
+}
+
+/// The ETag an upload completed from the listed parts gets: MD5 of the parts' ETags, dash,
+/// their count (`None` when the list is empty or an ETag is not 16 bytes of hex).
+fn expected_etag(i: &CompleteMultipartUploadInput) -> Option<String> {
+    let parts = i.multipart_upload.as_ref()?.parts.as_ref()?;
+    if parts.is_empty() {
+        return None;
+    }
+    let mut digest = Md5::new();
+    for p in parts {
+        let e = p.e_tag.as_ref()?;
+        let raw = hex::decode(e.value().trim_matches('"')).ok()?;
+        if raw.len() != 16 {
+            return None;
+        }
+        digest.update(raw);
+    }
+    Some(format!(
+        "{}-{}",
+        hex::encode(digest.finalize()),
+        parts.len()
+    ))
+}
+
+/// A Complete of an upload that is gone: if the key holds the object these parts make (its
+/// ETag is theirs), the upload was completed before — by this request's first attempt,
+/// whose answer the client did not get (a timeout on a long Complete, a dropped
+/// connection), or by a concurrent one. S3 answers such a retry with success; so does the
+/// gateway. Anything else stays NoSuchUpload.
+async fn completed_before(
+    g: &Gateway,
+    i: &CompleteMultipartUploadInput,
+) -> S3Result<Option<S3Response<CompleteMultipartUploadOutput>>> {
+    completed_as(g, &i.bucket, &i.key, expected_etag(i)).await
+}
+
+async fn completed_as(
+    g: &Gateway,
+    bucket: &str,
+    key: &str,
+    expected: Option<String>,
+) -> S3Result<Option<S3Response<CompleteMultipartUploadOutput>>> {
+    let Some(expected) = expected else {
+        return Ok(None);
+    };
+    let store = g.backend.store(bucket)?;
+    let url = g.backend.object_url(bucket, key)?;
+    let Some((_, d)) = g.describe(&store, &url).await? else {
+        return Ok(None);
+    };
+    Ok((d.etag == expected).then(|| {
+        S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(bucket.to_owned()),
+            key: Some(key.to_owned()),
+            e_tag: Some(ETag::Strong(expected)),
+            ..Default::default()
+        })
+    }))
 }
 
 /// Complete an upload whose caller is authorized and whose `info` was read (`prefix`: its

@@ -228,14 +228,31 @@ pub(crate) fn check_conditions(
     }
     if let Some(c) = if_none_match {
         if etag_matches(c, &d.etag) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified(d));
         }
     } else if let Some(t) = if_modified_since.and_then(time_of) {
         if secs(d.last_modified) <= secs(t) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified(d));
         }
     }
     Ok(())
+}
+
+/// A 304 with the validators a 200 would have carried (RFC 9110, 15.4.5: clients update
+/// their cached copy from them, and check the ETag).
+fn not_modified(d: &ObjectDesc) -> S3Error {
+    let mut e = s3_error!(NotModified);
+    let mut h = hyper::HeaderMap::new();
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("\"{}\"", d.etag)) {
+        h.insert(hyper::header::ETAG, v);
+    }
+    if let Some(v) = meta::http_date(&ts(d.last_modified))
+        .and_then(|v| hyper::header::HeaderValue::from_str(&v).ok())
+    {
+        h.insert(hyper::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(h);
+    e
 }
 
 /// A copy source (CopyObject, UploadPartCopy) as (bucket, key): without a version id, as
@@ -976,7 +993,8 @@ impl S3 for GatewayS3 {
             name: Some(i.bucket.clone()),
             prefix: Some(enc.apply(prefix)),
             delimiter: enc.opt(i.delimiter.clone().filter(|d| !d.is_empty())),
-            marker: enc.opt(i.marker.clone()),
+            // S3 answers an empty `Marker` when none was given.
+            marker: Some(enc.apply(i.marker.clone().unwrap_or_default())),
             max_keys: i.max_keys.or(Some(1000)),
             is_truncated: Some(page.truncated),
             next_marker: enc.opt(page.next),
