@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
@@ -459,6 +460,19 @@ def boto3_suite():
                                     ExpiresIn=300)
     with urllib.request.urlopen(url) as resp:
         check(resp.read() == bodies[names[-1]], "presigned GET URL")
+    # SigV4 presigned URLs live at most a week, as on S3.
+    v4 = client(signature_version="s3v4")
+    for secs, want in ((604800, 200), (604801, 400)):
+        url = v4.generate_presigned_url("get_object", Params={"Bucket": b, "Key": names[-1]},
+                                        ExpiresIn=secs)
+        try:
+            with urllib.request.urlopen(url) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+            body_text = e.read().decode(errors="replace")
+            check("AuthorizationQueryParametersError" in body_text, "expiry error code")
+        check(status == want, f"SigV4 presigned URL for {secs} s: {status}")
 
     bad = client(secret="wrong-secret-0000")
     try:

@@ -41,6 +41,7 @@ mod meta;
 pub mod metrics;
 mod multipart;
 mod pager;
+mod presigned;
 mod reencrypt;
 mod refuse;
 mod server;

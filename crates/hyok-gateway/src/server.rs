@@ -67,13 +67,18 @@ async fn handle(
         "/metrics" if own => Ok(text(StatusCode::OK, g.metrics.render())),
         _ => {
             // A body the answer leaves unread is drained or closes the connection.
+            let refused = crate::presigned::refused(req.uri().query());
             let (req, close) = crate::unread::guard(req);
-            match crate::limit::try_enter(&g.requests) {
-                Some(permit) => s3
+            match (refused, crate::limit::try_enter(&g.requests)) {
+                (Some(refused), _) => {
+                    drop(req);
+                    Ok(close.apply(refused))
+                }
+                (None, Some(permit)) => s3
                     .call(req.map(Body::http_body))
                     .await
                     .map(|r| close.apply(crate::limit::hold(r, permit))),
-                None => {
+                (None, None) => {
                     g.metrics.throttled();
                     drop(req);
                     Ok(close.apply(crate::limit::slow_down()))
