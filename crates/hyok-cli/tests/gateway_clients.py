@@ -1187,6 +1187,21 @@ def s3cmd_suite():
     check(run("ls", "--recursive", f"s3://{bucket}/").strip() == "", "s3cmd del --recursive")
 
 
+def request_id_suite():
+    """Every answer carries x-amz-request-id (SDKs report it with an error); ids differ."""
+    s3 = client()
+    b = "boto" + SFX
+    ids = [s3.list_objects_v2(Bucket=b, MaxKeys=1)["ResponseMetadata"].get("RequestId")
+           for _ in range(2)]
+    try:
+        s3.get_object(Bucket=b, Key="no/such/key")
+        fail("a missing key was found")
+    except ClientError as e:
+        ids.append(e.response["ResponseMetadata"].get("RequestId"))
+    check(all(i and len(i) == 16 and all(c in "0123456789ABCDEF" for c in i) for i in ids)
+          and len(set(ids)) == 3, f"x-amz-request-id on answers and errors: {ids}")
+
+
 def versions_suite():
     """ListObjectVersions of an unversioned bucket: each object once, version `null`,
     latest; pages by key marker; what Terraform's force_destroy and the Ceph s3-tests do
@@ -1552,6 +1567,7 @@ if __name__ == "__main__":
     direct_suite()
     part_etag_suite()
     versions_suite()
+    request_id_suite()
     delete_bucket_suite()
     pyarrow_suite()
     request_count_suite()

@@ -53,7 +53,25 @@ async fn health(g: &Gateway) -> Response<Body> {
     self::text(status, text)
 }
 
+/// Every answer carries `x-amz-request-id`, as S3's do, and the gateway's log lines about
+/// the request carry the same id (`request{id=…}`), so that an operator can find what a
+/// client reports (SDKs show it as the request id of an error).
 async fn handle(
+    g: Arc<Gateway>,
+    s3: S3Service,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, s3s::HttpError> {
+    use tracing::Instrument;
+    let id = crate::multipart::new_upload_id()[..16].to_ascii_uppercase();
+    let span = tracing::info_span!("request", id = %id);
+    let mut res = handle_one(g, s3, req).instrument(span).await;
+    if let (Ok(r), Ok(v)) = (&mut res, hyper::header::HeaderValue::from_str(&id)) {
+        r.headers_mut().insert("x-amz-request-id", v);
+    }
+    res
+}
+
+async fn handle_one(
     g: Arc<Gateway>,
     s3: S3Service,
     req: Request<Incoming>,

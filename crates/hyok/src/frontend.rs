@@ -18,6 +18,8 @@ pub fn init_logging() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("HYOK_LOG"))
             .with_writer(std::io::stderr)
+            // Colours only on a terminal, not in a log file.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init();
     }
 }
