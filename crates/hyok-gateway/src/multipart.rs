@@ -603,7 +603,7 @@ pub(crate) async fn complete(
     let (prefix, info) = match load_prefix(g, &i.bucket, &i.key, &i.upload_id, false).await {
         Ok(v) => v,
         Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => {
-            return completed_before(g, &i).await?.ok_or(e)
+            return completed_before(g, &caller, &i).await?.ok_or(e)
         }
         Err(e) => return Err(e),
     };
@@ -617,7 +617,7 @@ pub(crate) async fn complete(
         )
         .await?;
     let (bucket, key, id) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
-    let res = complete_upload(g, caller, i, info, prefix, pin).await;
+    let res = complete_upload(g, caller.clone(), i, info, prefix, pin).await;
     if res.is_err() {
         // A Complete that lost a race with another one that finished (and removed the
         // upload) may have written a claim after that removal: sweep it, so that nothing
@@ -626,7 +626,7 @@ pub(crate) async fn complete(
         let store = g.backend.store(&bucket)?;
         if matches!(store.try_head(&url).await, Ok(None)) {
             let _ = remove(g, &bucket, &id, None).await;
-            return match completed_as(g, &bucket, &key, expected).await? {
+            return match completed_as(g, &caller, &bucket, &key, expected).await? {
                 Some(done) => Ok(done),
                 None => Err(s3_error!(NoSuchUpload)),
             };
@@ -662,16 +662,19 @@ fn expected_etag(i: &CompleteMultipartUploadInput) -> Option<String> {
 /// ETag is theirs), the upload was completed before — by this request's first attempt,
 /// whose answer the client did not get (a timeout on a long Complete, a dropped
 /// connection), or by a concurrent one. S3 answers such a retry with success; so does the
-/// gateway. Anything else stays NoSuchUpload.
+/// gateway. Anything else stays NoSuchUpload. The comparison tells the caller something
+/// about the object, so it is made only for a caller the policy lets read it.
 async fn completed_before(
     g: &Gateway,
+    caller: &Caller,
     i: &CompleteMultipartUploadInput,
 ) -> S3Result<Option<S3Response<CompleteMultipartUploadOutput>>> {
-    completed_as(g, &i.bucket, &i.key, expected_etag(i)).await
+    completed_as(g, caller, &i.bucket, &i.key, expected_etag(i)).await
 }
 
 async fn completed_as(
     g: &Gateway,
+    caller: &Caller,
     bucket: &str,
     key: &str,
     expected: Option<String>,
@@ -679,6 +682,11 @@ async fn completed_as(
     let Some(expected) = expected else {
         return Ok(None);
     };
+    if g.decide(caller, hyok::policy::Action::Get, bucket, key)
+        .is_err()
+    {
+        return Ok(None);
+    }
     let store = g.backend.store(bucket)?;
     let url = g.backend.object_url(bucket, key)?;
     let Some((_, d)) = g.describe(&store, &url).await? else {
