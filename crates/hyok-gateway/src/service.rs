@@ -529,6 +529,30 @@ impl Gateway {
         }
     }
 
+    /// What every listing (ListObjects v1 and v2, ListObjectVersions) does first: the
+    /// credential and the policy may list `prefix`, the encoding and page size asked are
+    /// valid; then one page from `after`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn listing_page(
+        &self,
+        creds: &Option<s3s::auth::Credentials>,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&str>,
+        max: Option<i32>,
+        encoding: Option<&EncodingType>,
+    ) -> S3Result<(Page, Encoding)> {
+        let caller = self.authorize_bucket(creds, bucket, "list", Scope::List(prefix))?;
+        self.decide(&caller, hyok::policy::Action::List, bucket, prefix)?;
+        let enc = Encoding::of(encoding)?;
+        let max = max_keys(max)?;
+        let page = self
+            .list_page(&caller, bucket, prefix, delimiter, after, max)
+            .await?;
+        Ok((page, enc))
+    }
+
     /// List one page of a bucket's keys (the caller is authorized for the prefix).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn list_page(
@@ -929,23 +953,19 @@ impl S3 for GatewayS3 {
         let g = &self.0;
         let i = req.input;
         let prefix = i.prefix.clone().unwrap_or_default();
-        let caller =
-            g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
-        g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
-        let enc = Encoding::of(i.encoding_type.as_ref())?;
         let after = match (i.continuation_token.as_deref(), i.start_after.as_deref()) {
             (Some(t), Some(s)) => Some(if t >= s { t } else { s }),
             (t, s) => t.or(s),
         };
-        let max = max_keys(i.max_keys)?;
-        let page = g
-            .list_page(
-                &caller,
+        let (page, enc) = g
+            .listing_page(
+                &req.credentials,
                 &i.bucket,
                 &prefix,
                 i.delimiter.as_deref(),
                 after,
-                max,
+                i.max_keys,
+                i.encoding_type.as_ref(),
             )
             .await?;
         let count = page.objects.len() + page.prefixes.len();
@@ -974,19 +994,15 @@ impl S3 for GatewayS3 {
         let g = &self.0;
         let i = req.input;
         let prefix = i.prefix.clone().unwrap_or_default();
-        let caller =
-            g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
-        g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
-        let enc = Encoding::of(i.encoding_type.as_ref())?;
-        let max = max_keys(i.max_keys)?;
-        let page = g
-            .list_page(
-                &caller,
+        let (page, enc) = g
+            .listing_page(
+                &req.credentials,
                 &i.bucket,
                 &prefix,
                 i.delimiter.as_deref(),
                 i.marker.as_deref(),
-                max,
+                i.max_keys,
+                i.encoding_type.as_ref(),
             )
             .await?;
         Ok(S3Response::new(ListObjectsOutput {
@@ -1171,7 +1187,7 @@ fn satisfy(range: Option<&Range>, size: u64) -> S3Result<Option<std::ops::Range<
 
 /// A listing's page size: at most 1,000 (larger asks get 1,000, as on S3); a negative one
 /// is InvalidArgument.
-pub(crate) fn max_keys(asked: Option<i32>) -> S3Result<usize> {
+fn max_keys(asked: Option<i32>) -> S3Result<usize> {
     match asked {
         None => Ok(1000),
         Some(n) => usize::try_from(n).map(|n| n.min(1000)).map_err(|_| {

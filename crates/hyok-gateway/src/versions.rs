@@ -7,9 +7,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::authorize::Scope;
-use crate::encoding::Encoding;
-use crate::service::{max_keys, ts, Gateway};
+use crate::service::{ts, Gateway};
 
 /// The only version id an object of an unversioned bucket has.
 const NULL: &str = "null";
@@ -20,19 +18,16 @@ pub(crate) async fn list(
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let i = req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
-    let caller = g.authorize_bucket(&req.credentials, &i.bucket, "list", Scope::List(&prefix))?;
-    g.decide(&caller, hyok::policy::Action::List, &i.bucket, &prefix)?;
-    let enc = Encoding::of(i.encoding_type.as_ref())?;
-    let max = max_keys(i.max_keys)?;
     let after = markers(i.key_marker.as_deref(), i.version_id_marker.as_deref())?;
-    let page = g
-        .list_page(
-            &caller,
+    let (page, enc) = g
+        .listing_page(
+            &req.credentials,
             &i.bucket,
             &prefix,
             i.delimiter.as_deref(),
             after,
-            max,
+            i.max_keys,
+            i.encoding_type.as_ref(),
         )
         .await?;
     let versions = page
