@@ -1200,6 +1200,14 @@ def request_id_suite():
         ids.append(e.response["ResponseMetadata"].get("RequestId"))
     check(all(i and len(i) == 16 and all(c in "0123456789ABCDEF" for c in i) for i in ids)
           and len(set(ids)) == 3, f"x-amz-request-id on answers and errors: {ids}")
+    # Objects report their encryption at rest as S3's default does.
+    put = s3.put_object(Bucket=b, Key="sse/x", Body=b"x")
+    head = s3.head_object(Bucket=b, Key="sse/x")
+    got = s3.get_object(Bucket=b, Key="sse/x")
+    got["Body"].read()
+    check([r.get("ServerSideEncryption") for r in (put, head, got)] == ["AES256"] * 3,
+          "PUT, HEAD and GET report ServerSideEncryption AES256")
+    s3.delete_object(Bucket=b, Key="sse/x")
 
 
 def versions_suite():

@@ -76,6 +76,7 @@ pub(crate) async fn upload_part_copy(
         },
     };
     Ok(S3Response::new(UploadPartCopyOutput {
+        server_side_encryption: crate::service::at_rest(),
         copy_part_result: Some(CopyPartResult {
             e_tag: out.e_tag,
             last_modified: Some(Timestamp::from(std::time::SystemTime::now())),

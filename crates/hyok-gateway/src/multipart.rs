@@ -281,6 +281,7 @@ pub(crate) async fn create(
     attrs.check()?;
     let id = start(g, &caller, &i.bucket, &i.key, &attrs, true).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
+        server_side_encryption: crate::service::at_rest(),
         bucket: Some(i.bucket),
         key: Some(i.key),
         upload_id: Some(id),
@@ -446,6 +447,7 @@ pub(crate) async fn upload_part(
                 .await?;
                 drop(permit);
                 return Ok(S3Response::new(UploadPartOutput {
+                    server_side_encryption: crate::service::at_rest(),
                     e_tag: Some(ETag::Strong(etag)),
                     ..Default::default()
                 }));
@@ -501,6 +503,7 @@ pub(crate) async fn upload_part(
         )
         .await?;
         return Ok(S3Response::new(UploadPartOutput {
+            server_side_encryption: crate::service::at_rest(),
             e_tag: Some(ETag::Strong(etag)),
             ..Default::default()
         }));
@@ -534,6 +537,7 @@ pub(crate) async fn upload_part(
         }
     };
     Ok(S3Response::new(UploadPartOutput {
+        server_side_encryption: crate::service::at_rest(),
         e_tag: Some(ETag::Strong(etag)),
         ..Default::default()
     }))
@@ -694,6 +698,7 @@ async fn completed_as(
     };
     Ok((d.etag == expected).then(|| {
         S3Response::new(CompleteMultipartUploadOutput {
+            server_side_encryption: crate::service::at_rest(),
             bucket: Some(bucket.to_owned()),
             key: Some(key.to_owned()),
             e_tag: Some(ETag::Strong(expected)),
@@ -854,6 +859,7 @@ async fn complete_upload(
     }
     remove(g, &i.bucket, &i.upload_id, Some(&info)).await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        server_side_encryption: crate::service::at_rest(),
         bucket: Some(i.bucket),
         key: Some(i.key),
         e_tag: Some(ETag::Strong(etag)),

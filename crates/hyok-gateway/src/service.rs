@@ -850,6 +850,7 @@ impl S3 for GatewayS3 {
         };
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
+            server_side_encryption: at_rest(),
             ..Default::default()
         }))
     }
@@ -888,6 +889,7 @@ impl S3 for GatewayS3 {
         };
         Ok(S3Response::new(object_head!(
             HeadObjectOutput {
+                server_side_encryption: at_rest(),
                 content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
                 content_range: range,
             },
@@ -937,6 +939,7 @@ impl S3 for GatewayS3 {
         };
         Ok(S3Response::new(object_head!(
             GetObjectOutput {
+                server_side_encryption: at_rest(),
                 body: Some(body),
                 content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
                 content_range: shown,
@@ -1136,6 +1139,7 @@ impl S3 for GatewayS3 {
         )
         .await?;
         Ok(S3Response::new(CopyObjectOutput {
+            server_side_encryption: at_rest(),
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(d.etag)),
                 last_modified: Some(ts(SystemTime::now())),
@@ -1183,6 +1187,15 @@ fn satisfy(range: Option<&Range>, size: u64) -> S3Result<Option<std::ops::Range<
             Ok((r.start < r.end).then_some(r))
         }
     }
+}
+
+/// The at-rest encryption every object answer reports: `AES256`, as S3 reports for its
+/// default encryption of every object since 2023. Here it is the AES-256-GCM of the
+/// object's ESDK message, under keys the keyring holds.
+pub(crate) fn at_rest() -> Option<ServerSideEncryption> {
+    Some(ServerSideEncryption::from_static(
+        ServerSideEncryption::AES256,
+    ))
 }
 
 /// A listing's page size: at most 1,000 (larger asks get 1,000, as on S3); a negative one
