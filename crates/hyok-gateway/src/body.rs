@@ -143,19 +143,15 @@ impl Wanted {
 }
 
 /// The plaintext length of an upload's body: its `Content-Length`, or, for an aws-chunked
-/// body sent with `Transfer-Encoding: chunked` and no `Content-Length` (the AWS SDK for
-/// C++ and the CRT-based SDKs do this), its `x-amz-decoded-content-length`, the length the
-/// chunk decoder holds the body to. The pump checks the body against it either way.
+/// body (`x-amz-content-sha256: STREAMING-…`, which s3s decodes) sent with
+/// `Transfer-Encoding: chunked` and no `Content-Length` (the AWS SDK for C++ and the
+/// CRT-based SDKs do this), its `x-amz-decoded-content-length`, the length the chunk decoder
+/// holds the body to. The pump checks the body against it either way.
 pub(crate) fn upload_len(content_length: Option<i64>, headers: &hyper::HeaderMap) -> S3Result<u64> {
     if let Some(n) = content_length {
         return u64::try_from(n).map_err(|_| s3_error!(InvalidArgument, "a negative length"));
     }
-    let chunked = headers
-        .get_all(hyper::header::CONTENT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|c| c.trim().eq_ignore_ascii_case("aws-chunked"));
+    let chunked = tokens(headers, "x-amz-content-sha256").any(|t| t.starts_with("STREAMING-"));
     let decoded = headers
         .get("x-amz-decoded-content-length")
         .and_then(|v| v.to_str().ok())
@@ -169,12 +165,17 @@ pub(crate) fn upload_len(content_length: Option<i64>, headers: &hyper::HeaderMap
 /// Whether a request announces a flexible checksum in an aws-chunked trailer
 /// (`x-amz-trailer: x-amz-checksum-…`).
 pub(crate) fn trailer_checksum(headers: &hyper::HeaderMap) -> bool {
+    tokens(headers, "x-amz-trailer").any(|t| t.to_ascii_lowercase().starts_with("x-amz-checksum-"))
+}
+
+/// The comma-separated values of every `name` header, trimmed.
+fn tokens<'a>(headers: &'a hyper::HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers
-        .get_all("x-amz-trailer")
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().to_ascii_lowercase().starts_with("x-amz-checksum-"))
+        .map(str::trim)
 }
 
 /// Running digests of a body and the final check against what the client announced.
@@ -553,7 +554,12 @@ mod tests {
             upload_len(None, &h).is_err(),
             "only for an aws-chunked body"
         );
-        h.insert("content-encoding", "aws-chunked".parse().unwrap());
+        h.insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD".parse().unwrap());
+        assert!(upload_len(None, &h).is_err());
+        h.insert(
+            "x-amz-content-sha256",
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER".parse().unwrap(),
+        );
         assert_eq!(upload_len(None, &h).unwrap(), 10485760);
         assert_eq!(upload_len(Some(7), &h).unwrap(), 7);
         h.insert("x-amz-decoded-content-length", "-3".parse().unwrap());
