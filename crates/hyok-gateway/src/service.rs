@@ -1228,7 +1228,7 @@ fn listing(objects: Vec<(String, ObjectDesc)>, enc: Encoding) -> Vec<Object> {
         .collect()
 }
 
-fn common(prefixes: Vec<String>, enc: Encoding) -> Option<Vec<CommonPrefix>> {
+pub(crate) fn common(prefixes: Vec<String>, enc: Encoding) -> Option<Vec<CommonPrefix>> {
     (!prefixes.is_empty()).then(|| {
         prefixes
             .into_iter()

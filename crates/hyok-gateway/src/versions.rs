@@ -7,7 +7,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::service::{ts, Gateway};
+use crate::service::{common, ts, Gateway};
 
 /// The only version id an object of an unversioned bucket has.
 const NULL: &str = "null";
@@ -46,14 +46,6 @@ pub(crate) async fn list(
             ..Default::default()
         })
         .collect();
-    let prefixes = (!page.prefixes.is_empty()).then(|| {
-        page.prefixes
-            .into_iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(enc.apply(p)),
-            })
-            .collect()
-    });
     // Where the next page starts: after this key (or common prefix), all its versions.
     let next = page.truncated.then_some(page.next).flatten();
     Ok(S3Response::new(ListObjectVersionsOutput {
@@ -67,7 +59,7 @@ pub(crate) async fn list(
         next_version_id_marker: next.as_ref().map(|_| NULL.to_owned()),
         next_key_marker: enc.opt(next),
         versions: Some(versions),
-        common_prefixes: prefixes,
+        common_prefixes: common(page.prefixes, enc),
         encoding_type: enc.answer(),
         ..Default::default()
     }))
