@@ -8,7 +8,8 @@ file), GW_SUITE (`full`, or `s3`: a shorter run for the S3 backend; `cap`: the g
 virtual-hosted-style requests under `gw.test`), GW_BACKEND_ENDPOINT (S3
 backend only: the backend server, whose buckets this script creates and whose raw objects it
 downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip),
-S3CMD (s3cmd binary; empty = skip).
+S3CMD (s3cmd binary; empty = skip), GO (go binary, with Debian's AWS SDK for Go v2 in
+GO_PATH; empty = skip).
 
 Prints one line per check and `N passed, 0 failed`; exits non-zero at the first failure.
 """
@@ -674,7 +675,33 @@ def refusals_suite():
         check(error_code(lambda: s3.get_object(Bucket=b, Key=long)) in ("KeyTooLongError", "NoSuchKey"),
               "and reading it: KeyTooLongError or NoSuchKey, not a server error")
     early_answer_keeps_the_connection_usable(s3, b, data)
+    over_five_gib(s3, b)
     s3.delete_object(Bucket=b, Key="ref/obj")
+
+
+def over_five_gib(s3, b):
+    """A PutObject or UploadPart that announces more than S3's 5 GiB a request gets
+    EntityTooLarge before its body is read, and nothing is stored."""
+    up = s3.create_multipart_upload(Bucket=b, Key="ref/huge-mp")["UploadId"]
+    for op, params in (("put_object", {"Key": "ref/huge"}),
+                       ("upload_part", {"Key": "ref/huge-mp", "UploadId": up, "PartNumber": 1})):
+        url = urllib.parse.urlsplit(s3.generate_presigned_url(
+            op, Params={"Bucket": b, **params}, ExpiresIn=600))
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        conn.putrequest("PUT", f"{url.path}?{url.query}")
+        conn.putheader("Content-Length", str(5 * 1024 ** 3 + 1))
+        conn.endheaders()
+        conn.send(b"x" * 4096)
+        resp = conn.getresponse()
+        text = resp.read().decode(errors="replace")
+        conn.close()
+        check(resp.status == 400 and "<Code>EntityTooLarge</Code>" in text,
+              f"{op} announcing 5 GiB + 1 byte: 400 EntityTooLarge ({resp.status})")
+    check(error_code(lambda: s3.head_object(Bucket=b, Key="ref/huge")) == "404",
+          "and nothing is stored")
+    check(s3.list_parts(Bucket=b, Key="ref/huge-mp", UploadId=up).get("Parts", []) == [],
+          "nor a part")
+    s3.abort_multipart_upload(Bucket=b, Key="ref/huge-mp", UploadId=up)
 
 
 def foreign_suite():
@@ -1187,6 +1214,35 @@ def s3cmd_suite():
     check(run("ls", "--recursive", f"s3://{bucket}/").strip() == "", "s3cmd del --recursive")
 
 
+def go_suite():
+    """The AWS SDK for Go v2 (Debian's golang-github-aws-aws-sdk-go-v2-dev): gateway_go/main.go,
+    built here in GOPATH mode, runs its own checks and prints one line per check."""
+    go = E.get("GO")
+    if not go:
+        print("SKIPPED: the AWS SDK for Go v2 (GO not set)", flush=True)
+        return
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway_go", "main.go")
+    exe = os.path.join(WORK, "gateway-go")
+    env = dict(E)
+    env.pop("AWS_CA_BUNDLE", None)
+    env.update(GO111MODULE="off", GOPATH=E["GO_PATH"], GOFLAGS="", CGO_ENABLED="0")
+    env.setdefault("GOCACHE", os.path.join(os.path.expanduser("~"), ".cache", "go-build"))
+    built = subprocess.run([go, "build", "-o", exe, src], env=env, cwd=WORK,
+                           capture_output=True, text=True, timeout=600)
+    if built.returncode != 0:
+        fail(f"go build of the Go SDK client: {(built.stdout + built.stderr).strip()[-1500:]}")
+    bucket = "go" + SFX
+    make_backend_bucket(bucket)
+    env["GW_GO_BUCKET"] = bucket
+    run = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=600)
+    lines = run.stdout.splitlines()
+    for line in lines:
+        if line.startswith("ok "):
+            ok("Go SDK v2: " + line[3:].strip())
+    if run.returncode != 0 or not lines:
+        fail(f"Go SDK v2 client: exit {run.returncode}: {(run.stdout + run.stderr).strip()[-1500:]}")
+
+
 def request_id_suite():
     """Every answer carries x-amz-request-id (SDKs report it with an error); ids differ."""
     s3 = client()
@@ -1545,7 +1601,7 @@ def download_backend():
         return
     raw = os.path.join(WORK, "raw")
     n = 0
-    for bucket in ("acli" + SFX, "boto" + SFX, "limited", "rclone-b" + SFX):
+    for bucket in ("acli" + SFX, "boto" + SFX, "limited", "rclone-b" + SFX, "go" + SFX):
         try:
             pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket))
         except ClientError:
@@ -1582,6 +1638,7 @@ if __name__ == "__main__":
     if SUITE == "full":
         rclone_suite()
     s3cmd_suite()
+    go_suite()
     download_backend()
     print(f"clients took {time.time() - t0:.1f} s", flush=True)
     print(f"{PASSED} passed, 0 failed", flush=True)

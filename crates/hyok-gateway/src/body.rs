@@ -142,24 +142,40 @@ impl Wanted {
     }
 }
 
+/// The largest body of one PutObject or UploadPart: S3's 5 GiB. Larger objects are
+/// multipart uploads (up to 10,000 parts of up to 5 GiB each), as on S3; a client that
+/// announces more gets `EntityTooLarge` before a byte of its body is read.
+pub(crate) const MAX_UPLOAD: u64 = 5 * 1024 * 1024 * 1024;
+
 /// The plaintext length of an upload's body: its `Content-Length`, or, for an aws-chunked
 /// body (`x-amz-content-sha256: STREAMING-…`, which s3s decodes) sent with
 /// `Transfer-Encoding: chunked` and no `Content-Length` (the AWS SDK for C++ and the
 /// CRT-based SDKs do this), its `x-amz-decoded-content-length`, the length the chunk decoder
-/// holds the body to. The pump checks the body against it either way.
+/// holds the body to. The pump checks the body against it either way. Over [`MAX_UPLOAD`]:
+/// `EntityTooLarge`, as S3.
 pub(crate) fn upload_len(content_length: Option<i64>, headers: &hyper::HeaderMap) -> S3Result<u64> {
-    if let Some(n) = content_length {
-        return u64::try_from(n).map_err(|_| s3_error!(InvalidArgument, "a negative length"));
+    let len = match content_length {
+        Some(n) => u64::try_from(n).map_err(|_| s3_error!(InvalidArgument, "a negative length"))?,
+        None => {
+            let chunked =
+                tokens(headers, "x-amz-content-sha256").any(|t| t.starts_with("STREAMING-"));
+            let decoded = headers
+                .get("x-amz-decoded-content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            match decoded {
+                Some(n) if chunked => n,
+                _ => return Err(s3_error!(MissingContentLength)),
+            }
+        }
+    };
+    if len > MAX_UPLOAD {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size (5 GiB a request; larger objects are multipart uploads)"
+        ));
     }
-    let chunked = tokens(headers, "x-amz-content-sha256").any(|t| t.starts_with("STREAMING-"));
-    let decoded = headers
-        .get("x-amz-decoded-content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match decoded {
-        Some(n) if chunked => Ok(n),
-        _ => Err(s3_error!(MissingContentLength)),
-    }
+    Ok(len)
 }
 
 /// Whether a request announces a flexible checksum in an aws-chunked trailer
@@ -564,6 +580,17 @@ mod tests {
         assert_eq!(upload_len(Some(7), &h).unwrap(), 7);
         h.insert("x-amz-decoded-content-length", "-3".parse().unwrap());
         assert!(upload_len(None, &h).is_err());
+        // S3's 5 GiB a request, announced either way.
+        let max = i64::try_from(MAX_UPLOAD).unwrap();
+        assert_eq!(upload_len(Some(max), &h).unwrap(), MAX_UPLOAD);
+        let over = upload_len(Some(max + 1), &h).unwrap_err();
+        assert_eq!(over.code(), &s3s::S3ErrorCode::EntityTooLarge);
+        h.insert(
+            "x-amz-decoded-content-length",
+            (MAX_UPLOAD + 1).to_string().parse().unwrap(),
+        );
+        let over = upload_len(None, &h).unwrap_err();
+        assert_eq!(over.code(), &s3s::S3ErrorCode::EntityTooLarge);
         let mut h = hyper::HeaderMap::new();
         assert!(!trailer_checksum(&h));
         h.insert("x-amz-trailer", "x-amz-something-else".parse().unwrap());

@@ -793,6 +793,7 @@ impl S3 for GatewayS3 {
         crate::refuse::put(&input)?;
         let attrs = meta::attributes_of!(input);
         attrs.check()?;
+        let len = body::upload_len(input.content_length, &req.headers)?;
         let pin = g
             .check_write(
                 &bucket,
@@ -803,7 +804,6 @@ impl S3 for GatewayS3 {
             .await?;
         let wanted = body::wanted_of!(input);
         let body = input.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
-        let len = body::upload_len(input.content_length, &req.headers)?;
         let etag = if len <= SMALL_BODY {
             // Small: read it, so the MD5 is known before the header is written.
             let kib = u32::try_from(len.div_ceil(1024).max(1)).unwrap_or(u32::MAX);

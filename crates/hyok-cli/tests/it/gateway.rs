@@ -69,6 +69,29 @@ fn s3cmd() -> Option<String> {
     found.then(|| "s3cmd".to_owned())
 }
 
+/// Debian's AWS SDK for Go v2 (`golang-github-aws-aws-sdk-go-v2-dev`, in GOPATH layout).
+const GO_SDK_PATH: &str = "/usr/share/gocode";
+
+/// The `go` binary, when it and Debian's AWS SDK for Go v2 are installed.
+fn go_sdk() -> Option<String> {
+    let found = Command::new("go")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && Path::new(GO_SDK_PATH)
+            .join("src/github.com/aws/aws-sdk-go-v2/feature/s3/manager")
+            .is_dir();
+    if !found && required() {
+        panic!(
+            "go or the AWS SDK for Go v2 is not installed (apt-get install golang-go \
+             golang-github-aws-aws-sdk-go-v2-dev), and HYOK_REQUIRE_SERVICES=1"
+        );
+    }
+    found.then(|| "go".to_owned())
+}
+
 /// A running `hyok gateway` with its configuration, keys and backend.
 struct Gateway {
     child: Child,
@@ -285,7 +308,9 @@ fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&s
         .env("GW_SUITE", suite)
         .env("GW_BUCKET_SUFFIX", format!("-{}", common::unique("t")))
         .env("RCLONE", rclone().unwrap_or_default())
-        .env("S3CMD", s3cmd().unwrap_or_default());
+        .env("S3CMD", s3cmd().unwrap_or_default())
+        .env("GO", go_sdk().unwrap_or_default())
+        .env("GO_PATH", GO_SDK_PATH);
     match backend_endpoint {
         Some(e) => cmd.env("GW_BACKEND_ENDPOINT", e),
         None => cmd.env("GW_BACKEND_DIR", gw.dir().join("backend")),
