@@ -1256,6 +1256,17 @@ def request_id_suite():
         ids.append(e.response["ResponseMetadata"].get("RequestId"))
     check(all(i and len(i) == 16 and all(c in "0123456789ABCDEF" for c in i) for i in ids)
           and len(set(ids)) == 3, f"x-amz-request-id on answers and errors: {ids}")
+    # The error document carries the same id, as S3's (`<RequestId>`).
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "no/such/key"},
+                                    ExpiresIn=600)
+    try:
+        urllib.request.urlopen(url, timeout=30)
+        fail("a missing key was found")
+    except urllib.error.HTTPError as e:
+        code, text, rid = e.code, e.read().decode(), e.headers.get("x-amz-request-id")
+    check(code == 404 and f"<RequestId>{rid}</RequestId></Error>" in text
+          and "<Code>NoSuchKey</Code>" in text,
+          f"the error body carries the answer's request id ({text[-90:]})")
     # Objects report their encryption at rest as S3's default does.
     put = s3.put_object(Bucket=b, Key="sse/x", Body=b"x")
     head = s3.head_object(Bucket=b, Key="sse/x")

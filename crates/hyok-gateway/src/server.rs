@@ -64,17 +64,45 @@ async fn handle(
     use tracing::Instrument;
     let id = crate::multipart::new_upload_id()[..16].to_ascii_uppercase();
     let span = tracing::info_span!("request", id = %id);
-    let mut res = handle_one(g, s3, req).instrument(span).await;
+    let mut res = handle_one(g, s3, req, &id).instrument(span).await;
     if let (Ok(r), Ok(v)) = (&mut res, hyper::header::HeaderValue::from_str(&id)) {
         r.headers_mut().insert("x-amz-request-id", v);
     }
     res
 }
 
+/// An S3 error body (`<Error>…</Error>`, a body held whole) gets `<RequestId>`, as S3's:
+/// tools that log the body, not the headers, then show the id the gateway's log carries.
+fn error_body_with_id(r: &mut Response<Body>, id: &str) {
+    if r.status().as_u16() < 400 {
+        return;
+    }
+    let Some(xml) = r.body().bytes() else {
+        return;
+    };
+    let Some(end) = xml.strip_suffix(b"</Error>".as_slice()) else {
+        return;
+    };
+    if xml.windows(11).any(|w| w == b"<RequestId>") {
+        return;
+    }
+    let mut with = Vec::with_capacity(xml.len() + id.len() + 32);
+    with.extend_from_slice(end);
+    with.extend_from_slice(b"<RequestId>");
+    with.extend_from_slice(id.as_bytes());
+    with.extend_from_slice(b"</RequestId></Error>");
+    if r.headers().contains_key(hyper::header::CONTENT_LENGTH) {
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_LENGTH, with.len().into());
+    }
+    *r.body_mut() = Body::from(bytes::Bytes::from(with));
+}
+
 async fn handle_one(
     g: Arc<Gateway>,
     s3: S3Service,
     req: Request<Incoming>,
+    id: &str,
 ) -> Result<Response<Body>, s3s::HttpError> {
     let started = Instant::now();
     g.metrics.start();
@@ -88,18 +116,21 @@ async fn handle_one(
             let refused = crate::presigned::refused(req.uri().query());
             let (req, close) = crate::unread::guard(req);
             match (refused, crate::limit::try_enter(&g.requests)) {
-                (Some(refused), _) => {
+                (Some(mut refused), _) => {
                     drop(req);
+                    error_body_with_id(&mut refused, id);
                     Ok(close.apply(refused))
                 }
-                (None, Some(permit)) => s3
-                    .call(req.map(Body::http_body))
-                    .await
-                    .map(|r| close.apply(crate::limit::hold(r, permit))),
+                (None, Some(permit)) => s3.call(req.map(Body::http_body)).await.map(|mut r| {
+                    error_body_with_id(&mut r, id);
+                    close.apply(crate::limit::hold(r, permit))
+                }),
                 (None, None) => {
                     g.metrics.throttled();
                     drop(req);
-                    Ok(close.apply(crate::limit::slow_down()))
+                    let mut busy = crate::limit::slow_down();
+                    error_body_with_id(&mut busy, id);
+                    Ok(close.apply(busy))
                 }
             }
         }
@@ -191,5 +222,40 @@ pub(crate) async fn serve(
         .is_err()
     {
         tracing::warn!("requests still running after {DRAIN:?}: dropped (their uploads abort)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Response<Body> {
+        let mut r = Response::new(Body::from(body.to_owned()));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap();
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_LENGTH, body.len().into());
+        r
+    }
+
+    #[test]
+    fn error_bodies_carry_the_request_id() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code></Error>"#;
+        let mut r = answer(404, xml);
+        error_body_with_id(&mut r, "0123ABCD");
+        let got = String::from_utf8(r.body().bytes().unwrap().to_vec()).unwrap();
+        assert!(got.ends_with("<Code>NoSuchKey</Code><RequestId>0123ABCD</RequestId></Error>"));
+        assert_eq!(
+            r.headers()[hyper::header::CONTENT_LENGTH],
+            got.len().to_string()
+        );
+        // Not twice, not into answers that are not errors or not S3 error documents.
+        error_body_with_id(&mut r, "FFFF");
+        let again = String::from_utf8(r.body().bytes().unwrap().to_vec()).unwrap();
+        assert_eq!(again, got);
+        for (status, body) in [(200, "<Error>in an object</Error>"), (503, "down\n")] {
+            let mut r = answer(status, body);
+            error_body_with_id(&mut r, "0123ABCD");
+            assert_eq!(r.body().bytes().unwrap(), body.as_bytes());
+        }
     }
 }
