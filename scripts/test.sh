@@ -5,7 +5,7 @@
 #
 # On a fresh Debian machine with a Rust toolchain this
 #   1. creates .venv with the Python AWS Encryption SDK, boto3 and the aws cli
-#      (scripts/setup-python.sh) and installs rclone, s3cmd and the AWS SDK for Go v2 (Debian packages),
+#      (scripts/setup-python.sh) and installs rclone, s3cmd, s3fs and the AWS SDK for Go v2 (Debian packages),
 #   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1, and a
 #      three-node OpenBao raft cluster for the failover tests
 #      (scripts/services/*.sh; state and tools under $HYOK_STATE_DIR, default .state/),
@@ -61,10 +61,10 @@ else
   problem "setting up the Python AWS Encryption SDK failed"
 fi
 
-# rclone, s3cmd and the AWS SDK for Go v2 (Debian packages): real clients of the
-# `hyok gateway` tests.
+# rclone, s3cmd, s3fs-fuse and the AWS SDK for Go v2 (Debian packages): real clients of
+# the `hyok gateway` tests.
 missing=()
-for tool in rclone s3cmd; do
+for tool in rclone s3cmd s3fs; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 command -v go >/dev/null 2>&1 || missing+=(golang-go)

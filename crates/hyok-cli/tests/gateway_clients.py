@@ -8,7 +8,7 @@ file), GW_SUITE (`full`, or `s3`: a shorter run for the S3 backend; `cap`: the g
 virtual-hosted-style requests under `gw.test`), GW_BACKEND_ENDPOINT (S3
 backend only: the backend server, whose buckets this script creates and whose raw objects it
 downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip),
-S3CMD (s3cmd binary; empty = skip), GO (go binary, with Debian's AWS SDK for Go v2 in
+S3CMD (s3cmd binary; empty = skip), S3FS (s3fs-fuse binary; empty = skip), GO (go binary, with Debian's AWS SDK for Go v2 in
 GO_PATH; empty = skip).
 
 Prints one line per check and `N passed, 0 failed`; exits non-zero at the first failure.
@@ -1214,6 +1214,100 @@ def s3cmd_suite():
     check(run("ls", "--recursive", f"s3://{bucket}/").strip() == "", "s3cmd del --recursive")
 
 
+def s3fs_suite():
+    """s3fs-fuse (Debian package): the bucket mounted as a file system. Files written,
+    renamed (CopyObject; UploadPartCopy for a large one), chmod'ed and touched (metadata
+    replaced by a copy), appended to, then read back after a fresh mount, and removed."""
+    exe = E.get("S3FS")
+    if not exe:
+        print("SKIPPED: s3fs (S3FS not set)", flush=True)
+        return
+    if not os.path.exists("/dev/fuse"):
+        print("SKIPPED: s3fs (no /dev/fuse on this machine)", flush=True)
+        return
+    s3 = client()
+    bucket = "s3fs" + SFX
+    make_backend_bucket(bucket)
+    s3.create_bucket(Bucket=bucket)
+    mnt = os.path.join(WORK, "s3fs-mnt")
+    os.makedirs(mnt, exist_ok=True)
+    pw = os.path.join(WORK, "s3fs.passwd")
+    with open(pw, "w") as f:
+        f.write(f"{E['GW_KEY']}:{E['GW_SECRET']}\n")
+    os.chmod(pw, 0o600)
+    log = os.path.join(WORK, "s3fs.log")
+    env = dict(E)
+    for k in ("AWS_CA_BUNDLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(k, None)
+
+    def mount():
+        opts = [f"passwd_file={pw}", f"url={ENDPOINT}", "use_path_request_style",
+                "retries=2", "connect_timeout=10", "readwrite_timeout=60",
+                f"logfile={log}", "dbglevel=warn"]
+        r = subprocess.run([exe, bucket, mnt] + [a for o in opts for a in ("-o", o)],
+                           env=env, capture_output=True, text=True, timeout=60)
+        for _ in range(100):
+            if os.path.ismount(mnt):
+                return True
+            time.sleep(0.1)
+        print(f"SKIPPED: s3fs could not mount (FUSE unavailable?): exit {r.returncode} "
+              f"{(r.stdout + r.stderr).strip()[-300:]}", flush=True)
+        return False
+
+    def umount():
+        if subprocess.run(["umount", mnt], capture_output=True, timeout=60).returncode != 0:
+            subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=60)
+
+    if not mount():
+        return
+    small = b"s3fs through the gateway: " + MARKER + b"\n"
+    large = big_body(30 << 20, 77)
+    try:
+        write(os.path.join(mnt, "small.txt"), small)
+        write(os.path.join(mnt, "large.bin"), large)
+        os.mkdir(os.path.join(mnt, "dir"))
+        write(os.path.join(mnt, "dir", "a.txt"), small)
+        os.rename(os.path.join(mnt, "dir", "a.txt"), os.path.join(mnt, "dir", "b.txt"))
+        os.rename(os.path.join(mnt, "large.bin"), os.path.join(mnt, "dir", "large.bin"))
+        os.chmod(os.path.join(mnt, "small.txt"), 0o640)
+        with open(os.path.join(mnt, "small.txt"), "ab") as f:
+            f.write(b"appended\n")
+        os.utime(os.path.join(mnt, "small.txt"), (1577836800, 1577836800))
+        ok("s3fs: write, mkdir, rename (small and 30 MiB), chmod, append, touch")
+    finally:
+        umount()
+    if not mount():
+        fail("s3fs mounted once but not again")
+    try:
+        st = os.stat(os.path.join(mnt, "small.txt"))
+        check(read(os.path.join(mnt, "small.txt")) == small + b"appended\n"
+              and st.st_mode & 0o777 == 0o640 and int(st.st_mtime) == 1577836800,
+              "s3fs after a fresh mount: content, mode and mtime kept")
+        check(read(os.path.join(mnt, "dir", "large.bin")) == large
+              and read(os.path.join(mnt, "dir", "b.txt")) == small
+              and sorted(os.listdir(os.path.join(mnt, "dir"))) == ["b.txt", "large.bin"]
+              and sorted(os.listdir(mnt)) == ["dir", "small.txt"],
+              "s3fs after a fresh mount: renamed files byte-identical, old names gone")
+        with open(os.path.join(mnt, "dir", "large.bin"), "rb") as f:
+            f.seek(17 << 20)
+            piece = f.read(1 << 20)
+        check(piece == large[17 << 20:18 << 20], "s3fs: a read in the middle of the large file")
+        head = s3.head_object(Bucket=bucket, Key="dir/large.bin")
+        check(head["ContentLength"] == len(large) and "mode" in head["Metadata"],
+              f"s3fs's metadata through the gateway: {sorted(head['Metadata'])}")
+        stored = os.path.join(E.get("GW_BACKEND_DIR", ""), bucket)
+        if E.get("GW_BACKEND_DIR"):
+            raw = [read(os.path.join(d, n)) for d, _, ns in os.walk(stored) for n in ns]
+            check(len(raw) >= 4 and not any(MARKER in r or small[:20] in r for r in raw),
+                  f"s3fs's files are ciphertext in the backend ({len(raw)} files)")
+        shutil.rmtree(os.path.join(mnt, "dir"))
+        os.remove(os.path.join(mnt, "small.txt"))
+    finally:
+        umount()
+    left = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    check(left == [], f"s3fs rm -r leaves the bucket empty ({[o['Key'] for o in left]})")
+
+
 def go_suite():
     """The AWS SDK for Go v2 (Debian's golang-github-aws-aws-sdk-go-v2-dev): gateway_go/main.go,
     built here in GOPATH mode, runs its own checks and prints one line per check."""
@@ -1648,6 +1742,7 @@ if __name__ == "__main__":
     request_count_suite()
     if SUITE == "full":
         rclone_suite()
+        s3fs_suite()
     s3cmd_suite()
     go_suite()
     download_backend()

@@ -69,6 +69,19 @@ fn s3cmd() -> Option<String> {
     found.then(|| "s3cmd".to_owned())
 }
 
+fn s3fs() -> Option<String> {
+    let found = Command::new("s3fs")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found && required() {
+        panic!("s3fs is not installed (apt-get install s3fs), and HYOK_REQUIRE_SERVICES=1");
+    }
+    found.then(|| "s3fs".to_owned())
+}
+
 /// Debian's AWS SDK for Go v2 (`golang-github-aws-aws-sdk-go-v2-dev`, in GOPATH layout).
 const GO_SDK_PATH: &str = "/usr/share/gocode";
 
@@ -309,6 +322,7 @@ fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&s
         .env("GW_BUCKET_SUFFIX", format!("-{}", common::unique("t")))
         .env("RCLONE", rclone().unwrap_or_default())
         .env("S3CMD", s3cmd().unwrap_or_default())
+        .env("S3FS", s3fs().unwrap_or_default())
         .env("GO", go_sdk().unwrap_or_default())
         .env("GO_PATH", GO_SDK_PATH);
     match backend_endpoint {
