@@ -586,6 +586,13 @@ def headers_suite():
     r = s3.get_object(Bucket=b, Key="hdr/put")
     check(r["Body"].read() == data, "PUT: the body is unchanged by Content-Encoding")
     same(r, "PUT: GET returns the content headers")
+    # Kept as sent; only an aws-chunked coding (the request's framing) is taken out.
+    got = []
+    for sent in ("deflate, gzip", "br,gzip", "gzip, aws-chunked"):
+        s3.put_object(Bucket=b, Key="hdr/enc", Body=data, ContentEncoding=sent)
+        got.append(s3.head_object(Bucket=b, Key="hdr/enc").get("ContentEncoding"))
+    check(got == ["deflate, gzip", "br,gzip", "gzip"], f"Content-Encoding kept as sent: {got}")
+    s3.delete_object(Bucket=b, Key="hdr/enc")
     uid = s3.create_multipart_upload(Bucket=b, Key="hdr/multi", ContentType="text/csv",
                                      **want)["UploadId"]
     etag = s3.upload_part(Bucket=b, Key="hdr/multi", UploadId=uid, PartNumber=1,

@@ -126,15 +126,20 @@ macro_rules! answered {
 }
 pub(crate) use answered;
 
-/// The `Content-Encoding` S3 keeps: the request's, without `aws-chunked` (which only says
-/// how this request's body was framed).
+/// The `Content-Encoding` S3 keeps: the request's as it was sent, or, when it names
+/// `aws-chunked` (which only says how this request's body was framed), the other codings.
 pub(crate) fn stored_encoding(e: Option<&str>) -> Option<String> {
-    let kept: Vec<&str> = e?
+    let e = e?;
+    let chunked = |c: &str| c.trim().eq_ignore_ascii_case("aws-chunked");
+    if !e.split(',').any(chunked) {
+        return (!e.trim().is_empty()).then(|| e.to_owned());
+    }
+    let kept: Vec<&str> = e
         .split(',')
         .map(str::trim)
-        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+        .filter(|c| !c.is_empty() && !chunked(c))
         .collect();
-    (!kept.is_empty()).then(|| kept.join(","))
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// A timestamp as an HTTP date.
@@ -338,8 +343,18 @@ mod tests {
         );
         assert_eq!(
             stored_encoding(Some("br, gzip")).as_deref(),
-            Some("br,gzip")
+            Some("br, gzip")
         );
+        // Kept as sent unless aws-chunked is taken out.
+        assert_eq!(
+            stored_encoding(Some("deflate,gzip")).as_deref(),
+            Some("deflate,gzip")
+        );
+        assert_eq!(
+            stored_encoding(Some("br,aws-chunked,gzip")).as_deref(),
+            Some("br, gzip")
+        );
+        assert_eq!(stored_encoding(Some(" ")), None);
     }
 
     #[test]
