@@ -43,43 +43,35 @@ fn python(test: &str) -> Option<PathBuf> {
     }
 }
 
-fn rclone() -> Option<String> {
-    let found = Command::new("rclone")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+/// A client program of the tests, from a Debian package: its name when `program ARG` runs,
+/// else `None` (a panic when HYOK_REQUIRE_SERVICES=1); `extra` must also hold (the
+/// packages a program needs besides its binary).
+fn debian_tool(program: &str, arg: &str, packages: &str, extra: bool) -> Option<String> {
+    let found = extra
+        && Command::new(program)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
     if !found && required() {
-        panic!("rclone is not installed (apt-get install rclone), and HYOK_REQUIRE_SERVICES=1");
+        panic!(
+            "{program} is not installed (apt-get install {packages}), and HYOK_REQUIRE_SERVICES=1"
+        );
     }
-    found.then(|| "rclone".to_owned())
+    found.then(|| program.to_owned())
+}
+
+fn rclone() -> Option<String> {
+    debian_tool("rclone", "version", "rclone", true)
 }
 
 fn s3cmd() -> Option<String> {
-    let found = Command::new("s3cmd")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found && required() {
-        panic!("s3cmd is not installed (apt-get install s3cmd), and HYOK_REQUIRE_SERVICES=1");
-    }
-    found.then(|| "s3cmd".to_owned())
+    debian_tool("s3cmd", "--version", "s3cmd", true)
 }
 
 fn s3fs() -> Option<String> {
-    let found = Command::new("s3fs")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found && required() {
-        panic!("s3fs is not installed (apt-get install s3fs), and HYOK_REQUIRE_SERVICES=1");
-    }
-    found.then(|| "s3fs".to_owned())
+    debian_tool("s3fs", "--version", "s3fs", true)
 }
 
 /// Debian's AWS SDK for Go v2 (`golang-github-aws-aws-sdk-go-v2-dev`, in GOPATH layout).
@@ -87,22 +79,15 @@ const GO_SDK_PATH: &str = "/usr/share/gocode";
 
 /// The `go` binary, when it and Debian's AWS SDK for Go v2 are installed.
 fn go_sdk() -> Option<String> {
-    let found = Command::new("go")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-        && Path::new(GO_SDK_PATH)
-            .join("src/github.com/aws/aws-sdk-go-v2/feature/s3/manager")
-            .is_dir();
-    if !found && required() {
-        panic!(
-            "go or the AWS SDK for Go v2 is not installed (apt-get install golang-go \
-             golang-github-aws-aws-sdk-go-v2-dev), and HYOK_REQUIRE_SERVICES=1"
-        );
-    }
-    found.then(|| "go".to_owned())
+    let sdk = Path::new(GO_SDK_PATH)
+        .join("src/github.com/aws/aws-sdk-go-v2/feature/s3/manager")
+        .is_dir();
+    debian_tool(
+        "go",
+        "version",
+        "golang-go golang-github-aws-aws-sdk-go-v2-dev",
+        sdk,
+    )
 }
 
 /// A running `hyok gateway` with its configuration, keys and backend.
