@@ -11,7 +11,8 @@
 //! - what a client sends that the gateway reads itself (s3s parses the rest): the `Host`
 //!   header under `virtual_host_domains` (a bucket only for `BUCKET.DOMAIN`), upload ids,
 //!   object keys (an accepted key is stored under a path that gives it back, never one
-//!   ending in `/`) and `x-amz-copy-source-range` (a range inside the source).
+//!   ending in `/`), `x-amz-copy-source-range` (a range inside the source) and
+//!   `Content-Encoding` (kept as sent; an `aws-chunked` coding never stays).
 
 use std::time::UNIX_EPOCH;
 
@@ -125,6 +126,19 @@ fn client_text(data: &[u8]) {
         assert!(!stored.ends_with('/'), "{text:?} stored as {stored:?}");
         assert_eq!(crate::backend::client_key(&stored), text);
     }
+    // A Content-Encoding is kept as sent, unless it names aws-chunked, which never stays.
+    let chunked = |c: &str| c.trim().eq_ignore_ascii_case("aws-chunked");
+    match meta::stored_encoding(Some(text)) {
+        Some(kept) if text.split(',').any(chunked) => {
+            assert!(!kept.split(',').any(chunked), "{text:?} kept as {kept:?}");
+            assert!(!kept.trim().is_empty(), "{text:?} kept as {kept:?}");
+        }
+        Some(kept) => assert_eq!(kept, text),
+        None => assert!(
+            text.trim().is_empty() || text.split(',').any(chunked),
+            "{text:?} dropped"
+        ),
+    }
     let size = text.len() as u64 * 1000;
     if let Ok(r) = crate::copy_part::source_range(text, size) {
         assert!(
@@ -166,6 +180,11 @@ mod tests {
         let range = String::from_utf8(seed("copy-source-range")).unwrap();
         let size = range.len() as u64 * 1000;
         assert_eq!(crate::copy_part::source_range(&range, size).unwrap(), 0..10);
+        let encoding = String::from_utf8(seed("content-encoding-aws-chunked")).unwrap();
+        assert_eq!(
+            meta::stored_encoding(Some(&encoding)).as_deref(),
+            Some("gzip")
+        );
     }
 
     #[test]
