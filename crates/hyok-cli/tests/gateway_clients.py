@@ -150,6 +150,13 @@ def write(path, data):
         f.write(data)
 
 
+def write_secret(path, text):
+    """A file holding a secret, readable by its owner only from its creation."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def read(path):
     with open(path, "rb") as f:
         return f.read()
@@ -1182,11 +1189,9 @@ def s3cmd_suite():
         return
     host = ENDPOINT.split("://", 1)[1].rstrip("/")
     cfg = os.path.join(WORK, "s3cmd.cfg")
-    with open(cfg, "w") as f:
-        f.write(f"[default]\naccess_key = {E['GW_KEY']}\nsecret_key = {E['GW_SECRET']}\n"
-                f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
-                "signature_v2 = False\nbucket_location = us-east-1\n")
-    os.chmod(cfg, 0o600)
+    write_secret(cfg, f"[default]\naccess_key = {E['GW_KEY']}\nsecret_key = {E['GW_SECRET']}\n"
+                      f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
+                      "signature_v2 = False\nbucket_location = us-east-1\n")
     env = dict(E)
     env.pop("AWS_CA_BUNDLE", None)
     bucket = "s3cmd" + SFX
@@ -1239,9 +1244,7 @@ def s3fs_suite():
     mnt = os.path.join(WORK, "s3fs-mnt")
     os.makedirs(mnt, exist_ok=True)
     pw = os.path.join(WORK, "s3fs.passwd")
-    with open(pw, "w") as f:
-        f.write(f"{E['GW_KEY']}:{E['GW_SECRET']}\n")
-    os.chmod(pw, 0o600)
+    write_secret(pw, f"{E['GW_KEY']}:{E['GW_SECRET']}\n")
     log = os.path.join(WORK, "s3fs.log")
     env = dict(E)
     for k in ("AWS_CA_BUNDLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
