@@ -105,7 +105,7 @@ pub(crate) fn to_s3(e: hyok::Error) -> S3Error {
     let told = if class == ErrorClass::WrongKey {
         "none of this credential's keys can open the object (it was written under another keyring)"
     } else if conflict {
-        "this gateway's local-folder backend cannot hold both a key and keys under it as a folder (`a` and `a/b`)"
+        "this gateway's local-folder backend cannot hold both a key and keys under it as a folder (such as `a` and `a/b`)"
     } else {
         return S3Error::with_message(code, text);
     };
