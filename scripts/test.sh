@@ -5,7 +5,8 @@
 #
 # On a fresh Debian machine with a Rust toolchain this
 #   1. creates .venv with the Python AWS Encryption SDK, boto3 and the aws cli
-#      (scripts/setup-python.sh) and installs rclone, s3cmd, s3fs and the AWS SDK for Go v2 (Debian packages),
+#      (scripts/setup-python.sh), installs rclone, s3cmd, s3fs and the AWS SDK for Go v2 (Debian
+#      packages) and the AWS SDK for JavaScript v3 (npm, into .state/js: scripts/setup-js.sh),
 #   2. installs and starts SoftHSM2, OpenBao, s3s-fs and PyKMIP on 127.0.0.1, and a
 #      three-node OpenBao raft cluster for the failover tests
 #      (scripts/services/*.sh; state and tools under $HYOK_STATE_DIR, default .state/),
@@ -59,6 +60,12 @@ if scripts/setup-python.sh; then
   export HYOK_ESDK_PYTHON="$REPO_ROOT/.venv/bin/python"
 else
   problem "setting up the Python AWS Encryption SDK failed"
+fi
+# The AWS SDK for JavaScript v3 (npm), a real client of the `hyok gateway` tests.
+if scripts/setup-js.sh; then
+  export HYOK_JS_SDK="${HYOK_STATE_DIR:-$REPO_ROOT/.state}/js"
+else
+  problem "setting up the AWS SDK for JavaScript v3 failed"
 fi
 
 # rclone, s3cmd, s3fs-fuse and the AWS SDK for Go v2 (Debian packages): real clients of

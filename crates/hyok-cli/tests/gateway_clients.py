@@ -9,7 +9,8 @@ virtual-hosted-style requests under `gw.test`), GW_BACKEND_ENDPOINT (S3
 backend only: the backend server, whose buckets this script creates and whose raw objects it
 downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip),
 S3CMD (s3cmd binary; empty = skip), S3FS (s3fs-fuse binary; empty = skip), GO (go binary, with Debian's AWS SDK for Go v2 in
-GO_PATH; empty = skip).
+GO_PATH; empty = skip), JS_SDK (folder of scripts/setup-js.sh's node_modules, for the AWS SDK
+for JavaScript v3; empty = skip).
 
 Prints one line per check and `N passed, 0 failed`; exits non-zero at the first failure.
 """
@@ -1347,6 +1348,37 @@ def go_suite():
         fail(f"Go SDK v2 client: exit {run.returncode}: {(run.stdout + run.stderr).strip()[-1500:]}")
 
 
+def js_suite():
+    """The AWS SDK for JavaScript v3 (pinned in gateway_js/package.json, installed by
+    scripts/setup-js.sh into JS_SDK): gateway_js/main.mjs runs its own checks and prints one
+    line per check."""
+    sdk = E.get("JS_SDK")
+    if not sdk:
+        print("SKIPPED: the AWS SDK for JavaScript v3 (JS_SDK not set: scripts/setup-js.sh, node 20 or later)", flush=True)
+        return
+    here = os.path.join(WORK, "js")
+    os.makedirs(here, exist_ok=True)
+    # ES modules resolve packages from the script's folder up: run a copy beside the SDK.
+    script = os.path.join(here, "main.mjs")
+    shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway_js", "main.mjs"), script)
+    link = os.path.join(here, "node_modules")
+    if not os.path.lexists(link):
+        os.symlink(os.path.join(sdk, "node_modules"), link)
+    bucket = "js" + SFX
+    make_backend_bucket(bucket)
+    env = dict(E)
+    env.pop("AWS_CA_BUNDLE", None)
+    env.update(GW_JS_BUCKET=bucket, NODE_NO_WARNINGS="1")
+    run = subprocess.run(["node", script], env=env, cwd=here, capture_output=True, text=True,
+                         timeout=600)
+    lines = run.stdout.splitlines()
+    for line in lines:
+        if line.startswith("ok "):
+            ok("JavaScript SDK v3: " + line[3:].strip())
+    if run.returncode != 0 or not lines:
+        fail(f"JavaScript SDK v3 client: exit {run.returncode}: {(run.stdout + run.stderr).strip()[-1500:]}")
+
+
 def request_id_suite():
     """Every answer carries x-amz-request-id (SDKs report it with an error); ids differ."""
     s3 = client()
@@ -1716,7 +1748,8 @@ def download_backend():
         return
     raw = os.path.join(WORK, "raw")
     n = 0
-    for bucket in ("acli" + SFX, "boto" + SFX, "limited", "rclone-b" + SFX, "go" + SFX):
+    for bucket in ("acli" + SFX, "boto" + SFX, "limited", "rclone-b" + SFX, "go" + SFX,
+                   "js" + SFX):
         try:
             pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket))
         except ClientError:
@@ -1755,6 +1788,7 @@ if __name__ == "__main__":
         s3fs_suite()
     s3cmd_suite()
     go_suite()
+    js_suite()
     download_backend()
     print(f"clients took {time.time() - t0:.1f} s", flush=True)
     print(f"{PASSED} passed, 0 failed", flush=True)

@@ -90,6 +90,37 @@ fn go_sdk() -> Option<String> {
     )
 }
 
+/// The AWS SDK for JavaScript v3 of scripts/setup-js.sh (`HYOK_JS_SDK`, which scripts/test.sh
+/// sets): its folder, when it is installed and `node` runs it. A node older than the SDK's
+/// minimum (20; Debian 12 ships 18) is not a missing service: the client is skipped then.
+fn js_sdk() -> Option<String> {
+    let dir = std::env::var("HYOK_JS_SDK").ok().filter(|d| !d.is_empty());
+    let installed = dir.as_ref().is_some_and(|d| {
+        Path::new(d)
+            .join("node_modules/@aws-sdk/client-s3/package.json")
+            .is_file()
+    });
+    let node_major = Command::new("node")
+        .args(["-p", "process.versions.node.split('.')[0]"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .ok()
+        });
+    match node_major {
+        Some(m) if m >= 20 && installed => dir,
+        Some(m) if m < 20 => None,
+        _ if required() => panic!(
+            "the AWS SDK for JavaScript v3 is not installed (scripts/setup-js.sh; HYOK_JS_SDK), and HYOK_REQUIRE_SERVICES=1"
+        ),
+        _ => None,
+    }
+}
+
 /// A running `hyok gateway` with its configuration, keys and backend.
 struct Gateway {
     child: Child,
@@ -309,7 +340,8 @@ fn run_clients(gw: &Gateway, py: &Path, suite: &str, backend_endpoint: Option<&s
         .env("S3CMD", s3cmd().unwrap_or_default())
         .env("S3FS", s3fs().unwrap_or_default())
         .env("GO", go_sdk().unwrap_or_default())
-        .env("GO_PATH", GO_SDK_PATH);
+        .env("GO_PATH", GO_SDK_PATH)
+        .env("JS_SDK", js_sdk().unwrap_or_default());
     match backend_endpoint {
         Some(e) => cmd.env("GW_BACKEND_ENDPOINT", e),
         None => cmd.env("GW_BACKEND_DIR", gw.dir().join("backend")),
