@@ -5,7 +5,8 @@ GW_LIMITED_KEY/GW_LIMITED_SECRET (a credential for bucket `limited` only), GW_WO
 folder), GW_MARKER (a string every plaintext contains), GW_BIG_MIB (size of the large aws cli
 file), GW_SUITE (`full`, or `s3`: a shorter run for the S3 backend; `cap`: the gateway runs with
 `[gateway] max_requests = 1`; `residency`: its residency rules refuse its backend; `vhost`:
-virtual-hosted-style requests under `gw.test`), GW_BACKEND_ENDPOINT (S3
+virtual-hosted-style requests under `gw.test`; `stall`: `[gateway] idle_timeout = 2`),
+GW_BACKEND_ENDPOINT (S3
 backend only: the backend server, whose buckets this script creates and whose raw objects it
 downloads into GW_WORK/raw for the caller to check), RCLONE (rclone binary; empty = skip),
 S3CMD (s3cmd binary; empty = skip), S3FS (s3fs-fuse binary; empty = skip), GO (go binary, with Debian's AWS SDK for Go v2 in
@@ -24,6 +25,7 @@ import os
 import random
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -1617,6 +1619,81 @@ def error_code(call):
     return None
 
 
+def closed_within(sock, seconds):
+    """Read from `sock` until the gateway closes it (EOF or reset); returns the bytes read,
+    or None if it was still open after `seconds`."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        return got
+    except socket.timeout:
+        return None
+
+
+def stall_suite():
+    """[gateway] idle_timeout = 2: clients that stop half-way are cut off, the gateway goes on
+    serving the others, and nothing a stalled upload sent is stored."""
+    s3 = client()
+    b = "stall" + SFX
+    s3.create_bucket(Bucket=b)
+    host, port = urllib.parse.urlsplit(ENDPOINT).hostname, urllib.parse.urlsplit(ENDPOINT).port
+    # A connection that sends nothing, and one that sends its headers a byte at a time.
+    idle = socket.create_connection((host, port), timeout=30)
+    check(closed_within(idle, 30) == b"", "a connection that sends nothing is closed")
+    slow = socket.create_connection((host, port), timeout=30)
+    head = f"GET /{b}/x HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode()
+    slow.sendall(head)
+    cut = False
+    for _ in range(60):
+        time.sleep(0.5)
+        try:
+            slow.sendall(b"a")
+        except OSError:
+            cut = True
+            break
+    check(cut or closed_within(slow, 30) is not None,
+          "headers sent a byte at a time: the connection is closed")
+    # A PUT whose body stops: 400 RequestTimeout, nothing stored.
+    data = body(100_000, 23)
+    url = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "put_object", Params={"Bucket": b, "Key": "stalled"}, ExpiresIn=600))
+    conn = socket.create_connection((host, port), timeout=30)
+    conn.sendall(f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                 f"Content-Length: {len(data)}\r\n\r\n".encode() + data[:5000])
+    answer = closed_within(conn, 30) or b""
+    check(answer.startswith(b"HTTP/1.1 400") and b"<Code>RequestTimeout</Code>" in answer,
+          f"a PUT body that stops: 400 RequestTimeout ({answer[:12]!r} … {answer[-120:]!r})")
+    check(error_code(lambda: s3.head_object(Bucket=b, Key="stalled")) in ("404", "NoSuchKey"),
+          "nothing of the stalled PUT is stored")
+    # A GET whose client stops reading: the connection is closed, the gateway goes on.
+    big = body(48 << 20, 24)
+    s3.put_object(Bucket=b, Key="big", Body=big)
+    url = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "get_object", Params={"Bucket": b, "Key": "big"}, ExpiresIn=600))
+    reader = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    reader.connect((host, port))
+    reader.sendall(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+                   .encode())
+    first = reader.recv(1024)
+    time.sleep(8)
+    rest = closed_within(reader, 30)
+    check(first.startswith(b"HTTP/1.1 200") and rest is not None
+          and len(first) + len(rest) < len(big),
+          "a GET whose client stops reading is cut off "
+          f"({len(first) + len(rest or b'')} of {len(big)} bytes reached it)")
+    # Meanwhile and afterwards, other clients are served.
+    check(s3.get_object(Bucket=b, Key="big")["Body"].read() == big,
+          "the same object read by a client that keeps reading")
+    s3.delete_object(Bucket=b, Key="big")
+
+
 def cap_suite():
     """max_requests = 1: a PUT whose body is still arriving holds the only place, so another
     request gets SlowDown at once; when the PUT ends, requests pass again."""
@@ -1692,7 +1769,6 @@ def vhost_suite():
     """Virtual-hosted-style requests (`[gateway] virtual_host_domains = ["gw.test"]`), as
     the Go and Java SDKs send by default: boto3 with addressing_style "virtual" at
     http://gw.test:PORT, the names resolved to the gateway's address as wildcard DNS would."""
-    import socket
     real = socket.getaddrinfo
 
     def resolve(host, *args, **kw):
@@ -1764,8 +1840,9 @@ def download_backend():
 
 if __name__ == "__main__":
     t0 = time.time()
-    if SUITE in ("cap", "residency", "vhost"):
-        {"cap": cap_suite, "residency": residency_suite, "vhost": vhost_suite}[SUITE]()
+    if SUITE in ("cap", "residency", "vhost", "stall"):
+        {"cap": cap_suite, "residency": residency_suite, "vhost": vhost_suite,
+         "stall": stall_suite}[SUITE]()
         print(f"{PASSED} passed, 0 failed", flush=True)
         sys.exit(0)
     aws_cli()

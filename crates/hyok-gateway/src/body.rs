@@ -277,7 +277,11 @@ impl Digests {
     }
 }
 
-fn body_error(e: impl std::fmt::Display) -> S3Error {
+fn body_error(e: s3s::StdError) -> S3Error {
+    if crate::stall::is_stalled(e.as_ref()) {
+        // S3's answer to a client that stops sending, which SDKs retry.
+        return s3_error!(RequestTimeout, "{e}");
+    }
     s3_error!(IncompleteBody, "reading the request body failed: {e}")
 }
 

@@ -47,6 +47,7 @@ mod refuse;
 mod server;
 mod service;
 pub mod settings;
+mod stall;
 mod tagging;
 mod unread;
 mod versions;
@@ -143,6 +144,7 @@ impl Gateway {
             memory: Arc::new(Semaphore::new(service::SMALL_BODY_BUDGET_KIB)),
             limits: Settings::default().limits,
             requests: Arc::new(Semaphore::new(settings.max_requests)),
+            idle_timeout: settings.idle_timeout,
             health: health::HealthCache::default(),
             direct_parts: settings.direct_parts,
             parts_in_place: settings.parts_in_place,

@@ -3,7 +3,9 @@
 //! most `[gateway] max_requests` at once, see `limit.rs`), counts every request, and shuts
 //! down gracefully: on the shutdown signal it stops accepting, lets requests in flight
 //! finish for up to [`DRAIN`], then drops the rest (an upload cut off that way is aborted,
-//! so it leaves nothing visible).
+//! so it leaves nothing visible). At most [`MAX_CONNECTIONS`] connections are served at
+//! once (more wait in the listen backlog), and a client that stalls is cut off after
+//! `[gateway] idle_timeout` (`stall.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,18 +13,22 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::S3Service;
 use s3s::Body;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::service::Gateway;
+use crate::stall::Deadline;
 
 /// How long requests in flight may take to finish after the shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the listen backlog until one ends.
+pub(crate) const MAX_CONNECTIONS: usize = 4096;
 
 fn is_signed(req: &Request<Incoming>) -> bool {
     req.headers().contains_key(hyper::header::AUTHORIZATION)
@@ -115,16 +121,20 @@ async fn handle_one(
             // A body the answer leaves unread is drained or closes the connection.
             let refused = crate::presigned::refused(req.uri().query());
             let (req, close) = crate::unread::guard(req);
+            let idle = g.idle_timeout;
             match (refused, crate::limit::try_enter(&g.requests)) {
                 (Some(mut refused), _) => {
                     drop(req);
                     error_body_with_id(&mut refused, id);
                     Ok(close.apply(refused))
                 }
-                (None, Some(permit)) => s3.call(req.map(Body::http_body)).await.map(|mut r| {
-                    error_body_with_id(&mut r, id);
-                    close.apply(crate::limit::hold(r, permit))
-                }),
+                (None, Some(permit)) => s3
+                    .call(req.map(|b| Body::http_body(crate::stall::Idle::new(b, idle))))
+                    .await
+                    .map(|mut r| {
+                        error_body_with_id(&mut r, id);
+                        close.apply(crate::limit::hold(r, permit))
+                    }),
                 (None, None) => {
                     g.metrics.throttled();
                     drop(req);
@@ -176,9 +186,22 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = ConnBuilder::new(TokioExecutor::new());
+    let idle = g.idle_timeout;
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (socket, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -191,6 +214,7 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);
+        let socket = Deadline::new(socket, idle);
         let (g2, s32) = (g.clone(), s3.clone());
         let service = hyper::service::service_fn(move |req| handle(g2.clone(), s32.clone(), req));
         match &tls {
@@ -199,6 +223,7 @@ pub(crate) async fn serve(
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(permit);
                 });
             }
             Some(acceptor) => {
@@ -206,7 +231,10 @@ pub(crate) async fn serve(
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let Ok(stream) = acceptor.accept(socket).await else {
+                    let _permit = permit;
+                    // A client that does not finish its handshake is not waited for.
+                    let Ok(Ok(stream)) = tokio::time::timeout(idle, acceptor.accept(socket)).await
+                    else {
                         return;
                     };
                     let conn = builder.serve_connection(TokioIo::new(stream), service);

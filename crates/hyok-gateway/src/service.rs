@@ -54,6 +54,8 @@ pub(crate) struct Gateway {
     pub(crate) limits: HeaderLimits,
     /// Places for S3 requests in flight (`[gateway] max_requests`).
     pub(crate) requests: Arc<Semaphore>,
+    /// How long a client may keep the gateway waiting (`[gateway] idle_timeout`, `stall.rs`).
+    pub(crate) idle_timeout: std::time::Duration,
     /// The last `/health` answer.
     pub(crate) health: crate::health::HealthCache,
     /// Seal equal multipart parts in place ("direct frames", `direct.rs`).

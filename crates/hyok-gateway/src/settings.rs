@@ -58,6 +58,8 @@ pub struct GatewaySettings {
     pub credentials: Vec<Credential>,
     /// S3 requests served at once.
     pub max_requests: usize,
+    /// How long a client may keep the gateway waiting (`stall.rs`).
+    pub idle_timeout: std::time::Duration,
     /// Whether multipart parts may be sealed in place ("direct frames", DESIGN.md).
     pub direct_parts: bool,
     /// Whether direct parts go straight into a backend multipart upload (S3 backends).
@@ -68,6 +70,8 @@ pub struct GatewaySettings {
 
 /// Largest `[gateway] max_requests`.
 const MAX_REQUESTS_LIMIT: usize = 100_000;
+/// Largest `[gateway] idle_timeout`, in seconds.
+const MAX_IDLE_TIMEOUT: u64 = 3600;
 
 fn config(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
@@ -225,12 +229,22 @@ impl GatewaySettings {
                 "[gateway] max_requests = {max_requests}: use 1 to {MAX_REQUESTS_LIMIT}"
             )));
         }
+        let idle_timeout = match c.idle_timeout {
+            None => crate::stall::DEFAULT_IDLE_TIMEOUT,
+            Some(s) if (1..=MAX_IDLE_TIMEOUT).contains(&s) => std::time::Duration::from_secs(s),
+            Some(s) => {
+                return Err(config(format!(
+                    "[gateway] idle_timeout = {s}: use 1 to {MAX_IDLE_TIMEOUT} (seconds)"
+                )))
+            }
+        };
         Ok(Self {
             listen,
             backend,
             tls,
             credentials,
             max_requests,
+            idle_timeout,
             direct_parts: c.direct_parts.unwrap_or(true),
             parts_in_place: c.parts_in_place.unwrap_or(true),
             virtual_host_domains: crate::host::check_domains(&c.virtual_host_domains)?,
@@ -295,5 +309,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn idle_timeout_defaults_to_a_minute_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = section(dir.path(), "127.0.0.1:7070");
+        let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
+        assert_eq!(s.idle_timeout, std::time::Duration::from_secs(60));
+        c.idle_timeout = Some(5);
+        let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
+        assert_eq!(s.idle_timeout, std::time::Duration::from_secs(5));
+        for bad in [0, 3601] {
+            c.idle_timeout = Some(bad);
+            let err = GatewaySettings::resolve(Some(&c), Some(dir.path()), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("idle_timeout"), "{err}");
+        }
     }
 }

@@ -104,6 +104,11 @@ pub struct GatewayConfig {
     pub credentials: Vec<GatewayCredential>,
     /// S3 requests served at once (default 256); one more is answered `503 SlowDown`.
     pub max_requests: Option<usize>,
+    /// Seconds a client may keep the gateway waiting (default 60): for a TLS handshake, a
+    /// request's headers (also the next request on a kept-alive connection), the next bytes
+    /// of a request body (then `400 RequestTimeout`), or to take the next bytes of an answer;
+    /// then its connection is closed.
+    pub idle_timeout: Option<u64>,
     /// Multipart parts of equal size sealed once as the frames of the final object
     /// ("direct frames", default on); `false` stages every part and re-encrypts at Complete.
     pub direct_parts: Option<bool>,

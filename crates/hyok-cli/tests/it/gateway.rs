@@ -528,6 +528,28 @@ fn gateway_caps_requests_in_flight_and_applies_residency() {
     gw.stop();
 }
 
+/// `[gateway] idle_timeout`: a connection that sends nothing, headers sent a byte at a time,
+/// a PUT body that stops (400 RequestTimeout, nothing stored) and a GET whose client stops
+/// reading are cut off, and the gateway goes on serving (gateway_clients.py, `stall`).
+#[test]
+fn gateway_cuts_off_clients_that_stall() {
+    let test = "gateway::gateway_cuts_off_clients_that_stall";
+    let Some(py) = python(test) else { return };
+    let gw = Gateway::start_with("file://{dir}/backend/", "idle_timeout = 2", "");
+    run_clients(&gw, &py, "stall", None);
+    let (health, code) = gw.curl("/health");
+    assert_eq!(code, "200", "{health}");
+    let mut files = Vec::new();
+    files_under(&gw.dir().join("backend"), &mut files);
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("stalled")),
+        "the stalled PUT left {files:?}"
+    );
+    gw.stop();
+}
+
 /// A signed request with `curl --aws-sigv4` to `http://HOST:PORT{path}`, HOST resolved to
 /// the gateway's address (as wildcard DNS would), the secret read from stdin, not argv.
 /// Returns (HTTP status, body).
