@@ -26,7 +26,7 @@ use crate::proxy::Proxy;
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 4096;
-/// Time allowed for a TLS handshake and for a request's headers.
+/// Time allowed for a connection's first bytes, a TLS handshake, and a request's headers.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -152,6 +152,16 @@ pub async fn serve(
                     let _ = builder.serve_connection(TokioIo::new(tls), service).await;
                 }
                 None => {
+                    // hyper's automatic HTTP/1-or-2 detection waits for the first bytes with
+                    // no timeout of its own: a connection that sends nothing would hold its
+                    // place for good.
+                    let mut first = [0u8; 1];
+                    if !matches!(
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await,
+                        Ok(Ok(1..))
+                    ) {
+                        return;
+                    }
                     let _ = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .await;

@@ -937,3 +937,40 @@ async fn an_early_answer_leaves_the_connection_clean() {
     }
     run.stop().await;
 }
+
+/// A connection that sends nothing, or headers that never end, is closed after the
+/// handshake time (10 s), so such clients cannot hold the proxy's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_stall_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let k = raw_key(dir.path(), "k1");
+    let text = config_text(dir.path(), "", &format!("k1 = {{ uri = \"{k}\" }}"), false);
+    let run = start(&parse_config(dir.path(), &text)).await;
+    let addr = run.url.trim_start_matches("http://").to_owned();
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    partial
+        .write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").as_bytes())
+        .await
+        .unwrap();
+    for mut s in [silent, partial] {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf))
+            .await
+            .expect("the proxy still holds a stalled connection after 60 s");
+        // Closed (EOF or reset), possibly after an error answer to the unfinished headers.
+        if let Ok(n) = read {
+            let rest = if n == 0 {
+                0
+            } else {
+                tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf))
+                    .await
+                    .expect("closed after its answer")
+                    .unwrap_or(0)
+            };
+            assert_eq!(rest, 0);
+        }
+    }
+    run.stop().await;
+}
