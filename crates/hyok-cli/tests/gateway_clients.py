@@ -1341,13 +1341,18 @@ def go_suite():
     bucket = "go" + SFX
     make_backend_bucket(bucket)
     env["GW_GO_BUCKET"] = bucket
-    run = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=600)
+    sdk_checks("Go SDK v2", subprocess.run([exe], env=env, capture_output=True, text=True,
+                                           timeout=600))
+
+
+def sdk_checks(name, run):
+    """Report the `ok …` lines of an SDK client program; fail unless it passed them all."""
     lines = run.stdout.splitlines()
     for line in lines:
         if line.startswith("ok "):
-            ok("Go SDK v2: " + line[3:].strip())
+            ok(f"{name}: " + line[3:].strip())
     if run.returncode != 0 or not lines:
-        fail(f"Go SDK v2 client: exit {run.returncode}: {(run.stdout + run.stderr).strip()[-1500:]}")
+        fail(f"{name} client: exit {run.returncode}: {(run.stdout + run.stderr).strip()[-1500:]}")
 
 
 def js_suite():
@@ -1371,14 +1376,8 @@ def js_suite():
     env = dict(E)
     env.pop("AWS_CA_BUNDLE", None)
     env.update(GW_JS_BUCKET=bucket, NODE_NO_WARNINGS="1")
-    run = subprocess.run(["node", script], env=env, cwd=here, capture_output=True, text=True,
-                         timeout=600)
-    lines = run.stdout.splitlines()
-    for line in lines:
-        if line.startswith("ok "):
-            ok("JavaScript SDK v3: " + line[3:].strip())
-    if run.returncode != 0 or not lines:
-        fail(f"JavaScript SDK v3 client: exit {run.returncode}: {(run.stdout + run.stderr).strip()[-1500:]}")
+    sdk_checks("JavaScript SDK v3", subprocess.run(["node", script], env=env, cwd=here,
+                                                   capture_output=True, text=True, timeout=600))
 
 
 def request_id_suite():
