@@ -312,11 +312,11 @@ mod tests {
     }
 
     #[test]
-    fn idle_timeout_defaults_to_a_minute_and_is_bounded() {
+    fn idle_timeout_defaults_to_75_s_and_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = section(dir.path(), "127.0.0.1:7070");
         let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
-        assert_eq!(s.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(s.idle_timeout, std::time::Duration::from_secs(75));
         c.idle_timeout = Some(5);
         let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
         assert_eq!(s.idle_timeout, std::time::Duration::from_secs(5));

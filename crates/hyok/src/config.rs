@@ -104,7 +104,7 @@ pub struct GatewayConfig {
     pub credentials: Vec<GatewayCredential>,
     /// S3 requests served at once (default 256); one more is answered `503 SlowDown`.
     pub max_requests: Option<usize>,
-    /// Seconds a client may keep the gateway waiting (default 60): for a TLS handshake, a
+    /// Seconds a client may keep the gateway waiting (default 75): for a TLS handshake, a
     /// request's headers (also the next request on a kept-alive connection), the next bytes
     /// of a request body (then `400 RequestTimeout`), or to take the next bytes of an answer;
     /// then its connection is closed.
