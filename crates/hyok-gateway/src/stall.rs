@@ -31,10 +31,10 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{sleep, Sleep};
 
-/// `[gateway] idle_timeout` when the configuration does not say.
-/// 75 s, as nginx's keep-alive: above the 60 s after which an AWS load balancer drops an idle
-/// connection, so that it, not the gateway, closes a kept-alive connection it holds (the
-/// other way round, a request it sends just as the gateway closes fails with a 502).
+/// `[gateway] idle_timeout` when the configuration does not say: 75 s, as nginx's keep-alive,
+/// above the 60 s after which an AWS load balancer drops an idle connection, so that the
+/// balancer, not the gateway, closes a kept-alive connection it holds (the other way round,
+/// a request it sends just as the gateway closes fails with a 502).
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// A request body that sent nothing for the idle time while the gateway waited for it.
