@@ -75,3 +75,31 @@ pub(crate) fn changed() -> s3s::S3Error {
         "the object changed while the conditional write was in progress"
     )
 }
+
+/// The answer to a failed write that carried a backend condition: 412 when the condition
+/// failed, what [`to_s3`] says otherwise.
+pub(crate) fn write_failed(e: hyok::Error) -> s3s::S3Error {
+    match e {
+        hyok::Error::Store(hyok::store::Error::Changed(_)) => changed(),
+        e => to_s3(e),
+    }
+}
+
+/// A CopyObject's conditions on its destination, from its `If-Match` and `If-None-Match`
+/// headers; one that does not parse is InvalidArgument, never dropped.
+pub(crate) fn destination(
+    headers: &hyper::HeaderMap,
+) -> S3Result<(Option<ETagCondition>, Option<ETagCondition>)> {
+    let one = |name: hyper::header::HeaderName| -> S3Result<Option<ETagCondition>> {
+        match headers.get(&name) {
+            None => Ok(None),
+            Some(v) => ETagCondition::parse_http_header(v.as_bytes())
+                .map(Some)
+                .map_err(|_| s3_error!(InvalidArgument, "the {name} header is not an entity tag")),
+        }
+    };
+    Ok((
+        one(hyper::header::IF_MATCH)?,
+        one(hyper::header::IF_NONE_MATCH)?,
+    ))
+}

@@ -21,7 +21,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use hyok::objects::Source;
-use hyok::store::{ObjectInfo, Store, StoreUrl};
+use hyok::store::{ObjectInfo, Precondition, Store, StoreUrl};
 use hyok::{DetachedMessage, EncryptionContext, Parallelism, Settings};
 use s3s::dto::StreamingBlob;
 use s3s::{s3_error, S3Result};
@@ -563,6 +563,7 @@ pub(crate) async fn complete(
     parts: &[Listed],
     context: EncryptionContext,
     total: u64,
+    pin: Option<&Precondition>,
 ) -> S3Result<bool> {
     let Some(PartDesc::Direct(first)) = parts.first().map(|p| &p.desc) else {
         return Ok(false);
@@ -660,6 +661,7 @@ pub(crate) async fn complete(
     let url = g.backend.object_url(bucket, key)?;
     let copy_transfer = g.transfer.clone();
     let rt = g.rt.clone();
+    let pin = pin.cloned();
     let put = tokio::task::spawn_blocking(move || {
         let mut frames = Assembly {
             store: objects.store().clone(),
@@ -669,7 +671,7 @@ pub(crate) async fn complete(
             cur: None,
             sealer,
         };
-        objects.put_presealed(
+        objects.put_presealed_when(
             &url,
             &mut header_msg,
             &mut frames,
@@ -678,6 +680,7 @@ pub(crate) async fn complete(
                 mtime: None,
                 context,
             },
+            pin,
         )
     });
     let put = put.await.map_err(join_error)?;
@@ -687,7 +690,7 @@ pub(crate) async fn complete(
     if let Some(t) = tail_task {
         t.await.map_err(join_error)??;
     }
-    put.map_err(to_s3)?;
+    put.map_err(crate::conditional::write_failed)?;
     g.metrics.direct_complete();
     Ok(true)
 }

@@ -27,7 +27,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use hyok::objects::Source;
-use hyok::store::{Store, StoreUrl};
+use hyok::store::{Precondition, Store, StoreUrl};
 use hyok::{DetachedMessage, EncryptionContext, Parallelism};
 use s3s::{s3_error, S3Result};
 
@@ -343,6 +343,7 @@ pub(crate) async fn complete(
     parts: &[Listed],
     context: EncryptionContext,
     total: u64,
+    pin: Option<&Precondition>,
 ) -> S3Result<bool> {
     let n_parts = parts.len();
     let Some(PartDesc::Direct(first)) = parts.first().map(|p| &p.desc) else {
@@ -509,7 +510,7 @@ pub(crate) async fn complete(
         ));
     }
     publish(
-        g, &store, &body_url, &target, info.size, info.e_tag, metadata,
+        g, &store, &body_url, &target, info.size, info.e_tag, metadata, pin,
     )
     .await?;
     g.metrics.direct_complete();
@@ -518,8 +519,9 @@ pub(crate) async fn complete(
 }
 
 /// Copy the completed staging object to the target with the object's `metadata` (what
-/// `Objects::put` would have given it): server-side up to S3's CopyObject limit, through
-/// the gateway above it.
+/// `Objects::put` would have given it), only while `pin` holds for the target when given:
+/// server-side up to S3's CopyObject limit, through the gateway above it.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     g: &Gateway,
     store: &Store,
@@ -528,18 +530,23 @@ async fn publish(
     size: u64,
     e_tag: Option<String>,
     metadata: std::collections::BTreeMap<String, String>,
+    pin: Option<&Precondition>,
 ) -> S3Result<()> {
     if size <= hyok::store::MAX_COPY {
         return store
-            .copy_within_with_metadata(from, to, &metadata)
+            .copy_within_when(from, to, &metadata, pin)
             .await
-            .map_err(|e| to_s3(e.into()));
+            .map_err(|e| crate::conditional::write_failed(e.into()));
     }
     let (store, from, to, rt) = (store.clone(), from.clone(), to.clone(), g.rt.clone());
     let transfer = g.transfer.clone();
+    let pin = pin.cloned();
     tokio::task::spawn_blocking(move || -> hyok::Result<()> {
         let mut r = store.reader(&rt, &from, 0..size, e_tag, &transfer);
-        let mut w = store.writer(&rt, &to, metadata, &transfer)?;
+        let mut w = match pin {
+            Some(cond) => store.writer_when(&rt, &to, metadata, &transfer, cond)?,
+            None => store.writer(&rt, &to, metadata, &transfer)?,
+        };
         match std::io::copy(&mut r, &mut w) {
             Ok(_) => {
                 w.finish()?;
@@ -556,7 +563,7 @@ async fn publish(
     })
     .await
     .map_err(join_error)?
-    .map_err(to_s3)
+    .map_err(crate::conditional::write_failed)
 }
 
 /// Where parts in place are in the completed backend upload, by part URL.

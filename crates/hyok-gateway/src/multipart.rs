@@ -709,8 +709,8 @@ async fn completed_as(
 
 /// Complete an upload whose caller is authorized and whose `info` was read (`prefix`: its
 /// bytes, from which the upload's message is restored without reading it again). `pin`:
-/// the backend condition of the request's `If-Match` / `If-None-Match`, which the
-/// re-encrypting path writes under.
+/// the backend condition of the request's `If-Match` / `If-None-Match`, which every path
+/// writes the object under (direct frames, parts in place, re-encryption).
 async fn complete_upload(
     g: &Gateway,
     caller: std::sync::Arc<Caller>,
@@ -816,6 +816,7 @@ async fn complete_upload(
             &listed,
             ctx.clone(),
             total,
+            pin.as_ref(),
         )
         .await?;
         if !done {
@@ -841,6 +842,7 @@ async fn complete_upload(
             &listed,
             ctx.clone(),
             total,
+            pin.as_ref(),
         )
         .await?;
         if !done {

@@ -524,10 +524,7 @@ impl Gateway {
                 self.metrics.bytes_in(r.plaintext_len);
                 Ok(())
             }
-            Err(hyok::Error::Store(hyok::store::Error::Changed(_))) => {
-                Err(crate::conditional::changed())
-            }
-            Err(e) => Err(to_s3(e)),
+            Err(e) => Err(crate::conditional::write_failed(e)),
         }
     }
 
@@ -1110,6 +1107,12 @@ impl S3 for GatewayS3 {
         g.backend.require_bucket(&i.bucket).await?;
         let (_, _, _, d) = g.object_or_404(&sb, &sk).await?;
         copy_source_conditions!(d, i)?;
+        // The destination's `If-Match` / `If-None-Match: *` (S3 takes them on CopyObject as
+        // on PutObject; s3s 0.14 does not model them, so they are read from the headers).
+        let (if_match, if_none_match) = crate::conditional::destination(&req.headers)?;
+        let pin = g
+            .check_write(&i.bucket, &i.key, if_match.as_ref(), if_none_match.as_ref())
+            .await?;
         let replace = i
             .metadata_directive
             .as_ref()
@@ -1137,7 +1140,7 @@ impl S3 for GatewayS3 {
             d.size,
             ctx,
             None,
-            None,
+            pin,
         )
         .await?;
         Ok(S3Response::new(CopyObjectOutput {

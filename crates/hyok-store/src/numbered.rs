@@ -299,6 +299,25 @@ impl Store {
         to: &StoreUrl,
         metadata: &std::collections::BTreeMap<String, String>,
     ) -> Result<()> {
+        self.copy_within_when(from, to, metadata, None).await
+    }
+
+    /// As [`Store::copy_within_with_metadata`], replacing `to` only while `cond` holds for
+    /// it, as [`Store::writer_when`] does for an upload: on S3 the CopyObject carries
+    /// `If-Match` / `If-None-Match: *` for its destination (checked by the server with the
+    /// copy), behind a HEAD for servers that ignore those headers; in a local folder the HEAD
+    /// alone (a stat and a copy apart). A condition that fails is [`Error::Changed`] and
+    /// copies nothing.
+    pub async fn copy_within_when(
+        &self,
+        from: &StoreUrl,
+        to: &StoreUrl,
+        metadata: &std::collections::BTreeMap<String, String>,
+        cond: Option<&crate::Precondition>,
+    ) -> Result<()> {
+        if let Some(want) = cond {
+            crate::upload::check_precondition(self, to, want).await?;
+        }
         #[cfg(feature = "s3")]
         if let Some(s3) = &self.multipart {
             use object_store::signer::{SignedUrlOptions, Signer};
@@ -332,6 +351,15 @@ impl Store {
             let mut headers = http::HeaderMap::new();
             headers.insert("x-amz-copy-source", header(&source)?);
             headers.insert("x-amz-metadata-directive", header("REPLACE")?);
+            match cond {
+                Some(crate::Precondition::Matches(e_tag)) => {
+                    headers.insert(http::header::IF_MATCH, header(e_tag)?);
+                }
+                Some(crate::Precondition::Absent) => {
+                    headers.insert(http::header::IF_NONE_MATCH, header("*")?);
+                }
+                None => {}
+            }
             for (k, v) in metadata {
                 let name = http::HeaderName::from_bytes(
                     format!("x-amz-meta-{}", k.to_ascii_lowercase()).as_bytes(),
@@ -355,6 +383,15 @@ impl Store {
             let answer = send_presigned(request)
                 .await
                 .map_err(|e| failed(e.into()))?;
+            // The destination's condition failed (412), or a concurrent conditional write to
+            // it won (409 ConditionalRequestConflict).
+            let lost = matches!(
+                answer.status,
+                reqwest::StatusCode::PRECONDITION_FAILED | reqwest::StatusCode::CONFLICT
+            );
+            if cond.is_some() && lost {
+                return Err(Error::Changed(to.to_string()));
+            }
             // CopyObject can answer 200 and still fail: the error is then in the body.
             if !answer.status.is_success() || answer.text.contains("<Error>") {
                 return Err(failed(answer.failure("CopyObject").into()));
@@ -474,6 +511,52 @@ mod tests {
             assert!(got[..five].iter().all(|&b| b == 1));
             assert_eq!(&got[five..], b"end");
             store.delete(&url).await.unwrap();
+        });
+    }
+
+    /// Against the S3 test server: a conditional copy replaces its destination only as its
+    /// condition says, and a failed one is `Changed` with the destination left as it was.
+    #[test]
+    fn conditional_copies_replace_only_what_they_name() {
+        let Some((rt, dir)) = crate::test_env::s3_scratch("conditional copy", "condcopy") else {
+            return;
+        };
+        let from = StoreUrl::parse(&format!("{dir}from")).unwrap();
+        let to = StoreUrl::parse(&format!("{dir}to")).unwrap();
+        let store = Store::open(&from, &StoreOptions::default()).unwrap();
+        let meta = std::collections::BTreeMap::new();
+        let absent = crate::Precondition::Absent;
+        rt.block_on(async {
+            store.put_whole(&from, b"new".to_vec()).await.unwrap();
+            let copy = |cond: crate::Precondition| {
+                let (store, from, to, meta) = (&store, &from, &to, &meta);
+                async move { store.copy_within_when(from, to, meta, Some(&cond)).await }
+            };
+            let read = || async { store.get_range(&to, 0..3, None).await.unwrap() };
+            copy(absent.clone()).await.unwrap();
+            assert_eq!(
+                &read().await[..],
+                b"new",
+                "If-None-Match: * to a new key copies"
+            );
+            store.put_whole(&to, b"old".to_vec()).await.unwrap();
+            let tag = store.head(&to).await.unwrap().e_tag.unwrap();
+            for cond in [
+                absent.clone(),
+                crate::Precondition::Matches("\"0123456789abcdef\"".into()),
+            ] {
+                let e = copy(cond.clone()).await.unwrap_err();
+                assert!(matches!(e, Error::Changed(_)), "{cond:?}: {e}");
+                assert_eq!(&read().await[..], b"old", "{cond:?} left the object alone");
+            }
+            copy(crate::Precondition::Matches(tag)).await.unwrap();
+            assert_eq!(
+                &read().await[..],
+                b"new",
+                "If-Match of the current tag copies"
+            );
+            store.delete(&from).await.unwrap();
+            store.delete(&to).await.unwrap();
         });
     }
 

@@ -575,18 +575,27 @@ impl Condition {
     /// Whether the object is still as required (checked right before a multipart completion
     /// or a local rename).
     async fn check(&self) -> Result<()> {
-        let found = self.store.try_head(&self.url).await?;
-        let holds = match &self.want {
-            Precondition::Matches(e_tag) => {
-                found.is_some_and(|i| i.e_tag.as_deref() == Some(e_tag.as_str()))
-            }
-            Precondition::Absent => found.is_none(),
-        };
-        if holds {
-            Ok(())
-        } else {
-            Err(Error::Changed(self.url.to_string()))
+        check_precondition(&self.store, &self.url, &self.want).await
+    }
+}
+
+/// Whether `url` is as `want` requires now: one HEAD. [`Error::Changed`] when it is not.
+pub(crate) async fn check_precondition(
+    store: &Store,
+    url: &StoreUrl,
+    want: &Precondition,
+) -> Result<()> {
+    let found = store.try_head(url).await?;
+    let holds = match want {
+        Precondition::Matches(e_tag) => {
+            found.is_some_and(|i| i.e_tag.as_deref() == Some(e_tag.as_str()))
         }
+        Precondition::Absent => found.is_none(),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(Error::Changed(url.to_string()))
     }
 }
 

@@ -8,7 +8,7 @@
 use std::io::Read;
 
 use hyok_core::DetachedMessage;
-use hyok_store::StoreUrl;
+use hyok_store::{Precondition, StoreUrl};
 
 use super::{copy, Objects, PutReport, Source, META_HEADER_LEN};
 use crate::policy::Action;
@@ -28,13 +28,28 @@ impl Objects {
         frames: &mut dyn Read,
         source: &Source,
     ) -> Result<PutReport> {
+        self.put_presealed_when(url, message, frames, source, None)
+    }
+
+    /// As [`Objects::put_presealed`], with a condition on the object it writes when given
+    /// (see [`hyok_store::Store::writer_when`]): a failed one stores nothing and the error
+    /// is [`hyok_store::Error::Changed`].
+    pub fn put_presealed_when(
+        &self,
+        url: &StoreUrl,
+        message: &mut DetachedMessage,
+        frames: &mut dyn Read,
+        source: &Source,
+        cond: Option<Precondition>,
+    ) -> Result<PutReport> {
         let (header, mut meta) = self.presealed_header(url, message, source)?;
         let plaintext_len = source.len.unwrap_or_default();
         meta.insert(META_HEADER_LEN.to_owned(), header.len().to_string());
-        let mut writer = self
-            .catalog
-            .store
-            .writer(&self.catalog.rt, url, meta, &self.transfer)?;
+        let (store, rt) = (&self.catalog.store, &self.catalog.rt);
+        let mut writer = match cond {
+            None => store.writer(rt, url, meta, &self.transfer)?,
+            Some(cond) => store.writer_when(rt, url, meta, &self.transfer, cond)?,
+        };
         let res = (|| -> Result<()> {
             use std::io::Write;
             writer.write_all(&header).map_err(|e| Error::Io {
