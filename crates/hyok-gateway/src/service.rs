@@ -1040,9 +1040,10 @@ impl S3 for GatewayS3 {
                 "deletes conditional on time or size (only If-Match)"
             ));
         }
-        g.check_write(&i.bucket, &i.key, i.if_match.as_ref(), None)
+        let pin = g
+            .check_write(&i.bucket, &i.key, i.if_match.as_ref(), None)
             .await?;
-        delete_one(g, &i.bucket, &i.key).await?;
+        delete_one(g, &i.bucket, &i.key, pin).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
@@ -1165,17 +1166,28 @@ async fn delete_if(g: &Gateway, bucket: &str, o: &ObjectIdentifier) -> S3Result<
         ));
     }
     let cond = o.e_tag.clone().map(ETagCondition::ETag);
-    g.check_write(bucket, &o.key, cond.as_ref(), None).await?;
-    delete_one(g, bucket, &o.key).await
+    let pin = g.check_write(bucket, &o.key, cond.as_ref(), None).await?;
+    delete_one(g, bucket, &o.key, pin).await
 }
 
-async fn delete_one(g: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
+/// Delete `key`, only while `pin` (the backend condition of the request's `If-Match`)
+/// holds when given.
+async fn delete_one(
+    g: &Gateway,
+    bucket: &str,
+    key: &str,
+    pin: Option<hyok::store::Precondition>,
+) -> S3Result<()> {
     let store = g.backend.store(bucket)?;
     let url = g.backend.object_url(bucket, key)?;
-    match store.delete(&url).await {
+    let res = match &pin {
+        Some(cond) => store.delete_when(&url, cond).await,
+        None => store.delete(&url).await,
+    };
+    match res {
         Ok(()) => {}
         Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(to_s3(e.into())),
+        Err(e) => return Err(crate::conditional::write_failed(e.into())),
     }
     g.backend.prune(bucket, key);
     Ok(())

@@ -1,5 +1,6 @@
 //! CompleteMultipartUpload with `If-Match` or `If-None-Match: *`: the multipart half of a
-//! conditional upload ([`crate::Store::writer_when`]).
+//! conditional upload ([`crate::Store::writer_when`]); and DeleteObject with `If-Match`
+//! ([`crate::Store::delete_when`]), which object_store cannot send either.
 //!
 //! A single PUT replaces an object only while its entity tag is the one read (`If-Match`,
 //! checked by the server atomically). A multipart upload used to be checked by a HEAD right
@@ -76,6 +77,22 @@ impl IfMatchCompleter {
             // 409 ConditionalRequestConflict: another conditional write to the key won.
             Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Changed(object.into())),
             Err(e) => Err(Error::store("upload", object, e)),
+        }
+    }
+
+    /// Delete `path` only if its entity tag still is `cond`'s (S3 `If-Match` on
+    /// DeleteObject); otherwise [`Error::Changed`]. An object already gone counts as deleted.
+    pub(crate) async fn delete(
+        &self,
+        path: &Path,
+        cond: &Precondition,
+        object: &str,
+    ) -> Result<()> {
+        let s3 = self.client(cond, object)?;
+        match object_store::ObjectStoreExt::delete(&s3, path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Changed(object.into())),
+            Err(e) => Err(Error::store("delete", object, e)),
         }
     }
 }
@@ -158,5 +175,42 @@ mod tests {
             assert_eq!(&now[..], b"re-encrypted current version");
             s3.delete(&path).await.unwrap();
         });
+    }
+
+    /// A conditional delete, on the S3 test server and in a local folder: a stale entity tag
+    /// is `Changed` and the object stays; the current one deletes it.
+    #[test]
+    fn conditional_deletes_delete_only_what_they_name() {
+        let local = tempfile::tempdir().unwrap();
+        let mut bases = vec![(
+            tokio::runtime::Runtime::new().unwrap(),
+            format!("{}/", local.path().display()),
+        )];
+        bases.extend(crate::test_env::s3_scratch("conditional delete", "conddel"));
+        for (rt, dir) in bases {
+            let url = StoreUrl::parse(&format!("{dir}obj")).unwrap();
+            let store = Store::open(&url, &StoreOptions::default()).unwrap();
+            rt.block_on(async {
+                store.put_whole(&url, b"first".to_vec()).await.unwrap();
+                let stale = store.head(&url).await.unwrap().e_tag.unwrap();
+                store.put_whole(&url, b"second!".to_vec()).await.unwrap();
+                let current = store.head(&url).await.unwrap().e_tag.unwrap();
+                assert_ne!(stale, current, "{dir}");
+                let e = store
+                    .delete_when(&url, &Precondition::Matches(stale))
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, Error::Changed(_)), "{dir}: {e}");
+                assert_eq!(store.head(&url).await.unwrap().size, 7, "{dir}: kept");
+                store
+                    .delete_when(&url, &Precondition::Matches(current))
+                    .await
+                    .unwrap();
+                assert!(
+                    store.try_head(&url).await.unwrap().is_none(),
+                    "{dir}: deleted"
+                );
+            });
+        }
     }
 }

@@ -581,6 +581,26 @@ impl Store {
             .map_err(|e| Error::store("delete", url.to_string(), e))
     }
 
+    /// Delete `url` only while `cond` holds for it, as [`Store::writer_when`] writes: on S3
+    /// the DeleteObject carries `If-Match` (checked by the server with the delete), behind a
+    /// HEAD for servers that ignore it; in a local folder the HEAD alone (a stat and an
+    /// unlink apart). A condition that fails is [`Error::Changed`] and deletes nothing; an
+    /// object gone after the HEAD counts as deleted. `Absent` deletes nothing.
+    pub async fn delete_when(&self, url: &StoreUrl, cond: &Precondition) -> Result<()> {
+        upload::check_precondition(self, url, cond).await?;
+        if *cond == Precondition::Absent {
+            return Ok(());
+        }
+        #[cfg(feature = "s3")]
+        if let Some(c) = &self.if_match {
+            return c.delete(&self.path(url)?, cond, &url.to_string()).await;
+        }
+        match self.delete(url).await {
+            Err(Error::NotFound(_)) => Ok(()),
+            r => r,
+        }
+    }
+
     /// Delete many objects: on S3 with DeleteObjects, up to 1,000 keys per request, instead
     /// of one request each. An object already missing counts as deleted. Returns the
     /// objects deleted; the first failure ends it (some may have been deleted before).
