@@ -1689,6 +1689,17 @@ def stall_suite():
     # A connection that sends nothing, and one that sends its headers a byte at a time.
     idle = socket.create_connection((host, port), timeout=30)
     check(closed_within(idle, 30) == b"", "a connection that sends nothing is closed")
+    # An HTTP/2 connection (prior knowledge) that opens no stream: GOAWAY, then closed.
+    h2 = socket.create_connection((host, port), timeout=30)
+    h2.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+    t0 = time.monotonic()
+    got = closed_within(h2, 30)
+    types, at = [], 0
+    while got is not None and at + 9 <= len(got):
+        types.append(got[at + 3])
+        at += 9 + int.from_bytes(got[at:at + 3], "big")
+    check(got is not None and 7 in types and time.monotonic() - t0 < 20,
+          f"an HTTP/2 connection with no stream open gets GOAWAY and is closed (frames {types})")
     slow = socket.create_connection((host, port), timeout=30)
     head = f"GET /{b}/x HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode()
     slow.sendall(head)

@@ -34,6 +34,7 @@ mod encoding;
 pub mod fuzzing;
 mod health;
 mod host;
+mod idle;
 mod inplace;
 mod limit;
 mod listed;

@@ -5,7 +5,8 @@
 //! finish for up to [`DRAIN`], then drops the rest (an upload cut off that way is aborted,
 //! so it leaves nothing visible). At most [`MAX_CONNECTIONS`] connections are served at
 //! once (more wait in the listen backlog), and a client that stalls is cut off after
-//! `[gateway] idle_timeout` (`stall.rs`).
+//! `[gateway] idle_timeout` (`stall.rs`), as is a connection with no request open
+//! (`idle.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,13 +16,13 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::S3Service;
 use s3s::Body;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::idle::{self, Activity, Tracked};
 use crate::service::Gateway;
 use crate::stall::Deadline;
 
@@ -185,7 +186,7 @@ pub(crate) async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let (stop, stopping) = watch::channel(false);
     let idle = g.idle_timeout;
     let mut builder = ConnBuilder::new(TokioExecutor::new());
     builder
@@ -215,37 +216,50 @@ pub(crate) async fn serve(
         };
         let _ = socket.set_nodelay(true);
         let socket = Deadline::new(socket, idle);
-        let (g2, s32) = (g.clone(), s3.clone());
-        let service = hyper::service::service_fn(move |req| handle(g2.clone(), s32.clone(), req));
+        let activity = Arc::new(Activity::default());
+        let (g2, s32, a2) = (g.clone(), s3.clone(), activity.clone());
+        let service = hyper::service::service_fn(move |req| {
+            let open = a2.begin();
+            let answer = handle(g2.clone(), s32.clone(), req);
+            async move {
+                let res = answer.await;
+                res.map(|r| r.map(|body| Tracked::new(body, open)))
+            }
+        });
+        let builder = builder.clone();
+        let mut stopping = stopping.clone();
         match &tls {
             None => {
-                let conn = builder.serve_connection(TokioIo::new(socket), service);
-                let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(permit);
+                    let _permit = permit;
+                    let conn = builder.serve_connection(TokioIo::new(socket), service);
+                    idle::drive(conn.into_owned(), activity, idle, stopping).await;
                 });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let _permit = permit;
                     // A client that does not finish its handshake is not waited for.
-                    let Ok(Ok(stream)) = tokio::time::timeout(idle, acceptor.accept(socket)).await
-                    else {
-                        return;
+                    let stream = tokio::select! {
+                        r = tokio::time::timeout(idle, acceptor.accept(socket)) => match r {
+                            Ok(Ok(stream)) => stream,
+                            _ => return,
+                        },
+                        _ = stopping.wait_for(|s| *s) => return,
                     };
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    idle::drive(conn.into_owned(), activity, idle, stopping).await;
                 });
             }
         }
     }
     drop(listener);
     tracing::info!(in_flight = g.metrics.in_flight(), "shutting down");
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    let _ = stop.send(true);
+    // Every connection holds a place until it ends: all places free means all ended.
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN, slots.acquire_many(all))
         .await
         .is_err()
     {
