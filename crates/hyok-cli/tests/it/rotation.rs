@@ -614,7 +614,6 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
 }
 
 /// Small objects and a few multi-part ones (6 MiB parts: 13 MiB is three parts).
-/// The S3 test bucket, or `None` after a loud skip (a failure with HYOK_REQUIRE_SERVICES=1).
 /// The data folder of the S3 test server (s3s-fs, started by scripts/services/s3.sh), where
 /// it keeps one `.upload-ID.json` per open multipart upload; `None` if it is not on this
 /// machine (another server: then no journal entry may be left at all).
@@ -627,6 +626,7 @@ fn s3_test_server_data() -> Option<PathBuf> {
     (ours && data.is_dir()).then_some(data)
 }
 
+/// The S3 test bucket, or `None` after a loud skip (a failure with HYOK_REQUIRE_SERVICES=1).
 fn s3_bucket(test: &str) -> Option<String> {
     match (
         std::env::var_os("AWS_ENDPOINT_URL"),
