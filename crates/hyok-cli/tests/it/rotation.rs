@@ -613,7 +613,6 @@ fn kill_and_resume(rig: &Rig, loc: &str, sizes: &[usize]) {
     );
 }
 
-/// Small objects and a few multi-part ones (6 MiB parts: 13 MiB is three parts).
 /// The data folder of the S3 test server (s3s-fs, started by scripts/services/s3.sh), where
 /// it keeps one `.upload-ID.json` per open multipart upload; `None` if it is not on this
 /// machine (another server: then no journal entry may be left at all).
@@ -640,6 +639,7 @@ fn s3_bucket(test: &str) -> Option<String> {
     }
 }
 
+/// Small objects and a few multi-part ones (6 MiB parts: 13 MiB is three parts).
 fn sizes() -> Vec<usize> {
     let mut v: Vec<usize> = (0..150).map(|i| 1 + (i * 37) % 5000).collect();
     v.extend([13 << 20, 6 << 20, 1 << 20]);
