@@ -30,6 +30,7 @@ pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+mod idle;
 pub mod policy;
 pub mod proxy;
 pub mod record;

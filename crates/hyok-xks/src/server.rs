@@ -22,11 +22,13 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
+use crate::idle;
 use crate::proxy::Proxy;
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 4096;
-/// Time allowed for a connection's first bytes, a TLS handshake, and a request's headers.
+/// Time allowed for a connection's first bytes, a TLS handshake, and a request's headers;
+/// also how long a connection may have no request open (`idle.rs`).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -110,9 +112,13 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let requests = Arc::new(idle::Requests::default());
+            let counted = requests.clone();
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
+                let open = counted.begin();
                 async move {
+                    let _open = open;
                     let http1 = req.version() < http::Version::HTTP_2;
                     let (parts, body) = req.into_parts();
                     let (body, read) = crate::unread::track(body);
@@ -149,7 +155,8 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    let conn = builder.serve_connection(TokioIo::new(tls), service);
+                    idle::serve_until_idle(conn, requests, HANDSHAKE_TIMEOUT).await;
                 }
                 None => {
                     // hyper's automatic HTTP/1-or-2 detection waits for the first bytes with
@@ -162,9 +169,8 @@ pub async fn serve(
                     ) {
                         return;
                     }
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    idle::serve_until_idle(conn, requests, HANDSHAKE_TIMEOUT).await;
                 }
             }
         });

@@ -954,6 +954,30 @@ async fn connections_that_stall_are_closed() {
         .write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").as_bytes())
         .await
         .unwrap();
+    // HTTP/2 (prior knowledge) that opens no stream: GOAWAY after the idle time, then closed
+    // (the client never acknowledges the GOAWAY's PING). Before, it stayed open for good.
+    let mut h2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), h2.read_to_end(&mut got))
+        .await
+        .expect("the proxy still holds an idle HTTP/2 connection after 60 s")
+        .ok();
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        types.push(got[at + 3]);
+        at += 9
+            + usize::from(got[at]) * 65536
+            + usize::from(got[at + 1]) * 256
+            + usize::from(got[at + 2]);
+    }
+    assert!(
+        types.contains(&7),
+        "a GOAWAY frame before the close: {types:?}"
+    );
     for mut s in [silent, partial] {
         let mut buf = [0u8; 256];
         let read = tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf))
