@@ -138,13 +138,18 @@ pub(crate) enum Received {
     Plain(Vec<u8>),
 }
 
+/// Bytes of a part's frames held back until the client's body has passed its length and
+/// checksum checks: the last frame's tag. Without them the backend request never reaches its
+/// length, so the backend never stores a part from bytes that failed those checks.
+const HOLD_BACK: usize = 16;
+
 /// Receive a part of `len` bytes (a whole number of frames) from `src`, which checks the
 /// client's length and checksums before it reports the end of input. The plaintext is kept
 /// until `decided` answers; from a yes on, it is sealed 16 frames at a time and each chunk
-/// sent to `out` (the backend request's body) at once — except the last, which waits until
-/// `src` has reported its end, so bytes that fail the client's checksum never complete a
-/// backend part. An error is also sent to `out`, which abandons the backend request. The
-/// caller holds the memory for the plaintext and the frames ([`memory_for`]).
+/// sent to `out` (the backend request's body) at once, all but the last [`HOLD_BACK`] bytes,
+/// which wait until `src` has reported its end, so bytes that fail the client's checksum
+/// never complete a backend part. An error is also sent to `out`, which abandons the backend
+/// request. The caller holds the memory for the plaintext and the frames ([`memory_for`]).
 pub(crate) fn receive(
     src: &mut dyn std::io::Read,
     len: u64,
@@ -174,23 +179,19 @@ fn receive_inner(
         source: e,
     };
     let mut plain = Vec::with_capacity(want);
-    // `None` until the claims answer; then the seal state: next sequence number, bytes sealed.
+    // `None` until the claims answer; then whether to seal (the message and the record).
     let mut plan: Option<Decision> = None;
     let mut sealed = Vec::new();
-    // Bytes of `plain` sealed and sent so far (whole chunks, so whole frames).
+    // Bytes of `plain` sealed so far (whole chunks, so whole frames); all of their frames
+    // were sent but the held-back tail, once the last chunk is sealed.
     let mut done = 0usize;
-    let mut seal = |plan: &Option<Decision>, plain: &[u8], last: bool| -> hyok::Result<()> {
+    let mut held = Bytes::new();
+    let mut seal = |plan: &Option<Decision>, plain: &[u8]| -> hyok::Result<()> {
         let Some(Some((m, record))) = plan else {
             return Ok(());
         };
-        // Hold back the last chunk until the end of input is confirmed.
-        let upto = if last {
-            plain.len()
-        } else {
-            plain.len().saturating_sub(step) / step * step
-        };
-        while done < upto {
-            let end = (done + step).min(upto);
+        while done < plain.len() {
+            let end = (done + step).min(plain.len());
             let seq = u32::try_from(done / fl as usize)
                 .ok()
                 .and_then(|i| record.first_seq.checked_add(i))
@@ -205,15 +206,20 @@ fn receive_inner(
             )?;
             frames.truncate(k);
             let chunk = Bytes::from(frames);
+            let mut send = chunk.clone();
+            if end == want {
+                held = send.split_off(send.len().saturating_sub(HOLD_BACK));
+            }
             // A backend request that already failed dropped its end: the caller puts the part
             // again from `sealed`.
-            let _ = out.blocking_send(Ok(chunk.clone()));
+            let _ = out.blocking_send(Ok(send));
             sealed.push(chunk);
             done = end;
         }
         Ok(())
     };
-    loop {
+    let mut ended = false;
+    while !ended {
         let at = plain.len();
         let n = step.min(want - at);
         // Appended without zeroing the space first (a memset of every part otherwise).
@@ -229,27 +235,27 @@ fn receive_inner(
             match decided.try_recv() {
                 Ok(d) => plan = Some(d),
                 Err(TryRecvError::Disconnected) => plan = Some(None),
+                // The last chunk is not waited on: the claims answer long before it.
+                Err(TryRecvError::Empty) if plain.len() == want => {
+                    plan = Some(decided.recv().unwrap_or(None));
+                }
                 Err(TryRecvError::Empty) => {}
             }
         }
-        if plain.len() == want {
-            // The end of input, which `src` reports only once the checksums held.
-            let mut extra = [0u8; 1];
-            if read_full(src, &mut extra).map_err(io)? != 0 {
-                return Err(hyok::Error::Config(
-                    "the part is longer than it announced".into(),
-                ));
-            }
-            break;
-        }
-        seal(&plan, &plain, false)?;
+        ended = plain.len() == want;
+        seal(&plan, &plain)?;
     }
-    let plan = match plan {
-        Some(p) => Some(p),
-        None => Some(decided.recv().unwrap_or(None)),
-    };
+    // The end of input, which `src` reports only once the checksums held.
+    let mut extra = [0u8; 1];
+    if read_full(src, &mut extra).map_err(io)? != 0 {
+        return Err(hyok::Error::Config(
+            "the part is longer than it announced".into(),
+        ));
+    }
     if matches!(plan, Some(Some(_))) {
-        seal(&plan, &plain, true)?;
+        if !held.is_empty() {
+            let _ = out.blocking_send(Ok(held));
+        }
         Ok(Received::Sealed(sealed))
     } else {
         Ok(Received::Plain(plain))
@@ -752,5 +758,113 @@ mod tests {
         assert!(!fits(1, 8 << 20));
         assert!(!fits(2, (5 << 20) - 65536));
         assert!(!fits(2, (16 << 20) + 65536));
+    }
+
+    /// A client body: `data`, then the end of input or, if `fail`, the error a failed
+    /// checksum check reports in its place.
+    struct Body {
+        data: std::io::Cursor<Vec<u8>>,
+        fail: bool,
+    }
+
+    impl std::io::Read for Body {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.data.read(buf)?;
+            if n == 0 && self.fail && !buf.is_empty() {
+                return Err(std::io::Error::other("checksum mismatch"));
+            }
+            Ok(n)
+        }
+    }
+
+    /// `receive` of `data` (announced as `len` bytes) with the claims' decision `seal`:
+    /// its result and everything it sent to the backend request, in order.
+    fn received(
+        data: Vec<u8>,
+        len: u64,
+        fail: bool,
+        seal: bool,
+    ) -> (
+        hyok::Result<Received>,
+        Vec<std::io::Result<Bytes>>,
+        (DetachedMessage, Record),
+    ) {
+        let (suite, fl) = direct::settings();
+        let m = DetachedMessage::generate(suite, fl).unwrap();
+        let record = Record::for_part(&m, 3, len, [7; 16]).unwrap();
+        let opener = direct::duplicate(&m).unwrap();
+        let (decide, decided) = std::sync::mpsc::sync_channel(1);
+        decide.send(seal.then(|| (m, record.clone()))).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let mut body = Body {
+            data: std::io::Cursor::new(data),
+            fail,
+        };
+        let res = receive(&mut body, len, decided, tx);
+        let mut sent = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            sent.push(m);
+        }
+        (res, sent, (opener, record))
+    }
+
+    const FRAME: u64 = 64 << 10;
+
+    #[test]
+    fn a_part_is_streamed_whole_only_after_its_end_is_confirmed() {
+        // Two whole chunks of 16 frames and a last one of 2.
+        let len = 34 * FRAME;
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let (res, sent, upload) = received(data.clone(), len, false, true);
+        let Ok(Received::Sealed(sealed)) = res else {
+            panic!("not sealed");
+        };
+        let sent: Vec<Bytes> = sent.into_iter().map(Result::unwrap).collect();
+        let all: Vec<u8> = sealed.iter().flat_map(|c| c.iter().copied()).collect();
+        let streamed: Vec<u8> = sent.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(all.len() as u64, sealed_len(len));
+        assert_eq!(streamed, all, "the backend got exactly the sealed frames");
+        assert_eq!(
+            sent.last().unwrap().len(),
+            HOLD_BACK,
+            "the tag came last, alone"
+        );
+        // They are the part's plaintext, at the record's sequence numbers.
+        let (m, record) = upload;
+        let mut plain = Vec::new();
+        m.open_frames(record.first_seq, &all, &mut plain).unwrap();
+        assert_eq!(plain, data);
+    }
+
+    #[test]
+    fn a_part_that_fails_its_checks_never_reaches_its_length() {
+        let len = 34 * FRAME;
+        for (data, fail, why) in [
+            (vec![1u8; len as usize], true, "checksum"),
+            (vec![1u8; len as usize + 1], false, "longer"),
+            (vec![1u8; len as usize - 1], false, "shorter"),
+        ] {
+            let (res, sent, _) = received(data, len, fail, true);
+            assert!(res.is_err(), "{why}: accepted");
+            let (ok, err): (Vec<_>, Vec<_>) = sent.into_iter().partition(Result::is_ok);
+            assert_eq!(err.len(), 1, "{why}: the backend request was not abandoned");
+            let streamed: u64 = ok.into_iter().map(|c| c.unwrap().len() as u64).sum();
+            assert!(
+                streamed < sealed_len(len),
+                "{why}: the backend got all {streamed} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_part_that_may_not_go_in_place_is_kept_as_plaintext() {
+        let len = 17 * FRAME;
+        let data = vec![9u8; len as usize];
+        let (res, sent, _) = received(data.clone(), len, false, false);
+        match res {
+            Ok(Received::Plain(p)) => assert_eq!(p, data),
+            _ => panic!("sealed against the decision"),
+        }
+        assert!(sent.is_empty(), "sent {} chunks", sent.len());
     }
 }
