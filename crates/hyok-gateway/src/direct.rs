@@ -217,6 +217,16 @@ pub(crate) async fn describe_part(
     store: &Store,
     url: &StoreUrl,
 ) -> S3Result<Option<(ObjectInfo, PartDesc)>> {
+    // A part in place is described by a HEAD (its record is in its metadata too); anything
+    // else, or a record written without it, is read.
+    if store.has_numbered_parts() {
+        let Some(info) = store.try_head(url).await.map_err(|e| to_s3(e.into()))? else {
+            return Ok(None);
+        };
+        if let Some(p) = crate::inplace::from_metadata(&info) {
+            return Ok(Some((info, PartDesc::InPlace(p))));
+        }
+    }
     let Some(prefix) = store
         .try_get_prefix(url, meta::HEADER_PREFIX)
         .await

@@ -241,19 +241,47 @@ async fn store_staged(
 
 /// Delete everything of an upload (`info`: its description, when it was read).
 async fn remove(g: &Gateway, bucket: &str, id: &str, info: Option<&ObjectDesc>) -> S3Result<()> {
-    g.described.remove(bucket, &info_key(id));
+    remove_listed(g, bucket, id, info, None).await
+}
+
+/// Every object of upload `id` (its folder, listed).
+pub(crate) async fn upload_objects(
+    g: &Gateway,
+    bucket: &str,
+    id: &str,
+) -> S3Result<Vec<hyok::store::StoreUrl>> {
     let store = g.backend.store(bucket)?;
-    if let Some(b) = info.and_then(|i| i.context.get(inplace::CTX_PARTS_UPLOAD)) {
-        // Gone already when a Complete finished it.
-        let body = g.backend.object_url(bucket, &inplace::body_key(id))?;
-        let _ = store.abort_numbered(&body, b).await;
-    }
     let dir = g.backend.object_url(bucket, &upload_dir(id))?.as_folder();
     let mut list = store.list(&dir);
     let mut urls = Vec::new();
     while let Some(item) = list.next().await {
         urls.push(item.map_err(|e| to_s3(e.into()))?.url);
     }
+    Ok(urls)
+}
+
+/// As [`remove`]; `listed`: the upload's objects, listed once nothing more of it was to be
+/// written (a Complete lists them while it publishes; its backend upload is finished).
+async fn remove_listed(
+    g: &Gateway,
+    bucket: &str,
+    id: &str,
+    info: Option<&ObjectDesc>,
+    listed: Option<Vec<hyok::store::StoreUrl>>,
+) -> S3Result<()> {
+    g.described.remove(bucket, &info_key(id));
+    let store = g.backend.store(bucket)?;
+    let urls = match listed {
+        Some(urls) => urls,
+        None => {
+            if let Some(b) = info.and_then(|i| i.context.get(inplace::CTX_PARTS_UPLOAD)) {
+                // Gone already when a Complete finished it.
+                let body = g.backend.object_url(bucket, &inplace::body_key(id))?;
+                let _ = store.abort_numbered(&body, b).await;
+            }
+            upload_objects(g, bucket, id).await?
+        }
+    };
     let root = g.backend.bucket_url(bucket)?;
     // One DeleteObjects per 1,000 keys on S3 (an upload leaves about three per part).
     let deleted = store.delete_all(urls).await.map_err(|e| to_s3(e.into()))?;
@@ -788,6 +816,8 @@ async fn complete_upload(
         .any(|p| matches!(p.desc, direct::PartDesc::InPlace(_)));
     let mut opener = None;
     let mut done = false;
+    // The upload's objects, when a Complete listed them already.
+    let mut leftovers = None;
     // Parts sealed in place need the upload's message (its data key and message id).
     let message = if any_in_place || any_direct {
         if info.context.get(direct::CTX_DIRECT).is_none() {
@@ -805,7 +835,7 @@ async fn complete_upload(
         ) else {
             return Err(s3_error!(InternalError, "a stored part is damaged"));
         };
-        done = inplace::complete(
+        let completed = inplace::complete(
             g,
             &caller,
             &i.bucket,
@@ -819,6 +849,8 @@ async fn complete_upload(
             pin.as_ref(),
         )
         .await?;
+        done = completed.is_some();
+        leftovers = completed.flatten();
         if !done {
             let layout =
                 inplace::layout(g, &i.bucket, &i.upload_id, backend_upload, filler, &listed)
@@ -859,7 +891,7 @@ async fn complete_upload(
         )
         .await?;
     }
-    remove(g, &i.bucket, &i.upload_id, Some(&info)).await?;
+    remove_listed(g, &i.bucket, &i.upload_id, Some(&info), leftovers).await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         server_side_encryption: crate::service::at_rest(),
         bucket: Some(i.bucket),

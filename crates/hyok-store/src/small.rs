@@ -1,10 +1,14 @@
 //! Small objects read and written whole: the operations a tiny key-value store (hyok's
 //! branch key store under `.hyok/` in a bucket) needs, with an atomic create-if-absent.
 
-use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::collections::BTreeMap;
 
-use crate::{Error, Result, Store, StoreUrl};
+use object_store::path::Path;
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetOptions, GetRange, PutMode, PutOptions, PutPayload,
+};
+
+use crate::{Backend, Error, Result, Store, StoreUrl};
 
 impl Store {
     /// Create `url` with `bytes` only if no object has that name: `Ok(false)` if one does.
@@ -31,9 +35,39 @@ impl Store {
     /// Replace (or create) `url` with `bytes` in one PUT: readers see the old or the new
     /// object whole.
     pub async fn put_whole(&self, url: &StoreUrl, bytes: Vec<u8>) -> Result<()> {
+        self.put_whole_with_metadata(url, bytes, &BTreeMap::new())
+            .await
+    }
+
+    /// As [`Store::put_whole`], with user `metadata` (S3 `x-amz-meta-*`; a local folder
+    /// keeps none). Keys are lower-cased; values must be printable ASCII.
+    pub async fn put_whole_with_metadata(
+        &self,
+        url: &StoreUrl,
+        bytes: Vec<u8>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
         let path = self.path(url)?;
+        let mut attributes = Attributes::new();
+        if self.backend() != Backend::Local {
+            for (k, v) in metadata {
+                if !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                    return Err(Error::Config(format!(
+                        "{url}: metadata {k} is not printable ASCII"
+                    )));
+                }
+                attributes.insert(
+                    Attribute::Metadata(k.to_ascii_lowercase().into()),
+                    AttributeValue::from(v.clone()),
+                );
+            }
+        }
+        let opts = PutOptions {
+            attributes,
+            ..Default::default()
+        };
         self.object_store()
-            .put(&path, PutPayload::from(bytes))
+            .put_opts(&path, PutPayload::from(bytes), opts)
             .await
             .map(|_| ())
             .map_err(|e| Error::store("upload", url.to_string(), e))
@@ -211,6 +245,51 @@ mod tests {
                 store.get_small(&at("a/b"), 16).await.unwrap().unwrap(),
                 b"x"
             );
+        });
+    }
+
+    /// User metadata written with a small object comes back with its HEAD on S3; a local
+    /// folder keeps none but takes the write; values that are not printable ASCII are refused.
+    #[test]
+    fn small_objects_carry_their_metadata() {
+        let meta: std::collections::BTreeMap<String, String> =
+            [("Hyok-Test".to_owned(), "a+b/c=".to_owned())].into();
+        let bad: std::collections::BTreeMap<String, String> =
+            [("hyok-test".to_owned(), "line\nbreak".to_owned())].into();
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let local = StoreUrl::local(dir.path())
+            .unwrap()
+            .as_folder()
+            .join("m")
+            .unwrap();
+        let store = Store::open(&local, &StoreOptions::default()).unwrap();
+        rt.block_on(async {
+            store
+                .put_whole_with_metadata(&local, b"x".to_vec(), &meta)
+                .await
+                .unwrap();
+            assert!(store.head(&local).await.unwrap().metadata.is_empty());
+        });
+        let Some((rt, dir)) = crate::test_env::s3_scratch("metadata", "smallmeta") else {
+            return;
+        };
+        let url = StoreUrl::parse(&format!("{dir}m")).unwrap();
+        let store = Store::open(&url, &StoreOptions::default()).unwrap();
+        rt.block_on(async {
+            store
+                .put_whole_with_metadata(&url, b"x".to_vec(), &meta)
+                .await
+                .unwrap();
+            let got = store.head(&url).await.unwrap().metadata;
+            assert_eq!(got.get("hyok-test").map(String::as_str), Some("a+b/c="));
+            let e = store
+                .put_whole_with_metadata(&url, b"y".to_vec(), &bad)
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("printable"), "{e}");
+            assert_eq!(&store.get_range(&url, 0..1, None).await.unwrap()[..], b"x");
+            store.delete(&url).await.unwrap();
         });
     }
 }
