@@ -12,8 +12,8 @@ use crate::codec::{read_exact_into, read_exact_or_eof};
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
 use crate::frame::{
-    frame_iv, frames_per_batch, FrameCipher, Parallelism, FINAL_FRAME, FINAL_MARKER, IO_PIECE,
-    REGULAR_FRAME, SINGLE_BLOCK,
+    frame_iv, frames_per_batch, FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER,
+    IO_PIECE, REGULAR_FRAME, SINGLE_BLOCK,
 };
 use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
 use crate::key::{derive, DataKey, DerivedKeys};
@@ -118,6 +118,10 @@ pub struct DecryptOptions {
     pub parallelism: Parallelism,
     /// Largest non-framed body accepted.
     pub max_unframed: u64,
+    /// Plaintext opened at a time (frames are read and authenticated in batches of about
+    /// this many bytes; at least one frame, at most 1,024). Smaller batches give the first
+    /// bytes sooner (a server answering ranged GETs); larger ones spread over more cores.
+    pub batch_bytes: usize,
 }
 
 impl Default for DecryptOptions {
@@ -125,6 +129,7 @@ impl Default for DecryptOptions {
         Self {
             parallelism: Parallelism::default(),
             max_unframed: DEFAULT_MAX_UNFRAMED,
+            batch_bytes: BATCH_BYTES,
         }
     }
 }
@@ -143,7 +148,9 @@ impl VerifiedHeader {
     /// A reader of the plaintext of the body that follows in `input`.
     pub fn decryptor<R: Read>(self, input: R, opts: DecryptOptions) -> Decryptor<R> {
         let frames_per_batch = match self.header.content_type {
-            ContentType::Framed => frames_per_batch(self.header.frame_length as usize),
+            ContentType::Framed => {
+                frames_per_batch(self.header.frame_length as usize, opts.batch_bytes)
+            }
             ContentType::NonFramed => 1,
         };
         let frame_length = self.header.frame_length;

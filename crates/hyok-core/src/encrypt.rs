@@ -231,7 +231,7 @@ impl<W: Write> Encryptor<W> {
         out.write_all(&bytes)?;
         let written = bytes.len() as u64;
         let frame_len = opts.frame_length as usize;
-        let frames_per_batch = frames_per_batch(frame_len);
+        let frames_per_batch = frames_per_batch(frame_len, BATCH_BYTES);
         let batch = frames_per_batch * frame_len;
         Ok(Self {
             out,

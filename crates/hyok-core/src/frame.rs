@@ -23,9 +23,10 @@ pub(crate) const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// SDKs' default) and longer.
 pub(crate) const MAX_BATCH_FRAMES: usize = 1024;
 
-/// Frames of `frame_len` bytes sealed or opened together.
-pub(crate) fn frames_per_batch(frame_len: usize) -> usize {
-    (BATCH_BYTES / frame_len.max(1)).clamp(1, MAX_BATCH_FRAMES)
+/// Frames of `frame_len` bytes sealed or opened together in batches of about `batch`
+/// bytes ([`BATCH_BYTES`] unless a caller asks for smaller ones).
+pub(crate) fn frames_per_batch(frame_len: usize, batch: usize) -> usize {
+    (batch / frame_len.max(1)).clamp(1, MAX_BATCH_FRAMES)
 }
 
 /// Background work smaller than this is not handed to the pool by `Parallelism::overlap`.

@@ -92,6 +92,7 @@ fn decrypt_raw(msg: &[u8]) {
     let opts = DecryptOptions {
         parallelism: Parallelism::Sequential,
         max_unframed: 1 << 20,
+        ..DecryptOptions::default()
     };
     let mut dec = verified.decryptor(input, opts);
     let mut buf = [0u8; 4096];

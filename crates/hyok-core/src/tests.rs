@@ -800,6 +800,41 @@ fn no_derived_key_ever_tags_two_different_headers() {
     );
 }
 
+/// Any batch size a caller asks for reads the same plaintext, whole or by frame range:
+/// smaller than a frame (one frame a batch), a few frames, not a multiple of the frame,
+/// and larger than the bound (1,024 frames).
+#[test]
+fn batch_sizes_do_not_change_what_is_read() {
+    let frame = 4096u32;
+    let pt: Vec<u8> = (0..300 * 4096 + 17).map(|i| (i % 253) as u8).collect();
+    let (msg, dk) = encrypt_with(COMMIT, frame, &pt, Path::Parallel, &[]);
+    let frames = pt.len().div_ceil(frame as usize) as u32;
+    for batch_bytes in [0, 1, 4096, 3 * 4096 + 5, 256 << 10, 64 << 20] {
+        for (first, last) in [(1, frames), (2, 7), (frames, frames)] {
+            let mut input = &msg[..];
+            let parsed = ParsedHeader::read(&mut input, HeaderLimits::default()).unwrap();
+            let start = parsed.wire_len() + parsed.header.frame_offset(first) as usize;
+            let v = parsed.verify(&dk, &ctx()).unwrap();
+            let opts = DecryptOptions {
+                parallelism: Parallelism::Sequential,
+                batch_bytes,
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            v.frame_range_decryptor(&msg[start..], first, last, opts)
+                .unwrap()
+                .write_to(&mut out)
+                .unwrap();
+            let a = (first as usize - 1) * frame as usize;
+            let b = (last as usize * frame as usize).min(pt.len());
+            assert!(
+                out == pt[a..b],
+                "batch {batch_bytes}, frames {first}..={last}"
+            );
+        }
+    }
+}
+
 /// Ranged reads: every (first, last) frame window of small messages returns exactly those
 /// frames' plaintext; the layout arithmetic matches the real body; signed suites are refused.
 #[test]

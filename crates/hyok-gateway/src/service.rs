@@ -151,9 +151,13 @@ pub(crate) fn ts(t: SystemTime) -> Timestamp {
 /// Each GET decrypts on the thread that serves it: the concurrency of a server comes from
 /// its requests, and handing every batch to a pool as well only adds thread switches on a
 /// loaded machine (DESIGN.md, "One thread per download" under "S3 gateway").
+/// Plaintext a GET opens at a time: a response starts after its first batch, so small.
+const READ_BATCH: usize = 256 << 10;
+
 fn read_settings() -> Settings {
     let mut s = Settings::default();
     s.decrypt.parallelism = hyok::Parallelism::Sequential;
+    s.decrypt.batch_bytes = READ_BATCH;
     s
 }
 

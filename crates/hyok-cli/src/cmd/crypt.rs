@@ -203,6 +203,7 @@ fn decrypt_run(a: DecryptArgs, session: &Session, m: &mut MessageEvent) -> Resul
         decrypt: DecryptOptions {
             parallelism: parallelism(&a.keys)?,
             max_unframed: u64::from(a.max_frame_length),
+            ..DecryptOptions::default()
         },
         ..Settings::default()
     };

@@ -82,6 +82,7 @@ fn decrypt(msg: &[u8], key: &RawAesKey, max_unframed: u64) -> (Vec<u8>, Result<(
         DecryptOptions {
             parallelism: Parallelism::Sequential,
             max_unframed,
+            ..DecryptOptions::default()
         },
     );
     let mut out = Vec::new();
