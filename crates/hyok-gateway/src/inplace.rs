@@ -726,9 +726,9 @@ pub(crate) async fn layout(
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_of_parts_in_place_round_trip_and_are_bounded() {
-        let p = InPlace {
+    /// A record of part 2 of 8 MiB in place.
+    fn in_place() -> InPlace {
+        InPlace {
             record: Record {
                 message_id: vec![7; 32],
                 first_seq: 129,
@@ -737,7 +737,12 @@ mod tests {
                 etag: [3; 16],
             },
             backend_etag: "\"0123456789abcdef\"".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn records_of_parts_in_place_round_trip_and_are_bounded() {
+        let p = in_place();
         let b = p.encode();
         assert_eq!(InPlace::decode(&b), Some(p.clone()));
         // Truncated, extended, or with a direct part's magic: not a record in place.
@@ -906,16 +911,7 @@ mod tests {
 
     #[test]
     fn a_record_in_metadata_describes_its_part_only_when_it_is_the_body() {
-        let p = InPlace {
-            record: Record {
-                message_id: vec![5; 32],
-                first_seq: 17,
-                frames: 80,
-                len: 5 << 20,
-                etag: [1; 16],
-            },
-            backend_etag: "\"0123456789abcdef0123456789abcdef\"".into(),
-        };
+        let p = in_place();
         let rec = p.encode();
         let info = |size: u64, v: String| hyok::store::ObjectInfo {
             url: StoreUrl::parse("s3://b/k").unwrap(),

@@ -171,6 +171,21 @@ impl Read for RangedReader {
     }
 }
 
+/// The ranged GET of `range` of `path`, pinned to `e_tag`, counted in `reads`.
+pub(crate) async fn ranged_get(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    range: Range<u64>,
+    e_tag: Option<&str>,
+    reads: &ReadCounter,
+) -> object_store::Result<object_store::GetResult> {
+    reads.get();
+    let opts = GetOptions::new()
+        .with_range(Some(GetRange::Bounded(range)))
+        .with_if_match(e_tag.map(str::to_owned));
+    store.get_opts(path, opts).await
+}
+
 /// GET `range` of `path` (pinned to `e_tag`), keeping the body's pieces as they came. A
 /// local file is read whole with one read, as `object_store` does for it.
 async fn get_pieces(
@@ -181,11 +196,7 @@ async fn get_pieces(
     fetched: &AtomicU64,
     reads: &ReadCounter,
 ) -> object_store::Result<Pieces> {
-    reads.get();
-    let opts = GetOptions::new()
-        .with_range(Some(GetRange::Bounded(range)))
-        .with_if_match(e_tag.map(str::to_owned));
-    let res = store.get_opts(path, opts).await?;
+    let res = ranged_get(store, path, range, e_tag, reads).await?;
     let mut pieces = Pieces::new();
     if matches!(res.payload, GetResultPayload::File(..)) {
         pieces.push_back(res.bytes().await?);
@@ -216,11 +227,7 @@ async fn stream_pieces(
     reads: &ReadCounter,
     tx: &mpsc::Sender<Result<Pieces, Error>>,
 ) -> object_store::Result<()> {
-    reads.get();
-    let opts = GetOptions::new()
-        .with_range(Some(GetRange::Bounded(range)))
-        .with_if_match(e_tag.map(str::to_owned));
-    let res = store.get_opts(path, opts).await?;
+    let res = ranged_get(store, path, range, e_tag, reads).await?;
     if matches!(res.payload, GetResultPayload::File(..)) {
         let whole = res.bytes().await?;
         fetched.fetch_add(whole.len() as u64, Ordering::Relaxed);

@@ -58,7 +58,7 @@ use std::time::{Duration, SystemTime};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{Attribute, GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
 
 pub use download::RangedReader;
 pub use error::{Error, Result};
@@ -709,11 +709,10 @@ pub(crate) async fn get_range(
     fetched: &AtomicU64,
     reads: &ReadCounter,
 ) -> object_store::Result<bytes::Bytes> {
-    reads.get();
-    let opts = GetOptions::new()
-        .with_range(Some(GetRange::Bounded(range)))
-        .with_if_match(e_tag.map(str::to_owned));
-    let bytes = store.get_opts(path, opts).await?.bytes().await?;
+    let bytes = download::ranged_get(store, path, range, e_tag, reads)
+        .await?
+        .bytes()
+        .await?;
     fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     Ok(bytes)
 }
