@@ -261,7 +261,8 @@ pub(crate) async fn upload_objects(
 }
 
 /// As [`remove`]; `listed`: the upload's objects, listed once nothing more of it was to be
-/// written (a Complete lists them while it publishes; its backend upload is finished).
+/// written but the staging object, which the list includes (a Complete from parts in place
+/// lists them while the backend assembles them; its backend upload is then finished).
 async fn remove_listed(
     g: &Gateway,
     bucket: &str,
