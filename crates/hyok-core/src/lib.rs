@@ -64,6 +64,8 @@ pub use header::{
     ContentType, Header, HeaderLimits, ParsedHeader, DEFAULT_FRAME_LEN, DEFAULT_MAX_READ_FRAME_LEN,
     FINAL_FRAME_OVERHEAD, IV_LEN, MAX_WRITE_FRAME_LEN, REGULAR_FRAME_OVERHEAD, TAG_LEN,
 };
+/// AWS-LC's MD5, for protocol checksums only (S3 ETags and `Content-MD5`; see `hyok_evp`).
+pub use hyok_evp::{Md5, MD5_LEN};
 pub use key::{DataKey, EncryptedDataKey};
 pub use signature::MessageSigner;
 pub use suite::{AlgorithmSuite, CommitmentPolicy, Kdf, SignatureAlgorithm};

@@ -23,6 +23,8 @@
 //!   not the point at infinity.
 //! - [`Signer`] / [`Verifier`]: the streaming contexts; `update` with the message bytes,
 //!   then `sign` (ASN.1 DER `SEQUENCE { r, s }`) or `verify`.
+//! - [`Md5`]: AWS-LC's MD5 (its assembly), for the S3 protocol's ETags and `Content-MD5`
+//!   checks in the gateway; not a security function there.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 // The FFI to AWS-LC is the reason this crate exists (see above); the workspace denies
@@ -30,10 +32,12 @@
 #![allow(unsafe_code)]
 
 mod key;
+mod md5;
 mod owned;
 mod stream;
 
 pub use key::{SigningKey, VerifyingKey};
+pub use md5::{Md5, MD5_LEN};
 pub use stream::{Signer, Verifier};
 
 #[cfg(feature = "fips")]

@@ -60,7 +60,7 @@ owner!(
     BN_clear_free
 );
 owner!(
-    /// An `EVP_MD_CTX` (a streaming signing or verifying context).
+    /// An `EVP_MD_CTX` (a streaming signing, verifying or hashing context).
     MdCtx,
     ffi::EVP_MD_CTX,
     EVP_MD_CTX_free

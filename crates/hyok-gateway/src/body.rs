@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
+use hyok::Md5;
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
 use s3s::{s3_error, S3Error, S3Result, TrailingHeaders};
@@ -206,7 +206,10 @@ struct Digests {
 impl Digests {
     fn new(wanted: Wanted, expected_len: Option<u64>) -> S3Result<Self> {
         Ok(Self {
-            md5: (wanted.etag_md5 || wanted.content_md5.is_some()).then(Md5::new),
+            md5: (wanted.etag_md5 || wanted.content_md5.is_some())
+                .then(Md5::new)
+                .transpose()
+                .map_err(md5_failed)?,
             sums: wanted.hasher()?,
             len: 0,
             wanted,
@@ -236,7 +239,7 @@ impl Digests {
                 "the body is shorter than its Content-Length"
             ));
         }
-        let md5: Option<[u8; 16]> = self.md5.map(|m| m.finalize().into());
+        let md5 = self.md5.map(Md5::finish).transpose().map_err(md5_failed)?;
         if let Some(want) = self.wanted.md5()? {
             if Some(want) != md5 {
                 return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
@@ -275,6 +278,11 @@ impl Digests {
         }
         Ok(Measured { md5 })
     }
+}
+
+/// AWS-LC could not set up or finish an MD5 (an allocation failure).
+pub(crate) fn md5_failed(e: impl std::fmt::Display) -> S3Error {
+    s3_error!(InternalError, "{e}")
 }
 
 fn body_error(e: s3s::StdError) -> S3Error {

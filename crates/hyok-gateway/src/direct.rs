@@ -363,11 +363,13 @@ fn seal_into(
     mut src: impl Read,
     w: &mut dyn Write,
 ) -> hyok::Result<Option<[u8; 16]>> {
-    use md5::Digest;
     let magic = if trailer { MAGIC_MD5 } else { MAGIC };
     w.write_all(&record.encode_with(magic))
         .map_err(io_err("uploading"))?;
-    let mut md5 = trailer.then(md5::Md5::new);
+    let mut md5 = trailer
+        .then(hyok::Md5::new)
+        .transpose()
+        .map_err(|e| hyok::Error::Config(e.to_string()))?;
     let fl = m.frame_len() as usize;
     let mut buf = vec![0u8; fl * BATCH_FRAMES];
     let mut out = Vec::new();
@@ -396,7 +398,10 @@ fn seal_into(
             "the part is not the length it announced".into(),
         ));
     }
-    let md5 = md5.map(|h| <[u8; 16]>::from(h.finalize()));
+    let md5 = md5
+        .map(hyok::Md5::finish)
+        .transpose()
+        .map_err(|e| hyok::Error::Config(e.to_string()))?;
     if let Some(d) = &md5 {
         w.write_all(d).map_err(io_err("uploading"))?;
     }
@@ -740,6 +745,7 @@ mod tests {
             let r = Record::for_part(&m, 2, len, [5; 16]).unwrap();
             let mut out = Vec::new();
             let md5 = seal_into(&m, &r, trailer, &plain[..], &mut out).unwrap();
+            // An independent implementation (RustCrypto's) as the reference.
             let expected: [u8; 16] = md5::Md5::digest(&plain).into();
             if trailer {
                 assert_eq!(md5, Some(expected));

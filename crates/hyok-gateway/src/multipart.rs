@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use futures::StreamExt;
 use hyok::EncryptionContext;
-use md5::{Digest, Md5};
+use hyok::Md5;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
@@ -675,18 +675,18 @@ fn expected_etag(i: &CompleteMultipartUploadInput) -> Option<String> {
     if parts.is_empty() {
         return None;
     }
-    let mut digest = Md5::new();
+    let mut digest = Md5::new().ok()?;
     for p in parts {
         let e = p.e_tag.as_ref()?;
         let raw = hex::decode(e.value().trim_matches('"')).ok()?;
         if raw.len() != 16 {
             return None;
         }
-        digest.update(raw);
+        digest.update(&raw);
     }
     Some(format!(
         "{}-{}",
-        hex::encode(digest.finalize()),
+        hex::encode(digest.finish().ok()?),
         parts.len()
     ))
 }
@@ -755,7 +755,7 @@ async fn complete_upload(
         .ok_or_else(|| s3_error!(MalformedXML, "no parts listed"))?;
     let store = g.backend.store(&i.bucket)?;
     let mut listed = Vec::with_capacity(parts.len());
-    let mut digest = Md5::new();
+    let mut digest = Md5::new().map_err(body::md5_failed)?;
     let mut total = 0u64;
     let mut prev = 0;
     let mut urls = Vec::with_capacity(parts.len());
@@ -802,12 +802,16 @@ async fn complete_upload(
                 desc.size()
             ));
         }
-        digest.update(hex::decode(&etag).unwrap_or_default());
+        digest.update(&hex::decode(&etag).unwrap_or_default());
         total += desc.size();
         listed.push(direct::Listed { n, url, info, desc });
     }
     drop(described);
-    let etag = format!("{}-{}", hex::encode(digest.finalize()), parts.len());
+    let etag = format!(
+        "{}-{}",
+        hex::encode(digest.finish().map_err(body::md5_failed)?),
+        parts.len()
+    );
     let ctx = meta::object_context(&info.attrs, Some(&etag));
     let any_direct = listed
         .iter()
