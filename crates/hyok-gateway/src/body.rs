@@ -380,6 +380,35 @@ impl Read for BodyReader {
     }
 }
 
+/// A reader that appends to a vector without zeroing its spare capacity first, as
+/// `read_to_end` does for a reader without `read_buf` (a memset of every part received).
+pub(crate) trait AppendRead: Read {
+    /// Append up to `n` bytes to `v`, fewer only at the end of input; returns how many.
+    fn append(&mut self, v: &mut Vec<u8>, n: usize) -> io::Result<usize> {
+        Read::read_to_end(&mut Read::take(self, n as u64), v)
+    }
+}
+
+impl AppendRead for BodyReader {
+    fn append(&mut self, v: &mut Vec<u8>, n: usize) -> io::Result<usize> {
+        let mut got = 0;
+        while got < n {
+            if self.cur.is_empty() {
+                match self.rx.blocking_recv() {
+                    Some(Ok(b)) => self.cur = b,
+                    Some(Err(e)) => return Err(e),
+                    None => break,
+                }
+                continue;
+            }
+            let k = (n - got).min(self.cur.len());
+            v.extend_from_slice(&self.cur.split_to(k));
+            got += k;
+        }
+        Ok(got)
+    }
+}
+
 /// A `Write` (for the blocking decryptor) whose chunks become a response body.
 pub(crate) struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
@@ -548,6 +577,64 @@ impl Read for PipeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader fed `chunks` (then `end`: an error, or the end of input).
+    fn reader(chunks: &[&[u8]], end: Option<&str>) -> BodyReader {
+        let (tx, rx) = mpsc::channel(chunks.len() + 1);
+        for c in chunks {
+            tx.try_send(Ok(Bytes::copy_from_slice(c))).unwrap();
+        }
+        if let Some(why) = end {
+            tx.try_send(Err(io::Error::other(why.to_owned()))).unwrap();
+        }
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn append_reads_what_read_reads() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let pieces: Vec<&[u8]> = vec![
+            &data[..1],
+            &[],
+            &data[1..4096],
+            &data[4096..9999],
+            &data[9999..],
+        ];
+        for step in [1usize, 7, 4096, 5000, 10_000, 20_000] {
+            let mut r = reader(&pieces, None);
+            let mut got = vec![0xAA; 3];
+            loop {
+                let before = got.len();
+                let n = r.append(&mut got, step).unwrap();
+                assert_eq!(got.len(), before + n, "step {step}");
+                assert!(n <= step);
+                if n < step {
+                    break;
+                }
+            }
+            assert_eq!(&got[..3], &[0xAA; 3]);
+            assert_eq!(&got[3..], &data[..], "step {step}");
+            // After the end, nothing more.
+            assert_eq!(r.append(&mut got, 10).unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn append_passes_on_a_failed_body() {
+        let mut r = reader(&[b"abc"], Some("checksum mismatch"));
+        let mut got = Vec::new();
+        let e = r.append(&mut got, 10).unwrap_err();
+        assert_eq!(e.to_string(), "checksum mismatch");
+        assert_eq!(got, b"abc");
+        // A limit reached before the error does not see it.
+        let mut r = reader(&[b"abc"], Some("checksum mismatch"));
+        let mut got = Vec::new();
+        assert_eq!(r.append(&mut got, 3).unwrap(), 3);
+        assert!(r.append(&mut got, 1).is_err());
+    }
 
     #[test]
     fn flexible_checksums_are_recognised() {

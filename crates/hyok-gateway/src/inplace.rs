@@ -32,6 +32,7 @@ use hyok::store::{Precondition, Store, StoreUrl};
 use hyok::{DetachedMessage, EncryptionContext, Parallelism};
 use s3s::{s3_error, S3Result};
 
+use crate::body::AppendRead;
 use crate::direct::{self, read_full, Listed, PartDesc, Record, RECORD_LEN};
 use crate::meta;
 use crate::service::{join_error, to_s3, Caller, Gateway};
@@ -173,7 +174,7 @@ const HOLD_BACK: usize = 16;
 /// never complete a backend part. An error is also sent to `out`, which abandons the backend
 /// request. The caller holds the memory for the plaintext and the frames ([`memory_for`]).
 pub(crate) fn receive(
-    src: &mut dyn std::io::Read,
+    src: &mut dyn AppendRead,
     len: u64,
     decided: std::sync::mpsc::Receiver<Decision>,
     out: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
@@ -186,7 +187,7 @@ pub(crate) fn receive(
 }
 
 fn receive_inner(
-    src: &mut dyn std::io::Read,
+    src: &mut dyn AppendRead,
     len: u64,
     decided: &std::sync::mpsc::Receiver<Decision>,
     out: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
@@ -245,9 +246,7 @@ fn receive_inner(
         let at = plain.len();
         let n = step.min(want - at);
         // Appended without zeroing the space first (a memset of every part otherwise).
-        let got =
-            std::io::Read::read_to_end(&mut std::io::Read::take(&mut *src, n as u64), &mut plain)
-                .map_err(io)?;
+        let got = src.append(&mut plain, n).map_err(io)?;
         if got < n {
             return Err(hyok::Error::Config(
                 "the part is shorter than it announced".into(),
@@ -817,6 +816,8 @@ mod tests {
             Ok(n)
         }
     }
+
+    impl AppendRead for Body {}
 
     /// `receive` of `data` (announced as `len` bytes) with the claims' decision `seal`:
     /// its result and everything it sent to the backend request, in order.
