@@ -36,6 +36,7 @@ mod health;
 mod host;
 mod idle;
 mod inplace;
+mod keepalive;
 mod limit;
 mod listed;
 mod meta;
@@ -146,6 +147,7 @@ impl Gateway {
             limits: Settings::default().limits,
             requests: Arc::new(Semaphore::new(settings.max_requests)),
             idle_timeout: settings.idle_timeout,
+            keepalive_after: settings.keepalive_after,
             health: health::HealthCache::default(),
             direct_parts: settings.direct_parts,
             parts_in_place: settings.parts_in_place,

@@ -26,6 +26,7 @@ use crate::backend::RESERVED;
 use crate::body::{self, Wanted};
 use crate::direct;
 use crate::inplace;
+use crate::keepalive;
 use crate::meta::{self, ObjectDesc, CTX_UPLOAD_KEY};
 use crate::service::{join_error, to_s3, ts, Caller, Gateway};
 use hyok::store::Prefix;
@@ -626,8 +627,10 @@ fn claim_etag(claim_id: &str) -> S3Result<[u8; 16]> {
         .ok_or_else(|| s3_error!(InternalError, "bad claim id"))
 }
 
+/// CompleteMultipartUpload. The work after the request's checks runs in its own task,
+/// answered as S3 answers a long Complete when it takes more than a moment (`keepalive.rs`).
 pub(crate) async fn complete(
-    g: &Gateway,
+    g: &std::sync::Arc<Gateway>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = req.input;
@@ -649,23 +652,39 @@ pub(crate) async fn complete(
             i.if_none_match.as_ref(),
         )
         .await?;
-    let (bucket, key, id) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
-    let res = complete_upload(g, caller.clone(), i, info, prefix, pin).await;
-    if res.is_err() {
-        // A Complete that lost a race with another one that finished (and removed the
-        // upload) may have written a claim after that removal: sweep it, so that nothing
-        // but messages stays on the backend.
-        let url = g.backend.object_url(&bucket, &info_key(&id))?;
-        let store = g.backend.store(&bucket)?;
-        if matches!(store.try_head(&url).await, Ok(None)) {
-            let _ = remove(g, &bucket, &id, None).await;
-            return match completed_as(g, &caller, &bucket, &key, expected).await? {
-                Some(done) => Ok(done),
-                None => Err(s3_error!(NoSuchUpload)),
-            };
+    let gw = g.clone();
+    let op = async move {
+        let g = &*gw;
+        let (bucket, key, id) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
+        let res = complete_upload(g, caller.clone(), i, info, prefix, pin).await;
+        if res.is_err() {
+            // A Complete that lost a race with another one that finished (and removed the
+            // upload) may have written a claim after that removal: sweep it, so that
+            // nothing but messages stays on the backend.
+            let url = g.backend.object_url(&bucket, &info_key(&id))?;
+            let store = g.backend.store(&bucket)?;
+            if matches!(store.try_head(&url).await, Ok(None)) {
+                let _ = remove(g, &bucket, &id, None).await;
+                return match completed_as(g, &caller, &bucket, &key, expected).await? {
+                    Some(done) => Ok(done),
+                    None => Err(s3_error!(NoSuchUpload)),
+                };
+            }
+        }
+        res
+    };
+    let xml = |r: &S3Response<CompleteMultipartUploadOutput>| keepalive::element(&r.output);
+    match keepalive::run(op, g.keepalive_after, xml).await {
+        keepalive::Answer::Done(res) => res,
+        keepalive::Answer::Later(pending) => {
+            let mut r = S3Response::new(CompleteMultipartUploadOutput {
+                server_side_encryption: crate::service::at_rest(),
+                ..Default::default()
+            });
+            r.extensions.insert(pending);
+            Ok(r)
         }
     }
-    res
 }
 
 /// The ETag an upload completed from the listed parts gets: MD5 of the parts' ETags, dash,

@@ -105,6 +105,18 @@ fn error_body_with_id(r: &mut Response<Body>, id: &str) {
     *r.body_mut() = Body::from(bytes::Bytes::from(with));
 }
 
+/// An answer whose outcome is still to come (a long Complete, `keepalive.rs`) gets the body
+/// that keeps the client waiting and then carries the outcome.
+fn keep_alive(r: &mut Response<Body>, id: &str) {
+    let Some(pending) = r.extensions_mut().remove::<crate::keepalive::Pending>() else {
+        return;
+    };
+    if let Some(body) = crate::keepalive::body(&pending, id) {
+        r.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+        *r.body_mut() = body;
+    }
+}
+
 async fn handle_one(
     g: Arc<Gateway>,
     s3: S3Service,
@@ -134,6 +146,7 @@ async fn handle_one(
                     .await
                     .map(|mut r| {
                         error_body_with_id(&mut r, id);
+                        keep_alive(&mut r, id);
                         close.apply(crate::limit::hold(r, permit))
                     }),
                 (None, None) => {

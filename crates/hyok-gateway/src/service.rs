@@ -56,6 +56,8 @@ pub(crate) struct Gateway {
     pub(crate) requests: Arc<Semaphore>,
     /// How long a client may keep the gateway waiting (`[gateway] idle_timeout`, `stall.rs`).
     pub(crate) idle_timeout: std::time::Duration,
+    /// How long a Complete may run before its answer starts (`[gateway] keepalive_after`).
+    pub(crate) keepalive_after: std::time::Duration,
     /// The last `/health` answer.
     pub(crate) health: crate::health::HealthCache,
     /// Seal equal multipart parts in place ("direct frames", `direct.rs`).

@@ -60,6 +60,8 @@ pub struct GatewaySettings {
     pub max_requests: usize,
     /// How long a client may keep the gateway waiting (`stall.rs`).
     pub idle_timeout: std::time::Duration,
+    /// How long a CompleteMultipartUpload may run before its answer starts (`keepalive.rs`).
+    pub keepalive_after: std::time::Duration,
     /// Whether multipart parts may be sealed in place ("direct frames", DESIGN.md).
     pub direct_parts: bool,
     /// Whether direct parts go straight into a backend multipart upload (S3 backends).
@@ -238,6 +240,15 @@ impl GatewaySettings {
                 )))
             }
         };
+        let keepalive_after = match c.keepalive_after {
+            None => crate::keepalive::ANSWER_WITHIN,
+            Some(s) if s <= MAX_IDLE_TIMEOUT => std::time::Duration::from_secs(s),
+            Some(s) => {
+                return Err(config(format!(
+                    "[gateway] keepalive_after = {s}: use 0 to {MAX_IDLE_TIMEOUT} (seconds)"
+                )))
+            }
+        };
         Ok(Self {
             listen,
             backend,
@@ -245,6 +256,7 @@ impl GatewaySettings {
             credentials,
             max_requests,
             idle_timeout,
+            keepalive_after,
             direct_parts: c.direct_parts.unwrap_or(true),
             parts_in_place: c.parts_in_place.unwrap_or(true),
             virtual_host_domains: crate::host::check_domains(&c.virtual_host_domains)?,
@@ -327,5 +339,21 @@ mod tests {
                 .to_string();
             assert!(err.contains("idle_timeout"), "{err}");
         }
+    }
+
+    #[test]
+    fn keepalive_after_defaults_to_2_s_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = section(dir.path(), "127.0.0.1:7070");
+        let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
+        assert_eq!(s.keepalive_after, std::time::Duration::from_secs(2));
+        c.keepalive_after = Some(0);
+        let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
+        assert_eq!(s.keepalive_after, std::time::Duration::ZERO);
+        c.keepalive_after = Some(3601);
+        let err = GatewaySettings::resolve(Some(&c), Some(dir.path()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("keepalive_after"), "{err}");
     }
 }
