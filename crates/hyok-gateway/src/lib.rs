@@ -42,6 +42,7 @@ mod listed;
 mod meta;
 pub mod metrics;
 mod multipart;
+mod one_complete;
 mod pager;
 mod presigned;
 mod reencrypt;
@@ -153,6 +154,7 @@ impl Gateway {
             parts_in_place: settings.parts_in_place,
             described: Default::default(),
             listed: Default::default(),
+            completing: Default::default(),
         });
         let mut b = S3ServiceBuilder::new(service::GatewayS3(state.clone()));
         b.set_auth(Auth(secrets));

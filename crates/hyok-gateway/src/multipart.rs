@@ -627,8 +627,9 @@ fn claim_etag(claim_id: &str) -> S3Result<[u8; 16]> {
         .ok_or_else(|| s3_error!(InternalError, "bad claim id"))
 }
 
-/// CompleteMultipartUpload. The work after the request's checks runs in its own task,
-/// answered as S3 answers a long Complete when it takes more than a moment (`keepalive.rs`).
+/// CompleteMultipartUpload. The work after the caller's checks runs in its own task,
+/// answered as S3 answers a long Complete when it takes more than a moment (`keepalive.rs`),
+/// one Complete of an upload at a time (`one_complete.rs`).
 pub(crate) async fn complete(
     g: &std::sync::Arc<Gateway>,
     req: S3Request<CompleteMultipartUploadInput>,
@@ -636,25 +637,27 @@ pub(crate) async fn complete(
     let i = req.input;
     let caller = g.authorize_bucket(&req.credentials, &i.bucket, "upload", Scope::Write(&i.key))?;
     g.decide(&caller, hyok::policy::Action::Put, &i.bucket, &i.key)?;
-    let (prefix, info) = match load_prefix(g, &i.bucket, &i.key, &i.upload_id, false).await {
-        Ok(v) => v,
-        Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => {
-            return completed_before(g, &caller, &i).await?.ok_or(e)
-        }
-        Err(e) => return Err(e),
-    };
-    let expected = expected_etag(&i);
-    let pin = g
-        .check_write(
-            &i.bucket,
-            &i.key,
-            i.if_match.as_ref(),
-            i.if_none_match.as_ref(),
-        )
-        .await?;
     let gw = g.clone();
     let op = async move {
         let g = &*gw;
+        // A retry of a Complete still running here waits for it (`one_complete.rs`).
+        let _turn = g.completing.turn(&i.bucket, &i.upload_id).await;
+        let (prefix, info) = match load_prefix(g, &i.bucket, &i.key, &i.upload_id, false).await {
+            Ok(v) => v,
+            Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => {
+                return completed_before(g, &caller, &i).await?.ok_or(e)
+            }
+            Err(e) => return Err(e),
+        };
+        let expected = expected_etag(&i);
+        let pin = g
+            .check_write(
+                &i.bucket,
+                &i.key,
+                i.if_match.as_ref(),
+                i.if_none_match.as_ref(),
+            )
+            .await?;
         let (bucket, key, id) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
         let res = complete_upload(g, caller.clone(), i, info, prefix, pin).await;
         if res.is_err() {

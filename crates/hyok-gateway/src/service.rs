@@ -68,6 +68,8 @@ pub(crate) struct Gateway {
     pub(crate) listed: crate::listed::Listed,
     /// Upload records this replica has read, confirmed later with a HEAD (`described.rs`).
     pub(crate) described: crate::described::Described,
+    /// One Complete per upload at a time here (`one_complete.rs`).
+    pub(crate) completing: crate::one_complete::OneComplete,
 }
 
 /// The S3 service over a [`Gateway`].
