@@ -45,8 +45,14 @@ pub(crate) const CTX_FILLER_ETAG: &str = "hyok-gw-parts-filler";
 const MAGIC: &[u8; 16] = b"hyok-gw-inplace1";
 /// S3's smallest part (all but the last).
 pub(crate) const MIN_PART: u64 = 5 << 20;
-/// Largest part put in place (its plaintext and frames are held in memory).
+/// Largest part received in place while its claims are decided (its plaintext and frames
+/// are held in memory).
 pub(crate) const MAX_PART: u64 = crate::reencrypt::READ_AHEAD_PART;
+/// Largest part put in place at all. A part over [`MAX_PART`] is claimed before its body is
+/// read, then streamed with bounded memory ([`stream_part`]). A Complete holds part 1's
+/// frames and the last part (plaintext and frames) in memory: 3 × 64 MiB at most, within the
+/// gateway's body budget (`service::SMALL_BODY_BUDGET_KIB`, 256 MiB).
+pub(crate) const MAX_STREAMED_PART: u64 = 64 << 20;
 /// Bytes of a filler part.
 const FILLER: usize = 5 << 20;
 /// Longest backend ETag kept.
@@ -121,6 +127,18 @@ pub(crate) fn body_key(id: &str) -> String {
 /// Whether part `n` of `len` bytes goes in place (its claims won).
 pub(crate) fn fits(n: i32, len: u64) -> bool {
     n >= 2 && (MIN_PART..=MAX_PART).contains(&len)
+}
+
+/// Whether part `n` of `len` bytes goes in place by [`stream_part`] (claimed first).
+pub(crate) fn fits_streamed(n: i32, len: u64) -> bool {
+    n >= 2 && len > MAX_PART && len <= MAX_STREAMED_PART
+}
+
+/// Memory a part streamed in place needs at most, whatever its size: the chunks in flight
+/// (the one being sealed, the channel's, the backend request's).
+pub(crate) fn streamed_memory() -> u64 {
+    let (_, fl) = direct::settings();
+    memory_for(u64::from(fl) * STREAM_FRAMES as u64) * 12
 }
 
 /// Start the backend upload of a new upload at `body`, with the filler as part 1: the
@@ -283,6 +301,84 @@ fn receive_inner(
     }
 }
 
+/// Seal a claimed part of `len` bytes (a whole number of frames) from `src` as `record`'s
+/// frames and send them to `out` (the backend request's body) as they come, 16 frames at a
+/// time, keeping nothing: the last [`HOLD_BACK`] bytes wait until `src` (which checks the
+/// client's length and checksums before it reports its end) has ended, so bytes that fail
+/// those checks never complete a backend part. Nothing is kept to put the part again: if the
+/// backend request fails, the client's UploadPart fails (the claim stays, so a part sent again
+/// is staged: no frame is sealed twice). An error is also sent to `out`, which abandons the
+/// backend request.
+pub(crate) fn stream_part(
+    src: &mut dyn AppendRead,
+    len: u64,
+    m: &DetachedMessage,
+    record: &Record,
+    out: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> hyok::Result<()> {
+    let res = stream_part_inner(src, len, m, record, &out);
+    if let Err(e) = &res {
+        let _ = out.blocking_send(Err(std::io::Error::other(e.to_string())));
+    }
+    res
+}
+
+fn stream_part_inner(
+    src: &mut dyn AppendRead,
+    len: u64,
+    m: &DetachedMessage,
+    record: &Record,
+    out: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> hyok::Result<()> {
+    let (_, fl) = direct::settings();
+    let step = fl as usize * STREAM_FRAMES;
+    let io = |e| hyok::Error::Io {
+        what: "receiving the part".into(),
+        source: e,
+    };
+    let mut plain = Vec::with_capacity(step);
+    let mut done = 0u64;
+    let mut held = Bytes::new();
+    while done < len {
+        let n = usize::try_from((len - done).min(step as u64)).unwrap_or(step);
+        plain.clear();
+        if src.append(&mut plain, n).map_err(io)? < n {
+            return Err(hyok::Error::Config(
+                "the part is shorter than it announced".into(),
+            ));
+        }
+        let seq = u32::try_from(done / u64::from(fl))
+            .ok()
+            .and_then(|i| record.first_seq.checked_add(i))
+            .ok_or_else(|| hyok::Error::Config("the part has too many frames".into()))?;
+        let mut frames = Vec::new();
+        let k = m.seal_frames(&Parallelism::Sequential, seq, &plain, false, &mut frames)?;
+        frames.truncate(k);
+        let mut send = Bytes::from(frames);
+        done += n as u64;
+        if done == len {
+            held = send.split_off(send.len().saturating_sub(HOLD_BACK));
+        }
+        if out.blocking_send(Ok(send)).is_err() {
+            return Err(hyok::Error::Config(
+                "the backend request for the part ended early".into(),
+            ));
+        }
+    }
+    let mut extra = [0u8; 1];
+    if read_full(src, &mut extra).map_err(io)? != 0 {
+        return Err(hyok::Error::Config(
+            "the part is longer than it announced".into(),
+        ));
+    }
+    if !held.is_empty() && out.blocking_send(Ok(held)).is_err() {
+        return Err(hyok::Error::Config(
+            "the backend request for the part ended early".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes of the frames of a part of `len` bytes (a whole number of frames).
 pub(crate) fn sealed_len(len: u64) -> u64 {
     let (_, fl) = direct::settings();
@@ -405,7 +501,7 @@ pub(crate) async fn complete(
                 etags.push(ip.backend_etag.clone());
                 body_len += ip.record.frames_len();
             }
-            PartDesc::Staged(d) if i == last && d.size <= MAX_PART => {}
+            PartDesc::Staged(d) if i == last && d.size <= MAX_STREAMED_PART => {}
             _ => return Ok(None),
         }
     }
@@ -896,6 +992,79 @@ mod tests {
                 "{why}: the backend got all {streamed} bytes"
             );
         }
+    }
+
+    /// `stream_part` of `data` (announced as `len` bytes): its result and what it sent.
+    fn streamed(
+        data: Vec<u8>,
+        len: u64,
+        fail: bool,
+    ) -> (
+        hyok::Result<()>,
+        Vec<std::io::Result<Bytes>>,
+        (DetachedMessage, Record),
+    ) {
+        let (suite, fl) = direct::settings();
+        let m = DetachedMessage::generate(suite, fl).unwrap();
+        let record = Record::for_part(&m, 5, len, [7; 16]).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let mut body = Body {
+            data: std::io::Cursor::new(data),
+            fail,
+        };
+        let res = stream_part(&mut body, len, &m, &record, tx);
+        let mut sent = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            sent.push(c);
+        }
+        (res, sent, (m, record))
+    }
+
+    #[test]
+    fn a_large_part_streams_its_frames_and_keeps_nothing() {
+        // Two whole chunks of 16 frames and a last one of 3.
+        let len = 35 * FRAME;
+        let data: Vec<u8> = (0..len).map(|i| (i % 247) as u8).collect();
+        let (res, sent, (m, record)) = streamed(data.clone(), len, false);
+        res.unwrap();
+        let sent: Vec<Bytes> = sent.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            sent.last().unwrap().len(),
+            HOLD_BACK,
+            "the tag came last, alone"
+        );
+        let all: Vec<u8> = sent.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(all.len() as u64, sealed_len(len));
+        let mut plain = Vec::new();
+        m.open_frames(record.first_seq, &all, &mut plain).unwrap();
+        assert_eq!(plain, data, "the record's frames of the part");
+    }
+
+    #[test]
+    fn a_large_part_that_fails_its_checks_never_reaches_its_length() {
+        let len = 34 * FRAME;
+        for (data, fail, why) in [
+            (vec![1u8; len as usize], true, "checksum"),
+            (vec![1u8; len as usize + 1], false, "longer"),
+            (vec![1u8; len as usize - 1], false, "shorter"),
+        ] {
+            let (res, sent, _) = streamed(data, len, fail);
+            assert!(res.is_err(), "{why}: accepted");
+            let (ok, err): (Vec<_>, Vec<_>) = sent.into_iter().partition(Result::is_ok);
+            assert_eq!(err.len(), 1, "{why}: the backend request was not abandoned");
+            let n: u64 = ok.into_iter().map(|c| c.unwrap().len() as u64).sum();
+            assert!(n < sealed_len(len), "{why}: the backend got all {n} bytes");
+        }
+    }
+
+    #[test]
+    fn only_parts_over_16_mib_up_to_64_mib_stream() {
+        assert!(!fits_streamed(2, 16 << 20));
+        assert!(fits_streamed(2, (16 << 20) + 65536));
+        assert!(fits_streamed(10_000, 64 << 20));
+        assert!(!fits_streamed(2, (64 << 20) + 65536));
+        assert!(!fits_streamed(1, 32 << 20), "part 1 holds the header");
+        assert!(streamed_memory() < 32 << 20);
     }
 
     #[test]

@@ -488,6 +488,54 @@ pub(crate) async fn upload_part(
             }
             _ => return Err(s3_error!(InternalError, "a part was both sealed and not")),
         }
+    } else if whole_frames
+        && g.direct_parts
+        && g.parts_in_place
+        && inplace::fits_streamed(i.part_number, len)
+        && store.has_numbered_parts()
+    {
+        // A part too large to hold while its claims are decided: claimed first, then, if
+        // the claims win, streamed in place with bounded memory.
+        let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id, true).await?;
+        match info
+            .context
+            .get(inplace::CTX_PARTS_UPLOAD)
+            .map(str::to_owned)
+        {
+            Some(backend_upload) if info.context.get(direct::CTX_DIRECT).is_some() => {
+                let (info, claimed) = claim(info, Some(prefix)).await?;
+                match claimed {
+                    Some((true, message)) => {
+                        let etag = stream_in_place(
+                            g,
+                            &i.bucket,
+                            &i.upload_id,
+                            i.part_number,
+                            message?,
+                            backend_upload,
+                            body.take().ok_or_else(|| s3_error!(IncompleteBody))?,
+                            std::mem::take(&mut wanted),
+                            trailers.take(),
+                            len,
+                            md5_etag,
+                            known_md5,
+                            claim_etag(&claim_id)?,
+                        )
+                        .await?;
+                        return Ok(S3Response::new(UploadPartOutput {
+                            server_side_encryption: crate::service::at_rest(),
+                            e_tag: Some(ETag::Strong(etag)),
+                            ..Default::default()
+                        }));
+                    }
+                    claimed => (info, claimed),
+                }
+            }
+            _ => {
+                loaded = Some(prefix);
+                (info, None)
+            }
+        }
     } else {
         let (prefix, info) = load_prefix(g, &i.bucket, &i.key, &i.upload_id, true).await?;
         loaded = Some(prefix);
@@ -625,6 +673,78 @@ fn claim_etag(claim_id: &str) -> S3Result<[u8; 16]> {
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| s3_error!(InternalError, "bad claim id"))
+}
+
+/// Part `n` of `len` bytes, whose claims won, streamed in place (`inplace::stream_part`):
+/// sealed as it arrives and sent as backend part `n` with bounded memory; returns its ETag.
+/// A backend failure fails the UploadPart (the client sends the part again, which is then
+/// staged: its claim stays with this attempt).
+#[allow(clippy::too_many_arguments)]
+async fn stream_in_place(
+    g: &Gateway,
+    bucket: &str,
+    upload_id: &str,
+    n: i32,
+    message: hyok::DetachedMessage,
+    backend_upload: String,
+    body: StreamingBlob,
+    mut wanted: Wanted,
+    trailers: Option<s3s::TrailingHeaders>,
+    len: u64,
+    md5_etag: bool,
+    known_md5: Option<[u8; 16]>,
+    claim_etag: [u8; 16],
+) -> S3Result<String> {
+    let kib = u32::try_from(inplace::streamed_memory().div_ceil(1024)).unwrap_or(u32::MAX);
+    let _permit = g
+        .memory
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(|_| s3_error!(ServiceUnavailable))?;
+    let mut record = direct::Record::for_part(&message, n, len, claim_etag)?;
+    wanted.etag_md5 = md5_etag;
+    let (mut reader, pump) = body::pump(body, wanted, trailers, Some(len))?;
+    let (frames_tx, frames_rx) = tokio::sync::mpsc::channel(8);
+    let sealing = record.clone();
+    let send = tokio::task::spawn_blocking(move || {
+        inplace::stream_part(&mut reader, len, &message, &sealing, frames_tx)
+    });
+    let number = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument))?;
+    let body_url = g
+        .backend
+        .object_url(bucket, &inplace::body_key(upload_id))?;
+    let store = g.backend.store(bucket)?;
+    let frames = futures::stream::unfold(frames_rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    });
+    let put = store.put_numbered_stream(
+        &body_url,
+        &backend_upload,
+        number,
+        inplace::sealed_len(len),
+        frames,
+    );
+    let (sent, streamed, pumped) = tokio::join!(send, put, pump);
+    // The client's faults first (length, checksums), then the backend's.
+    let measured = pumped.map_err(join_error)??;
+    let backend_etag = streamed.map_err(|e| to_s3(e.into()))?;
+    sent.map_err(join_error)?
+        .map_err(|_| s3_error!(IncompleteBody))?;
+    if let Some(md5) = known_md5.or(measured.md5) {
+        record.etag = md5;
+    }
+    inplace::finish_part(
+        g,
+        bucket,
+        upload_id,
+        &backend_upload,
+        n,
+        record,
+        Ok(backend_etag),
+        Vec::new(),
+    )
+    .await
 }
 
 /// CompleteMultipartUpload. The work after the caller's checks runs in its own task,
