@@ -552,14 +552,9 @@ pub(crate) async fn complete(
         PartDesc::Direct(r) => r.frames_len(),
         PartDesc::Staged(d) => memory_for(d.size),
     };
-    let kib =
-        u32::try_from((first.frames_len() + tail_bytes).div_ceil(1024) + 64).unwrap_or(u32::MAX);
     let _permit = g
-        .memory
-        .clone()
-        .acquire_many_owned(kib)
-        .await
-        .map_err(|_| s3_error!(ServiceUnavailable))?;
+        .reserve_memory(first.frames_len() + tail_bytes + (64 << 10))
+        .await?;
     let frames_of = |p: &Listed| {
         let store = store.clone();
         let (url, info) = (p.url.clone(), p.info.clone());

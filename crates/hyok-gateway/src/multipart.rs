@@ -386,15 +386,8 @@ pub(crate) async fn upload_part(
         && inplace::fits(i.part_number, len)
         && store.has_numbered_parts()
     {
-        // Memory for the plaintext and its sealed frames, taken at once (two separate
-        // waits could hold the whole budget between them and never get the second).
-        let kib = u32::try_from(inplace::memory_for(len).div_ceil(1024)).unwrap_or(u32::MAX);
-        let permit = g
-            .memory
-            .clone()
-            .acquire_many_owned(kib)
-            .await
-            .map_err(|_| s3_error!(ServiceUnavailable))?;
+        // Memory for the plaintext and its sealed frames.
+        let permit = g.reserve_memory(inplace::memory_for(len)).await?;
         wanted.etag_md5 = md5_etag;
         let (mut reader, pump) = body::pump(
             body.take().ok_or_else(|| s3_error!(IncompleteBody))?,
@@ -695,13 +688,7 @@ async fn stream_in_place(
     known_md5: Option<[u8; 16]>,
     claim_etag: [u8; 16],
 ) -> S3Result<String> {
-    let kib = u32::try_from(inplace::streamed_memory().div_ceil(1024)).unwrap_or(u32::MAX);
-    let _permit = g
-        .memory
-        .clone()
-        .acquire_many_owned(kib)
-        .await
-        .map_err(|_| s3_error!(ServiceUnavailable))?;
+    let _permit = g.reserve_memory(inplace::streamed_memory()).await?;
     let mut record = direct::Record::for_part(&message, n, len, claim_etag)?;
     wanted.etag_md5 = md5_etag;
     let (mut reader, pump) = body::pump(body, wanted, trailers, Some(len))?;

@@ -316,6 +316,20 @@ pub(crate) struct Page {
 }
 
 impl Gateway {
+    /// `bytes` of the in-memory body budget, taken at once (two separate waits could hold
+    /// the whole budget between them and never get the second); returned when dropped.
+    pub(crate) async fn reserve_memory(
+        &self,
+        bytes: u64,
+    ) -> S3Result<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        self.memory
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| s3_error!(ServiceUnavailable))
+    }
+
     /// Encrypted objects of `bucket` with the caller's keys, audited as the caller.
     pub(crate) fn objects(&self, caller: &Caller, bucket: &str) -> S3Result<Objects> {
         self.objects_with(caller, bucket, self.transfer.clone())
