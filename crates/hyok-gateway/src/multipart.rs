@@ -713,8 +713,16 @@ async fn stream_in_place(
         frames,
     );
     let (sent, streamed, pumped) = tokio::join!(send, put, pump);
-    // The client's faults first (length, checksums), then the backend's.
-    let measured = pumped.map_err(join_error)??;
+    // The client's faults first (length, checksums), then the backend's. A body that stopped
+    // being read (InternalError) stopped because the backend request failed: its error.
+    let measured = match pumped.map_err(join_error)? {
+        Ok(m) => m,
+        Err(e) if *e.code() == s3s::S3ErrorCode::InternalError => {
+            streamed.map_err(|b| to_s3(b.into()))?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let backend_etag = streamed.map_err(|e| to_s3(e.into()))?;
     sent.map_err(join_error)?
         .map_err(|_| s3_error!(IncompleteBody))?;
