@@ -342,11 +342,11 @@ mod tests {
     }
 
     #[test]
-    fn keepalive_after_defaults_to_2_s_and_is_bounded() {
+    fn keepalive_after_defaults_to_20_s_and_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = section(dir.path(), "127.0.0.1:7070");
         let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
-        assert_eq!(s.keepalive_after, std::time::Duration::from_secs(2));
+        assert_eq!(s.keepalive_after, std::time::Duration::from_secs(20));
         c.keepalive_after = Some(0);
         let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
         assert_eq!(s.keepalive_after, std::time::Duration::ZERO);

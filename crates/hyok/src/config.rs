@@ -109,7 +109,7 @@ pub struct GatewayConfig {
     /// of a request body (then `400 RequestTimeout`), or to take the next bytes of an answer;
     /// then its connection is closed.
     pub idle_timeout: Option<u64>,
-    /// Seconds a CompleteMultipartUpload may run before its answer starts (default 2): then,
+    /// Seconds a CompleteMultipartUpload may run before its answer starts (default 20): then,
     /// as S3 does for a long Complete, `200 OK`, a space every 2 s, and the result (or an
     /// `<Error>` document) at the end, so that clients do not time out. 0: always so.
     pub keepalive_after: Option<u64>,

@@ -448,10 +448,7 @@ fn check_audit(dir: &Path) {
 fn gateway_with_real_clients_on_a_local_folder() {
     let test = "gateway::gateway_with_real_clients_on_a_local_folder";
     let Some(py) = python(test) else { return };
-    // Every CompleteMultipartUpload answered as S3 answers a long one (200, spaces, then
-    // the result or an <Error>): every client here parses that answer. The run on s3s-fs
-    // keeps the default (an ordinary answer for a Complete of under 2 s).
-    let gw = Gateway::start_with("file://{dir}/backend/", "keepalive_after = 0", "");
+    let gw = Gateway::start("file://{dir}/backend/");
     let (health, code) = gw.curl("/health");
     assert_eq!(code, "200", "{health}");
     let lines: Vec<&str> = health.lines().collect();
