@@ -242,10 +242,12 @@ impl GatewaySettings {
         };
         let keepalive_after = match c.keepalive_after {
             None => crate::keepalive::ANSWER_WITHIN,
-            Some(s) if s <= MAX_IDLE_TIMEOUT => std::time::Duration::from_secs(s),
+            Some(s) if (1..=MAX_IDLE_TIMEOUT).contains(&s) => std::time::Duration::from_secs(s),
+            // Not 0: a head sent the moment the request's body is read races clients that
+            // are still finishing the request (keepalive.rs, "Never at once").
             Some(s) => {
                 return Err(config(format!(
-                    "[gateway] keepalive_after = {s}: use 0 to {MAX_IDLE_TIMEOUT} (seconds)"
+                    "[gateway] keepalive_after = {s}: use 1 to {MAX_IDLE_TIMEOUT} (seconds; an answer started at once breaks the Go SDK)"
                 )))
             }
         };
@@ -347,13 +349,18 @@ mod tests {
         let mut c = section(dir.path(), "127.0.0.1:7070");
         let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
         assert_eq!(s.keepalive_after, std::time::Duration::from_secs(20));
-        c.keepalive_after = Some(0);
+        c.keepalive_after = Some(1);
         let s = GatewaySettings::resolve(Some(&c), Some(dir.path()), None).unwrap();
-        assert_eq!(s.keepalive_after, std::time::Duration::ZERO);
-        c.keepalive_after = Some(3601);
-        let err = GatewaySettings::resolve(Some(&c), Some(dir.path()), None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("keepalive_after"), "{err}");
+        assert_eq!(s.keepalive_after, std::time::Duration::from_secs(1));
+        for bad in [0, 3601] {
+            c.keepalive_after = Some(bad);
+            let err = GatewaySettings::resolve(Some(&c), Some(dir.path()), None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("keepalive_after") && err.contains("use 1 to"),
+                "{err}"
+            );
+        }
     }
 }

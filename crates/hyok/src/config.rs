@@ -111,7 +111,7 @@ pub struct GatewayConfig {
     pub idle_timeout: Option<u64>,
     /// Seconds a CompleteMultipartUpload may run before its answer starts (default 20): then,
     /// as S3 does for a long Complete, `200 OK`, a space every 2 s, and the result (or an
-    /// `<Error>` document) at the end, so that clients do not time out. 0: always so.
+    /// `<Error>` document) at the end, so that clients do not time out. 1 to 3600.
     pub keepalive_after: Option<u64>,
     /// Multipart parts of equal size sealed once as the frames of the final object
     /// ("direct frames", default on); `false` stages every part and re-encrypts at Complete.
