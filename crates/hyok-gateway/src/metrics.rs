@@ -62,6 +62,7 @@ pub struct Metrics {
     key_latency: Histogram,
     denied: AtomicU64,
     throttled: AtomicU64,
+    kept_alive: AtomicU64,
     direct_completes: AtomicU64,
     direct_parts: AtomicU64,
     inplace_parts: AtomicU64,
@@ -119,6 +120,11 @@ impl Metrics {
     /// A request refused with SlowDown (too many in flight).
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
+    }
+
+    /// A Complete ran past `[gateway] keepalive_after`: its answer was started kept alive.
+    pub fn kept_alive(&self) {
+        self.kept_alive.fetch_add(1, Relaxed);
     }
 
     /// A multipart part sealed in place (direct frames).
@@ -211,6 +217,12 @@ impl Metrics {
                 self.throttled.load(Relaxed),
             ),
             (
+                "hyok_gateway_kept_alive_total",
+                "counter",
+                "CompleteMultipartUploads still running after [gateway] keepalive_after, answered 200 with spaces, then the outcome.",
+                self.kept_alive.load(Relaxed),
+            ),
+            (
                 "hyok_gateway_direct_parts_total",
                 "counter",
                 "Multipart parts sealed in place as frames of the final object.",
@@ -267,6 +279,7 @@ mod tests {
         m.start();
         m.end("GET", 404, Duration::from_secs(2));
         m.bytes_in(1024);
+        m.kept_alive();
         let text = m.render();
         assert!(text.contains("hyok_gateway_requests_total{method=\"PUT\",status=\"2xx\"} 1"));
         assert!(text.contains("hyok_gateway_requests_total{method=\"GET\",status=\"4xx\"} 1"));
@@ -275,5 +288,6 @@ mod tests {
         assert!(text.contains("hyok_gateway_plaintext_bytes_in_total 1024"));
         assert!(text.contains("hyok_gateway_requests_in_flight 0"));
         assert!(text.contains("hyok_gateway_backend_reads_total{kind=\"get\"} 0"));
+        assert!(text.contains("hyok_gateway_kept_alive_total 1"));
     }
 }

@@ -795,6 +795,11 @@ pub(crate) async fn complete(
     match keepalive::run(op, g.keepalive_after, xml).await {
         keepalive::Answer::Done(res) => res,
         keepalive::Answer::Later(pending) => {
+            g.metrics.kept_alive();
+            tracing::info!(
+                "the Complete runs past {:?}: answered kept alive",
+                g.keepalive_after
+            );
             let mut r = S3Response::new(CompleteMultipartUploadOutput {
                 server_side_encryption: crate::service::at_rest(),
                 ..Default::default()
