@@ -21,7 +21,7 @@
 //! being read: "use of closed network connection" after the `200`, and the SDK aborts an
 //! upload whose Complete succeeded. A head sent while the client's writer is still on its
 //! way there loses that race; observed with the head sent the moment the request was read,
-//! when the client's writer came 0.2-19 ms after the head (five times in 33 runs of the Go
+//! when the client's writer came 0.2-19 ms after the head (five times in 54 runs of the Go
 //! client on a loaded machine). A second between the request and the head leaves that race
 //! to clients stalled for a second.
 
