@@ -11,6 +11,13 @@
 //! ranged GET then starts its answer after the first bytes, not after the whole range
 //! (the gateway's first byte of an 8 MiB range came 125-330 ms after the request).
 //! Ranges of several parts keep whole parts, fetched in parallel.
+//!
+//! The transfer's permits count GETs under way, never a reader's wait: each GET of a range
+//! of several parts is a task of its own (a future of a `buffered` stream stops while its
+//! stream waits for the reader, and kept its permit), and a one-GET range gives its permit
+//! back once the answer's head is here. A reader whose consumer waits for a writer of the
+//! same transfer (a Complete's last part, decrypted ahead of the parts it follows) left that
+//! writer without permits: the Complete waited for ever.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -81,15 +88,15 @@ impl RangedReader {
             if range.end - range.start <= chunk {
                 // One GET: its pieces are handed on as they arrive (a server's ranged read
                 // then answers before the whole range is here).
-                let _permit = permits.acquire_owned().await;
+                let permit = permits.acquire_owned().await;
                 let r = stream_pieces(
                     &inner,
                     &path,
                     range,
                     e_tag.as_deref(),
-                    &fetched,
-                    &reads,
+                    (&fetched, &reads),
                     &tx,
+                    permit,
                 )
                 .await;
                 if let Err(e) = r {
@@ -114,10 +121,13 @@ impl RangedReader {
                         e_tag.clone(),
                         permits.clone(),
                     );
-                    async move {
+                    // A task of its own, so that the GET runs to its end and gives its
+                    // permit back while this task waits for the reader (a future of
+                    // `buffered` is polled only when the stream is).
+                    AbortOnDrop(tokio::spawn(async move {
                         let _permit = permits.acquire_owned().await;
                         get_pieces(&inner, &path, r, tag.as_deref(), &fetched, &reads).await
-                    }
+                    }))
                 })
                 .buffered(concurrency);
             while let Some(r) = stream.next().await {
@@ -218,22 +228,28 @@ const STREAM_PIECES: usize = 256 << 10;
 /// GET `range` of `path` (pinned to `e_tag`) and send its body to `tx` as it arrives, in
 /// messages of [`STREAM_PIECES`] bytes or more. `Err` only for a failure before anything was
 /// sent or while streaming (the caller reports it); a reader that went away ends it quietly.
-async fn stream_pieces(
+/// `permit` (of the transfer's cap) is given back once the answer's head is here.
+async fn stream_pieces<P>(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     range: Range<u64>,
     e_tag: Option<&str>,
-    fetched: &AtomicU64,
-    reads: &ReadCounter,
+    (fetched, reads): (&AtomicU64, &ReadCounter),
     tx: &mpsc::Sender<Result<Pieces, Error>>,
+    permit: P,
 ) -> object_store::Result<()> {
     let res = ranged_get(store, path, range, e_tag, reads).await?;
     if matches!(res.payload, GetResultPayload::File(..)) {
         let whole = res.bytes().await?;
+        drop(permit);
         fetched.fetch_add(whole.len() as u64, Ordering::Relaxed);
         let _ = tx.send(Ok(Pieces::from([whole]))).await;
         return Ok(());
     }
+    // The permit bounds the GETs being started; the body then comes at the reader's pace,
+    // which must not hold one (a reader that waits for a writer needing a permit of the same
+    // transfer would wait for ever, and slow clients of a server would hold them all).
+    drop(permit);
     let mut body = res.into_stream();
     let mut pieces = Pieces::new();
     let mut held = 0;
@@ -255,6 +271,33 @@ async fn stream_pieces(
     Ok(())
 }
 
+/// A spawned GET, aborted when dropped (with the reader that waits for it).
+struct AbortOnDrop<T>(JoinHandle<object_store::Result<T>>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = object_store::Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|e| {
+                Err(object_store::Error::Generic {
+                    store: "download",
+                    source: Box::new(e),
+                })
+            })
+        })
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Drop for RangedReader {
     fn drop(&mut self) {
         self.task.abort();
@@ -264,6 +307,70 @@ impl Drop for RangedReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
+    use std::time::Duration;
+
+    /// Against s3s-fs: readers whose consumer waits (as a Complete's last part waits for the
+    /// parts before it) hold none of the transfer's permits, so a writer of the same transfer
+    /// still gets them. A reader of one GET held its permit while it waited, and two of them
+    /// stopped every writer of a transfer of two: a Complete of an upload whose last part was
+    /// large waited for ever.
+    #[test]
+    fn waiting_readers_leave_the_permits_to_writers() {
+        let Some((rt, dir)) = crate::test_env::s3_scratch("waiting readers", "permits") else {
+            return;
+        };
+        let src = StoreUrl::parse(&format!("{dir}src")).unwrap();
+        let dst = StoreUrl::parse(&format!("{dir}dst")).unwrap();
+        let store = Store::open(&src, &crate::StoreOptions::default()).unwrap();
+        let transfer = Transfer::new(5 << 20, 2);
+        let len = 20u64 << 20;
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        rt.block_on(
+            store
+                .inner
+                .put(&store.path(&src).unwrap(), data.clone().into()),
+        )
+        .unwrap();
+        let h = rt.handle().clone();
+        // Two readers of one GET each (a range of one part) and one of several, none read.
+        let mut one = store.reader(&h, &src, 0..5 << 20, None, &transfer);
+        let mut two = store.reader(&h, &src, 5 << 20..10 << 20, None, &transfer);
+        let mut many = store.reader(&h, &src, 0..len, None, &transfer);
+        std::thread::sleep(Duration::from_millis(500));
+        // A writer of three parts needs a permit for each.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (s, d, h2, t2) = (store.clone(), dst.clone(), h.clone(), transfer.clone());
+        let chunk = data[..15 << 20].to_vec();
+        std::thread::spawn(move || {
+            let res = (|| {
+                let mut w = s.writer(&h2, &d, Default::default(), &t2)?;
+                io::Write::write_all(&mut w, &chunk).map_err(|e| Error::Io {
+                    what: "writing".into(),
+                    source: e,
+                })?;
+                w.finish()
+            })();
+            let _ = done_tx.send(res);
+        });
+        let written = done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the writer got its permits while the readers waited");
+        assert_eq!(written.unwrap(), 15 << 20);
+        // The readers still read what they were asked.
+        for (r, at) in [(&mut one, 0usize), (&mut two, 5 << 20)] {
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).unwrap();
+            assert_eq!(got, &data[at..at + (5 << 20)]);
+        }
+        let mut got = Vec::new();
+        many.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data);
+        rt.block_on(async {
+            store.delete(&src).await.unwrap();
+            store.delete(&dst).await.unwrap();
+        });
+    }
 
     fn pieces(parts: &[&'static [u8]]) -> Pieces {
         parts.iter().map(|p| Bytes::from_static(p)).collect()
