@@ -1103,6 +1103,36 @@ def direct_suite():
     check(got("direct/large-badsum") == data[:2 * big] + b"tail",
           "the large part sent again after a checksum failure is used")
 
+    # Parts over 64 MiB (the aws cli's for files over 640 GiB, or a larger
+    # multipart_chunksize): part 2 goes in place too, and the Complete streams part 1 (with
+    # the header in front) and the re-sealed unaligned last part to the backend instead of
+    # holding them, then completes without re-encryption.
+    huge = 65 * 1024 * 1024
+    data = marked(3 * huge + 17, 43)
+    parts1, done1, ip5 = (metric("hyok_gateway_direct_parts_total"),
+                          metric("hyok_gateway_direct_completes_total"), in_place())
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/huge")["UploadId"]
+    with cf.ThreadPoolExecutor(3) as ex:
+        etags = dict(ex.map(lambda n: (n, put_part("direct/huge", uid, n,
+                                                   data[(n - 1) * huge:n * huge + (17 if n == 3 else 0)])),
+                            [3, 2, 1]))
+    complete("direct/huge", uid, etags)
+    ip6 = in_place()
+    check(got("direct/huge") == data
+          and metric("hyok_gateway_direct_parts_total") - parts1 == 2
+          and metric("hyok_gateway_direct_completes_total") - done1 == 1
+          and (ip6[0] - ip5[0], ip6[1] - ip5[1]) == ((1, 1) if on_s3 else (0, 0)),
+          f"65 MiB parts go in place and complete without re-encryption ({ip5} -> {ip6})")
+    # Two parts, none in place (the last is unaligned): the Complete copies part 1's frames
+    # while the last part is decrypted ahead of them; both read with the writer's transfer.
+    # (Such a Complete waited for ever once the waiting reader held the permits.)
+    data = marked(24 * 1024 * 1024 + 40 * 1024 * 1024 + 5, 47)
+    uid = s3.create_multipart_upload(Bucket=b, Key="direct/two")["UploadId"]
+    cut = 24 * 1024 * 1024
+    etags = {1: put_part("direct/two", uid, 1, data[:cut]), 2: put_part("direct/two", uid, 2, data[cut:])}
+    complete("direct/two", uid, etags)
+    check(got("direct/two") == data, "a large first part and a larger unaligned last part complete")
+
     # A part number left out of the Complete: the object is parts 1 and 3 (S3 semantics); on
     # S3 the fallback reads part 3 back from the backend upload by offset.
     data = marked(3 * part, 37)

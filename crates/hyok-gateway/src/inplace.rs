@@ -48,11 +48,12 @@ pub(crate) const MIN_PART: u64 = 5 << 20;
 /// Largest part received in place while its claims are decided (its plaintext and frames
 /// are held in memory).
 pub(crate) const MAX_PART: u64 = crate::reencrypt::READ_AHEAD_PART;
-/// Largest part put in place at all. A part over [`MAX_PART`] is claimed before its body is
-/// read, then streamed with bounded memory ([`stream_part`]). A Complete holds part 1's
-/// frames and the last part (plaintext and frames) in memory: 3 × 64 MiB at most, within the
-/// gateway's body budget (`service::SMALL_BODY_BUDGET_KIB`, 256 MiB).
-pub(crate) const MAX_STREAMED_PART: u64 = 64 << 20;
+/// Largest part 1 (its frames) or last part (its plaintext and frames) a Complete holds in
+/// memory to put it as a backend part (3 × 64 MiB at most, within the gateway's body budget,
+/// `service::SMALL_BODY_BUDGET_KIB`, 256 MiB; such a put is retried by the store). Larger
+/// ones are streamed from the stored part to the backend with bounded memory
+/// ([`streamed_memory`] each).
+pub(crate) const MAX_HELD_PART: u64 = 64 << 20;
 /// Bytes of a filler part.
 const FILLER: usize = 5 << 20;
 /// Longest backend ETag kept.
@@ -129,9 +130,10 @@ pub(crate) fn fits(n: i32, len: u64) -> bool {
     n >= 2 && (MIN_PART..=MAX_PART).contains(&len)
 }
 
-/// Whether part `n` of `len` bytes goes in place by [`stream_part`] (claimed first).
+/// Whether part `n` of `len` bytes goes in place by [`stream_part`] (claimed first): any
+/// part over [`MAX_PART`] (up to S3's 5 GiB, `body::MAX_UPLOAD`, checked before).
 pub(crate) fn fits_streamed(n: i32, len: u64) -> bool {
-    n >= 2 && len > MAX_PART && len <= MAX_STREAMED_PART
+    n >= 2 && len > MAX_PART && len <= crate::body::MAX_UPLOAD
 }
 
 /// Memory a part streamed in place needs at most, whatever its size: the chunks in flight
@@ -453,6 +455,161 @@ async fn seal_final(m: DetachedMessage, seq: u32, plain: Vec<u8>) -> S3Result<By
     .map_err(to_s3)
 }
 
+/// Bytes of the frames `seal_frames` makes of `size` bytes of plaintext, the last frame final.
+pub(crate) fn sealed_final_len(size: u64) -> u64 {
+    let (_, fl) = direct::settings();
+    let fl = u64::from(fl);
+    size / fl * (fl + hyok::REGULAR_FRAME_OVERHEAD) + size % fl + hyok::FINAL_FRAME_OVERHEAD
+}
+
+/// The frames of a stored direct part, as the backend hands them on (pinned to the part's
+/// entity tag: a part replaced since it was listed fails the read).
+async fn frames_stream(
+    store: &Store,
+    p: &Listed,
+) -> S3Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+    store
+        .get_range_stream(&p.url, RECORD_LEN..p.info.size, p.info.e_tag.as_deref())
+        .await
+        .map_err(|e| to_s3(e.into()))
+}
+
+/// Put backend part `number` of `len` bytes from `body` as it yields them (held to exactly
+/// `len`); a failure abandons the request and leaves no part.
+async fn put_streamed<S>(
+    store: &Store,
+    body_url: &StoreUrl,
+    backend_upload: &str,
+    number: u32,
+    len: u64,
+    body: S,
+) -> S3Result<String>
+where
+    S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    store
+        .put_numbered_stream(
+            body_url,
+            backend_upload,
+            number,
+            len,
+            hyok::store::exactly(body, len),
+        )
+        .await
+        .map_err(|e| to_s3(e.into()))
+}
+
+/// Seal the plaintext of the staged last part `url` (`size` bytes) as the frames `seq…`, the
+/// last one final, and send them to `out` as they are sealed, 16 frames at a time. The last
+/// chunk is sealed only once the staged message has been read to its end and authenticated,
+/// so the backend part never reaches its length from a message that fails; an error is also
+/// sent to `out`, which abandons the backend request.
+fn seal_staged(
+    objects: &hyok::objects::Objects,
+    url: &StoreUrl,
+    size: u64,
+    m: &DetachedMessage,
+    seq: u32,
+    out: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> hyok::Result<()> {
+    let (_, fl) = direct::settings();
+    let step = fl as usize * STREAM_FRAMES;
+    let mut w = Sealing {
+        m,
+        step,
+        per_step: STREAM_FRAMES as u32,
+        seq,
+        size,
+        seen: 0,
+        plain: Vec::with_capacity(step),
+        out: &out,
+    };
+    let res = objects
+        .get(url, &mut w, None, &EncryptionContext::new())
+        .and_then(|_| w.finish());
+    if let Err(e) = &res {
+        let _ = out.blocking_send(Err(std::io::Error::other(e.to_string())));
+    }
+    res
+}
+
+/// The writer [`seal_staged`] decrypts into.
+struct Sealing<'a> {
+    m: &'a DetachedMessage,
+    /// Plaintext bytes of a chunk (whole frames).
+    step: usize,
+    /// Frames of a chunk.
+    per_step: u32,
+    /// Sequence number of the chunk being filled.
+    seq: u32,
+    /// Plaintext bytes expected in all.
+    size: u64,
+    /// Plaintext bytes written so far.
+    seen: u64,
+    plain: Vec<u8>,
+    out: &'a tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+}
+
+impl Sealing<'_> {
+    fn send(&mut self, is_final: bool) -> hyok::Result<()> {
+        let mut frames = Vec::new();
+        let k = self.m.seal_frames(
+            &Parallelism::Sequential,
+            self.seq,
+            &self.plain,
+            is_final,
+            &mut frames,
+        )?;
+        frames.truncate(k);
+        self.plain.clear();
+        self.seq = self
+            .seq
+            .checked_add(self.per_step)
+            .ok_or_else(|| hyok::Error::Config("the upload has too many frames".into()))?;
+        self.out
+            .blocking_send(Ok(Bytes::from(frames)))
+            .map_err(|_| hyok::Error::Config("the backend request for the part ended early".into()))
+    }
+
+    /// The last chunk, final, once the whole plaintext came.
+    fn finish(mut self) -> hyok::Result<()> {
+        if self.seen != self.size {
+            return Err(hyok::Error::Config(format!(
+                "the staged last part has {} bytes, not the {} listed",
+                self.seen, self.size
+            )));
+        }
+        self.send(true)
+    }
+}
+
+impl std::io::Write for Sealing<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut rest = data;
+        while !rest.is_empty() {
+            // A full chunk is sealed as regular frames only when more bytes follow it: the
+            // last chunk waits for `finish`.
+            if self.plain.len() == self.step {
+                self.send(false).map_err(std::io::Error::other)?;
+            }
+            let take = (self.step - self.plain.len()).min(rest.len());
+            self.seen += take as u64;
+            if self.seen > self.size {
+                return Err(std::io::Error::other(
+                    "the staged last part is longer than listed",
+                ));
+            }
+            self.plain.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Complete the upload from its parts in place when its parts allow it and the claims hold;
 /// `Ok(None)` when they do not (the caller falls back to re-encryption via [`layout`]).
 /// Completed, it returns the upload's objects for the caller to delete, as listed while the
@@ -501,7 +658,7 @@ pub(crate) async fn complete(
                 etags.push(ip.backend_etag.clone());
                 body_len += ip.record.frames_len();
             }
-            PartDesc::Staged(d) if i == last && d.size <= MAX_STREAMED_PART => {}
+            PartDesc::Staged(_) if i == last => {}
             _ => return Ok(None),
         }
     }
@@ -546,14 +703,27 @@ pub(crate) async fn complete(
     let (header, metadata) = header;
     let header = Bytes::from(header);
     // Memory for part 1's frames and the tail (the last part's frames, or its plaintext and
-    // frames), from the same budget as request bodies.
+    // frames) when they are held, for the pieces in flight when they stream; from the same
+    // budget as request bodies.
+    let first_held = first.frames_len() <= MAX_HELD_PART;
+    let tail_held = match &parts[last].desc {
+        PartDesc::InPlace(_) => true,
+        PartDesc::Direct(r) => r.frames_len() <= MAX_HELD_PART,
+        PartDesc::Staged(d) => d.size <= MAX_HELD_PART,
+    };
     let tail_bytes = match &parts[last].desc {
         PartDesc::InPlace(_) => 0,
+        _ if !tail_held => streamed_memory(),
         PartDesc::Direct(r) => r.frames_len(),
         PartDesc::Staged(d) => memory_for(d.size),
     };
+    let first_bytes = if first_held {
+        first.frames_len()
+    } else {
+        streamed_memory()
+    };
     let _permit = g
-        .reserve_memory(first.frames_len() + tail_bytes + (64 << 10))
+        .reserve_memory(first_bytes + tail_bytes + (64 << 10))
         .await?;
     let frames_of = |p: &Listed| {
         let store = store.clone();
@@ -567,6 +737,14 @@ pub(crate) async fn complete(
     };
     // Part 1: header ‖ part 1's frames.
     let first_part = async {
+        if !first_held {
+            let frames = frames_stream(&store, &parts[0]).await?;
+            let len = header.len() as u64 + (parts[0].info.size - RECORD_LEN);
+            let body =
+                futures::StreamExt::chain(futures::stream::iter([Ok(header.clone())]), frames);
+            let etag = put_streamed(&store, &body_url, backend_upload, 1, len, body).await?;
+            return Ok((etag, len));
+        }
         let frames = frames_of(&parts[0]).await?;
         let len = (header.len() + frames.len()) as u64;
         let etag = store
@@ -585,6 +763,34 @@ pub(crate) async fn complete(
                     n_parts + 1,
                     vec![seal_final(sealer, seq, Vec::new()).await?],
                 )
+            }
+            PartDesc::Direct(_) if !tail_held => {
+                let frames = frames_stream(&store, &parts[last]).await?;
+                let seq = seq_of(n_parts).ok_or_else(|| s3_error!(EntityTooLarge))?;
+                let end = seal_final(sealer, seq, Vec::new()).await?;
+                let len = parts[last].info.size - RECORD_LEN + end.len() as u64;
+                let body = futures::StreamExt::chain(frames, futures::stream::iter([Ok(end)]));
+                let number = u32::try_from(n_parts).map_err(|_| s3_error!(EntityTooLarge))?;
+                let etag =
+                    put_streamed(&store, &body_url, backend_upload, number, len, body).await?;
+                return Ok((etag, len));
+            }
+            PartDesc::Staged(d) if !tail_held => {
+                let seq = seq_of(last).ok_or_else(|| s3_error!(EntityTooLarge))?;
+                let len = sealed_final_len(d.size);
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let (objects, url, size) = (objects.clone(), parts[last].url.clone(), d.size);
+                let seal = tokio::task::spawn_blocking(move || {
+                    seal_staged(&objects, &url, size, &sealer, seq, tx)
+                });
+                let body = futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|c| (c, rx))
+                });
+                let number = u32::try_from(n_parts).map_err(|_| s3_error!(EntityTooLarge))?;
+                let put = put_streamed(&store, &body_url, backend_upload, number, len, body);
+                let (sealed, put) = tokio::join!(seal, put);
+                sealed.map_err(join_error)?.map_err(to_s3)?;
+                return Ok((put?, len));
             }
             PartDesc::Direct(_) => {
                 let frames = frames_of(&parts[last]).await?;
@@ -1053,13 +1259,107 @@ mod tests {
     }
 
     #[test]
-    fn only_parts_over_16_mib_up_to_64_mib_stream() {
+    fn only_parts_over_16_mib_up_to_5_gib_stream() {
         assert!(!fits_streamed(2, 16 << 20));
         assert!(fits_streamed(2, (16 << 20) + 65536));
         assert!(fits_streamed(10_000, 64 << 20));
-        assert!(!fits_streamed(2, (64 << 20) + 65536));
+        assert!(fits_streamed(2, (64 << 20) + 65536));
+        assert!(fits_streamed(2, crate::body::MAX_UPLOAD));
+        assert!(!fits_streamed(2, crate::body::MAX_UPLOAD + 1));
         assert!(!fits_streamed(1, 32 << 20), "part 1 holds the header");
         assert!(streamed_memory() < 32 << 20);
+    }
+
+    /// A `Sealing` writer for `size` bytes from sequence number `seq`, and what it sent.
+    fn sealing_run(
+        m: &DetachedMessage,
+        seq: u32,
+        size: u64,
+        writes: &[&[u8]],
+    ) -> (hyok::Result<()>, Vec<Bytes>, usize) {
+        let (_, fl) = direct::settings();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let step = fl as usize * STREAM_FRAMES;
+        let mut w = Sealing {
+            m,
+            step,
+            per_step: STREAM_FRAMES as u32,
+            seq,
+            size,
+            seen: 0,
+            plain: Vec::new(),
+            out: &tx,
+        };
+        let mut res = Ok(());
+        for piece in writes {
+            if let Err(e) = std::io::Write::write_all(&mut w, piece) {
+                res = Err(hyok::Error::Io {
+                    what: "writing".into(),
+                    source: e,
+                });
+                break;
+            }
+        }
+        let mut sent = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            sent.push(c.unwrap());
+        }
+        let before_finish = sent.iter().map(Bytes::len).sum();
+        let res = res.and_then(|()| w.finish());
+        while let Ok(c) = rx.try_recv() {
+            sent.push(c.unwrap());
+        }
+        (res, sent, before_finish)
+    }
+
+    #[test]
+    fn a_staged_last_part_streams_as_the_frames_sealing_it_whole_makes() {
+        let (suite, fl) = direct::settings();
+        let m = DetachedMessage::generate(suite, fl).unwrap();
+        let step = FRAME * STREAM_FRAMES as u64;
+        for size in [
+            0,
+            1,
+            FRAME - 1,
+            FRAME,
+            step,
+            step + 1,
+            2 * step,
+            2 * step + FRAME + 5,
+        ] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            // Written in uneven pieces, as a decryptor hands on its batches.
+            let pieces: Vec<&[u8]> = data.chunks(100_003).collect();
+            let (res, sent, before_finish) = sealing_run(&m, 17, size, &pieces);
+            res.unwrap();
+            let all: Vec<u8> = sent.iter().flat_map(|c| c.iter().copied()).collect();
+            let mut whole = Vec::new();
+            let k = m
+                .seal_frames(&Parallelism::Sequential, 17, &data, true, &mut whole)
+                .unwrap();
+            whole.truncate(k);
+            assert_eq!(all, whole, "{size} bytes: the same frames");
+            assert_eq!(all.len() as u64, sealed_final_len(size), "{size} bytes");
+            assert!(
+                before_finish < all.len(),
+                "{size} bytes: the last chunk waits for the end"
+            );
+        }
+    }
+
+    #[test]
+    fn a_staged_last_part_of_another_length_is_refused() {
+        let (suite, fl) = direct::settings();
+        let m = DetachedMessage::generate(suite, fl).unwrap();
+        let data = vec![9u8; 3 * FRAME as usize];
+        // Shorter than listed: nothing final is sealed.
+        let (res, sent, _) = sealing_run(&m, 1, 3 * FRAME + 1, &[&data]);
+        assert!(res.is_err());
+        let sent_len: usize = sent.iter().map(Bytes::len).sum();
+        assert!((sent_len as u64) < sealed_final_len(3 * FRAME + 1));
+        // Longer than listed: refused as it comes.
+        let (res, _, _) = sealing_run(&m, 1, 3 * FRAME - 1, &[&data]);
+        assert!(res.is_err());
     }
 
     #[test]

@@ -304,6 +304,42 @@ impl Drop for RangedReader {
     }
 }
 
+/// `body` held to exactly `len` bytes: a piece that would run past them, or an end short of
+/// them, is an error (and the stream's end). For streamed request bodies whose length was
+/// announced before the first byte.
+pub fn exactly<S>(body: S, len: u64) -> impl futures::Stream<Item = io::Result<Bytes>>
+where
+    S: futures::Stream<Item = io::Result<Bytes>> + Send + 'static,
+{
+    futures::stream::unfold(
+        (Box::pin(body), 0u64, false),
+        move |(mut body, seen, ended)| async move {
+            if ended {
+                return None;
+            }
+            match body.next().await {
+                Some(Ok(piece)) => {
+                    let seen = seen + piece.len() as u64;
+                    if seen > len {
+                        let e = io::Error::other(format!("more than the {len} bytes announced"));
+                        return Some((Err(e), (body, seen, true)));
+                    }
+                    Some((Ok(piece), (body, seen, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (body, seen, true))),
+                None if seen < len => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{seen} of the {len} bytes announced"),
+                    );
+                    Some((Err(e), (body, seen, true)))
+                }
+                None => None,
+            }
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,5 +462,53 @@ mod tests {
             r.read(&mut buf).is_err(),
             "no read succeeds after a failure"
         );
+    }
+}
+
+#[cfg(test)]
+mod exactly_tests {
+    use super::*;
+
+    fn run(pieces: &[&'static [u8]], len: u64) -> Vec<io::Result<Bytes>> {
+        let body = futures::stream::iter(
+            pieces
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        );
+        futures::executor::block_on(exactly(body, len).collect())
+    }
+
+    #[test]
+    fn a_body_of_the_length_announced_passes_unchanged() {
+        let got = run(&[b"abc", b"", b"de"], 5);
+        let bytes: Vec<u8> = got.into_iter().flat_map(|r| r.unwrap().to_vec()).collect();
+        assert_eq!(bytes, b"abcde");
+        assert!(run(&[], 0).is_empty());
+    }
+
+    #[test]
+    fn a_short_or_long_body_ends_with_an_error() {
+        let short = run(&[b"abc"], 5);
+        assert_eq!(short.len(), 2);
+        assert_eq!(
+            short[1].as_ref().unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        let long = run(&[b"abc", b"def", b"ghi"], 5);
+        assert_eq!(long.len(), 2, "nothing after the error");
+        assert!(long[0].is_ok() && long[1].is_err());
+    }
+
+    #[test]
+    fn an_error_of_the_body_ends_it() {
+        let body = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(io::Error::other("gone")),
+            Ok(Bytes::from_static(b"cde")),
+        ]);
+        let got: Vec<_> = futures::executor::block_on(exactly(body, 5).collect());
+        assert_eq!(got.len(), 2);
+        assert!(got[1].is_err());
     }
 }

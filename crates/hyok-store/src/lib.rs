@@ -60,7 +60,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
 
-pub use download::RangedReader;
+pub use download::{exactly, RangedReader};
 pub use error::{Error, Result};
 pub use numbered::MAX_COPY;
 pub use reads::{Prefix, ReadCounter};
@@ -419,6 +419,29 @@ impl Store {
         get_range(&self.inner, &path, range, e_tag, &self.fetched, &self.reads)
             .await
             .map_err(|e| Error::store("download", url.to_string(), e))
+    }
+
+    /// As [`Store::get_range`], with the bytes handed on as they arrive instead of collected
+    /// (for ranges too large to hold). The stream is exactly the range: one that would end
+    /// short of it, or run past it, ends with an error instead.
+    pub async fn get_range_stream(
+        &self,
+        url: &StoreUrl,
+        range: std::ops::Range<u64>,
+        e_tag: Option<&str>,
+    ) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        let path = self.path(url)?;
+        let want = range.end.saturating_sub(range.start);
+        let got = download::ranged_get(&self.inner, &path, range, e_tag, &self.reads)
+            .await
+            .map_err(|e| Error::store("download", url.to_string(), e))?;
+        let fetched = self.fetched.clone();
+        let pieces = got.into_stream().map(move |piece| {
+            let piece = piece.map_err(std::io::Error::other)?;
+            fetched.fetch_add(piece.len() as u64, Ordering::Relaxed);
+            Ok(piece)
+        });
+        Ok(exactly(pieces, want).boxed())
     }
 
     /// Every object under a prefix (recursive), in the store's order. The URL is read as a

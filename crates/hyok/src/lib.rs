@@ -61,7 +61,7 @@ pub use hyok_core::{
     EncryptionContext, EncryptionMaterials, Encryptor, Header, HeaderLimits, Parallelism,
     ParsedHeader, VerifiedHeader, DEFAULT_MAX_READ_FRAME_LEN, MAX_WRITE_FRAME_LEN,
 };
-pub use hyok_core::{DataKey, REGULAR_FRAME_OVERHEAD};
+pub use hyok_core::{DataKey, FINAL_FRAME_OVERHEAD, REGULAR_FRAME_OVERHEAD};
 /// AWS-LC's MD5, for the S3 protocol's checksums (ETags, `Content-MD5`), never for security.
 pub use hyok_core::{Md5, MD5_LEN};
 pub use hyok_keystore::{KeyManager, OpLabel};
