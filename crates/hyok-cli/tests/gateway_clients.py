@@ -1719,6 +1719,32 @@ def request_count_suite():
     s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "count/small"}, {"Key": "count/large"}]})
 
 
+def slow_readers_suite():
+    """Clients that stop reading their downloads hold none of the backend parts-in-flight
+    cap the gateway's requests share: nine such downloads of a whole object (the cap is 8)
+    leave another client's ranged GET answered at once. Before, each held a place while
+    it waited, and the ninth client's GET waited until one of them went on reading."""
+    b = "boto" + SFX
+    s3 = client(max_pool_connections=16, read_timeout=20)
+    n = 48 * 1024 * 1024
+    data = big_body(n, 77)
+    s3.put_object(Bucket=b, Key="slow/readers", Body=data)
+    stalled = [s3.get_object(Bucket=b, Key="slow/readers")["Body"] for _ in range(9)]
+    t0 = time.time()
+    try:
+        got = s3.get_object(Bucket=b, Key="slow/readers",
+                            Range="bytes=41943040-41943139")["Body"].read()
+        answered = got == data[41943040:41943140]
+    except Exception as e:  # a read timeout: the GET waited for a place
+        answered = False
+        print(f"  the ranged GET failed: {e}")
+    took = time.time() - t0
+    for body_ in stalled:
+        body_.close()
+    check(answered, f"9 stalled downloads leave a ranged GET answered ({took:.1f} s)")
+    s3.delete_object(Bucket=b, Key="slow/readers")
+
+
 def error_code(call):
     """The S3 error code `call` fails with (None when it succeeds)."""
     try:
@@ -1980,6 +2006,7 @@ if __name__ == "__main__":
     delete_bucket_suite()
     pyarrow_suite()
     request_count_suite()
+    slow_readers_suite()
     if SUITE == "full":
         rclone_suite()
         s3fs_suite()

@@ -30,6 +30,10 @@ use crate::pager::{past, Pager, Query, Step};
 pub(crate) const SMALL_BODY: u64 = 8 * 1024 * 1024;
 /// Memory all in-memory bodies may use at once, in KiB permits.
 pub(crate) const SMALL_BODY_BUDGET_KIB: usize = 256 * 1024;
+/// Backend parts (8 MiB) a GET of a whole object fetches ahead of its client: a client that
+/// reads slowly holds at most these, two more in the reader's channel and the one being
+/// read (40 MiB), and none of the parts-in-flight cap shared by all requests.
+pub(crate) const GET_AHEAD: usize = 2;
 
 /// One credential as the server uses it.
 pub(crate) struct Caller {
@@ -333,6 +337,12 @@ impl Gateway {
     /// Encrypted objects of `bucket` with the caller's keys, audited as the caller.
     pub(crate) fn objects(&self, caller: &Caller, bucket: &str) -> S3Result<Objects> {
         self.objects_with(caller, bucket, self.transfer.clone())
+    }
+
+    /// As `objects`, for answering a GET: a download of several backend parts fetches at
+    /// most [`GET_AHEAD`] of them ahead of its client, whose pace it follows.
+    pub(crate) fn objects_for_get(&self, caller: &Caller, bucket: &str) -> S3Result<Objects> {
+        self.objects_with(caller, bucket, self.transfer.with_concurrency(GET_AHEAD))
     }
 
     /// As `objects`, for writing a message of `len` bytes of plaintext (one PUT when it is
@@ -927,7 +937,7 @@ impl S3 for GatewayS3 {
         let i = &req.input;
         let caller = g.authorize_bucket(&req.credentials, &i.bucket, "get", Scope::Read(&i.key))?;
         // The [policy] decides before the backend is asked for the object.
-        let objects = g.objects(&caller, &i.bucket)?;
+        let objects = g.objects_for_get(&caller, &i.bucket)?;
         let url = g.backend.object_url(&i.bucket, &i.key)?;
         objects
             .check_policy(hyok::policy::Action::Get, &url)

@@ -70,6 +70,17 @@ impl Transfer {
         }
     }
 
+    /// The same transfer, sharing its cap on parts in flight, with `concurrency` (at least 1)
+    /// parts or chunks of one object in flight: a download then holds at most that many
+    /// chunks ahead of its reader.
+    pub fn with_concurrency(&self, concurrency: usize) -> Self {
+        Self {
+            part_size: self.part_size,
+            concurrency: concurrency.max(1),
+            permits: self.permits.clone(),
+        }
+    }
+
     /// Bytes per part / per ranged GET.
     pub fn part_size(&self) -> usize {
         self.part_size
