@@ -512,18 +512,7 @@ fn seal_staged(
     seq: u32,
     out: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 ) -> hyok::Result<()> {
-    let (_, fl) = direct::settings();
-    let step = fl as usize * STREAM_FRAMES;
-    let mut w = Sealing {
-        m,
-        step,
-        per_step: STREAM_FRAMES as u32,
-        seq,
-        size,
-        seen: 0,
-        plain: Vec::with_capacity(step),
-        out: &out,
-    };
+    let mut w = Sealing::new(m, seq, size, &out);
     let res = objects
         .get(url, &mut w, None, &EncryptionContext::new())
         .and_then(|_| w.finish());
@@ -550,7 +539,28 @@ struct Sealing<'a> {
     out: &'a tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 }
 
-impl Sealing<'_> {
+impl<'a> Sealing<'a> {
+    /// Frames from `seq` on for `size` bytes of plaintext, sent to `out` 16 at a time.
+    fn new(
+        m: &'a DetachedMessage,
+        seq: u32,
+        size: u64,
+        out: &'a tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    ) -> Self {
+        let (_, fl) = direct::settings();
+        let step = fl as usize * STREAM_FRAMES;
+        Self {
+            m,
+            step,
+            per_step: STREAM_FRAMES as u32,
+            seq,
+            size,
+            seen: 0,
+            plain: Vec::with_capacity(step),
+            out,
+        }
+    }
+
     fn send(&mut self, is_final: bool) -> hyok::Result<()> {
         let mut frames = Vec::new();
         let k = self.m.seal_frames(
@@ -1277,19 +1287,8 @@ mod tests {
         size: u64,
         writes: &[&[u8]],
     ) -> (hyok::Result<()>, Vec<Bytes>, usize) {
-        let (_, fl) = direct::settings();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let step = fl as usize * STREAM_FRAMES;
-        let mut w = Sealing {
-            m,
-            step,
-            per_step: STREAM_FRAMES as u32,
-            seq,
-            size,
-            seen: 0,
-            plain: Vec::new(),
-            out: &tx,
-        };
+        let mut w = Sealing::new(m, seq, size, &tx);
         let mut res = Ok(());
         for piece in writes {
             if let Err(e) = std::io::Write::write_all(&mut w, piece) {
