@@ -7,12 +7,15 @@
 //! n ≥ 2 whose claims win and whose length is 5 to 16 MiB, a whole number of frames, seals
 //! its frames (n−1)·k+1 … n·k as its bytes arrive and streams them as backend part n
 //! ([`receive`]; the frames are also kept, to put the part again if the stream fails); a
-//! small record at `part-NNNNN` keeps its range, client ETag and backend ETag.
+//! larger one (up to 5 GiB) is claimed before its body is read and streamed with bounded
+//! memory, nothing kept ([`stream_part`]); a small record at `part-NNNNN` keeps its range,
+//! client ETag and backend ETag.
 //! CompleteMultipartUpload, when parts 2 … N−1 are in place and the Complete's claims hold,
 //! seals the header, puts backend part 1 = header ‖ part 1's frames and the tail (the final
-//! frame, after the last part's frames when that part is not in place), completes the
-//! backend upload, checks the result starts with its header and has the expected size, and
-//! copies it to the target server-side with the object's metadata.
+//! frame, after the last part's frames when that part is not in place; each held in memory
+//! up to [`MAX_HELD_PART`], streamed above it), completes the backend upload, checks the
+//! result starts with its header and has the expected size, and copies it to the target
+//! server-side with the object's metadata.
 //!
 //! Anything else falls back to re-encryption, which must read parts that sit in an
 //! unfinished backend upload: [`layout`] completes it with the listed parts in place and
