@@ -478,7 +478,7 @@ async fn frames_stream(
 }
 
 /// Put backend part `number` of `len` bytes from `body` as it yields them (held to exactly
-/// `len`); a failure abandons the request and leaves no part.
+/// `len` by the store); a failure abandons the request and leaves no part.
 async fn put_streamed<S>(
     store: &Store,
     body_url: &StoreUrl,
@@ -491,13 +491,7 @@ where
     S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
 {
     store
-        .put_numbered_stream(
-            body_url,
-            backend_upload,
-            number,
-            len,
-            hyok::store::exactly(body, len),
-        )
+        .put_numbered_stream(body_url, backend_upload, number, len, body)
         .await
         .map_err(|e| to_s3(e.into()))
 }

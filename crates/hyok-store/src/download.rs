@@ -305,37 +305,51 @@ impl Drop for RangedReader {
 }
 
 /// `body` held to exactly `len` bytes: a piece that would run past them, or an end short of
-/// them, is an error (and the stream's end). For streamed request bodies whose length was
-/// announced before the first byte.
-pub fn exactly<S>(body: S, len: u64) -> impl futures::Stream<Item = io::Result<Bytes>>
+/// them, is an error (and the stream's end). The piece that completes `len` is handed on only
+/// once `body` has ended, so a consumer that stops reading at `len` (an HTTP client sending
+/// a body of that `Content-Length`) never completes a request from a body that was longer.
+/// For streamed request bodies whose length was announced before the first byte, and
+/// streamed ranges.
+pub(crate) fn exactly<S>(body: S, len: u64) -> impl futures::Stream<Item = io::Result<Bytes>>
 where
     S: futures::Stream<Item = io::Result<Bytes>> + Send + 'static,
 {
+    let too_long = move || io::Error::other(format!("more than the {len} bytes announced"));
     futures::stream::unfold(
         (Box::pin(body), 0u64, false),
-        move |(mut body, seen, ended)| async move {
+        move |(mut body, mut seen, ended)| async move {
             if ended {
                 return None;
             }
-            match body.next().await {
-                Some(Ok(piece)) => {
-                    let seen = seen + piece.len() as u64;
-                    if seen > len {
-                        let e = io::Error::other(format!("more than the {len} bytes announced"));
-                        return Some((Err(e), (body, seen, true)));
-                    }
-                    Some((Ok(piece), (body, seen, false)))
-                }
-                Some(Err(e)) => Some((Err(e), (body, seen, true))),
+            let piece = match body.next().await {
+                Some(Ok(piece)) => piece,
+                Some(Err(e)) => return Some((Err(e), (body, seen, true))),
                 None if seen < len => {
                     let e = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("{seen} of the {len} bytes announced"),
                     );
-                    Some((Err(e), (body, seen, true)))
+                    return Some((Err(e), (body, seen, true)));
                 }
-                None => None,
+                None => return None,
+            };
+            seen += piece.len() as u64;
+            if seen > len {
+                return Some((Err(too_long()), (body, seen, true)));
             }
+            if seen == len && !piece.is_empty() {
+                // The last bytes wait until the body has ended where it said.
+                loop {
+                    match body.next().await {
+                        None => break,
+                        Some(Ok(p)) if p.is_empty() => {}
+                        Some(Ok(_)) => return Some((Err(too_long()), (body, seen, true))),
+                        Some(Err(e)) => return Some((Err(e), (body, seen, true))),
+                    }
+                }
+                return Some((Ok(piece), (body, seen, true)));
+            }
+            Some((Ok(piece), (body, seen, false)))
         },
     )
 }
@@ -498,6 +512,14 @@ mod exactly_tests {
         let long = run(&[b"abc", b"def", b"ghi"], 5);
         assert_eq!(long.len(), 2, "nothing after the error");
         assert!(long[0].is_ok() && long[1].is_err());
+        // A body that reaches the length exactly, then goes on: the piece that reached it
+        // is never handed on.
+        let on = run(&[b"abc", b"de", b"f"], 5);
+        assert_eq!(on.len(), 2);
+        assert_eq!(on[0].as_ref().unwrap().as_ref(), b"abc");
+        assert!(on[1].is_err());
+        // Empty pieces after the end are no bytes.
+        assert_eq!(run(&[b"abcde", b""], 5).len(), 1);
     }
 
     #[test]

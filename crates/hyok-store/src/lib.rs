@@ -60,7 +60,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
 
-pub use download::{exactly, RangedReader};
+pub use download::RangedReader;
 pub use error::{Error, Result};
 pub use numbered::MAX_COPY;
 pub use reads::{Prefix, ReadCounter};
@@ -441,7 +441,7 @@ impl Store {
             fetched.fetch_add(piece.len() as u64, Ordering::Relaxed);
             Ok(piece)
         });
-        Ok(exactly(pieces, want).boxed())
+        Ok(download::exactly(pieces, want).boxed())
     }
 
     /// Every object under a prefix (recursive), in the store's order. The URL is read as a

@@ -179,7 +179,7 @@ impl Store {
     /// returns its entity tag. Nothing is buffered and nothing retried (the body is gone once
     /// sent): on any failure, including `body` yielding an error or ending short of `len`,
     /// the request is abandoned and S3 keeps no part; the caller may put the part again.
-    /// Bytes beyond `len` are not read: the caller checks the length of what it sends. The
+    /// A body that would run past `len` fails the same way (`download::exactly`). The
     /// request goes to a presigned UploadPart URL (object_store signs it, with the query
     /// parameters folded in; the payload is unsigned, as for a presigned PUT).
     pub async fn put_numbered_stream<S>(
@@ -225,7 +225,9 @@ impl Store {
                 .map_err(|e| failed(e.into()))?
                 .put(signed)
                 .header(http::header::CONTENT_LENGTH, len)
-                .body(reqwest::Body::wrap_stream(body));
+                .body(reqwest::Body::wrap_stream(crate::download::exactly(
+                    body, len,
+                )));
             let answer = send_presigned(request)
                 .await
                 .map_err(|e| failed(e.into()))?;
@@ -495,6 +497,8 @@ mod tests {
             }
             // The body ends short of the length it announced: no part.
             assert!(put(1, five as u64, chunks(7, 4)).await.is_err());
+            // Or runs past it: no part either.
+            assert!(put(1, five as u64, chunks(7, 6)).await.is_err());
             let e1 = put(1, five as u64, chunks(1, 5)).await.unwrap();
             let tail = vec![Ok(Bytes::from_static(b"end"))];
             let e2 = put(2, 3, tail).await.unwrap();
