@@ -17,6 +17,7 @@ use crate::frame::{
 };
 use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
 use crate::key::{derive, DataKey, DerivedKeys};
+use crate::opener::FrameOpener;
 use crate::signature::{MessageVerifier, VerifyingStream};
 
 /// Largest non-framed body hyok buffers (its tag covers the whole body, so it must be held
@@ -215,6 +216,34 @@ impl VerifiedHeader {
         d.src.next_seq = first;
         d.src.stop_after = Some(last);
         Ok(d)
+    }
+}
+
+impl VerifiedHeader {
+    /// An opener of the frames `first ..=` `last` (sequence numbers from 1; `None`: to the
+    /// final frame), fed by its caller (see [`FrameOpener`]); `first = 1, last = None` is the
+    /// whole body. Only unsigned framed messages, as [`VerifiedHeader::frame_range_decryptor`].
+    pub fn frame_opener(self, first: u32, last: Option<u32>) -> Result<FrameOpener> {
+        if self.header.suite.signature().is_some() {
+            return Err(Error::InvalidParameter(format!(
+                "suite 0x{:04X} is signed: its signature covers the whole message, which a frame opener does not read",
+                self.header.suite.id()
+            )));
+        }
+        if self.header.content_type != ContentType::Framed {
+            return Err(Error::InvalidParameter(
+                "a non-framed message has no frames to open".into(),
+            ));
+        }
+        if first == 0
+            || first == FINAL_MARKER
+            || last.is_some_and(|l| l < first || l == FINAL_MARKER)
+        {
+            return Err(Error::InvalidParameter(format!(
+                "invalid frame range {first}..={last:?}"
+            )));
+        }
+        Ok(FrameOpener::new(self.header, self.keys, first, last))
     }
 }
 

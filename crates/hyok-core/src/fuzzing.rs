@@ -6,7 +6,7 @@
 //! - [`header`]: a parsed header encodes back to exactly the bytes received.
 //! - [`decrypt`]: a message that was changed in any way does not decrypt; plaintext released
 //!   before an error is a prefix of the real plaintext; an unchanged message decrypts to
-//!   its plaintext.
+//!   its plaintext. The same for a [`FrameOpener`] fed in pieces (unsigned framed messages).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Read, Write};
@@ -191,8 +191,18 @@ fn mutate_and_decrypt(data: &[u8]) {
     };
 
     let (released, result) = decrypt_fixed(&changed, &ctx, read_size, style);
+    check_promises(&change, &plaintext, &released, &result);
+    // An unsigned framed message is also opened frame by frame, fed in pieces of
+    // `read_size` bytes, as a server on its runtime does (`FrameOpener`): the same promises.
+    if flags & 9 == 0 {
+        let (released, result) = open_fixed(&changed, &ctx, read_size);
+        check_promises(&change, &plaintext, &released, &result);
+    }
+}
+
+fn check_promises(change: &Change, plaintext: &[u8], released: &[u8], result: &Result<()>) {
     assert!(
-        plaintext.starts_with(&released),
+        plaintext.starts_with(released),
         "{change:?}: released bytes that are not the plaintext's"
     );
     match change {
@@ -204,6 +214,58 @@ fn mutate_and_decrypt(data: &[u8]) {
             );
         }
         _ => assert!(result.is_err(), "{change:?}: a changed message decrypted"),
+    }
+}
+
+/// Open `msg` (made with the fixed key) with a [`FrameOpener`] fed `piece` bytes at a time.
+fn open_fixed(msg: &[u8], ctx: &EncryptionContext, piece: usize) -> (Vec<u8>, Result<()>) {
+    let mut input = msg;
+    let opened = ParsedHeader::read(&mut input, HeaderLimits::default())
+        .and_then(|p| p.verify(&DataKey::from_slice(&FIXED_KEY), ctx))
+        .and_then(|v| v.frame_opener(1, None));
+    match opened {
+        Ok(o) => open_in_pieces(o, input, piece),
+        Err(e) => (Vec::new(), Err(e)),
+    }
+}
+
+/// Feed `input` to `opener` `piece` bytes at a time (at least 1), opening every frame as soon
+/// as it is whole, the way a server fed by a network stream does; returns the plaintext
+/// released and how it ended. Never holds more than one frame and one piece.
+pub fn open_in_pieces(
+    mut opener: FrameOpener,
+    input: &[u8],
+    piece: usize,
+) -> (Vec<u8>, Result<()>) {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut rest = input;
+    loop {
+        loop {
+            match opener.open_next(&mut buf) {
+                Ok(Some(f)) => {
+                    out.extend_from_slice(&buf[f.plaintext]);
+                    buf.drain(..f.consumed);
+                }
+                Ok(None) => break,
+                Err(e) => return (out, Err(e)),
+            }
+        }
+        assert!(
+            buf.len() < opener.max_frame_wire_len(),
+            "a whole frame's bytes were held without being opened"
+        );
+        if rest.is_empty() {
+            let end = if buf.is_empty() {
+                opener.finish()
+            } else {
+                Err(Error::Truncated("frame"))
+            };
+            return (out, end);
+        }
+        let n = piece.max(1).min(rest.len());
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
     }
 }
 

@@ -49,6 +49,7 @@ mod frame;
 pub mod fuzzing;
 mod header;
 mod key;
+mod opener;
 mod seal_ahead;
 mod signature;
 mod suite;
@@ -67,6 +68,7 @@ pub use header::{
 /// AWS-LC's MD5, for protocol checksums only (S3 ETags and `Content-MD5`; see `hyok_evp`).
 pub use hyok_evp::{Md5, MD5_LEN};
 pub use key::{DataKey, EncryptedDataKey};
+pub use opener::{FrameOpener, OpenedFrame};
 pub use signature::MessageSigner;
 pub use suite::{AlgorithmSuite, CommitmentPolicy, Kdf, SignatureAlgorithm};
 

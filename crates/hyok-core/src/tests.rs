@@ -1073,3 +1073,134 @@ fn the_fuzzing_key_signs_with_the_official_length() {
         assert_eq!(msg.len() - footer_at(&msg) - 2, 103);
     }
 }
+
+/// A verified header of `msg` and the body after it.
+fn verified(msg: &[u8], dk: &DataKey) -> (VerifiedHeader, usize) {
+    let parsed = ParsedHeader::read(&mut &msg[..], HeaderLimits::default()).unwrap();
+    let h = parsed.wire_len();
+    (parsed.verify(dk, &ctx()).unwrap(), h)
+}
+
+#[test]
+fn frame_openers_release_what_the_decryptor_does_in_any_pieces() {
+    let frame = 7u32;
+    for len in [0usize, 1, 6, 7, 8, 21, 30] {
+        let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let (msg, dk) = encrypt_with(COMMIT, frame, &pt, Path::OneShot, &[]);
+        for piece in [1, 5, 23, 1 << 20] {
+            let (v, h) = verified(&msg, &dk);
+            let (out, end) =
+                fuzzing::open_in_pieces(v.frame_opener(1, None).unwrap(), &msg[h..], piece);
+            end.unwrap();
+            assert_eq!(out, pt, "len {len} piece {piece}");
+        }
+        let (v, h) = verified(&msg, &dk);
+        let header = v.header().clone();
+        let (n, _) = header.framed_layout((msg.len() - h) as u64).unwrap();
+        let frames = n as u32 + 1;
+        for first in 1..=frames {
+            for last in first..=frames {
+                let start = h + header.frame_offset(first) as usize;
+                let end = if last == frames {
+                    msg.len()
+                } else {
+                    h + header.frame_offset(last + 1) as usize
+                };
+                let (v, _) = verified(&msg, &dk);
+                let o = v.frame_opener(first, Some(last)).unwrap();
+                let (out, res) = fuzzing::open_in_pieces(o, &msg[start..end], 3);
+                res.unwrap();
+                let a = (first as usize - 1) * frame as usize;
+                let b = (last as usize * frame as usize).min(len);
+                assert_eq!(out, &pt[a..b], "len {len} frames {first}..={last}");
+                // A byte past the last frame asked for is refused, after its plaintext.
+                let (v, _) = verified(&msg, &dk);
+                let o = v.frame_opener(first, Some(last)).unwrap();
+                let mut longer = msg[start..end].to_vec();
+                longer.push(0);
+                let (out, res) = fuzzing::open_in_pieces(o, &longer, 3);
+                assert!(matches!(res, Err(Error::TrailingBytes)), "{res:?}");
+                assert_eq!(out, &pt[a..b]);
+            }
+        }
+        if frames > 1 {
+            // Input that starts at another frame than the first asked for.
+            let (v, _) = verified(&msg, &dk);
+            let o = v.frame_opener(2, Some(2)).unwrap();
+            let (out, res) = fuzzing::open_in_pieces(o, &msg[h..], 1 << 20);
+            assert!(matches!(res, Err(Error::MalformedBody(_))), "{res:?}");
+            assert!(out.is_empty());
+        }
+    }
+}
+
+#[test]
+fn frame_openers_detect_every_flip_cut_and_trailing_byte() {
+    let pt: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
+    let (msg, dk) = encrypt_with(COMMIT, 256, &pt, Path::OneShot, &[]);
+    let (_, h) = verified(&msg, &dk);
+    for piece in [7, 1 << 20] {
+        for i in h..msg.len() {
+            let mut bad = msg.clone();
+            bad[i] ^= 0x01;
+            let (v, _) = verified(&bad, &dk);
+            let (out, res) =
+                fuzzing::open_in_pieces(v.frame_opener(1, None).unwrap(), &bad[h..], piece);
+            assert!(res.is_err(), "flip at {i} went unnoticed");
+            assert!(pt.starts_with(&out), "flip at {i}");
+        }
+        for cut in h..msg.len() {
+            let (v, _) = verified(&msg, &dk);
+            let (out, res) =
+                fuzzing::open_in_pieces(v.frame_opener(1, None).unwrap(), &msg[h..cut], piece);
+            assert!(res.is_err(), "cut at {cut} went unnoticed");
+            assert!(pt.starts_with(&out), "cut at {cut}");
+        }
+        let mut longer = msg.clone();
+        longer.extend_from_slice(&[0u8; 300]);
+        let (v, _) = verified(&longer, &dk);
+        let (_, res) =
+            fuzzing::open_in_pieces(v.frame_opener(1, None).unwrap(), &longer[h..], piece);
+        assert!(matches!(res, Err(Error::TrailingBytes)), "{res:?}");
+    }
+    // A frame's IV other than the prescribed one is malformed even before its tag.
+    let mut bad = msg.clone();
+    bad[h + 4 + 3] ^= 1;
+    let (v, _) = verified(&bad, &dk);
+    let (_, res) = fuzzing::open_in_pieces(v.frame_opener(1, None).unwrap(), &bad[h..], 1 << 20);
+    assert!(
+        matches!(&res, Err(Error::MalformedBody(m)) if m.contains("IV")),
+        "{res:?}"
+    );
+    // After a failure nothing more is opened.
+    let (v, _) = verified(&msg, &dk);
+    let mut o = v.frame_opener(2, None).unwrap();
+    let mut body = msg[h..].to_vec();
+    assert!(o.open_next(&mut body).is_err());
+    let mut from_two = msg[h + 4 + 12 + 256 + 16..].to_vec();
+    assert!(o.open_next(&mut from_two).is_err());
+    assert!(o.finish().is_err());
+}
+
+#[test]
+fn frame_openers_refuse_signed_messages_and_bad_ranges() {
+    let (msg, dk) = encrypt_with(SIGNED, 64, b"signed data", Path::OneShot, &[]);
+    let (v, _) = verified(&msg, &dk);
+    assert!(matches!(
+        v.frame_opener(1, None),
+        Err(Error::InvalidParameter(_))
+    ));
+    let (msg, dk) = encrypt_with(COMMIT, 64, b"data", Path::OneShot, &[]);
+    for (first, last) in [
+        (0, None),
+        (2, Some(1)),
+        (1, Some(u32::MAX)),
+        (u32::MAX, None),
+    ] {
+        let (v, _) = verified(&msg, &dk);
+        assert!(
+            matches!(v.frame_opener(first, last), Err(Error::InvalidParameter(_))),
+            "{first}..={last:?}"
+        );
+    }
+}
