@@ -47,6 +47,7 @@ mod pager;
 mod presigned;
 mod reencrypt;
 mod refuse;
+mod served;
 mod server;
 mod service;
 pub mod settings;

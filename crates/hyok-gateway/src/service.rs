@@ -492,12 +492,13 @@ impl Gateway {
         (stream, thread)
     }
 
-    /// As [`Gateway::plaintext`], but answers only once the first plaintext bytes, the end or
-    /// a failure came out: a data key none of the caller's keys can unwrap, or a first frame
-    /// that does not authenticate, is then an error response with its reason instead of a
-    /// response head followed by a cut body, which clients retry as a network failure. The
-    /// first bytes wait for the header's unwrap and the first batch of frames, which a
-    /// client waits for anyway.
+    /// The plaintext of a GET: decrypted on the runtime as the response is sent when the
+    /// object allows it (`served.rs`), else as [`Gateway::plaintext`] does. Either way it
+    /// answers only once the first plaintext bytes, the end or a failure came out: a data
+    /// key none of the caller's keys can unwrap, or a first frame that does not
+    /// authenticate, is then an error response with its reason instead of a response head
+    /// followed by a cut body, which clients retry as a network failure. The first bytes
+    /// wait for the header's unwrap and the first frames, which a client waits for anyway.
     pub(crate) async fn plaintext_started(
         &self,
         objects: Objects,
@@ -505,6 +506,9 @@ impl Gateway {
         prefix: Prefix,
         range: Option<std::ops::Range<u64>>,
     ) -> S3Result<StreamingBlob> {
+        if objects.streams(&prefix) {
+            return crate::served::plaintext(&self.metrics, objects, url, prefix, range).await;
+        }
         let (mut stream, thread) = self.plaintext(objects, url, prefix, range);
         match stream.next().await {
             Some(Ok(first)) => Ok(StreamingBlob::wrap(

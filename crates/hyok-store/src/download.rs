@@ -1,5 +1,6 @@
-//! Parallel ranged download: a synchronous `Read` fed by ranged GETs of `part_size` bytes,
-//! up to [`Transfer::concurrency`](crate::Transfer) in flight, delivered in order through a
+//! Parallel ranged download: a synchronous `Read` ([`RangedReader`]) or an async `Stream`
+//! ([`RangedStream`]) fed by ranged GETs of `part_size` bytes, up to
+//! [`Transfer::concurrency`](crate::Transfer) in flight, delivered in order through a
 //! channel of two chunks, so memory stays at about `part_size × (concurrency + 3)`.
 //!
 //! A GET's body is kept as the pieces it arrived in, not gathered into one buffer: the
@@ -65,85 +66,171 @@ impl RangedReader {
         e_tag: Option<String>,
         transfer: &Transfer,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(2);
-        let chunk = transfer.part_size() as u64;
-        let concurrency = transfer.concurrency();
-        let permits = transfer.permits().clone();
-        let inner = store.inner.clone();
-        let fetched = store.fetched.clone();
-        let reads = store.reads.clone();
-        let path = store.path(url);
-        let shown = url.to_string();
-        let task = rt.spawn(async move {
-            let path = match path {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            if range.is_empty() {
-                return;
-            }
-            if range.end - range.start <= chunk {
-                // One GET: its pieces are handed on as they arrive (a server's ranged read
-                // then answers before the whole range is here).
-                let permit = permits.acquire_owned().await;
-                let r = stream_pieces(
-                    &inner,
-                    &path,
-                    range,
-                    e_tag.as_deref(),
-                    (&fetched, &reads),
-                    &tx,
-                    permit,
-                )
-                .await;
-                if let Err(e) = r {
-                    let _ = tx.send(Err(Error::store("download", shown, e))).await;
-                }
-                return;
-            }
-            let mut chunks = Vec::new();
-            let mut at = range.start;
-            while at < range.end {
-                let end = (at + chunk).min(range.end);
-                chunks.push(at..end);
-                at = end;
-            }
-            let mut stream = futures::stream::iter(chunks)
-                .map(|r| {
-                    let (inner, path, fetched, reads, tag, permits) = (
-                        inner.clone(),
-                        path.clone(),
-                        fetched.clone(),
-                        reads.clone(),
-                        e_tag.clone(),
-                        permits.clone(),
-                    );
-                    // A task of its own, so that the GET runs to its end and gives its
-                    // permit back while this task waits for the reader (a future of
-                    // `buffered` is polled only when the stream is).
-                    AbortOnDrop(tokio::spawn(async move {
-                        let _permit = permits.acquire_owned().await;
-                        get_pieces(&inner, &path, r, tag.as_deref(), &fetched, &reads).await
-                    }))
-                })
-                .buffered(concurrency);
-            while let Some(r) = stream.next().await {
-                let failed = r.is_err();
-                let msg = r.map_err(|e| Error::store("download", shown.clone(), e));
-                if tx.send(msg).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
+        let (rx, task) = spawn_gets(store, rt, url, range, e_tag, transfer);
         Self {
             rx,
             cur: Pieces::new(),
             task,
             failed: false,
         }
+    }
+}
+
+/// The GETs of `range` of `url`, on a task of `rt`: their pieces, in order, through the
+/// channel returned (two messages deep), and the task.
+fn spawn_gets(
+    store: &Store,
+    rt: &Handle,
+    url: &StoreUrl,
+    range: Range<u64>,
+    e_tag: Option<String>,
+    transfer: &Transfer,
+) -> (mpsc::Receiver<Result<Pieces, Error>>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(2);
+    let chunk = transfer.part_size() as u64;
+    let concurrency = transfer.concurrency();
+    let permits = transfer.permits().clone();
+    let inner = store.inner.clone();
+    let fetched = store.fetched.clone();
+    let reads = store.reads.clone();
+    let path = store.path(url);
+    let shown = url.to_string();
+    let task = rt.spawn(async move {
+        let path = match path {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        if range.is_empty() {
+            return;
+        }
+        if range.end - range.start <= chunk {
+            // One GET: its pieces are handed on as they arrive (a server's ranged read
+            // then answers before the whole range is here).
+            let permit = permits.acquire_owned().await;
+            let r = stream_pieces(
+                &inner,
+                &path,
+                range,
+                e_tag.as_deref(),
+                (&fetched, &reads),
+                &tx,
+                permit,
+            )
+            .await;
+            if let Err(e) = r {
+                let _ = tx.send(Err(Error::store("download", shown, e))).await;
+            }
+            return;
+        }
+        let mut chunks = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let end = (at + chunk).min(range.end);
+            chunks.push(at..end);
+            at = end;
+        }
+        let mut stream = futures::stream::iter(chunks)
+            .map(|r| {
+                let (inner, path, fetched, reads, tag, permits) = (
+                    inner.clone(),
+                    path.clone(),
+                    fetched.clone(),
+                    reads.clone(),
+                    e_tag.clone(),
+                    permits.clone(),
+                );
+                // A task of its own, so that the GET runs to its end and gives its
+                // permit back while this task waits for the reader (a future of
+                // `buffered` is polled only when the stream is).
+                AbortOnDrop(tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    get_pieces(&inner, &path, r, tag.as_deref(), &fetched, &reads).await
+                }))
+            })
+            .buffered(concurrency);
+        while let Some(r) = stream.next().await {
+            let failed = r.is_err();
+            let msg = r.map_err(|e| Error::store("download", shown.clone(), e));
+            if tx.send(msg).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// As a [`RangedReader`], a `Stream` of the range's bytes for async callers (a server that
+/// decrypts on its runtime): the pieces as the GETs handed them on, no copy. Dropping it
+/// cancels the outstanding GETs.
+pub struct RangedStream {
+    rx: mpsc::Receiver<Result<Pieces, Error>>,
+    cur: Pieces,
+    task: JoinHandle<()>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for RangedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangedStream").finish_non_exhaustive()
+    }
+}
+
+impl RangedStream {
+    pub(crate) fn start(
+        store: &Store,
+        rt: &Handle,
+        url: &StoreUrl,
+        range: Range<u64>,
+        e_tag: Option<String>,
+        transfer: &Transfer,
+    ) -> Self {
+        let (rx, task) = spawn_gets(store, rt, url, range, e_tag, transfer);
+        Self {
+            rx,
+            cur: Pieces::new(),
+            task,
+            failed: false,
+        }
+    }
+}
+
+impl futures::Stream for RangedStream {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            if let Some(piece) = self.cur.pop_front() {
+                if piece.is_empty() {
+                    continue;
+                }
+                return Poll::Ready(Some(Ok(piece)));
+            }
+            if self.failed {
+                return Poll::Ready(None);
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Ok(p))) => self.cur = p,
+                Poll::Ready(Some(Err(e))) => {
+                    self.failed = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RangedStream {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

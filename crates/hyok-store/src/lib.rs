@@ -11,6 +11,7 @@
 //! - [`Store::writer`] returns an [`ObjectWriter`]: a `Write` that streams into a single PUT
 //!   or a parallel multipart upload, aborted on any failure so no partial object appears.
 //! - [`Store::reader`] returns a [`RangedReader`]: a `Read` fed by parallel ranged GETs.
+//! - [`Store::range_stream`] returns a [`RangedStream`]: the same GETs as an async `Stream`.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -60,7 +61,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
 
-pub use download::RangedReader;
+pub use download::{RangedReader, RangedStream};
 pub use error::{Error, Result};
 pub use numbered::MAX_COPY;
 pub use reads::{Prefix, ReadCounter};
@@ -715,6 +716,18 @@ impl Store {
         transfer: &Transfer,
     ) -> RangedReader {
         RangedReader::start(self, rt, url, range, e_tag, transfer)
+    }
+
+    /// As [`Store::reader`], a `Stream` of the bytes for async callers; the GETs run on `rt`.
+    pub fn range_stream(
+        &self,
+        rt: &tokio::runtime::Handle,
+        url: &StoreUrl,
+        range: std::ops::Range<u64>,
+        e_tag: Option<String>,
+        transfer: &Transfer,
+    ) -> RangedStream {
+        RangedStream::start(self, rt, url, range, e_tag, transfer)
     }
 
     /// Abort multipart uploads to this bucket that an earlier, failed run recorded and could

@@ -22,6 +22,10 @@ use tokio::runtime::Handle;
 
 #[path = "objects_presealed.rs"]
 mod presealed;
+#[path = "objects_streamed.rs"]
+mod streamed;
+
+pub use streamed::PlaintextStream;
 
 use crate::policy::{Action, Principal, Resource};
 use crate::{Client, EncryptionContext, Error, OpLabel, Result};
@@ -623,17 +627,7 @@ impl Objects {
         if rest.is_empty() {
             return Box::new(io::Cursor::new(held));
         }
-        // A rest a little over one part (a client's 8 MiB range: 8 MiB of frames plus the
-        // frames' tags and the partial frames at both ends) is one GET, not a part and a
-        // sliver.
-        let part = self.transfer.part_size() as u64;
-        let len = rest.end - rest.start;
-        let transfer = if len <= part + part / 4 {
-            self.transfer
-                .with_part_size(usize::try_from(len).unwrap_or(usize::MAX))
-        } else {
-            self.transfer.clone()
-        };
+        let transfer = self.fetch_transfer(rest.end - rest.start);
         let reader = self.catalog.store.reader(
             &self.catalog.rt,
             url,
@@ -642,6 +636,19 @@ impl Objects {
             &transfer,
         );
         Box::new(io::Cursor::new(held).chain(reader))
+    }
+
+    /// The transfer that fetches `len` bytes of an object: a rest a little over one part (a
+    /// client's 8 MiB range: 8 MiB of frames plus the frames' tags and the partial frames at
+    /// both ends) is one GET, not a part and a sliver.
+    fn fetch_transfer(&self, len: u64) -> Transfer {
+        let part = self.transfer.part_size() as u64;
+        if len <= part + part / 4 {
+            self.transfer
+                .with_part_size(usize::try_from(len).unwrap_or(usize::MAX))
+        } else {
+            self.transfer.clone()
+        }
     }
 
     #[allow(clippy::too_many_arguments)] // the same arguments as get, plus what it looked up
@@ -675,11 +682,52 @@ impl Objects {
             )));
         }
         check_location(url, &parsed.header, self.bind_location)?;
+        let w = FrameWindow::of(url, &parsed, info.size, r)?;
+        let verified = self
+            .catalog
+            .rt
+            .block_on(client.open(parsed, reproduced, label))?;
+        let reader = self.body_reader(url, prefix, w.bytes.clone());
+        let mut dec = verified.frame_range_decryptor(
+            BufReader::with_capacity(read_buffer(&self.client.settings().decrypt), reader),
+            w.first,
+            w.last,
+            self.client.settings().decrypt.clone(),
+        )?;
+        let n = crate::plain_out::write_plaintext(
+            &mut dec,
+            out,
+            w.skip,
+            Some(w.want),
+            "writing the output",
+        )?;
+        if n != w.want {
+            return Err(Error::Format(hyok_core::Error::Truncated("frame")));
+        }
+        Ok(n)
+    }
+}
+
+/// What a ranged read of a framed message fetches and releases.
+#[derive(Clone, Debug)]
+struct FrameWindow {
+    /// The frames that hold the range (sequence numbers from 1).
+    first: u32,
+    last: u32,
+    /// Their bytes in the object.
+    bytes: std::ops::Range<u64>,
+    /// Plaintext of those frames before the range, and the range's length.
+    skip: u64,
+    want: u64,
+}
+
+impl FrameWindow {
+    /// The window of `r` in the object `url` of `size` bytes with header `parsed`.
+    fn of(url: &StoreUrl, parsed: &ParsedHeader, size: u64, r: ByteRange) -> Result<Self> {
         let h = parsed.wire_len() as u64;
-        let header: Header = parsed.header.clone();
+        let header = &parsed.header;
         let f = u64::from(header.frame_length);
-        let (n_regular, last_len) = info
-            .size
+        let (n_regular, last_len) = size
             .checked_sub(h)
             .and_then(|body| header.framed_layout(body))
             .ok_or_else(|| {
@@ -701,34 +749,17 @@ impl Objects {
             .map_err(|_| Error::Range("range beyond the last frame".into()))?;
         let from = h + header.frame_offset(first);
         let to = if u64::from(last) > n_regular {
-            info.size
+            size
         } else {
             h + header.frame_offset(last + 1)
         };
-        let verified = self
-            .catalog
-            .rt
-            .block_on(client.open(parsed, reproduced, label))?;
-        let reader = self.body_reader(url, prefix, from..to);
-        let mut dec = verified.frame_range_decryptor(
-            BufReader::with_capacity(read_buffer(&self.client.settings().decrypt), reader),
+        Ok(Self {
             first,
             last,
-            self.client.settings().decrypt.clone(),
-        )?;
-        let skip = r.start - u64::from(first - 1) * f;
-        let want = end - r.start + 1;
-        let n = crate::plain_out::write_plaintext(
-            &mut dec,
-            out,
-            skip,
-            Some(want),
-            "writing the output",
-        )?;
-        if n != want {
-            return Err(Error::Format(hyok_core::Error::Truncated("frame")));
-        }
-        Ok(n)
+            bytes: from..to,
+            skip: r.start - u64::from(first - 1) * f,
+            want: end - r.start + 1,
+        })
     }
 }
 
