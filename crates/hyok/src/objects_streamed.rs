@@ -23,8 +23,9 @@ use super::{check_location, ByteRange, FrameWindow, Objects};
 use crate::policy::Action;
 use crate::{EncryptionContext, Error, Result};
 
-/// Room set aside for the bytes of frames not yet whole, at least: about as much as the
-/// backend hands on at a time, so that the buffer is not grown piece by piece.
+/// Input taken at a time, and the room set aside for the bytes of frames not yet whole, at
+/// least: about as much as the backend hands on at a time (so that the buffer is not grown
+/// piece by piece), and about 0.1 ms of AES-GCM on a runtime worker.
 const INPUT_ROOM: usize = 256 << 10;
 
 impl Objects {
@@ -112,7 +113,8 @@ impl Objects {
 /// it cancels the backend's GETs.
 pub struct PlaintextStream {
     opener: FrameOpener,
-    /// The bytes from the prefix, fed first.
+    /// Bytes to feed before asking the backend for more: the prefix's, then the rest of a
+    /// piece larger than [`INPUT_ROOM`].
     held: Option<Bytes>,
     /// The rest of the bytes, from the backend.
     rest: Option<RangedStream>,
@@ -176,6 +178,16 @@ impl PlaintextStream {
         self.open_frames()
     }
 
+    /// Feed `piece`, at most [`INPUT_ROOM`] of it now and the rest on the next turn: a
+    /// local folder's part comes as one piece of 8 MiB, and opening it all at once would
+    /// hold the runtime's worker (and the connections it serves) for milliseconds.
+    fn feed_some(&mut self, mut piece: Bytes) -> Result<()> {
+        if piece.len() > INPUT_ROOM {
+            self.held = Some(piece.split_off(INPUT_ROOM));
+        }
+        self.feed(&piece)
+    }
+
     /// The input ended: everything asked for must have come out.
     fn end(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
@@ -207,11 +219,11 @@ impl Stream for PlaintextStream {
                 return Poll::Ready(None);
             }
             let res = if let Some(held) = this.held.take() {
-                this.feed(&held)
+                this.feed_some(held)
             } else {
                 match this.rest.as_mut().map(|s| Pin::new(s).poll_next(cx)) {
                     Some(Poll::Pending) => return Poll::Pending,
-                    Some(Poll::Ready(Some(Ok(piece)))) => this.feed(&piece),
+                    Some(Poll::Ready(Some(Ok(piece)))) => this.feed_some(piece),
                     Some(Poll::Ready(Some(Err(e)))) => Err(e.into()),
                     Some(Poll::Ready(None)) | None => {
                         this.rest = None;
