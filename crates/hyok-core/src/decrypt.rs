@@ -12,8 +12,8 @@ use crate::codec::{read_exact_into, read_exact_or_eof};
 use crate::context::{EncryptionContext, PUBLIC_KEY_FIELD};
 use crate::error::{Error, Result};
 use crate::frame::{
-    frame_iv, frames_per_batch, FrameCipher, Parallelism, BATCH_BYTES, FINAL_FRAME, FINAL_MARKER,
-    IO_PIECE, REGULAR_FRAME, SINGLE_BLOCK,
+    check_final_len, check_iv, check_seq, frame_iv, frames_per_batch, FrameCipher, Parallelism,
+    BATCH_BYTES, FINAL_FRAME, FINAL_MARKER, IO_PIECE, REGULAR_FRAME, SINGLE_BLOCK,
 };
 use crate::header::{ContentType, Header, ParsedHeader, IV_LEN, TAG_LEN};
 use crate::key::{derive, DataKey, DerivedKeys};
@@ -459,33 +459,18 @@ impl<R: Read> Source<R> {
         } else {
             first
         };
-        if seq != self.next_seq {
-            return Err(Error::MalformedBody(format!(
-                "frame {seq} where frame {} was expected",
-                self.next_seq
-            )));
-        }
+        check_seq(seq, self.next_seq)?;
         let what = if is_final { "final frame" } else { "frame" };
         self.need(buf, p, IV_LEN, have, what)?;
         let mut iv = [0u8; IV_LEN];
         iv.copy_from_slice(&buf[p..p + IV_LEN]);
         p += IV_LEN;
-        // The IV is not free: the format fixes it to the sequence number.
-        if iv != frame_iv(seq) {
-            return Err(Error::MalformedBody(format!(
-                "{what} {seq}: its IV is not the one the format prescribes (the sequence number)"
-            )));
-        }
+        check_iv(what, seq, &iv)?;
         let len = if is_final {
             self.need(buf, p, 4, have, "final frame")?;
             let l = be32(buf, p);
             p += 4;
-            if l > self.frame_length {
-                return Err(Error::MalformedBody(format!(
-                    "final frame of {l} bytes exceeds the frame length {}",
-                    self.frame_length
-                )));
-            }
+            check_final_len(l, self.frame_length)?;
             l as usize
         } else {
             self.frame_length as usize

@@ -163,6 +163,36 @@ impl Parallelism {
     }
 }
 
+/// A frame numbered `seq` where frame `expected` must come.
+pub(crate) fn check_seq(seq: u32, expected: u32) -> Result<()> {
+    if seq != expected {
+        return Err(Error::MalformedBody(format!(
+            "frame {seq} where frame {expected} was expected"
+        )));
+    }
+    Ok(())
+}
+
+/// The IV is not free: the format fixes it to the sequence number.
+pub(crate) fn check_iv(what: &str, seq: u32, iv: &[u8; IV_LEN]) -> Result<()> {
+    if *iv != frame_iv(seq) {
+        return Err(Error::MalformedBody(format!(
+            "{what} {seq}: its IV is not the one the format prescribes (the sequence number)"
+        )));
+    }
+    Ok(())
+}
+
+/// A final frame holds at most one frame length of plaintext.
+pub(crate) fn check_final_len(len: u32, frame_length: u32) -> Result<()> {
+    if len > frame_length {
+        return Err(Error::MalformedBody(format!(
+            "final frame of {len} bytes exceeds the frame length {frame_length}"
+        )));
+    }
+    Ok(())
+}
+
 /// IV of frame `seq`: the sequence number, left-padded with zeros to 12 bytes.
 pub(crate) fn frame_iv(seq: u32) -> [u8; IV_LEN] {
     let mut iv = [0u8; IV_LEN];

@@ -10,7 +10,9 @@
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::frame::{frame_iv, FrameCipher, FINAL_FRAME, FINAL_MARKER, REGULAR_FRAME};
+use crate::frame::{
+    check_final_len, check_iv, check_seq, FrameCipher, FINAL_FRAME, FINAL_MARKER, REGULAR_FRAME,
+};
 use crate::header::{Header, IV_LEN, TAG_LEN};
 use crate::key::DerivedKeys;
 
@@ -151,12 +153,7 @@ impl FrameOpener {
         } else {
             first
         };
-        if seq != self.next_seq {
-            return Err(Error::MalformedBody(format!(
-                "frame {seq} where frame {} was expected",
-                self.next_seq
-            )));
-        }
+        check_seq(seq, self.next_seq)?;
         let what = if is_final { "final frame" } else { "frame" };
         let Some(iv_bytes) = buf.get(p..p + IV_LEN) else {
             return Ok(None);
@@ -164,22 +161,13 @@ impl FrameOpener {
         let mut iv = [0u8; IV_LEN];
         iv.copy_from_slice(iv_bytes);
         p += IV_LEN;
-        if iv != frame_iv(seq) {
-            return Err(Error::MalformedBody(format!(
-                "{what} {seq}: its IV is not the one the format prescribes (the sequence number)"
-            )));
-        }
+        check_iv(what, seq, &iv)?;
         let len = if is_final {
             let Some(l) = be32(buf, p) else {
                 return Ok(None);
             };
             p += 4;
-            if l > self.header.frame_length {
-                return Err(Error::MalformedBody(format!(
-                    "final frame of {l} bytes exceeds the frame length {}",
-                    self.header.frame_length
-                )));
-            }
+            check_final_len(l, self.header.frame_length)?;
             l as usize
         } else {
             self.header.frame_length as usize

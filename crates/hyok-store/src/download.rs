@@ -43,11 +43,12 @@ use crate::{Store, Transfer};
 /// The bytes of one ranged GET, in the pieces they arrived in.
 type Pieces = VecDeque<Bytes>;
 
-/// A `Read` of a byte range of one object. Dropping it cancels the outstanding GETs.
+/// A `Read` of a byte range of one object (a [`RangedStream`] waited for). Dropping it
+/// cancels the outstanding GETs.
 pub struct RangedReader {
-    rx: mpsc::Receiver<Result<Pieces, Error>>,
-    cur: Pieces,
-    task: JoinHandle<()>,
+    stream: RangedStream,
+    rt: Handle,
+    cur: Bytes,
     failed: bool,
 }
 
@@ -66,11 +67,10 @@ impl RangedReader {
         e_tag: Option<String>,
         transfer: &Transfer,
     ) -> Self {
-        let (rx, task) = spawn_gets(store, rt, url, range, e_tag, transfer);
         Self {
-            rx,
-            cur: Pieces::new(),
-            task,
+            stream: RangedStream::start(store, rt, url, range, e_tag, transfer),
+            rt: rt.clone(),
+            cur: Bytes::new(),
             failed: false,
         }
     }
@@ -162,9 +162,9 @@ fn spawn_gets(
     (rx, task)
 }
 
-/// As a [`RangedReader`], a `Stream` of the range's bytes for async callers (a server that
-/// decrypts on its runtime): the pieces as the GETs handed them on, no copy. Dropping it
-/// cancels the outstanding GETs.
+/// A `Stream` of a byte range of one object: the pieces as the GETs handed them on, no copy
+/// (a server decrypting on its runtime reads it directly). Dropping it cancels the
+/// outstanding GETs.
 pub struct RangedStream {
     rx: mpsc::Receiver<Result<Pieces, Error>>,
     cur: Pieces,
@@ -239,32 +239,24 @@ impl Read for RangedReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        loop {
-            match self.cur.front_mut() {
-                Some(piece) if piece.is_empty() => {
-                    self.cur.pop_front();
-                }
-                Some(piece) => {
-                    let n = buf.len().min(piece.len());
-                    buf[..n].copy_from_slice(&piece[..n]);
-                    piece.advance(n);
-                    return Ok(n);
-                }
-                None => {
-                    if self.failed {
-                        return Err(io::Error::other("download already failed"));
-                    }
-                    match self.rx.blocking_recv() {
-                        None => return Ok(0),
-                        Some(Ok(p)) => self.cur = p,
-                        Some(Err(e)) => {
-                            self.failed = true;
-                            return Err(io::Error::other(e));
-                        }
-                    }
+        while self.cur.is_empty() {
+            if self.failed {
+                return Err(io::Error::other("download already failed"));
+            }
+            // `Handle::block_on` refuses (panics) on a runtime worker, as it should.
+            match self.rt.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(piece)) => self.cur = piece,
+                Some(Err(e)) => {
+                    self.failed = true;
+                    return Err(io::Error::other(e));
                 }
             }
         }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur.advance(n);
+        Ok(n)
     }
 }
 
@@ -382,12 +374,6 @@ impl<T> std::future::Future for AbortOnDrop<T> {
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-impl Drop for RangedReader {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -522,10 +508,16 @@ mod tests {
         for m in sent {
             tx.try_send(m).unwrap();
         }
-        let r = RangedReader {
+        let stream = RangedStream {
             rx,
             cur: Pieces::new(),
             task: rt.spawn(async {}),
+            failed: false,
+        };
+        let r = RangedReader {
+            stream,
+            rt: rt.handle().clone(),
+            cur: Bytes::new(),
             failed: false,
         };
         (rt, r)
